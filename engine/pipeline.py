@@ -1,0 +1,267 @@
+"""The Engine: clip -> frames -> regions -> embeddings -> neighbours -> votes -> ranking.
+
+The catalogue side is built the same way: product images -> regions -> embeddings -> index.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .catalog import Catalogue
+from .categories import english
+from .config import Settings
+from .embed_cache import EmbeddingCache, file_digest
+from .errors import ImageError
+from .regions import garment_windows
+from .images import crop, read_rgb
+from .index import IndexItem, ProductIndex, write_index
+from .models import Detector, Embedder, get_detector, get_embedder
+from .types import Detections, Frame, FrameVote, MatchResult, Neighbour, ProductScore, RegionMatch
+from .video import sample_frames
+
+Progress = Callable[[str, float], None]
+STAGES = ("decode", "detect", "embed", "search", "vote")
+
+
+def _no_progress(stage: str, fraction: float) -> None:
+    pass
+
+
+class Engine:
+    """Matches clips against one product index. Thread-safe once constructed."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        detector: Detector | None = None,
+        embedder: Embedder | None = None,
+        index: ProductIndex | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._detector = detector
+        self._embedder = embedder
+        self.index = index
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            self._detector = get_detector(self.settings.detector)
+        return self._detector
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.settings.embedder, self.settings.device)
+        return self._embedder
+
+    # ----------------------------------------------------------------- catalogue side
+    def catalogue_regions(
+        self, catalogue: Catalogue, progress: Progress = _no_progress, cache: EmbeddingCache | None = None
+    ) -> tuple[np.ndarray, list[IndexItem], list[str]]:
+        """Embed every product region: annotated product boxes where present, else detected, else whole image."""
+        cache = cache or EmbeddingCache(self.settings.home / "embeddings")
+        emb = self.embedder
+        vectors: list[np.ndarray] = []
+        items: list[IndexItem] = []
+        problems: list[str] = []
+        jobs = [(p, img) for p in catalogue.products.values() for img in p.images]
+        for n, (product, img_path) in enumerate(jobs):
+            progress("embed", n / max(1, len(jobs)))
+            annotated = [r for r in product.regions if r.image_path == img_path and r.instance_id != 0]
+            try:
+                digest = file_digest(img_path)
+                image = None
+                if annotated:
+                    boxes = [r.box for r in annotated]
+                    cats = [r.category for r in annotated]
+                    source = "annotation"
+                else:
+                    image = read_rgb(img_path)
+                    det = self._product_regions(self.detector.detect([image], self.settings.det_threshold)[0], image)
+                    boxes = [tuple(float(v) for v in b) for b in det.boxes]
+                    cats = [product.category] * len(boxes)
+                    source = det.source
+                vecs = cache.get(digest, boxes, emb.key, emb.dim)
+                if vecs is None:
+                    image = read_rgb(img_path) if image is None else image
+                    vecs = emb.embed([crop(image, b) for b in boxes], self.settings.batch_size)
+                    cache.put(digest, boxes, emb.key, vecs)
+            except (ImageError, OSError) as e:
+                problems.append(f"{Path(img_path).name} of {product.product_id}: {e}; skipped")
+                continue
+            vectors.append(vecs)
+            items.extend(IndexItem(product.product_id, img_path, tuple(b), c, source) for b, c in zip(boxes, cats))
+        progress("embed", 1.0)
+        dim = emb.dim
+        return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), items, problems
+
+    def build_index(self, catalogue: Catalogue, index_dir: str | Path, progress: Progress = _no_progress) -> Path:
+        """Embed the catalogue and publish a new index (atomically); load it into this engine."""
+        t0 = time.perf_counter()
+        cache = EmbeddingCache(self.settings.home / "embeddings")
+        vectors, items, problems = self.catalogue_regions(catalogue, progress, cache)
+        progress("index", 0.0)
+        products = {
+            pid: {"name": p.name, "category": p.category, "images": list(p.images)}
+            for pid, p in catalogue.products.items()
+            if any(it.product_id == pid for it in items)
+        }
+        build = write_index(
+            index_dir, vectors, items, products, self.embedder.key, self.settings.n_trees, self.settings.seed,
+            extra={
+                "catalogue": catalogue.root,
+                "embedder": self.embedder.name,
+                "detector": self.settings.detector,
+                "build_seconds": round(time.perf_counter() - t0, 2),
+                "cache": {"hits": cache.hits, "misses": cache.misses},
+                "problems": list(catalogue.problems) + problems,
+            },
+        )
+        progress("index", 1.0)
+        self.index = ProductIndex.load(index_dir, self.embedder.key)
+        return build
+
+    def load_index(self, index_dir: str | Path) -> ProductIndex:
+        self.index = ProductIndex.load(index_dir, self.embedder.key)
+        return self.index
+
+    # ----------------------------------------------------------------- query side
+    def _product_regions(self, det: Detections, image: np.ndarray) -> Detections:
+        """Keep the most confident boxes; fall back to the whole image when there are none."""
+        h, w = image.shape[:2]
+        det = det[det.areas >= self.settings.min_region_area * w * h]
+        if len(det) == 0:
+            return Detections.whole(w, h)
+        order = np.argsort(-det.scores)[: self.settings.max_regions]
+        return det[order]
+
+    def match(self, clip: str | Path, progress: Progress = _no_progress) -> MatchResult:
+        """Sample frames from a clip and match them."""
+        t0 = time.perf_counter()
+        progress("decode", 0.0)
+        frames = sample_frames(clip, self.settings.frames)
+        decode_s = time.perf_counter() - t0
+        result = self.match_frames(frames, progress, clip_name=Path(clip).name)
+        result.timings["decode"] = round(decode_s, 4)
+        result.timings["total"] = round(sum(v for k, v in result.timings.items() if k != "total"), 4)
+        return result
+
+    def match_frames(self, frames: list[Frame], progress: Progress = _no_progress, clip_name: str = "") -> MatchResult:
+        if self.index is None:
+            raise RuntimeError("no index loaded: call build_index() or load_index() first")
+        s = self.settings
+        timings: dict[str, float] = {}
+
+        t = time.perf_counter()
+        progress("detect", 0.0)
+        dets = [self._product_regions(d, f.image) for d, f in
+                zip(self.detector.detect([f.image for f in frames], s.det_threshold), frames)]
+        timings["detect"] = round(time.perf_counter() - t, 4)
+
+        t = time.perf_counter()
+        progress("embed", 0.0)
+        plan: list[list[list[tuple[float, ...]]]] = []  # per frame, per region: its garment windows
+        crops = []
+        for f, d in zip(frames, dets):
+            per_region = [garment_windows(tuple(float(v) for v in b)) for b in d.boxes]
+            plan.append(per_region)
+            crops.extend(crop(f.image, w) for windows in per_region for w in windows)
+        vectors = self.embedder.embed(crops, s.batch_size)
+        timings["embed"] = round(time.perf_counter() - t, 4)
+
+        t = time.perf_counter()
+        progress("search", 0.0)
+        frame_votes: list[FrameVote] = []
+        row = 0
+        for f, d in zip(frames, dets):
+            regions, per_product = [], {}
+            for windows, score, label in zip(plan[len(frame_votes)], d.scores, d.labels):
+                n = len(windows)
+                region, sims = self._search_region(windows, vectors[row : row + n], float(score), label)
+                row += n
+                regions.append(region)
+                for pid, sim in sims.items():
+                    per_product[pid] = max(per_product.get(pid, -1.0), sim)
+            voted = max(per_product, key=per_product.get) if per_product else None
+            frame_votes.append(FrameVote(f.index, round(f.time_s, 3), tuple(regions), voted,
+                                         round(per_product.get(voted, 0.0), 4) if voted else 0.0, d.source,
+                                         {k: round(v, 4) for k, v in per_product.items()}))
+        timings["search"] = round(time.perf_counter() - t, 4)
+
+        t = time.perf_counter()
+        progress("vote", 0.0)
+        ranking = self._rank(frame_votes)
+        timings["vote"] = round(time.perf_counter() - t, 4)
+        progress("vote", 1.0)
+        return MatchResult(clip_name, tuple(frame_votes), tuple(ranking), timings, asdict(s))
+
+    def _search_region(
+        self, windows: list[tuple[float, ...]], vectors: np.ndarray, score: float, label: str
+    ) -> tuple[RegionMatch, dict[str, float]]:
+        """Search a detected region through its garment windows.
+
+        Each window fetches Annoy candidates; the union of candidate products is then re-ranked
+        exactly: a product's similarity is its best cosine over (window, catalogue region) pairs.
+        """
+        idx = self.index
+        assert idx is not None
+        hits_per_window = [idx.search(v, self.settings.neighbours, self.settings.search_k) for v in vectors]
+        candidates = list(dict.fromkeys(idx.items[i].product_id for hits in hits_per_window for i, _ in hits))
+        best: dict[str, tuple[float, int, int]] = {}  # product -> (similarity, catalogue item, window)
+        for pid, (sims, items) in idx.product_similarities(vectors, candidates).items():
+            w, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
+            best[pid] = (float(sims[w, j]), int(items[j]), int(w))
+        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
+        top_window = ranked[0][1][2] if ranked else 0
+        neighbours = tuple(idx.neighbour(item, sim) for _, (sim, item, _) in ranked[: self.settings.top_k])
+        region = RegionMatch(
+            windows[0], score, label, self._knn_category(hits_per_window[top_window]), neighbours,
+            match_box=windows[top_window],
+        )
+        return region, {pid: sim for pid, (sim, _, _) in best.items()}
+
+    def _knn_category(self, hits: list[tuple[int, float]]) -> str:
+        """Category by similarity-weighted k-NN over the catalogue's labelled regions (Pailitao)."""
+        weights: dict[str, float] = defaultdict(float)
+        for i, sim in hits:
+            cat = self.index.items[i].category if self.index else ""
+            if cat:
+                weights[cat] += max(sim, 0.0)
+        return max(weights, key=weights.get) if weights else ""
+
+    def _rank(self, frames: list[FrameVote]) -> list[ProductScore]:
+        votes = Counter(f.voted_product for f in frames if f.voted_product)
+        sims: dict[str, list[float]] = defaultdict(list)
+        support: dict[str, list[int]] = defaultdict(list)
+        for f in frames:
+            for pid, sim in f.product_similarity.items():
+                sims[pid].append(sim)
+            if f.voted_product:
+                support[f.voted_product].append(f.frame_index)
+        n = max(1, len(frames))
+        products = self.index.products if self.index else {}
+        scores = [
+            ProductScore(
+                pid,
+                str(products.get(pid, {}).get("name", pid)),
+                votes.get(pid, 0),
+                round(votes.get(pid, 0) / n, 4),
+                round(max(s), 4),
+                round(float(np.sum(s)) / n, 4),
+                tuple(support.get(pid, ())),
+                (products.get(pid, {}).get("images") or [None])[0],
+            )
+            for pid, s in sims.items()
+        ]
+        scores.sort(key=lambda p: (-p.votes, -p.mean_similarity, p.product_id))
+        return scores
+
+
+def category_name(label: str) -> str:
+    return english(label)
