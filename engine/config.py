@@ -26,6 +26,7 @@ class Settings:
     min_region_area: float = 0.02  # ignore boxes smaller than this fraction of the frame (avatars, passers-by)
     neighbours: int = 50  # regions fetched from the index per query region
     top_k: int = 5
+    region_candidates: int = 10  # products kept per region for display and inspection
     n_trees: int = 50
     search_k: int = -1  # -1: Annoy's default (n_trees * n)
     batch_size: int = 32
@@ -47,3 +48,13 @@ class Settings:
     @property
     def home(self) -> Path:
         return _cache_home()
+
+
+def index_dir_for(catalogue_root: str | Path, settings: Settings) -> Path:
+    """Where the index of a catalogue lives, unless settings.index_dir says otherwise."""
+    import hashlib
+
+    if settings.index_dir:
+        return Path(settings.index_dir)
+    key = hashlib.sha1(str(Path(catalogue_root).resolve()).encode()).hexdigest()[:12]
+    return settings.home / "index" / f"{Path(catalogue_root).name}-{key}-{settings.embedder}"

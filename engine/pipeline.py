@@ -219,7 +219,7 @@ class Engine:
             best[pid] = (float(sims[w, j]), int(items[j]), int(w))
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
         top_window = ranked[0][1][2] if ranked else 0
-        neighbours = tuple(idx.neighbour(item, sim) for _, (sim, item, _) in ranked[: self.settings.top_k])
+        neighbours = tuple(idx.neighbour(item, sim) for _, (sim, item, _) in ranked[: self.settings.region_candidates])
         region = RegionMatch(
             windows[0], score, label, self._knn_category(hits_per_window[top_window]), neighbours,
             match_box=windows[top_window],

@@ -1,0 +1,184 @@
+"""Command line: python -m engine {demo,build-index,match,evaluate,models} ..."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Callable
+
+from .config import Settings, index_dir_for
+from .errors import EngineError
+
+
+def _progress_bar(desc: str) -> Callable[[str, float], None]:
+    """A tqdm bar on stderr driven by (stage, fraction) callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=desc, bar_format="{desc:<28} {percentage:3.0f}%|{bar:30}| {elapsed}",
+               file=sys.stderr, disable=not sys.stderr.isatty() and not _force_bar())
+    state = {"stage": ""}
+
+    def update(stage: str, fraction: float) -> None:
+        if stage != state["stage"]:
+            state["stage"] = stage
+            bar.set_description_str(f"{desc}: {stage}"[:28])
+        bar.n = int(round(100 * min(max(fraction, 0.0), 1.0)))
+        bar.refresh()
+        if stage == "done":
+            bar.close()
+
+    return update
+
+
+def _force_bar() -> bool:
+    import os
+
+    return os.environ.get("LIVEMATCH_PROGRESS") == "1"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    names = {f.name for f in fields(Settings)}
+    return Settings.from_env(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catalogue", help="catalogue folder (Tianchi layout or a folder per product); default: demo")
+    p.add_argument("--index-dir", dest="index_dir", help="index folder (default: under ~/.cache/livematch)")
+    p.add_argument("--detector", help="ssd-mobilenet-v2-coco (default) or ssd300-vgg16")
+    p.add_argument("--embedder", help="efficientnet-lite0-gem (default), efficientnet-lite0 or resnet50")
+    p.add_argument("--frames", type=int, help="frames sampled per clip (default 10)")
+    p.add_argument("--det-threshold", dest="det_threshold", type=float, help="detection score threshold")
+    p.add_argument("--device", help="auto, cpu or cuda")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import default_demo_dir, generate_demo
+
+    out = generate_demo(args.out or default_demo_dir(), n_products=args.products, n_clips=args.clips, seed=args.seed)
+    print(out)
+    return 0
+
+
+def cmd_build_index(args: argparse.Namespace) -> int:
+    from .catalog import load_catalogue
+    from .pipeline import Engine
+    from .workspace import catalogue_root
+
+    settings = _settings(args)
+    catalogue = load_catalogue(catalogue_root(settings))
+    for p in catalogue.problems:
+        print(f"warning: {p}", file=sys.stderr)
+    engine = Engine(settings)
+    build = engine.build_index(catalogue, index_dir_for(catalogue.root, settings), _progress_bar("index"))
+    meta = engine.index.meta  # type: ignore[union-attr]
+    print(f"index {build}: {meta['n_products']} products, {meta['n_items']} regions, {meta['dim']}-d "
+          f"{meta['model_key']}, {meta['build_seconds']} s (cache hits {meta['cache']['hits']}, "
+          f"misses {meta['cache']['misses']})")
+    return 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from .workspace import ready_engine
+
+    settings = _settings(args)
+    engine = ready_engine(settings, progress=_progress_bar("index"))
+    clips = sorted(p for p in Path(args.clip).iterdir() if p.is_file()) if Path(args.clip).is_dir() else [args.clip]
+    results = []
+    for clip in clips:
+        try:
+            result = engine.match(clip, _progress_bar(Path(clip).name))
+        except EngineError as e:
+            print(f"error: {e}", file=sys.stderr)
+            if len(clips) == 1:
+                return 2
+            continue
+        results.append(result.to_dict())
+        print(f"{Path(clip).name}  ({result.timings['total']:.2f} s)")
+        for i, p in enumerate(result.ranking[: settings.top_k], 1):
+            print(f"  {i}. {p.product_id:<10} {p.name[:40]:<40} votes {p.votes:>2}  share {p.vote_share:.2f}  "
+                  f"sim {p.best_similarity:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results if len(clips) > 1 else results[0], ensure_ascii=False, indent=1))
+    return 0 if results else 2
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_table
+
+    settings = _settings(args)
+    report = evaluate(args.dataset, settings, progress=_progress_bar("evaluate"))
+    for s in report.skipped:
+        print(f"skipped: {s}", file=sys.stderr)
+    print(format_table(report))
+    out = Path(args.report or (settings.home / "reports" / f"{Path(args.dataset).resolve().name}.json"))
+    report.save(out)
+    print(f"report: {out}")
+    if args.fail_under is not None and report.metrics["top1"] < args.fail_under:
+        print(f"error: top-1 {report.metrics['top1']:.3f} is below {args.fail_under}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import DETECTORS, EMBEDDERS
+    from .models.check import classify_files
+
+    print("detectors:", ", ".join(DETECTORS))
+    print("embedders:", ", ".join(EMBEDDERS))
+    for path, top in classify_files(args.images):
+        print(f"{path}: " + ", ".join(f"{name} {p:.2f}" for name, p in top))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Livestream product recognition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="generate the built-in demo catalogue and clips")
+    p.add_argument("--out", help="output folder (default: ~/.cache/livematch/demo)")
+    p.add_argument("--products", type=int, default=8)
+    p.add_argument("--clips", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("build-index", help="embed a catalogue and write its Annoy index")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_build_index)
+
+    p = sub.add_parser("match", help="rank catalogue products for a clip (or every clip in a folder)")
+    p.add_argument("clip", help="a video file, or a folder of them")
+    p.add_argument("--json", help="write the full result as JSON here")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_match)
+
+    p = sub.add_parser("evaluate", help="match every clip of a dataset and score top-1, top-5 and MRR")
+    p.add_argument("--dataset", required=True, help="a dataset in the Tianchi layout")
+    p.add_argument("--report", help="JSON report path (default: ~/.cache/livematch/reports/<dataset>.json)")
+    p.add_argument("--fail-under", dest="fail_under", type=float, help="exit 1 when top-1 is below this")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("models", help="list the models and classify images with the ImageNet head")
+    p.add_argument("images", nargs="*", help="image files to classify")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (EngineError, KeyError, ValueError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
