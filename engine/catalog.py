@@ -128,7 +128,7 @@ def _read_json(path: Path, problems: list[str], root: Path) -> dict[str, Any] | 
 
 def load_catalogue(root: str | Path) -> Catalogue:
     """Detect the layout of a folder and read it."""
-    root = Path(root)
+    root = Path(root).absolute()
     if not root.is_dir():
         raise CatalogueError(f"catalogue folder not found: {root}")
     if (root / "image").is_dir():
@@ -152,7 +152,7 @@ def _names(root: Path) -> dict[str, dict[str, str]]:
 
 def load_tianchi(root: str | Path) -> Catalogue:
     """Read image/<item>/<n>.jpg, image_annotation/, video/ and video_annotation/."""
-    root = Path(root)
+    root = Path(root).absolute()
     problems: list[str] = []
     names = _names(root)
     products: dict[str, Product] = {}
@@ -206,7 +206,7 @@ def _tianchi_clips(root: Path, products: dict[str, Product], problems: list[str]
 
 def load_folders(root: str | Path) -> Catalogue:
     """Read a folder with one sub-folder of images per product (the sub-folder's name is the id)."""
-    root = Path(root)
+    root = Path(root).absolute()
     problems: list[str] = []
     names = _names(root)
     products: dict[str, Product] = {}

@@ -26,6 +26,7 @@ class Settings:
     min_region_area: float = 0.02  # ignore boxes smaller than this fraction of the frame (avatars, passers-by)
     neighbours: int = 50  # regions fetched from the index per query region
     top_k: int = 5
+    refine_windows: int = -1  # -1: embed every garment window (accurate); k >= 0: pool all, re-embed the best k (fast)
     region_candidates: int = 10  # products kept per region for display and inspection
     n_trees: int = 50
     search_k: int = -1  # -1: Annoy's default (n_trees * n)

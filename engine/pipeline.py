@@ -166,13 +166,7 @@ class Engine:
 
         t = time.perf_counter()
         progress("embed", 0.0)
-        plan: list[list[list[tuple[float, ...]]]] = []  # per frame, per region: its garment windows
-        crops = []
-        for f, d in zip(frames, dets):
-            per_region = [garment_windows(tuple(float(v) for v in b)) for b in d.boxes]
-            plan.append(per_region)
-            crops.extend(crop(f.image, w) for windows in per_region for w in windows)
-        vectors = self.embedder.embed(crops, s.batch_size)
+        plan, vectors = self._embed_windows(frames, dets)
         timings["embed"] = round(time.perf_counter() - t, 4)
 
         t = time.perf_counter()
@@ -200,6 +194,46 @@ class Engine:
         timings["vote"] = round(time.perf_counter() - t, 4)
         progress("vote", 1.0)
         return MatchResult(clip_name, tuple(frame_votes), tuple(ranking), timings, asdict(s))
+
+    def _embed_windows(
+        self, frames: list[Frame], dets: list[Detections]
+    ) -> tuple[list[list[list[tuple[float, ...]]]], np.ndarray]:
+        """Garment windows of every region and their embeddings, rows in (frame, region, window) order.
+
+        ``refine_windows`` < 0: every window is cropped and embedded (exhaustive, slowest).
+        Otherwise one forward pass per region gives every window's vector by regional pooling of the
+        feature map (coarse); the region itself and its ``refine_windows`` best windows, ranked by
+        their nearest catalogue similarity, are then cropped and embedded exactly, and only those
+        are searched.
+        """
+        s = self.settings
+        emb = self.embedder
+        regions = [(f, tuple(float(v) for v in b)) for f, d in zip(frames, dets) for b in d.boxes]
+        windows = [garment_windows(box) for _, box in regions]
+        if s.refine_windows < 0 or not getattr(emb, "supports_bands", False):
+            crops = [crop(f.image, w) for (f, _), ws in zip(regions, windows) for w in ws]
+            vectors = emb.embed(crops, s.batch_size)
+        else:
+            bands = [(w[1], w[3]) for w in garment_windows((0.0, 0.0, 1.0, 1.0))]
+            coarse = emb.embed_bands([crop(f.image, box) for f, box in regions], bands)  # type: ignore[attr-defined]
+            if s.refine_windows == 0:
+                vectors = coarse.reshape(-1, emb.dim)
+            else:
+                chosen: list[list[tuple[float, ...]]] = []
+                for ws, vecs in zip(windows, coarse):
+                    nearest = [self.index.search(v, 1) for v in vecs[1:]]  # type: ignore[union-attr]
+                    best = [hits[0][1] if hits else -1.0 for hits in nearest]
+                    top = sorted(1 + int(i) for i in np.argsort(best)[::-1][: s.refine_windows])
+                    chosen.append([ws[0]] + [ws[i] for i in top])
+                windows = chosen
+                crops = [crop(f.image, w) for (f, _), ws in zip(regions, windows) for w in ws]
+                vectors = emb.embed(crops, s.batch_size)
+        plan: list[list[list[tuple[float, ...]]]] = []
+        k = 0
+        for d in dets:
+            plan.append(windows[k : k + len(d)])
+            k += len(d)
+        return plan, vectors
 
     def _search_region(
         self, windows: list[tuple[float, ...]], vectors: np.ndarray, score: float, label: str

@@ -72,11 +72,13 @@ class TorchEmbedder:
     def _features(self, x):
         return self._model(x)
 
-    def preprocess(self, crops: list[np.ndarray]) -> np.ndarray:
+    supports_bands = False
+
+    def preprocess(self, crops: list[np.ndarray], hw: tuple[int, int] | None = None) -> np.ndarray:
         """Resize to the network input and normalise: (N, 3, H, W) float32."""
         import cv2
 
-        h, w = self.input_hw
+        h, w = hw or self.input_hw
         batch = np.empty((len(crops), h, w, 3), np.float32)
         for i, c in enumerate(crops):
             interp = cv2.INTER_AREA if c.shape[0] > h else cv2.INTER_LINEAR
@@ -84,21 +86,58 @@ class TorchEmbedder:
         batch = (batch / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
         return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
+    def _to_device(self, batch: np.ndarray):
+        torch = self._torch
+        x = torch.from_numpy(batch)
+        if self.device == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True).half()
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
         torch = self._torch
         if not crops:
             return np.zeros((0, self.dim), np.float32)
         out = []
         for start in range(0, len(crops), batch_size):
-            x = torch.from_numpy(self.preprocess(crops[start : start + batch_size]))
-            if self.device == "cuda":
-                x = x.pin_memory().to(self.device, non_blocking=True).half()
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = self._to_device(self.preprocess(crops[start : start + batch_size]))
             with torch.inference_mode():
                 f = self._features(x)
                 f = torch.nn.functional.normalize(f.float(), dim=1)
             out.append(f.cpu().numpy())
         return np.concatenate(out).astype(np.float32)
+
+    def embed_bands(
+        self, regions: list[np.ndarray], bands: list[tuple[float, float]], batch_size: int = 16
+    ) -> np.ndarray:
+        """Embed horizontal bands (y0, y1 as fractions) of each region from ONE forward pass per region:
+        the region's feature map is pooled over the rows of each band (regional pooling).
+        Returns (len(regions), len(bands), dim). Regions are resized to a width of 224 and a height
+        that keeps their aspect (a multiple of 96, 288 to 672 px), batched by height."""
+        torch = self._torch
+        out = np.zeros((len(regions), len(bands), self.dim), np.float32)
+        w = self.input_hw[1]
+        heights = [int(np.clip(round(w * r.shape[0] / max(1, r.shape[1]) / 96) * 96, 288, 672)) for r in regions]
+        for h in sorted(set(heights)):
+            ids = [i for i, hh in enumerate(heights) if hh == h]
+            for start in range(0, len(ids), batch_size):
+                chunk = ids[start : start + batch_size]
+                x = self._to_device(self.preprocess([regions[i] for i in chunk], (h, w)))
+                with torch.inference_mode():
+                    fmap = self._feature_map(x).float()
+                    rows = fmap.shape[-2]
+                    for b, (y0, y1) in enumerate(bands):
+                        r0 = min(rows - 1, int(round(y0 * rows)))
+                        r1 = max(r0 + 1, int(round(y1 * rows)))
+                        v = torch.nn.functional.normalize(self._pool(fmap[:, :, r0:r1, :]), dim=1)
+                        out[chunk, b] = v.cpu().numpy()
+        return out
+
+    def _feature_map(self, x):
+        raise NotImplementedError
+
+    def _pool(self, fmap):
+        raise NotImplementedError
 
 
 def load_efficientnet_lite0():
@@ -133,8 +172,16 @@ class EfficientNetLite0GeM(TorchEmbedder):
         full = load_efficientnet_lite0()
         return torch.nn.Sequential(full.conv_stem, full.bn1, full.blocks)
 
+    supports_bands = True
+
     def _features(self, x):
         return gem(self._model(x).float(), 3.0)
+
+    def _feature_map(self, x):
+        return self._model(x)
+
+    def _pool(self, fmap):
+        return gem(fmap, 3.0)
 
 
 class EfficientNetLite0Head(TorchEmbedder):

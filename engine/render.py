@@ -1,0 +1,169 @@
+"""Drawing for display: boxes and labels on frames, region crops and uniform thumbnails.
+
+UI-free: every function takes and returns RGB uint8 numpy arrays, so the app, the CLI or a notebook can use them.
+Labels are drawn with OpenCV's Hershey fonts, which only have ASCII glyphs: categories are translated to English
+(``engine.categories.english``) and anything else non-ASCII is dropped from the drawn text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from .categories import english
+from .images import crop
+from .types import FrameVote, RegionMatch, RegionRef
+
+Box = tuple[float, float, float, float]
+Colour = tuple[int, int, int]  # RGB
+
+ACCENT: Colour = (79, 70, 229)  # the best garment window: the app's primary colour
+PERSON: Colour = (255, 255, 255)  # the detected region (a person, or the whole frame)
+ANNOTATION: Colour = (16, 185, 129)  # an annotated catalogue region
+INK: Colour = (17, 24, 39)  # outline and tag text on light tags
+PAPER: Colour = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One box to draw, its tag text (may be empty), colour and whether it is the emphasised one."""
+
+    box: Box
+    text: str = ""
+    colour: Colour = ACCENT
+    strong: bool = True
+
+
+def ascii_label(text: str) -> str:
+    """The drawable form of a label: English category name, non-ASCII characters removed, spaces squeezed."""
+    out = "".join(ch for ch in english(text) if 32 <= ord(ch) < 127)
+    return " ".join(out.split())
+
+
+def _scale(image: np.ndarray) -> float:
+    """Line and font scale for an image: 1.0 for a 480-pixel short side."""
+    return max(0.45, min(image.shape[:2]) / 480.0)
+
+
+def _clip_box(box: Sequence[float], w: int, h: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    return max(0, min(x0, w - 1)), max(0, min(y0, h - 1)), max(0, min(x1, w - 1)), max(0, min(y1, h - 1))
+
+
+def draw_marks(image: np.ndarray, marks: Iterable[Mark]) -> np.ndarray:
+    """A copy of ``image`` with each box outlined and its tag drawn at its top-left corner (inside the frame)."""
+    out = np.ascontiguousarray(image.copy())
+    h, w = out.shape[:2]
+    s = _scale(out)
+    marks = list(marks)
+    for m in sorted(marks, key=lambda m: m.strong):  # emphasised marks on top
+        x0, y0, x1, y1 = _clip_box(m.box, w, h)
+        thick = max(1, round((3 if m.strong else 2) * s))
+        cv2.rectangle(out, (x0, y0), (x1, y1), INK, thick + 2, cv2.LINE_AA)
+        cv2.rectangle(out, (x0, y0), (x1, y1), m.colour, thick, cv2.LINE_AA)
+    for m in sorted(marks, key=lambda m: m.strong):
+        text = ascii_label(m.text)
+        if text:
+            x0, y0, _, _ = _clip_box(m.box, w, h)
+            _tag(out, text, x0, y0, m.colour, s)
+    return out
+
+
+def _tag(img: np.ndarray, text: str, x: int, y: int, colour: Colour, s: float) -> None:
+    """A filled label with readable text, kept inside the image."""
+    font, fs, ft = cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, max(1, round(1.2 * s))
+    (tw, th), base = cv2.getTextSize(text, font, fs, ft)
+    pad = max(2, round(4 * s))
+    h, w = img.shape[:2]
+    x = max(0, min(x, w - tw - 2 * pad))
+    top = y - th - base - 2 * pad
+    if top < 0:  # no room above the box: draw inside it
+        top = min(max(0, y), h - th - base - 2 * pad)
+    cv2.rectangle(img, (x, top), (x + tw + 2 * pad, top + th + base + 2 * pad), colour, -1)
+    luma = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+    cv2.putText(img, text, (x + pad, top + pad + th), font, fs, INK if luma > 150 else PAPER, ft, cv2.LINE_AA)
+
+
+def region_marks(region: RegionMatch, with_region: bool = True) -> list[Mark]:
+    """The detected region (thin, white) and its best-matching garment window (accent, with category and score)."""
+    marks: list[Mark] = []
+    best = region.best
+    if with_region and region.match_box is not None and tuple(region.match_box) != tuple(region.box):
+        who = "whole frame" if region.label == "whole frame" else f"{region.label} {region.score:.2f}"
+        marks.append(Mark(region.box, who, PERSON, strong=False))
+    box = region.match_box if region.match_box is not None else region.box
+    text = ascii_label(region.category) or "garment"
+    if best is not None:
+        text = f"{text} {best.similarity:.2f}"
+    marks.append(Mark(box, text, ACCENT, strong=True))
+    return marks
+
+
+def deciding_region(vote: FrameVote) -> RegionMatch | None:
+    """The region whose similarity decided the frame's vote (the first region when nothing was voted)."""
+    if not vote.regions:
+        return None
+    if vote.voted_product is None:
+        return vote.regions[0]
+
+    def sim(r: RegionMatch) -> float:
+        return max((n.similarity for n in r.neighbours if n.product_id == vote.voted_product), default=-1.0)
+
+    return max(vote.regions, key=sim)
+
+
+def annotate_frame(image: np.ndarray, vote: FrameVote) -> np.ndarray:
+    """A sampled frame with every region drawn; the region that decided the vote is emphasised."""
+    decider = deciding_region(vote)
+    marks: list[Mark] = []
+    for r in vote.regions:
+        if r is decider:
+            continue
+        marks.append(Mark(r.box, f"{r.label} {r.score:.2f}" if r.label != "whole frame" else "", PERSON, False))
+    if decider is not None:
+        marks.extend(region_marks(decider))
+    return draw_marks(image, marks)
+
+
+def annotate_regions(image: np.ndarray, regions: Iterable[RegionRef]) -> np.ndarray:
+    """A catalogue image with its annotated regions: the sold product in green, other garments in white."""
+    marks = [
+        Mark(r.box, ascii_label(r.category), ANNOTATION if r.instance_id != 0 else PERSON, r.instance_id != 0)
+        for r in regions
+    ]
+    return draw_marks(image, marks)
+
+
+def padded_crop(image: np.ndarray, box: Sequence[float] | None, pad: float = 0.06) -> np.ndarray:
+    """The box (grown by ``pad`` of its size on each side) cut out of the image; the whole image without a box."""
+    if box is None:
+        return image
+    x0, y0, x1, y1 = (float(v) for v in box)
+    dx, dy = (x1 - x0) * pad, (y1 - y0) * pad
+    return crop(image, (x0 - dx, y0 - dy, x1 + dx, y1 + dy))
+
+
+def thumbnail(image: np.ndarray, size: tuple[int, int] = (320, 320), background: Colour = (246, 247, 251)) -> np.ndarray:
+    """The image scaled to fit (width, height) and centred on a plain background, so thumbnails line up."""
+    tw, th = size
+    h, w = image.shape[:2]
+    scale = min(tw / max(1, w), th / max(1, h))
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(image, (nw, nh), interpolation=interp)
+    out = np.empty((th, tw, 3), np.uint8)
+    out[:] = background
+    x, y = (tw - nw) // 2, (th - nh) // 2
+    out[y : y + nh, x : x + nw] = small
+    return out
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 88) -> bytes:
+    """RGB array to JPEG bytes (for caching and serving)."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()

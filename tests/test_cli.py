@@ -1,0 +1,64 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAST_FRAMES, SHARED
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+@pytest.mark.parametrize("cmd", ["demo", "build-index", "match", "evaluate", "models"])
+def test_every_subcommand_has_help(cmd):
+    out = run(cmd, "--help")
+    assert out.returncode == 0 and "usage:" in out.stdout
+
+
+def test_bad_clip_gives_one_line_error_without_traceback(tmp_path, demo_dir):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    out = run("match", str(bad), "--catalogue", str(demo_dir), "--frames", "2")
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "error: bad.mp4" in out.stderr
+
+
+def test_missing_catalogue_is_a_clear_error(tmp_path):
+    out = run("build-index", "--catalogue", str(tmp_path / "nope"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "not found" in out.stderr
+
+
+def test_evaluate_prints_metrics_and_writes_a_consistent_report(tmp_path, demo_dir):
+    report = tmp_path / "r.json"
+    out = run("evaluate", "--dataset", str(demo_dir), "--frames", str(FAST_FRAMES), "--report", str(report),
+              "--fail-under", "1.0")
+    assert out.returncode == 0, out.stderr
+    assert "top-1 1.000" in out.stdout and "MRR" in out.stdout
+    data = json.loads(report.read_text())
+    assert data["metrics"]["clips"] == 3
+    for clip in data["clips"]:
+        ranking = clip["result"]["ranking"]
+        frame_votes = [f["voted_product"] for f in clip["result"]["frames"]]
+        assert ranking[0]["votes"] == frame_votes.count(ranking[0]["product_id"])
+        assert clip["top"] == clip["truth"] == ranking[0]["product_id"]
+
+
+@pytest.mark.shared
+def test_imagenet_head_recognises_garments_in_real_shop_images():
+    """The packaged weights are mapped right: real garment photos get garment classes."""
+    from engine.models.check import classify_files
+
+    garments = {"jersey, T-shirt, tee shirt", "cardigan", "miniskirt, mini", "jean, blue jean, denim", "gown",
+                "trench coat", "suit, suit of clothes", "kimono", "overskirt", "sweatshirt", "poncho", "abaya",
+                "lab coat, laboratory coat", "fur coat", "hoopskirt, crinoline", "sarong", "bulletproof vest",
+                "stole", "wool, woolen, woollen", "velvet", "cloak", "maillot", "brassiere, bra, bandeau"}
+    files = sorted(str(p) for p in (SHARED / "image").glob("*/0.jpg"))
+    hits = sum(any(name in garments for name, _ in top) for _, top in classify_files(files))
+    assert hits >= 0.8 * len(files)

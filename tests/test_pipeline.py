@@ -1,0 +1,80 @@
+"""The whole pipeline with the real offline models, on the generated demo."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from engine.catalog import load_catalogue
+from engine.config import index_dir_for
+from engine.embed_cache import EmbeddingCache
+from engine.models import get_embedder
+from engine.pipeline import Engine
+from engine.video import sample_frames
+
+
+@pytest.fixture(scope="module")
+def catalogue(demo_dir):
+    return load_catalogue(demo_dir)
+
+
+@pytest.mark.parametrize("video_id", ["900001", "900002", "900003"])
+def test_each_demo_clip_ranks_its_product_first(engine, catalogue, video_id):
+    result = engine.match(catalogue.clips[video_id].path)
+    assert result.top.product_id == video_id
+    assert result.top.votes >= 2 and 0 < result.top.vote_share <= 1
+    # the ranking agrees with the per-frame votes it was built from
+    votes = {}
+    for f in result.frames:
+        votes[f.voted_product] = votes.get(f.voted_product, 0) + 1
+    assert result.top.votes == max(votes.values()) == votes[video_id]
+    assert set(result.top.frames) == {f.frame_index for f in result.frames if f.voted_product == video_id}
+    assert {"decode", "detect", "embed", "search", "vote", "total"} <= set(result.timings)
+
+
+def test_every_frame_gets_regions_even_without_detections(engine, catalogue):
+    result = engine.match(catalogue.clips["900001"].path)
+    for f in result.frames:
+        assert f.regions, "a frame without detections falls back to the whole frame"
+        region = f.regions[0]
+        assert region.neighbours and region.match_box is not None
+        assert region.neighbours[0].similarity >= region.neighbours[-1].similarity
+
+
+def test_fast_mode_agrees_with_the_accurate_mode_on_the_winner(engine, catalogue):
+    fast = Engine(replace(engine.settings, refine_windows=2), engine.detector, engine.embedder, engine.index)
+    for vid in ("900001", "900002"):
+        assert fast.match(catalogue.clips[vid].path).top.product_id == vid
+
+
+def test_batched_and_single_frame_paths_give_the_same_ranking(engine, catalogue):
+    frames = sample_frames(catalogue.clips["900002"].path, engine.settings.frames)
+    batched = engine.match_frames(frames)
+    singles = [engine.match_frames([f]).frames[0] for f in frames]
+    assert [f.voted_product for f in batched.frames] == [f.voted_product for f in singles]
+    for a, b in zip(batched.frames, singles):
+        assert a.vote_similarity == pytest.approx(b.vote_similarity, abs=2e-3)
+
+
+def test_rebuild_embeds_only_what_changed(engine, catalogue, tmp_path):
+    cache = EmbeddingCache(tmp_path / "cache")
+    engine.catalogue_regions(catalogue, cache=cache)
+    assert cache.misses == catalogue.n_images and cache.hits == 0
+    cache2 = EmbeddingCache(tmp_path / "cache")
+    engine.catalogue_regions(catalogue, cache=cache2)
+    assert cache2.hits == catalogue.n_images and cache2.misses == 0
+
+
+def test_embedder_is_normalised_and_deterministic():
+    emb = get_embedder("efficientnet-lite0-gem")
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (120, 80, 3), dtype=np.uint8) for _ in range(3)]
+    a, b = emb.embed(crops), emb.embed(crops[:1])
+    assert a.shape == (3, emb.dim) and np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-4)
+
+
+def test_index_lives_where_settings_say(engine, catalogue):
+    assert engine.index is not None
+    assert str(engine.index.build).startswith(str(index_dir_for(catalogue.root, engine.settings)))
+    assert engine.index.meta["n_products"] == len(catalogue.products)
