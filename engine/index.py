@@ -19,9 +19,10 @@ import shutil
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -64,12 +65,41 @@ def write_index(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Build and atomically publish a new index; returns the build folder."""
-    from annoy import AnnoyIndex
-
     if len(vectors) != len(items) or len(items) == 0:
         raise IndexFileError("nothing to index: the catalogue produced no regions")
     index_dir = Path(index_dir)
     (index_dir / "builds").mkdir(parents=True, exist_ok=True)
+    with _build_lock(index_dir):
+        return _write_locked(index_dir, vectors, items, products, model_key, n_trees, seed, extra)
+
+
+@contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    """One build at a time per index folder (across processes)."""
+    import fcntl
+
+    with open(index_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_locked(
+    index_dir: Path,
+    vectors: np.ndarray,
+    items: list[IndexItem],
+    products: dict[str, dict[str, Any]],
+    model_key: str,
+    n_trees: int,
+    seed: int,
+    extra: dict[str, Any] | None,
+) -> Path:
+    from annoy import AnnoyIndex
+
+    for stale in (index_dir / "builds").glob(".building-*"):  # left by a killed build; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
     dim = int(vectors.shape[1])
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=index_dir / "builds"))
     try:

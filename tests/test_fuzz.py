@@ -1,0 +1,107 @@
+"""Property-based fuzzing of the readers: any input gives a result or a clear EngineError, nothing else.
+
+Bounded (a fixed number of examples, derandomized) so it runs in CI on every push.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import cv2
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from engine.catalog import load_catalogue, parse_annotations
+from engine.errors import EngineError
+from engine.images import read_rgb
+from engine.video import sample_frames
+
+FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def _valid_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 12), (10, 200, 30)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _valid_mp4(tmp_path) -> bytes:
+    p = tmp_path / "seed.mp4"
+    w = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 32))
+    for i in range(6):
+        w.write(np.full((32, 32, 3), i * 30, np.uint8))
+    w.release()
+    return p.read_bytes()
+
+
+def _mutate(data: bytes, flips: list[tuple[int, int]], cut: float) -> bytes:
+    b = bytearray(data[: max(1, int(len(data) * cut))])
+    for pos, val in flips:
+        b[pos % len(b)] = val
+    return bytes(b)
+
+
+mutations = st.tuples(st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=20),
+                      st.floats(0.05, 1.0))
+
+
+@FUZZ
+@given(m=mutations)
+def test_image_reader_never_crashes(tmp_path, m):
+    p = tmp_path / "fuzz.png"
+    p.write_bytes(_mutate(_valid_png(), *m))
+    try:
+        arr = read_rgb(p)
+    except EngineError:
+        return
+    assert arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8
+
+
+@FUZZ
+@given(m=mutations)
+def test_video_reader_never_crashes(tmp_path, m):
+    p = tmp_path / "fuzz.mp4"
+    p.write_bytes(_mutate(_valid_mp4(tmp_path), *m))
+    try:
+        frames = sample_frames(p, 3)
+    except EngineError:
+        return
+    assert 0 < len(frames) <= 3 and all(f.image.ndim == 3 for f in frames)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=20,
+)
+annotation = st.fixed_dictionaries({}, optional={"box": json_values | st.lists(st.integers(-100, 5000), min_size=4,
+                                                                                 max_size=4),
+                                                 "label": json_values, "instance_id": json_values})
+
+
+@FUZZ
+@given(items=st.one_of(json_values, st.lists(annotation, max_size=6)))
+def test_annotation_parser_accepts_or_reports_anything(items):
+    problems: list[str] = []
+    regions = parse_annotations(items, "p", "x.jpg", problems, "fuzz.json")
+    for r in regions:
+        x0, y0, x1, y1 = r.box
+        assert x1 > x0 and y1 > y0 and isinstance(r.instance_id, int)
+
+
+@FUZZ
+@given(doc=json_values)
+def test_catalogue_import_survives_any_annotation_file(tmp_path, doc):
+    root = tmp_path / "ds"
+    (root / "image" / "1").mkdir(parents=True, exist_ok=True)
+    (root / "image" / "1" / "0.png").write_bytes(_valid_png())
+    (root / "image_annotation" / "1").mkdir(parents=True, exist_ok=True)
+    (root / "image_annotation" / "1" / "0.json").write_text(json.dumps(doc))
+    (root / "video_annotation").mkdir(exist_ok=True)
+    (root / "video_annotation" / "1.json").write_text(json.dumps(doc))
+    cat = load_catalogue(root)
+    assert list(cat.products) == ["1"]
