@@ -80,29 +80,44 @@ def cmd_build_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_result(result, top_k: int) -> None:
+    print(f"{result.clip}  ({result.timings['total']:.2f} s)")
+    for i, p in enumerate(result.ranking[:top_k], 1):
+        print(f"  {i}. {p.product_id:<10} {p.name[:40]:<40} votes {p.votes:>2}  share {p.vote_share:.2f}  "
+              f"sim {p.best_similarity:.3f}")
+
+
 def cmd_match(args: argparse.Namespace) -> int:
+    from .video import VIDEO_SUFFIXES
     from .workspace import ready_engine
 
     settings = _settings(args)
+    target = Path(args.clip)
+    batch = args.batch or target.is_dir()
+    if batch and not target.is_dir():
+        raise EngineError(f"{target}: not a folder of clips")
+    clips = sorted(p for p in target.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if batch else [target]
+    if batch and not clips:
+        raise EngineError(f"{target}: no video files ({', '.join(VIDEO_SUFFIXES)})")
     engine = ready_engine(settings, progress=_progress_bar("index"))
-    clips = sorted(p for p in Path(args.clip).iterdir() if p.is_file()) if Path(args.clip).is_dir() else [args.clip]
-    results = []
-    for clip in clips:
-        try:
-            result = engine.match(clip, _progress_bar(Path(clip).name))
-        except EngineError as e:
-            print(f"error: {e}", file=sys.stderr)
-            if len(clips) == 1:
-                return 2
-            continue
+    results, failed = [], 0
+    if batch:
+        bar = _progress_bar("match")
+        for clip, result in engine.match_many(clips, bar):
+            if isinstance(result, EngineError):
+                failed += 1
+                print(f"error: {result}", file=sys.stderr)
+                continue
+            results.append(result.to_dict())
+            _print_result(result, settings.top_k)
+        bar("done", 1.0)
+    else:
+        result = engine.match(target, _progress_bar(target.name))
         results.append(result.to_dict())
-        print(f"{Path(clip).name}  ({result.timings['total']:.2f} s)")
-        for i, p in enumerate(result.ranking[: settings.top_k], 1):
-            print(f"  {i}. {p.product_id:<10} {p.name[:40]:<40} votes {p.votes:>2}  share {p.vote_share:.2f}  "
-                  f"sim {p.best_similarity:.3f}")
+        _print_result(result, settings.top_k)
     if args.json:
-        Path(args.json).write_text(json.dumps(results if len(clips) > 1 else results[0], ensure_ascii=False, indent=1))
-    return 0 if results else 2
+        Path(args.json).write_text(json.dumps(results if batch else results[0], ensure_ascii=False, indent=1))
+    return 0 if results and not failed else (2 if not results else 1)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -133,6 +148,26 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run
+
+    results = run(_settings(args), runs=args.runs)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def cmd_bench_index(args: argparse.Namespace) -> int:
+    from .bench_index import as_dicts, format_row, run
+
+    rows = run([int(s) for s in args.sizes.split(",")], dim=args.dim, n_queries=args.queries,
+               n_trees=args.n_trees, engines=tuple(args.engines.split(",")),
+               print_row=lambda r: print(format_row(r), flush=True))
+    if args.json:
+        Path(args.json).write_text(json.dumps(as_dicts(rows), indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Livestream product recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build_index)
 
     p = sub.add_parser("match", help="rank catalogue products for a clip (or every clip in a folder)")
-    p.add_argument("clip", help="a video file, or a folder of them")
+    p.add_argument("clip", help="a video file, or a folder of them (implies --batch)")
+    p.add_argument("--batch", action="store_true", help="match every clip in the folder CLIP, decoding ahead")
     p.add_argument("--json", help="write the full result as JSON here")
     _add_model_options(p)
     p.set_defaults(func=cmd_match)
@@ -160,6 +196,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-under", dest="fail_under", type=float, help="exit 1 when top-1 is below this")
     _add_model_options(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="benchmark decode, detection, embedding, indexing and end-to-end latency")
+    p.add_argument("--runs", type=int, default=5, help="warm end-to-end runs (default 5)")
+    p.add_argument("--json", help="also write the figures as JSON here")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-index", help="benchmark Annoy against exact search, FAISS and hnswlib at scale")
+    p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated index sizes")
+    p.add_argument("--dim", type=int, default=320)
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--n-trees", dest="n_trees", type=int, default=50)
+    p.add_argument("--engines", default="exact,annoy,faiss,hnswlib")
+    p.add_argument("--json", help="also write the figures as JSON here")
+    p.set_defaults(func=cmd_bench_index)
 
     p = sub.add_parser("models", help="list the models and classify images with the ImageNet head")
     p.add_argument("images", nargs="*", help="image files to classify")

@@ -9,7 +9,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from .catalog import Catalogue
 from .categories import english
 from .config import Settings
 from .embed_cache import EmbeddingCache, file_digest
-from .errors import ImageError
+from .errors import EngineError, ImageError
 from .regions import garment_windows
 from .images import crop, read_rgb
 from .index import IndexItem, ProductIndex, write_index
@@ -151,6 +151,37 @@ class Engine:
         result.timings["decode"] = round(decode_s, 4)
         result.timings["total"] = round(sum(v for k, v in result.timings.items() if k != "total"), 4)
         return result
+
+    def match_many(
+        self, clips: list[str | Path], progress: Progress = _no_progress
+    ) -> Iterator[tuple[str, MatchResult | EngineError]]:
+        """Match many clips, decoding the next clip in a background thread while this one is matched.
+
+        Yields (clip, result) in order; a clip that cannot be read yields its EngineError instead.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        def decode(path: str | Path) -> tuple[list[Frame] | EngineError, float]:
+            t0 = time.perf_counter()
+            try:
+                return sample_frames(path, self.settings.frames), time.perf_counter() - t0
+            except EngineError as e:
+                return e, time.perf_counter() - t0
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+            pending = pool.submit(decode, clips[0]) if clips else None
+            for i, clip in enumerate(clips):
+                progress("match", i / len(clips))
+                frames, decode_s = pending.result()  # type: ignore[union-attr]
+                pending = pool.submit(decode, clips[i + 1]) if i + 1 < len(clips) else None
+                if isinstance(frames, EngineError):
+                    yield str(clip), frames
+                    continue
+                result = self.match_frames(frames, clip_name=Path(clip).name)
+                result.timings["decode"] = round(decode_s, 4)
+                result.timings["total"] = round(sum(v for k, v in result.timings.items() if k != "total"), 4)
+                yield str(clip), result
+        progress("match", 1.0)
 
     def match_frames(self, frames: list[Frame], progress: Progress = _no_progress, clip_name: str = "") -> MatchResult:
         if self.index is None:

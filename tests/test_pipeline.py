@@ -78,3 +78,15 @@ def test_index_lives_where_settings_say(engine, catalogue):
     assert engine.index is not None
     assert str(engine.index.build).startswith(str(index_dir_for(catalogue.root, engine.settings)))
     assert engine.index.meta["n_products"] == len(catalogue.products)
+
+
+def test_batch_mode_gives_the_same_rankings_as_one_at_a_time(engine, demo_dir, tmp_path):
+    clips = sorted((demo_dir / "video").glob("*.mp4"))
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"nope")
+    batch = dict(engine.match_many([*clips, bad]))
+    assert type(batch[str(bad)]).__name__ == "VideoError"
+    for clip in clips:
+        one = engine.match(clip)
+        assert [p.product_id for p in batch[str(clip)].ranking] == [p.product_id for p in one.ranking]
+        assert [f.voted_product for f in batch[str(clip)].frames] == [f.voted_product for f in one.frames]
