@@ -52,6 +52,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, help="frames sampled per clip (default 10)")
     p.add_argument("--det-threshold", dest="det_threshold", type=float, help="detection score threshold")
     p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--no-windows", dest="garment_windows", action="store_const", const=False,
+                   help="match whole detected regions only (the plain baseline), not garment windows")
+    p.add_argument("--refine-windows", dest="refine_windows", type=int,
+                   help="-1: embed every garment window (default, accurate); k>=0: pool all, re-embed the best k")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -26,8 +26,10 @@ class Settings:
     min_region_area: float = 0.02  # ignore boxes smaller than this fraction of the frame (avatars, passers-by)
     neighbours: int = 50  # regions fetched from the index per query region
     top_k: int = 5
+    garment_windows: bool = True  # search each region through garment-level bands (False: whole regions only)
     refine_windows: int = -1  # -1: embed every garment window (accurate); k >= 0: pool all, re-embed the best k (fast)
     region_candidates: int = 10  # products kept per region for display and inspection
+    index_backend: str = "annoy"  # "annoy", or "faiss" for very large catalogues (see bench-index)
     n_trees: int = 50
     search_k: int = -1  # -1: Annoy's default (n_trees * n)
     batch_size: int = 32
@@ -58,4 +60,5 @@ def index_dir_for(catalogue_root: str | Path, settings: Settings) -> Path:
     if settings.index_dir:
         return Path(settings.index_dir)
     key = hashlib.sha1(str(Path(catalogue_root).resolve()).encode()).hexdigest()[:12]
-    return settings.home / "index" / f"{Path(catalogue_root).name}-{key}-{settings.embedder}"
+    backend = "" if settings.index_backend == "annoy" else f"-{settings.index_backend}"
+    return settings.home / "index" / f"{Path(catalogue_root).name}-{key}-{settings.embedder}{backend}"

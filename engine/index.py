@@ -3,7 +3,7 @@
 Layout of an index folder::
 
     CURRENT                 name of the build that serves (replaced atomically)
-    builds/<name>/index.ann Annoy (angular) over L2-normalised region embeddings
+    builds/<name>/index.ann Annoy (angular) over L2-normalised region embeddings (index.faiss with FAISS)
     builds/<name>/meta.json format version, model key, dimension, settings, checksum, items, products
 
 A build is written into a fresh folder and only then made current, so a crash or a kill during a
@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .ann_backends import BACKENDS
 from .errors import IndexFileError
 from .types import Neighbour
 
@@ -49,11 +50,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def cosine_from_angular(d: np.ndarray | float) -> np.ndarray | float:
-    """Annoy's angular distance is sqrt(2 - 2 cos) for normalised vectors."""
-    return 1.0 - np.square(d) / 2.0
-
-
 def write_index(
     index_dir: str | Path,
     vectors: np.ndarray,
@@ -63,14 +59,17 @@ def write_index(
     n_trees: int = 50,
     seed: int = 0,
     extra: dict[str, Any] | None = None,
+    backend: str = "annoy",
 ) -> Path:
     """Build and atomically publish a new index; returns the build folder."""
+    if backend not in BACKENDS:
+        raise IndexFileError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if len(vectors) != len(items) or len(items) == 0:
         raise IndexFileError("nothing to index: the catalogue produced no regions")
     index_dir = Path(index_dir)
     (index_dir / "builds").mkdir(parents=True, exist_ok=True)
     with _build_lock(index_dir):
-        return _write_locked(index_dir, vectors, items, products, model_key, n_trees, seed, extra)
+        return _write_locked(index_dir, vectors, items, products, model_key, n_trees, seed, extra, backend)
 
 
 @contextmanager
@@ -95,21 +94,15 @@ def _write_locked(
     n_trees: int,
     seed: int,
     extra: dict[str, Any] | None,
+    backend: str,
 ) -> Path:
-    from annoy import AnnoyIndex
-
     for stale in (index_dir / "builds").glob(".building-*"):  # left by a killed build; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
     dim = int(vectors.shape[1])
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=index_dir / "builds"))
     try:
-        ann = AnnoyIndex(dim, "angular")
-        ann.set_seed(seed)
-        for i, v in enumerate(vectors):
-            ann.add_item(i, v.tolist())
-        ann.build(n_trees, n_jobs=1)
-        ann.save(str(tmp / "index.ann"))
-        ann.unload()
+        engine = BACKENDS[backend]
+        engine.build(vectors, tmp / engine.filename, n_trees, seed)
         np.save(tmp / "vectors.npy", vectors.astype(np.float32), allow_pickle=False)
         meta = {
             "format_version": FORMAT_VERSION,
@@ -121,7 +114,8 @@ def _write_locked(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_items": len(items),
             "n_products": len(products),
-            "checksum": {"index.ann": _sha256(tmp / "index.ann"), "vectors.npy": _sha256(tmp / "vectors.npy")},
+            "backend": backend,
+            "checksum": {engine.filename: _sha256(tmp / engine.filename), "vectors.npy": _sha256(tmp / "vectors.npy")},
             "items": [[it.product_id, it.image_path, list(it.box), it.category, it.source] for it in items],
             "products": products,
             **(extra or {}),
@@ -167,17 +161,17 @@ class ProductIndex:
     """A loaded (memory-mapped) index with its sidecar. Safe to share between threads."""
 
     def __init__(self, build: Path, meta: dict[str, Any]) -> None:
-        from annoy import AnnoyIndex
-
         self.build = build
         self.meta = meta
         self.dim = int(meta["dim"])
         self.model_key = str(meta["model_key"])
         self.items = [IndexItem(p, img, tuple(b), c, s) for p, img, b, c, s in meta["items"]]
         self.products: dict[str, dict[str, Any]] = meta["products"]
-        self._ann = AnnoyIndex(self.dim, "angular")
-        if not self._ann.load(str(build / "index.ann"), prefault=False):
-            raise IndexFileError(f"cannot memory-map {build / 'index.ann'}")
+        backend = BACKENDS.get(str(meta.get("backend", "annoy")))
+        if backend is None:
+            raise IndexFileError(f"unknown index backend {meta.get('backend')!r}: rebuild the index")
+        self._ann = backend(build / backend.filename, self.dim)
+        self.backend = backend.name
         self.vectors = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False)
         self._by_product: dict[str, np.ndarray] = {}
         for pid in self.products:
@@ -217,8 +211,8 @@ class ProductIndex:
         """k nearest items as (item id, cosine similarity), best first."""
         if vector.shape[-1] != self.dim:
             raise IndexFileError(f"query dimension {vector.shape[-1]} does not match the index ({self.dim})")
-        ids, dists = self._ann.get_nns_by_vector(vector.tolist(), k, search_k=search_k, include_distances=True)
-        return [(i, float(cosine_from_angular(d))) for i, d in zip(ids, dists)]
+        ids, sims = self._ann.search(vector, k, search_k)
+        return [(int(i), float(s)) for i, s in zip(ids, sims)]
 
     def product_similarities(
         self, vectors: np.ndarray, product_ids: list[str]

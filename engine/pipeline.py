@@ -114,6 +114,7 @@ class Engine:
         }
         build = write_index(
             index_dir, vectors, items, products, self.embedder.key, self.settings.n_trees, self.settings.seed,
+            backend=self.settings.index_backend,
             extra={
                 "catalogue": catalogue.root,
                 "embedder": self.embedder.name,
@@ -240,8 +241,8 @@ class Engine:
         s = self.settings
         emb = self.embedder
         regions = [(f, tuple(float(v) for v in b)) for f, d in zip(frames, dets) for b in d.boxes]
-        windows = [garment_windows(box) for _, box in regions]
-        if s.refine_windows < 0 or not getattr(emb, "supports_bands", False):
+        windows = [garment_windows(box) if s.garment_windows else [box] for _, box in regions]
+        if not s.garment_windows or s.refine_windows < 0 or not getattr(emb, "supports_bands", False):
             crops = [crop(f.image, w) for (f, _), ws in zip(regions, windows) for w in ws]
             vectors = emb.embed(crops, s.batch_size)
         else:

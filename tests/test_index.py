@@ -78,3 +78,24 @@ def test_rebuild_replaces_current_and_records_settings(tmp_path):
 def test_missing_index_says_how_to_build(tmp_path):
     with pytest.raises(IndexFileError, match="build-index"):
         ProductIndex.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("n", [8, 25_000])
+def test_faiss_backend_behind_the_same_interface(tmp_path, n):
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((n, 8)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    items = [IndexItem(f"p{i % 4}", "x.jpg", (0, 0, 1, 1), "", "annotation") for i in range(n)]
+    write_index(tmp_path, v, items, {f"p{i}": {} for i in range(4)}, "m", backend="faiss")
+    idx = ProductIndex.load(tmp_path, "m")
+    assert idx.backend == "faiss"
+    hits = idx.search(v[5], 3)
+    assert hits[0][0] == 5 and hits[0][1] == pytest.approx(1.0, abs=1e-4)
+    assert hits[0][1] >= hits[1][1] >= hits[2][1]
+
+
+def test_unknown_backend_is_refused(tmp_path):
+    v, items, products = _vectors()
+    with pytest.raises(IndexFileError, match="unknown index backend"):
+        write_index(tmp_path, v, items, products, "m", backend="nope")
