@@ -28,17 +28,26 @@ class IndexBench:
     recall10: float
 
 
-def clustered_vectors(n: int, dim: int, n_clusters: int, seed: int = 0, spread: float = 0.35) -> np.ndarray:
-    """n unit vectors drawn around n_clusters random centres."""
+def clustered_vectors(n: int, dim: int, per_product: int = 10, n_categories: int = 50, seed: int = 0,
+                      product_spread: float = 0.8, region_spread: float = 0.35) -> np.ndarray:
+    """n unit vectors shaped like a catalogue: categories, products around them, regions around products.
+
+    A hierarchical mixture of Gaussians: n / per_product product centres scattered around n_categories
+    category centres, and each product's regions scattered around its centre (spreads are the noise
+    norms relative to the unit centres).
+    """
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_clusters, dim)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def around(centres: np.ndarray, count: int, spread: float) -> tuple[np.ndarray, np.ndarray]:
+        owner = rng.integers(0, len(centres), count)
+        x = centres[owner] + spread * rng.standard_normal((count, dim)).astype(np.float32) / np.sqrt(dim)
+        return x / np.linalg.norm(x, axis=1, keepdims=True), owner
+
+    categories, _ = around(rng.standard_normal((n_categories, dim)).astype(np.float32) * np.sqrt(dim), n_categories, 0)
+    products, _ = around(categories, max(1, n // per_product), product_spread)
     out = np.empty((n, dim), np.float32)
-    step = 200_000
-    for s in range(0, n, step):
-        m = min(step, n - s)
-        x = centres[rng.integers(0, n_clusters, m)] + spread * rng.standard_normal((m, dim)).astype(np.float32) / np.sqrt(dim) * 3
-        out[s : s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    for s in range(0, n, 200_000):
+        out[s : s + 200_000] = around(products, min(200_000, n - s), region_spread)[0]
     return out
 
 
@@ -139,7 +148,7 @@ def run(sizes: list[int], dim: int = 320, n_queries: int = 200, n_trees: int = 5
         print_row: Callable[[IndexBench], None] = print) -> list[IndexBench]:
     rows: list[IndexBench] = []
     for n in sizes:
-        base = clustered_vectors(n, dim, n_clusters=max(10, n // 50), seed=0)
+        base = clustered_vectors(n, dim, seed=0)
         rng = np.random.default_rng(1)
         queries = base[rng.choice(n, n_queries, replace=False)] + 0.02 * rng.standard_normal((n_queries, dim)).astype(np.float32)
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)

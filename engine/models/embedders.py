@@ -61,9 +61,9 @@ class TorchEmbedder:
         self.device = resolve_device(device)
         self.half = self.device == "cuda"
         self._torch = torch
-        self._model = self._build().eval().to(self.device)
+        self._model = self._build().eval().to(self.device).to(memory_format=torch.channels_last)
         if self.half:
-            self._model = self._model.half().to(memory_format=torch.channels_last)
+            self._model = self._model.half()
         self._lock = threading.Lock()
 
     def _build(self):  # -> torch.nn.Module
@@ -91,8 +91,7 @@ class TorchEmbedder:
         x = torch.from_numpy(batch)
         if self.device == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True).half()
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return x.contiguous(memory_format=torch.channels_last)  # faster depthwise convolutions, CPU and GPU
 
     def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
         torch = self._torch
