@@ -29,6 +29,9 @@ class ClipInfo:
         return self.frame_count / self.fps if self.fps > 0 else 0.0
 
 
+IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
 def _open(path: str | Path):  # -> cv2.VideoCapture
     import cv2
 
@@ -37,6 +40,10 @@ def _open(path: str | Path):  # -> cv2.VideoCapture
         raise VideoError(f"{p.name}: file not found")
     if p.stat().st_size == 0:
         raise VideoError(f"{p.name}: the file is empty")
+    with open(p, "rb") as f:
+        head = f.read(16)
+    if head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        raise VideoError(f"{p.name}: this is an image, not a video")
     cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():
         cap.release()

@@ -24,3 +24,20 @@ def test_import_engine_does_not_load_torch():
     code = "import sys, engine, engine.types, engine.config, engine.catalog; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ENGINE.parent)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_weights_and_arrays_never_unpickle():
+    """torch.load always has weights_only=True and np.load never allows pickles."""
+    bad = []
+    for path in ENGINE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = getattr(node.func.value, "id", "")
+                kw = {k.arg: k.value for k in node.keywords}
+                if owner == "torch" and node.func.attr == "load":
+                    if not (isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True):
+                        bad.append(f"{path.name}:{node.lineno} torch.load without weights_only=True")
+                if owner == "np" and node.func.attr == "load":
+                    if not (isinstance(kw.get("allow_pickle"), ast.Constant) and kw["allow_pickle"].value is False):
+                        bad.append(f"{path.name}:{node.lineno} np.load without allow_pickle=False")
+    assert bad == []

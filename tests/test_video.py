@@ -23,7 +23,18 @@ def test_one_frame_clip(clip_path):
     assert len(sample_frames(clip_path(n_frames=1), 10)) == 1
 
 
-@pytest.mark.parametrize("content", [b"", b"hello, this is text", bytes(range(256)) * 40])
+def _png_bytes() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, this is text", bytes(range(256)) * 40, _png_bytes()],
+                         ids=["empty", "text", "random-bytes", "png-renamed-mp4"])
 def test_not_a_video_is_a_clear_error(tmp_path, content):
     p = tmp_path / "fake.mp4"
     p.write_bytes(content)
