@@ -292,13 +292,15 @@ class Engine:
         )
         return region, {pid: sim for pid, (sim, _, _) in best.items()}
 
-    def _knn_category(self, hits: list[tuple[int, float]]) -> str:
-        """Category by similarity-weighted k-NN over the catalogue's labelled regions (Pailitao)."""
+    def _knn_category(self, hits: list[tuple[int, float]], k: int = 5, temperature: float = 0.05) -> str:
+        """Category by similarity-weighted k-NN over the catalogue's labelled regions (Pailitao):
+        the k nearest regions vote for their category with weight exp(similarity / temperature)."""
         weights: dict[str, float] = defaultdict(float)
-        for i, sim in hits:
+        top = sorted(hits, key=lambda h: -h[1])[:k]
+        for i, sim in top:
             cat = self.index.items[i].category if self.index else ""
             if cat:
-                weights[cat] += max(sim, 0.0)
+                weights[cat] += float(np.exp((sim - top[0][1]) / temperature))
         return max(weights, key=weights.get) if weights else ""
 
     def _rank(self, frames: list[FrameVote]) -> list[ProductScore]:

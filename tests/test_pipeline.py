@@ -90,3 +90,10 @@ def test_batch_mode_gives_the_same_rankings_as_one_at_a_time(engine, demo_dir, t
         one = engine.match(clip)
         assert [p.product_id for p in batch[str(clip)].ranking] == [p.product_id for p in one.ranking]
         assert [f.voted_product for f in batch[str(clip)].frames] == [f.voted_product for f in one.frames]
+
+
+def test_knn_category_of_matched_regions_is_the_products_category(engine, catalogue):
+    result = engine.match(catalogue.clips["900003"].path)
+    truth = catalogue.products["900003"].category
+    voted = [f for f in result.frames if f.voted_product == "900003"]
+    assert voted and all(f.regions[0].category == truth for f in voted)
