@@ -32,7 +32,7 @@ class Settings:
     index_backend: str = "annoy"  # "annoy", or "faiss" for very large catalogues (see bench-index)
     n_trees: int = 50
     search_k: int = -1  # -1: Annoy's default (n_trees * n)
-    batch_size: int = 32
+    batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
     device: str = "auto"  # "auto", "cpu" or "cuda"
     seed: int = 0
 

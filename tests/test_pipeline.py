@@ -97,3 +97,30 @@ def test_knn_category_of_matched_regions_is_the_products_category(engine, catalo
     truth = catalogue.products["900003"].category
     voted = [f for f in result.frames if f.voted_product == "900003"]
     assert voted and all(f.regions[0].category == truth for f in voted)
+
+
+def test_folder_catalogue_uses_detection_skips_corrupt_images_and_caches_regions(engine, demo_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "folders"
+    for pid in ("900001", "900002"):
+        shutil.copytree(demo_dir / "image" / pid, root / pid)
+    (root / "900002" / "9.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    calls = []
+
+    class CountingDetector:
+        name = engine.detector.name
+
+        def detect(self, images, threshold):
+            calls.append(len(images))
+            return engine.detector.detect(images, threshold)
+
+    counting = Engine(engine.settings, CountingDetector(), engine.embedder)
+    cache = EmbeddingCache(tmp_path / "cache")
+    vectors, items, problems = counting.catalogue_regions(load_catalogue(root), cache=cache)
+    assert len(items) == len(vectors) >= 6 and {it.source for it in items} <= {"detector", "whole-frame"}
+    assert len(problems) == 1 and "9.jpg" in problems[0]
+    assert calls == [6]  # one batched detection over the readable images of the chunk
+    vectors2, items2, _ = counting.catalogue_regions(load_catalogue(root), cache=EmbeddingCache(tmp_path / "cache"))
+    assert calls == [6] and items2 == items  # detections come from the cache the second time
+    np.testing.assert_allclose(vectors2, vectors)
