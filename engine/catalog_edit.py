@@ -51,7 +51,8 @@ def validate_product_id(product_id: str) -> str:
         raise CatalogueError(f"the product id is longer than {MAX_ID_LENGTH} characters")
     if not _ID_PATTERN.match(pid):
         raise CatalogueError(
-            f"the product id {pid!r} may only use letters, digits, '-', '_' and '.', and must start with a letter or digit"
+            f"the product id {pid!r} may only use letters, digits, '-', '_' and '.', "
+            "and must start with a letter or digit"
         )
     return pid
 
@@ -210,12 +211,12 @@ def _write_json(path: Path, obj: Any) -> None:
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
     """Serialise edits of one catalogue across threads and processes."""
-    with open(root / ".livematch.lock", "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    fd = os.open(root, os.O_RDONLY)  # a lock on the folder itself: nothing is written to take it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def copy_catalogue(src: str | Path, dst: str | Path) -> Path:
@@ -228,7 +229,7 @@ def copy_catalogue(src: str | Path, dst: str | Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".copy", dir=dst.parent))
     try:
-        shutil.copytree(src, tmp / "c", symlinks=True, ignore=shutil.ignore_patterns(".livematch-*", ".*.lock"))
+        shutil.copytree(src, tmp / "c", symlinks=True, ignore=shutil.ignore_patterns(".livematch-*"))
         os.rename(tmp / "c", dst)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -29,12 +29,13 @@ PAPER: Colour = (255, 255, 255)
 
 @dataclass(frozen=True)
 class Mark:
-    """One box to draw, its tag text (may be empty), colour and whether it is the emphasised one."""
+    """One box to draw, its tag text (may be empty), colour, whether it is the emphasised one, where its tag goes."""
 
     box: Box
     text: str = ""
     colour: Colour = ACCENT
     strong: bool = True
+    below: bool = False  # tag under the box (keeps a region's tag clear of the tag of a window inside it)
 
 
 def ascii_label(text: str) -> str:
@@ -44,8 +45,21 @@ def ascii_label(text: str) -> str:
 
 
 def _scale(image: np.ndarray) -> float:
-    """Line and font scale for an image: 1.0 for a 480-pixel short side."""
-    return max(0.45, min(image.shape[:2]) / 480.0)
+    """Line and font scale for an image: 1.0 for a 320-pixel width (labels stay legible when shown small)."""
+    return min(3.0, max(0.6, image.shape[1] / 320.0))
+
+
+def _resized(image: np.ndarray, marks: list[Mark], long_side: int | None) -> tuple[np.ndarray, list[Mark]]:
+    """Image and marks scaled so that the image's longer side is ``long_side`` (None: unchanged)."""
+    h, w = image.shape[:2]
+    if not long_side or max(h, w) == long_side:
+        return image, marks
+    k = long_side / max(h, w)
+    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC
+    out = cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))), interpolation=interp)
+    scaled = [Mark(tuple(float(v) * k for v in m.box), m.text, m.colour, m.strong, m.below)  # type: ignore[arg-type]
+              for m in marks]
+    return out, scaled
 
 
 def _clip_box(box: Sequence[float], w: int, h: int) -> tuple[int, int, int, int]:
@@ -53,12 +67,15 @@ def _clip_box(box: Sequence[float], w: int, h: int) -> tuple[int, int, int, int]
     return max(0, min(x0, w - 1)), max(0, min(y0, h - 1)), max(0, min(x1, w - 1)), max(0, min(y1, h - 1))
 
 
-def draw_marks(image: np.ndarray, marks: Iterable[Mark]) -> np.ndarray:
-    """A copy of ``image`` with each box outlined and its tag drawn at its top-left corner (inside the frame)."""
+def draw_marks(image: np.ndarray, marks: Iterable[Mark], long_side: int | None = None) -> np.ndarray:
+    """A copy of ``image`` with each box outlined and its tag drawn at its top-left corner (inside the frame).
+
+    With ``long_side`` the image is first scaled so that its longer side has that many pixels (boxes follow).
+    """
+    image, marks = _resized(image, list(marks), long_side)
     out = np.ascontiguousarray(image.copy())
     h, w = out.shape[:2]
     s = _scale(out)
-    marks = list(marks)
     for m in sorted(marks, key=lambda m: m.strong):  # emphasised marks on top
         x0, y0, x1, y1 = _clip_box(m.box, w, h)
         thick = max(1, round((3 if m.strong else 2) * s))
@@ -67,21 +84,27 @@ def draw_marks(image: np.ndarray, marks: Iterable[Mark]) -> np.ndarray:
     for m in sorted(marks, key=lambda m: m.strong):
         text = ascii_label(m.text)
         if text:
-            x0, y0, _, _ = _clip_box(m.box, w, h)
-            _tag(out, text, x0, y0, m.colour, s)
+            x0, y0, _, y1 = _clip_box(m.box, w, h)
+            _tag(out, text, x0, y0, m.colour, s, below_y=y1 if m.below else None)
     return out
 
 
-def _tag(img: np.ndarray, text: str, x: int, y: int, colour: Colour, s: float) -> None:
-    """A filled label with readable text, kept inside the image."""
-    font, fs, ft = cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, max(1, round(1.2 * s))
+def _tag(img: np.ndarray, text: str, x: int, y: int, colour: Colour, s: float, below_y: int | None = None) -> None:
+    """A filled label with readable text above the box's top ``y`` (or under its bottom ``below_y``), kept inside
+    the image."""
+    font, fs, ft = cv2.FONT_HERSHEY_SIMPLEX, 0.6 * s, max(1, round(1.4 * s))
     (tw, th), base = cv2.getTextSize(text, font, fs, ft)
     pad = max(2, round(4 * s))
     h, w = img.shape[:2]
+    tag_h = th + base + 2 * pad
     x = max(0, min(x, w - tw - 2 * pad))
-    top = y - th - base - 2 * pad
-    if top < 0:  # no room above the box: draw inside it
-        top = min(max(0, y), h - th - base - 2 * pad)
+    if below_y is not None:
+        top = below_y if below_y + tag_h <= h else below_y - tag_h  # under the box, else just inside it
+    else:
+        top = y - tag_h
+        if top < 0:  # no room above the box: draw inside it
+            top = y
+    top = min(max(0, top), h - tag_h)
     cv2.rectangle(img, (x, top), (x + tw + 2 * pad, top + th + base + 2 * pad), colour, -1)
     luma = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
     cv2.putText(img, text, (x + pad, top + pad + th), font, fs, INK if luma > 150 else PAPER, ft, cv2.LINE_AA)
@@ -91,9 +114,9 @@ def region_marks(region: RegionMatch, with_region: bool = True) -> list[Mark]:
     """The detected region (thin, white) and its best-matching garment window (accent, with category and score)."""
     marks: list[Mark] = []
     best = region.best
-    if with_region and region.match_box is not None and tuple(region.match_box) != tuple(region.box):
-        who = "whole frame" if region.label == "whole frame" else f"{region.label} {region.score:.2f}"
-        marks.append(Mark(region.box, who, PERSON, strong=False))
+    whole = region.label == "whole frame"  # the frame's own border: nothing to draw
+    if with_region and not whole and region.match_box is not None and tuple(region.match_box) != tuple(region.box):
+        marks.append(Mark(region.box, f"{region.label} {region.score:.2f}", PERSON, strong=False, below=True))
     box = region.match_box if region.match_box is not None else region.box
     text = ascii_label(region.category) or "garment"
     if best is not None:
@@ -115,26 +138,26 @@ def deciding_region(vote: FrameVote) -> RegionMatch | None:
     return max(vote.regions, key=sim)
 
 
-def annotate_frame(image: np.ndarray, vote: FrameVote) -> np.ndarray:
+def annotate_frame(image: np.ndarray, vote: FrameVote, long_side: int | None = None) -> np.ndarray:
     """A sampled frame with every region drawn; the region that decided the vote is emphasised."""
     decider = deciding_region(vote)
     marks: list[Mark] = []
     for r in vote.regions:
-        if r is decider:
+        if r is decider or r.label == "whole frame":
             continue
-        marks.append(Mark(r.box, f"{r.label} {r.score:.2f}" if r.label != "whole frame" else "", PERSON, False))
+        marks.append(Mark(r.box, f"{r.label} {r.score:.2f}", PERSON, False, below=True))
     if decider is not None:
         marks.extend(region_marks(decider))
-    return draw_marks(image, marks)
+    return draw_marks(image, marks, long_side)
 
 
-def annotate_regions(image: np.ndarray, regions: Iterable[RegionRef]) -> np.ndarray:
+def annotate_regions(image: np.ndarray, regions: Iterable[RegionRef], long_side: int | None = None) -> np.ndarray:
     """A catalogue image with its annotated regions: the sold product in green, other garments in white."""
     marks = [
         Mark(r.box, ascii_label(r.category), ANNOTATION if r.instance_id != 0 else PERSON, r.instance_id != 0)
         for r in regions
     ]
-    return draw_marks(image, marks)
+    return draw_marks(image, marks, long_side)
 
 
 def padded_crop(image: np.ndarray, box: Sequence[float] | None, pad: float = 0.06) -> np.ndarray:
@@ -146,7 +169,9 @@ def padded_crop(image: np.ndarray, box: Sequence[float] | None, pad: float = 0.0
     return crop(image, (x0 - dx, y0 - dy, x1 + dx, y1 + dy))
 
 
-def thumbnail(image: np.ndarray, size: tuple[int, int] = (320, 320), background: Colour = (246, 247, 251)) -> np.ndarray:
+def thumbnail(
+    image: np.ndarray, size: tuple[int, int] = (320, 320), background: Colour = (246, 247, 251)
+) -> np.ndarray:
     """The image scaled to fit (width, height) and centred on a plain background, so thumbnails line up."""
     tw, th = size
     h, w = image.shape[:2]
@@ -159,6 +184,16 @@ def thumbnail(image: np.ndarray, size: tuple[int, int] = (320, 320), background:
     x, y = (tw - nw) // 2, (th - nh) // 2
     out[y : y + nh, x : x + nw] = small
     return out
+
+
+def fit(image: np.ndarray, max_size: tuple[int, int]) -> np.ndarray:
+    """The image scaled down (never up) to fit within (width, height), keeping its aspect ratio."""
+    mw, mh = max_size
+    h, w = image.shape[:2]
+    scale = min(1.0, mw / max(1, w), mh / max(1, h))
+    if scale >= 1.0:
+        return image
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 88) -> bytes:

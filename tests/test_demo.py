@@ -186,4 +186,7 @@ def test_default_demo_dir_honours_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("LIVEMATCH_DEMO_DIR", str(tmp_path / "x"))
     assert default_demo_dir() == tmp_path / "x"
     monkeypatch.delenv("LIVEMATCH_DEMO_DIR")
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path / "home"))
+    assert default_demo_dir() == tmp_path / "home" / "demo"
+    monkeypatch.delenv("LIVEMATCH_HOME")
     assert default_demo_dir() == Path.home() / ".cache" / "livematch" / "demo"

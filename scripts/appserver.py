@@ -1,0 +1,126 @@
+"""Start the Streamlit app on a free local port and drive it with Playwright (used by the browser test and
+scripts/screenshots.py).
+
+The server runs in its own process group and is always killed on exit; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def chromium_path() -> str | None:
+    for p in CHROMIUM_CANDIDATES:
+        if Path(p).is_file() and os.access(p, os.X_OK):
+            return p
+    return shutil.which("chromium")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def app_server(env: dict[str, str], log_path: Path, start_timeout_s: float = 60.0) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on localhost with extra environment ``env``; yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + start_timeout_s
+            while not _healthy(url):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log_path}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"streamlit did not start within {start_timeout_s:.0f} s; see {log_path}")
+                time.sleep(0.3)
+            yield url
+        finally:
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+IDLE_JS = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+    && !document.querySelector('[data-testid="stSpinner"]')
+    && !document.querySelector('[data-testid="stSkeleton"]')"""
+
+
+def wait_idle(page, timeout_ms: int = 180_000) -> None:
+    """Wait until the page has rendered and the app is no longer running (no 'Running…' status, spinner or
+    skeleton), twice in a row half a second apart."""
+    page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=timeout_ms)
+    for _ in range(2):
+        page.wait_for_function(IDLE_JS, timeout=timeout_ms, polling=200)
+        page.wait_for_timeout(500)
+
+
+def wait_images(page, timeout_ms: int = 20_000) -> None:
+    """Wait (bounded, never failing) for the images in view to finish loading."""
+    try:
+        page.wait_for_function(
+            "() => Array.from(document.images).every(img => img.complete && img.naturalWidth > 0)",
+            timeout=timeout_ms, polling=250,
+        )
+    except Exception:  # noqa: BLE001 - a missing image must not stop the screenshots
+        pass
+
+
+def full_page_screenshot(page, path: Path, width: int = 1400) -> None:
+    """Streamlit scrolls inside its main container: grow the viewport to the content's height, then shoot."""
+    height = page.evaluate(
+        """() => {
+            const main = document.querySelector('[data-testid="stMain"]') || document.querySelector('section.main');
+            const block = document.querySelector('[data-testid="stMainBlockContainer"]');
+            const h = Math.max(block ? block.scrollHeight + 40 : 0, main ? main.scrollHeight : 0, 900);
+            return Math.min(h, 12000);
+        }"""
+    )
+    page.set_viewport_size({"width": width, "height": int(height)})
+    page.wait_for_timeout(600)
+    wait_images(page)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": width, "height": 900})

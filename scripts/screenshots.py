@@ -1,0 +1,113 @@
+"""Take full-page screenshots of every page of the app into assets/screenshots/.
+
+Match (with a result), Inspect (all frames, then errors only), Catalogue and Evaluate.
+
+    python scripts/screenshots.py [--catalogue FOLDER] [--frames N] [--home DIR] [--out DIR]
+
+Uses the built-in demo by default. The evaluation is run first (in this process) so that the Inspect and
+Evaluate pages have a report; the app then reuses its index. Needs Playwright's Python package and Debian's
+chromium (apt-get install -y chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.appserver import CHROMIUM_ARGS, app_server, chromium_path, full_page_screenshot, wait_idle  # noqa: E402
+
+OUT = ROOT / "assets" / "screenshots"
+WIDTH = 1400
+
+
+def prepare(home: Path, catalogue: str, frames: int) -> tuple[Path, Path]:
+    """Generate the demo if needed and save an evaluation report; returns (catalogue folder, a clip to upload)."""
+    os.environ["LIVEMATCH_HOME"] = str(home)
+    from engine.catalog import load_catalogue
+    from engine.config import Settings
+    from engine.evaluate import evaluate
+    from engine.workspace import catalogue_root
+
+    settings = Settings.from_env(catalogue=catalogue, frames=frames)
+    root = catalogue_root(settings).absolute()
+    cat = load_catalogue(root)
+    clips = [c for c in cat.clips.values() if c.path]
+    if not clips:
+        raise SystemExit(f"{root} has no clips to show")
+    t = time.perf_counter()
+    report = evaluate(str(root), settings, catalogue=cat)
+    report.save(home / "reports" / f"{root.name}.json")
+    print(f"evaluation: top-1 {report.metrics['top1']:.2f} in {time.perf_counter() - t:.0f} s", flush=True)
+    return root, Path(clips[-1].path or "")
+
+
+def shoot(url: str, clip: Path, out: Path = OUT) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    shots = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": 900}, device_scale_factor=1)
+            page.set_default_timeout(180_000)
+
+            page.goto(f"{url}/")  # the Match page is the default page
+            wait_idle(page)
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(clip))
+            page.get_by_text("is shown in").wait_for(timeout=300_000)
+            wait_idle(page)
+            shots.append(_save(page, out, "match"))
+
+            page.goto(f"{url}/inspect")
+            wait_idle(page)
+            shots.append(_save(page, out, "inspect"))
+            page.get_by_text("Errors only").click()  # frames whose vote missed, if any
+            wait_idle(page)
+            shots.append(_save(page, out, "inspect-errors"))
+
+            page.goto(f"{url}/catalogue")
+            wait_idle(page)
+            shots.append(_save(page, out, "catalogue"))
+
+            page.goto(f"{url}/evaluate")
+            wait_idle(page)
+            shots.append(_save(page, out, "evaluate"))
+        finally:
+            browser.close()
+    return shots
+
+
+def _save(page, out: Path, name: str) -> Path:
+    path = out / f"{name}.png"
+    full_page_screenshot(page, path, WIDTH)
+    print(f"saved {path}", flush=True)
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--catalogue", default=os.environ.get("LIVEMATCH_CATALOGUE", ""), help="default: built-in demo")
+    ap.add_argument("--frames", type=int, default=10)
+    ap.add_argument("--home", type=Path, help="LIVEMATCH_HOME for the run (default: a fresh temporary folder)")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"where the PNGs go (default: {OUT.relative_to(ROOT)})")
+    args = ap.parse_args()
+    if chromium_path() is None:
+        print("chromium is not installed: apt-get install -y chromium", file=sys.stderr)
+        return 2
+    home = args.home or Path(tempfile.mkdtemp(prefix="livematch-shots-"))
+    root, clip = prepare(home, args.catalogue, args.frames)
+    env = {"LIVEMATCH_HOME": str(home), "LIVEMATCH_CATALOGUE": args.catalogue, "LIVEMATCH_FRAMES": str(args.frames)}
+    with app_server(env, home / "streamlit.log") as url:
+        shoot(url, clip, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The Evaluate page: run an evaluation, see metrics, table and charts; the report feeds the Inspect page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from apptest_support import assert_clean, open_app, page_text, plotly_figures, use_catalogue
+
+from engine.evaluate import EvalReport
+
+
+@pytest.fixture()
+def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, demo_dir: Path) -> Path:
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path))
+    use_catalogue(monkeypatch, demo_dir)
+    return tmp_path
+
+
+def test_run_an_evaluation_and_inspect_it(home: Path, demo_dir: Path) -> None:
+    at = open_app("evaluate")
+    assert at.text_input(key="evaluate.dataset").value == str(demo_dir)
+    assert any("No report for this dataset yet" in i.value for i in at.info)
+
+    at.button(key="evaluate.run").click().run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    saved = home / "reports" / f"{demo_dir.name}.json"
+    assert saved.is_file() and str(saved) in at.success[0].value
+    report = EvalReport.load(saved)
+    assert report.metrics["clips"] == 3
+
+    metrics = {m.proto.label: m.value for m in at.metric}
+    assert metrics["Top-1 accuracy"] == f"{report.metrics['top1']:.0%}"
+    assert metrics["MRR"] == f"{report.metrics['mrr']:.3f}"
+    assert metrics["Clips scored"] == "3"
+    table = at.dataframe[0].value
+    assert list(table["clip"]) == [c.video_id for c in report.clips]
+    figures = plotly_figures(at)
+    assert len(figures) == 2
+    assert list(figures[0]["data"][0]["x"]) == [c.video_id for c in report.clips]  # rank per clip
+    assert figures[1]["data"][0]["type"] == "bar"  # vote margins
+
+    at.switch_page("app_pages/inspect.py").run()
+    assert_clean(at)
+    assert not at.info or "No evaluation report yet" not in at.info[0].value
+    assert f"Correct · {sum(c.correct for c in report.clips)}" in page_text(at)
+
+
+def test_a_folder_that_is_not_a_dataset_is_a_friendly_error(home: Path, tmp_path: Path) -> None:
+    at = open_app("evaluate")
+    at.text_input(key="evaluate.dataset").set_value(str(tmp_path / "nothing-here")).run()
+    at.button(key="evaluate.run").click().run()
+    assert_clean(at)
+    assert at.error and "catalogue folder not found" in at.error[0].value
+
+
+def test_a_dataset_without_clips_is_refused(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "shop"
+    (folder / "tee").mkdir(parents=True)
+    (folder / "tee" / "0.jpg").write_bytes((Path(__file__).parent / "apptest_support.py").read_bytes())
+    at = open_app("evaluate")
+    at.text_input(key="evaluate.dataset").set_value(str(folder)).run()
+    at.button(key="evaluate.run").click().run()
+    assert_clean(at)
+    assert at.error

@@ -1,0 +1,198 @@
+"""The app's plain-Python parts: drawing, clip sources, progress, inspection rows, charts and tables."""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.evaluate import ClipOutcome, EvalReport, metrics
+from engine.render import Mark, annotate_frame, annotate_regions, ascii_label, draw_marks, fit, padded_crop, thumbnail
+from engine.types import FrameVote, MatchResult, Neighbour, ProductScore, RegionMatch, RegionRef
+from ui.charts import clip_table, margin_chart, rank_chart, truth_margin, votes_heatmap
+from ui.inspection import ProductInfo, compare_clip, compare_frame, visible_frames
+from ui.matching import ClipSource, safe_filename
+from ui.progress import describe_evaluation, describe_index_build, describe_match, ease, run_with_progress
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+def _region(neighbours: list[tuple[str, float]], category: str = "短裙", label: str = "person") -> RegionMatch:
+    return RegionMatch(
+        (10.0, 20.0, 110.0, 220.0), 0.8, label, category,
+        tuple(Neighbour(pid, sim, f"/cat/{pid}/0.jpg", (1.0, 2.0, 30.0, 40.0)) for pid, sim in neighbours),
+        match_box=(10.0, 60.0, 110.0, 150.0),
+    )
+
+
+def _frame(index: int, voted: str | None, sims: dict[str, float]) -> FrameVote:
+    ranked = sorted(sims.items(), key=lambda kv: -kv[1])
+    return FrameVote(index, index / 20, (_region(ranked[:2]),), voted, sims.get(voted, 0.0) if voted else 0.0,
+                     "detector", sims)
+
+
+@pytest.fixture()
+def result() -> MatchResult:
+    frames = (_frame(5, "A", {"A": 0.9, "B": 0.7, "C": 0.5}), _frame(15, "A", {"A": 0.8, "B": 0.75}),
+              _frame(25, "B", {"A": 0.6, "B": 0.85}))
+    ranking = (ProductScore("A", "Red skirt", 2, 2 / 3, 0.9, 0.77, (5, 15), "/cat/A/0.jpg"),
+               ProductScore("B", "Blue top", 1, 1 / 3, 0.85, 0.77, (25,), "/cat/B/0.jpg"),
+               ProductScore("C", "Green coat", 0, 0.0, 0.5, 0.17, (), None))
+    return MatchResult("clip.mp4", frames, ranking, {"total": 1.0}, {"frames": 3})
+
+
+# --------------------------------------------------------------------------------------------- render
+def test_ascii_label_translates_categories_and_drops_other_glyphs() -> None:
+    assert ascii_label("短裙") == "short skirt"
+    assert ascii_label("新品 dress  2") == "dress 2"
+
+
+def test_annotate_frame_draws_at_the_requested_size(result: MatchResult) -> None:
+    image = np.full((480, 270, 3), 128, np.uint8)
+    out = annotate_frame(image, result.frames[0], long_side=800)
+    assert out.shape == (800, 450, 3) and out.dtype == np.uint8
+    assert not np.array_equal(out[100:300, 10:200], np.full_like(out[100:300, 10:200], 128))
+    assert image.max() == 128  # the input is left alone
+
+
+def test_whole_frame_regions_get_no_extra_box() -> None:
+    image = np.full((100, 100, 3), 200, np.uint8)
+    whole = RegionMatch((0.0, 0.0, 100.0, 100.0), 0.0, "whole frame", "", (), match_box=(0.0, 30.0, 100.0, 60.0))
+    vote = FrameVote(0, 0.0, (whole,), None, 0.0, "whole-frame", {})
+    out = annotate_frame(image, vote)
+    assert np.array_equal(out[0:3, 80:100], image[0:3, 80:100])  # no box along the frame's own border
+    assert not np.array_equal(out[28:33, 80:100], image[28:33, 80:100])  # the matched window is drawn
+
+
+def test_marks_are_clipped_to_the_image_and_regions_drawn() -> None:
+    image = np.zeros((60, 80, 3), np.uint8)
+    out = draw_marks(image, [Mark((-50, -50, 500, 500), "far out")])
+    assert out.shape == image.shape
+    ref = RegionRef("p", "x.jpg", (5.0, 5.0, 40.0, 50.0), "长裤", 1)
+    assert annotate_regions(image, [ref], long_side=160).shape == (120, 160, 3)
+
+
+def test_thumbnail_fit_and_crop() -> None:
+    image = np.zeros((300, 100, 3), np.uint8)
+    assert thumbnail(image, (64, 64)).shape == (64, 64, 3)
+    assert fit(image, (50, 50)).shape == (50, 17, 3)
+    assert fit(image, (1000, 1000)) is image
+    assert padded_crop(image, (10, 10, 60, 110), pad=0.0).shape == (100, 50, 3)
+    assert padded_crop(image, None) is image
+
+
+# --------------------------------------------------------------------------------------------- clip sources
+@pytest.mark.parametrize("name, expected", [
+    ("my clip.mp4", "my_clip.mp4"),
+    ("../../etc/passwd.mp4", "passwd.mp4"),
+    ("C:\\Users\\me\\live.mov", "live.mov"),
+    ("...", "clip.mp4"),
+    ("no-extension", "no-extension.mp4"),
+    ("直播.webm", "clip.webm"),
+    ("Show.MKV", "Show.mkv"),
+])
+def test_safe_filename(name: str, expected: str) -> None:
+    assert safe_filename(name) == expected
+
+
+def test_uploads_are_written_privately_and_removed() -> None:
+    source = ClipSource.from_upload("../x.mp4", b"12345")
+    assert len(source.sha256) == 64
+    with source.materialise() as path:
+        assert path.read_bytes() == b"12345" and path.name == "x.mp4"
+        assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+        folder = path.parent
+    assert not folder.exists()
+    with pytest.raises(RuntimeError), source.materialise() as path:
+        folder = path.parent
+        raise RuntimeError("matching failed")
+    assert not folder.exists()
+
+
+def test_catalogue_clips_are_used_in_place(tmp_path: Path) -> None:
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"abc")
+    source = ClipSource.from_file(clip)
+    with source.materialise() as path:
+        assert path == clip
+    assert clip.exists()
+
+
+# --------------------------------------------------------------------------------------------- progress
+def test_progress_descriptions_are_bounded_and_ordered() -> None:
+    values = [describe_match(stage, 0.0, 0.0)[0] for stage in ("decode", "detect", "embed", "search", "vote")]
+    assert values == sorted(values) and all(0 <= v <= 1 for v in values)
+    assert describe_match("embed", 0.0, 1000.0)[0] < describe_match("search", 0.0, 0.0)[0]
+    assert describe_match("vote", 1.0, 0.0)[0] == 1.0
+    assert describe_index_build("embed", 0.5, 0.0)[1] == "Embedding catalogue images"
+    assert 0.0 <= ease(0.0, 0.0) < ease(0.0, 5.0) < 1.0
+    evaluation = describe_evaluation(4)
+    assert evaluation("index: embed", 1.0, 0.0)[0] <= 0.25
+    assert evaluation("match 900003", 0.5, 0.0)[1] == "Matching clip 900003 (3 of 4)"
+    assert evaluation("done", 1.0, 0.0) == (1.0, "Done")
+
+
+def test_run_with_progress_returns_and_reraises() -> None:
+    def work(progress):
+        progress("detect", 0.5)
+        return 42
+
+    assert run_with_progress(work, describe_match, poll_s=0.01) == 42
+    with pytest.raises(ValueError, match="bad clip"):
+        run_with_progress(lambda progress: (_ for _ in ()).throw(ValueError("bad clip")), describe_match, poll_s=0.01)
+
+
+# --------------------------------------------------------------------------------------------- inspection
+def test_compare_frame_with_the_truth_among_the_candidates(result: MatchResult) -> None:
+    frame = result.to_dict()["frames"][2]  # voted B, truth A
+    infos = {"A": ProductInfo("Red skirt", "短裙", "/cat/A/cover.jpg")}
+    row = compare_frame(frame, "A", infos)
+    assert not row.correct
+    assert row.chosen.product_id == "B" and row.chosen.similarity == pytest.approx(0.85)
+    assert row.truth.product_id == "A" and row.truth.from_neighbours and row.truth.image_path == "/cat/A/0.jpg"
+    assert row.query_box == (10.0, 60.0, 110.0, 150.0)  # the garment window that matched
+
+
+def test_compare_frame_falls_back_to_the_cover_image(result: MatchResult) -> None:
+    frame = result.to_dict()["frames"][0]  # candidates A and B only
+    row = compare_frame(frame, "C", {"C": ProductInfo("Green coat", "", "/cat/C/cover.jpg")})
+    assert row.truth.image_path == "/cat/C/cover.jpg" and not row.truth.from_neighbours
+    assert row.truth.similarity == pytest.approx(0.5) and row.truth.box is None
+
+
+def test_compare_clip_and_errors_only(result: MatchResult) -> None:
+    outcome = ClipOutcome("A", "A", 1, "A", result.to_dict())
+    clip = compare_clip(outcome, {})
+    assert clip.correct and clip.n_frames_setting == 3
+    assert [f.frame_index for f in visible_frames(clip, errors_only=True)] == [25]
+    assert len(visible_frames(clip, errors_only=False)) == 3
+
+
+# --------------------------------------------------------------------------------------------- charts and tables
+def test_votes_heatmap_marks_each_frames_vote(result: MatchResult) -> None:
+    fig = votes_heatmap(result, {"A": "Red skirt", "B": "Blue top", "C": "Green coat"}, max_products=2)
+    heat = fig.data[0]
+    assert list(heat.y) == ["Red skirt · A", "Blue top · B"]
+    assert heat.text[0][0].startswith("★") and not heat.text[1][0].startswith("★")
+    assert heat.text[1][2].startswith("★")
+    assert math.isnan(heat.z[1][0]) is False
+
+
+def _report(result: MatchResult) -> EvalReport:
+    outcomes = [ClipOutcome("A", "A", 1, "A", result.to_dict()), ClipOutcome("B", "B", 2, "A", result.to_dict()),
+                ClipOutcome("C", "Z", None, "A", result.to_dict()), ClipOutcome("D", None, None, "A", result.to_dict())]
+    return EvalReport("/data", {"frames": 3}, metrics(outcomes), tuple(outcomes))
+
+
+def test_report_table_and_charts(result: MatchResult) -> None:
+    report = _report(result)
+    assert [truth_margin(o) for o in report.clips] == [1, -1, -2, None]
+    table = clip_table(report, {"A": "Red skirt", "B": "Blue top"})
+    assert list(table["result"]) == ["✓ correct", "✗ wrong", "✗ wrong", "– no truth"]
+    assert list(table["top-1"]) == ["Red skirt"] * 4
+    ranks = rank_chart(report)
+    assert list(ranks.data[0].y) == [1, 2, 6] and list(ranks.layout.yaxis.ticktext)[-1] == "not ranked"
+    assert list(margin_chart(report).data[0].y) == [1, -1, -2]

@@ -1,0 +1,84 @@
+"""End to end in a real browser: `streamlit run app.py`, headless chromium through Playwright.
+
+Opens the Catalogue page by deep link on a fresh server (it must be drawn in the app's frame), then uploads a demo
+clip on the Match page, waits for the result, checks the product's name and that no traceback is shown, saves a
+screenshot, then uploads a file that is not a video.
+Skipped when chromium or Playwright is missing. Every wait is bounded; the server is always killed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.catalog import load_catalogue
+from scripts.appserver import CHROMIUM_ARGS, app_server, chromium_path, full_page_screenshot, wait_idle
+
+pytestmark = pytest.mark.browser
+
+MATCH_TIMEOUT_MS = 240_000  # first match loads the models and may build the index, on CPU
+SHOTS = os.environ.get("LIVEMATCH_E2E_SCREENSHOTS")  # optional folder to keep the screenshots in
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = chromium_path()
+    if path is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
+    return path
+
+
+def test_upload_a_clip_and_see_the_product(chromium: str, demo_dir: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    catalogue = load_catalogue(demo_dir)
+    truth = "900003"
+    name = catalogue.products[truth].name
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
+           "LIVEMATCH_FRAMES": "3"}
+    with app_server(env, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/catalogue")  # a deep link on a freshly started server: drawn in the app's frame
+            wait_idle(page, 120_000)
+            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "Match a clip" in nav and "Catalogue" in nav and "Catalogue folder" in page.inner_text("body")
+            assert page.locator("h1").first.inner_text() == "Catalogue"
+
+            page.goto(f"{url}/")  # the Match page
+            wait_idle(page, 60_000)
+            assert page.locator("h1").first.inner_text() == "Match a clip"
+            assert "MP4, MOV, AVI, MKV, WEBM" in page.inner_text("body") and "200 MB" in page.inner_text("body")
+
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+                str(demo_dir / "video" / f"{truth}.mp4"))
+            page.get_by_text("is shown in").wait_for(timeout=MATCH_TIMEOUT_MS)
+            wait_idle(page, MATCH_TIMEOUT_MS)
+            alert = page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
+            assert name in alert and f"{truth}.mp4" in alert
+            assert page.locator('[data-testid="stImage"]').count() >= 3 + 3  # frames and product cards
+            assert page.locator('[data-testid="stPlotlyChart"]').count() == 1
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert page.get_by_text("Page not found").count() == 0
+            shot = tmp_path / "match.png"
+            full_page_screenshot(page, shot)
+            assert shot.stat().st_size > 50_000
+            if SHOTS:
+                Path(SHOTS).mkdir(parents=True, exist_ok=True)
+                shutil.copy(shot, Path(SHOTS) / "e2e-match.png")
+
+            bad = tmp_path / "not-a-video.mp4"
+            bad.write_bytes(b"definitely not a video " * 100)
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
+            page.locator('[data-testid="stAlertContentError"]').wait_for(timeout=60_000)
+            assert "not-a-video.mp4" in page.locator('[data-testid="stAlertContentError"]').inner_text()
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert page.locator('[data-testid="stAlertContentSuccess"]').count() == 0
+        finally:
+            browser.close()

@@ -1,0 +1,121 @@
+"""Plotly figures and tables of match results and evaluation reports (plain Python, no Streamlit)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from engine.evaluate import ClipOutcome, EvalReport
+from engine.types import MatchResult
+
+PRIMARY = "#4f46e5"
+GOOD = "#10b981"
+WARN = "#f59e0b"
+BAD = "#ef4444"
+MUTED = "#9ca3af"
+INK = "#1f2433"
+FONT = dict(family="Inter, 'Source Sans Pro', sans-serif", size=13, color=INK)
+
+
+def short(text: str, n: int = 30) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _layout(fig: go.Figure, height: int, **kwargs: Any) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), font=FONT, plot_bgcolor="white",
+                      paper_bgcolor="white", **kwargs)
+    return fig
+
+
+def votes_heatmap(result: MatchResult, names: Mapping[str, str], max_products: int = 8) -> go.Figure:
+    """Similarity of each frame to each top product (colour), with a star on the product each frame voted for."""
+    products = [p.product_id for p in result.ranking[:max_products]]
+    voted_extra = [f.voted_product for f in result.frames if f.voted_product and f.voted_product not in products]
+    products += list(dict.fromkeys(voted_extra))
+    labels = {pid: f"{short(names.get(pid, pid), 28)} · {pid}" for pid in products}
+    x = [f"#{f.frame_index}<br>{f.time_s:.1f} s" for f in result.frames]
+    z = [[f.product_similarity.get(pid, math.nan) for f in result.frames] for pid in products]
+    text = [[("★ " if f.voted_product == pid else "") + (f"{v:.2f}" if not math.isnan(v) else "")
+             for f, v in zip(result.frames, row)] for pid, row in zip(products, z)]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=x, y=[labels[p] for p in products], text=text, texttemplate="%{text}", textfont=dict(size=12),
+        colorscale=[[0.0, "#f4f5fb"], [0.5, "#a5b4fc"], [1.0, PRIMARY]], xgap=3, ygap=3,
+        colorbar=dict(title=dict(text="similarity", side="right"), thickness=12, len=0.9),
+        hovertemplate="%{y}<br>frame %{x}<br>similarity %{z:.3f}<extra></extra>",
+    ))
+    _layout(fig, 70 + 40 * len(products))
+    fig.update_yaxes(autorange="reversed", showgrid=False, ticksuffix="  ")
+    fig.update_xaxes(showgrid=False, side="bottom")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- reports
+def truth_margin(outcome: ClipOutcome) -> int | None:
+    """Frames voting for the true product minus frames voting for its strongest rival (None without truth)."""
+    if outcome.truth is None:
+        return None
+    votes = {p["product_id"]: int(p["votes"]) for p in outcome.result.get("ranking", [])}
+    rival = max((v for pid, v in votes.items() if pid != outcome.truth), default=0)
+    return votes.get(outcome.truth, 0) - rival
+
+
+def clip_table(report: EvalReport, names: Mapping[str, str]) -> pd.DataFrame:
+    """One row per clip: result, truth, top-1, rank of the truth, votes, margin, similarity, time."""
+    rows = []
+    for o in report.clips:
+        ranking = o.result.get("ranking", [])
+        top = ranking[0] if ranking else {}
+        n_frames = len(o.result.get("frames", []))
+        rows.append({
+            "clip": o.video_id,
+            "result": "✓ correct" if o.correct else ("– no truth" if o.truth is None else "✗ wrong"),
+            "true product": names.get(o.truth, o.truth) if o.truth else "not in catalogue",
+            "top-1": names.get(o.top, o.top) if o.top else "no match",
+            "rank of truth": o.truth_rank,
+            "votes": f"{top.get('votes', 0)} / {n_frames}",
+            "margin": truth_margin(o),
+            "similarity": float(top.get("best_similarity", 0.0)) if top else None,
+            "time (s)": float(o.result.get("timings", {}).get("total", 0.0)),
+        })
+    return pd.DataFrame(rows)
+
+
+def rank_chart(report: EvalReport) -> go.Figure:
+    """Rank of the true product in each clip's ranking (1 = correct); clips where it is not ranked at the bottom."""
+    clips = [o for o in report.clips if o.truth is not None]
+    worst = max([o.truth_rank or 0 for o in clips] + [5])
+    missing = worst + 1
+    ranks = [o.truth_rank for o in clips]
+    colours = [GOOD if r == 1 else WARN if r and r <= 5 else BAD for r in ranks]
+    fig = go.Figure(go.Scatter(
+        x=[o.video_id for o in clips], y=[r or missing for r in ranks], mode="markers+text",
+        text=[str(r) if r else "–" for r in ranks], textfont=dict(color="white", size=12),
+        marker=dict(size=30, color=colours), showlegend=False,
+        hovertemplate="clip %{x}<br>rank of the true product: %{text}<extra></extra>",
+    ))
+    fig.add_hrect(y0=0.5, y1=1.5, fillcolor=GOOD, opacity=0.08, line_width=0)
+    _layout(fig, 300)
+    ticks = list(range(1, worst + 1)) + [missing]
+    fig.update_yaxes(autorange=False, range=[missing + 0.6, 0.4], tickvals=ticks,
+                     ticktext=["1 · correct"] + [str(t) for t in ticks[1:-1]] + ["not ranked"],
+                     title="rank of the true product", gridcolor="#eef0f6", zeroline=False)
+    fig.update_xaxes(type="category", title="clip")
+    return fig
+
+
+def margin_chart(report: EvalReport) -> go.Figure:
+    """Vote margin of the true product per clip: positive when it won, by how many frames."""
+    clips = [(o, truth_margin(o)) for o in report.clips if o.truth is not None]
+    colours = [GOOD if (m or 0) > 0 else BAD if (m or 0) < 0 else WARN for _, m in clips]
+    fig = go.Figure(go.Bar(
+        x=[o.video_id for o, _ in clips], y=[m for _, m in clips], marker_color=colours,
+        text=[f"{m:+d}" for _, m in clips], textposition="outside", cliponaxis=False,
+        hovertemplate="clip %{x}<br>margin %{y:+d} frames<extra></extra>",
+    ))
+    _layout(fig, 300, bargap=0.55)
+    fig.update_yaxes(title="frames: truth − best rival", zeroline=True, zerolinecolor="#c7cad6", gridcolor="#eef0f6")
+    fig.update_xaxes(type="category", title="clip")
+    return fig

@@ -1,0 +1,117 @@
+"""Reusable page pieces: header, error guard, product cards, empty states, styling."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Iterator
+
+import streamlit as st
+
+from engine.categories import english
+from engine.errors import EngineError
+
+log = logging.getLogger("livematch.app")
+
+CSS = """
+<style>
+.block-container {padding-top: 2.2rem; padding-bottom: 3rem; max-width: 1320px;}
+[data-testid="stImage"] img {border-radius: 8px;}
+.lm-subtitle {color: #5b6275; font-size: 1.02rem; margin-top: -0.6rem; margin-bottom: 1.2rem;}
+.lm-badge {display: inline-block; font-size: 0.75rem; font-weight: 600; padding: 0.1rem 0.5rem; border-radius: 999px;
+  background: #eef0f6; color: #4b5263; margin-top: 0.15rem;}
+.lm-badge.best {background: #ede9fe; color: #4f46e5;}
+.lm-name {font-weight: 600; font-size: 0.98rem; line-height: 1.3; height: 2.6em; margin: 0.45rem 0 0.15rem 0;
+  overflow: hidden;}
+.lm-meta {color: #6b7280; font-size: 0.8rem; line-height: 1.35; height: 2.7em; overflow: hidden;}
+.lm-votes {display: flex; justify-content: space-between; font-size: 0.82rem; margin-top: 0.55rem; color: #1f2433;}
+.lm-bar {height: 6px; background: #eef0f6; border-radius: 999px; margin: 0.3rem 0 0.55rem 0; overflow: hidden;}
+.lm-bar > div {height: 100%; background: #4f46e5; border-radius: 999px;}
+.lm-row {display: flex; justify-content: space-between; font-size: 0.8rem; color: #6b7280; line-height: 1.6;}
+.lm-row b {color: #1f2433;}
+.lm-tiles {display: grid; gap: 0.75rem;}
+.lm-tile {border: 1px solid #e3e6f0; border-radius: 0.6rem; padding: 0.75rem 1rem; background: #fff;}
+.lm-tile-label {color: #5b6275; font-size: 0.85rem;}
+.lm-tile-value {font-size: 1.55rem; font-weight: 600; line-height: 1.25; margin-top: 0.2rem; color: #1f2433;}
+.lm-tile-value.text {font-size: 1.02rem; line-height: 1.35; margin-top: 0.35rem;}
+.lm-tile-note {color: #6b7280; font-size: 0.76rem; margin-top: 0.15rem;}
+</style>
+"""
+
+
+def inject_css() -> None:
+    st.html(CSS)
+
+
+def page_header(title: str, subtitle: str) -> None:
+    st.title(title, anchor=False)
+    st.html(f'<div class="lm-subtitle">{subtitle}</div>')
+
+
+@contextlib.contextmanager
+def guard(action: str = "this page") -> Iterator[None]:
+    """Show engine errors as a one-line message, and anything unexpected as a friendly error (logged in full)."""
+    try:
+        yield
+    except EngineError as e:
+        st.error(str(e), icon=":material/error:")
+    except Exception:  # noqa: BLE001 - nothing may reach the user as a traceback
+        log.exception("unexpected error in %s", action)
+        st.error(f"Something went wrong while loading {action}. The details are in the server log; "
+                 "try again, or change the settings in the sidebar.", icon=":material/error:")
+
+
+def category_label(category: str) -> str:
+    """English category name; '' stays ''."""
+    return english(category) if category else ""
+
+
+def image_or_placeholder(data: bytes | None, caption: str | None = None) -> None:
+    if data is not None:
+        st.image(data, caption=caption, width="stretch")
+    else:
+        st.html('<div style="aspect-ratio:1;background:#f4f5fb;border-radius:8px;display:flex;'
+                'align-items:center;justify-content:center;color:#9ca3af;font-size:0.85rem">no image</div>')
+        if caption:
+            st.caption(caption)
+
+
+def product_card(rank: int, name: str, product_id: str, category: str, image: bytes | None, votes: int,
+                 n_frames: int, share: float, best: float, mean: float) -> None:
+    """A product of a match: image, rank, name, id and category, votes with their share, similarities."""
+    badge = ('<span class="lm-badge best">&#9733; Best match</span>' if rank == 1
+             else f'<span class="lm-badge">#{rank}</span>')
+    width = f"{min(max(share, 0.0), 1.0) * 100:.0f}%"
+    with st.container(border=True):
+        image_or_placeholder(image)
+        st.html(
+            f'{badge}<div class="lm-name" title="{_escape(name)}">{_escape(name)}</div>'
+            f'<div class="lm-meta">{_escape(product_id)}<br>{_escape(category_label(category)) or "&nbsp;"}</div>'
+            f'<div class="lm-votes"><span>{votes} of {n_frames} frame{"s" if n_frames != 1 else ""}</span>'
+            f'<b>{share:.0%}</b></div><div class="lm-bar"><div style="width:{width}"></div></div>'
+            f'<div class="lm-row"><span>best similarity</span><b>{best:.2f}</b></div>'
+            f'<div class="lm-row"><span>mean similarity</span><span>{mean:.2f}</span></div>'
+        )
+
+
+def stat_tiles(tiles: list[tuple[str, str, str]]) -> None:
+    """A row of equal tiles: (label, value, note); long values use a smaller font instead of being cut."""
+    cells = []
+    for label, value, note in tiles:
+        kind = "lm-tile-value text" if len(str(value)) > 9 else "lm-tile-value"
+        cells.append(f'<div class="lm-tile"><div class="lm-tile-label">{_escape(label)}</div>'
+                     f'<div class="{kind}">{_escape(value)}</div>'
+                     + (f'<div class="lm-tile-note">{_escape(note)}</div>' if note else "") + "</div>")
+    st.html(f'<div class="lm-tiles" style="grid-template-columns: repeat({len(tiles)}, 1fr)">{"".join(cells)}</div>')
+
+
+def empty_state(icon: str, title: str, text: str) -> None:
+    with st.container(border=True):
+        st.markdown(f"#### {icon} {title}")
+        st.markdown(text)
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(str(text))

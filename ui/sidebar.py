@@ -1,0 +1,100 @@
+"""The sidebar: catalogue folder and matching settings, turned into the session's Settings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import streamlit as st
+
+from engine.config import Settings
+from engine.errors import EngineError
+from engine.models import DETECTORS, EMBEDDERS
+
+from .state import PENDING_CATALOGUE_KEY, SETTINGS_KEY, get_catalogue, is_builtin_demo
+
+MODEL_LABELS = {
+    "ssd-mobilenet-v2-coco": "SSD-MobileNet-v2 (COCO) · fast",
+    "ssd300-vgg16": "SSD300-VGG16 (COCO) · needs local weights",
+    "efficientnet-lite0-gem": "EfficientNet-Lite0 + GeM · default",
+    "efficientnet-lite0": "EfficientNet-Lite0 pooled head",
+    "resnet50": "ResNet-50 · needs local weights",
+}
+FRAMES_RANGE = (1, 30)
+TOP_K_RANGE = (1, 10)
+
+
+def _clamp(v: int, lo_hi: tuple[int, int]) -> int:
+    return max(lo_hi[0], min(lo_hi[1], int(v)))
+
+
+def _defaults(base: Settings) -> dict[str, object]:
+    return {
+        "cfg.catalogue": base.catalogue,
+        "cfg.frames": _clamp(base.frames, FRAMES_RANGE),
+        "cfg.det_threshold": round(min(max(base.det_threshold, 0.05), 0.95), 2),
+        "cfg.top_k": _clamp(base.top_k, TOP_K_RANGE),
+        "cfg.detector": base.detector,
+        "cfg.embedder": base.embedder,
+    }
+
+
+def _options(registry: dict, current: str) -> list[str]:
+    names = list(registry)
+    return names if current in names else [current, *names]
+
+
+def render_sidebar() -> Settings:
+    """Draw the settings and return this session's Settings (also stored for the pages)."""
+    base = Settings.from_env()
+    for key, value in _defaults(base).items():
+        st.session_state.setdefault(key, value)
+    pending = st.session_state.pop(PENDING_CATALOGUE_KEY, None)
+    if pending is not None:
+        st.session_state["cfg.catalogue"] = pending
+
+    with st.sidebar:
+        st.text_input(
+            "Catalogue folder", key="cfg.catalogue", placeholder="Built-in demo",
+            help="A dataset in the Tianchi layout (image/, image_annotation/, video/) or a folder with one "
+                 "sub-folder of images per product. Leave empty for the built-in demo.",
+        )
+        settings = replace(
+            base,
+            catalogue=str(st.session_state["cfg.catalogue"]).strip(),
+        )
+        _catalogue_status(settings)
+        st.slider("Frames to sample", *FRAMES_RANGE, key="cfg.frames",
+                  help="Frames taken evenly from each clip. More frames: steadier votes, slower matching.")
+        st.slider("Detection threshold", 0.05, 0.95, step=0.05, key="cfg.det_threshold",
+                  help="Minimum detector score of a person region; below it the whole frame is searched.")
+        st.slider("Products to show (top-K)", *TOP_K_RANGE, key="cfg.top_k")
+        with st.expander("Models", icon=":material/memory:"):
+            st.selectbox("Detector", _options(DETECTORS, base.detector), key="cfg.detector",
+                         format_func=lambda n: MODEL_LABELS.get(n, n))
+            st.selectbox("Embedder", _options(EMBEDDERS, base.embedder), key="cfg.embedder",
+                         format_func=lambda n: MODEL_LABELS.get(n, n),
+                         help="Changing the embedder builds a separate index for it the first time.")
+    settings = replace(
+        settings,
+        frames=int(st.session_state["cfg.frames"]),
+        det_threshold=float(st.session_state["cfg.det_threshold"]),
+        top_k=int(st.session_state["cfg.top_k"]),
+        detector=str(st.session_state["cfg.detector"]),
+        embedder=str(st.session_state["cfg.embedder"]),
+    )
+    st.session_state[SETTINGS_KEY] = settings
+    return settings
+
+
+def _catalogue_status(settings: Settings) -> None:
+    try:
+        catalogue = get_catalogue(settings)
+    except EngineError as e:
+        st.error(str(e), icon=":material/folder_off:")
+        return
+    except Exception:  # noqa: BLE001 - the page below reports the details
+        st.error("This catalogue cannot be read.", icon=":material/folder_off:")
+        return
+    name = "Built-in demo" if is_builtin_demo(settings) else catalogue.root.rsplit("/", 1)[-1]
+    clips = sum(1 for c in catalogue.clips.values() if c.path)
+    st.caption(f":material/inventory_2: **{name}** · {len(catalogue.products)} products · {clips} clips")
