@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import streamlit as st
@@ -19,6 +20,11 @@ MODEL_LABELS = {
     "efficientnet-lite0": "EfficientNet-Lite0 pooled head",
     "resnet50": "ResNet-50 · needs local weights",
 }
+SEARCH_MODES = {  # label -> refine_windows (see engine.config.Settings)
+    "Fast": 3,
+    "Accurate": -1,
+}
+APP_DEFAULT_REFINE = 3  # the app favours response time; the CLI and evaluation default to accurate
 FRAMES_RANGE = (1, 30)
 TOP_K_RANGE = (1, 10)
 
@@ -35,7 +41,13 @@ def _defaults(base: Settings) -> dict[str, object]:
         "cfg.top_k": _clamp(base.top_k, TOP_K_RANGE),
         "cfg.detector": base.detector,
         "cfg.embedder": base.embedder,
+        "cfg.search": _search_label(base.refine_windows if "LIVEMATCH_REFINE_WINDOWS" in os.environ
+                                    else APP_DEFAULT_REFINE),
     }
+
+
+def _search_label(refine_windows: int) -> str:
+    return "Accurate" if refine_windows < 0 else "Fast"
 
 
 def _options(registry: dict, current: str) -> list[str]:
@@ -74,6 +86,12 @@ def render_sidebar() -> Settings:
             st.selectbox("Embedder", _options(EMBEDDERS, base.embedder), key="cfg.embedder",
                          format_func=lambda n: MODEL_LABELS.get(n, n),
                          help="Changing the embedder builds a separate index for it the first time.")
+            st.segmented_control(
+                "Garment search", list(SEARCH_MODES), key="cfg.search",
+                help="Fast: every garment window is scored from one pass per region, and the 3 best are "
+                     "re-embedded exactly (about 3 s per clip on 2 CPU cores). Accurate: every window is "
+                     "embedded (about 8 s), the setting used for evaluation.",
+            )
     settings = replace(
         settings,
         frames=int(st.session_state["cfg.frames"]),
@@ -81,6 +99,7 @@ def render_sidebar() -> Settings:
         top_k=int(st.session_state["cfg.top_k"]),
         detector=str(st.session_state["cfg.detector"]),
         embedder=str(st.session_state["cfg.embedder"]),
+        refine_windows=SEARCH_MODES.get(str(st.session_state.get("cfg.search")), APP_DEFAULT_REFINE),
     )
     st.session_state[SETTINGS_KEY] = settings
     return settings
