@@ -360,7 +360,12 @@ class Engine:
         votes = Counter(f.voted_product for f in frames if f.voted_product)
         sims: dict[str, list[float]] = defaultdict(list)
         support: dict[str, list[int]] = defaultdict(list)
+        best: dict[str, Neighbour] = {}
         for f in frames:
+            for region in f.regions:
+                for nb in region.neighbours:
+                    if nb.product_id not in best or nb.similarity > best[nb.product_id].similarity:
+                        best[nb.product_id] = nb
             for pid, sim in f.product_similarity.items():
                 sims[pid].append(sim)
             if f.voted_product:
@@ -377,6 +382,8 @@ class Engine:
                 round(float(np.sum(s)) / n, 4),
                 tuple(support.get(pid, ())),
                 (products.get(pid, {}).get("images") or [None])[0],
+                best[pid].image_path if pid in best else None,
+                best[pid].box if pid in best else None,
             )
             for pid, s in sims.items()
         ]

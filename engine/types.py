@@ -174,7 +174,9 @@ class ProductScore:
     best_similarity: float
     mean_similarity: float
     frames: tuple[int, ...]
-    image_path: str | None
+    image_path: str | None  # the product's cover image
+    best_image: str | None = None  # the catalogue image whose region matched best in this clip
+    best_box: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)

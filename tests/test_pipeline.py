@@ -124,3 +124,12 @@ def test_folder_catalogue_uses_detection_skips_corrupt_images_and_caches_regions
     vectors2, items2, _ = counting.catalogue_regions(load_catalogue(root), cache=EmbeddingCache(tmp_path / "cache"))
     assert calls == [6] and items2 == items  # detections come from the cache the second time
     np.testing.assert_allclose(vectors2, vectors)
+
+
+def test_ranking_names_the_best_matching_catalogue_image(engine, catalogue):
+    result = engine.match(catalogue.clips["900002"].path)
+    top = result.top
+    assert top.best_image in catalogue.products["900002"].images and top.best_box is not None
+    best = max((nb for f in result.frames for r in f.regions for nb in r.neighbours if nb.product_id == "900002"),
+               key=lambda nb: nb.similarity)
+    assert best.image_path == top.best_image and best.similarity == pytest.approx(top.best_similarity, abs=1e-3)
