@@ -43,6 +43,8 @@ def test_evaluate_prints_metrics_and_writes_a_consistent_report(tmp_path, demo_d
     assert "top-1 1.000" in out.stdout and "MRR" in out.stdout
     data = json.loads(report.read_text())
     assert data["metrics"]["clips"] == 3
+    assert data["metrics"]["region_boxes"] == 12  # 3 clips x 4 annotated frames of the small demo
+    assert data["metrics"]["region_top1"] >= 0.75 and "region top-1" in out.stdout
     for clip in data["clips"]:
         ranking = clip["result"]["ranking"]
         frame_votes = [f["voted_product"] for f in clip["result"]["frames"]]
