@@ -14,7 +14,6 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .catalog import Catalogue
-from .categories import english
 from .config import Settings
 from .embed_cache import EmbeddingCache, file_digest
 from .errors import EngineError, ImageError
@@ -389,7 +388,3 @@ class Engine:
         ]
         scores.sort(key=lambda p: (-p.votes, -p.mean_similarity, p.product_id))
         return scores
-
-
-def category_name(label: str) -> str:
-    return english(label)
