@@ -128,6 +128,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_table
 
     settings = _settings(args)
+    if args.compare:
+        from .evaluate import compare, format_comparison
+
+        print(format_comparison(compare(args.dataset, settings, progress=_progress_bar("compare"))))
+        return 0
     report = evaluate(args.dataset, settings, progress=_progress_bar("evaluate"))
     for s in report.skipped:
         print(f"skipped: {s}", file=sys.stderr)
@@ -198,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="a dataset in the Tianchi layout")
     p.add_argument("--report", help="JSON report path (default: ~/.cache/livematch/reports/<dataset>.json)")
     p.add_argument("--fail-under", dest="fail_under", type=float, help="exit 1 when top-1 is below this")
+    p.add_argument("--compare", action="store_true",
+                   help="evaluate the baseline and each change on the same data and print a comparison table")
     _add_model_options(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -178,3 +178,37 @@ def format_table(report: EvalReport) -> str:
         lines.append(f"annotated product boxes {m['region_boxes']}  region top-1 {m['region_top1']:.3f} "
                      "(each box searched alone: feature quality without the detector)")
     return "\n".join(lines)
+
+
+# Set-ups compared by ``evaluate --compare``: name -> settings overrides.
+COMPARE_SETUPS: dict[str, dict[str, Any]] = {
+    "baseline: person regions, 1280-d head": {"embedder": "efficientnet-lite0", "garment_windows": False},
+    "person regions, GeM last stage": {"garment_windows": False},
+    "garment windows, 1280-d head": {"embedder": "efficientnet-lite0"},
+    "garment windows, GeM (default)": {"refine_windows": -1},
+    "garment windows, GeM, fast (3 refined)": {"refine_windows": 3},
+}
+
+
+def compare(
+    dataset: str | Path, settings: Settings, progress: Callable[[str, float], None] | None = None
+) -> list[tuple[str, EvalReport, float]]:
+    """Evaluate every set-up of COMPARE_SETUPS on the same data; returns (name, report, seconds)."""
+    from dataclasses import replace
+
+    catalogue = load_catalogue(dataset)
+    rows = []
+    for name, overrides in COMPARE_SETUPS.items():
+        t0 = time.perf_counter()
+        report = evaluate(dataset, replace(settings, **overrides), progress=progress, catalogue=catalogue)
+        rows.append((name, report, time.perf_counter() - t0))
+    return rows
+
+
+def format_comparison(rows: list[tuple[str, EvalReport, float]]) -> str:
+    lines = [f"{'set-up':<42} {'top-1':>6} {'top-5':>6} {'MRR':>6} {'region':>7} {'time':>8}"]
+    for name, r, seconds in rows:
+        m = r.metrics
+        lines.append(f"{name:<42} {m['top1']:>6.3f} {m['top5']:>6.3f} {m['mrr']:>6.3f} "
+                     f"{m.get('region_top1', 0.0):>7.3f} {seconds:>7.1f}s")
+    return "\n".join(lines)
