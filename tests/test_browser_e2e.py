@@ -27,6 +27,8 @@ SHOTS = os.environ.get("LIVEMATCH_E2E_SCREENSHOTS")  # optional folder to keep t
 def chromium() -> str:
     path = chromium_path()
     if path is None:
+        if os.environ.get("LIVEMATCH_REQUIRE_BROWSER") == "1":  # set by .ci/run: CI must not skip this test
+            pytest.fail("chromium is required here but not installed (apt-get install -y chromium)")
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
     pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
     return path
