@@ -12,7 +12,6 @@ rebuild leaves the previous index serving.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .ann_backends import BACKENDS
+from .embed_cache import file_digest
 from .errors import IndexFileError
 from .types import Neighbour
 
@@ -40,14 +40,6 @@ class IndexItem:
     box: tuple[float, float, float, float]
     category: str
     source: str
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_index(
@@ -115,7 +107,7 @@ def _write_locked(
             "n_items": len(items),
             "n_products": len(products),
             "backend": backend,
-            "checksum": {engine.filename: _sha256(tmp / engine.filename), "vectors.npy": _sha256(tmp / "vectors.npy")},
+            "checksum": {engine.filename: file_digest(tmp / engine.filename), "vectors.npy": file_digest(tmp / "vectors.npy")},
             "items": [[it.product_id, it.image_path, list(it.box), it.category, it.source] for it in items],
             "products": products,
             **(extra or {}),
@@ -173,9 +165,10 @@ class ProductIndex:
         self._ann = backend(build / backend.filename, self.dim)
         self.backend = backend.name
         self.vectors = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        self._by_product: dict[str, np.ndarray] = {}
-        for pid in self.products:
-            self._by_product[pid] = np.array([i for i, it in enumerate(self.items) if it.product_id == pid], int)
+        by_product: dict[str, list[int]] = {pid: [] for pid in self.products}
+        for i, it in enumerate(self.items):  # one pass: O(items), not O(items x products)
+            by_product.setdefault(it.product_id, []).append(i)
+        self._by_product = {pid: np.array(ids, int) for pid, ids in by_product.items()}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -200,7 +193,7 @@ class ProductIndex:
         if verify:
             for fname, digest in meta.get("checksum", {}).items():
                 f = build / fname
-                if not f.is_file() or _sha256(f) != digest:
+                if not f.is_file() or file_digest(f) != digest:
                     raise IndexFileError(f"the index file {fname} is corrupt (checksum mismatch): rebuild the index")
         try:
             return cls(build, meta)

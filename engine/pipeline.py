@@ -196,11 +196,18 @@ class Engine:
 
     def match(self, clip: str | Path, progress: Progress = _no_progress) -> MatchResult:
         """Sample frames from a clip and match them."""
+        return self.match_clip(clip, progress)[0]
+
+    def match_clip(self, clip: str | Path, progress: Progress = _no_progress) -> tuple[MatchResult, list[Frame]]:
+        """Like ``match``, also returning the decoded frames, so a caller that draws them decodes nothing again."""
         t0 = time.perf_counter()
         progress("decode", 0.0)
         frames = sample_frames(clip, self.settings.frames)
         decode_s = time.perf_counter() - t0
-        result = self.match_frames(frames, progress, clip_name=Path(clip).name)
+        return self._with_decode_time(self.match_frames(frames, progress, clip_name=Path(clip).name), decode_s), frames
+
+    @staticmethod
+    def _with_decode_time(result: MatchResult, decode_s: float) -> MatchResult:
         result.timings["decode"] = round(decode_s, 4)
         result.timings["total"] = round(sum(v for k, v in result.timings.items() if k != "total"), 4)
         return result
@@ -230,10 +237,7 @@ class Engine:
                 if isinstance(frames, EngineError):
                     yield str(clip), frames
                     continue
-                result = self.match_frames(frames, clip_name=Path(clip).name)
-                result.timings["decode"] = round(decode_s, 4)
-                result.timings["total"] = round(sum(v for k, v in result.timings.items() if k != "total"), 4)
-                yield str(clip), result
+                yield str(clip), self._with_decode_time(self.match_frames(frames, clip_name=Path(clip).name), decode_s)
         progress("match", 1.0)
 
     def match_frames(self, frames: list[Frame], progress: Progress = _no_progress, clip_name: str = "") -> MatchResult:

@@ -22,7 +22,8 @@ import streamlit as st
 from engine.pipeline import Engine
 from engine.render import annotate_frame, encode_jpeg
 from engine.types import MatchResult
-from engine.video import VIDEO_SUFFIXES, sample_frames
+from engine.embed_cache import file_digest
+from engine.video import VIDEO_SUFFIXES
 
 Progress = Callable[[str, float], None]
 UPLOAD_TYPES = ("mp4", "mov", "avi", "mkv", "webm")
@@ -45,7 +46,7 @@ class ClipSource:
     @classmethod
     def from_file(cls, path: str | Path, sha256: str | None = None) -> ClipSource:
         p = Path(path)
-        return cls(name=p.name, sha256=sha256 or file_sha256(p), path=str(p))
+        return cls(name=p.name, sha256=sha256 or file_digest(p), path=str(p))
 
     @contextlib.contextmanager
     def materialise(self) -> Iterator[Path]:
@@ -71,17 +72,9 @@ def safe_filename(name: str) -> str:
     return f"{stem or 'clip'}{suffix}"
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @st.cache_data(show_spinner=False, max_entries=256)
 def cached_file_sha256(path: str, size: int, mtime: float) -> str:
-    return file_sha256(path)
+    return file_digest(path)
 
 
 @dataclass(frozen=True)
@@ -102,8 +95,8 @@ def analyse(engine: Engine, source: ClipSource, progress: Progress | None = None
     """Match a clip and draw its sampled frames (the same frames the engine sampled)."""
     progress = progress or (lambda stage, fraction: None)
     with source.materialise() as path:
-        result = engine.match(path, progress)
-        decoded = {f.index: f for f in sample_frames(path, engine.settings.frames)}
+        result, frames = engine.match_clip(path, progress)
+    decoded = {f.index: f for f in frames}
     drawn: list[bytes | None] = []
     for vote in result.frames:
         frame = decoded.get(vote.frame_index)
