@@ -56,6 +56,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="match whole detected regions only (the plain baseline), not garment windows")
     p.add_argument("--refine-windows", dest="refine_windows", type=int,
                    help="-1: embed every garment window (default, accurate); k>=0: pool all, re-embed the best k")
+    p.add_argument("--head", help="projection head checkpoint from train-embedding (default: none)")
+    p.add_argument("--garment-model", dest="garment_model",
+                   help="garment head checkpoint from train-garments: learned garment regions (default: none)")
+    p.add_argument("--category-weight", dest="category_weight", type=float,
+                   help="similarity penalty for catalogue regions of another category (needs --garment-model)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -128,6 +133,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_table
 
     settings = _settings(args)
+    if args.compare and args.learned:
+        from .crossval import format_learned, learned_compare
+
+        work = Path(args.work_dir or (settings.home / "crossval"))
+        result = learned_compare(args.dataset, settings, work, n_folds=args.folds,
+                                 progress=lambda stage, f: print(stage, file=sys.stderr, flush=True))
+        print(format_learned(result))
+        if args.report:
+            Path(args.report).write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
+        return 0
     if args.compare:
         from .evaluate import compare, format_comparison
 
@@ -143,6 +158,63 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.fail_under is not None and report.metrics["top1"] < args.fail_under:
         print(f"error: top-1 {report.metrics['top1']:.3f} is below {args.fail_under}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _products(value: str | None) -> set[str] | None:
+    return {p.strip() for p in value.split(",") if p.strip()} if value else None
+
+
+def _training_catalogue(args: argparse.Namespace):
+    from .catalog import load_catalogue
+    from .workspace import catalogue_root
+
+    settings = _settings(args)
+    catalogue = load_catalogue(args.dataset or catalogue_root(settings))
+    exclude = _products(args.exclude_products) or set()
+    unknown = exclude - set(catalogue.products)
+    if unknown:
+        raise EngineError(f"--exclude-products: not in the catalogue: {', '.join(sorted(unknown))}")
+    return settings, catalogue, set(catalogue.products) - exclude
+
+
+def cmd_train_embedding(args: argparse.Namespace) -> int:
+    from .models import get_embedder
+    from .train_embedding import TripletConfig, train_projection
+
+    settings, catalogue, products = _training_catalogue(args)
+    config = TripletConfig(mode=args.mode, views=args.views, out_dim=args.dim, steps=args.steps, seed=args.seed)
+    report = train_projection(get_embedder(settings.embedder, settings.device), catalogue, args.out, config,
+                              products, _progress_bar("train-embedding"), home=settings.home)
+    print(f"checkpoint {report.checkpoint}")
+    print(f"mode {report.mode}: {len(report.products)} products, regions {report.regions}, {report.views} views each; "
+          f"loss {report.loss_first:.3f} -> {report.loss_last:.3f}; {report.seconds['total']} s")
+    print(f"use it: --head {report.checkpoint}  (or LIVEMATCH_HEAD)")
+    return 0
+
+
+def cmd_train_garments(args: argparse.Namespace) -> int:
+    from .garment_head import GarmentConfig, detection_ap, train_garment_head
+    from .pipeline import Engine
+    from .train_data import annotated_images
+
+    settings, catalogue, products = _training_catalogue(args)
+    engine = Engine(settings)
+    head, info = train_garment_head(engine, catalogue, args.out, GarmentConfig(seed=args.seed), products,
+                                    _progress_bar("train-garments"), home=settings.home)
+    print(f"checkpoint {info['checkpoint']}")
+    print(f"{info['images']} annotated images, {info['anchors']} anchors ({info['positives']} garments); "
+          f"loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}; {info['seconds']} s")
+    held_out = set(catalogue.products) - products
+    frames = annotated_images(catalogue, held_out, shop=False) if held_out else []
+    if frames:
+        ap = detection_ap(engine, head, frames, settings.garment_top)
+        print(f"AP@0.5 on {ap['images']} annotated frames of the held-out products ({ap['boxes']} boxes): "
+              f"learned {ap['ap50_garment_head']:.3f}; person boxes {ap['ap50_detector_regions']:.3f}; "
+              f"all windows {ap['ap50_all_windows']:.3f}")
+    else:
+        print("no held-out products with annotated frames: pass --exclude-products to measure AP@0.5")
+    print(f"use it: --garment-model {info['checkpoint']}  (or LIVEMATCH_GARMENT_MODEL)")
     return 0
 
 
@@ -205,8 +277,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-under", dest="fail_under", type=float, help="exit 1 when top-1 is below this")
     p.add_argument("--compare", action="store_true",
                    help="evaluate the baseline and each change on the same data and print a comparison table")
+    p.add_argument("--learned", action="store_true",
+                   help="with --compare: train the learned parts per leave-products-out fold and compare them")
+    p.add_argument("--folds", type=int, default=5, help="leave-products-out folds for --learned (default 5)")
+    p.add_argument("--work-dir", dest="work_dir", help="where --learned keeps its fold checkpoints")
     _add_model_options(p)
     p.set_defaults(func=cmd_evaluate)
+
+    for name, func, text in (
+        ("train-embedding", cmd_train_embedding, "train a projection head with triplet loss"),
+        ("train-garments", cmd_train_garments, "train the garment-region head; AP@0.5 on held-out products"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--dataset", help="annotated catalogue (Tianchi layout); default: the configured catalogue")
+        p.add_argument("--out", help="checkpoint path (default: <home>/models/<name>-vNNN.pt, a new version)")
+        p.add_argument("--exclude-products", dest="exclude_products",
+                       help="comma-separated product ids kept out of training (leave products out)")
+        p.add_argument("--seed", type=int, default=0)
+        if name == "train-embedding":
+            p.add_argument("--mode", default="cross-domain", choices=("cross-domain", "self-supervised"),
+                           help="cross-domain: clip regions anchor shop positives (falls back to shop-only "
+                                "without clip annotations); self-supervised: augmented views of each shop region")
+            p.add_argument("--views", type=int, default=4, help="augmented views per region (default 4)")
+            p.add_argument("--dim", type=int, default=0, help="output dimension (default: the backbone's)")
+            p.add_argument("--steps", type=int, default=400)
+        _add_model_options(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("bench", help="benchmark decode, detection, embedding, indexing and end-to-end latency")
     p.add_argument("--runs", type=int, default=5, help="warm end-to-end runs (default 5)")

@@ -48,3 +48,8 @@ MERGE_TABLE: dict[str, str] = {
 def english(label: str) -> str:
     """English name of a category label; unknown labels are returned unchanged."""
     return CATEGORY_EN.get(label, label)
+
+
+def merged(label: str) -> str:
+    """The merged class of a category label (MERGE_TABLE); labels outside the table stand for themselves."""
+    return MERGE_TABLE.get(label, label)

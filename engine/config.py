@@ -33,6 +33,11 @@ class Settings:
     n_trees: int = 50
     search_k: int = -1  # -1: Annoy's default (n_trees * n)
     batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
+    head: str = ""  # projection head checkpoint from train-embedding ("" = the backbone's own features)
+    garment_model: str = ""  # garment region head from train-garments ("" = searched garment windows)
+    garment_top: int = 3  # windows per region kept by the garment head
+    category_weight: float = 0.0  # similarity penalty for catalogue regions of another (merged) category
+    category_source: str = "fused"  # a window's category: "fused" (head + k-NN), "head" or "knn"
     device: str = "auto"  # "auto", "cpu" or "cuda"
     seed: int = 0
 
@@ -61,4 +66,6 @@ def index_dir_for(catalogue_root: str | Path, settings: Settings) -> Path:
         return Path(settings.index_dir)
     key = hashlib.sha1(str(Path(catalogue_root).resolve()).encode()).hexdigest()[:12]
     backend = "" if settings.index_backend == "annoy" else f"-{settings.index_backend}"
+    if settings.head:
+        backend += "-" + hashlib.sha1(str(Path(settings.head).resolve()).encode()).hexdigest()[:8]
     return settings.home / "index" / f"{Path(catalogue_root).name}-{key}-{settings.embedder}{backend}"

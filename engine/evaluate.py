@@ -121,16 +121,19 @@ def evaluate(
     engine: Engine | None = None,
     progress: Callable[[str, float], None] | None = None,
     catalogue: Catalogue | None = None,
+    clip_ids: set[str] | None = None,
 ) -> EvalReport:
-    """Build (or reuse, through the embedding cache) the index of ``dataset`` and match its clips."""
+    """Build (or reuse, through the embedding cache) the index of ``dataset`` and match its clips
+    (only those in ``clip_ids`` when given)."""
     settings = settings or Settings()
     progress = progress or (lambda stage, f: None)
     catalogue = catalogue or load_catalogue(dataset)
     engine = engine or Engine(settings)
     index_dir = index_dir_for(catalogue.root, settings)
     engine.build_index(catalogue, index_dir, lambda stage, f: progress(f"index: {stage}", f))
-    clips = [c for c in catalogue.clips.values() if c.path]
-    skipped = tuple(f"{c.video_id}: video missing" for c in catalogue.clips.values() if not c.path)
+    chosen = [c for c in catalogue.clips.values() if clip_ids is None or c.video_id in clip_ids]
+    clips = [c for c in chosen if c.path]
+    skipped = tuple(f"{c.video_id}: video missing" for c in chosen if not c.path)
     outcomes: list[ClipOutcome] = []
     for n, clip in enumerate(clips):
         progress(f"match {clip.video_id}", n / max(1, len(clips)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -20,7 +20,8 @@ from .errors import EngineError, ImageError
 from .regions import garment_windows
 from .images import crop, read_rgb
 from .index import IndexItem, ProductIndex, write_index
-from .models import Detector, Embedder, get_detector, get_embedder
+from .categories import merged
+from .models import Detector, Embedder, get_detector, get_embedder, get_garment_head
 from .types import Detections, Frame, FrameVote, MatchResult, Neighbour, ProductScore, RegionMatch
 from .video import sample_frames
 
@@ -30,6 +31,37 @@ STAGES = ("decode", "detect", "embed", "search", "vote")
 
 def _no_progress(stage: str, fraction: float) -> None:
     pass
+
+
+def knn_category_scores(hits: list[tuple[int, float]], items: list[IndexItem], k: int = 5,
+                        temperature: float = 0.05, merge: bool = False) -> dict[str, float]:
+    """Category by similarity-weighted k-NN over the catalogue's labelled regions (Pailitao): the k
+    nearest regions vote for their category with weight exp((similarity - best) / temperature).
+    Returns normalised scores per label (per merged class with ``merge``)."""
+    weights: dict[str, float] = defaultdict(float)
+    top = sorted(hits, key=lambda h: -h[1])[:k]
+    for i, sim in top:
+        cat = items[i].category if i < len(items) else ""
+        if cat:
+            weights[merged(cat) if merge else cat] += float(np.exp((sim - top[0][1]) / temperature))
+    total = sum(weights.values())
+    return {c: w / total for c, w in weights.items()} if total else {}
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """What is searched for one detected region: its garment windows and, from the garment head,
+    a merged category per window (empty without one)."""
+
+    box: tuple[float, ...]
+    windows: list[tuple[float, ...]]
+    categories: list[dict[str, float]]  # per window: merged category -> probability
+
+
+def fuse_categories(head: dict[str, float], knn: dict[str, float]) -> str:
+    """The merged category with the highest mean of the head's and the k-NN's probabilities."""
+    classes = set(head) | set(knn)
+    return max(sorted(classes), key=lambda c: head.get(c, 0.0) + knn.get(c, 0.0)) if classes else ""
 
 
 class Engine:
@@ -56,7 +88,7 @@ class Engine:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embedder(self.settings.embedder, self.settings.device)
+            self._embedder = get_embedder(self.settings.embedder, self.settings.device, self.settings.head)
         return self._embedder
 
     # ----------------------------------------------------------------- catalogue side
@@ -263,9 +295,9 @@ class Engine:
         row = 0
         for f, d in zip(frames, dets):
             regions, per_product = [], {}
-            for windows, score, label in zip(plan[len(frame_votes)], d.scores, d.labels):
-                n = len(windows)
-                region, sims = self._search_region(windows, vectors[row : row + n], float(score), label)
+            for region_plan, score, label in zip(plan[len(frame_votes)], d.scores, d.labels):
+                n = len(region_plan.windows)
+                region, sims = self._search_region(region_plan, vectors[row : row + n], float(score), label)
                 row += n
                 regions.append(region)
                 for pid, sim in sims.items():
@@ -283,27 +315,44 @@ class Engine:
         progress("vote", 1.0)
         return MatchResult(clip_name, tuple(frame_votes), tuple(ranking), timings, asdict(s))
 
-    def _embed_windows(
-        self, frames: list[Frame], dets: list[Detections]
-    ) -> tuple[list[list[list[tuple[float, ...]]]], np.ndarray]:
-        """Garment windows of every region and their embeddings, rows in (frame, region, window) order.
+    def _embed_windows(self, frames: list[Frame], dets: list[Detections]) -> tuple[list[list[RegionPlan]], np.ndarray]:
+        """The windows searched for every region and their embeddings, rows in (frame, region, window) order.
 
-        ``refine_windows`` < 0: every window is cropped and embedded (exhaustive, slowest).
-        Otherwise one forward pass per region gives every window's vector by regional pooling of the
-        feature map (coarse); the region itself and its ``refine_windows`` best windows, ranked by
-        their nearest catalogue similarity, are then cropped and embedded exactly, and only those
-        are searched.
+        - ``garment_model`` set: the learned garment head picks ``garment_top`` refined garment boxes
+          per region, each with a category (one pooled forward pass per region, then exact crops).
+        - ``refine_windows`` < 0: every garment window is cropped and embedded (exhaustive, slowest).
+        - ``refine_windows`` >= 0: one forward pass per region gives every window's vector by regional
+          pooling of the feature map (coarse); the region itself and its ``refine_windows`` best
+          windows, ranked by their nearest catalogue similarity, are then embedded exactly.
         """
         s = self.settings
         emb = self.embedder
-        regions = [(f, tuple(float(v) for v in b)) for f, d in zip(frames, dets) for b in d.boxes]
-        windows = [garment_windows(box) if s.garment_windows else [box] for _, box in regions]
-        if not s.garment_windows or s.refine_windows < 0 or not getattr(emb, "supports_bands", False):
-            crops = [crop(f.image, w) for (f, _), ws in zip(regions, windows) for w in ws]
+        regions = [(f, tuple(float(v) for v in b), d.source == "whole-frame")
+                   for f, d in zip(frames, dets) for b in d.boxes]
+        categories: list[list[dict[str, float]]] = [[] for _ in regions]
+        if s.garment_model:
+            from .garment_head import band_fractions, clipped, window_geometry
+
+            head = get_garment_head(s.garment_model)
+            base = getattr(emb, "base", emb)
+            boxes = [clipped(box, f.image.shape[:2]) for f, box, _ in regions]
+            feats = base.embed_bands([crop(f.image, b) for (f, _, _), b in zip(regions, boxes)], band_fractions())
+            windows = []
+            for r, ((f, _, whole), box) in enumerate(zip(regions, boxes)):
+                found = head.detect(garment_windows(box), feats[r], window_geometry(box, f.image.shape[:2], whole),
+                                    s.garment_top)
+                windows.append([b for b, _, _ in found])
+                categories[r] = [c for _, _, c in found]
+            vectors = emb.embed([crop(f.image, w) for (f, _, _), ws in zip(regions, windows) for w in ws],
+                                s.batch_size)
+        elif not s.garment_windows or s.refine_windows < 0 or not getattr(emb, "supports_bands", False):
+            windows = [garment_windows(box) if s.garment_windows else [box] for _, box, _ in regions]
+            crops = [crop(f.image, w) for (f, _, _), ws in zip(regions, windows) for w in ws]
             vectors = emb.embed(crops, s.batch_size)
         else:
+            windows = [garment_windows(box) for _, box, _ in regions]
             bands = [(w[1], w[3]) for w in garment_windows((0.0, 0.0, 1.0, 1.0))]
-            coarse = emb.embed_bands([crop(f.image, box) for f, box in regions], bands)  # type: ignore[attr-defined]
+            coarse = emb.embed_bands([crop(f.image, box) for f, box, _ in regions], bands)  # type: ignore[attr-defined]
             if s.refine_windows == 0:
                 vectors = coarse.reshape(-1, emb.dim)
             else:
@@ -314,50 +363,58 @@ class Engine:
                     top = sorted(1 + int(i) for i in np.argsort(best)[::-1][: s.refine_windows])
                     chosen.append([ws[0]] + [ws[i] for i in top])
                 windows = chosen
-                crops = [crop(f.image, w) for (f, _), ws in zip(regions, windows) for w in ws]
+                crops = [crop(f.image, w) for (f, _, _), ws in zip(regions, windows) for w in ws]
                 vectors = emb.embed(crops, s.batch_size)
-        plan: list[list[list[tuple[float, ...]]]] = []
+        plans = [RegionPlan(box, ws, cats) for (_, box, _), ws, cats in zip(regions, windows, categories)]
+        plan: list[list[RegionPlan]] = []
         k = 0
         for d in dets:
-            plan.append(windows[k : k + len(d)])
+            plan.append(plans[k : k + len(d)])
             k += len(d)
         return plan, vectors
 
     def _search_region(
-        self, windows: list[tuple[float, ...]], vectors: np.ndarray, score: float, label: str
+        self, plan: RegionPlan, vectors: np.ndarray, score: float, label: str
     ) -> tuple[RegionMatch, dict[str, float]]:
         """Search a detected region through its garment windows.
 
         Each window fetches Annoy candidates; the union of candidate products is then re-ranked
         exactly: a product's similarity is its best cosine over (window, catalogue region) pairs.
+        With window categories (from the garment head) and ``category_weight`` > 0, pairs whose
+        catalogue region has another merged category lose ``category_weight`` of similarity.
         """
         idx = self.index
         assert idx is not None
+        windows = plan.windows
         hits_per_window = [idx.search(v, self.settings.neighbours, self.settings.search_k) for v in vectors]
         candidates = list(dict.fromkeys(idx.items[i].product_id for hits in hits_per_window for i, _ in hits))
+        penalty = self.settings.category_weight if plan.categories else 0.0
+        source = self.settings.category_source
+        fused = [fuse_categories(head if source != "knn" else {},
+                                 knn_category_scores(hits, idx.items, merge=True) if source != "head" else {})
+                 for head, hits in zip(plan.categories, hits_per_window)]
         best: dict[str, tuple[float, int, int]] = {}  # product -> (similarity, catalogue item, window)
         for pid, (sims, items) in idx.product_similarities(vectors, candidates).items():
+            if penalty:
+                other = np.array([[merged(idx.items[j].category) != c for j in items] for c in fused])
+                sims = sims - penalty * other
             w, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
             best[pid] = (float(sims[w, j]), int(items[j]), int(w))
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
         top_window = ranked[0][1][2] if ranked else 0
         neighbours = tuple(idx.neighbour(item, sim) for _, (sim, item, _) in ranked[: self.settings.region_candidates])
+        category = self._knn_category(hits_per_window[top_window]) if hits_per_window else ""
+        if fused:
+            category = fused[top_window]
         region = RegionMatch(
-            windows[0], score, label, self._knn_category(hits_per_window[top_window]), neighbours,
-            match_box=windows[top_window],
+            plan.box, score, label, category, neighbours,
+            match_box=windows[top_window] if windows else None,
         )
         return region, {pid: sim for pid, (sim, _, _) in best.items()}
 
-    def _knn_category(self, hits: list[tuple[int, float]], k: int = 5, temperature: float = 0.05) -> str:
-        """Category by similarity-weighted k-NN over the catalogue's labelled regions (Pailitao):
-        the k nearest regions vote for their category with weight exp(similarity / temperature)."""
-        weights: dict[str, float] = defaultdict(float)
-        top = sorted(hits, key=lambda h: -h[1])[:k]
-        for i, sim in top:
-            cat = self.index.items[i].category if self.index else ""
-            if cat:
-                weights[cat] += float(np.exp((sim - top[0][1]) / temperature))
-        return max(weights, key=weights.get) if weights else ""
+    def _knn_category(self, hits: list[tuple[int, float]]) -> str:
+        scores = knn_category_scores(hits, self.index.items if self.index else [])
+        return max(scores, key=scores.get) if scores else ""
 
     def _rank(self, frames: list[FrameVote]) -> list[ProductScore]:
         votes = Counter(f.voted_product for f in frames if f.voted_product)

@@ -69,3 +69,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "shared" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_configure(config):
+    # torchvision 0.29 warns that TorchCodec will replace its JPEG codec (used by the JPEG augmentation).
+    config.addinivalue_line(
+        "filterwarnings", "ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning")

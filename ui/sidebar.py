@@ -11,7 +11,7 @@ from engine.config import Settings
 from engine.errors import EngineError
 from engine.models import DETECTORS, EMBEDDERS
 
-from .state import PENDING_CATALOGUE_KEY, SETTINGS_KEY, get_catalogue, is_builtin_demo
+from .state import PENDING_CATALOGUE_KEY, SETTINGS_KEY, get_catalogue, is_builtin_demo, trained_checkpoints
 
 MODEL_LABELS = {
     "ssd-mobilenet-v2-coco": "SSD-MobileNet-v2 (COCO) · fast",
@@ -41,6 +41,8 @@ def _defaults(base: Settings) -> dict[str, object]:
         "cfg.top_k": _clamp(base.top_k, TOP_K_RANGE),
         "cfg.detector": base.detector,
         "cfg.embedder": base.embedder,
+        "cfg.head": base.head,
+        "cfg.garment_model": base.garment_model,
         "cfg.search": _search_label(base.refine_windows if "LIVEMATCH_REFINE_WINDOWS" in os.environ
                                     else APP_DEFAULT_REFINE),
     }
@@ -92,6 +94,16 @@ def render_sidebar() -> Settings:
                      "re-embedded exactly (about 3 s per clip on 2 CPU cores). Accurate: every window is "
                      "embedded (about 8 s), the setting used for evaluation.",
             )
+            _checkpoint_select(
+                base, "projection-head", "cfg.head", "Embedding head", "ImageNet features (no head)",
+                "A projection head trained with triplet loss (python -m engine train-embedding). "
+                "The first match with a new head re-indexes the catalogue.",
+            )
+            _checkpoint_select(
+                base, "garment-head", "cfg.garment_model", "Garment regions", "Searched garment windows",
+                "A garment-region head (python -m engine train-garments) picks 3 garment boxes per person and "
+                "gives each a category; without one, every garment window is searched.",
+            )
     settings = replace(
         settings,
         frames=int(st.session_state["cfg.frames"]),
@@ -99,10 +111,25 @@ def render_sidebar() -> Settings:
         top_k=int(st.session_state["cfg.top_k"]),
         detector=str(st.session_state["cfg.detector"]),
         embedder=str(st.session_state["cfg.embedder"]),
+        head=str(st.session_state.get("cfg.head") or ""),
+        garment_model=str(st.session_state.get("cfg.garment_model") or ""),
         refine_windows=SEARCH_MODES.get(str(st.session_state.get("cfg.search")), APP_DEFAULT_REFINE),
     )
     st.session_state[SETTINGS_KEY] = settings
     return settings
+
+
+def _checkpoint_select(base: Settings, kind: str, key: str, label: str, none_label: str, help_text: str) -> None:
+    """A selectbox over the trained checkpoints of ``kind``; shown only when there is something to choose."""
+    found = dict(trained_checkpoints(base, kind))
+    current = str(st.session_state.get(key) or "")
+    if current and current not in found:
+        found[current] = current.rsplit("/", 1)[-1]
+    if not found:
+        st.session_state[key] = ""
+        return
+    st.selectbox(label, ["", *found], key=key, help=help_text,
+                 format_func=lambda p: found.get(p, none_label) if p else none_label)
 
 
 def _catalogue_status(settings: Settings) -> None:

@@ -202,3 +202,24 @@ def load_report(path: str | Path) -> EvalReport:
     except OSError as e:
         raise CatalogueError(f"{p.name}: report not found") from e
     return _report(str(p), mtime)
+
+
+# --------------------------------------------------------------------------------------------- trained heads
+@st.cache_data(show_spinner=False, max_entries=16)
+def _checkpoints(folder: str, kind: str, signature: tuple) -> list[tuple[str, str]]:
+    from engine.models.heads import list_checkpoints
+
+    out = []
+    for path, meta in list_checkpoints(folder, kind):
+        n = len(meta.get("products", []))
+        detail = meta.get("mode", "") if kind == "projection-head" else f"{len(meta.get('classes', [])) - 1} classes"
+        out.append((str(path), f"{path.stem} · {detail} · {n} products".replace(" ·  ·", " ·")))
+    return out
+
+
+def trained_checkpoints(settings: Settings, kind: str) -> list[tuple[str, str]]:
+    """(path, label) of the trained checkpoints of ``kind`` in <home>/models (train-embedding, train-garments)."""
+    folder = settings.home / "models"
+    files = sorted(folder.glob("*.pt")) if folder.is_dir() else []
+    signature = tuple((f.name, f.stat().st_mtime) for f in files)
+    return _checkpoints(str(folder), kind, signature)

@@ -7,6 +7,7 @@ between threads.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -40,14 +41,37 @@ def get_detector(name: str) -> Detector:
         return _cache[key]
 
 
-def get_embedder(name: str, device: str = "auto") -> Embedder:
-    """The process-wide embedder of that name and device (built on first use)."""
-    key = ("embedder", name, device)
+def get_embedder(name: str, device: str = "auto", head: str = "") -> Embedder:
+    """The process-wide embedder of that name and device (built on first use), followed by the
+    projection head checkpoint ``head`` when one is given (see ``python -m engine train-embedding``)."""
     with _lock:
+        key = ("embedder", name, device)
         if key not in _cache:
             _cache[key] = build_embedder(name, device=device)
+        base = _cache[key]
+    if not head:
+        return base
+    from .heads import HeadEmbedder, checkpoint_digest
+
+    hkey = ("head", name, device, str(head), checkpoint_digest(head) if os.path.isfile(head) else "")
+    with _lock:
+        if hkey not in _cache:
+            _cache[hkey] = HeadEmbedder(base, head)
+        return _cache[hkey]
+
+
+def get_garment_head(path: str):  # -> engine.garment_head.GarmentHead
+    """The process-wide garment head of that checkpoint (loaded on first use, reloaded when it changes)."""
+    from ..garment_head import GarmentHead
+    from .heads import checkpoint_digest
+
+    key = ("garment", str(path), checkpoint_digest(path) if os.path.isfile(path) else "")
+    with _lock:
+        if key not in _cache:
+            _cache[key] = GarmentHead.load(path)
         return _cache[key]
 
 
 __all__ = ["DETECTORS", "EMBEDDERS", "Detector", "Embedder", "build_detector", "build_embedder",
-           "get_detector", "get_embedder"]
+           "get_detector", "get_embedder",
+           "get_garment_head"]

@@ -1,0 +1,165 @@
+"""Leave-products-out comparison of the learned parts (``python -m engine evaluate --compare --learned``).
+
+The products that have clips are dealt into folds. For each fold, every learned part is trained
+on the OTHER products only (their shop images and their clips' annotated frames), and the fold's
+clips are matched against the whole catalogue with each set-up. Clip outcomes are pooled over
+folds, so each clip is scored by models that never saw its product. Reported with each set-up:
+clip top-1 / top-5 / MRR and region top-1; and for the parts themselves, garment detection AP@0.5
+and category accuracy on the held-out annotated frames.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from .catalog import Catalogue, load_catalogue
+from .categories import merged
+from .config import Settings
+from .evaluate import evaluate, metrics
+from .garment_head import GarmentConfig, GarmentDetections, box_category, garment_detections, train_garment_head
+from .pipeline import Engine, fuse_categories, knn_category_scores
+from .train_data import ImageReader, annotated_images, product_folds, product_regions
+from .train_embedding import TripletConfig, train_projection
+
+Progress = Callable[[str, float], None]
+
+# name -> overrides; "{triplet}", "{selfsup}", "{garment}" are replaced by the fold's checkpoints
+LEARNED_SETUPS: dict[str, dict[str, Any]] = {
+    "baseline: person regions, 1280-d head": {"embedder": "efficientnet-lite0", "garment_windows": False},
+    "person regions, GeM": {"garment_windows": False},
+    "person regions, GeM + triplet head": {"garment_windows": False, "head": "{triplet}"},
+    "person regions, GeM + self-supervised head": {"garment_windows": False, "head": "{selfsup}"},
+    "learned garment regions": {"garment_model": "{garment}"},
+    "learned garment regions + category weighting": {"garment_model": "{garment}", "category_weight": 0.1},
+    "learned garment regions + k-NN category weighting": {"garment_model": "{garment}", "category_weight": 0.1,
+                                                           "category_source": "knn"},
+    "searched garment windows (default)": {},
+    "searched garment windows + triplet head": {"head": "{triplet}"},
+    "all learned: garment regions + categories + triplet": {"garment_model": "{garment}", "head": "{triplet}",
+                                                            "category_weight": 0.1},
+}
+
+
+@dataclass
+class LearnedComparison:
+    dataset: str
+    folds: list[list[str]]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    detection: dict[str, float] = field(default_factory=dict)
+    categories: dict[str, float] = field(default_factory=dict)
+    training: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fill(overrides: dict[str, Any], checkpoints: dict[str, str]) -> dict[str, Any]:
+    return {k: (checkpoints[v[1:-1]] if isinstance(v, str) and v.startswith("{") else v) for k, v in overrides.items()}
+
+
+def category_accuracy(engine: Engine, head, catalogue: Catalogue, products: set[str]) -> dict[str, int]:
+    """Counts of held-out annotated product boxes (clip frames) whose merged category is right, by the
+    k-NN over the index, by the garment head, and by both fused."""
+    reader = ImageReader()
+    counts = {"boxes": 0, "knn": 0, "head": 0, "fused": 0}
+    for region in product_regions(catalogue, products):
+        if region.domain != "clip":
+            continue
+        image = reader.get(region.source, region.frame_index)
+        if image is None:
+            continue
+        from .images import crop
+
+        vector = engine.embedder.embed([crop(image, region.box)])[0]
+        knn = knn_category_scores(engine.index.search(vector, 50), engine.index.items, merge=True)  # type: ignore
+        by_head = box_category(engine, head, image, region.box)
+        truth = merged(region.category)
+        counts["boxes"] += 1
+        counts["knn"] += bool(knn) and max(knn, key=knn.get) == truth
+        counts["head"] += max(by_head, key=by_head.get) == truth
+        counts["fused"] += fuse_categories(by_head, knn) == truth
+    return counts
+
+
+def learned_compare(dataset: str | Path, settings: Settings, work_dir: str | Path, n_folds: int = 5,
+                    setups: dict[str, dict[str, Any]] | None = None,
+                    triplet: TripletConfig = TripletConfig(), garment: GarmentConfig = GarmentConfig(),
+                    progress: Progress = lambda s, f: None) -> LearnedComparison:
+    setups = setups or LEARNED_SETUPS
+    catalogue = load_catalogue(dataset)
+    folds = product_folds(catalogue, n_folds)
+    if not folds:
+        raise ValueError("no clip with a video and a known product: nothing to evaluate")
+    work_dir = Path(work_dir)
+    out = LearnedComparison(str(dataset), [sorted(f) for f in folds])
+    outcomes: dict[str, list] = {name: [] for name in setups}
+    region_hits: dict[str, list[float]] = {name: [0.0, 0.0] for name in setups}
+    seconds: dict[str, float] = {name: 0.0 for name in setups}
+    detections = GarmentDetections()
+    cat_counts = {"boxes": 0, "knn": 0, "head": 0, "fused": 0}
+    for k, fold in enumerate(folds):
+        train = set(catalogue.products) - fold
+        clip_ids = {c.video_id for c in catalogue.clips.values() if c.truth in fold}
+        base = Engine(settings)
+        t0 = time.perf_counter()
+        progress(f"fold {k + 1}: triplet head", 0.0)
+        trip = train_projection(base.embedder, catalogue, work_dir / f"fold{k}-triplet.pt",
+                                replace(triplet, mode="cross-domain"), products=train)
+        selfsup = train_projection(base.embedder, catalogue, work_dir / f"fold{k}-selfsup.pt",
+                                   replace(triplet, mode="self-supervised"), products=train)
+        progress(f"fold {k + 1}: garment head", 0.0)
+        head, ginfo = train_garment_head(base, catalogue, work_dir / f"fold{k}-garment.pt", garment, products=train)
+        out.training.append({"fold": sorted(fold), "train_products": len(train), "seconds": round(time.perf_counter() - t0, 1),
+                             "triplet": {"regions": trip.regions, "loss": [trip.loss_first, trip.loss_last]},
+                             "selfsup": {"regions": selfsup.regions, "loss": [selfsup.loss_first, selfsup.loss_last]},
+                             "garment": {"images": ginfo["images"], "anchors": ginfo["anchors"],
+                                         "loss": [ginfo["loss_first"], ginfo["loss_last"]]}})
+        held_out_frames = annotated_images(catalogue, fold, shop=False)
+        detections.extend(garment_detections(base, head, held_out_frames, settings.garment_top))
+        checkpoints = {"triplet": trip.checkpoint, "selfsup": selfsup.checkpoint, "garment": ginfo["checkpoint"]}
+        for name, overrides in setups.items():
+            progress(f"fold {k + 1}: {name}", 0.0)
+            t1 = time.perf_counter()
+            s = replace(settings, **_fill(overrides, checkpoints))
+            engine = Engine(s)
+            report = evaluate(dataset, s, engine=engine, catalogue=catalogue, clip_ids=clip_ids)
+            seconds[name] += time.perf_counter() - t1
+            outcomes[name] += list(report.clips)
+            boxes = report.metrics.get("region_boxes", 0)
+            region_hits[name][0] += report.metrics.get("region_top1", 0.0) * boxes
+            region_hits[name][1] += boxes
+            if name == "searched garment windows (default)":
+                counts = category_accuracy(engine, head, catalogue, fold)
+                cat_counts = {c: cat_counts[c] + counts[c] for c in cat_counts}
+    for name in setups:
+        m = metrics(outcomes[name])
+        hits, boxes = region_hits[name]
+        out.rows.append({"setup": name, **m, "region_top1": round(hits / boxes, 4) if boxes else 0.0,
+                         "seconds": round(seconds[name], 1),
+                         "ranks": {o.video_id: o.truth_rank for o in outcomes[name]}})
+    out.detection = detections.ap()
+    n = max(1, cat_counts["boxes"])
+    out.categories = {"boxes": cat_counts["boxes"], **{f"{c}_accuracy": round(cat_counts[c] / n, 4)
+                                                       for c in ("knn", "head", "fused")}}
+    return out
+
+
+def format_learned(c: LearnedComparison) -> str:
+    lines = [f"leave-products-out: {len(c.folds)} folds, held-out products per fold: "
+             + "; ".join(",".join(f) for f in c.folds),
+             f"{'set-up':<54} {'top-1':>6} {'top-5':>6} {'MRR':>6} {'region':>7} {'time':>7}"]
+    for r in c.rows:
+        lines.append(f"{r['setup']:<54} {r['top1']:>6.3f} {r['top5']:>6.3f} {r['mrr']:>6.3f} "
+                     f"{r['region_top1']:>7.3f} {r['seconds']:>6.1f}s")
+    d = c.detection
+    lines.append(f"garment detection AP@0.5 on {d.get('images', 0)} held-out frames ({d.get('boxes', 0)} boxes): "
+                 f"learned head {d.get('ap50_garment_head', 0):.3f}, person boxes {d.get('ap50_detector_regions', 0):.3f}, "
+                 f"all windows {d.get('ap50_all_windows', 0):.3f}")
+    k = c.categories
+    lines.append(f"category accuracy on {k.get('boxes', 0)} held-out product boxes (merged classes): "
+                 f"k-NN {k.get('knn_accuracy', 0):.3f}, head {k.get('head_accuracy', 0):.3f}, "
+                 f"fused {k.get('fused_accuracy', 0):.3f}")
+    return "\n".join(lines)
