@@ -61,6 +61,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="garment head checkpoint from train-garments: learned garment regions (default: none)")
     p.add_argument("--category-weight", dest="category_weight", type=float,
                    help="similarity penalty for catalogue regions of another category (needs --garment-model)")
+    p.add_argument("--category-source", dest="category_source", choices=("fused", "head", "knn"),
+                   help="where a garment window's category comes from (default: fused head + k-NN)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ LEARNED_SETUPS: dict[str, dict[str, Any]] = {
     "person regions, GeM + triplet head": {"garment_windows": False, "head": "{triplet}"},
     "person regions, GeM + self-supervised head": {"garment_windows": False, "head": "{selfsup}"},
     "learned garment regions": {"garment_model": "{garment}"},
+    "learned garment regions, pooled (one pass per region)": {"garment_model": "{garment}", "refine_windows": 0},
     "learned garment regions + category weighting": {"garment_model": "{garment}", "category_weight": 0.1},
     "learned garment regions + k-NN category weighting": {"garment_model": "{garment}", "category_weight": 0.1,
                                                            "category_source": "knn"},

@@ -48,6 +48,12 @@ def knn_category_scores(hits: list[tuple[int, float]], items: list[IndexItem], k
     return {c: w / total for c, w in weights.items()} if total else {}
 
 
+def relative(box: tuple[float, ...], region: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """A box as fractions (x0, y0, x1, y1) of a region box."""
+    w, h = max(1e-6, region[2] - region[0]), max(1e-6, region[3] - region[1])
+    return ((box[0] - region[0]) / w, (box[1] - region[1]) / h, (box[2] - region[0]) / w, (box[3] - region[1]) / h)
+
+
 @dataclass(frozen=True)
 class RegionPlan:
     """What is searched for one detected region: its garment windows and, from the garment head,
@@ -319,7 +325,8 @@ class Engine:
         """The windows searched for every region and their embeddings, rows in (frame, region, window) order.
 
         - ``garment_model`` set: the learned garment head picks ``garment_top`` refined garment boxes
-          per region, each with a category (one pooled forward pass per region, then exact crops).
+          per region, each with a category, from one forward pass per region; the boxes are then
+          embedded exactly (cropped), or with ``refine_windows`` == 0 pooled from that same pass.
         - ``refine_windows`` < 0: every garment window is cropped and embedded (exhaustive, slowest).
         - ``refine_windows`` >= 0: one forward pass per region gives every window's vector by regional
           pooling of the feature map (coarse); the region itself and its ``refine_windows`` best
@@ -336,15 +343,21 @@ class Engine:
             head = get_garment_head(s.garment_model)
             base = getattr(emb, "base", emb)
             boxes = [clipped(box, f.image.shape[:2]) for f, box, _ in regions]
-            feats = base.embed_bands([crop(f.image, b) for (f, _, _), b in zip(regions, boxes)], band_fractions())
-            windows = []
+            fmaps = base.feature_maps([crop(f.image, b) for (f, _, _), b in zip(regions, boxes)])
+            bands = [(0.0, y0, 1.0, y1) for y0, y1 in band_fractions()]
+            windows, pooled = [], []
             for r, ((f, _, whole), box) in enumerate(zip(regions, boxes)):
-                found = head.detect(garment_windows(box), feats[r], window_geometry(box, f.image.shape[:2], whole),
-                                    s.garment_top)
+                found = head.detect(garment_windows(box), base.pool_boxes(fmaps[r], bands),
+                                    window_geometry(box, f.image.shape[:2], whole), s.garment_top)
                 windows.append([b for b, _, _ in found])
                 categories[r] = [c for _, _, c in found]
-            vectors = emb.embed([crop(f.image, w) for (f, _, _), ws in zip(regions, windows) for w in ws],
-                                s.batch_size)
+                if s.refine_windows == 0:  # pooled from the region's feature map: no second pass
+                    pooled.append(emb.pool_boxes(fmaps[r], [relative(b, box) for b in windows[-1]]))
+            if s.refine_windows == 0:
+                vectors = np.concatenate(pooled) if pooled else np.zeros((0, emb.dim), np.float32)
+            else:
+                vectors = emb.embed([crop(f.image, w) for (f, _, _), ws in zip(regions, windows) for w in ws],
+                                    s.batch_size)
         elif not s.garment_windows or s.refine_windows < 0 or not getattr(emb, "supports_bands", False):
             windows = [garment_windows(box) if s.garment_windows else [box] for _, box, _ in regions]
             crops = [crop(f.image, w) for (f, _, _), ws in zip(regions, windows) for w in ws]

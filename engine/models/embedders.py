@@ -106,15 +106,12 @@ class TorchEmbedder:
             out.append(f.cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
-    def embed_bands(
-        self, regions: list[np.ndarray], bands: list[tuple[float, float]], batch_size: int = 16
-    ) -> np.ndarray:
-        """Embed horizontal bands (y0, y1 as fractions) of each region from ONE forward pass per region:
-        the region's feature map is pooled over the rows of each band (regional pooling).
-        Returns (len(regions), len(bands), dim). Regions are resized to a width of 224 and a height
-        that keeps their aspect (a multiple of 96, 288 to 672 px), batched by height."""
+    def feature_maps(self, regions: list[np.ndarray], batch_size: int = 16) -> list:
+        """The last-stage feature map (C, h, w, float32 torch tensors on the CPU) of each region, from ONE
+        forward pass per region. Regions are resized to a width of 224 and a height that keeps their
+        aspect (a multiple of 96, 288 to 672 px), batched by height."""
         torch = self._torch
-        out = np.zeros((len(regions), len(bands), self.dim), np.float32)
+        out: list = [None] * len(regions)
         w = self.input_hw[1]
         heights = [int(np.clip(round(w * r.shape[0] / max(1, r.shape[1]) / 96) * 96, 288, 672)) for r in regions]
         for h in sorted(set(heights)):
@@ -123,13 +120,35 @@ class TorchEmbedder:
                 chunk = ids[start : start + batch_size]
                 x = self._to_device(self.preprocess([regions[i] for i in chunk], (h, w)))
                 with torch.inference_mode():
-                    fmap = self._feature_map(x).float()
-                    rows = fmap.shape[-2]
-                    for b, (y0, y1) in enumerate(bands):
-                        r0 = min(rows - 1, int(round(y0 * rows)))
-                        r1 = max(r0 + 1, int(round(y1 * rows)))
-                        v = torch.nn.functional.normalize(self._pool(fmap[:, :, r0:r1, :]), dim=1)
-                        out[chunk, b] = v.cpu().numpy()
+                    fmap = self._feature_map(x).float().cpu()
+                for k, i in enumerate(chunk):
+                    out[i] = fmap[k]
+        return out
+
+    def pool_boxes(self, fmap, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+        """L2-normalised pooled vectors (n, dim) of boxes (x0, y0, x1, y1 as fractions of the region)
+        on one region's feature map: the cells each box covers (at least one)."""
+        torch = self._torch
+        _, rows, cols = fmap.shape
+        out = np.zeros((len(boxes), self.dim), np.float32)
+        with torch.inference_mode():
+            for n, (x0, y0, x1, y1) in enumerate(boxes):
+                r0 = min(rows - 1, max(0, int(round(y0 * rows))))
+                r1 = max(r0 + 1, min(rows, int(round(y1 * rows))))
+                c0 = min(cols - 1, max(0, int(round(x0 * cols))))
+                c1 = max(c0 + 1, min(cols, int(round(x1 * cols))))
+                v = self._pool(fmap[None, :, r0:r1, c0:c1])
+                out[n] = torch.nn.functional.normalize(v, dim=1)[0].numpy()
+        return out
+
+    def embed_bands(
+        self, regions: list[np.ndarray], bands: list[tuple[float, float]], batch_size: int = 16
+    ) -> np.ndarray:
+        """Embed horizontal bands (y0, y1 as fractions) of each region from ONE forward pass per region
+        (regional pooling of its feature map). Returns (len(regions), len(bands), dim)."""
+        out = np.zeros((len(regions), len(bands), self.dim), np.float32)
+        for i, fmap in enumerate(self.feature_maps(regions, batch_size)):
+            out[i] = self.pool_boxes(fmap, [(0.0, y0, 1.0, y1) for y0, y1 in bands])
         return out
 
     def _feature_map(self, x):
