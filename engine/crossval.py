@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from .catalog import Catalogue, load_catalogue
 from .categories import merged
 from .config import Settings
@@ -39,8 +41,10 @@ LEARNED_SETUPS: dict[str, dict[str, Any]] = {
                                                            "category_source": "knn"},
     "searched garment windows (default)": {},
     "searched garment windows + triplet head": {"head": "{triplet}"},
-    "all learned: garment regions + categories + triplet": {"garment_model": "{garment}", "head": "{triplet}",
-                                                            "category_weight": 0.1},
+    "all learned: garment regions + fused categories + triplet": {"garment_model": "{garment}", "head": "{triplet}",
+                                                                  "category_weight": 0.1},
+    "all learned, k-NN categories": {"garment_model": "{garment}", "head": "{triplet}", "category_weight": 0.1,
+                                     "category_source": "knn"},
 }
 
 
@@ -138,7 +142,10 @@ def learned_compare(dataset: str | Path, settings: Settings, work_dir: str | Pat
     for name in setups:
         m = metrics(outcomes[name])
         hits, boxes = region_hits[name]
+        shares = [next((p["vote_share"] for p in o.result["ranking"] if p["product_id"] == o.truth), 0.0)
+                  for o in outcomes[name] if o.truth]
         out.rows.append({"setup": name, **m, "region_top1": round(hits / boxes, 4) if boxes else 0.0,
+                         "truth_votes": round(float(np.mean(shares)), 4) if shares else 0.0,
                          "seconds": round(seconds[name], 1),
                          "ranks": {o.video_id: o.truth_rank for o in outcomes[name]}})
     out.detection = detections.ap()
@@ -149,13 +156,15 @@ def learned_compare(dataset: str | Path, settings: Settings, work_dir: str | Pat
 
 
 def format_learned(c: LearnedComparison) -> str:
+    w = max([len("set-up")] + [len(r["setup"]) for r in c.rows])
     lines = [f"leave-products-out: {len(c.folds)} folds, held-out products per fold: "
              + "; ".join(",".join(f) for f in c.folds),
-             f"{'set-up':<54} {'top-1':>6} {'top-5':>6} {'MRR':>6} {'region':>7} {'time':>7}"]
+             f"{'set-up':<{w}} {'top-1':>6} {'top-5':>6} {'MRR':>6} {'votes':>6} {'region':>7} {'time':>7}"]
     for r in c.rows:
-        lines.append(f"{r['setup']:<54} {r['top1']:>6.3f} {r['top5']:>6.3f} {r['mrr']:>6.3f} "
+        lines.append(f"{r['setup']:<{w}} {r['top1']:>6.3f} {r['top5']:>6.3f} {r['mrr']:>6.3f} {r['truth_votes']:>6.2f} "
                      f"{r['region_top1']:>7.3f} {r['seconds']:>6.1f}s")
     d = c.detection
+    lines.append("votes: the mean share of sampled frames that voted for the true product")
     lines.append(f"garment detection AP@0.5 on {d.get('images', 0)} held-out frames ({d.get('boxes', 0)} boxes): "
                  f"learned head {d.get('ap50_garment_head', 0):.3f}, person boxes {d.get('ap50_detector_regions', 0):.3f}, "
                  f"all windows {d.get('ap50_all_windows', 0):.3f}")
