@@ -15,13 +15,14 @@ from engine.types import Product
 from ui import state
 from ui.components import category_label, guard, image_or_placeholder, page_header, stat_tiles
 from ui.media import annotated_image, thumb
+from ui.training import training_panel
 from ui.views import category_names
 
 PER_ROW = 5
 PAGE_SIZE = 20
 ALL = "All categories"
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
-NOTICE_KEY = "catalogue.notice"
+NOTICE_KEY = state.NOTICE_KEY
 REBUILD_KEY = "catalogue.rebuild_requested"
 SELECT_KEY = "catalogue.show"  # a product to show in the details, set by buttons (the selectbox is drawn later)
 FORM_KEYS = ("catalogue.new_id", "catalogue.new_name", "catalogue.new_category", "catalogue.new_images")
@@ -202,11 +203,14 @@ def main() -> None:
     with guard("the catalogue"):
         catalogue = state.get_catalogue(settings)
         index_panel(settings, catalogue)
-        browse_tab, add_tab = st.tabs([":material/grid_view: Products", ":material/add_circle: Add a product"])
+        browse_tab, add_tab, train_tab = st.tabs([":material/grid_view: Products", ":material/add_circle: Add a product",
+                                                  ":material/model_training: Learned models"])
         with browse_tab:
             browse(catalogue)
         with add_tab, guard("the new product"):
             add_panel(settings, catalogue)
+        with train_tab, guard("training"):
+            training_panel(settings, catalogue)
         if catalogue.problems:
             with st.expander(f"{len(catalogue.problems)} note(s) about this catalogue", icon=":material/info:"):
                 for note in catalogue.problems[:200]:

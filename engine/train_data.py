@@ -51,15 +51,26 @@ class AnnotatedImage:
     domain: str
 
 
-def product_regions(catalogue: Catalogue, products: set[str] | None = None, clips: bool = True) -> list[TrainRegion]:
-    """Annotated product regions of the given products (all when None): shop images, then clip frames."""
+def product_regions(catalogue: Catalogue, products: set[str] | None = None, clips: bool = True,
+                    whole_images: bool = True) -> list[TrainRegion]:
+    """Annotated product regions of the given products (all when None): shop images, then clip frames.
+
+    With ``whole_images``, a shop image without any annotated box counts as one region covering the
+    whole image, so catalogues without box annotations (a folder per product) can train too."""
     keep = set(catalogue.products) if products is None else set(products)
-    regions = [
-        TrainRegion(r.product_id, r.category, "shop", r.image_path, -1, tuple(r.box))  # type: ignore[arg-type]
-        for pid in sorted(keep & set(catalogue.products))
-        for r in catalogue.products[pid].regions
-        if r.instance_id != 0 and r.source == "annotation"
-    ]
+    regions: list[TrainRegion] = []
+    for pid in sorted(keep & set(catalogue.products)):
+        product = catalogue.products[pid]
+        annotated = [r for r in product.regions if r.instance_id != 0 and r.source == "annotation"]
+        regions += [TrainRegion(r.product_id, r.category, "shop", r.image_path, -1, tuple(r.box))  # type: ignore
+                    for r in annotated]
+        if whole_images:
+            boxed = {r.image_path for r in product.regions if r.source == "annotation"}
+            for image in product.images:
+                size = _image_size(image) if image not in boxed else None
+                if size:
+                    regions.append(TrainRegion(pid, product.category, "shop", image, -1,
+                                               (0.0, 0.0, float(size[0]), float(size[1]))))
     if clips:
         for clip in sorted(catalogue.clips.values(), key=lambda c: c.video_id):
             if not clip.path or clip.truth not in keep:
@@ -92,6 +103,17 @@ def annotated_images(catalogue: Catalogue, products: set[str] | None = None, sho
                     out.append(AnnotatedImage(clip.path, index, clip.truth or "", tuple(tuple(r.box) for r in regs),  # type: ignore
                                               tuple(r.category for r in regs), "clip"))
     return out
+
+
+def _image_size(path: str) -> tuple[int, int] | None:
+    """(width, height) from the image header, or None when it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - unreadable images are skipped, as everywhere else
+        return None
 
 
 class ImageReader:

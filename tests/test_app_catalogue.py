@@ -141,3 +141,17 @@ def test_builtin_demo_is_read_only_and_can_be_copied(monkeypatch: pytest.MonkeyP
     assert at.success and str(copy) in at.success[0].value
     assert not any("read-only" in i.value for i in at.info)
     assert at.text_input(key="catalogue.new_id")  # the form is offered now
+
+
+def test_train_the_garment_head_and_it_is_selected(small: Path) -> None:
+    at = open_app("catalogue")
+    text = page_text(at)
+    assert "images with annotated garment boxes" in text
+    at.button(key="train.garment").click().run()
+    assert_clean(at)
+    assert any("It is now selected under Models" in s.value for s in at.success), page_text(at)
+    chosen = at.selectbox(key="cfg.garment_model").value
+    assert chosen.endswith(".pt") and Path(chosen).is_file()
+    assert at.session_state["livematch.settings"].garment_model == chosen
+    assert at.session_state["livematch.settings"].refine_windows == 0  # Fast + garment head: pooled boxes
+    assert Path(chosen).name in page_text(at) or any(Path(chosen).name in str(df.value) for df in at.dataframe)

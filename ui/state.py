@@ -25,6 +25,8 @@ from .progress import describe_index_build, run_with_progress
 
 SETTINGS_KEY = "livematch.settings"
 PENDING_CATALOGUE_KEY = "livematch.pending_catalogue"
+PENDING_PREFIX = "livematch.pending."  # + a sidebar widget key: a value to apply before the widget is drawn
+NOTICE_KEY = "catalogue.notice"
 DISPLAY_ONLY_FIELDS = ("top_k",)  # settings that change what is shown, not what is computed
 
 
@@ -223,3 +225,17 @@ def trained_checkpoints(settings: Settings, kind: str) -> list[tuple[str, str]]:
     files = sorted(folder.glob("*.pt")) if folder.is_dir() else []
     signature = tuple((f.name, f.stat().st_mtime) for f in files)
     return _checkpoints(str(folder), kind, signature)
+
+
+def request_checkpoint(widget_key: str, path: str, notice: str) -> None:
+    """Select a freshly trained checkpoint in the sidebar on the next run, with a notice on the page."""
+    st.session_state[PENDING_PREFIX + widget_key] = str(path)
+    st.session_state[NOTICE_KEY] = notice
+    _checkpoints.clear()
+    st.rerun()
+
+
+def get_engine_models(settings: Settings) -> Engine:
+    """An engine with this session's detector and backbone (no head, no index): what training needs.
+    Its models come from the process-wide registry, so nothing is loaded twice."""
+    return Engine(replace(engine_settings(settings), head="", garment_model=""))
