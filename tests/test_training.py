@@ -228,3 +228,17 @@ def test_cli_trains_both_heads(demo_dir, tmp_path):
     assert "AP@0.5" in r.stdout
     r = env_run("train-garments", "--dataset", str(demo_dir), "--exclude-products", "nope")
     assert r.returncode == 2 and "not in the catalogue" in r.stderr
+
+
+@pytest.mark.shared
+def test_garment_head_on_real_frames_of_a_held_out_product(engine, tmp_path):
+    """On the real sample: trained without product 000117, the head finds garments in 000117's frames
+    better than the unlearned windows and the person boxes do."""
+    from tests.conftest import SHARED
+
+    real = load_catalogue(SHARED)
+    head, info = train_garment_head(engine, real, tmp_path / "g.pt", products=set(real.products) - {"000117"})
+    assert "000117" not in info["products"]
+    ap = detection_ap(engine, head, annotated_images(real, {"000117"}, shop=False))
+    assert ap["images"] == 10 and ap["boxes"] == 20
+    assert ap["ap50_garment_head"] > max(ap["ap50_all_windows"], ap["ap50_detector_regions"])
