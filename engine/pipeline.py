@@ -16,7 +16,7 @@ import numpy as np
 from .catalog import Catalogue
 from .config import Settings
 from .embed_cache import EmbeddingCache, file_digest
-from .errors import EngineError, ImageError
+from .errors import EngineError, ImageError, ModelError
 from .regions import garment_windows
 from .images import crop, read_rgb
 from .index import IndexItem, ProductIndex, write_index
@@ -338,26 +338,7 @@ class Engine:
                    for f, d in zip(frames, dets) for b in d.boxes]
         categories: list[list[dict[str, float]]] = [[] for _ in regions]
         if s.garment_model:
-            from .garment_head import band_fractions, clipped, window_geometry
-
-            head = get_garment_head(s.garment_model)
-            base = getattr(emb, "base", emb)
-            boxes = [clipped(box, f.image.shape[:2]) for f, box, _ in regions]
-            fmaps = base.feature_maps([crop(f.image, b) for (f, _, _), b in zip(regions, boxes)])
-            bands = [(0.0, y0, 1.0, y1) for y0, y1 in band_fractions()]
-            windows, pooled = [], []
-            for r, ((f, _, whole), box) in enumerate(zip(regions, boxes)):
-                found = head.detect(garment_windows(box), base.pool_boxes(fmaps[r], bands),
-                                    window_geometry(box, f.image.shape[:2], whole), s.garment_top)
-                windows.append([b for b, _, _ in found])
-                categories[r] = [c for _, _, c in found]
-                if s.refine_windows == 0:  # pooled from the region's feature map: no second pass
-                    pooled.append(emb.pool_boxes(fmaps[r], [relative(b, box) for b in windows[-1]]))
-            if s.refine_windows == 0:
-                vectors = np.concatenate(pooled) if pooled else np.zeros((0, emb.dim), np.float32)
-            else:
-                vectors = emb.embed([crop(f.image, w) for (f, _, _), ws in zip(regions, windows) for w in ws],
-                                    s.batch_size)
+            windows, categories, vectors = self._garment_regions(regions)
         elif not s.garment_windows or s.refine_windows < 0 or not getattr(emb, "supports_bands", False):
             windows = [garment_windows(box) if s.garment_windows else [box] for _, box, _ in regions]
             crops = [crop(f.image, w) for (f, _, _), ws in zip(regions, windows) for w in ws]
@@ -385,6 +366,33 @@ class Engine:
             plan.append(plans[k : k + len(d)])
             k += len(d)
         return plan, vectors
+
+    def _garment_regions(self, regions: list[tuple[Frame, tuple[float, ...], bool]]) -> tuple[list, list, np.ndarray]:
+        """The learned garment head's boxes for each (frame, region box, is whole frame), their category
+        distributions, and their vectors: cropped and embedded, or pooled when ``refine_windows`` == 0."""
+        from .garment_head import band_fractions, clipped, window_geometry
+
+        s, emb = self.settings, self.embedder
+        head = get_garment_head(s.garment_model)
+        base = getattr(emb, "base", emb)
+        if head.meta.get("base_key") != base.key or not getattr(base, "supports_bands", False):
+            raise ModelError(f"the garment head was trained on {head.meta.get('base_key')}, not on {base.key}: "
+                             "choose the embedder it was trained for, or train one for this embedder")
+        boxes = [clipped(box, f.image.shape[:2]) for f, box, _ in regions]
+        fmaps = base.feature_maps([crop(f.image, b) for (f, _, _), b in zip(regions, boxes)])
+        bands = [(0.0, y0, 1.0, y1) for y0, y1 in band_fractions()]
+        windows, categories, pooled = [], [], []
+        for r, ((f, _, whole), box) in enumerate(zip(regions, boxes)):
+            found = head.detect(garment_windows(box), base.pool_boxes(fmaps[r], bands),
+                                window_geometry(box, f.image.shape[:2], whole), s.garment_top)
+            windows.append([b for b, _, _ in found])
+            categories.append([c for _, _, c in found])
+            if s.refine_windows == 0:  # pooled from the region's feature map: no second pass
+                pooled.append(emb.pool_boxes(fmaps[r], [relative(b, box) for b in windows[-1]]))
+        if s.refine_windows == 0:
+            return windows, categories, (np.concatenate(pooled) if pooled else np.zeros((0, emb.dim), np.float32))
+        crops = [crop(f.image, w) for (f, _, _), ws in zip(regions, windows) for w in ws]
+        return windows, categories, emb.embed(crops, s.batch_size)
 
     def _search_region(
         self, plan: RegionPlan, vectors: np.ndarray, score: float, label: str

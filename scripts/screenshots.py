@@ -1,6 +1,7 @@
 """Take full-page screenshots of every page of the app into assets/screenshots/.
 
-Match (with a result), Inspect (all frames, then errors only), Catalogue and Evaluate.
+Match (with a result), Inspect (all frames, then errors only), Catalogue (and its Learned models tab, after
+training a garment head) and Evaluate.
 
     python scripts/screenshots.py [--catalogue FOLDER] [--frames N] [--home DIR] [--out DIR]
 
@@ -75,6 +76,14 @@ def shoot(url: str, clip: Path, out: Path = OUT) -> list[Path]:
             page.goto(f"{url}/catalogue")
             wait_idle(page)
             shots.append(_save(page, out, "catalogue"))
+            page.get_by_text("Learned models").click()  # train the garment head on the demo, in the app
+            wait_idle(page)
+            page.get_by_role("button", name="Train the garment head").click()
+            page.get_by_text("It is now selected under Models").wait_for(timeout=300_000)
+            wait_idle(page)
+            page.get_by_text("Learned models").click()
+            wait_idle(page)
+            shots.append(_save(page, out, "learned"))
 
             page.goto(f"{url}/evaluate")
             wait_idle(page)

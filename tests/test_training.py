@@ -242,3 +242,14 @@ def test_garment_head_on_real_frames_of_a_held_out_product(engine, tmp_path):
     ap = detection_ap(engine, head, annotated_images(real, {"000117"}, shop=False))
     assert ap["images"] == 10 and ap["boxes"] == 20
     assert ap["ap50_garment_head"] > max(ap["ap50_all_windows"], ap["ap50_detector_regions"])
+
+
+def test_a_garment_head_for_another_backbone_is_refused(demo_dir, catalogue, settings, garment_ckpt, tmp_path):
+    _, info = garment_ckpt
+    s = dataclasses.replace(settings, embedder="efficientnet-lite0", garment_model=info["checkpoint"],
+                            index_dir=str(tmp_path / "idx"))
+    engine = Engine(s)
+    engine.build_index(catalogue, s.index_dir)
+    clip = next(c for c in catalogue.clips.values() if c.path)
+    with pytest.raises(ModelError, match="garment head was trained on"):
+        engine.match(clip.path)
