@@ -21,8 +21,8 @@ TRAIN_STAGES = {
     "train": (0.85, 1.0, "Training"),
 }
 MODES = {
-    "cross-domain": "Cross-domain: clip regions against shop images (falls back to shop images alone)",
-    "self-supervised": "Self-supervised: augmented views of each shop image",
+    "cross-domain": "Cross-domain (clip regions ↔ shop images)",
+    "self-supervised": "Self-supervised (augmented shop views)",
 }
 
 
@@ -43,7 +43,9 @@ def training_panel(settings: Settings, catalogue: Catalogue) -> None:
     with right:
         st.markdown("**Embedding head** · a projection trained with triplet loss")
         st.caption(f"{len(regions) - clip_regions} shop regions · {clip_regions} annotated clip regions.")
-        mode = st.selectbox("Mode", list(MODES), format_func=MODES.get, key="train.mode")
+        mode = st.selectbox("Mode", list(MODES), format_func=MODES.get, key="train.mode",
+                            help="Cross-domain uses annotated clip frames as anchors and falls back to shop images "
+                                 "alone without them; self-supervised needs no labels beyond the images.")
         if st.button("Train the embedding head", icon=":material/model_training:", key="train.embedding",
                      disabled=len({r.product_id for r in regions}) < 2):
             _reporting(_train_embedding, settings, catalogue, str(mode))
