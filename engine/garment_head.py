@@ -90,8 +90,9 @@ def box_offsets(window: tuple[float, ...], target: tuple[float, ...]) -> tuple[f
 
 def apply_offsets(window: tuple[float, ...], offsets) -> tuple[float, float, float, float]:
     w, h = max(1.0, window[2] - window[0]), max(1.0, window[3] - window[1])
-    o = np.clip(np.asarray(offsets, np.float32), -0.5, 0.5)
-    return (window[0] + o[0] * w, window[1] + o[1] * h, window[2] + o[2] * w, window[3] + o[3] * h)
+    o = [float(v) for v in np.clip(np.asarray(offsets, np.float32), -0.5, 0.5)]
+    return (float(window[0] + o[0] * w), float(window[1] + o[1] * h),
+            float(window[2] + o[2] * w), float(window[3] + o[3] * h))
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

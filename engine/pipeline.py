@@ -429,7 +429,7 @@ class Engine:
             category = fused[top_window]
         region = RegionMatch(
             plan.box, score, label, category, neighbours,
-            match_box=windows[top_window] if windows else None,
+            match_box=tuple(float(v) for v in windows[top_window]) if windows else None,  # type: ignore[arg-type]
         )
         return region, {pid: sim for pid, (sim, _, _) in best.items()}
 

@@ -120,3 +120,20 @@ def test_a_model_without_weights_is_a_friendly_error(app_env: Path, monkeypatch:
     assert_clean(at)
     assert at.error and "SSD300-VGG16 weights not found" in at.error[0].value
     assert not at.success
+
+
+def test_upload_with_a_trained_garment_head(app_env: Path, monkeypatch: pytest.MonkeyPatch, engine,
+                                            tmp_path: Path) -> None:
+    """The learned mode end to end in the app: garment boxes with categories, and the JSON download."""
+    from engine.garment_head import GarmentConfig, train_garment_head
+
+    _, info = train_garment_head(engine, load_catalogue(app_env), tmp_path / "garment.pt", GarmentConfig(epochs=150))
+    monkeypatch.setenv("LIVEMATCH_GARMENT_MODEL", info["checkpoint"])
+    truth = "900002"
+    at = open_app()
+    at.file_uploader(key="match.upload").set_value(("clip.mp4", _clip(app_env, truth), "video/mp4")).run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["livematch.settings"].garment_model == info["checkpoint"]
+    assert at.success and f"({truth})" in at.success[0].value
+    assert at.get("download_button")

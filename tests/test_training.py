@@ -195,6 +195,9 @@ def test_engine_with_the_garment_head_gives_categories_and_matches(demo_dir, cat
                                                                     catalogue.products.values() for r in p.regions}
     assert cats and cats <= known  # the head's classes, fused with the k-NN's over the catalogue
     assert all(r.match_box is not None for f in result.frames for r in f.regions)
+    import json
+
+    assert json.loads(json.dumps(result.to_dict()))["clip"] == result.clip  # plain floats: the download, --json
 
 
 def test_learned_compare_runs_leave_products_out(demo_dir, settings, tmp_path):
