@@ -64,3 +64,22 @@ def test_a_dataset_without_clips_is_refused(home: Path, tmp_path: Path) -> None:
     at.button(key="evaluate.run").click().run()
     assert_clean(at)
     assert at.error
+
+
+def test_evaluate_and_inspect_with_a_trained_garment_head(home: Path, demo_dir: Path, engine,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.catalog import load_catalogue
+    from engine.garment_head import GarmentConfig, train_garment_head
+
+    _, info = train_garment_head(engine, load_catalogue(demo_dir), home / "garment.pt", GarmentConfig(epochs=150))
+    monkeypatch.setenv("LIVEMATCH_GARMENT_MODEL", info["checkpoint"])
+    at = open_app("evaluate")
+    at.button(key="evaluate.run").click().run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    report = EvalReport.load(home / "reports" / f"{demo_dir.name}.json")
+    assert report.settings["garment_model"] == info["checkpoint"] and report.metrics["clips"] == 3
+    at.switch_page("app_pages/inspect.py").run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    assert "Correct ·" in page_text(at)
