@@ -10,7 +10,7 @@ from engine.errors import EngineError
 from engine.evaluate import EvalReport
 from ui import state
 from ui.components import guard, page_header
-from ui.evaluation import run_evaluation
+from ui.evaluation import render_learned, run_evaluation
 from ui.views import product_names, render_report
 
 def default_dataset() -> str:
@@ -52,6 +52,7 @@ def main() -> None:
         if found is None:
             st.info("No report for this dataset yet: run the evaluation to see its metrics and charts.",
                     icon=":material/info:")
+            render_learned(settings, dataset)
             return
         report, path = found
         try:
@@ -63,6 +64,7 @@ def main() -> None:
                 names.setdefault(p["product_id"], p.get("name", p["product_id"]))
         render_report(report, names)
         st.page_link("app_pages/inspect.py", label="Inspect these matches frame by frame", icon=":material/compare:")
+        render_learned(settings, dataset)
 
 
 main()

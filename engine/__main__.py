@@ -136,14 +136,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.compare and args.learned:
-        from .crossval import format_learned, learned_compare
+        from .crossval import format_learned, learned_compare, learned_report_path
 
         work = Path(args.work_dir or (settings.home / "crossval"))
         result = learned_compare(args.dataset, settings, work, n_folds=args.folds,
                                  progress=lambda stage, f: print(stage, file=sys.stderr, flush=True))
         print(format_learned(result))
-        if args.report:
-            Path(args.report).write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
+        print(f"report: {result.save(args.report or learned_report_path(settings.home, args.dataset))}")
         return 0
     if args.compare:
         from .evaluate import compare, format_comparison

@@ -60,6 +60,37 @@ class LearnedComparison:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def save(self, path: str | Path) -> Path:
+        """Write the comparison as JSON, atomically."""
+        import json
+        import os
+        import tempfile
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".learned-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, ensure_ascii=False, indent=1)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> LearnedComparison:
+        import json
+
+        from .errors import EngineError
+
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as e:
+            raise EngineError(f"{Path(path).name}: not a readable comparison ({type(e).__name__})") from e
+
+
+def learned_report_path(home: Path, dataset: str | Path) -> Path:
+    """Where ``evaluate --compare --learned`` saves its comparison for a dataset (read by the app)."""
+    return home / "reports" / "learned" / f"{Path(dataset).resolve().name}.json"
+
 
 def _fill(overrides: dict[str, Any], checkpoints: dict[str, str]) -> dict[str, Any]:
     return {k: (checkpoints[v[1:-1]] if isinstance(v, str) and v.startswith("{") else v) for k, v in overrides.items()}

@@ -83,3 +83,22 @@ def test_evaluate_and_inspect_with_a_trained_garment_head(home: Path, demo_dir: 
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     assert "Correct ·" in page_text(at)
+
+
+def test_the_learned_comparison_is_shown_when_one_was_run(home: Path, demo_dir: Path) -> None:
+    from engine.crossval import LearnedComparison, learned_report_path
+
+    rows = [{"setup": name, "clips": 3, "top1": t1, "top5": 1.0, "mrr": mrr, "truth_votes": v, "region_top1": 0.9,
+             "seconds": 1.0, "ranks": {}} for name, t1, mrr, v in
+            (("baseline: person regions, 1280-d head", 0.333, 0.5, 0.3), ("all learned, k-NN categories", 1.0, 1.0, 0.9))]
+    LearnedComparison(str(demo_dir), [["900001"], ["900002", "900003"]], rows,
+                      {"images": 12, "boxes": 12, "ap50_garment_head": 0.71, "ap50_detector_regions": 0.2,
+                       "ap50_all_windows": 0.1}, {"boxes": 12, "knn_accuracy": 1.0, "head_accuracy": 0.5,
+                                                  "fused_accuracy": 0.75}).save(learned_report_path(home, demo_dir))
+    at = open_app("evaluate")
+    assert_clean(at)
+    text = page_text(at)
+    assert "Learned parts · leave products out" in text
+    assert "{900002, 900003}" in text and "learned head 0.710" in text
+    table = at.dataframe[-1].value
+    assert list(table["set-up"]) == [r["setup"] for r in rows]

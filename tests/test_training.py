@@ -215,6 +215,10 @@ def test_learned_compare_runs_leave_products_out(demo_dir, settings, tmp_path):
     assert "ap50_garment_head" in result.detection
     text = format_learned(result)
     assert "leave-products-out: 2 folds" in text and "AP@0.5" in text
+    from engine.crossval import LearnedComparison
+
+    again = LearnedComparison.load(result.save(tmp_path / "learned.json"))
+    assert again.rows == result.rows and again.folds == result.folds
 
 
 def test_cli_trains_both_heads(demo_dir, tmp_path):

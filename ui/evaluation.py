@@ -26,3 +26,33 @@ def run_evaluation(settings: Settings, dataset: str | Path) -> tuple[EvalReport,
         describe_evaluation(len(clips)),
     )
     return report, report.save(report_path_for(settings, folder))
+
+
+def render_learned(settings: Settings, dataset: str | Path) -> None:
+    """The last leave-products-out comparison of the learned parts for this dataset, when one was run
+    (``python -m engine evaluate --dataset D --compare --learned``): one row per set-up."""
+    import streamlit as st
+
+    from engine.crossval import LearnedComparison, learned_report_path
+
+    path = learned_report_path(settings.home, dataset)
+    if not path.is_file():
+        return
+    comparison = LearnedComparison.load(path)
+    st.subheader("Learned parts · leave products out", anchor=False)
+    folds = " · ".join("{" + ", ".join(f) + "}" for f in comparison.folds)
+    st.caption(f"Each clip is scored by models trained without its product. Held-out products per fold: {folds}. "
+               "Votes: the share of sampled frames that voted for the true product.")
+    rows = [{"set-up": r["setup"], "top-1": r["top1"], "top-5": r["top5"], "MRR": r["mrr"],
+             "votes": r.get("truth_votes", 0.0), "region top-1": r["region_top1"]} for r in comparison.rows]
+    share = st.column_config.ProgressColumn(format="%.2f", min_value=0.0, max_value=1.0)
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"top-1": share, "votes": share, "MRR": st.column_config.NumberColumn(format="%.3f"),
+                                "top-5": st.column_config.NumberColumn(format="%.2f"),
+                                "region top-1": st.column_config.NumberColumn(format="%.2f")})
+    d, c = comparison.detection, comparison.categories
+    st.caption(f"Garment detection AP@0.5 on {d.get('images', 0)} held-out frames: learned head "
+               f"{d.get('ap50_garment_head', 0):.3f} · person boxes {d.get('ap50_detector_regions', 0):.3f} · "
+               f"unlearned windows {d.get('ap50_all_windows', 0):.3f}. Category accuracy on {c.get('boxes', 0)} "
+               f"held-out product boxes: k-NN {c.get('knn_accuracy', 0):.2f} · head {c.get('head_accuracy', 0):.2f} "
+               f"· fused {c.get('fused_accuracy', 0):.2f}. Saved in {path}.")
