@@ -46,7 +46,7 @@ def render_learned(settings: Settings, dataset: str | Path) -> None:
     rows = [{"set-up": r["setup"], "top-1": r["top1"], "top-5": r["top5"], "MRR": r["mrr"],
              "votes": r.get("truth_votes", 0.0), "region top-1": r["region_top1"]} for r in comparison.rows]
     share = st.column_config.ProgressColumn(format="%.2f", min_value=0.0, max_value=1.0)
-    st.dataframe(rows, hide_index=True, width="stretch",
+    st.dataframe(rows, hide_index=True, width="stretch", height=(len(rows) + 1) * 35 + 3,  # every row visible
                  column_config={"top-1": share, "votes": share, "MRR": st.column_config.NumberColumn(format="%.3f"),
                                 "top-5": st.column_config.NumberColumn(format="%.2f"),
                                 "region top-1": st.column_config.NumberColumn(format="%.2f")})
