@@ -80,9 +80,15 @@ def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, w
 
     detector = get_detector(settings.detector)
     frames = [f.image for f in sample_frames(clip, 10)]
+    from .models.detectors import detect_side_by_side
+
     det_fps = _rate(lambda: len(detector.detect(frames, settings.det_threshold)))
     results["detect_frames_per_s"] = det_fps
     out(f"detect ({settings.detector}, batch 10): {det_fps:8.1f} frames/s")
+    sbs_fps = _rate(lambda: len(detect_side_by_side(detector, frames, settings.det_threshold)))
+    results["detect_side_by_side_frames_per_s"] = sbs_fps
+    out(f"detect, portrait frames side by side in pairs: {sbs_fps:8.1f} frames/s"
+        + ("" if settings.side_by_side else " (not used: side_by_side is off)"))
 
     emb = get_embedder(settings.embedder, settings.device)
     rng = np.random.default_rng(0)

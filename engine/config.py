@@ -22,6 +22,7 @@ class Settings:
     embedder: str = "efficientnet-lite0-gem"
     frames: int = 10
     det_threshold: float = 0.4
+    side_by_side: bool = True  # detect on portrait frames set side by side in pairs (half the SSD passes)
     max_regions: int = 2  # detector regions kept per frame, highest score first
     min_region_area: float = 0.02  # ignore boxes smaller than this fraction of the frame (avatars, passers-by)
     neighbours: int = 50  # regions fetched from the index per query region
@@ -49,7 +50,10 @@ class Settings:
             raw = os.environ.get(f"LIVEMATCH_{f.name.upper()}")
             if raw is not None:
                 kind = type(f.default)
-                values[f.name] = kind(raw)
+                if kind is bool:  # bool("0") would be True
+                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                else:
+                    values[f.name] = kind(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 

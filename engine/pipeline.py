@@ -22,6 +22,7 @@ from .images import crop, read_rgb
 from .index import IndexItem, ProductIndex, write_index
 from .categories import merged
 from .models import Detector, Embedder, get_detector, get_embedder, get_garment_head
+from .models.detectors import detect_side_by_side
 from .types import Detections, Frame, FrameVote, MatchResult, Neighbour, ProductScore, RegionMatch
 from .video import sample_frames
 
@@ -286,8 +287,10 @@ class Engine:
 
         t = time.perf_counter()
         progress("detect", 0.0)
-        dets = [self._product_regions(d, f.image) for d, f in
-                zip(self.detector.detect([f.image for f in frames], s.det_threshold), frames)]
+        images = [f.image for f in frames]
+        found = (detect_side_by_side(self.detector, images, s.det_threshold) if s.side_by_side
+                 else self.detector.detect(images, s.det_threshold))
+        dets = [self._product_regions(d, f.image) for d, f in zip(found, frames)]
         timings["detect"] = round(time.perf_counter() - t, 4)
 
         t = time.perf_counter()

@@ -133,3 +133,59 @@ def test_ranking_names_the_best_matching_catalogue_image(engine, catalogue):
     best = max((nb for f in result.frames for r in f.regions for nb in r.neighbours if nb.product_id == "900002"),
                key=lambda nb: nb.similarity)
     assert best.image_path == top.best_image and best.similarity == pytest.approx(top.best_similarity, abs=1e-3)
+
+
+class _FakeDetector:
+    """Finds one 'person' box per mosaic tile: the middle third of each 100-px tile, full height."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def detect(self, images, threshold):
+        from engine.types import Detections
+
+        out = []
+        for im in images:
+            self.calls.append(im.shape[:2])
+            n = im.shape[1] // 100
+            boxes = np.array([[k * 100 + 30, 10, k * 100 + 70, 190] for k in range(n)] + [[95, 0, 110, 50]],
+                             np.float32)
+            out.append(Detections(boxes, np.full(len(boxes), 0.9, np.float32), ("person",) * len(boxes)))
+        return out
+
+
+def test_side_by_side_detection_pairs_portrait_frames_and_splits_the_boxes():
+    from engine.models.detectors import detect_side_by_side, tiles_for
+
+    portrait = [np.zeros((200, 100, 3), np.uint8) for _ in range(5)]
+    assert tiles_for(portrait[0]) == 2 and tiles_for(np.zeros((100, 200, 3), np.uint8)) == 1
+    fake = _FakeDetector()
+    dets = detect_side_by_side(fake, portrait, 0.4)
+    assert fake.calls == [(200, 200), (200, 200), (200, 100)]  # two pairs, then the odd frame alone
+    assert len(dets) == 5
+    for d in dets[:4]:
+        assert (d.boxes >= 0).all() and (d.boxes[:, [0, 2]] <= 100).all()  # back in the frame's coordinates
+        assert any(np.allclose(b, [30, 10, 70, 190]) for b in d.boxes)
+    # the box straddling the seam (centre 102.5) belongs to the right frame, clipped at its left edge
+    assert any(np.allclose(b, [0, 0, 10, 50]) for b in dets[1].boxes)
+
+
+@pytest.mark.shared
+def test_side_by_side_finds_the_same_people_on_real_frames():
+    from torchvision.ops import box_iou
+    import torch
+
+    from engine.models import get_detector
+    from engine.models.detectors import detect_side_by_side
+    from engine.video import sample_frames
+    from tests.conftest import SHARED
+
+    frames = [f.image for clip in sorted((SHARED / "video").glob("*.mp4")) for f in sample_frames(clip, 10)]
+    det = get_detector("ssd-mobilenet-v2-coco")
+    single, paired = det.detect(frames, 0.4), detect_side_by_side(det, frames, 0.4)
+    for a, b in zip(single, paired):
+        assert len(a) > 0 and len(b) > 0
+        iou = box_iou(torch.tensor(a.boxes[np.argmax(a.scores)][None]), torch.tensor(b.boxes)).max().item()
+        assert iou > 0.6  # measured: median 0.87, lowest 0.77 on the sample's 20 frames

@@ -29,3 +29,13 @@ def test_from_opencv_ssd_scales_and_names():
 def test_whole_frame_fallback():
     d = Detections.whole(640, 360)
     assert d.source == "whole-frame" and d.boxes.tolist() == [[0, 0, 640, 360]]
+
+
+def test_settings_from_the_environment_parse_booleans(monkeypatch):
+    from engine.config import Settings
+
+    monkeypatch.setenv("LIVEMATCH_GARMENT_WINDOWS", "0")
+    monkeypatch.setenv("LIVEMATCH_SIDE_BY_SIDE", "true")
+    monkeypatch.setenv("LIVEMATCH_FRAMES", "6")
+    s = Settings.from_env()
+    assert s.garment_windows is False and s.side_by_side is True and s.frames == 6
