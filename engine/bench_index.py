@@ -118,7 +118,7 @@ def bench_hnsw(base, queries, truth, m: int = 16, ef_construction: int = 100, ef
     return out
 
 
-def bench_faiss(base, queries, truth, nprobes: tuple[int, ...] = (8, 16, 32)) -> list[IndexBench]:
+def bench_faiss(base, queries, truth, nprobes: tuple[int, ...] = (8, 12, 16, 24, 32)) -> list[IndexBench]:
     import faiss
 
     out = []

@@ -24,6 +24,7 @@ import numpy as np
 from .catalog import Catalogue
 from .categories import merged
 from .images import crop
+from .models.detectors import detect_side_by_side
 from .models.heads import load_checkpoint, next_version, save_checkpoint
 from .regions import garment_windows
 from .train_data import AnnotatedImage, ImageReader, annotated_images
@@ -71,7 +72,9 @@ def region_anchors(engine, images: list[np.ndarray]) -> list[list[tuple[tuple[fl
     Uses the engine's detector and region rules, and the backbone without any projection head."""
     s = engine.settings
     base = getattr(engine.embedder, "base", engine.embedder)
-    dets = [engine._product_regions(d, im) for d, im in zip(engine.detector.detect(images, s.det_threshold), images)]
+    found = (detect_side_by_side(engine.detector, images, s.det_threshold) if s.side_by_side
+             else engine.detector.detect(images, s.det_threshold))  # as at matching time
+    dets = [engine._product_regions(d, im) for d, im in zip(found, images)]
     regions = [(i, clipped(tuple(b), im.shape[:2]), d.source == "whole-frame")
                for i, (d, im) in enumerate(zip(dets, images)) for b in d.boxes]
     feats = base.embed_bands([crop(images[i], b) for i, b, _ in regions], band_fractions()) if regions else []
@@ -165,17 +168,12 @@ class GarmentHead:
                    torch.as_tensor(scores, dtype=torch.float32), nms_iou).tolist()
         return keep[: max(1, top)]
 
-    def category(self, probs_row: np.ndarray) -> tuple[str, float]:
-        """The most likely garment class of a window (never background), and its probability."""
-        j = 1 + int(np.argmax(probs_row[1:]))
-        return self.classes[j], float(probs_row[j] / max(1e-9, 1.0 - probs_row[0]))
-
 
 def labelled_anchors(engine, images: list[AnnotatedImage], classes: list[str] | None = None,
                      cfg: GarmentConfig = GarmentConfig(), progress: Progress = lambda s, f: None):
-    """Anchor features, geometry, class targets (-1 = ignored) and per-image anchor lists."""
+    """Anchor features, geometry, class targets (-1 = ignored), box-offset targets, and the classes."""
     reader = ImageReader()
-    feats, geoms, targets, offsets, per_image = [], [], [], [], []
+    feats, geoms, targets, offsets = [], [], [], []
     classes = classes or [BACKGROUND] + sorted({merged(c) for im in images for c in im.categories})
     for k in range(0, len(images), 8):
         progress("anchors", k / max(1, len(images)))
@@ -184,7 +182,6 @@ def labelled_anchors(engine, images: list[AnnotatedImage], classes: list[str] | 
         for (im, _), regions in zip(chunk, region_anchors(engine, [rgb for _, rgb in chunk])):
             gt = np.asarray(im.boxes, np.float32)
             gt_cls = [classes.index(merged(c)) if merged(c) in classes else -1 for c in im.categories]
-            boxes_here, scores_src = [], []
             for _, windows, f, g in regions:
                 iou = iou_matrix(np.asarray(windows, np.float32), gt)
                 best = iou.argmax(1) if iou.size else np.zeros(len(windows), int)
@@ -196,15 +193,12 @@ def labelled_anchors(engine, images: list[AnnotatedImage], classes: list[str] | 
                 targets.append(t)
                 offsets.append(np.asarray([box_offsets(w, tuple(gt[j])) if len(gt) else (0, 0, 0, 0)
                                            for w, j in zip(windows, best)], np.float32))
-                boxes_here += list(windows)
-                scores_src.append(len(windows))
-            per_image.append((im, boxes_here))
     progress("anchors", 1.0)
     dim = feats[0].shape[1] if feats else 0
     return (np.concatenate(feats) if feats else np.zeros((0, dim), np.float32),
             np.concatenate(geoms) if geoms else np.zeros((0, N_GEOMETRY), np.float32),
             np.concatenate(targets).astype(int) if targets else np.zeros(0, int),
-            np.concatenate(offsets) if offsets else np.zeros((0, 4), np.float32), per_image, classes)
+            np.concatenate(offsets) if offsets else np.zeros((0, 4), np.float32), classes)
 
 
 def train_garment_head(engine, catalogue: Catalogue, out: str | Path | None = None,
@@ -219,7 +213,7 @@ def train_garment_head(engine, catalogue: Catalogue, out: str | Path | None = No
     images = annotated_images(catalogue, products)
     if not images:
         raise ValueError("no annotated images to train the garment head on")
-    x, g, y, off, _, classes = labelled_anchors(engine, images, cfg=cfg, progress=progress)
+    x, g, y, off, classes = labelled_anchors(engine, images, cfg=cfg, progress=progress)
     keep = y >= 0
     x_t = torch.from_numpy(np.concatenate([x, g], axis=1)[keep])
     y_t = torch.from_numpy(y[keep])
@@ -316,13 +310,14 @@ def garment_detections(engine, head: GarmentHead | None, images: list[AnnotatedI
     learning: the detector's own regions, and every garment window ranked by its region's rank."""
     reader = ImageReader()
     out = GarmentDetections()
-    for im in images:
-        rgb = reader.get(im.source, im.frame_index)
-        if rgb is None:
-            continue
+    readable = [(im, rgb) for im in images if (rgb := reader.get(im.source, im.frame_index)) is not None]
+    anchors: list = []
+    for k in range(0, len(readable), 10):  # chunks of an even size: frames are detected in pairs, as in matching
+        anchors += region_anchors(engine, [rgb for _, rgb in readable[k : k + 10]])
+    for (im, _), regions in zip(readable, anchors):
         out.truths.append(np.asarray(im.boxes, np.float32))
         lb, ls, rb, rs, wb, ws = [], [], [], [], [], []
-        for rank, (box, windows, f, g) in enumerate(region_anchors(engine, [rgb])[0]):
+        for rank, (box, windows, f, g) in enumerate(regions):
             rb.append(box)
             rs.append(1.0 / (1 + rank))
             wb += windows

@@ -7,9 +7,7 @@ product (leave products out), so nothing learned has seen the products it is eva
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -167,16 +165,3 @@ def product_folds(catalogue: Catalogue, n_folds: int = 5) -> list[set[str]]:
     for i, pid in enumerate(evaluable):
         folds[i % n].add(pid)
     return [f for f in folds if f]
-
-
-def split_products(products: list[str], held_out: float, seed: int) -> tuple[set[str], set[str]]:
-    """A seeded (train, held-out) split of product ids."""
-    ids = sorted(products)
-    random.Random(seed).shuffle(ids)
-    k = int(round(len(ids) * held_out))
-    return set(ids[k:]), set(ids[:k])
-
-
-def source_name(region: TrainRegion | AnnotatedImage) -> str:
-    name = Path(region.source).name
-    return f"{name}#{region.frame_index}" if region.frame_index >= 0 else name

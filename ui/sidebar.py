@@ -102,9 +102,9 @@ def render_sidebar() -> Settings:
             st.segmented_control(
                 "Garment search", list(SEARCH_MODES), key="cfg.search",
                 help="Fast: every garment window is scored from one pass per region, and the 3 best are "
-                     "re-embedded exactly (about 3 s per clip on 2 CPU cores). Accurate: every window is "
-                     "embedded (about 8 s), the setting used for evaluation. With a trained garment head, Fast "
-                     "takes its garment boxes from that one pass (about 1.7 s) and Accurate crops them (2.8 s).",
+                     "re-embedded exactly (about 2.8 s per clip on 2 CPU cores). Accurate: every window is "
+                     "embedded (about 7.5 s), the setting used for evaluation. With a trained garment head, Fast "
+                     "takes its garment boxes from that one pass (about 1.2 s) and Accurate crops them (2.3 s).",
             )
             _checkpoint_select(
                 base, "projection-head", "cfg.head", "Embedding head", "ImageNet features (no head)",
