@@ -22,9 +22,11 @@ from .categories import merged
 from .config import Settings
 from .evaluate import evaluate, metrics
 from .garment_head import GarmentConfig, GarmentDetections, box_category, garment_detections, train_garment_head
+from .images import crop
 from .pipeline import Engine, fuse_categories, knn_category_scores
 from .train_data import ImageReader, annotated_images, product_folds, product_regions
 from .train_embedding import TripletConfig, train_projection
+from .workspace import ready_engine
 
 Progress = Callable[[str, float], None]
 
@@ -107,8 +109,6 @@ def category_accuracy(engine: Engine, head, catalogue: Catalogue, products: set[
         image = reader.get(region.source, region.frame_index)
         if image is None:
             continue
-        from .images import crop
-
         vector = engine.embedder.embed([crop(image, region.box)])[0]
         knn = knn_category_scores(engine.index.search(vector, 50), engine.index.items, merge=True)  # type: ignore
         by_head = box_category(engine, head, image, region.box)
@@ -155,6 +155,8 @@ def learned_compare(dataset: str | Path, settings: Settings, work_dir: str | Pat
                                          "loss": [ginfo["loss_first"], ginfo["loss_last"]]}})
         held_out_frames = annotated_images(catalogue, fold, shop=False)
         detections.extend(garment_detections(base, head, held_out_frames, settings.garment_top))
+        counts = category_accuracy(ready_engine(settings, catalogue), head, catalogue, fold)
+        cat_counts = {c: cat_counts[c] + counts[c] for c in cat_counts}
         checkpoints = {"triplet": trip.checkpoint, "selfsup": selfsup.checkpoint, "garment": ginfo["checkpoint"]}
         for name, overrides in setups.items():
             progress(f"fold {k + 1}: {name}", 0.0)
@@ -167,9 +169,6 @@ def learned_compare(dataset: str | Path, settings: Settings, work_dir: str | Pat
             boxes = report.metrics.get("region_boxes", 0)
             region_hits[name][0] += report.metrics.get("region_top1", 0.0) * boxes
             region_hits[name][1] += boxes
-            if name == "searched garment windows (default)":
-                counts = category_accuracy(engine, head, catalogue, fold)
-                cat_counts = {c: cat_counts[c] + counts[c] for c in cat_counts}
     for name in setups:
         m = metrics(outcomes[name])
         hits, boxes = region_hits[name]

@@ -213,6 +213,7 @@ def test_learned_compare_runs_leave_products_out(demo_dir, settings, tmp_path):
     for fold, info in zip(result.folds, result.training):
         assert info["fold"] == fold
     assert "ap50_garment_head" in result.detection
+    assert result.categories["boxes"] > 0 and 0.0 <= result.categories["knn_accuracy"] <= 1.0
     text = format_learned(result)
     assert "leave-products-out: 2 folds" in text and "AP@0.5" in text
     from engine.crossval import LearnedComparison
