@@ -27,7 +27,9 @@ MODES = {
 
 
 def training_panel(settings: Settings, catalogue: Catalogue) -> None:
-    regions = product_regions(catalogue)
+    regions = product_regions(catalogue, whole_images=False)  # counts only: no image is opened on a rerun
+    boxed = {r.image_path for p in catalogue.products.values() for r in p.regions if r.source == "annotation"}
+    unboxed = sum(1 for p in catalogue.products.values() for img in p.images if img not in boxed)
     images = annotated_images(catalogue)
     clip_regions = sum(r.domain == "clip" for r in regions)
     st.caption("Both heads train on this catalogue in a minute or two on a CPU, over the frozen pretrained "
@@ -42,12 +44,12 @@ def training_panel(settings: Settings, catalogue: Catalogue) -> None:
             _reporting(_train_garment, settings, catalogue)
     with right:
         st.markdown("**Embedding head** · a projection trained with triplet loss")
-        st.caption(f"{len(regions) - clip_regions} shop regions · {clip_regions} annotated clip regions.")
+        st.caption(f"{len(regions) - clip_regions + unboxed} shop regions · {clip_regions} annotated clip regions.")
         mode = st.selectbox("Mode", list(MODES), format_func=MODES.get, key="train.mode",
                             help="Cross-domain uses annotated clip frames as anchors and falls back to shop images "
                                  "alone without them; self-supervised needs no labels beyond the images.")
         if st.button("Train the embedding head", icon=":material/model_training:", key="train.embedding",
-                     disabled=len({r.product_id for r in regions}) < 2):
+                     disabled=sum(1 for p in catalogue.products.values() if p.images) < 2):
             _reporting(_train_embedding, settings, catalogue, str(mode))
     found = trained_checkpoints(settings, "projection-head") + trained_checkpoints(settings, "garment-head")
     if found:
