@@ -65,16 +65,12 @@ class LearnedComparison:
     def save(self, path: str | Path) -> Path:
         """Write the comparison as JSON, atomically."""
         import json
-        import os
-        import tempfile
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".learned-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        from .atomic import atomic_write
+
+        with atomic_write(path) as f:
             json.dump(self.to_dict(), f, ensure_ascii=False, indent=1)
-        os.replace(tmp, path)
-        return path
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> LearnedComparison:

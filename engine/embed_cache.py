@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 
 def file_digest(path: str | Path) -> str:
@@ -56,19 +56,13 @@ class EmbeddingCache:
 
     def put_json(self, key: list, value: object) -> None:
         p = self.root / "json" / (hashlib.sha256(json.dumps(key).encode()).hexdigest() + ".json")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
+        with atomic_write(p) as f:
             json.dump(value, f)
-        os.replace(tmp, p)
 
     def put(self, digest: str, boxes: list[tuple[float, ...]], model_key: str, vectors: np.ndarray) -> None:
         p = self._path(digest, boxes, model_key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as f:
+            with atomic_write(p, binary=True) as f:
                 np.save(f, vectors.astype(np.float32), allow_pickle=False)
-            os.replace(tmp, p)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
+        except OSError:  # a cache that cannot be written is only slower
+            pass

@@ -6,13 +6,12 @@ Ground truth follows the Tianchi convention: a clip shows the product whose id e
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .atomic import atomic_write
 from .catalog import Catalogue, ClipRef, load_catalogue
 from .config import Settings, index_dir_for
 from .errors import EngineError
@@ -53,13 +52,9 @@ class EvalReport:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_write(path) as f:
             f.write(self.to_json())
-        os.replace(tmp, path)
-        return path
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> EvalReport:

@@ -26,7 +26,7 @@ from .categories import merged
 from .images import crop
 from .models.detectors import detect_side_by_side
 from .models.heads import load_checkpoint, next_version, save_checkpoint
-from .regions import garment_windows
+from .regions import band_fractions, garment_windows
 from .train_data import AnnotatedImage, ImageReader, annotated_images
 
 Progress = Callable[[str, float], None]
@@ -43,10 +43,6 @@ class GarmentConfig:
     positive_iou: float = 0.5
     negative_iou: float = 0.4
     seed: int = 0
-
-
-def band_fractions() -> list[tuple[float, float]]:
-    return [(w[1], w[3]) for w in garment_windows((0.0, 0.0, 1.0, 1.0))]
 
 
 def window_geometry(region: tuple[float, ...], image_hw: tuple[int, int], whole: bool) -> np.ndarray:

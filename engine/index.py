@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .ann_backends import BACKENDS
+from .atomic import atomic_write
 from .embed_cache import file_digest
 from .errors import IndexFileError
 from .types import Neighbour
@@ -125,12 +126,8 @@ def _write_locked(
 
 
 def _publish(index_dir: Path, name: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=index_dir, prefix=".CURRENT-")
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(index_dir / "CURRENT", fsync=True) as f:
         f.write(name)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, index_dir / "CURRENT")
 
 
 def _prune(index_dir: Path, keep: int) -> None:

@@ -17,7 +17,7 @@ from .catalog import Catalogue
 from .config import Settings
 from .embed_cache import EmbeddingCache, file_digest
 from .errors import EngineError, ImageError, ModelError
-from .regions import garment_windows
+from .regions import band_fractions, garment_windows
 from .images import crop, read_rgb
 from .index import IndexItem, ProductIndex, write_index
 from .categories import merged
@@ -348,7 +348,7 @@ class Engine:
             vectors = emb.embed(crops, s.batch_size)
         else:
             windows = [garment_windows(box) for _, box, _ in regions]
-            bands = [(w[1], w[3]) for w in garment_windows((0.0, 0.0, 1.0, 1.0))]
+            bands = band_fractions()
             coarse = emb.embed_bands([crop(f.image, box) for f, box, _ in regions], bands)  # type: ignore[attr-defined]
             if s.refine_windows == 0:
                 vectors = coarse.reshape(-1, emb.dim)
@@ -373,7 +373,7 @@ class Engine:
     def _garment_regions(self, regions: list[tuple[Frame, tuple[float, ...], bool]]) -> tuple[list, list, np.ndarray]:
         """The learned garment head's boxes for each (frame, region box, is whole frame), their category
         distributions, and their vectors: cropped and embedded, or pooled when ``refine_windows`` == 0."""
-        from .garment_head import band_fractions, clipped, window_geometry
+        from .garment_head import clipped, window_geometry
 
         s, emb = self.settings, self.embedder
         head = get_garment_head(s.garment_model)
@@ -432,7 +432,7 @@ class Engine:
             category = fused[top_window]
         region = RegionMatch(
             plan.box, score, label, category, neighbours,
-            match_box=tuple(float(v) for v in windows[top_window]) if windows else None,  # type: ignore[arg-type]
+            match_box=windows[top_window] if windows else None,
         )
         return region, {pid: sim for pid, (sim, _, _) in best.items()}
 

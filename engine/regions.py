@@ -17,6 +17,11 @@ BAND_STRIDE = 0.1
 BAND_START = 0.05
 
 
+def band_fractions() -> list[tuple[float, float]]:
+    """(top, bottom) of every garment window as fractions of its region's height, region first."""
+    return [(w[1], w[3]) for w in garment_windows((0.0, 0.0, 1.0, 1.0))]
+
+
 def garment_windows(
     box: Box, heights: tuple[float, ...] = BAND_HEIGHTS, stride: float = BAND_STRIDE
 ) -> list[Box]:

@@ -32,6 +32,16 @@ def build_embedder(name: str, device: str = "auto", **kwargs: Any) -> Embedder:
     return EMBEDDERS[name](device=device, **kwargs)
 
 
+def _signature(path: str) -> tuple[int, int]:
+    """(mtime, size) of a checkpoint: a rewritten file is loaded again, without hashing it on every call
+    (the garment head is looked up on every match)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0)  # missing: the loader reports it
+    return (st.st_mtime_ns, st.st_size)
+
+
 def get_detector(name: str) -> Detector:
     """The process-wide detector of that name (built on first use)."""
     key = ("detector", name)
@@ -51,9 +61,9 @@ def get_embedder(name: str, device: str = "auto", head: str = "") -> Embedder:
         base = _cache[key]
     if not head:
         return base
-    from .heads import HeadEmbedder, checkpoint_digest
+    from .heads import HeadEmbedder
 
-    hkey = ("head", name, device, str(head), checkpoint_digest(head) if os.path.isfile(head) else "")
+    hkey = ("head", name, device, str(head), _signature(head))
     with _lock:
         if hkey not in _cache:
             _cache[hkey] = HeadEmbedder(base, head)
@@ -63,9 +73,7 @@ def get_embedder(name: str, device: str = "auto", head: str = "") -> Embedder:
 def get_garment_head(path: str):  # -> engine.garment_head.GarmentHead
     """The process-wide garment head of that checkpoint (loaded on first use, reloaded when it changes)."""
     from ..garment_head import GarmentHead
-    from .heads import checkpoint_digest
-
-    key = ("garment", str(path), checkpoint_digest(path) if os.path.isfile(path) else "")
+    key = ("garment", str(path), _signature(path))
     with _lock:
         if key not in _cache:
             _cache[key] = GarmentHead.load(path)

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import ModelError
 
 CHECKPOINT_FORMAT = 1
@@ -43,13 +42,9 @@ def save_checkpoint(path: str | Path, kind: str, state: dict[str, Any], meta: di
     """Write {format, kind, state, meta} atomically; returns the path."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ckpt-", suffix=".pt")
-    os.close(fd)
-    torch.save({"format": CHECKPOINT_FORMAT, "kind": kind, "state": state, "meta": json.dumps(meta)}, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_write(path, binary=True) as f:
+        torch.save({"format": CHECKPOINT_FORMAT, "kind": kind, "state": state, "meta": json.dumps(meta)}, f)
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
