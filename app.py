@@ -1,15 +1,14 @@
 """livematch: find which catalogue products a live-commerce presenter shows.
 
-Run with ``streamlit run app.py``. This file draws the app's frame (page setup, navigation, sidebar settings, in
-ui.shell) and runs the selected page of app_pages/. Models and indexes are loaded in one place, ui.state (cached and
-shared by all sessions).
+Run with ``streamlit run app.py``. The pages live in pages/ (Match, Inspect, Catalogue, Evaluate); each draws the
+app's frame first (ui.shell). This entry point sends "/" to the Match page. Models and indexes are loaded in one
+place, engine.workspace, through ui.state's caches (shared by all sessions).
 """
 
 from __future__ import annotations
 
-from ui.components import guard
-from ui.shell import draw_shell
+import streamlit as st
 
-page = draw_shell()
-with guard(f"the {page.title} page"):
-    page.run()
+from ui.shell import HOME
+
+st.switch_page(HOME)

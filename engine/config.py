@@ -1,75 +1,159 @@
-"""Settings: one frozen dataclass; environment variables ``LIVEMATCH_<FIELD>`` override defaults."""
+"""Settings, in five groups a person can hold in their head: paths, models, detection, search, index.
+
+Every field can come from the environment as ``LIVEMATCH_<FIELD>`` (field names are unique across the
+groups, so ``LIVEMATCH_FRAMES=6`` or ``LIVEMATCH_INDEX_BACKEND=faiss`` need no group prefix).
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 
-def _cache_home() -> Path:
+def cache_home() -> Path:
+    """Where caches, indexes, reports and trained models live: ``$LIVEMATCH_HOME``."""
     return Path(os.environ.get("LIVEMATCH_HOME", Path.home() / ".cache" / "livematch"))
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every knob of the pipeline, with the defaults the app and the CLI use."""
+class Windows(str, Enum):
+    """How a detected region is searched for garments (see engine.pipeline.windows).
 
+    With a garment head (``models.garment_model``), ``pooled`` takes its boxes from one pass per region and
+    every other strategy crops and embeds them.
+    """
+
+    WHOLE = "whole"  # the detected region alone (the plain baseline)
+    EXHAUSTIVE = "exhaustive"  # every garment window cropped and embedded (accurate, slowest)
+    REFINED = "refined"  # every window pooled from one pass per region, the best refine_top embedded exactly
+    POOLED = "pooled"  # every window pooled from one pass per region (fastest)
+
+
+@dataclass(frozen=True)
+class PathSettings:
     catalogue: str = ""  # dataset folder; empty means the built-in demo
     index_dir: str = ""  # where the index lives; empty means <home>/index/<catalogue hash>
+
+
+@dataclass(frozen=True)
+class ModelSettings:
     detector: str = "ssd-mobilenet-v2-coco"
     embedder: str = "efficientnet-lite0-gem"
-    frames: int = 10
+    head: str = ""  # projection head checkpoint from train-embedding ("" = the backbone's own features)
+    garment_model: str = ""  # garment region head from train-garments ("" = searched garment windows)
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    frames: int = 10  # frames sampled evenly from a clip
     det_threshold: float = 0.4
     side_by_side: bool = True  # detect on portrait frames set side by side in pairs (half the SSD passes)
     max_regions: int = 2  # detector regions kept per frame, highest score first
     min_region_area: float = 0.02  # ignore boxes smaller than this fraction of the frame (avatars, passers-by)
-    neighbours: int = 50  # regions fetched from the index per query region
-    top_k: int = 5
-    garment_windows: bool = True  # search each region through garment-level bands (False: whole regions only)
-    refine_windows: int = -1  # -1: embed every garment window (accurate); k >= 0: pool all, re-embed the best k (fast)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    windows: Windows = Windows.EXHAUSTIVE
+    refine_top: int = 3  # windows embedded exactly per region with Windows.REFINED
+    garment_top: int = 3  # garment boxes per region kept by the garment head
+    neighbours: int = 50  # regions fetched from the index per query window
     region_candidates: int = 10  # products kept per region for display and inspection
+    category_weight: float = 0.0  # similarity penalty for catalogue regions of another (merged) category
+    category_source: str = "fused"  # a window's category: "fused" (head + k-NN), "head" or "knn"
+    top_k: int = 5  # products shown (display only)
+
+
+@dataclass(frozen=True)
+class IndexSettings:
     index_backend: str = "annoy"  # "annoy", or "faiss" for very large catalogues (see bench-index)
     n_trees: int = 50
     search_k: int = -1  # -1: Annoy's default (n_trees * n)
-    batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
-    head: str = ""  # projection head checkpoint from train-embedding ("" = the backbone's own features)
-    garment_model: str = ""  # garment region head from train-garments ("" = searched garment windows)
-    garment_top: int = 3  # windows per region kept by the garment head
-    category_weight: float = 0.0  # similarity penalty for catalogue regions of another (merged) category
-    category_source: str = "fused"  # a window's category: "fused" (head + k-NN), "head" or "knn"
-    device: str = "auto"  # "auto", "cpu" or "cuda"
     seed: int = 0
+
+
+GROUPS = ("paths", "models", "detection", "search", "index")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the pipeline, grouped, with the defaults the CLI and evaluation use."""
+
+    paths: PathSettings = field(default_factory=PathSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+
+    @classmethod
+    def field_names(cls) -> dict[str, str]:
+        """Flat field name -> its group."""
+        return {f.name: g for g in GROUPS for f in fields(getattr(cls(), g))}
+
+    def with_(self, **flat: Any) -> Settings:
+        """A copy with fields changed by their flat names (``frames=6``); None values are ignored."""
+        owners = self.field_names()
+        unknown = set(flat) - set(owners)
+        if unknown:
+            raise KeyError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        changes: dict[str, dict[str, Any]] = {}
+        for name, value in flat.items():
+            if value is not None:
+                changes.setdefault(owners[name], {})[name] = _coerce(name, value)
+        return replace(self, **{g: replace(getattr(self, g), **c) for g, c in changes.items()})
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
-        """Defaults, then ``LIVEMATCH_*`` environment variables, then explicit overrides."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"LIVEMATCH_{f.name.upper()}")
-            if raw is not None:
-                kind = type(f.default)
-                if kind is bool:  # bool("0") would be True
-                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-                else:
-                    values[f.name] = kind(raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return replace(cls(), **values)
+        """Defaults, then ``LIVEMATCH_*`` environment variables, then explicit overrides (flat names)."""
+        env = {name: os.environ[f"LIVEMATCH_{name.upper()}"] for name in cls.field_names()
+               if f"LIVEMATCH_{name.upper()}" in os.environ}
+        return cls().with_(**env).with_(**overrides)
+
+    def flat(self) -> dict[str, Any]:
+        """Every field by its flat name (enums as their values): the form reports and keys use."""
+        out: dict[str, Any] = {}
+        for g in GROUPS:
+            out.update({k: (v.value if isinstance(v, Enum) else v) for k, v in asdict(getattr(self, g)).items()})
+        return out
+
+    @classmethod
+    def from_flat(cls, data: dict[str, Any]) -> Settings:
+        """The inverse of ``flat``; unknown keys (from another version) are ignored."""
+        known = cls.field_names()
+        return cls().with_(**{k: v for k, v in data.items() if k in known})
 
     @property
     def home(self) -> Path:
-        return _cache_home()
+        return cache_home()
 
 
-def index_dir_for(catalogue_root: str | Path, settings: Settings) -> Path:
-    """Where the index of a catalogue lives, unless settings.index_dir says otherwise."""
-    import hashlib
+def _coerce(name: str, value: Any) -> Any:
+    """A value of the field's own type; text from the environment or the command line is parsed."""
+    default = getattr(getattr(Settings(), Settings.field_names()[name]), name)
+    if isinstance(default, Enum):
+        return type(default)(value.value if isinstance(value, Enum) else str(value).strip().lower())
+    if isinstance(default, bool):  # bool("0") would be True
+        return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+    return type(default)(value)
 
-    if settings.index_dir:
-        return Path(settings.index_dir)
-    key = hashlib.sha1(str(Path(catalogue_root).resolve()).encode()).hexdigest()[:12]
-    backend = "" if settings.index_backend == "annoy" else f"-{settings.index_backend}"
-    if settings.head:
-        backend += "-" + hashlib.sha1(str(Path(settings.head).resolve()).encode()).hexdigest()[:8]
-    return settings.home / "index" / f"{Path(catalogue_root).name}-{key}-{settings.embedder}{backend}"
+
+# The search presets the app offers. The app starts on "Fast" (it favours response time) while the command line
+# and evaluation default to the accurate strategy: that difference is the app's preset, APP_PRESET.
+SEARCH_PRESETS: dict[str, Windows] = {"Fast": Windows.REFINED, "Accurate": Windows.EXHAUSTIVE}
+APP_PRESET = "Fast"
+
+
+def preset_of(settings: Settings) -> str:
+    """The preset whose strategy the settings use ("Fast" for any strategy cheaper than exhaustive)."""
+    return "Accurate" if settings.search.windows == Windows.EXHAUSTIVE else "Fast"
+
+
+def windows_for_refine(refine_windows: int) -> tuple[Windows, int]:
+    """The strategy named by the older ``--refine-windows K`` option: -1 exhaustive, 0 pooled, K refined."""
+    if refine_windows < 0:
+        return Windows.EXHAUSTIVE, SearchSettings.refine_top
+    return (Windows.POOLED, SearchSettings.refine_top) if refine_windows == 0 else (Windows.REFINED, refine_windows)

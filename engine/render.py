@@ -13,9 +13,9 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from .categories import english
-from .images import crop
-from .types import FrameVote, RegionMatch, RegionRef
+from engine.categories import english
+from engine.io.images import crop
+from engine.types import FrameVote, RegionMatch, RegionRef
 
 Box = tuple[float, float, float, float]
 Colour = tuple[int, int, int]  # RGB

@@ -1,6 +1,7 @@
-"""The data that flows through the pipeline: one frozen dataclass per stage.
+"""The data that flows through the pipeline and its evaluation: one frozen dataclass per stage.
 
-clip -> Frame -> Detections -> Region embeddings -> FrameVote -> ProductScore -> MatchResult
+clip -> Frame -> Detections -> RegionMatch (Neighbour -> RegionRef) -> FrameVote -> ProductScore -> MatchResult
+-> ClipOutcome, RegionOutcome, Metrics -> EvalReport
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ class Detections:
     boxes: np.ndarray  # (N, 4) float32
     scores: np.ndarray  # (N,) float32
     labels: tuple[str, ...]  # detector class or garment category per box
-    source: str = "detector"  # "detector", "annotation" or "whole-frame"
+    source: str = "detector"  # "detector", "annotation", "whole-frame" or "garment-head"
+    classes: tuple[dict[str, float], ...] = ()  # per box, a category distribution (garment head), or none
 
     def __post_init__(self) -> None:
         n = len(self.boxes)
-        if self.boxes.shape != (n, 4) or len(self.scores) != n or len(self.labels) != n:
+        if self.boxes.shape != (n, 4) or len(self.scores) != n or len(self.labels) != n or len(self.classes) not in (0, n):
             raise ValueError("boxes, scores and labels must have the same length")
 
     def __len__(self) -> int:
@@ -52,6 +54,7 @@ class Detections:
             self.scores[idx],
             tuple(self.labels[i] for i in idx),
             self.source,
+            tuple(self.classes[i] for i in idx) if self.classes else (),
         )
 
     @classmethod
@@ -90,16 +93,10 @@ class Detections:
     def areas(self) -> np.ndarray:
         return (self.boxes[:, 2] - self.boxes[:, 0]).clip(0) * (self.boxes[:, 3] - self.boxes[:, 1]).clip(0)
 
-    def to_list(self) -> list[dict[str, Any]]:
-        return [
-            {"box": [round(float(v), 1) for v in b], "score": round(float(s), 4), "label": lab}
-            for b, s, lab in zip(self.boxes, self.scores, self.labels)
-        ]
-
 
 @dataclass(frozen=True)
 class RegionRef:
-    """A labelled region of a catalogue image (annotated or detected)."""
+    """A labelled region of a catalogue image (annotated or detected): also what an index item is."""
 
     product_id: str
     image_path: str
@@ -126,12 +123,22 @@ class Product:
 
 @dataclass(frozen=True)
 class Neighbour:
-    """One catalogue region found near a query region."""
+    """One catalogue region found near a query region, with its cosine similarity."""
 
-    product_id: str
+    region: RegionRef
     similarity: float
-    image_path: str
-    box: tuple[float, float, float, float]
+
+    @property
+    def product_id(self) -> str:
+        return self.region.product_id
+
+    @property
+    def image_path(self) -> str:
+        return self.region.image_path
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return self.region.box
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,7 @@ class FrameVote:
     vote_similarity: float
     region_source: str  # "detector" or "whole-frame"
     product_similarity: dict[str, float] = field(default_factory=dict)  # best similarity per product
+    margin: float = 0.0  # the voted product's similarity minus the runner-up's
 
 
 @dataclass(frozen=True)
@@ -202,3 +210,94 @@ class MatchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MatchResult:
+        """The inverse of ``to_dict`` (a saved report's clip results are read back as records)."""
+        frames = tuple(FrameVote(
+            f["frame_index"], f["time_s"],
+            tuple(RegionMatch(_box(r["box"]), r["score"], r["label"], r["category"],
+                              tuple(Neighbour(_region(n["region"]), n["similarity"]) for n in r["neighbours"]),
+                              _box(r.get("match_box"))) for r in f["regions"]),
+            f["voted_product"], f["vote_similarity"], f["region_source"], dict(f.get("product_similarity", {})),
+            float(f.get("margin", 0.0)))
+            for f in d["frames"])
+        ranking = tuple(ProductScore(**{**p, "frames": tuple(p["frames"]), "best_box": _box(p.get("best_box"))})
+                        for p in d["ranking"])
+        return cls(d["clip"], frames, ranking, dict(d["timings"]), dict(d["settings"]))
+
+
+def _box(b: Any) -> tuple[float, float, float, float] | None:
+    return None if b is None else tuple(float(v) for v in b)  # type: ignore[return-value]
+
+
+def _region(r: dict[str, Any]) -> RegionRef:
+    return RegionRef(r["product_id"], r["image_path"], _box(r["box"]), r.get("category", ""),  # type: ignore[arg-type]
+                     int(r.get("instance_id", 0)), r.get("source", "annotation"))
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    """One evaluated clip: its truth, where the truth ranked, and the full match result."""
+
+    video_id: str
+    truth: str | None
+    truth_rank: int | None  # 1-based; None when the truth is not ranked at all
+    top: str | None
+    result: MatchResult
+
+    @property
+    def correct(self) -> bool:
+        return self.truth_rank == 1
+
+
+@dataclass(frozen=True)
+class RegionOutcome:
+    """One annotated product box of a clip frame, searched on its own: where its true product ranked."""
+
+    video_id: str
+    frame_index: int
+    box: tuple[float, float, float, float]
+    truth: str
+    rank: int | None  # 1-based rank of the true product among all products; None if it has no regions
+    top: str | None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Clip top-1, top-5 and mean reciprocal rank, and region-level top-1 (feature quality)."""
+
+    clips: int = 0
+    top1: float = 0.0
+    top5: float = 0.0
+    mrr: float = 0.0
+    region_boxes: int = 0
+    region_top1: float = 0.0
+    vote_share: float = 0.0  # the true product's mean share of the sampled frames' votes
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """An evaluation of one data set under one set of settings (``python -m engine evaluate``)."""
+
+    dataset: str
+    settings: dict[str, Any]  # Settings.flat()
+    metrics: Metrics
+    clips: tuple[ClipOutcome, ...]
+    regions: tuple[RegionOutcome, ...] = ()
+    skipped: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    index: dict[str, Any] = field(default_factory=dict)  # the index's summary (see engine.index.store)
+    created_at: str = ""
+    version: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalReport:
+        clips = tuple(ClipOutcome(**{**c, "result": MatchResult.from_dict(c["result"])}) for c in d["clips"])
+        regions = tuple(RegionOutcome(**{**r, "box": _box(r["box"])}) for r in d.get("regions", ()))
+        return cls(d["dataset"], dict(d["settings"]), Metrics(**d["metrics"]), clips, regions,
+                   tuple(d.get("skipped", ())), tuple(d.get("problems", ())), dict(d.get("index", {})),
+                   d.get("created_at", ""), int(d.get("version", 2)))

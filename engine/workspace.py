@@ -1,38 +1,89 @@
-"""Glue shared by the CLI and the app: which catalogue is configured, and an engine ready to match."""
+"""The workspace: every path rule (indexes, reports, models, user copies) and the one load-or-build of an
+engine. The command line and the app (through its cached wrappers in ui/state.py) both come here."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Callable
 
-from .catalog import Catalogue, load_catalogue
-from .config import Settings, index_dir_for
-from .errors import IndexFileError
-from .index import ProductIndex
-from .pipeline import Engine
+from engine.config import Settings
+from engine.errors import IndexFileError
+from engine.index.store import IndexSummary, read_summary
+from engine.io.catalogue import Catalogue, load_catalogue
+from engine.pipeline.engine import Engine
+
+Progress = Callable[[str, float], None]
 
 
+# ------------------------------------------------------------------------------------------------ paths
 def catalogue_root(settings: Settings) -> Path:
     """The configured catalogue folder; the built-in demo (generated on first use) when none is set."""
-    if settings.catalogue:
-        return Path(settings.catalogue)
-    from .demo import default_demo_dir, generate_demo
+    if settings.paths.catalogue:
+        return Path(settings.paths.catalogue)
+    from engine.io.demo import default_demo_dir, generate_demo
 
     return generate_demo(default_demo_dir())
 
 
-def ready_engine(
-    settings: Settings,
-    catalogue: Catalogue | None = None,
-    progress: Callable[[str, float], None] | None = None,
-    engine: Engine | None = None,
-) -> Engine:
-    """An engine with the catalogue's index loaded; the index is built when missing or unusable."""
+def index_dir_for(catalogue: str | Path, settings: Settings) -> Path:
+    """Where the index of a catalogue lives (<home>/index/...), unless ``paths.index_dir`` says otherwise.
+    The folder is named by the catalogue's path, the embedder, the backend and the projection head."""
+    if settings.paths.index_dir:
+        return Path(settings.paths.index_dir)
+    key = hashlib.sha1(str(Path(catalogue).resolve()).encode()).hexdigest()[:12]
+    backend = "" if settings.index.index_backend == "annoy" else f"-{settings.index.index_backend}"
+    if settings.models.head:
+        backend += "-" + hashlib.sha1(str(Path(settings.models.head).resolve()).encode()).hexdigest()[:8]
+    return settings.home / "index" / f"{Path(catalogue).name}-{key}-{settings.models.embedder}{backend}"
+
+
+def report_path(settings: Settings, dataset: str | Path) -> Path:
+    """Where the evaluation report of a data set is saved (read by the app's Evaluate and Inspect pages)."""
+    return reports_dir(settings) / f"{Path(dataset).resolve().name}.json"
+
+
+def learned_report_path(settings: Settings, dataset: str | Path) -> Path:
+    """Where ``evaluate --compare --learned`` saves its comparison for a data set."""
+    return reports_dir(settings) / "learned" / f"{Path(dataset).resolve().name}.json"
+
+
+def reports_dir(settings: Settings) -> Path:
+    return settings.home / "reports"
+
+
+def models_dir(settings: Settings) -> Path:
+    """Where trained checkpoints are versioned (garment-head-v001.pt, embedding-head-...)."""
+    return settings.home / "models"
+
+
+def user_copy_dir(settings: Settings) -> Path:
+    """Where the editable copy of the built-in demo lives."""
+    return settings.home / "catalogues" / "user"
+
+
+# ------------------------------------------------------------------------------------------------ engines
+def index_summary(settings: Settings, catalogue: str | Path) -> IndexSummary | None:
+    """The catalogue's current index, from its sidecar (no model loaded); None when there is none."""
+    return read_summary(index_dir_for(catalogue, settings))
+
+
+def build_index(settings: Settings, catalogue: Catalogue, progress: Progress | None = None,
+                engine: Engine | None = None) -> Engine:
+    """Embed the catalogue and publish a new index; returns the engine with it loaded."""
+    engine = engine or Engine(settings)
+    engine.build_index(catalogue, index_dir_for(catalogue.root, settings), progress or (lambda s, f: None))
+    return engine
+
+
+def ready_engine(settings: Settings, catalogue: Catalogue | None = None, progress: Progress | None = None,
+                 engine: Engine | None = None) -> Engine:
+    """An engine with the catalogue's index loaded; the index is built when missing or unusable (corrupt,
+    or made by another model). The only load-or-build: the CLI calls it, the app caches it."""
     catalogue = catalogue or load_catalogue(catalogue_root(settings))
     engine = engine or Engine(settings)
-    index_dir = index_dir_for(catalogue.root, settings)
     try:
-        engine.index = ProductIndex.load(index_dir, engine.embedder.key)
+        engine.load_index(index_dir_for(catalogue.root, settings))
     except IndexFileError:
-        engine.build_index(catalogue, index_dir, progress or (lambda s, f: None))
+        build_index(settings, catalogue, progress, engine)
     return engine

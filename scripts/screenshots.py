@@ -31,9 +31,9 @@ WIDTH = 1400
 def prepare(home: Path, catalogue: str, frames: int) -> tuple[Path, Path]:
     """Generate the demo if needed and save an evaluation report; returns (catalogue folder, a clip to upload)."""
     os.environ["LIVEMATCH_HOME"] = str(home)
-    from engine.catalog import load_catalogue
+    from engine.io.catalogue import load_catalogue
     from engine.config import Settings
-    from engine.evaluate import evaluate
+    from engine.eval.evaluate import evaluate
     from engine.workspace import catalogue_root
 
     settings = Settings.from_env(catalogue=catalogue, frames=frames)

@@ -22,11 +22,11 @@ def use_catalogue(monkeypatch: pytest.MonkeyPatch, catalogue: Path | str, frames
 
 
 def open_app(page: str | None = None) -> AppTest:
-    """Run the app once, then switch to a page of app_pages/ (None: the default page, Match)."""
+    """Run the app once, then switch to a page of pages/ (None: the default page, Match)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert_clean(at)
     if page is not None:
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"pages/{page}.py").run()
         assert_clean(at)
     return at
 

@@ -23,7 +23,7 @@ FAST_FRAMES = 4
 
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
-    from engine.demo import generate_demo
+    from engine.io.demo import generate_demo
 
     return generate_demo(_HOME / "small-demo", **SMALL_DEMO)
 
@@ -39,7 +39,7 @@ def settings():
 def engine(demo_dir: Path, settings):
     """A real engine (offline pretrained SSD and EfficientNet-Lite0) with the small demo indexed."""
     from engine.workspace import ready_engine
-    from engine.catalog import load_catalogue
+    from engine.io.catalogue import load_catalogue
 
     return ready_engine(settings, load_catalogue(demo_dir))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engine.config import Windows
+
 import io
 from pathlib import Path
 
@@ -10,8 +12,8 @@ import pytest
 from apptest_support import assert_clean, open_app, page_text, use_catalogue
 from PIL import Image
 
-from engine.catalog import load_catalogue
-from engine.catalog_edit import copy_catalogue
+from engine.io.catalogue import load_catalogue
+from engine.io.editing import copy_catalogue
 from engine.categories import english
 
 
@@ -152,6 +154,6 @@ def test_train_the_garment_head_and_it_is_selected(small: Path) -> None:
     assert any("It is now selected under Models" in s.value for s in at.success), page_text(at)
     chosen = at.selectbox(key="cfg.garment_model").value
     assert chosen.endswith(".pt") and Path(chosen).is_file()
-    assert at.session_state["livematch.settings"].garment_model == chosen
-    assert at.session_state["livematch.settings"].refine_windows == 0  # Fast + garment head: pooled boxes
+    assert at.session_state["livematch.settings"].models.garment_model == chosen
+    assert at.session_state["livematch.settings"].search.windows == Windows.POOLED  # Fast + garment head: pooled
     assert Path(chosen).name in page_text(at) or any(Path(chosen).name in str(df.value) for df in at.dataframe)

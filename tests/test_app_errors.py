@@ -18,7 +18,7 @@ def _boom(*args, **kwargs):
     ("match", "get_catalogue"),
     ("inspect", "list_reports"),
     ("catalogue", "get_catalogue"),
-    ("evaluate", "report_path_for"),
+    ("evaluate", "catalogue_dir"),
 ])
 def test_unexpected_errors_are_friendly(
     monkeypatch: pytest.MonkeyPatch, demo_dir: Path, page: str, target: str
@@ -26,7 +26,7 @@ def test_unexpected_errors_are_friendly(
     use_catalogue(monkeypatch, demo_dir)
     at = open_app()
     monkeypatch.setattr(state, target, _boom)
-    at.switch_page(f"app_pages/{page}.py").run()
+    at.switch_page(f"pages/{page}.py").run()
     assert_clean(at)
     messages = [e.value for e in at.error]
     assert any("Something went wrong" in m for m in messages), messages
@@ -52,6 +52,11 @@ def test_every_page_is_drawn_in_the_app_frame(monkeypatch: pytest.MonkeyPatch, d
     assert at.sidebar.slider(key="cfg.frames").value == 3
 
 
-def test_no_legacy_pages_folder() -> None:
-    """A pages/ folder beside app.py switches Streamlit to its legacy routing (see ui/shell.py)."""
-    assert not (Path(__file__).resolve().parents[1] / "pages").exists()
+@pytest.mark.parametrize("page", ["match", "inspect", "catalogue", "evaluate"])
+def test_every_page_switch_runs_the_shell(monkeypatch: pytest.MonkeyPatch, demo_dir: Path, page: str) -> None:
+    """The pages live in pages/ (Streamlit's legacy folder): a page switch still draws the app's frame."""
+    use_catalogue(monkeypatch, demo_dir)
+    at = open_app(page)
+    assert at.sidebar.text_input(key="cfg.catalogue").value == str(demo_dir)  # the sidebar settings are there
+    assert at.sidebar.slider(key="cfg.frames") is not None
+    assert at.session_state["livematch.settings"].paths.catalogue == str(demo_dir)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from apptest_support import assert_clean, open_app, page_text, plotly_figures, use_catalogue
 
-from engine.evaluate import EvalReport
+from engine.eval.evaluate import load_report
 
 
 @pytest.fixture()
@@ -27,12 +27,12 @@ def test_run_an_evaluation_and_inspect_it(home: Path, demo_dir: Path) -> None:
     assert not at.error, [e.value for e in at.error]
     saved = home / "reports" / f"{demo_dir.name}.json"
     assert saved.is_file() and str(saved) in at.success[0].value
-    report = EvalReport.load(saved)
-    assert report.metrics["clips"] == 3
+    report = load_report(saved)
+    assert report.metrics.clips == 3
 
     metrics = {m.proto.label: m.value for m in at.metric}
-    assert metrics["Top-1 accuracy"] == f"{report.metrics['top1']:.0%}"
-    assert metrics["MRR"] == f"{report.metrics['mrr']:.3f}"
+    assert metrics["Top-1 accuracy"] == f"{report.metrics.top1:.0%}"
+    assert metrics["MRR"] == f"{report.metrics.mrr:.3f}"
     assert metrics["Clips scored"] == "3"
     table = at.dataframe[0].value
     assert list(table["clip"]) == [c.video_id for c in report.clips]
@@ -41,7 +41,7 @@ def test_run_an_evaluation_and_inspect_it(home: Path, demo_dir: Path) -> None:
     assert list(figures[0]["data"][0]["x"]) == [c.video_id for c in report.clips]  # rank per clip
     assert figures[1]["data"][0]["type"] == "bar"  # vote margins
 
-    at.switch_page("app_pages/inspect.py").run()
+    at.switch_page("pages/inspect.py").run()
     assert_clean(at)
     assert not at.info or "No evaluation report yet" not in at.info[0].value
     assert f"Correct · {sum(c.correct for c in report.clips)}" in page_text(at)
@@ -68,8 +68,8 @@ def test_a_dataset_without_clips_is_refused(home: Path, tmp_path: Path) -> None:
 
 def test_evaluate_and_inspect_with_a_trained_garment_head(home: Path, demo_dir: Path, engine,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.catalog import load_catalogue
-    from engine.garment_head import GarmentConfig, train_garment_head
+    from engine.io.catalogue import load_catalogue
+    from engine.training.garments import GarmentConfig, train_garment_head
 
     _, info = train_garment_head(engine, load_catalogue(demo_dir), home / "garment.pt", GarmentConfig(epochs=150))
     monkeypatch.setenv("LIVEMATCH_GARMENT_MODEL", info["checkpoint"])
@@ -77,28 +77,30 @@ def test_evaluate_and_inspect_with_a_trained_garment_head(home: Path, demo_dir: 
     at.button(key="evaluate.run").click().run()
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
-    report = EvalReport.load(home / "reports" / f"{demo_dir.name}.json")
-    assert report.settings["garment_model"] == info["checkpoint"] and report.metrics["clips"] == 3
-    at.switch_page("app_pages/inspect.py").run()
+    report = load_report(home / "reports" / f"{demo_dir.name}.json")
+    assert report.settings["garment_model"] == info["checkpoint"] and report.metrics.clips == 3
+    at.switch_page("pages/inspect.py").run()
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     assert "Correct ·" in page_text(at)
 
 
 def test_the_learned_comparison_is_shown_when_one_was_run(home: Path, demo_dir: Path) -> None:
-    from engine.crossval import LearnedComparison, learned_report_path
+    from engine.config import Settings
+    from engine.eval.crossval import LearnedComparison, LearnedRow
+    from engine.types import Metrics
+    from engine.workspace import learned_report_path
 
-    rows = [{"setup": name, "clips": 3, "top1": t1, "top5": 1.0, "mrr": mrr, "truth_votes": v, "region_top1": 0.9,
-             "seconds": 1.0, "ranks": {}} for name, t1, mrr, v in
+    rows = [LearnedRow(name, Metrics(3, t1, 1.0, mrr, 12, 0.9, v), 1.0, {}) for name, t1, mrr, v in
             (("baseline: person regions, 1280-d head", 0.333, 0.5, 0.3), ("all learned, k-NN categories", 1.0, 1.0, 0.9))]
     LearnedComparison(str(demo_dir), [["900001"], ["900002", "900003"]], rows,
                       {"images": 12, "boxes": 12, "ap50_garment_head": 0.71, "ap50_detector_regions": 0.2,
                        "ap50_all_windows": 0.1}, {"boxes": 12, "knn_accuracy": 1.0, "head_accuracy": 0.5,
-                                                  "fused_accuracy": 0.75}).save(learned_report_path(home, demo_dir))
+                                                  "fused_accuracy": 0.75}).save(learned_report_path(Settings(), demo_dir))
     at = open_app("evaluate")
     assert_clean(at)
     text = page_text(at)
     assert "Learned parts · leave products out" in text
     assert "{900002, 900003}" in text and "learned head 0.710" in text
     table = at.dataframe[-1].value
-    assert list(table["set-up"]) == [r["setup"] for r in rows]
+    assert list(table["set-up"]) == [r.setup for r in rows]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 from apptest_support import assert_clean, open_app, page_text, use_catalogue
 
-from engine.catalog import load_catalogue
-from engine.evaluate import ClipOutcome, EvalReport, metrics
+from engine.io.catalogue import load_catalogue
+from engine.eval.evaluate import metrics, save_report
+from engine.types import ClipOutcome, EvalReport
 
 WRONG_CLIP, WRONG_TRUTH = "900002", "900004"  # clip 900002 shows 900002; the report claims 900004
 
@@ -21,8 +21,8 @@ def error_report(engine, demo_dir: Path) -> EvalReport:
     outcomes = []
     for vid, truth in (("900001", "900001"), (WRONG_CLIP, WRONG_TRUTH)):
         result = engine.match(demo_dir / "video" / f"{vid}.mp4")
-        outcomes.append(ClipOutcome(vid, truth, result.rank_of(truth), result.top.product_id, result.to_dict()))
-    return EvalReport(str(demo_dir), asdict(engine.settings), metrics(outcomes), tuple(outcomes),
+        outcomes.append(ClipOutcome(vid, truth, result.rank_of(truth), result.top.product_id, result))
+    return EvalReport(str(demo_dir), engine.settings.flat(), metrics(outcomes), tuple(outcomes),
                       created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
@@ -42,8 +42,8 @@ def test_without_a_report_it_offers_to_run_the_evaluation(home: Path) -> None:
 
 
 def test_a_known_error_is_shown_side_by_side(home: Path, error_report: EvalReport, demo_dir: Path) -> None:
-    assert error_report.metrics["top1"] == 0.5
-    error_report.save(home / "reports" / "edited.json")
+    assert error_report.metrics.top1 == 0.5
+    save_report(error_report, home / "reports" / "edited.json")
     names = {pid: p.name for pid, p in load_catalogue(demo_dir).products.items()}
     at = open_app("inspect")
     text = page_text(at)
@@ -56,7 +56,7 @@ def test_a_known_error_is_shown_side_by_side(home: Path, error_report: EvalRepor
     assert clips.value == WRONG_CLIP
     assert clips.options == [f"✗ {WRONG_CLIP} · {names[WRONG_TRUTH]}"]  # the correct clip has no wrong frame
     captions = [c for img in at.image for c in img.captions]
-    n_frames = len(error_report.clips[1].result["frames"])
+    n_frames = len(error_report.clips[1].result.frames)
     assert sum(c == "Query: the frame's region" for c in captions) == n_frames
     assert sum(c.startswith(f"Chosen: {names[WRONG_CLIP]}") for c in captions) == n_frames
     assert sum(c.startswith(f"True: {names[WRONG_TRUTH]}") for c in captions) == n_frames

@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit import config
 from apptest_support import FRAMES, assert_clean, open_app, page_text, plotly_figures, use_catalogue
 
-from engine.catalog import load_catalogue
+from engine.io.catalogue import load_catalogue
 
 
 @pytest.fixture()
@@ -125,7 +125,7 @@ def test_a_model_without_weights_is_a_friendly_error(app_env: Path, monkeypatch:
 def test_upload_with_a_trained_garment_head(app_env: Path, monkeypatch: pytest.MonkeyPatch, engine,
                                             tmp_path: Path) -> None:
     """The learned mode end to end in the app: garment boxes with categories, and the JSON download."""
-    from engine.garment_head import GarmentConfig, train_garment_head
+    from engine.training.garments import GarmentConfig, train_garment_head
 
     _, info = train_garment_head(engine, load_catalogue(app_env), tmp_path / "garment.pt", GarmentConfig(epochs=150))
     monkeypatch.setenv("LIVEMATCH_GARMENT_MODEL", info["checkpoint"])
@@ -134,6 +134,6 @@ def test_upload_with_a_trained_garment_head(app_env: Path, monkeypatch: pytest.M
     at.file_uploader(key="match.upload").set_value(("clip.mp4", _clip(app_env, truth), "video/mp4")).run()
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
-    assert at.session_state["livematch.settings"].garment_model == info["checkpoint"]
+    assert at.session_state["livematch.settings"].models.garment_model == info["checkpoint"]
     assert at.success and f"({truth})" in at.success[0].value
     assert at.get("download_button")

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.evaluate import ClipOutcome, EvalReport, metrics
+from engine.eval.evaluate import metrics
+from engine.types import ClipOutcome, EvalReport
 from engine.render import Mark, annotate_frame, annotate_regions, ascii_label, draw_marks, fit, padded_crop, thumbnail
 from engine.types import FrameVote, MatchResult, Neighbour, ProductScore, RegionMatch, RegionRef
 from ui.charts import clip_table, margin_chart, rank_chart, truth_margin, votes_heatmap
@@ -23,7 +24,7 @@ from ui.progress import describe_evaluation, describe_index_build, describe_matc
 def _region(neighbours: list[tuple[str, float]], category: str = "短裙", label: str = "person") -> RegionMatch:
     return RegionMatch(
         (10.0, 20.0, 110.0, 220.0), 0.8, label, category,
-        tuple(Neighbour(pid, sim, f"/cat/{pid}/0.jpg", (1.0, 2.0, 30.0, 40.0)) for pid, sim in neighbours),
+        tuple(Neighbour(RegionRef(pid, f"/cat/{pid}/0.jpg", (1.0, 2.0, 30.0, 40.0)), sim) for pid, sim in neighbours),
         match_box=(10.0, 60.0, 110.0, 150.0),
     )
 
@@ -147,7 +148,7 @@ def test_run_with_progress_returns_and_reraises() -> None:
 
 # --------------------------------------------------------------------------------------------- inspection
 def test_compare_frame_with_the_truth_among_the_candidates(result: MatchResult) -> None:
-    frame = result.to_dict()["frames"][2]  # voted B, truth A
+    frame = result.frames[2]  # voted B, truth A
     infos = {"A": ProductInfo("Red skirt", "短裙", "/cat/A/cover.jpg")}
     row = compare_frame(frame, "A", infos)
     assert not row.correct
@@ -157,14 +158,14 @@ def test_compare_frame_with_the_truth_among_the_candidates(result: MatchResult) 
 
 
 def test_compare_frame_falls_back_to_the_cover_image(result: MatchResult) -> None:
-    frame = result.to_dict()["frames"][0]  # candidates A and B only
+    frame = result.frames[0]  # candidates A and B only
     row = compare_frame(frame, "C", {"C": ProductInfo("Green coat", "", "/cat/C/cover.jpg")})
     assert row.truth.image_path == "/cat/C/cover.jpg" and not row.truth.from_neighbours
     assert row.truth.similarity == pytest.approx(0.5) and row.truth.box is None
 
 
 def test_compare_clip_and_errors_only(result: MatchResult) -> None:
-    outcome = ClipOutcome("A", "A", 1, "A", result.to_dict())
+    outcome = ClipOutcome("A", "A", 1, "A", result)
     clip = compare_clip(outcome, {})
     assert clip.correct and clip.n_frames_setting == 3
     assert [f.frame_index for f in visible_frames(clip, errors_only=True)] == [25]
@@ -182,8 +183,8 @@ def test_votes_heatmap_marks_each_frames_vote(result: MatchResult) -> None:
 
 
 def _report(result: MatchResult) -> EvalReport:
-    outcomes = [ClipOutcome("A", "A", 1, "A", result.to_dict()), ClipOutcome("B", "B", 2, "A", result.to_dict()),
-                ClipOutcome("C", "Z", None, "A", result.to_dict()), ClipOutcome("D", None, None, "A", result.to_dict())]
+    outcomes = [ClipOutcome("A", "A", 1, "A", result), ClipOutcome("B", "B", 2, "A", result),
+                ClipOutcome("C", "Z", None, "A", result), ClipOutcome("D", None, None, "A", result)]
     return EvalReport("/data", {"frames": 3}, metrics(outcomes), tuple(outcomes))
 
 

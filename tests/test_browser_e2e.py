@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
-from engine.catalog import load_catalogue
+from engine.io.catalogue import load_catalogue
 from scripts.appserver import CHROMIUM_ARGS, app_server, chromium_path, full_page_screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -41,6 +42,41 @@ def chromium() -> str:
     return path
 
 
+PAGES = {"": "Match a clip", "match": "Match a clip", "inspect": "Inspect", "catalogue": "Catalogue", "evaluate": "Evaluate"}
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_a_deep_link_on_a_fresh_server_shows_the_whole_app(chromium: str, demo_dir: Path, tmp_path: Path,
+                                                            path: str) -> None:
+    """The first request a new server ever serves is a page of pages/: it is drawn inside the app's shell
+    (navigation, sidebar settings, layout), with no "Page not found" dialog and no legacy page list."""
+    from playwright.sync_api import sync_playwright
+
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir)}
+    with app_server(env, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            t0 = time.perf_counter()
+            page.goto(f"{url}/{path}")
+            wait_idle(page, 120_000)
+            cold = time.perf_counter() - t0
+            nav = page.locator(".st-key-lm-nav").inner_text()
+            assert all(title in nav for title in PAGES.values()), nav
+            assert page.locator('[data-testid="stSidebarNav"]').count() == 0  # no legacy page list
+            assert "Catalogue folder" in page.inner_text("body")  # the sidebar settings of the shell
+            assert page.locator("h1").first.inner_text() == PAGES[path]
+            assert page.get_by_text("Page not found").count() == 0
+            assert page.locator('[data-testid="stException"]').count() == 0
+            t0 = time.perf_counter()
+            page.reload()
+            wait_idle(page, 120_000)
+            print(f"/{path}: cold deep link {cold:.2f} s, the same page reloaded {time.perf_counter() - t0:.2f} s")
+        finally:
+            browser.close()
+
+
 def test_upload_a_clip_and_see_the_product(chromium: str, demo_dir: Path, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -56,7 +92,7 @@ def test_upload_a_clip_and_see_the_product(chromium: str, demo_dir: Path, tmp_pa
             page.set_default_timeout(60_000)
             page.goto(f"{url}/catalogue")  # a deep link on a freshly started server: drawn in the app's frame
             wait_idle(page, 120_000)
-            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+            nav = page.locator(".st-key-lm-nav").inner_text()
             assert "Match a clip" in nav and "Catalogue" in nav and "Catalogue folder" in page.inner_text("body")
             assert page.locator("h1").first.inner_text() == "Catalogue"
 

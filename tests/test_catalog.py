@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.catalog import load_catalogue
+from engine.io.catalogue import load_catalogue
 from engine.errors import CatalogueError
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.catalog import load_catalogue
-from engine.catalog_edit import add_product, copy_catalogue, normalise_category, validate_product_id
+from engine.io.catalogue import load_catalogue
+from engine.io.editing import add_product, copy_catalogue, normalise_category, validate_product_id
 from engine.errors import CatalogueError, EngineError, ImageError
 
 

@@ -67,15 +67,12 @@ def test_imagenet_head_recognises_garments_in_real_shop_images():
 
 
 def test_compare_evaluates_each_setup_on_the_same_data(demo_dir, settings, monkeypatch):
-    from dataclasses import replace
+    import engine.eval.evaluate as ev
 
-    import engine.evaluate as ev
-
-    monkeypatch.setattr(ev, "COMPARE_SETUPS", {"whole regions": {"garment_windows": False},
-                                               "garment windows": {"refine_windows": 2}})
-    rows = ev.compare(demo_dir, replace(settings, frames=2))
+    named = {"whole regions": {"windows": "whole"}, "garment windows": {"windows": "refined", "refine_top": 2}}
+    rows = ev.compare(demo_dir, settings.with_(frames=2), named=named)
     assert [name for name, _, _ in rows] == ["whole regions", "garment windows"]
-    assert rows[0][1].settings["garment_windows"] is False and rows[1][1].settings["refine_windows"] == 2
-    assert rows[1][1].metrics["top1"] == 1.0
+    assert rows[0][1].settings["windows"] == "whole" and rows[1][1].settings["refine_top"] == 2
+    assert rows[1][1].metrics.top1 == 1.0
     table = ev.format_comparison(rows)
     assert "whole regions" in table and "region" in table.splitlines()[0]

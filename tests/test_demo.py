@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-import engine.demo as demo_module
-from engine.demo import DEMO_CATEGORIES, default_demo_dir, generate_demo
+import engine.io.demo.dataset as dataset_module
+from engine.io.demo import DEMO_CATEGORIES, default_demo_dir, generate_demo
 
 SMALL: dict[str, Any] = {"n_products": 4, "n_clips": 2, "frames_per_clip": 21, "frame_size": (96, 160)}
 
@@ -132,7 +132,7 @@ def test_a_failed_generation_keeps_the_old_demo_and_leaves_no_debris(tmp_path: P
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(demo_module, "_write_clip", broken)
+    monkeypatch.setattr(dataset_module, "_write_clip", broken)  # where _build looks it up
     with pytest.raises(RuntimeError):
         generate_demo(out, **{**params, "seed": 1})
     assert _files(out, ".") == before

@@ -21,7 +21,7 @@ def test_import_engine_does_not_load_torch():
     import subprocess
     import sys
 
-    code = "import sys, engine, engine.types, engine.config, engine.catalog; print('torch' in sys.modules)"
+    code = "import sys, engine, engine.types, engine.config, engine.io.catalogue, engine.workspace; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ENGINE.parent)
     assert out.stdout.strip() == "False", out.stderr
 

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from engine.catalog import load_catalogue, parse_annotations
+from engine.io.catalogue import load_catalogue, parse_annotations
 from engine.errors import EngineError
-from engine.images import read_rgb
-from engine.video import sample_frames
+from engine.io.images import read_rgb
+from engine.io.video import sample_frames
 
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

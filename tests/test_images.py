@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import ImageError
-from engine.images import crop, read_rgb
+from engine.io.images import crop, read_rgb
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "CMYK", "P", "I;16"])

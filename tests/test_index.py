@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from engine.errors import IndexFileError
-from engine.index import IndexItem, ProductIndex, current_build, write_index
+from engine.index.store import ProductIndex, current_build, write_index
+from engine.types import RegionRef
 
 
 def _vectors():
@@ -13,7 +14,7 @@ def _vectors():
     base = np.eye(8, dtype=np.float32)[:4]
     v = np.repeat(base, 2, axis=0) + 0.05 * rng.standard_normal((8, 8)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    items = [IndexItem(f"p{i // 2}", f"img{i}.jpg", (0, 0, 10, 10), "短裙", "annotation") for i in range(8)]
+    items = [RegionRef(f"p{i // 2}", f"img{i}.jpg", (0, 0, 10, 10), "短裙", source="annotation") for i in range(8)]
     products = {f"p{i}": {"name": f"P{i}", "images": [f"img{2 * i}.jpg"]} for i in range(4)}
     return v, items, products
 
@@ -85,7 +86,7 @@ def test_faiss_backend_behind_the_same_interface(tmp_path, n):
     rng = np.random.default_rng(0)
     v = rng.standard_normal((n, 8)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    items = [IndexItem(f"p{i % 4}", "x.jpg", (0, 0, 1, 1), "", "annotation") for i in range(n)]
+    items = [RegionRef(f"p{i % 4}", "x.jpg", (0, 0, 1, 1), "", source="annotation") for i in range(n)]
     write_index(tmp_path, v, items, {f"p{i}": {} for i in range(4)}, "m", backend="faiss")
     idx = ProductIndex.load(tmp_path, "m")
     assert idx.backend == "faiss"

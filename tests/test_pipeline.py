@@ -1,16 +1,16 @@
 """The whole pipeline with the real offline models, on the generated demo."""
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from engine.catalog import load_catalogue
-from engine.config import index_dir_for
-from engine.embed_cache import EmbeddingCache
+from engine.io.catalogue import load_catalogue
+from engine.pipeline.catalogue import catalogue_regions
+from engine.workspace import index_dir_for
+from engine.index.cache import EmbeddingCache
 from engine.models import get_embedder
-from engine.pipeline import Engine
-from engine.video import sample_frames
+from engine.pipeline.engine import Engine
+from engine.io.video import sample_frames
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +42,13 @@ def test_every_frame_gets_regions_even_without_detections(engine, catalogue):
 
 
 def test_fast_mode_agrees_with_the_accurate_mode_on_the_winner(engine, catalogue):
-    fast = Engine(replace(engine.settings, refine_windows=2), engine.detector, engine.embedder, engine.index)
+    fast = Engine(engine.settings.with_(windows="refined", refine_top=2), engine.detector, engine.embedder, engine.index)
     for vid in ("900001", "900002"):
         assert fast.match(catalogue.clips[vid].path).top.product_id == vid
 
 
 def test_batched_and_single_frame_paths_give_the_same_ranking(engine, catalogue):
-    frames = sample_frames(catalogue.clips["900002"].path, engine.settings.frames)
+    frames = sample_frames(catalogue.clips["900002"].path, engine.settings.detection.frames)
     batched = engine.match_frames(frames)
     singles = [engine.match_frames([f]).frames[0] for f in frames]
     assert [f.voted_product for f in batched.frames] == [f.voted_product for f in singles]
@@ -58,10 +58,10 @@ def test_batched_and_single_frame_paths_give_the_same_ranking(engine, catalogue)
 
 def test_rebuild_embeds_only_what_changed(engine, catalogue, tmp_path):
     cache = EmbeddingCache(tmp_path / "cache")
-    engine.catalogue_regions(catalogue, cache=cache)
+    catalogue_regions(engine, catalogue, cache=cache)
     assert cache.misses == catalogue.n_images and cache.hits == 0
     cache2 = EmbeddingCache(tmp_path / "cache")
-    engine.catalogue_regions(catalogue, cache=cache2)
+    catalogue_regions(engine, catalogue, cache=cache2)
     assert cache2.hits == catalogue.n_images and cache2.misses == 0
 
 
@@ -117,11 +117,11 @@ def test_folder_catalogue_uses_detection_skips_corrupt_images_and_caches_regions
 
     counting = Engine(engine.settings, CountingDetector(), engine.embedder)
     cache = EmbeddingCache(tmp_path / "cache")
-    vectors, items, problems = counting.catalogue_regions(load_catalogue(root), cache=cache)
+    vectors, items, problems = catalogue_regions(counting, load_catalogue(root), cache=cache)
     assert len(items) == len(vectors) >= 6 and {it.source for it in items} <= {"detector", "whole-frame"}
     assert len(problems) == 1 and "9.jpg" in problems[0]
     assert calls == [6]  # one batched detection over the readable images of the chunk
-    vectors2, items2, _ = counting.catalogue_regions(load_catalogue(root), cache=EmbeddingCache(tmp_path / "cache"))
+    vectors2, items2, _ = catalogue_regions(counting, load_catalogue(root), cache=EmbeddingCache(tmp_path / "cache"))
     assert calls == [6] and items2 == items  # detections come from the cache the second time
     np.testing.assert_allclose(vectors2, vectors)
 
@@ -179,7 +179,7 @@ def test_side_by_side_finds_the_same_people_on_real_frames():
 
     from engine.models import get_detector
     from engine.models.detectors import detect_side_by_side
-    from engine.video import sample_frames
+    from engine.io.video import sample_frames
     from tests.conftest import SHARED
 
     frames = [f.image for clip in sorted((SHARED / "video").glob("*.mp4")) for f in sample_frames(clip, 10)]

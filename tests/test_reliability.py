@@ -9,18 +9,19 @@ import sys
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from engine.catalog import load_catalogue
+from engine.io.catalogue import load_catalogue
 from engine.errors import VideoError
-from engine.index import IndexItem, ProductIndex, current_build, write_index
-from engine.pipeline import Engine
-from engine.video import MAX_DECODE_SIDE, probe, sample_frames
+from engine.index.store import ProductIndex, current_build, write_index
+from engine.pipeline.catalogue import catalogue_regions
+from engine.types import RegionRef
+from engine.pipeline.engine import Engine
+from engine.io.video import MAX_DECODE_SIDE, probe, sample_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ def test_boxes_outside_the_image_do_not_break_indexing(engine, demo_dir, tmp_pat
     ann.mkdir(parents=True)
     (ann / "0.json").write_text(json.dumps({"annotations": [{"box": [-50, -50, 5000, 5000], "instance_id": 1,
                                                               "label": "短裙"}]}))
-    vectors, items, problems = engine.catalogue_regions(load_catalogue(root))
+    vectors, items, problems = catalogue_regions(engine, load_catalogue(root))
     assert len(items) == 3 and not problems and np.isfinite(vectors).all()
 
 
@@ -80,7 +81,7 @@ def _tiny_index(n: int, dim: int = 16, seed: int = 0):
     rng = np.random.default_rng(seed)
     v = rng.standard_normal((n, dim)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    items = [IndexItem(f"p{i % 7}", "x.jpg", (0, 0, 1, 1), "", "annotation") for i in range(n)]
+    items = [RegionRef(f"p{i % 7}", "x.jpg", (0, 0, 1, 1), "", source="annotation") for i in range(n)]
     return v, items, {f"p{i}": {"name": f"P{i}", "images": []} for i in range(7)}
 
 
@@ -89,10 +90,11 @@ def test_killing_a_rebuild_midway_leaves_the_previous_index_serving(tmp_path):
     first = write_index(tmp_path, v, items, products, "m")
     script = textwrap.dedent(f"""
         import numpy as np
-        from engine.index import IndexItem, write_index
+        from engine.index.store import write_index
+        from engine.types import RegionRef
         rng = np.random.default_rng(1)
         v = rng.standard_normal((60000, 64)).astype(np.float32)
-        items = [IndexItem("p0", "x.jpg", (0, 0, 1, 1), "", "annotation")] * len(v)
+        items = [RegionRef("p0", "x.jpg", (0, 0, 1, 1), "", source="annotation")] * len(v)
         print("building", flush=True)
         write_index({str(tmp_path)!r}, v, items, {{"p0": {{}}}}, "m", n_trees=400)
         print("finished", flush=True)
@@ -115,7 +117,7 @@ def test_killing_a_rebuild_midway_leaves_the_previous_index_serving(tmp_path):
 
 
 def test_eight_concurrent_matches_share_one_engine_and_agree_with_single_runs(engine, demo_dir):
-    fast = Engine(replace(engine.settings, frames=2, refine_windows=1), engine.detector, engine.embedder,
+    fast = Engine(engine.settings.with_(frames=2, windows="refined", refine_top=1), engine.detector, engine.embedder,
                   engine.index)
     clips = [str(p) for p in sorted((demo_dir / "video").glob("*.mp4"))]
     jobs = [clips[i % len(clips)] for i in range(8)]

@@ -10,15 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.catalog import load_catalogue
+from engine.io.catalogue import load_catalogue
 from engine.categories import merged
 from engine.errors import ModelError
-from engine.garment_head import GarmentConfig, GarmentHead, average_precision, detection_ap, train_garment_head
+from engine.eval.detection import average_precision, detection_ap
+from engine.models.garments import GarmentHead
+from engine.training.garments import GarmentConfig, train_garment_head
 from engine.models import get_embedder
 from engine.models.heads import HeadEmbedder, load_checkpoint, next_version, save_checkpoint
-from engine.pipeline import Engine
-from engine.train_data import annotated_images, product_folds, product_regions
-from engine.train_embedding import PKSampler, TripletConfig, batch_hard_loss, train_projection
+from engine.pipeline.engine import Engine
+from engine.training.data import annotated_images, product_folds, product_regions
+from engine.training.triplet import PKSampler, TripletConfig, batch_hard_loss, train_projection
 
 QUICK = TripletConfig(views=1, steps=60)
 
@@ -147,9 +149,9 @@ def test_checkpoint_versions_count_up(tmp_path):
 
 
 def test_engine_with_a_trained_head_matches_the_demo(demo_dir, catalogue, settings, triplet_ckpt, tmp_path):
-    s = dataclasses.replace(settings, head=str(triplet_ckpt), index_dir=str(tmp_path / "idx"))
+    s = settings.with_(head=str(triplet_ckpt), index_dir=str(tmp_path / "idx"))
     engine = Engine(s)
-    engine.build_index(catalogue, s.index_dir)
+    engine.build_index(catalogue, s.paths.index_dir)
     assert engine.index.model_key == engine.embedder.key and "/head:" in engine.index.model_key
     clip = next(c for c in catalogue.clips.values() if c.path)
     assert engine.match(clip.path).top.product_id == clip.truth
@@ -183,10 +185,10 @@ def test_garment_head_beats_unlearned_windows_on_held_out_frames(engine, catalog
 def test_engine_with_the_garment_head_gives_categories_and_matches(demo_dir, catalogue, settings, garment_ckpt,
                                                                    tmp_path):
     _, info = garment_ckpt
-    s = dataclasses.replace(settings, garment_model=info["checkpoint"], category_weight=0.1,
+    s = settings.with_(garment_model=info["checkpoint"], category_weight=0.1,
                             index_dir=str(tmp_path / "idx"))
     engine = Engine(s)
-    engine.build_index(catalogue, s.index_dir)
+    engine.build_index(catalogue, s.paths.index_dir)
     clip = next(c for c in catalogue.clips.values() if c.path)
     result = engine.match(clip.path)
     assert result.top.product_id == clip.truth
@@ -201,22 +203,22 @@ def test_engine_with_the_garment_head_gives_categories_and_matches(demo_dir, cat
 
 
 def test_learned_compare_runs_leave_products_out(demo_dir, settings, tmp_path):
-    from engine.crossval import format_learned, learned_compare
+    from engine.eval.crossval import format_learned, learned_compare
 
-    setups = {"baseline": {"embedder": "efficientnet-lite0", "garment_windows": False},
+    setups = {"baseline": {"embedder": "efficientnet-lite0", "windows": "whole"},
               "all learned": {"garment_model": "{garment}", "head": "{triplet}", "category_weight": 0.1}}
-    result = learned_compare(demo_dir, settings, tmp_path / "cv", n_folds=2, setups=setups,
+    result = learned_compare(demo_dir, settings, tmp_path / "cv", n_folds=2, named=setups,
                              triplet=QUICK, garment=GarmentConfig(epochs=100))
     assert len(result.folds) == 2
-    assert [r["setup"] for r in result.rows] == list(setups)
-    assert all(r["clips"] == 3 for r in result.rows)  # every clip scored once, by models that never saw it
+    assert [r.setup for r in result.rows] == list(setups)
+    assert all(r.metrics.clips == 3 for r in result.rows)  # every clip scored once, by models that never saw it
     for fold, info in zip(result.folds, result.training):
         assert info["fold"] == fold
     assert "ap50_garment_head" in result.detection
     assert result.categories["boxes"] > 0 and 0.0 <= result.categories["knn_accuracy"] <= 1.0
     text = format_learned(result)
     assert "leave-products-out: 2 folds" in text and "AP@0.5" in text
-    from engine.crossval import LearnedComparison
+    from engine.eval.crossval import LearnedComparison
 
     again = LearnedComparison.load(result.save(tmp_path / "learned.json"))
     assert again.rows == result.rows and again.folds == result.folds
@@ -254,10 +256,10 @@ def test_garment_head_on_real_frames_of_a_held_out_product(engine, tmp_path):
 
 def test_a_garment_head_for_another_backbone_is_refused(demo_dir, catalogue, settings, garment_ckpt, tmp_path):
     _, info = garment_ckpt
-    s = dataclasses.replace(settings, embedder="efficientnet-lite0", garment_model=info["checkpoint"],
+    s = settings.with_(embedder="efficientnet-lite0", garment_model=info["checkpoint"],
                             index_dir=str(tmp_path / "idx"))
     engine = Engine(s)
-    engine.build_index(catalogue, s.index_dir)
+    engine.build_index(catalogue, s.paths.index_dir)
     clip = next(c for c in catalogue.clips.values() if c.path)
     with pytest.raises(ModelError, match="garment head was trained on"):
         engine.match(clip.path)

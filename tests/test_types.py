@@ -32,10 +32,22 @@ def test_whole_frame_fallback():
 
 
 def test_settings_from_the_environment_parse_booleans(monkeypatch):
-    from engine.config import Settings
+    from engine.config import Settings, Windows
 
-    monkeypatch.setenv("LIVEMATCH_GARMENT_WINDOWS", "0")
-    monkeypatch.setenv("LIVEMATCH_SIDE_BY_SIDE", "true")
+    monkeypatch.setenv("LIVEMATCH_SIDE_BY_SIDE", "0")
     monkeypatch.setenv("LIVEMATCH_FRAMES", "6")
+    monkeypatch.setenv("LIVEMATCH_WINDOWS", "Pooled")
     s = Settings.from_env()
-    assert s.garment_windows is False and s.side_by_side is True and s.frames == 6
+    assert s.detection.side_by_side is False and s.detection.frames == 6 and s.search.windows == Windows.POOLED
+    monkeypatch.setenv("LIVEMATCH_SIDE_BY_SIDE", "true")
+    assert Settings.from_env().detection.side_by_side is True
+
+
+def test_settings_are_grouped_and_round_trip() -> None:
+    from engine.config import Settings, Windows
+
+    s = Settings().with_(frames=4, windows="whole", index_backend="faiss")
+    assert (s.detection.frames, s.search.windows, s.index.index_backend) == (4, Windows.WHOLE, "faiss")
+    assert Settings.from_flat(s.flat()) == s
+    with pytest.raises(KeyError):
+        Settings().with_(no_such_setting=1)

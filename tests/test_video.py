@@ -1,7 +1,7 @@
 import pytest
 
 from engine.errors import VideoError
-from engine.video import probe, sample_frames, sample_indices
+from engine.io.video import probe, sample_frames, sample_indices
 
 
 def test_sample_indices_are_even_and_bounded():

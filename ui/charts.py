@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.evaluate import ClipOutcome, EvalReport
+from engine.types import ClipOutcome, EvalReport
 from engine.types import MatchResult
 
 PRIMARY = "#4f46e5"
@@ -57,7 +57,7 @@ def truth_margin(outcome: ClipOutcome) -> int | None:
     """Frames voting for the true product minus frames voting for its strongest rival (None without truth)."""
     if outcome.truth is None:
         return None
-    votes = {p["product_id"]: int(p["votes"]) for p in outcome.result.get("ranking", [])}
+    votes = {p.product_id: p.votes for p in outcome.result.ranking}
     rival = max((v for pid, v in votes.items() if pid != outcome.truth), default=0)
     return votes.get(outcome.truth, 0) - rival
 
@@ -66,19 +66,18 @@ def clip_table(report: EvalReport, names: Mapping[str, str]) -> pd.DataFrame:
     """One row per clip: result, truth, top-1, rank of the truth, votes, margin, similarity, time."""
     rows = []
     for o in report.clips:
-        ranking = o.result.get("ranking", [])
-        top = ranking[0] if ranking else {}
-        n_frames = len(o.result.get("frames", []))
+        top = o.result.top
+        n_frames = len(o.result.frames)
         rows.append({
             "clip": o.video_id,
             "result": "✓ correct" if o.correct else ("– no truth" if o.truth is None else "✗ wrong"),
             "true product": names.get(o.truth, o.truth) if o.truth else "not in catalogue",
             "top-1": names.get(o.top, o.top) if o.top else "no match",
             "rank of truth": o.truth_rank,
-            "votes": f"{top.get('votes', 0)} / {n_frames}",
+            "votes": f"{top.votes if top else 0} / {n_frames}",
             "margin": truth_margin(o),
-            "similarity": float(top.get("best_similarity", 0.0)) if top else None,
-            "time (s)": float(o.result.get("timings", {}).get("total", 0.0)),
+            "similarity": top.best_similarity if top else None,
+            "time (s)": float(o.result.timings.get("total", 0.0)),
         })
     return pd.DataFrame(rows)
 

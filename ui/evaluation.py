@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.catalog import load_catalogue
+from engine import workspace
 from engine.config import Settings
 from engine.errors import CatalogueError
-from engine.evaluate import EvalReport, evaluate
+from engine.eval.evaluate import evaluate, save_report
+from engine.io.catalogue import load_catalogue
+from engine.types import EvalReport
 
 from .progress import describe_evaluation, run_with_progress
-from .state import engine_settings, report_path_for
+from .state import engine_settings
 
 
 def run_evaluation(settings: Settings, dataset: str | Path) -> tuple[EvalReport, Path]:
@@ -25,7 +27,7 @@ def run_evaluation(settings: Settings, dataset: str | Path) -> tuple[EvalReport,
         lambda progress: evaluate(str(folder.absolute()), s, progress=progress, catalogue=catalogue),
         describe_evaluation(len(clips)),
     )
-    return report, report.save(report_path_for(settings, folder))
+    return report, save_report(report, workspace.report_path(settings, folder))
 
 
 def render_learned(settings: Settings, dataset: str | Path) -> None:
@@ -33,9 +35,9 @@ def render_learned(settings: Settings, dataset: str | Path) -> None:
     (``python -m engine evaluate --dataset D --compare --learned``): one row per set-up."""
     import streamlit as st
 
-    from engine.crossval import LearnedComparison, learned_report_path
+    from engine.eval.crossval import LearnedComparison
 
-    path = learned_report_path(settings.home, dataset)
+    path = workspace.learned_report_path(settings, dataset)
     if not path.is_file():
         return
     comparison = LearnedComparison.load(path)
@@ -43,8 +45,8 @@ def render_learned(settings: Settings, dataset: str | Path) -> None:
     folds = " · ".join("{" + ", ".join(f) + "}" for f in comparison.folds)
     st.caption(f"Each clip is scored by models trained without its product. Held-out products per fold: {folds}. "
                "Votes: the share of sampled frames that voted for the true product.")
-    rows = [{"set-up": r["setup"], "top-1": r["top1"], "top-5": r["top5"], "MRR": r["mrr"],
-             "votes": r.get("truth_votes", 0.0), "region top-1": r["region_top1"]} for r in comparison.rows]
+    rows = [{"set-up": r.setup, "top-1": r.metrics.top1, "top-5": r.metrics.top5, "MRR": r.metrics.mrr,
+             "votes": r.metrics.vote_share, "region top-1": r.metrics.region_top1} for r in comparison.rows]
     share = st.column_config.ProgressColumn(format="%.2f", min_value=0.0, max_value=1.0)
     st.dataframe(rows, hide_index=True, width="stretch", height=(len(rows) + 1) * 35 + 3,  # every row visible
                  column_config={"top-1": share, "votes": share, "MRR": st.column_config.NumberColumn(format="%.3f"),

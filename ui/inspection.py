@@ -8,9 +8,9 @@ among the region's candidates, else its cover image), each with its similarity.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping, Sequence
 
-from engine.evaluate import ClipOutcome
+from engine.types import ClipOutcome, FrameVote, Neighbour, RegionMatch
 
 Box = tuple[float, float, float, float]
 
@@ -61,66 +61,42 @@ class ClipComparison:
         return self.truth_rank == 1
 
 
-def _box(raw: Any) -> Box | None:
-    return tuple(float(v) for v in raw) if raw else None  # type: ignore[return-value]
-
-
-Json = dict[str, Any]
-
-
-def _best_for(regions: list[Json], product_id: str | None) -> tuple[Json | None, Json | None]:
+def _best_for(regions: Sequence[RegionMatch], product_id: str | None) -> tuple[RegionMatch | None, Neighbour | None]:
     """The (region, neighbour) pair with the highest similarity to a product, over all regions of a frame."""
-    best: tuple[float, dict[str, Any] | None, dict[str, Any] | None] = (-2.0, None, None)
+    best: tuple[float, RegionMatch | None, Neighbour | None] = (-2.0, None, None)
     if product_id is None:
         return None, None
     for r in regions:
-        for n in r.get("neighbours", []):
-            if n.get("product_id") == product_id and float(n.get("similarity", -1.0)) > best[0]:
-                best = (float(n["similarity"]), r, n)
+        for n in r.neighbours:
+            if n.product_id == product_id and n.similarity > best[0]:
+                best = (n.similarity, r, n)
     return best[1], best[2]
 
 
-def compare_frame(frame: Mapping[str, Any], truth: str | None, products: Mapping[str, ProductInfo]) -> FrameComparison:
-    regions = list(frame.get("regions", []))
-    voted = frame.get("voted_product")
-    region, chosen_n = _best_for(regions, voted)
-    if region is None and regions:
-        region = regions[0]
-    chosen = Side(
-        voted,
-        float(chosen_n["similarity"]) if chosen_n else (float(frame.get("vote_similarity", 0.0)) if voted else None),
-        chosen_n.get("image_path") if chosen_n else (products[voted].cover if voted in products else None),
-        _box(chosen_n.get("box")) if chosen_n else None,
-        chosen_n is not None,
-    )
-    truth_side = None
-    if truth is not None:
-        _, truth_n = _best_for(regions, truth)
-        sims = frame.get("product_similarity", {}) or {}
-        truth_side = Side(
-            truth,
-            float(truth_n["similarity"]) if truth_n else (float(sims[truth]) if truth in sims else None),
-            truth_n.get("image_path") if truth_n else (products[truth].cover if truth in products else None),
-            _box(truth_n.get("box")) if truth_n else None,
-            truth_n is not None,
-        )
-    query_box = None
-    if region is not None:
-        query_box = _box(region.get("match_box")) or _box(region.get("box"))
-    return FrameComparison(
-        int(frame.get("frame_index", 0)),
-        float(frame.get("time_s", 0.0)),
-        query_box,
-        str(region.get("category", "")) if region else "",
-        chosen,
-        truth_side,
-    )
+def _side(product: str, frame: FrameVote, regions: Sequence[RegionMatch], products: Mapping[str, ProductInfo],
+          voted: bool) -> Side:
+    _, nb = _best_for(regions, product)
+    fallback = frame.vote_similarity if voted else frame.product_similarity.get(product)
+    return Side(product, nb.similarity if nb else fallback,
+                nb.image_path if nb else (products[product].cover if product in products else None),
+                nb.box if nb else None, nb is not None)
+
+
+def compare_frame(frame: FrameVote, truth: str | None, products: Mapping[str, ProductInfo]) -> FrameComparison:
+    voted = frame.voted_product
+    region, _ = _best_for(frame.regions, voted)
+    if region is None and frame.regions:
+        region = frame.regions[0]
+    chosen = _side(voted, frame, frame.regions, products, True) if voted else Side(None, None, None, None, False)
+    truth_side = _side(truth, frame, frame.regions, products, False) if truth is not None else None
+    query_box = (region.match_box or region.box) if region is not None else None
+    return FrameComparison(frame.frame_index, frame.time_s, query_box, region.category if region else "",
+                           chosen, truth_side)
 
 
 def compare_clip(outcome: ClipOutcome, products: Mapping[str, ProductInfo]) -> ClipComparison:
-    result = outcome.result or {}
-    frames = tuple(compare_frame(f, outcome.truth, products) for f in result.get("frames", []))
-    n = int((result.get("settings") or {}).get("frames", len(frames)) or len(frames))
+    frames = tuple(compare_frame(f, outcome.truth, products) for f in outcome.result.frames)
+    n = int(outcome.result.settings.get("frames", len(frames)) or len(frames))
     return ClipComparison(outcome.video_id, outcome.truth, outcome.top, outcome.truth_rank, frames, n)
 
 

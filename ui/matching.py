@@ -19,11 +19,11 @@ from typing import Callable, Iterator
 
 import streamlit as st
 
-from engine.pipeline import Engine
+from engine.pipeline.engine import Engine
 from engine.render import annotate_frame, encode_jpeg
 from engine.types import MatchResult
-from engine.embed_cache import file_digest
-from engine.video import VIDEO_SUFFIXES
+from engine.io.files import file_digest
+from engine.io.video import VIDEO_SUFFIXES
 
 Progress = Callable[[str, float], None]
 UPLOAD_TYPES = ("mp4", "mov", "avi", "mkv", "webm")

@@ -8,10 +8,10 @@ from typing import Sequence
 import streamlit as st
 
 from engine.errors import EngineError
-from engine.images import read_rgb
+from engine.io.images import read_rgb
 from engine.render import annotate_regions, encode_jpeg, padded_crop, thumbnail
 from engine.types import RegionRef
-from engine.video import sample_frames
+from engine.io.video import sample_frames
 
 Box = tuple[float, float, float, float]
 THUMB = (320, 320)

@@ -15,18 +15,16 @@ from typing import Callable, TypeVar
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
+from engine.pipeline.engine import STAGES
+
 T = TypeVar("T")
 Progress = Callable[[str, float], None]
 Describe = Callable[[str, float, float], tuple[float, str]]  # (stage, fraction, seconds in stage) -> (value, text)
 
-MATCH_STAGES: dict[str, tuple[float, float, str]] = {
-    "": (0.0, 0.02, "Starting…"),
-    "decode": (0.0, 0.06, "Decoding frames"),
-    "detect": (0.06, 0.2, "Detecting people and products"),
-    "embed": (0.2, 0.9, "Embedding garment regions"),
-    "search": (0.9, 0.97, "Searching the catalogue"),
-    "vote": (0.97, 1.0, "Voting across frames"),
-}
+_MATCH_SPANS = ((0.0, 0.06, "Decoding frames"), (0.06, 0.2, "Detecting people and products"),
+                (0.2, 0.9, "Embedding garment regions"), (0.9, 0.97, "Searching the catalogue"),
+                (0.97, 1.0, "Voting across frames"))
+MATCH_STAGES: dict[str, tuple[float, float, str]] = {"": (0.0, 0.02, "Starting…"), **dict(zip(STAGES, _MATCH_SPANS))}
 INDEX_STAGES: dict[str, tuple[float, float, str]] = {
     "": (0.0, 0.02, "Starting…"),
     "embed": (0.0, 0.92, "Embedding catalogue images"),

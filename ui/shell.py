@@ -1,9 +1,11 @@
-"""The app's frame: page setup, styling, logo, navigation between the pages in app_pages/, sidebar settings.
+"""The app's frame, drawn by every page: page setup, styling, logo, links between the pages, sidebar settings.
 
-The page scripts live in app_pages/, not pages/: Streamlit treats a folder named pages/ next to the entry point
-as a legacy multipage app until some run has called st.navigation, so a deep link such as /inspect on a freshly
-started server (and every page of streamlit.testing's AppTest after switch_page) would run a page on its own,
-without this frame and its sidebar settings.
+The pages live in pages/, Streamlit's classic multipage folder: the server routes /inspect, /catalogue, ... to
+pages/<name>.py and runs that file. Every page calls ``shell()`` first, so a page is drawn in the same frame
+however it is reached (a link, a deep link on a freshly started server, a page switch in AppTest): there is one
+way in, not two. Streamlit's own page list is hidden (``client.showSidebarNavigation = false``) and the shell
+draws the app's links instead, with titles and icons. app.py is the entry point and sends "/" to the Match page.
+Only public Streamlit APIs are used.
 """
 
 from __future__ import annotations
@@ -16,21 +18,18 @@ from .components import guard, inject_css
 from .sidebar import render_sidebar
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES_DIR = ROOT / "app_pages"
 ASSETS = ROOT / "assets"
+HOME = "pages/match.py"
+PAGES: tuple[tuple[str, str, str], ...] = (  # script (relative to app.py), title, icon
+    (HOME, "Match a clip", ":material/smart_display:"),
+    ("pages/inspect.py", "Inspect", ":material/compare:"),
+    ("pages/catalogue.py", "Catalogue", ":material/checkroom:"),
+    ("pages/evaluate.py", "Evaluate", ":material/analytics:"),
+)
 
 
-def pages() -> list:
-    return [
-        st.Page(PAGES_DIR / "match.py", title="Match a clip", icon=":material/smart_display:", default=True),  # at /
-        st.Page(PAGES_DIR / "inspect.py", title="Inspect", icon=":material/compare:", url_path="inspect"),
-        st.Page(PAGES_DIR / "catalogue.py", title="Catalogue", icon=":material/checkroom:", url_path="catalogue"),
-        st.Page(PAGES_DIR / "evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
-    ]
-
-
-def draw_shell():
-    """Set up the page, draw the navigation and the sidebar settings; returns the page to run."""
+def shell() -> None:
+    """The first call of every page: page setup, the links between the pages, and the sidebar settings."""
     st.set_page_config(
         page_title="livematch · live-commerce product recognition",
         page_icon=str(ASSETS / "icon.svg"),
@@ -39,7 +38,8 @@ def draw_shell():
     )
     inject_css()
     st.logo(str(ASSETS / "logo.svg"), icon_image=str(ASSETS / "icon.svg"), size="large")
-    page = st.navigation(pages())
+    with st.sidebar, st.container(key="lm-nav"):
+        for script, title, icon in PAGES:
+            st.page_link(script, label=title, icon=icon)
     with guard("the sidebar"):
         render_sidebar()
-    return page

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 import streamlit as st
 
-from engine.config import Settings
+from engine.config import APP_PRESET, SEARCH_PRESETS, Settings, Windows, preset_of
 from engine.errors import EngineError
 from engine.models import DETECTORS, EMBEDDERS
 
@@ -20,11 +19,8 @@ MODEL_LABELS = {
     "efficientnet-lite0": "EfficientNet-Lite0 pooled head",
     "resnet50": "ResNet-50 · needs local weights",
 }
-SEARCH_MODES = {  # label -> refine_windows (see engine.config.Settings)
-    "Fast": 3,
-    "Accurate": -1,
-}
-APP_DEFAULT_REFINE = 3  # the app favours response time; the CLI and evaluation default to accurate
+STORE_KEY = "livematch.sidebar"  # widget key -> value, shared by every page's sidebar
+SEARCH_MODES = list(SEARCH_PRESETS)  # "Fast" (the app's default: it favours response time), "Accurate"
 FRAMES_RANGE = (1, 30)
 TOP_K_RANGE = (1, 10)
 
@@ -35,28 +31,25 @@ def _clamp(v: int, lo_hi: tuple[int, int]) -> int:
 
 def _defaults(base: Settings) -> dict[str, object]:
     return {
-        "cfg.catalogue": base.catalogue,
-        "cfg.frames": _clamp(base.frames, FRAMES_RANGE),
-        "cfg.det_threshold": round(min(max(base.det_threshold, 0.05), 0.95), 2),
-        "cfg.top_k": _clamp(base.top_k, TOP_K_RANGE),
-        "cfg.detector": base.detector,
-        "cfg.embedder": base.embedder,
-        "cfg.head": base.head,
-        "cfg.garment_model": base.garment_model,
-        "cfg.search": _search_label(base.refine_windows if "LIVEMATCH_REFINE_WINDOWS" in os.environ
-                                    else APP_DEFAULT_REFINE),
+        "cfg.catalogue": base.paths.catalogue,
+        "cfg.frames": _clamp(base.detection.frames, FRAMES_RANGE),
+        "cfg.det_threshold": round(min(max(base.detection.det_threshold, 0.05), 0.95), 2),
+        "cfg.top_k": _clamp(base.search.top_k, TOP_K_RANGE),
+        "cfg.detector": base.models.detector,
+        "cfg.embedder": base.models.embedder,
+        "cfg.head": base.models.head,
+        "cfg.garment_model": base.models.garment_model,
+        "cfg.search": preset_of(base) if "LIVEMATCH_WINDOWS" in os.environ else APP_PRESET,
     }
 
 
-def _refine(mode: str, garment_head: bool) -> int:
-    """refine_windows for a search mode. With a garment head, Fast pools its boxes from one pass per region
-    (refine_windows=0) and Accurate crops and embeds them."""
-    value = SEARCH_MODES.get(mode, APP_DEFAULT_REFINE)
-    return (0 if value >= 0 else -1) if garment_head else value
-
-
-def _search_label(refine_windows: int) -> str:
-    return "Accurate" if refine_windows < 0 else "Fast"
+def _windows(mode: str, garment_head: bool) -> Windows:
+    """The window strategy of a search preset. With a garment head, Fast pools its boxes from one pass per region
+    and Accurate crops and embeds them."""
+    windows = SEARCH_PRESETS.get(mode, SEARCH_PRESETS[APP_PRESET])
+    if garment_head:
+        return Windows.EXHAUSTIVE if windows == Windows.EXHAUSTIVE else Windows.POOLED
+    return windows
 
 
 def _options(registry: dict, current: str) -> list[str]:
@@ -64,43 +57,59 @@ def _options(registry: dict, current: str) -> list[str]:
     return names if current in names else [current, *names]
 
 
-def render_sidebar() -> Settings:
-    """Draw the settings and return this session's Settings (also stored for the pages)."""
-    base = Settings.from_env()
+def _apply_defaults_and_pending(base: Settings) -> None:
+    """The sidebar's values, kept in one store that outlives each page's widgets (every page draws the sidebar,
+    and Streamlit drops a page's widget state when another page runs): defaults on first use, then values
+    other code asked for, then each widget is seeded from the store before it is drawn."""
+    store = st.session_state.setdefault(STORE_KEY, {})
     for key, value in _defaults(base).items():
-        st.session_state.setdefault(key, value)
+        store.setdefault(key, value)
     pending = st.session_state.pop(PENDING_CATALOGUE_KEY, None)
     if pending is not None:
-        st.session_state["cfg.catalogue"] = pending
+        store["cfg.catalogue"] = pending
     for key in ("cfg.head", "cfg.garment_model"):
         chosen = st.session_state.pop(PENDING_PREFIX + key, None)
         if chosen is not None:
-            st.session_state[key] = chosen
+            store[key] = chosen
+    for key, value in store.items():
+        st.session_state[key] = value
 
+
+def _keep(key: str) -> None:
+    """on_change of every sidebar widget: the new value goes to the store."""
+    st.session_state[STORE_KEY][key] = st.session_state[key]
+
+
+def _bound(key: str) -> dict:
+    """A sidebar widget's key, bound to the store."""
+    return {"key": key, "on_change": _keep, "args": (key,)}
+
+
+def render_sidebar() -> Settings:
+    """Draw the settings and return this session's Settings (also stored for the pages)."""
+    base = Settings.from_env()
+    _apply_defaults_and_pending(base)
     with st.sidebar:
         st.text_input(
-            "Catalogue folder", key="cfg.catalogue", placeholder="Built-in demo",
+            "Catalogue folder", **_bound("cfg.catalogue"), placeholder="Built-in demo",
             help="A dataset in the Tianchi layout (image/, image_annotation/, video/) or a folder with one "
                  "sub-folder of images per product. Leave empty for the built-in demo.",
         )
-        settings = replace(
-            base,
-            catalogue=str(st.session_state["cfg.catalogue"]).strip(),
-        )
+        settings = base.with_(catalogue=str(st.session_state["cfg.catalogue"]).strip())
         _catalogue_status(settings)
-        st.slider("Frames to sample", *FRAMES_RANGE, key="cfg.frames",
+        st.slider("Frames to sample", *FRAMES_RANGE, **_bound("cfg.frames"),
                   help="Frames taken evenly from each clip. More frames: steadier votes, slower matching.")
-        st.slider("Detection threshold", 0.05, 0.95, step=0.05, key="cfg.det_threshold",
+        st.slider("Detection threshold", 0.05, 0.95, step=0.05, **_bound("cfg.det_threshold"),
                   help="Minimum detector score of a person region; below it the whole frame is searched.")
-        st.slider("Products to show (top-K)", *TOP_K_RANGE, key="cfg.top_k")
+        st.slider("Products to show (top-K)", *TOP_K_RANGE, **_bound("cfg.top_k"))
         with st.expander("Models", icon=":material/memory:"):
-            st.selectbox("Detector", _options(DETECTORS, base.detector), key="cfg.detector",
+            st.selectbox("Detector", _options(DETECTORS, base.models.detector), **_bound("cfg.detector"),
                          format_func=lambda n: MODEL_LABELS.get(n, n))
-            st.selectbox("Embedder", _options(EMBEDDERS, base.embedder), key="cfg.embedder",
+            st.selectbox("Embedder", _options(EMBEDDERS, base.models.embedder), **_bound("cfg.embedder"),
                          format_func=lambda n: MODEL_LABELS.get(n, n),
                          help="Changing the embedder builds a separate index for it the first time.")
             st.segmented_control(
-                "Garment search", list(SEARCH_MODES), key="cfg.search",
+                "Garment search", SEARCH_MODES, **_bound("cfg.search"),
                 help="Fast: every garment window is scored from one pass per region, and the 3 best are "
                      "re-embedded exactly (about 2.8 s per clip on 2 CPU cores). Accurate: every window is "
                      "embedded (about 7.5 s), the setting used for evaluation. With a trained garment head, Fast "
@@ -116,8 +125,7 @@ def render_sidebar() -> Settings:
                 "A garment-region head (python -m engine train-garments) picks 3 garment boxes per person and "
                 "gives each a category; without one, every garment window is searched.",
             )
-    settings = replace(
-        settings,
+    settings = settings.with_(
         frames=int(st.session_state["cfg.frames"]),
         det_threshold=float(st.session_state["cfg.det_threshold"]),
         top_k=int(st.session_state["cfg.top_k"]),
@@ -125,7 +133,7 @@ def render_sidebar() -> Settings:
         embedder=str(st.session_state["cfg.embedder"]),
         head=str(st.session_state.get("cfg.head") or ""),
         garment_model=str(st.session_state.get("cfg.garment_model") or ""),
-        refine_windows=_refine(str(st.session_state.get("cfg.search")), bool(st.session_state.get("cfg.garment_model"))),
+        windows=_windows(str(st.session_state.get("cfg.search")), bool(st.session_state.get("cfg.garment_model"))),
     )
     st.session_state[SETTINGS_KEY] = settings
     return settings
@@ -138,9 +146,9 @@ def _checkpoint_select(base: Settings, kind: str, key: str, label: str, none_lab
     if current and current not in found:
         found[current] = current.rsplit("/", 1)[-1]
     if not found:
-        st.session_state[key] = ""
+        st.session_state[key] = st.session_state[STORE_KEY][key] = ""
         return
-    st.selectbox(label, ["", *found], key=key, help=help_text,
+    st.selectbox(label, ["", *found], help=help_text, **_bound(key),
                  format_func=lambda p: found.get(p, none_label) if p else none_label)
 
 

@@ -1,4 +1,4 @@
-"""Settings chosen in the sidebar, and the one place that loads catalogues, indexes and models.
+"""Settings chosen in the sidebar, and Streamlit's caches over engine.workspace (the one load-or-build).
 
 * ``@st.cache_resource``: the Engine (models + memory-mapped index), shared by every session. It is keyed by the
   settings that change matching, the catalogue folder and the index build, so a rebuilt index is picked up on the
@@ -9,17 +9,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import streamlit as st
 
-from engine.catalog import Catalogue, load_catalogue
-from engine.config import Settings, index_dir_for
-from engine.errors import CatalogueError, IndexFileError
-from engine.evaluate import EvalReport
-from engine.index import current_build
-from engine.pipeline import Engine
+from engine import workspace
+from engine.config import Settings
+from engine.errors import CatalogueError
+from engine.eval.evaluate import load_report as load_saved_report
+from engine.index.store import IndexSummary
+from engine.io.catalogue import Catalogue, load_catalogue
+from engine.pipeline.engine import Engine
+from engine.types import EvalReport
 
 from .progress import describe_index_build, run_with_progress
 
@@ -39,13 +40,13 @@ def current_settings() -> Settings:
 
 def engine_settings(settings: Settings) -> Settings:
     """The settings with display-only fields reset, so that changing them never reloads or re-matches."""
-    defaults = Settings()
-    return replace(settings, **{f: getattr(defaults, f) for f in DISPLAY_ONLY_FIELDS})
+    defaults = Settings().flat()
+    return settings.with_(**{f: defaults[f] for f in DISPLAY_ONLY_FIELDS})
 
 
 def settings_key(settings: Settings) -> str:
     """A stable text key of everything that changes a match."""
-    return json.dumps(asdict(engine_settings(settings)), sort_keys=True)
+    return json.dumps(engine_settings(settings).flat(), sort_keys=True)
 
 
 def request_catalogue(folder: str | Path) -> None:
@@ -56,15 +57,13 @@ def request_catalogue(folder: str | Path) -> None:
 
 # --------------------------------------------------------------------------------------------- catalogue
 def is_builtin_demo(settings: Settings) -> bool:
-    return not settings.catalogue.strip()
+    return not settings.paths.catalogue.strip()
 
 
 def catalogue_dir(settings: Settings) -> Path:
     """The configured catalogue folder (the built-in demo, generated on first use, when none is set)."""
-    from engine.workspace import catalogue_root
-
     try:
-        root = catalogue_root(settings)
+        root = workspace.catalogue_root(settings)
     except (OSError, ValueError) as e:
         raise CatalogueError(f"the built-in demo could not be prepared: {e}") from e
     if not root.is_dir():
@@ -107,84 +106,49 @@ def forget_catalogue() -> None:
 
 
 # --------------------------------------------------------------------------------------------- index
-def index_dir(settings: Settings, catalogue_root: str | Path) -> Path:
-    return index_dir_for(catalogue_root, settings)
+def index_summary(settings: Settings, catalogue_root: str | Path) -> IndexSummary | None:
+    """Statistics of the catalogue's current index (from its sidecar, no model needed); None if none."""
+    return workspace.index_summary(settings, catalogue_root)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _index_summary(build: str) -> dict | None:
-    try:
-        meta = json.loads((Path(build) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(meta, dict):
-        return None
-    keep = ("model_key", "dim", "n_items", "n_products", "n_trees", "built_at", "build_seconds", "embedder",
-            "detector", "cache", "problems")
-    summary = {k: meta.get(k) for k in keep}
-    summary["build"] = Path(build).name
-    return summary
-
-
-def index_summary(settings: Settings, catalogue_root: str | Path) -> dict | None:
-    """Statistics of the catalogue's current index (read from its sidecar, no model needed); None if none."""
-    build = current_build(index_dir(settings, catalogue_root))
-    return _index_summary(str(build)) if build is not None else None
-
-
-def build_index(settings: Settings, catalogue: Catalogue) -> dict | None:
+def build_index(settings: Settings, catalogue: Catalogue) -> IndexSummary | None:
     """Embed the catalogue and publish a new index, with a progress bar; returns its statistics."""
-    target = index_dir(settings, catalogue.root)
-    engine = Engine(engine_settings(settings))
-    run_with_progress(lambda progress: engine.build_index(catalogue, target, progress), describe_index_build)
+    run_with_progress(lambda progress: workspace.build_index(engine_settings(settings), catalogue, progress),
+                      describe_index_build)
     return index_summary(settings, catalogue.root)
 
 
 # --------------------------------------------------------------------------------------------- engine
 @st.cache_resource(show_spinner="Loading the models and the product index…", max_entries=4)
 def _engine(key: str, catalogue_root: str, build: str) -> Engine:
-    """A ready engine: models loaded, the current index memory-mapped. Shared by all sessions (thread-safe)."""
-    settings = Settings(**json.loads(key))
-    engine = Engine(settings)
-    engine.load_index(index_dir_for(catalogue_root, settings))
+    """The workspace's ready engine (models loaded, the current index memory-mapped), cached and shared by all
+    sessions (thread-safe). ``build`` is part of the key so that a rebuilt index is picked up."""
+    engine = workspace.ready_engine(Settings.from_flat(json.loads(key)), catalogue_at(catalogue_root))
     _ = engine.detector  # load now rather than inside the first match
     return engine
 
 
 def get_engine(settings: Settings, catalogue: Catalogue) -> Engine:
-    """The shared engine for these settings and this catalogue; the index is built first when missing or stale."""
-    target = index_dir(settings, catalogue.root)
-    build = current_build(target)
-    if build is None:
+    """The shared engine for these settings and this catalogue; a missing index is built first, with progress."""
+    if index_summary(settings, catalogue.root) is None:
         build_index(settings, catalogue)
-        build = current_build(target)
-    try:
-        return _engine(settings_key(settings), catalogue.root, build.name if build else "")
-    except IndexFileError:  # corrupt, or made by another model version: rebuild once
-        build_index(settings, catalogue)
-        build = current_build(target)
-        return _engine(settings_key(settings), catalogue.root, build.name if build else "")
+    return _engine(settings_key(settings), catalogue.root, _build_name(settings, catalogue))
+
+
+def _build_name(settings: Settings, catalogue: Catalogue) -> str:
+    summary = index_summary(settings, catalogue.root)
+    return summary.build if summary else ""
 
 
 def engine_key(settings: Settings, catalogue: Catalogue) -> str:
     """What a cached match depends on: settings, catalogue and index build."""
-    build = current_build(index_dir(settings, catalogue.root))
-    return f"{settings_key(settings)}|{catalogue.root}|{build.name if build else ''}"
+    return f"{settings_key(settings)}|{catalogue.root}|{_build_name(settings, catalogue)}"
 
 
 # --------------------------------------------------------------------------------------------- reports
-def reports_dir(settings: Settings) -> Path:
-    return settings.home / "reports"
-
-
-def report_path_for(settings: Settings, dataset: str | Path) -> Path:
-    """Where the report of a dataset is saved (the CLI's convention)."""
-    return reports_dir(settings) / f"{Path(dataset).resolve().name}.json"
-
-
 def list_reports(settings: Settings) -> list[Path]:
     """Saved evaluation reports, newest first."""
-    folder = reports_dir(settings)
+    folder = workspace.reports_dir(settings)
     if not folder.is_dir():
         return []
     files = [p for p in folder.glob("*.json") if p.is_file() and not p.name.startswith(".")]
@@ -193,7 +157,7 @@ def list_reports(settings: Settings) -> list[Path]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _report(path: str, mtime: float) -> EvalReport:
-    return EvalReport.load(path)
+    return load_saved_report(path)
 
 
 def load_report(path: str | Path) -> EvalReport:
@@ -221,7 +185,7 @@ def _checkpoints(folder: str, kind: str, signature: tuple) -> list[tuple[str, st
 
 def trained_checkpoints(settings: Settings, kind: str) -> list[tuple[str, str]]:
     """(path, label) of the trained checkpoints of ``kind`` in <home>/models (train-embedding, train-garments)."""
-    folder = settings.home / "models"
+    folder = workspace.models_dir(settings)
     files = sorted(folder.glob("*.pt")) if folder.is_dir() else []
     signature = tuple((f.name, f.stat().st_mtime) for f in files)
     return _checkpoints(str(folder), kind, signature)
@@ -238,4 +202,4 @@ def request_checkpoint(widget_key: str, path: str, notice: str) -> None:
 def get_engine_models(settings: Settings) -> Engine:
     """An engine with this session's detector and backbone (no head, no index): what training needs.
     Its models come from the process-wide registry, so nothing is loaded twice."""
-    return Engine(replace(engine_settings(settings), head="", garment_model=""))
+    return Engine(engine_settings(settings).with_(head="", garment_model=""))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.catalog import Catalogue
+from engine.io.catalogue import Catalogue
 from engine.config import Settings
-from engine.train_data import annotated_images, product_regions
+from engine.training.data import annotated_images, product_regions
 
 from .progress import staged, run_with_progress
 from .state import get_engine_models, request_checkpoint, trained_checkpoints
@@ -67,7 +67,7 @@ def _reporting(train, *args) -> None:
 
 
 def _train_garment(settings: Settings, catalogue: Catalogue) -> None:
-    from engine.garment_head import train_garment_head
+    from engine.training.garments import train_garment_head
 
     engine = get_engine_models(settings)
     _, info = run_with_progress(
@@ -79,7 +79,7 @@ def _train_garment(settings: Settings, catalogue: Catalogue) -> None:
 
 
 def _train_embedding(settings: Settings, catalogue: Catalogue, mode: str) -> None:
-    from engine.train_embedding import TripletConfig, train_projection
+    from engine.training.triplet import TripletConfig, train_projection
 
     engine = get_engine_models(settings)
     report = run_with_progress(

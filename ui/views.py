@@ -6,9 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.catalog import Catalogue
+from engine.pipeline.engine import STAGES
+
+from engine.io.catalogue import Catalogue
 from engine.config import Settings
-from engine.evaluate import EvalReport
+from engine.types import EvalReport
 
 from .charts import clip_table, margin_chart, rank_chart, votes_heatmap
 from .components import category_label, product_card
@@ -45,7 +47,7 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings) -
     _summary(analysis, catalogue)
 
     st.subheader("Top products", anchor=False)
-    ranking = list(result.ranking[: settings.top_k])
+    ranking = list(result.ranking[: settings.search.top_k])
     for row in _rows(list(enumerate(ranking, 1)), CARDS_PER_ROW):
         cols = st.columns(CARDS_PER_ROW)
         for col, (rank, p) in zip(cols, row):
@@ -75,7 +77,7 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings) -
     st.subheader("Votes per frame", anchor=False)
     st.caption("Similarity of every sampled frame (columns) to the leading products (rows); ★ marks the product "
                "each frame voted for.")
-    st.plotly_chart(votes_heatmap(result, names, max_products=max(settings.top_k, 3)), width="stretch",
+    st.plotly_chart(votes_heatmap(result, names, max_products=max(settings.search.top_k, 3)), width="stretch",
                     config={"displayModeBar": False}, key="match.votes")
 
     left, right = st.columns([1, 3], vertical_alignment="center")
@@ -85,7 +87,7 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings) -
                            icon=":material/download:", key="match.download", on_click="ignore")
     with right:
         t = result.timings
-        st.caption(" · ".join(f"{k} {t[k]:.2f} s" for k in ("decode", "detect", "embed", "search", "vote") if k in t))
+        st.caption(" · ".join(f"{k} {t[k]:.2f} s" for k in STAGES if k in t))
 
 
 def _summary(analysis: Analysis, catalogue: Catalogue) -> None:
@@ -105,12 +107,12 @@ def _summary(analysis: Analysis, catalogue: Catalogue) -> None:
 def render_report(report: EvalReport, names: dict[str, str]) -> None:
     m = report.metrics
     cols = st.columns(4)
-    cols[0].metric("Top-1 accuracy", f"{m.get('top1', 0.0):.0%}", border=True,
+    cols[0].metric("Top-1 accuracy", f"{m.top1:.0%}", border=True,
                    help="Clips whose first-ranked product is the true one.")
-    cols[1].metric("Top-5 accuracy", f"{m.get('top5', 0.0):.0%}", border=True,
+    cols[1].metric("Top-5 accuracy", f"{m.top5:.0%}", border=True,
                    help="Clips whose true product is among the first five.")
-    cols[2].metric("MRR", f"{m.get('mrr', 0.0):.3f}", border=True, help="Mean reciprocal rank of the true product.")
-    cols[3].metric("Clips scored", int(m.get("clips", 0)), border=True)
+    cols[2].metric("MRR", f"{m.mrr:.3f}", border=True, help="Mean reciprocal rank of the true product.")
+    cols[3].metric("Clips scored", m.clips, border=True)
 
     left, right = st.columns(2)
     with left:

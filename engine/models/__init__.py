@@ -11,8 +11,8 @@ import os
 import threading
 from typing import Any
 
-from .detectors import DETECTORS, Detector
-from .embedders import EMBEDDERS, Embedder
+from engine.models.detectors import DETECTORS, Detector
+from engine.models.embedders import EMBEDDERS, Embedder
 
 _lock = threading.Lock()
 _cache: dict[tuple[Any, ...], Any] = {}
@@ -61,7 +61,7 @@ def get_embedder(name: str, device: str = "auto", head: str = "") -> Embedder:
         base = _cache[key]
     if not head:
         return base
-    from .heads import HeadEmbedder
+    from engine.models.heads import HeadEmbedder
 
     hkey = ("head", name, device, str(head), _signature(head))
     with _lock:
@@ -72,7 +72,7 @@ def get_embedder(name: str, device: str = "auto", head: str = "") -> Embedder:
 
 def get_garment_head(path: str):  # -> engine.garment_head.GarmentHead
     """The process-wide garment head of that checkpoint (loaded on first use, reloaded when it changes)."""
-    from ..garment_head import GarmentHead
+    from engine.models.garments import GarmentHead
     key = ("garment", str(path), _signature(path))
     with _lock:
         if key not in _cache:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..images import read_rgb
-from .embedders import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
-from .weights import imagenet_labels
+from engine.io.images import read_rgb
+from engine.models.embedders import IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite0
+from engine.models.weights import imagenet_labels
 
 
 def classify(images: list[np.ndarray], k: int = 5) -> list[list[tuple[str, float]]]:

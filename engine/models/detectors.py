@@ -7,9 +7,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from ..errors import ModelError
-from ..types import Detections
-from .weights import local_weights, ssd_mobilenet_files
+from engine.errors import ModelError
+from engine.types import Detections
+from engine.models.weights import local_weights, ssd_mobilenet_files
 
 # COCO ids of the TensorFlow object-detection API (1-based, with gaps).
 COCO_TF: dict[int, str] = {1: "person", 27: "backpack", 31: "handbag", 32: "tie", 33: "suitcase"}

@@ -14,8 +14,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from ..errors import ModelError
-from .weights import efficientnet_lite0_file, local_weights
+from engine.errors import ModelError
+from engine.models.weights import efficientnet_lite0_file, local_weights
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)

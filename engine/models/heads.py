@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write
-from ..errors import ModelError
+from engine.io.files import atomic_write
+from engine.errors import ModelError
 
 CHECKPOINT_FORMAT = 1
 

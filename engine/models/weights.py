@@ -6,7 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..errors import ModelError
+from engine.errors import ModelError
 
 
 def package_dir(package: str) -> Path:

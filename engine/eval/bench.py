@@ -1,0 +1,175 @@
+"""Pipeline benchmark: prints what it measures on this machine (CPU, or CUDA when present).
+
+decode frames/s, detection frames/s, embedding regions/s by batch size, end-to-end latency of a
+20-second 540x960 clip at 10 frames (warm; median and spread over runs, by stage), catalogue
+indexing images/s (annotated regions, and detection), and peak memory.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.config import Settings
+from engine.pipeline.engine import STAGES
+
+TARGETS = {
+    "cpu_end_to_end_s": 1.5,
+    "cpu_indexing_images_per_s": 20.0,
+    "gpu_embedding_regions_per_s": 5000.0,
+    "gpu_batch_clips_per_s": 20.0,
+}
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rate(fn: Callable[[], int], min_s: float = 1.0) -> float:
+    """Items per second of fn (which returns how many items it processed), repeated for min_s."""
+    fn()  # warm
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < min_s:
+        n += fn()
+    return n / (time.perf_counter() - t0)
+
+
+def _bench_detection(settings: Settings, clip: str, results: dict, out: Callable[[str], None]):  # -> Detector
+    """Decode and detection rates on the clip's 10 sampled frames; returns the detector."""
+    from engine.io.video import sample_frames
+    from engine.models import get_detector
+
+    fps = _rate(lambda: len(sample_frames(clip, 10)))
+    results["decode_frames_per_s"] = fps
+    out(f"decode (seek to 10 sampled frames): {fps:8.1f} frames/s")
+
+    detector = get_detector(settings.models.detector)
+    frames = [f.image for f in sample_frames(clip, 10)]
+    from engine.models.detectors import detect_side_by_side
+
+    det_fps = _rate(lambda: len(detector.detect(frames, settings.detection.det_threshold)))
+    results["detect_frames_per_s"] = det_fps
+    out(f"detect ({settings.models.detector}, batch 10): {det_fps:8.1f} frames/s")
+    sbs_fps = _rate(lambda: len(detect_side_by_side(detector, frames, settings.detection.det_threshold)))
+    results["detect_side_by_side_frames_per_s"] = sbs_fps
+    out(f"detect, portrait frames side by side in pairs: {sbs_fps:8.1f} frames/s"
+        + ("" if settings.detection.side_by_side else " (not used: side_by_side is off)"))
+    return detector
+
+
+def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], None]):  # -> Embedder
+    """Embedding rates of random crops by batch size; returns the embedder."""
+    from engine.models import get_embedder
+
+    emb = get_embedder(settings.models.embedder, settings.models.device)
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (300, 200, 3), dtype=np.uint8) for _ in range(128)]
+    results["embed_regions_per_s"] = {}
+    for bs in (1, 8, 32, 128):
+        r = _rate(lambda: len(emb.embed(crops[:bs], bs)), min_s=1.5)
+        results["embed_regions_per_s"][bs] = r
+        out(f"embed ({emb.name} on {emb.device}) batch {bs:>3}: {r:8.1f} regions/s")
+    return emb
+
+
+def _bench_indexing(settings: Settings, catalogue, detector, emb, work: Path, results: dict,
+                    out: Callable[[str], None]) -> None:
+    """Cold-cache catalogue indexing rates, from annotated regions and from detection."""
+    from engine.index.cache import EmbeddingCache
+    from engine.pipeline.catalogue import catalogue_regions
+    from engine.pipeline.engine import Engine
+
+    for label, cache_root, use_annotations in (("annotated regions", "ann", True), ("detection", "det", False)):
+        cat = catalogue if use_annotations else replace(
+            catalogue, products={k: replace(p, regions=()) for k, p in catalogue.products.items()})
+        engine = Engine(settings, detector, emb)
+        t0 = time.perf_counter()
+        catalogue_regions(engine, cat, cache=EmbeddingCache(work / f"cache-{cache_root}"))
+        rate = cat.n_images / (time.perf_counter() - t0)
+        results[f"index_images_per_s_{cache_root}"] = rate
+        out(f"catalogue indexing, {label}: {rate:8.1f} images/s ({cat.n_images} images, cold cache)")
+
+
+def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, work: Path, runs: int, results: dict,
+                    out: Callable[[str], None]) -> None:
+    """End-to-end latency of each search mode (warm, by stage), then batch throughput of two of them."""
+    from engine.pipeline.engine import Engine
+    from engine.training.garments import GarmentConfig, train_garment_head
+
+    engine = Engine(settings, detector, emb)
+    engine.build_index(catalogue, work / "index")
+    out("training a garment head on the generated catalogue (for the learned-region modes) ...")
+    _, garment = train_garment_head(engine, catalogue, work / "garment-head.pt", GarmentConfig())
+    modes = (("accurate", {"windows": "exhaustive"}), ("fast", {"windows": "refined", "refine_top": 3}),
+             ("learned regions", {"garment_model": garment["checkpoint"], "windows": "exhaustive"}),
+             ("learned regions, pooled", {"garment_model": garment["checkpoint"], "windows": "pooled"}))
+    for mode, overrides in modes:
+        eng = Engine(settings.with_(frames=10, **overrides), detector, emb, engine.index)
+        eng.match(clip)  # warm
+        timings = [eng.match(clip).timings for _ in range(runs)]
+        totals = [t["total"] for t in timings]
+        med = statistics.median(totals)
+        stages = {k: statistics.median(t[k] for t in timings) for k in STAGES}
+        results[f"end_to_end_{mode.replace(' ', '_').replace(',', '')}"] = {
+            "median_s": med, "min_s": min(totals), "max_s": max(totals), "stages": stages}
+        out(f"end to end, {mode}, 10 frames, {runs} warm runs: median {med:.2f} s "
+            f"(min {min(totals):.2f}, max {max(totals):.2f}); "
+            + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+    batch = [clip] * 8
+    for mode, overrides in (modes[1], modes[-1]):  # fast, and learned regions pooled
+        eng = Engine(settings.with_(frames=10, **overrides), detector, emb, engine.index)
+        t0 = time.perf_counter()
+        n = sum(1 for _ in eng.match_many(batch))
+        rate = n / (time.perf_counter() - t0)
+        results[f"batch_clips_per_s_{mode.replace(' ', '_').replace(',', '')}"] = rate
+        out(f"batch matching ({mode}), {n} clips of 10 frames, decode overlapped: {rate:6.2f} clips/s")
+
+
+def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, workdir: Path | None = None) -> dict:
+    """Run every benchmark on a generated clip and catalogue, print each result, and return them all."""
+    from engine.io.catalogue import load_catalogue
+    from engine.io.demo import generate_demo
+
+    work = Path(workdir or tempfile.mkdtemp(prefix="livematch-bench-"))
+    results: dict = {"machine": machine(), "settings": {"windows": settings.search.windows.value}}
+    out(f"machine: {results['machine']}")
+    out("generating a 20 s 540x960 clip and a 12-product catalogue ...")
+    demo = generate_demo(work / "demo", n_products=12, n_clips=1, frames_per_clip=400, frame_size=(540, 960), seed=7)
+    clip = str(next((demo / "video").glob("*.mp4")))
+    catalogue = load_catalogue(demo)
+
+    detector = _bench_detection(settings, clip, results, out)
+    emb = _bench_embedding(settings, results, out)
+    _bench_indexing(settings, catalogue, detector, emb, work, results, out)
+    _bench_matching(settings, catalogue, clip, detector, emb, work, runs, results, out)
+    results["peak_memory_mb"] = peak_memory_mb()
+    out(f"peak memory (RSS): {results['peak_memory_mb']:.0f} MB")
+    out(f"targets: CPU end to end <= {TARGETS['cpu_end_to_end_s']} s, CPU indexing >= "
+        f"{TARGETS['cpu_indexing_images_per_s']} images/s, GPU embedding >= {TARGETS['gpu_embedding_regions_per_s']:.0f} "
+        f"regions/s, GPU batch >= {TARGETS['gpu_batch_clips_per_s']:.0f} clips/s")
+    return results

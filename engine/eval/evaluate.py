@@ -1,0 +1,167 @@
+"""Evaluation: build the catalogue's index, match every clip, score the rankings, write a JSON report.
+
+Ground truth follows the Tianchi convention: a clip shows the product whose id equals its video id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.config import Settings
+from engine.errors import EngineError
+from engine.eval import setups
+from engine.io.catalogue import Catalogue, ClipRef, load_catalogue
+from engine.io.files import atomic_write
+from engine.io.images import crop
+from engine.io.video import read_frames
+from engine.pipeline.engine import Engine
+from engine.types import ClipOutcome, EvalReport, Metrics, RegionOutcome
+from engine.workspace import index_dir_for
+
+Progress = Callable[[str, float], None]
+
+
+def save_report(report: EvalReport, path: str | Path) -> Path:
+    """Write atomically (temporary file, then rename)."""
+    with atomic_write(path) as f:
+        f.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+    return Path(path)
+
+
+def load_report(path: str | Path) -> EvalReport:
+    try:
+        return EvalReport.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise EngineError(f"{Path(path).name}: not a readable evaluation report ({type(e).__name__})") from e
+
+
+def truth_share(outcome: ClipOutcome) -> float:
+    """The true product's share of the sampled frames' votes."""
+    return next((p.vote_share for p in outcome.result.ranking if p.product_id == outcome.truth), 0.0)
+
+
+def metrics(outcomes: list[ClipOutcome], regions: list[RegionOutcome] = ()) -> Metrics:  # type: ignore[assignment]
+    """Clip top-1, top-5, mean reciprocal rank and vote share over clips whose truth is in the catalogue, and
+    region top-1 over annotated boxes."""
+    scored = [o for o in outcomes if o.truth is not None]
+    hits = sum(r.rank == 1 for r in regions)
+    n = len(scored)
+    if n == 0:
+        return Metrics(region_boxes=len(regions), region_top1=round(hits / len(regions), 4) if regions else 0.0)
+    return Metrics(
+        clips=n,
+        top1=round(sum(o.truth_rank == 1 for o in scored) / n, 4),
+        top5=round(sum(o.truth_rank is not None and o.truth_rank <= 5 for o in scored) / n, 4),
+        mrr=round(sum(1.0 / o.truth_rank for o in scored if o.truth_rank) / n, 4),
+        region_boxes=len(regions),
+        region_top1=round(hits / len(regions), 4) if regions else 0.0,
+        vote_share=round(float(np.mean([truth_share(o) for o in scored])), 4),
+    )
+
+
+def region_retrieval(engine: Engine, clips: list[ClipRef]) -> list[RegionOutcome]:
+    """Each annotated box of the sold product, in the clip frames that have one, searched on its own (no
+    detector, no windows): the rank of its true product. It separates feature quality from region quality."""
+    index = engine.index
+    assert index is not None
+    out: list[RegionOutcome] = []
+    for clip in clips:
+        boxes = {i: [r.box for r in regs if r.instance_id != 0] for i, regs in clip.frames}
+        boxes = {i: b for i, b in boxes.items() if b}
+        if not boxes or not clip.path:
+            continue
+        for frame in read_frames(clip.path, sorted(boxes), downscale=False):
+            vectors = engine.embedder.embed([crop(frame.image, b) for b in boxes[frame.index]])
+            for box, v in zip(boxes[frame.index], vectors):
+                sims = index.product_similarities(v[None], list(index.products))
+                order = sorted(sims, key=lambda pid: -float(sims[pid][0].max()))
+                rank = order.index(clip.truth) + 1 if clip.truth in order else None
+                out.append(RegionOutcome(clip.video_id, frame.index, tuple(float(x) for x in box),  # type: ignore[arg-type]
+                                         str(clip.truth), rank, order[0] if order else None))
+    return out
+
+
+def evaluate(dataset: str | Path, settings: Settings | None = None, engine: Engine | None = None,
+             progress: Progress | None = None, catalogue: Catalogue | None = None,
+             clip_ids: set[str] | None = None) -> EvalReport:
+    """Build (or reuse, through the embedding cache) the index of ``dataset`` and match its clips
+    (only those in ``clip_ids`` when given)."""
+    settings = settings or Settings()
+    progress = progress or (lambda stage, f: None)
+    catalogue = catalogue or load_catalogue(dataset)
+    engine = engine or Engine(settings)
+    engine.build_index(catalogue, index_dir_for(catalogue.root, settings), lambda stage, f: progress(f"index: {stage}", f))
+    index = engine.index
+    assert index is not None
+    chosen = [c for c in catalogue.clips.values() if clip_ids is None or c.video_id in clip_ids]
+    clips = [c for c in chosen if c.path]
+    skipped = tuple(f"{c.video_id}: video missing" for c in chosen if not c.path)
+    outcomes: list[ClipOutcome] = []
+    for n, clip in enumerate(clips):
+        progress(f"match {clip.video_id}", n / max(1, len(clips)))
+        try:
+            result = engine.match(clip.path)  # type: ignore[arg-type]
+        except EngineError as e:
+            skipped += (f"{clip.video_id}: {e}",)
+            continue
+        truth = clip.truth if clip.truth in index.products else None
+        outcomes.append(ClipOutcome(clip.video_id, truth, result.rank_of(truth) if truth else None,
+                                    result.top.product_id if result.top else None, result))
+    progress("regions", 0.0)
+    regions = region_retrieval(engine, [c for c in clips if c.truth in index.products])
+    progress("done", 1.0)
+    summary = index.summary
+    return EvalReport(
+        dataset=str(dataset), settings=settings.flat(), metrics=metrics(outcomes, regions), clips=tuple(outcomes),
+        regions=tuple(regions), skipped=skipped, problems=summary.problems,
+        index={k: v for k, v in vars(summary).items() if k != "problems"},
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+def format_table(report: EvalReport) -> str:
+    """The per-clip table and the summary line, as printed by the CLI."""
+    lines = [f"{'clip':<10} {'truth':<10} {'top-1':<10} {'rank':>5} {'votes':>6} {'margin':>7}"]
+    for o in report.clips:
+        ranking = o.result.ranking
+        votes = ranking[0].votes if ranking else 0
+        margin = votes - (ranking[1].votes if len(ranking) > 1 else 0)
+        mark = "ok" if o.correct else "MISS"
+        lines.append(f"{o.video_id:<10} {str(o.truth):<10} {str(o.top):<10} {str(o.truth_rank or '-'):>5} "
+                     f"{votes:>6} {margin:>7}  {mark}")
+    m = report.metrics
+    lines.append(f"clips {m.clips}  top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  MRR {m.mrr:.3f}  "
+                 f"truth's vote share {m.vote_share:.2f}")
+    if m.region_boxes:
+        lines.append(f"annotated product boxes {m.region_boxes}  region top-1 {m.region_top1:.3f} "
+                     "(each box searched alone: feature quality without the detector)")
+    return "\n".join(lines)
+
+
+def compare(dataset: str | Path, settings: Settings, progress: Progress | None = None,
+            named: dict[str, setups.Overrides] | None = None) -> list[tuple[str, EvalReport, float]]:
+    """Evaluate every named set-up (default: setups.COMPARE) on the same data; returns (name, report, seconds)."""
+    catalogue = load_catalogue(dataset)
+    rows = []
+    for name, overrides in (named or setups.COMPARE).items():
+        t0 = time.perf_counter()
+        report = evaluate(dataset, setups.apply(settings, overrides), progress=progress, catalogue=catalogue)
+        rows.append((name, report, time.perf_counter() - t0))
+    return rows
+
+
+def format_comparison(rows: list[tuple[str, EvalReport, float]]) -> str:
+    w = max([len("set-up")] + [len(name) for name, _, _ in rows])
+    lines = [f"{'set-up':<{w}} {'top-1':>6} {'top-5':>6} {'MRR':>6} {'votes':>6} {'region':>7} {'time':>8}"]
+    for name, r, seconds in rows:
+        m = r.metrics
+        lines.append(f"{name:<{w}} {m.top1:>6.3f} {m.top5:>6.3f} {m.mrr:>6.3f} {m.vote_share:>6.2f} "
+                     f"{m.region_top1:>7.3f} {seconds:>7.1f}s")
+    lines.append("votes: the true product's mean share of the sampled frames' votes; region: each annotated box "
+                 "searched alone")
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""One registry of named set-ups: the settings each comparison row changes from the defaults.
+
+``evaluate --compare`` runs COMPARE; ``evaluate --compare --learned`` runs LEARNED, where "{triplet}",
+"{selfsup}" and "{garment}" stand for the checkpoints trained in each leave-products-out fold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.config import Settings
+
+Overrides = dict[str, Any]
+
+BASELINE: Overrides = {"embedder": "efficientnet-lite0", "windows": "whole"}
+PERSON_GEM: Overrides = {"windows": "whole"}
+DEFAULT: Overrides = {}
+
+COMPARE: dict[str, Overrides] = {
+    "baseline: person regions, 1280-d head": BASELINE,
+    "person regions, GeM last stage": PERSON_GEM,
+    "garment windows, 1280-d head": {"embedder": "efficientnet-lite0"},
+    "garment windows, GeM (default)": DEFAULT,
+    "garment windows, GeM, fast (3 refined)": {"windows": "refined", "refine_top": 3},
+}
+
+LEARNED: dict[str, Overrides] = {
+    "baseline: person regions, 1280-d head": BASELINE,
+    "person regions, GeM": PERSON_GEM,
+    "person regions, GeM + triplet head": {**PERSON_GEM, "head": "{triplet}"},
+    "person regions, GeM + self-supervised head": {**PERSON_GEM, "head": "{selfsup}"},
+    "learned garment regions": {"garment_model": "{garment}"},
+    "learned garment regions, pooled (one pass per region)": {"garment_model": "{garment}", "windows": "pooled"},
+    "learned garment regions + category weighting": {"garment_model": "{garment}", "category_weight": 0.1},
+    "learned garment regions + k-NN category weighting": {"garment_model": "{garment}", "category_weight": 0.1,
+                                                           "category_source": "knn"},
+    "searched garment windows (default)": DEFAULT,
+    "searched garment windows + triplet head": {"head": "{triplet}"},
+    "all learned: garment regions + fused categories + triplet": {"garment_model": "{garment}", "head": "{triplet}",
+                                                                  "category_weight": 0.1},
+    "all learned, k-NN categories": {"garment_model": "{garment}", "head": "{triplet}", "category_weight": 0.1,
+                                     "category_source": "knn"},
+}
+
+
+def apply(settings: Settings, overrides: Overrides, checkpoints: dict[str, str] | None = None) -> Settings:
+    """The settings of a set-up; "{name}" values are replaced by ``checkpoints[name]``."""
+    filled = {k: (v.format(**checkpoints) if checkpoints and isinstance(v, str) and "{" in v else v)
+              for k, v in overrides.items()}
+    return settings.with_(**filled)

@@ -1,0 +1,254 @@
+"""The product index: an Annoy file plus a JSON sidecar, built offline and loaded by memory map.
+
+Layout of an index folder::
+
+    CURRENT                 name of the build that serves (replaced atomically)
+    builds/<name>/index.ann Annoy (angular) over L2-normalised region embeddings (index.faiss with FAISS)
+    builds/<name>/meta.json format version, model key, dimension, settings, checksum, items, products
+
+A build is written into a fresh folder and only then made current, so a crash or a kill during a
+rebuild leaves the previous index serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from engine.index.backends import BACKENDS
+from engine.io.files import atomic_write
+from engine.io.files import file_digest
+from engine.errors import IndexFileError
+from engine.types import Neighbour, RegionRef
+
+FORMAT_VERSION = 1
+
+
+def write_index(
+    index_dir: str | Path,
+    vectors: np.ndarray,
+    items: list[RegionRef],
+    products: dict[str, dict[str, Any]],
+    model_key: str,
+    n_trees: int = 50,
+    seed: int = 0,
+    extra: dict[str, Any] | None = None,
+    backend: str = "annoy",
+) -> Path:
+    """Build and atomically publish a new index; returns the build folder."""
+    if backend not in BACKENDS:
+        raise IndexFileError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if len(vectors) != len(items) or len(items) == 0:
+        raise IndexFileError("nothing to index: the catalogue produced no regions")
+    index_dir = Path(index_dir)
+    (index_dir / "builds").mkdir(parents=True, exist_ok=True)
+    with _build_lock(index_dir):
+        return _write_locked(index_dir, vectors, items, products, model_key, n_trees, seed, extra, backend)
+
+
+@contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    """One build at a time per index folder (across processes)."""
+    import fcntl
+
+    with open(index_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_locked(
+    index_dir: Path,
+    vectors: np.ndarray,
+    items: list[RegionRef],
+    products: dict[str, dict[str, Any]],
+    model_key: str,
+    n_trees: int,
+    seed: int,
+    extra: dict[str, Any] | None,
+    backend: str,
+) -> Path:
+    for stale in (index_dir / "builds").glob(".building-*"):  # left by a killed build; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    dim = int(vectors.shape[1])
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=index_dir / "builds"))
+    try:
+        engine = BACKENDS[backend]
+        engine.build(vectors, tmp / engine.filename, n_trees, seed)
+        np.save(tmp / "vectors.npy", vectors.astype(np.float32), allow_pickle=False)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model_key": model_key,
+            "dim": dim,
+            "metric": "angular",
+            "n_trees": n_trees,
+            "seed": seed,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "n_items": len(items),
+            "n_products": len(products),
+            "backend": backend,
+            "checksum": {engine.filename: file_digest(tmp / engine.filename), "vectors.npy": file_digest(tmp / "vectors.npy")},
+            "items": [[it.product_id, it.image_path, list(it.box), it.category, it.source] for it in items],
+            "products": products,
+            **(extra or {}),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        name = time.strftime("%Y%m%d-%H%M%S-") + tmp.name[-6:]
+        final = index_dir / "builds" / name
+        os.replace(tmp, final)
+        _publish(index_dir, name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(index_dir, keep=2)
+    return final
+
+
+def _publish(index_dir: Path, name: str) -> None:
+    with atomic_write(index_dir / "CURRENT", fsync=True) as f:
+        f.write(name)
+
+
+def _prune(index_dir: Path, keep: int) -> None:
+    current = (index_dir / "CURRENT").read_text().strip()
+    builds = sorted(p for p in (index_dir / "builds").iterdir() if not p.name.startswith("."))
+    for old in builds[:-keep]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    """What an index holds and how it was built: read from its sidecar, without loading the index."""
+
+    build: str
+    model_key: str
+    dim: int
+    n_items: int
+    n_products: int
+    n_trees: int
+    built_at: str
+    build_seconds: float | None
+    embedder: str
+    detector: str
+    backend: str = "annoy"
+    cache_hits: int = 0
+    cache_misses: int = 0
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def from_meta(cls, build: str, meta: dict[str, Any]) -> IndexSummary:
+        cache = meta.get("cache") or {}
+        return cls(build, str(meta.get("model_key", "")), int(meta.get("dim", 0)), int(meta.get("n_items", 0)),
+                   int(meta.get("n_products", 0)), int(meta.get("n_trees", 0)), str(meta.get("built_at", "")),
+                   meta.get("build_seconds"), str(meta.get("embedder", "")), str(meta.get("detector", "")),
+                   str(meta.get("backend", "annoy")), int(cache.get("hits", 0)), int(cache.get("misses", 0)),
+                   tuple(meta.get("problems", ())))
+
+
+def read_summary(index_dir: str | Path) -> IndexSummary | None:
+    """The summary of the index's current build; None when there is none or its sidecar is unreadable."""
+    build = current_build(index_dir)
+    if build is None:
+        return None
+    try:
+        meta = json.loads((build / "meta.json").read_text(encoding="utf-8"))
+        return IndexSummary.from_meta(build.name, meta) if isinstance(meta, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def current_build(index_dir: str | Path) -> Path | None:
+    p = Path(index_dir) / "CURRENT"
+    if not p.is_file():
+        return None
+    build = Path(index_dir) / "builds" / p.read_text().strip()
+    return build if build.is_dir() else None
+
+
+class ProductIndex:
+    """A loaded (memory-mapped) index with its sidecar. Safe to share between threads."""
+
+    def __init__(self, build: Path, meta: dict[str, Any]) -> None:
+        self.build = build
+        self.meta = meta
+        self.summary = IndexSummary.from_meta(build.name, meta)
+        self.dim = int(meta["dim"])
+        self.model_key = str(meta["model_key"])
+        self.items = [RegionRef(p, img, tuple(b), c, 0, s) for p, img, b, c, s in meta["items"]]
+        self.products: dict[str, dict[str, Any]] = meta["products"]
+        backend = BACKENDS.get(str(meta.get("backend", "annoy")))
+        if backend is None:
+            raise IndexFileError(f"unknown index backend {meta.get('backend')!r}: rebuild the index")
+        self._ann = backend(build / backend.filename, self.dim)
+        self.backend = backend.name
+        self.vectors = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False)
+        by_product: dict[str, list[int]] = {pid: [] for pid in self.products}
+        for i, it in enumerate(self.items):  # one pass: O(items), not O(items x products)
+            by_product.setdefault(it.product_id, []).append(i)
+        self._by_product = {pid: np.array(ids, int) for pid, ids in by_product.items()}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def load(cls, index_dir: str | Path, model_key: str | None = None, verify: bool = True) -> ProductIndex:
+        """Load the current build; refuse a corrupt one or one built with another model."""
+        build = current_build(index_dir)
+        if build is None:
+            raise IndexFileError(f"no index in {index_dir}: build one first (python -m engine build-index)")
+        try:
+            meta = json.loads((build / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise IndexFileError(f"the index sidecar is unreadable ({type(e).__name__}): rebuild the index") from e
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise IndexFileError(f"index format {meta.get('format_version')} is not {FORMAT_VERSION}: rebuild the index")
+        if model_key is not None and meta.get("model_key") != model_key:
+            raise IndexFileError(
+                f"the index was built with {meta.get('model_key')!r}, not {model_key!r}: rebuild it with this model"
+            )
+        if verify:
+            for fname, digest in meta.get("checksum", {}).items():
+                f = build / fname
+                if not f.is_file() or file_digest(f) != digest:
+                    raise IndexFileError(f"the index file {fname} is corrupt (checksum mismatch): rebuild the index")
+        try:
+            return cls(build, meta)
+        except (KeyError, TypeError, ValueError) as e:
+            raise IndexFileError(f"the index sidecar is malformed ({e}): rebuild the index") from e
+
+    def search(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[tuple[int, float]]:
+        """k nearest items as (item id, cosine similarity), best first."""
+        if vector.shape[-1] != self.dim:
+            raise IndexFileError(f"query dimension {vector.shape[-1]} does not match the index ({self.dim})")
+        ids, sims = self._ann.search(vector, k, search_k)
+        return [(int(i), float(s)) for i, s in zip(ids, sims)]
+
+    def product_similarities(
+        self, vectors: np.ndarray, product_ids: list[str]
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Exact re-ranking: for each candidate product, the cosine matrix (queries x its regions)
+        and the ids of those regions."""
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for pid in product_ids:
+            idx = self._by_product.get(pid)
+            if idx is None or len(idx) == 0:
+                continue
+            out[pid] = (vectors @ np.asarray(self.vectors[idx]).T, idx)
+        return out
+
+    def neighbour(self, item_id: int, similarity: float) -> Neighbour:
+        return Neighbour(self.items[item_id], similarity)

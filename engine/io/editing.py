@@ -1,0 +1,236 @@
+"""Edit a catalogue folder: add a product from uploaded images, or copy a catalogue to make it editable.
+
+Every image is decoded (``engine.images.read_rgb``) before anything is written. A new product is staged in a
+hidden folder inside the catalogue (same file system), then renamed into place with the product's image folder
+last, so a failure at any step leaves the catalogue as it was. Images are re-encoded as ``<n>.jpg`` (orientation
+applied, metadata dropped, at most 1600 pixels on a side); the uploaded file names are never used as paths.
+
+Layouts, as read by ``engine.io.catalogue``:
+
+* Tianchi: ``image/<id>/<n>.jpg``; with a category, ``image_annotation/<id>/<n>.json`` marks the whole photo
+  as the product (instance 1) with that category.
+* folders: ``<id>/<n>.jpg``.
+
+Display names (and the category of folder products) go to ``products.json``; when a catalogue only has the
+built-in demo's ``demo.json``, its names are carried over so that they are not lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from PIL import Image
+
+from engine.categories import CATEGORY_EN
+from engine.errors import CatalogueError, ImageError
+from engine.io.images import read_rgb
+
+MAX_IMAGES = 50
+MAX_IMAGE_BYTES = 25 * 1024 * 1024
+MAX_ID_LENGTH = 64
+JPEG_QUALITY = 92
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def validate_product_id(product_id: str) -> str:
+    """The id, stripped, if it is safe as a folder name; CatalogueError with the reason otherwise."""
+    pid = (product_id or "").strip()
+    if not pid:
+        raise CatalogueError("the product id is empty")
+    if "/" in pid or "\\" in pid or ".." in pid or "\x00" in pid:
+        raise CatalogueError(f"the product id {pid!r} may not contain '/', '\\' or '..'")
+    if len(pid) > MAX_ID_LENGTH:
+        raise CatalogueError(f"the product id is longer than {MAX_ID_LENGTH} characters")
+    if not _ID_PATTERN.match(pid):
+        raise CatalogueError(
+            f"the product id {pid!r} may only use letters, digits, '-', '_' and '.', "
+            "and must start with a letter or digit"
+        )
+    return pid
+
+
+def catalogue_layout(root: str | Path) -> str:
+    """'tianchi' when the folder has image/, else 'folders' (the same rule as ``engine.io.catalogue``)."""
+    return "tianchi" if (Path(root) / "image").is_dir() else "folders"
+
+
+def product_dir(root: str | Path, product_id: str) -> Path:
+    """Where a product's images live in this catalogue's layout."""
+    root = Path(root)
+    return root / "image" / product_id if catalogue_layout(root) == "tianchi" else root / product_id
+
+
+def add_product(
+    root: str | Path,
+    product_id: str,
+    name: str,
+    category: str,
+    files: Sequence[tuple[str, bytes]],
+) -> Path:
+    """Add a product with its images (``(filename, bytes)`` pairs) to the catalogue at ``root``.
+
+    ``category`` is a Tianchi category key (Chinese, see ``engine.categories``), its English name, or "".
+    Returns the product's image folder. Raises CatalogueError or ImageError (nothing is written then).
+    """
+    root = Path(root).absolute()
+    if not root.is_dir():
+        raise CatalogueError(f"catalogue folder not found: {root}")
+    pid = validate_product_id(product_id)
+    display = " ".join((name or "").split()) or pid
+    cat = normalise_category(category)
+    if not files:
+        raise ImageError("add at least one image")
+    if len(files) > MAX_IMAGES:
+        raise ImageError(f"at most {MAX_IMAGES} images per product ({len(files)} given)")
+    layout = catalogue_layout(root)
+    with _locked(root):
+        target = product_dir(root, pid)
+        ann_target = root / "image_annotation" / pid
+        if target.exists() or (layout == "tianchi" and ann_target.exists()):
+            raise CatalogueError(f"a product {pid!r} already exists in this catalogue")
+        stage = Path(tempfile.mkdtemp(prefix=".livematch-add-", dir=root))
+        try:
+            sizes = _stage_images(stage, files)
+            if layout == "tianchi" and cat:
+                _stage_annotations(stage / "annotations", pid, cat, sizes)
+            names = _names_with(root, pid, display, cat)
+            _write_json(stage / "products.json", names)
+            _commit(root, stage, target, ann_target if layout == "tianchi" and cat else None)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    return target
+
+
+def normalise_category(category: str) -> str:
+    """A Tianchi category key from a key or its English name; "" stays "" (unknown); anything else is refused."""
+    c = (category or "").strip()
+    if not c or c in CATEGORY_EN:
+        return c
+    for key, en in CATEGORY_EN.items():
+        if en.lower() == c.lower():
+            return key
+    raise CatalogueError(f"unknown category {category!r}; choose one of {', '.join(CATEGORY_EN.values())}")
+
+
+def _stage_images(stage: Path, files: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
+    """Decode every upload, then write them as <n>.jpg under stage/images; returns (width, height) of each."""
+    incoming = stage / "incoming"
+    incoming.mkdir()
+    decoded = []
+    for n, (filename, data) in enumerate(files):
+        label = Path(str(filename or f"image {n + 1}")).name or f"image {n + 1}"
+        if not data:
+            raise ImageError(f"{label}: the file is empty")
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ImageError(f"{label}: larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
+        raw = incoming / f"upload-{n}"
+        raw.write_bytes(data)
+        try:
+            decoded.append(read_rgb(raw))
+        except ImageError as e:
+            raise ImageError(f"{label}: {str(e).split(': ', 1)[-1]}") from e
+    images = stage / "images"
+    images.mkdir()
+    sizes = []
+    for n, rgb in enumerate(decoded):
+        Image.fromarray(rgb).save(images / f"{n}.jpg", "JPEG", quality=JPEG_QUALITY)
+        sizes.append((int(rgb.shape[1]), int(rgb.shape[0])))
+    os.chmod(images, 0o755)
+    return sizes
+
+
+def _stage_annotations(folder: Path, pid: str, category: str, sizes: list[tuple[int, int]]) -> None:
+    folder.mkdir()
+    for n, (w, h) in enumerate(sizes):
+        ann = {"box": [0, 0, w, h], "label": category, "instance_id": 1, "viewpoint": 0, "display": 1}
+        _write_json(folder / f"{n}.json", {"item_id": pid, "img_name": f"{n}.jpg", "annotations": [ann]})
+    os.chmod(folder, 0o755)
+
+
+def _names_with(root: Path, pid: str, name: str, category: str) -> dict[str, Any]:
+    """products.json's content with this product added (seeded from demo.json's names when there is none)."""
+    data: dict[str, Any] = {}
+    for fname in ("products.json", "demo.json"):
+        p = root / fname
+        if not p.is_file():
+            continue
+        try:
+            loaded = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise CatalogueError(f"{fname} is unreadable ({type(e).__name__}); fix or remove it first") from e
+        if not isinstance(loaded, dict):
+            raise CatalogueError(f"{fname} is not a JSON object; fix or remove it first")
+        if fname == "products.json":
+            data = loaded
+        else:
+            prods = loaded.get("products", {})
+            data = {"products": {str(k): v for k, v in prods.items() if isinstance(v, dict)}}
+        break
+    entry = {"name": name, "category": category}
+    if isinstance(data.get("products"), dict):
+        data["products"][pid] = entry
+    else:
+        data[pid] = entry
+    return data
+
+
+def _commit(root: Path, stage: Path, target: Path, ann_target: Path | None) -> None:
+    """Rename the staged parts into place, the image folder last; undo the earlier steps if a later one fails."""
+    undo: list[Any] = []
+    try:
+        if ann_target is not None:
+            ann_target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(stage / "annotations", ann_target)
+            undo.append(lambda: shutil.rmtree(ann_target, ignore_errors=True))
+        names = root / "products.json"
+        old = names.read_bytes() if names.is_file() else None
+        os.replace(stage / "products.json", names)
+        undo.append(lambda: names.write_bytes(old) if old is not None else names.unlink(missing_ok=True))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(stage / "images", target)
+    except BaseException:
+        for step in reversed(undo):
+            with contextlib.suppress(OSError):
+                step()
+        raise
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.chmod(path, 0o644)
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Serialise edits of one catalogue across threads and processes."""
+    fd = os.open(root, os.O_RDONLY)  # a lock on the folder itself: nothing is written to take it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def copy_catalogue(src: str | Path, dst: str | Path) -> Path:
+    """Copy a catalogue folder to ``dst`` (which must not exist yet), atomically; links are copied as links."""
+    src, dst = Path(src).absolute(), Path(dst).absolute()
+    if not src.is_dir():
+        raise CatalogueError(f"catalogue folder not found: {src}")
+    if dst.exists():
+        raise CatalogueError(f"{dst} already exists; not overwriting it")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".copy", dir=dst.parent))
+    try:
+        shutil.copytree(src, tmp / "c", symlinks=True, ignore=shutil.ignore_patterns(".livematch-*"))
+        os.rename(tmp / "c", dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dst

@@ -1,0 +1,144 @@
+"""Probe a clip and sample frames evenly, seeking to each one; clear errors for bad files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import VideoError
+from engine.types import Frame
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+MAX_DECODE_SIDE = 1280  # frames are downscaled to this longer side before anything else
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What the container says about a clip."""
+
+    path: str
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+
+IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def _open(path: str | Path):  # -> cv2.VideoCapture
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise VideoError(f"{p.name}: file not found")
+    if p.stat().st_size == 0:
+        raise VideoError(f"{p.name}: the file is empty")
+    with open(p, "rb") as f:
+        head = f.read(16)
+    if head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        raise VideoError(f"{p.name}: this is an image, not a video")
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError(f"{p.name}: not a readable video")
+    return cap
+
+
+def probe(path: str | Path) -> ClipInfo:
+    """Read a clip's frame count, fps and size without decoding it."""
+    import cv2
+
+    cap = _open(path)
+    try:
+        info = ClipInfo(
+            str(path),
+            max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))),
+            float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
+            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
+    finally:
+        cap.release()
+    if info.width <= 0 or info.height <= 0:
+        raise VideoError(f"{Path(path).name}: no video stream")
+    return info
+
+
+def sample_indices(frame_count: int, n: int) -> list[int]:
+    """n frame indices spread evenly over the clip (centres of n equal segments)."""
+    if frame_count <= 0 or n <= 0:
+        return []
+    n = min(n, frame_count)
+    return sorted({int((i + 0.5) * frame_count / n) for i in range(n)})
+
+
+def _to_rgb(bgr: np.ndarray, downscale: bool = True) -> np.ndarray:
+    import cv2
+
+    h, w = bgr.shape[:2]
+    if downscale and max(h, w) > MAX_DECODE_SIDE:
+        scale = MAX_DECODE_SIDE / max(h, w)
+        bgr = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def sample_frames(path: str | Path, n: int = 10) -> list[Frame]:
+    """Decode n evenly spaced frames, seeking to each. Raises VideoError when none can be read."""
+    info = probe(path)
+    fps = info.fps if info.fps > 0 else 25.0
+    frames = read_frames(path, sample_indices(info.frame_count, n), fps) if info.frame_count > 0 else []
+    if not frames:  # unknown frame count or seeking failed: read sequentially, bounded
+        cap = _open(path)
+        try:
+            frames = _read_sequential(cap, n, fps)
+        finally:
+            cap.release()
+    if not frames:
+        raise VideoError(f"{Path(path).name}: no frame could be decoded (truncated or not a video)")
+    return frames
+
+
+def read_frames(path: str | Path, indices: list[int], fps: float = 0.0, downscale: bool = True) -> list[Frame]:
+    """The frames at ``indices``, by seeking to each (the one reader for matching, training and evaluation).
+    Frames that cannot be read are left out; ``downscale=False`` keeps annotated frames at their own size."""
+    import cv2
+
+    cap = _open(path)
+    fps = fps or float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
+    frames: list[Frame] = []
+    try:
+        for idx in indices:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
+            ok, bgr = cap.read()
+            if ok and bgr is not None:
+                frames.append(Frame(idx, idx / fps, _to_rgb(bgr, downscale)))
+    finally:
+        cap.release()
+    return frames
+
+
+def _read_sequential(cap, n: int, fps: float, limit: int = 3000) -> list[Frame]:
+    """Fallback for containers without a frame count: keep every frame up to a bound, then subsample."""
+    kept: list[Frame] = []
+    step = 1
+    i = 0
+    while i < limit:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if i % step == 0:
+            kept.append(Frame(i, i / fps, _to_rgb(bgr)))
+            if len(kept) >= 4 * n:
+                kept = kept[::2]
+                step *= 2
+        i += 1
+    if len(kept) <= n:
+        return kept
+    return [kept[j] for j in sample_indices(len(kept), n)]

@@ -1,0 +1,180 @@
+"""The Engine, a thin facade: clip -> frames -> regions -> windows -> embeddings -> search -> votes -> ranking.
+
+The catalogue side is built the same way: product images -> regions -> embeddings -> index (pipeline.catalogue).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator
+
+from engine.config import Settings
+from engine.errors import EngineError
+from engine.index.cache import EmbeddingCache
+from engine.index.store import ProductIndex, write_index
+from engine.io.catalogue import Catalogue
+from engine.io.video import sample_frames
+from engine.models import Detector, Embedder, get_detector, get_embedder
+from engine.pipeline.catalogue import catalogue_regions
+from engine.pipeline.regions import detect_regions
+from engine.pipeline.search import RegionPlan, search_region
+from engine.pipeline.votes import frame_vote, rank
+from engine.pipeline.windows import QueryRegion, strategy_for
+from engine.types import Frame, FrameVote, MatchResult
+
+Progress = Callable[[str, float], None]
+STAGES = ("decode", "detect", "embed", "search", "vote")  # the timed stages of a match, in order
+
+
+def _no_progress(stage: str, fraction: float) -> None:
+    pass
+
+
+class Engine:
+    """Matches clips against one product index. Thread-safe once constructed."""
+
+    def __init__(self, settings: Settings | None = None, detector: Detector | None = None,
+                 embedder: Embedder | None = None, index: ProductIndex | None = None) -> None:
+        self.settings = settings or Settings()
+        self._detector = detector
+        self._embedder = embedder
+        self.index = index
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            self._detector = get_detector(self.settings.models.detector)
+        return self._detector
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            m = self.settings.models
+            self._embedder = get_embedder(m.embedder, m.device, m.head)
+        return self._embedder
+
+    # ----------------------------------------------------------------- catalogue side
+    def build_index(self, catalogue: Catalogue, index_dir: str | Path, progress: Progress = _no_progress) -> Path:
+        """Embed the catalogue and publish a new index (atomically); load it into this engine."""
+        t0 = time.perf_counter()
+        cache = EmbeddingCache(self.settings.home / "embeddings")
+        vectors, items, problems = catalogue_regions(self, catalogue, progress, cache)
+        progress("index", 0.0)
+        indexed = {it.product_id for it in items}
+        products = {pid: {"name": p.name, "category": p.category, "images": list(p.images)}
+                    for pid, p in catalogue.products.items() if pid in indexed}
+        ix = self.settings.index
+        build = write_index(
+            index_dir, vectors, items, products, self.embedder.key, ix.n_trees, ix.seed, backend=ix.index_backend,
+            extra={"catalogue": catalogue.root, "embedder": self.embedder.name, "detector": self.settings.models.detector,
+                   "build_seconds": round(time.perf_counter() - t0, 2), "cache": {"hits": cache.hits, "misses": cache.misses},
+                   "problems": list(catalogue.problems) + problems},
+        )
+        progress("index", 1.0)
+        self.load_index(index_dir)
+        return build
+
+    def load_index(self, index_dir: str | Path) -> ProductIndex:
+        self.index = ProductIndex.load(index_dir, self.embedder.key)
+        return self.index
+
+    # ----------------------------------------------------------------- query side
+    def match(self, clip: str | Path, progress: Progress = _no_progress) -> MatchResult:
+        """Sample frames from a clip and match them."""
+        return self.match_clip(clip, progress)[0]
+
+    def match_clip(self, clip: str | Path, progress: Progress = _no_progress) -> tuple[MatchResult, list[Frame]]:
+        """Like ``match``, also returning the decoded frames, so a caller that draws them decodes nothing again."""
+        t0 = time.perf_counter()
+        progress("decode", 0.0)
+        frames = sample_frames(clip, self.settings.detection.frames)
+        decode_s = time.perf_counter() - t0
+        return _with_decode_time(self.match_frames(frames, progress, clip_name=Path(clip).name), decode_s), frames
+
+    def match_many(self, clips: list[str | Path],
+                   progress: Progress = _no_progress) -> Iterator[tuple[str, MatchResult | EngineError]]:
+        """Match many clips, decoding the next clip in a background thread while this one is matched.
+
+        Yields (clip, result) in order; a clip that cannot be read yields its EngineError instead.
+        """
+        def decode(path: str | Path) -> tuple[list[Frame] | EngineError, float]:
+            t0 = time.perf_counter()
+            try:
+                return sample_frames(path, self.settings.detection.frames), time.perf_counter() - t0
+            except EngineError as e:
+                return e, time.perf_counter() - t0
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+            pending = pool.submit(decode, clips[0]) if clips else None
+            for i, clip in enumerate(clips):
+                progress("match", i / len(clips))
+                frames, decode_s = pending.result()  # type: ignore[union-attr]
+                pending = pool.submit(decode, clips[i + 1]) if i + 1 < len(clips) else None
+                if isinstance(frames, EngineError):
+                    yield str(clip), frames
+                    continue
+                yield str(clip), _with_decode_time(self.match_frames(frames, clip_name=Path(clip).name), decode_s)
+        progress("match", 1.0)
+
+    def match_frames(self, frames: list[Frame], progress: Progress = _no_progress, clip_name: str = "") -> MatchResult:
+        """Detect, embed, search and vote over already decoded frames."""
+        if self.index is None:
+            raise RuntimeError("no index loaded: call build_index() or load_index() first")
+        timings: dict[str, float] = {}
+        stage = _Stopwatch(timings, progress)
+
+        with stage("detect"):
+            dets = detect_regions(self.detector, [f.image for f in frames], self.settings.detection)
+        with stage("embed"):
+            regions = [QueryRegion(f, tuple(float(v) for v in b), d.source == "whole-frame")
+                       for f, d in zip(frames, dets) for b in d.boxes]
+            plan = strategy_for(self.settings, self.embedder, self.index).plan(regions)
+        with stage("search"):
+            votes = self._search(frames, dets, regions, plan)
+        with stage("vote"):
+            ranking = rank(votes, self.index.products)
+        progress("vote", 1.0)
+        return MatchResult(clip_name, tuple(votes), tuple(ranking), timings, self.settings.flat())
+
+    def _search(self, frames: list[Frame], dets: list, regions: list[QueryRegion], plan) -> list[FrameVote]:
+        """Every region of every frame searched through its windows; one vote per frame."""
+        votes, row, k = [], 0, 0
+        for f, d in zip(frames, dets):
+            found, per_product = [], {}
+            for score, label in zip(d.scores, d.labels):
+                n = len(plan.windows[k])
+                region, sims = search_region(self.index, RegionPlan(regions[k].box, plan.windows[k], plan.categories[k]),
+                                             plan.vectors[row : row + n], float(score), label,
+                                             self.settings.search, self.settings.index.search_k)
+                row, k = row + n, k + 1
+                found.append(region)
+                for pid, sim in sims.items():
+                    per_product[pid] = max(per_product.get(pid, -1.0), sim)
+            votes.append(frame_vote(f.index, f.time_s, found, per_product, d.source))
+        return votes
+
+
+class _Stopwatch:
+    """``with stage("embed"):`` reports progress at the start and records the stage's seconds."""
+
+    def __init__(self, timings: dict[str, float], progress: Progress) -> None:
+        self.timings, self.progress, self.name, self.t0 = timings, progress, "", 0.0
+
+    def __call__(self, name: str) -> _Stopwatch:
+        self.name = name
+        return self
+
+    def __enter__(self) -> None:
+        self.progress(self.name, 0.0)
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = round(time.perf_counter() - self.t0, 4)
+
+
+def _with_decode_time(result: MatchResult, decode_s: float) -> MatchResult:
+    result.timings["decode"] = round(decode_s, 4)
+    result.timings["total"] = round(sum(v for k, v in result.timings.items() if k != "total"), 4)
+    return result

@@ -1,0 +1,42 @@
+"""Regions: frames -> detector boxes -> the product regions searched (whole frame when nothing is found)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.config import DetectionSettings
+from engine.models.detectors import Detector, detect_side_by_side
+from engine.types import Detections
+
+Box = tuple[float, ...]
+
+
+def product_regions(det: Detections, image: np.ndarray, s: DetectionSettings) -> Detections:
+    """Keep the most confident boxes of at least ``min_region_area`` of the image; fall back to the whole
+    image when there are none."""
+    h, w = image.shape[:2]
+    det = det[det.areas >= s.min_region_area * w * h]
+    if len(det) == 0:
+        return Detections.whole(w, h)
+    order = np.argsort(-det.scores)[: s.max_regions]
+    return det[order]
+
+
+def detect_regions(detector: Detector, images: list[np.ndarray], s: DetectionSettings) -> list[Detections]:
+    """The product regions of every image, detected side by side in pairs when the settings say so."""
+    found = (detect_side_by_side(detector, images, s.det_threshold) if s.side_by_side
+             else detector.detect(images, s.det_threshold))
+    return [product_regions(d, im, s) for d, im in zip(found, images)]
+
+
+def relative(box: Box, region: Box) -> tuple[float, float, float, float]:
+    """A box as fractions (x0, y0, x1, y1) of a region box."""
+    w, h = max(1e-6, region[2] - region[0]), max(1e-6, region[3] - region[1])
+    return ((box[0] - region[0]) / w, (box[1] - region[1]) / h, (box[2] - region[0]) / w, (box[3] - region[1]) / h)
+
+
+def clipped(box: Box, image_hw: tuple[int, int]) -> tuple[float, float, float, float]:
+    """A box clipped to an image of (height, width)."""
+    h, w = image_hw
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (max(0.0, min(x0, w)), max(0.0, min(y0, h)), max(0.0, min(x1, w)), max(0.0, min(y1, h)))

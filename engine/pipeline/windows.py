@@ -1,0 +1,193 @@
+"""Garment-level windows inside a detected person (or whole-frame) region, and one class per way of searching
+them (whole regions, exhaustive, refined, pooled, learned).
+
+COCO detectors find people, not garments; a catalogue annotates garments. Comparing a whole person
+with a photo of a skirt mixes in the top, the legs and the background. Each detected region is
+therefore searched through a small set of horizontal bands at several heights and positions, which
+together cover where a top, a skirt, a dress or trousers can sit on a standing or seated person.
+Each band is compared with the catalogue's garment regions and the best pair wins: a search over
+garment positions, instead of a fixed guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from engine.config import Settings, Windows
+from engine.io.images import crop
+from engine.models.embedders import Embedder
+from engine.pipeline.regions import clipped, relative
+from engine.types import Frame
+
+Box = tuple[float, ...]
+
+BAND_HEIGHTS: tuple[float, ...] = (0.3, 0.45, 0.6)  # fractions of the region's height
+BAND_STRIDE = 0.1
+BAND_START = 0.05
+
+
+def band_fractions() -> list[tuple[float, float]]:
+    """(top, bottom) of every garment window as fractions of its region's height, region first."""
+    return [(w[1], w[3]) for w in garment_windows((0.0, 0.0, 1.0, 1.0))]
+
+
+def garment_windows(
+    box: Box, heights: tuple[float, ...] = BAND_HEIGHTS, stride: float = BAND_STRIDE
+) -> list[Box]:
+    """The region itself first, then full-width bands of each height, top to bottom."""
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    windows: list[Box] = [tuple(box)]
+    for fraction in heights:
+        start = BAND_START
+        while start + fraction <= 1.0 + 1e-6:
+            windows.append((x0, y0 + start * h, x1, y0 + (start + fraction) * h))
+            start += stride
+    return windows
+
+
+@dataclass(frozen=True)
+class QueryRegion:
+    """A detected region of a frame (or the whole frame when nothing was detected)."""
+
+    frame: Frame
+    box: Box
+    whole: bool
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """For each region: the windows searched, their category distributions (garment head only, else empty
+    lists) and one vector per window, rows in (region, window) order."""
+
+    windows: list[list[Box]]
+    categories: list[list[dict[str, float]]]
+    vectors: np.ndarray
+
+
+class WindowStrategy(Protocol):
+    def plan(self, regions: list[QueryRegion]) -> WindowPlan: ...
+
+
+def _cropped(embedder: Embedder, regions: list[QueryRegion], windows: list[list[Box]], batch: int) -> WindowPlan:
+    crops = [crop(r.frame.image, w) for r, ws in zip(regions, windows) for w in ws]
+    return WindowPlan(windows, [[] for _ in regions], embedder.embed(crops, batch))
+
+
+@dataclass(frozen=True)
+class WholeRegions:
+    """The detected region alone: the plain baseline."""
+
+    embedder: Embedder
+    batch: int
+
+    def plan(self, regions: list[QueryRegion]) -> WindowPlan:
+        return _cropped(self.embedder, regions, [[r.box] for r in regions], self.batch)
+
+
+@dataclass(frozen=True)
+class ExhaustiveWindows:
+    """Every garment window cropped and embedded: accurate, the slowest."""
+
+    embedder: Embedder
+    batch: int
+
+    def plan(self, regions: list[QueryRegion]) -> WindowPlan:
+        return _cropped(self.embedder, regions, [garment_windows(r.box) for r in regions], self.batch)
+
+
+@dataclass(frozen=True)
+class PooledWindows:
+    """Every garment window pooled from one forward pass per region (regional pooling of the feature map)."""
+
+    embedder: Embedder
+
+    def pooled(self, regions: list[QueryRegion]) -> np.ndarray:
+        """(regions, windows, dim)."""
+        return self.embedder.embed_bands([crop(r.frame.image, r.box) for r in regions],  # type: ignore[attr-defined]
+                                         band_fractions())
+
+    def plan(self, regions: list[QueryRegion]) -> WindowPlan:
+        vectors = self.pooled(regions).reshape(-1, self.embedder.dim)
+        return WindowPlan([garment_windows(r.box) for r in regions], [[] for _ in regions], vectors)
+
+
+@dataclass(frozen=True)
+class RefinedWindows:
+    """Every window pooled (coarse), then the region itself and its ``top`` best windows, ranked by their
+    nearest catalogue similarity, cropped and embedded exactly."""
+
+    embedder: Embedder
+    index: object  # engine.index.store.ProductIndex
+    top: int
+    batch: int
+
+    def plan(self, regions: list[QueryRegion]) -> WindowPlan:
+        coarse = PooledWindows(self.embedder).pooled(regions)
+        chosen: list[list[Box]] = []
+        for r, vecs in zip(regions, coarse):
+            ws = garment_windows(r.box)
+            nearest = [self.index.search(v, 1) for v in vecs[1:]]  # type: ignore[attr-defined]
+            best = [hits[0][1] if hits else -1.0 for hits in nearest]
+            top = sorted(1 + int(i) for i in np.argsort(best)[::-1][: self.top])
+            chosen.append([ws[0]] + [ws[i] for i in top])
+        return _cropped(self.embedder, regions, chosen, self.batch)
+
+
+@dataclass(frozen=True)
+class LearnedWindows:
+    """The garment head's ``top`` boxes per region, each with a category distribution, from one forward pass
+    per region; the boxes are then cropped and embedded, or (``pooled``) pooled from that same pass."""
+
+    embedder: Embedder
+    head: object  # engine.models.garments.GarmentHead
+    top: int
+    pooled: bool
+    batch: int
+
+    def plan(self, regions: list[QueryRegion]) -> WindowPlan:
+        from engine.models.garments import window_geometry
+
+        emb = self.embedder
+        base = getattr(emb, "base", emb)
+        boxes = [clipped(r.box, r.frame.image.shape[:2]) for r in regions]
+        fmaps = base.feature_maps([crop(r.frame.image, b) for r, b in zip(regions, boxes)])
+        bands = [(0.0, y0, 1.0, y1) for y0, y1 in band_fractions()]
+        windows, categories, pooled = [], [], []
+        for r, box, fmap in zip(regions, boxes, fmaps):
+            found = self.head.detect(garment_windows(box), base.pool_boxes(fmap, bands),  # type: ignore[attr-defined]
+                                     window_geometry(box, r.frame.image.shape[:2], r.whole), self.top)
+            windows.append([tuple(float(v) for v in b) for b in found.boxes])
+            categories.append(list(found.classes))
+            if self.pooled:  # pooled from the region's feature map: no second pass
+                pooled.append(emb.pool_boxes(fmap, [relative(b, box) for b in windows[-1]]))  # type: ignore[attr-defined]
+        if not self.pooled:
+            return WindowPlan(windows, categories, _cropped(emb, regions, windows, self.batch).vectors)
+        vectors = np.concatenate(pooled) if pooled else np.zeros((0, emb.dim), np.float32)
+        return WindowPlan(windows, categories, vectors)
+
+
+def strategy_for(settings: Settings, embedder: Embedder, index: object) -> WindowStrategy:
+    """The window strategy the settings name. With a garment head, ``pooled`` pools its boxes and every other
+    strategy but ``whole`` crops them; an embedder without feature maps falls back to cropping every window."""
+    s, batch = settings.search, settings.models.batch_size
+    if settings.models.garment_model and s.windows != Windows.WHOLE:
+        from engine.errors import ModelError
+        from engine.models import get_garment_head
+
+        head = get_garment_head(settings.models.garment_model)
+        base = getattr(embedder, "base", embedder)
+        if head.meta.get("base_key") != base.key or not getattr(base, "supports_bands", False):
+            raise ModelError(f"the garment head was trained on {head.meta.get('base_key')}, not on {base.key}: "
+                             "choose the embedder it was trained for, or train one for this embedder")
+        return LearnedWindows(embedder, head, s.garment_top, s.windows == Windows.POOLED, batch)
+    if s.windows == Windows.WHOLE:
+        return WholeRegions(embedder, batch)
+    if s.windows == Windows.EXHAUSTIVE or not getattr(embedder, "supports_bands", False):
+        return ExhaustiveWindows(embedder, batch)
+    if s.windows == Windows.POOLED:
+        return PooledWindows(embedder)
+    return RefinedWindows(embedder, index, s.refine_top, batch)

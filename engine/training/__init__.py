@@ -1,0 +1,1 @@
+"""Training the learned parts: labelled regions, augmentations, the triplet projection head, the garment head."""

@@ -1,0 +1,125 @@
+"""Catalogue: browse products and their annotated regions, add a product, rebuild the index."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine import workspace
+from engine.io.catalogue import Catalogue
+from engine.io.editing import add_product, copy_catalogue
+from engine.categories import CATEGORY_EN
+from engine.config import Settings
+from ui import state
+from ui.shell import shell
+from ui.components import guard, page_header, stat_tiles
+from ui.training import training_panel
+from ui.catalogue_views import SELECT_KEY, browse
+
+shell()
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
+NOTICE_KEY = state.NOTICE_KEY
+REBUILD_KEY = "catalogue.rebuild_requested"
+FORM_KEYS = ("catalogue.new_id", "catalogue.new_name", "catalogue.new_category", "catalogue.new_images")
+
+
+# --------------------------------------------------------------------------------------------- index
+def request_rebuild() -> None:
+    st.session_state[REBUILD_KEY] = True
+
+
+def index_panel(settings: Settings, catalogue: Catalogue) -> None:
+    if st.session_state.pop(REBUILD_KEY, False):  # the button's callback asked for it: build before drawing
+        built = state.build_index(settings, catalogue)
+        st.success(f"Index rebuilt: {built.n_products} products, {built.n_items} regions."
+                   if built else "Index rebuilt.", icon=":material/check_circle:")
+    summary = state.index_summary(settings, catalogue.root)
+    left, right = st.columns([4.2, 1], vertical_alignment="center")
+    with left:
+        if summary is None:
+            stat_tiles([("Products", str(len(catalogue.products)), f"{catalogue.n_images} images"),
+                        ("Index", "not built yet", "for this catalogue and embedder")])
+        else:
+            built = (summary.built_at or "?").replace("T", " ")[:16]
+            stat_tiles([
+                ("Products indexed", f"{summary.n_products} / {len(catalogue.products)}",
+                 f"{catalogue.n_images} images"),
+                ("Regions", str(summary.n_items), "annotated, detected or whole images"),
+                ("Model", summary.embedder or summary.model_key,
+                 f"{summary.dim}-d · {summary.n_trees} Annoy trees"),
+                ("Built at", built, f"in {summary.build_seconds if summary.build_seconds is not None else '?'} s"),
+            ])
+    with right:
+        label = "Build index" if summary is None else "Rebuild index"
+        st.button(label, icon=":material/refresh:", key="catalogue.rebuild", width="stretch", on_click=request_rebuild)
+
+
+# --------------------------------------------------------------------------------------------- add
+def add_panel(settings: Settings, catalogue: Catalogue) -> None:
+    if state.is_builtin_demo(settings):
+        copy = workspace.user_copy_dir(settings)
+        st.info("The built-in demo is read-only: it is regenerated when the demo changes, so edits would be lost. "
+                f"Make an editable copy of it (in `{copy}`, clips included) and switch to it, or type your own "
+                "catalogue folder in the sidebar.", icon=":material/lock:")
+        label = "Switch to the editable copy" if copy.exists() else "Make an editable copy"
+        if st.button(label, icon=":material/content_copy:", key="catalogue.copy"):
+            if not copy.exists():
+                copy_catalogue(catalogue.root, copy)
+            st.session_state[NOTICE_KEY] = f"Now using the editable catalogue in {copy}."
+            state.request_catalogue(copy)
+        return
+    layout = "image/<id>/<n>.jpg" if catalogue.layout == "tianchi" else "<id>/<n>.jpg"
+    st.caption(f"Images are checked first, then written to `{catalogue.root}` as `{layout}`; nothing is written if "
+               "any image cannot be read. The index is rebuilt right after (only the new images are embedded).")
+    categories = ["", *CATEGORY_EN]
+    with st.form("catalogue.add", clear_on_submit=False, border=True):
+        c1, c2, c3 = st.columns([1, 2, 1])
+        pid = c1.text_input("Product id", placeholder="e.g. 900101", max_chars=64, key="catalogue.new_id",
+                            help="Letters, digits, '-', '_' and '.'; it names the product's folder.")
+        name = c2.text_input("Name", placeholder="e.g. Red striped T-shirt", key="catalogue.new_name")
+        category = c3.selectbox("Category", categories, format_func=lambda c: CATEGORY_EN.get(c, "unspecified"),
+                                key="catalogue.new_category")
+        files = st.file_uploader("Product images", type=IMAGE_TYPES, accept_multiple_files=True,
+                                 key="catalogue.new_images",
+                                 help="Shop photos of the product: JPEG, PNG, WebP or BMP. Each one is checked first.")
+        submitted = st.form_submit_button("Add product", type="primary", icon=":material/add:")
+    if submitted:
+        uploads = [(f.name, f.getvalue()) for f in files or []]
+        add_product(catalogue.root, pid, name, category, uploads)
+        state.forget_catalogue()
+        fresh = state.get_catalogue(settings)
+        state.build_index(settings, fresh)
+        st.session_state[NOTICE_KEY] = (f"Added {name or pid.strip()} ({pid.strip()}) with {len(uploads)} image(s); "
+                                        "the index is up to date.")
+        st.session_state[SELECT_KEY] = pid.strip()
+        for key in FORM_KEYS:  # an empty form for the next product
+            st.session_state.pop(key, None)
+        st.rerun()
+
+
+def main() -> None:
+    page_header("Catalogue", "The products the engine can recognise: browse them and their annotated regions, "
+                "add new ones, and keep the index up to date.")
+    settings = state.current_settings()
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice:
+        st.success(notice, icon=":material/check_circle:")
+    with guard("the catalogue"):
+        catalogue = state.get_catalogue(settings)
+        index_panel(settings, catalogue)
+        browse_tab, add_tab, train_tab = st.tabs([":material/grid_view: Products", ":material/add_circle: Add a product",
+                                                  ":material/model_training: Learned models"])
+        with browse_tab:
+            browse(catalogue)
+        with add_tab, guard("the new product"):
+            add_panel(settings, catalogue)
+        with train_tab, guard("training"):
+            training_panel(settings, catalogue)
+        if catalogue.problems:
+            with st.expander(f"{len(catalogue.problems)} note(s) about this catalogue", icon=":material/info:"):
+                for note in catalogue.problems[:200]:
+                    st.markdown(f"- {note}")
+
+
+with guard("the Catalogue page"):
+    main()

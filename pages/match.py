@@ -1,0 +1,104 @@
+"""Match a clip: upload one (or pick a sample of the catalogue), then see frames, votes and the top products."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import streamlit as st
+
+from engine.io.catalogue import Catalogue
+from engine.config import Settings
+from ui import state
+from ui.shell import shell
+from ui.components import empty_state, guard, page_header
+from ui.matching import UPLOAD_TYPES, Analysis, ClipSource, analyse_cached, cached_file_sha256
+from ui.progress import describe_match, run_with_progress
+from ui.views import render_match
+
+shell()
+
+UPLOAD = "Upload a clip"
+SAMPLE = "Sample clip from the catalogue"
+SHA_KEY = "match.upload_sha256"  # (file id, SHA-256) of the current upload
+
+
+def upload_limit_mb() -> int:
+    return int(st.get_option("server.maxUploadSize"))
+
+
+def choose_source(catalogue: Catalogue) -> ClipSource | None:
+    """The clip to match, from the uploader or the sample picker; None until one is chosen (or it is refused)."""
+    samples = {vid: c for vid, c in catalogue.clips.items() if c.path}
+    modes = [UPLOAD, SAMPLE] if samples else [UPLOAD]
+    mode = st.radio("Clip source", modes, horizontal=True, label_visibility="collapsed", key="match.mode")
+    limit = upload_limit_mb()
+    if mode == SAMPLE:
+        names = {pid: p.name for pid, p in catalogue.products.items()}
+        vid = st.selectbox(
+            "Sample clip", list(samples), index=None, key="match.sample", placeholder="Choose a clip of the catalogue",
+            format_func=lambda v: f"{v} · shows {names.get(samples[v].truth or '', 'an unknown product')}",
+        )
+        if vid is None:
+            return None
+        path = Path(samples[vid].path or "")
+        stat = path.stat()
+        return ClipSource.from_file(path, cached_file_sha256(str(path), stat.st_size, stat.st_mtime))
+    uploaded = st.file_uploader(
+        f"Video clip · {', '.join(t.upper() for t in UPLOAD_TYPES)} · up to {limit} MB", type=list(UPLOAD_TYPES),
+        key="match.upload", max_upload_size=limit,
+    )
+    if uploaded is None:
+        return None
+    if uploaded.size > limit * 1024 * 1024:
+        st.error(f"{uploaded.name}: {uploaded.size / 2**20:.0f} MB is over the {limit} MB upload limit.",
+                 icon=":material/error:")
+        return None
+    data = uploaded.getvalue()
+    known = st.session_state.get(SHA_KEY)
+    if not known or known[0] != uploaded.file_id:  # hash each upload once, not on every rerun
+        known = (uploaded.file_id, ClipSource.from_upload(uploaded.name, data).sha256)
+        st.session_state[SHA_KEY] = known
+    return ClipSource(name=uploaded.name, sha256=known[1], data=data)
+
+
+def match(settings: Settings, catalogue: Catalogue, source: ClipSource) -> Analysis:
+    engine = state.get_engine(settings, catalogue)
+    key = state.engine_key(settings, catalogue)
+    analysis = run_with_progress(
+        lambda progress: analyse_cached(source.sha256, key, engine, source, progress), describe_match
+    )
+    return replace(analysis, clip_name=source.name)
+
+
+def how_it_works() -> None:
+    cols = st.columns(3)
+    steps = [
+        (":material/upload_file:", "1 · Add a clip", "Upload a short live-commerce recording, or pick one of the "
+         "catalogue's sample clips."),
+        (":material/frame_inspect:", "2 · Frames are searched", "Evenly spaced frames are sampled; the presenter "
+         "and the garment regions are found and compared with every catalogue product."),
+        (":material/how_to_vote:", "3 · Frames vote", "Each frame votes for its closest product; the products are "
+         "ranked by votes and similarity."),
+    ]
+    for col, (icon, title, text) in zip(cols, steps):
+        with col:
+            empty_state(icon, title, text)
+
+
+def main() -> None:
+    page_header("Match a clip", "See which catalogue products the presenter shows in a live-commerce clip.")
+    settings = state.current_settings()
+    with guard("the catalogue"):
+        catalogue = state.get_catalogue(settings)
+        source = choose_source(catalogue)
+        if source is None:
+            how_it_works()
+            return
+        with guard(source.name):
+            analysis = match(settings, catalogue, source)
+            render_match(analysis, catalogue, settings)
+
+
+with guard("the Match page"):
+    main()

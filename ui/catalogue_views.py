@@ -1,0 +1,105 @@
+"""Catalogue page views: searching, paging and browsing products, and one product's details."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import streamlit as st
+
+from engine.io.catalogue import Catalogue
+from engine.types import Product
+
+from .components import category_label, image_or_placeholder
+from .media import annotated_image, thumb
+from .views import category_names
+
+PER_ROW = 5
+PAGE_SIZE = 20
+ALL = "All categories"
+SELECT_KEY = "catalogue.show"  # a product to show in the details, set by buttons (the selectbox is drawn later)
+
+
+def filtered(catalogue: Catalogue, query: str, category: str) -> list[Product]:
+    q = query.strip().lower()
+    out = []
+    for p in catalogue.products.values():
+        if category != ALL and category_label(p.category) != category:
+            continue
+        if q and q not in p.name.lower() and q not in p.product_id.lower():
+            continue
+        out.append(p)
+    return out
+
+
+def select_product(pid: str) -> None:
+    st.session_state[SELECT_KEY] = pid
+
+
+def product_card(p: Product) -> None:
+    with st.container(border=True):
+        image_or_placeholder(thumb(p.cover_image))
+        n = len(p.images)
+        st.html(f'<div class="lm-name" title="{_escape(p.name)}">{_escape(p.name)}</div>'
+                f'<div class="lm-meta">{_escape(p.product_id)} · {n} image{"s" if n != 1 else ""}<br>'
+                f'{_escape(category_label(p.category)) or "&nbsp;"}</div>')
+        st.button("Details", key=f"catalogue.view.{p.product_id}", on_click=select_product, args=(p.product_id,),
+                  icon=":material/visibility:", width="stretch", type="tertiary")
+
+
+def browse(catalogue: Catalogue) -> None:
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+    query = c1.text_input("Search", placeholder="Name or id", key="catalogue.query", label_visibility="collapsed",
+                          icon=":material/search:")
+    category = c2.selectbox("Category", [ALL, *category_names(catalogue)], key="catalogue.category",
+                            label_visibility="collapsed")
+    products = filtered(catalogue, query, category)
+    pages = max(1, math.ceil(len(products) / PAGE_SIZE))
+    page = 1
+    with c3:
+        if pages > 1:
+            page = int(st.number_input("Page", 1, pages, 1, key="catalogue.page", label_visibility="collapsed"))
+        where = f" · page {page} of {pages}" if pages > 1 else ""
+        st.caption(f"{len(products)} of {len(catalogue.products)} products{where}")
+    if not products:
+        st.info("No product matches this search.", icon=":material/search_off:")
+        return
+    shown = products[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    for start in range(0, len(shown), PER_ROW):
+        cols = st.columns(PER_ROW)
+        for col, p in zip(cols, shown[start : start + PER_ROW]):
+            with col:
+                product_card(p)
+    details(catalogue, products)
+
+
+def details(catalogue: Catalogue, products: list[Product]) -> None:
+    ids = [p.product_id for p in products]
+    wanted = st.session_state.pop(SELECT_KEY, None)
+    if wanted in ids:
+        st.session_state["catalogue.selected"] = wanted
+    if st.session_state.get("catalogue.selected") not in ids:
+        st.session_state["catalogue.selected"] = ids[0]
+    st.subheader("Product details", anchor=False)
+    pid = st.selectbox("Product", ids, key="catalogue.selected", label_visibility="collapsed",
+                       format_func=lambda i: f"{catalogue.products[i].name} · {i}")
+    p = catalogue.products[pid]
+    clips = [c.video_id for c in catalogue.clips.values() if c.truth == pid and c.path]
+    facts = [f"**{p.name}**", f"id `{p.product_id}`"]
+    if p.category:
+        facts.append(category_label(p.category))
+    facts.append(f"{len(p.images)} images · {len(p.regions)} annotated regions")
+    if clips:
+        facts.append(f"shown in clip{'s' if len(clips) > 1 else ''} {', '.join(clips)}")
+    st.markdown(" · ".join(facts))
+    if p.regions:
+        st.caption("Green: the product's annotated region. White: other garments annotated in the same image.")
+    cols = st.columns(4)
+    for i, image in enumerate(p.images[:8]):
+        with cols[i % 4]:
+            image_or_placeholder(annotated_image(image, p.regions), Path(image).name)
+
+
+def _escape(text: str) -> str:
+    return html.escape(str(text))
