@@ -43,7 +43,9 @@ class ModelSettings:
     embedder: str = "efficientnet-lite0-gem"
     head: str = ""  # projection head checkpoint from train-embedding ("" = the backbone's own features)
     garment_model: str = ""  # garment region head from train-garments ("" = searched garment windows)
+    domain_mean: str = "auto"  # livestream mean queries are centred on: "auto" (shipped per embedder), "none", a .npy
     device: str = "auto"  # "auto", "cpu" or "cuda"
+    runtime: str = "auto"  # embedder runtime: "auto" (onnxruntime on the CPU when installed), "torch" or "onnxruntime"
     batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
 
 
@@ -65,6 +67,7 @@ class SearchSettings:
     region_candidates: int = 10  # products kept per region for display and inspection
     category_weight: float = 0.0  # similarity penalty for catalogue regions of another (merged) category
     category_source: str = "fused"  # a window's category: "fused" (head + k-NN), "head" or "knn"
+    rank_by: str = "similarity"  # clip ranking: "similarity" (evidence summed over frames) or "votes" (one per frame)
     top_k: int = 5  # products shown (display only)
 
 

@@ -187,6 +187,26 @@ class ProductScore:
     best_box: tuple[float, float, float, float] | None = None
 
 
+UNCERTAIN_BELOW = 0.02  # evidence margin (mean best cosine per frame) under which the top product is "uncertain"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How sure a clip's answer is: "confident", "uncertain" (the runner-up is close) or "none" (nothing matched).
+    Uncertain when the top product's evidence leads the runner-up's by less than UNCERTAIN_BELOW, or when it does
+    not also lead on votes."""
+
+    level: str
+    top: str | None
+    runner_up: str | None
+    evidence_margin: float  # top minus runner-up, in mean best similarity per frame
+    vote_margin: int  # top's votes minus the runner-up's
+
+    @property
+    def confident(self) -> bool:
+        return self.level == "confident"
+
+
 @dataclass(frozen=True)
 class MatchResult:
     """Everything the pipeline knows about one clip."""
@@ -200,6 +220,18 @@ class MatchResult:
     @property
     def top(self) -> ProductScore | None:
         return self.ranking[0] if self.ranking else None
+
+    @property
+    def verdict(self) -> Verdict:
+        if not self.ranking:
+            return Verdict("none", None, None, 0.0, 0)
+        top = self.ranking[0]
+        if len(self.ranking) == 1:
+            return Verdict("confident", top.product_id, None, top.mean_similarity, top.votes)
+        second = self.ranking[1]
+        evidence, votes = round(top.mean_similarity - second.mean_similarity, 4), top.votes - second.votes
+        sure = evidence >= UNCERTAIN_BELOW and votes > 0
+        return Verdict("confident" if sure else "uncertain", top.product_id, second.product_id, evidence, votes)
 
     def rank_of(self, product_id: str) -> int | None:
         """1-based rank of a product, or None when it is not ranked."""

@@ -76,6 +76,8 @@ def clip_table(report: EvalReport, names: Mapping[str, str]) -> pd.DataFrame:
             "rank of truth": o.truth_rank,
             "votes": f"{top.votes if top else 0} / {n_frames}",
             "margin": truth_margin(o),
+            "sure": o.result.verdict.level,
+            "evidence margin": o.result.verdict.evidence_margin,
             "similarity": top.best_similarity if top else None,
             "time (s)": float(o.result.timings.get("total", 0.0)),
         })

@@ -41,9 +41,7 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings) -
         st.warning(f"{analysis.clip_name}: no catalogue product matched any sampled frame.",
                    icon=":material/search_off:")
         return
-    st.success(f"**{top.name}** ({top.product_id}) is shown in **{analysis.clip_name}**: "
-               f"{top.votes} of {n_frames} sampled frames vote for it, best similarity {top.best_similarity:.2f}.",
-               icon=":material/check_circle:")
+    _verdict_banner(analysis.clip_name, result, names, n_frames)
     _summary(analysis, catalogue)
 
     st.subheader("Top products", anchor=False)
@@ -88,6 +86,21 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings) -
     with right:
         t = result.timings
         st.caption(" · ".join(f"{k} {t[k]:.2f} s" for k in STAGES if k in t))
+
+
+def _verdict_banner(clip: str, result, names: dict[str, str], n_frames: int) -> None:
+    """Green when the top product clearly leads; amber, with the runner-up named, when it is close."""
+    top, verdict = result.top, result.verdict
+    evidence = f"{top.votes} of {n_frames} sampled frames vote for it, evidence {top.mean_similarity:.3f}"
+    if verdict.confident:
+        st.success(f"**{top.name}** ({top.product_id}) is shown in **{clip}**: {evidence}.",
+                   icon=":material/check_circle:")
+        return
+    second = result.ranking[1]
+    st.warning(f"**Uncertain.** Most likely **{top.name}** ({top.product_id}) in **{clip}**, but "
+               f"**{names.get(second.product_id, second.name)}** ({second.product_id}) is close: {evidence}; "
+               f"the runner-up has {second.votes} votes, evidence {second.mean_similarity:.3f} "
+               f"(margin {verdict.evidence_margin:+.3f}).", icon=":material/help:")
 
 
 def _summary(analysis: Analysis, catalogue: Catalogue) -> None:

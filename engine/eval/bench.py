@@ -82,19 +82,39 @@ def _bench_detection(settings: Settings, clip: str, results: dict, out: Callable
     return detector
 
 
+def _runtimes(settings: Settings) -> tuple[str, list[str]]:
+    """(the default runtime, every runtime worth comparing here): torch, and ONNX Runtime where auto would
+    pick it or the settings ask for it."""
+    from engine.models.runtime import resolve_runtime
+
+    m = settings.models
+    default = resolve_runtime(m.embedder, m.device, m.runtime)
+    ort = default == "onnxruntime" or resolve_runtime(m.embedder, m.device, "auto") == "onnxruntime"
+    return default, ["torch"] + (["onnxruntime"] if ort else [])
+
+
 def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], None]):  # -> Embedder
-    """Embedding rates of random crops by batch size; returns the embedder."""
+    """Embedding rates of random crops by batch size, for each runtime (``embed_per_s.<runtime>``: the best over
+    batches of 1, 8 and 32; ``embed_per_s.default``: the default runtime's); returns the default embedder."""
     from engine.models import get_embedder
 
-    emb = get_embedder(settings.models.embedder, settings.models.device)
+    m = settings.models
+    default, runtimes = _runtimes(settings)
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 255, (300, 200, 3), dtype=np.uint8) for _ in range(128)]
-    results["embed_regions_per_s"] = {}
-    for bs in (1, 8, 32, 128):
-        r = _rate(lambda: len(emb.embed(crops[:bs], bs)), min_s=1.5)
-        results["embed_regions_per_s"][bs] = r
-        out(f"embed ({emb.name} on {emb.device}) batch {bs:>3}: {r:8.1f} regions/s")
-    return emb
+    results["embed_regions_per_s"], results["embed_regions_per_s_by_runtime"] = {}, {}
+    for runtime in runtimes:
+        emb = get_embedder(m.embedder, m.device, runtime=runtime)
+        sizes = (1, 8, 32, 128) if runtime == default else (1, 8, 32)
+        rates = {bs: _rate(lambda: len(emb.embed(crops[:bs], bs)), min_s=1.5) for bs in sizes}
+        if runtime == default:
+            results["embed_regions_per_s"] = rates
+        results["embed_regions_per_s_by_runtime"][runtime] = rates
+        results[f"embed_per_s.{runtime}"] = max(rates[bs] for bs in (1, 8, 32))
+        for bs, r in rates.items():
+            out(f"embed ({emb.name}, {runtime} on {emb.device}) batch {bs:>3}: {r:8.1f} regions/s")
+    results["embed_per_s.default"] = results[f"embed_per_s.{default}"]
+    return get_embedder(m.embedder, m.device, runtime=default)
 
 
 def _bench_indexing(settings: Settings, catalogue, detector, emb, work: Path, results: dict,
@@ -115,6 +135,41 @@ def _bench_indexing(settings: Settings, catalogue, detector, emb, work: Path, re
         out(f"catalogue indexing, {label}: {rate:8.1f} images/s ({cat.n_images} images, cold cache)")
 
 
+def _end_to_end(eng, clip: str, runs: int, label: str, out: Callable[[str], None]) -> dict:
+    """Warm end-to-end seconds of one clip over ``runs`` runs: median, min, max and median by stage."""
+    eng.match(clip)  # warm
+    timings = [eng.match(clip).timings for _ in range(runs)]
+    totals = [t["total"] for t in timings]
+    med = statistics.median(totals)
+    stages = {k: statistics.median(t[k] for t in timings) for k in STAGES}
+    out(f"end to end, {label}, 10 frames, {runs} warm runs: median {med:.2f} s "
+        f"(min {min(totals):.2f}, max {max(totals):.2f}); " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+    return {"median_s": med, "min_s": min(totals), "max_s": max(totals), "stages": stages}
+
+
+def _bench_runtimes_end_to_end(settings: Settings, clip: str, detector, emb, index, runs: int, results: dict,
+                               out: Callable[[str], None]) -> None:
+    """``e2e_s.default``: median seconds per clip with the default settings (the accurate mode's run when it is
+    the same); ``e2e_s.torch_default``: the same settings with the torch runtime."""
+    from engine.models import get_embedder
+    from engine.pipeline.engine import Engine
+
+    default = settings.with_(frames=10)
+    if default == settings.with_(frames=10, windows="exhaustive") and "end_to_end_accurate" in results:
+        results["e2e_s.default"] = results["end_to_end_accurate"]["median_s"]
+    else:
+        timed = _end_to_end(Engine(default, detector, emb, index), clip, runs, "default settings", out)
+        results["e2e_s.default"] = timed["median_s"]
+    if _runtimes(settings)[0] == "torch":
+        results["e2e_s.torch_default"] = results["e2e_s.default"]
+        return
+    torch_emb = get_embedder(settings.models.embedder, settings.models.device, runtime="torch")
+    eng = Engine(default.with_(runtime="torch"), detector, torch_emb, index)
+    results["e2e_s.torch_default"] = _end_to_end(eng, clip, runs, "default settings, torch runtime", out)["median_s"]
+    out(f"end to end, default settings: {results['e2e_s.default']:.2f} s ({_runtimes(settings)[0]}), "
+        f"{results['e2e_s.torch_default']:.2f} s (torch)")
+
+
 def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, work: Path, runs: int, results: dict,
                     out: Callable[[str], None]) -> None:
     """End-to-end latency of each search mode (warm, by stage), then batch throughput of two of them."""
@@ -130,16 +185,8 @@ def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, wor
              ("learned regions, pooled", {"garment_model": garment["checkpoint"], "windows": "pooled"}))
     for mode, overrides in modes:
         eng = Engine(settings.with_(frames=10, **overrides), detector, emb, engine.index)
-        eng.match(clip)  # warm
-        timings = [eng.match(clip).timings for _ in range(runs)]
-        totals = [t["total"] for t in timings]
-        med = statistics.median(totals)
-        stages = {k: statistics.median(t[k] for t in timings) for k in STAGES}
-        results[f"end_to_end_{mode.replace(' ', '_').replace(',', '')}"] = {
-            "median_s": med, "min_s": min(totals), "max_s": max(totals), "stages": stages}
-        out(f"end to end, {mode}, 10 frames, {runs} warm runs: median {med:.2f} s "
-            f"(min {min(totals):.2f}, max {max(totals):.2f}); "
-            + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+        results[f"end_to_end_{mode.replace(' ', '_').replace(',', '')}"] = _end_to_end(eng, clip, runs, mode, out)
+    _bench_runtimes_end_to_end(settings, clip, detector, emb, engine.index, runs, results, out)
     batch = [clip] * 8
     for mode, overrides in (modes[1], modes[-1]):  # fast, and learned regions pooled
         eng = Engine(settings.with_(frames=10, **overrides), detector, emb, engine.index)

@@ -20,7 +20,7 @@ from engine.io.files import atomic_write
 from engine.io.images import crop
 from engine.io.video import read_frames
 from engine.pipeline.engine import Engine
-from engine.types import ClipOutcome, EvalReport, Metrics, RegionOutcome
+from engine.types import UNCERTAIN_BELOW, ClipOutcome, EvalReport, Metrics, RegionOutcome
 from engine.workspace import index_dir_for
 
 Progress = Callable[[str, float], None]
@@ -96,29 +96,37 @@ def evaluate(dataset: str | Path, settings: Settings | None = None, engine: Engi
     catalogue = catalogue or load_catalogue(dataset)
     engine = engine or Engine(settings)
     engine.build_index(catalogue, index_dir_for(catalogue.root, settings), lambda stage, f: progress(f"index: {stage}", f))
-    index = engine.index
-    assert index is not None
     chosen = [c for c in catalogue.clips.values() if clip_ids is None or c.video_id in clip_ids]
     clips = [c for c in chosen if c.path]
-    skipped = tuple(f"{c.video_id}: video missing" for c in chosen if not c.path)
+    skipped = [f"{c.video_id}: video missing" for c in chosen if not c.path]
     outcomes: list[ClipOutcome] = []
     for n, clip in enumerate(clips):
         progress(f"match {clip.video_id}", n / max(1, len(clips)))
-        try:
-            result = engine.match(clip.path)  # type: ignore[arg-type]
-        except EngineError as e:
-            skipped += (f"{clip.video_id}: {e}",)
-            continue
-        truth = clip.truth if clip.truth in index.products else None
-        outcomes.append(ClipOutcome(clip.video_id, truth, result.rank_of(truth) if truth else None,
-                                    result.top.product_id if result.top else None, result))
+        outcome = match_outcome(engine, clip)
+        outcomes.append(outcome) if isinstance(outcome, ClipOutcome) else skipped.append(outcome)
     progress("regions", 0.0)
-    regions = region_retrieval(engine, [c for c in clips if c.truth in index.products])
+    regions = region_retrieval(engine, [c for c in clips if c.truth in engine.index.products])  # type: ignore[union-attr]
     progress("done", 1.0)
-    summary = index.summary
+    return make_report(dataset, settings, engine, outcomes, regions, skipped)
+
+
+def match_outcome(engine: Engine, clip: ClipRef) -> ClipOutcome | str:
+    """One clip matched and scored against its truth, or why it was skipped."""
+    try:
+        result = engine.match(clip.path)  # type: ignore[arg-type]
+    except EngineError as e:
+        return f"{clip.video_id}: {e}"
+    truth = clip.truth if clip.truth in engine.index.products else None  # type: ignore[union-attr]
+    return ClipOutcome(clip.video_id, truth, result.rank_of(truth) if truth else None,
+                       result.top.product_id if result.top else None, result)
+
+
+def make_report(dataset: str | Path, settings: Settings, engine: Engine, outcomes: list[ClipOutcome],
+                regions: list[RegionOutcome], skipped: list[str]) -> EvalReport:
+    summary = engine.index.summary  # type: ignore[union-attr]
     return EvalReport(
         dataset=str(dataset), settings=settings.flat(), metrics=metrics(outcomes, regions), clips=tuple(outcomes),
-        regions=tuple(regions), skipped=skipped, problems=summary.problems,
+        regions=tuple(regions), skipped=tuple(skipped), problems=summary.problems,
         index={k: v for k, v in vars(summary).items() if k != "problems"},
         created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
@@ -126,14 +134,18 @@ def evaluate(dataset: str | Path, settings: Settings | None = None, engine: Engi
 
 def format_table(report: EvalReport) -> str:
     """The per-clip table and the summary line, as printed by the CLI."""
-    lines = [f"{'clip':<10} {'truth':<10} {'top-1':<10} {'rank':>5} {'votes':>6} {'margin':>7}"]
+    lines = [f"{'clip':<10} {'truth':<10} {'top-1':<10} {'rank':>5} {'votes':>6} {'evidence':>9} {'margin':>7}  "
+             f"{'verdict':<10}"]
     for o in report.clips:
         ranking = o.result.ranking
-        votes = ranking[0].votes if ranking else 0
-        margin = votes - (ranking[1].votes if len(ranking) > 1 else 0)
-        mark = "ok" if o.correct else "MISS"
+        top = ranking[0] if ranking else None
+        margin = (top.mean_similarity - ranking[1].mean_similarity) if len(ranking) > 1 else 0.0
         lines.append(f"{o.video_id:<10} {str(o.truth):<10} {str(o.top):<10} {str(o.truth_rank or '-'):>5} "
-                     f"{votes:>6} {margin:>7}  {mark}")
+                     f"{top.votes if top else 0:>6} {top.mean_similarity if top else 0.0:>9.3f} {margin:>7.3f}  "
+                     f"{o.result.verdict.level:<10} {'ok' if o.correct else 'MISS'}")
+    unsure = sum(not o.result.verdict.confident for o in report.clips)
+    lines.append("evidence: the top product's best similarity per frame, averaged over the sampled frames; margin: "
+                 f"over the runner-up; uncertain: margin under {UNCERTAIN_BELOW} or no vote lead ({unsure} clips)")
     m = report.metrics
     lines.append(f"clips {m.clips}  top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  MRR {m.mrr:.3f}  "
                  f"truth's vote share {m.vote_share:.2f}")

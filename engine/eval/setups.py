@@ -12,16 +12,21 @@ from engine.config import Settings
 
 Overrides = dict[str, Any]
 
-BASELINE: Overrides = {"embedder": "efficientnet-lite0", "windows": "whole"}
+PLAIN: Overrides = {"domain_mean": "none", "rank_by": "votes"}  # no domain centring, one vote per frame
+BASELINE: Overrides = {"embedder": "efficientnet-lite0", "windows": "whole", **PLAIN}
 PERSON_GEM: Overrides = {"windows": "whole"}
 DEFAULT: Overrides = {}
 
 COMPARE: dict[str, Overrides] = {
     "baseline: person regions, 1280-d head": BASELINE,
-    "person regions, GeM last stage": PERSON_GEM,
-    "garment windows, 1280-d head": {"embedder": "efficientnet-lite0"},
-    "garment windows, GeM (default)": DEFAULT,
-    "garment windows, GeM, fast (3 refined)": {"windows": "refined", "refine_top": 3},
+    "person regions, GeM last stage": {**PERSON_GEM, **PLAIN},
+    "garment windows, GeM (previous default)": PLAIN,
+    "+ evidence summed over frames": {"domain_mean": "none"},
+    "+ domain centring, one vote per frame": {"rank_by": "votes"},
+    "+ centring + summed evidence (default)": DEFAULT,
+    "default, whole person regions": PERSON_GEM,
+    "default, fast (3 refined windows)": {"windows": "refined", "refine_top": 3},
+    "default, pooled windows": {"windows": "pooled"},
 }
 
 LEARNED: dict[str, Overrides] = {

@@ -29,6 +29,7 @@ from engine.index.backends import BACKENDS
 from engine.io.files import atomic_write
 from engine.io.files import file_digest
 from engine.errors import IndexFileError
+from engine.models.domain import l2_normalise
 from engine.types import Neighbour, RegionRef
 
 FORMAT_VERSION = 1
@@ -44,8 +45,13 @@ def write_index(
     seed: int = 0,
     extra: dict[str, Any] | None = None,
     backend: str = "annoy",
+    query_mean: np.ndarray | None = None,
 ) -> Path:
-    """Build and atomically publish a new index; returns the build folder."""
+    """Build and atomically publish a new index; returns the build folder.
+
+    With ``query_mean`` (the livestream-domain mean, engine.models.domain) each domain is centred on its own mean:
+    the index holds ``normalise(v - catalogue mean)`` and queries are searched as ``normalise(q - query_mean)``.
+    Both means are saved with the build, so a loaded index centres its queries by itself."""
     if backend not in BACKENDS:
         raise IndexFileError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if len(vectors) != len(items) or len(items) == 0:
@@ -53,7 +59,7 @@ def write_index(
     index_dir = Path(index_dir)
     (index_dir / "builds").mkdir(parents=True, exist_ok=True)
     with _build_lock(index_dir):
-        return _write_locked(index_dir, vectors, items, products, model_key, n_trees, seed, extra, backend)
+        return _write_locked(index_dir, vectors, items, products, model_key, n_trees, seed, extra, backend, query_mean)
 
 
 @contextmanager
@@ -79,12 +85,20 @@ def _write_locked(
     seed: int,
     extra: dict[str, Any] | None,
     backend: str,
+    query_mean: np.ndarray | None,
 ) -> Path:
     for stale in (index_dir / "builds").glob(".building-*"):  # left by a killed build; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
     dim = int(vectors.shape[1])
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=index_dir / "builds"))
     try:
+        files = ["vectors.npy"]
+        if query_mean is not None:
+            catalogue_mean = vectors.mean(0).astype(np.float32)
+            vectors = l2_normalise(vectors - catalogue_mean)
+            np.save(tmp / "catalogue_mean.npy", catalogue_mean, allow_pickle=False)
+            np.save(tmp / "query_mean.npy", np.asarray(query_mean, np.float32), allow_pickle=False)
+            files += ["catalogue_mean.npy", "query_mean.npy"]
         engine = BACKENDS[backend]
         engine.build(vectors, tmp / engine.filename, n_trees, seed)
         np.save(tmp / "vectors.npy", vectors.astype(np.float32), allow_pickle=False)
@@ -99,7 +113,8 @@ def _write_locked(
             "n_items": len(items),
             "n_products": len(products),
             "backend": backend,
-            "checksum": {engine.filename: file_digest(tmp / engine.filename), "vectors.npy": file_digest(tmp / "vectors.npy")},
+            "checksum": {name: file_digest(tmp / name) for name in [engine.filename, *files]},
+            "centred": query_mean is not None,
             "items": [[it.product_id, it.image_path, list(it.box), it.category, it.source] for it in items],
             "products": products,
             **(extra or {}),
@@ -195,6 +210,7 @@ class ProductIndex:
         self._ann = backend(build / backend.filename, self.dim)
         self.backend = backend.name
         self.vectors = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False)
+        self.query_mean = (np.load(build / "query_mean.npy", allow_pickle=False) if meta.get("centred") else None)
         by_product: dict[str, list[int]] = {pid: [] for pid in self.products}
         for i, it in enumerate(self.items):  # one pass: O(items), not O(items x products)
             by_product.setdefault(it.product_id, []).append(i)
@@ -234,7 +250,7 @@ class ProductIndex:
         """k nearest items as (item id, cosine similarity), best first."""
         if vector.shape[-1] != self.dim:
             raise IndexFileError(f"query dimension {vector.shape[-1]} does not match the index ({self.dim})")
-        ids, sims = self._ann.search(vector, k, search_k)
+        ids, sims = self._ann.search(self.prepare(vector), k, search_k)
         return [(int(i), float(s)) for i, s in zip(ids, sims)]
 
     def product_similarities(
@@ -243,12 +259,17 @@ class ProductIndex:
         """Exact re-ranking: for each candidate product, the cosine matrix (queries x its regions)
         and the ids of those regions."""
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        vectors = self.prepare(vectors)
         for pid in product_ids:
             idx = self._by_product.get(pid)
             if idx is None or len(idx) == 0:
                 continue
             out[pid] = (vectors @ np.asarray(self.vectors[idx]).T, idx)
         return out
+
+    def prepare(self, vectors: np.ndarray) -> np.ndarray:
+        """Query vectors as the index compares them: centred on the livestream mean when the index is centred."""
+        return vectors if self.query_mean is None else l2_normalise(np.asarray(vectors, np.float32) - self.query_mean)
 
     def neighbour(self, item_id: int, similarity: float) -> Neighbour:
         return Neighbour(self.items[item_id], similarity)

@@ -25,10 +25,14 @@ def build_detector(name: str, **kwargs: Any) -> Detector:
     return DETECTORS[name](**kwargs)
 
 
-def build_embedder(name: str, device: str = "auto", **kwargs: Any) -> Embedder:
-    """Build a fresh embedder by registry name."""
+def build_embedder(name: str, device: str = "auto", runtime: str = "torch", **kwargs: Any) -> Embedder:
+    """Build a fresh embedder by registry name, run by ``runtime`` (see engine.models.runtime)."""
+    from engine.models.runtime import build_onnx_embedder, resolve_runtime
+
     if name not in EMBEDDERS:
         raise KeyError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
+    if resolve_runtime(name, device, runtime) == "onnxruntime":
+        return build_onnx_embedder(name, device=device)
     return EMBEDDERS[name](device=device, **kwargs)
 
 
@@ -51,19 +55,24 @@ def get_detector(name: str) -> Detector:
         return _cache[key]
 
 
-def get_embedder(name: str, device: str = "auto", head: str = "") -> Embedder:
-    """The process-wide embedder of that name and device (built on first use), followed by the
-    projection head checkpoint ``head`` when one is given (see ``python -m engine train-embedding``)."""
+def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str = "auto") -> Embedder:
+    """The process-wide embedder of that name, device and runtime (built on first use), followed by the
+    projection head checkpoint ``head`` when one is given (see ``python -m engine train-embedding``).
+    ``runtime``: "auto" (ONNX Runtime on the CPU when it is installed and the embedder has an export, else
+    torch), "torch" or "onnxruntime"."""
+    from engine.models.runtime import resolve_runtime
+
+    runtime = resolve_runtime(name, device, runtime)
     with _lock:
-        key = ("embedder", name, device)
+        key = ("embedder", name, device, runtime)
         if key not in _cache:
-            _cache[key] = build_embedder(name, device=device)
+            _cache[key] = build_embedder(name, device=device, runtime=runtime)
         base = _cache[key]
     if not head:
         return base
     from engine.models.heads import HeadEmbedder
 
-    hkey = ("head", name, device, str(head), _signature(head))
+    hkey = ("head", name, device, runtime, str(head), _signature(head))
     with _lock:
         if hkey not in _cache:
             _cache[hkey] = HeadEmbedder(base, head)

@@ -17,6 +17,8 @@ from engine.index.store import ProductIndex, write_index
 from engine.io.catalogue import Catalogue
 from engine.io.video import sample_frames
 from engine.models import Detector, Embedder, get_detector, get_embedder
+from engine.models.domain import DomainMean
+from engine.models.domain import resolve as resolve_domain_mean
 from engine.pipeline.catalogue import catalogue_regions
 from engine.pipeline.regions import detect_regions
 from engine.pipeline.search import RegionPlan, search_region
@@ -41,6 +43,7 @@ class Engine:
         self._detector = detector
         self._embedder = embedder
         self.index = index
+        self._domain: tuple[str, DomainMean | None] | None = None
 
     @property
     def detector(self) -> Detector:
@@ -52,8 +55,23 @@ class Engine:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             m = self.settings.models
-            self._embedder = get_embedder(m.embedder, m.device, m.head)
+            self._embedder = get_embedder(m.embedder, m.device, m.head, m.runtime)
         return self._embedder
+
+    @property
+    def domain_mean(self) -> DomainMean | None:
+        """The livestream-domain mean queries are centred on (None: no centring); see engine.models.domain."""
+        key = self.embedder.key
+        if self._domain is None or self._domain[0] != key:
+            self._domain = (key, resolve_domain_mean(self.settings.models.domain_mean, key))
+        return self._domain[1]
+
+    @property
+    def index_key(self) -> str:
+        """The model key an index is built and loaded with: the embedder's, plus the centring when it is on (an
+        index built without it is refused, and rebuilt by the callers that rebuild)."""
+        dm = self.domain_mean
+        return self.embedder.key + (f"+centred/{dm.digest}" if dm is not None else "")
 
     # ----------------------------------------------------------------- catalogue side
     def build_index(self, catalogue: Catalogue, index_dir: str | Path, progress: Progress = _no_progress) -> Path:
@@ -67,17 +85,19 @@ class Engine:
                     for pid, p in catalogue.products.items() if pid in indexed}
         ix = self.settings.index
         build = write_index(
-            index_dir, vectors, items, products, self.embedder.key, ix.n_trees, ix.seed, backend=ix.index_backend,
+            index_dir, vectors, items, products, self.index_key, ix.n_trees, ix.seed, backend=ix.index_backend,
+            query_mean=self.domain_mean.vector if self.domain_mean is not None else None,
             extra={"catalogue": catalogue.root, "embedder": self.embedder.name, "detector": self.settings.models.detector,
                    "build_seconds": round(time.perf_counter() - t0, 2), "cache": {"hits": cache.hits, "misses": cache.misses},
-                   "problems": list(catalogue.problems) + problems},
+                   "problems": list(catalogue.problems) + problems,
+                   "domain_mean": self.domain_mean.source if self.domain_mean is not None else None},
         )
         progress("index", 1.0)
         self.load_index(index_dir)
         return build
 
     def load_index(self, index_dir: str | Path) -> ProductIndex:
-        self.index = ProductIndex.load(index_dir, self.embedder.key)
+        self.index = ProductIndex.load(index_dir, self.index_key)
         return self.index
 
     # ----------------------------------------------------------------- query side
@@ -134,7 +154,7 @@ class Engine:
         with stage("search"):
             votes = self._search(frames, dets, regions, plan)
         with stage("vote"):
-            ranking = rank(votes, self.index.products)
+            ranking = rank(votes, self.index.products, self.settings.search.rank_by)
         progress("vote", 1.0)
         return MatchResult(clip_name, tuple(votes), tuple(ranking), timings, self.settings.flat())
 

@@ -1,5 +1,7 @@
-"""Votes: each sampled frame votes for the product it matches best; products are ranked by votes, then by
-mean similarity over the sampled frames."""
+"""Votes and evidence across frames: each sampled frame votes for the product it matches best and records every
+candidate product's best similarity. Products are ranked by their evidence summed over the frames (a frame's best
+similarity to the product, averaged over the sampled frames), then by votes (``rank_by="similarity"``, the
+default), or by votes first (``rank_by="votes"``, one vote per frame, the earlier rule)."""
 
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ def frame_vote(index: int, time_s: float, regions: list[RegionMatch], per_produc
                      {k: round(v, 4) for k, v in per_product.items()}, round(margin, 4))
 
 
-def rank(frames: list[FrameVote], products: dict[str, dict[str, Any]]) -> list[ProductScore]:
-    """Every product that any frame found, ranked by votes, then by mean similarity, then by id."""
+def rank(frames: list[FrameVote], products: dict[str, dict[str, Any]], rank_by: str = "similarity") -> list[ProductScore]:
+    """Every product that any frame found, ranked by summed evidence then votes (or votes then evidence), then id."""
     votes = Counter(f.voted_product for f in frames if f.voted_product)
     sims: dict[str, list[float]] = defaultdict(list)
     support: dict[str, list[int]] = defaultdict(list)
@@ -47,5 +49,8 @@ def rank(frames: list[FrameVote], products: dict[str, dict[str, Any]]) -> list[P
         )
         for pid, s in sims.items()
     ]
-    scores.sort(key=lambda p: (-p.votes, -p.mean_similarity, p.product_id))
+    if rank_by == "votes":
+        scores.sort(key=lambda p: (-p.votes, -p.mean_similarity, p.product_id))
+    else:
+        scores.sort(key=lambda p: (-p.mean_similarity, -p.votes, p.product_id))
     return scores

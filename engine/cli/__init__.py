@@ -1,0 +1,120 @@
+"""Command line, argparse and printing only: python -m engine {demo,build-index,match,evaluate,domain-mean,
+train-embedding,train-garments,bench,bench-index,models} ...
+
+Every subcommand has --help; bad input gives a one-line ``error: ...`` and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.cli.commands import (cmd_bench, cmd_bench_index, cmd_build_index, cmd_demo, cmd_evaluate, cmd_match,
+                                 cmd_domain_mean, cmd_models, cmd_train_embedding, cmd_train_garments)
+from engine.cli.common import add_model_options
+from engine.errors import EngineError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Livestream product recognition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_matching_commands(sub)
+    _add_training_commands(sub)
+    _add_other_commands(sub)
+    return parser
+
+
+def _add_matching_commands(sub) -> None:
+    p = sub.add_parser("demo", help="generate the built-in demo catalogue and clips")
+    p.add_argument("--out", help="output folder (default: ~/.cache/livematch/demo)")
+    p.add_argument("--products", type=int, default=8)
+    p.add_argument("--clips", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("build-index", help="embed a catalogue and write its Annoy index")
+    add_model_options(p)
+    p.set_defaults(func=cmd_build_index)
+
+    p = sub.add_parser("match", help="rank catalogue products for a clip (or every clip in a folder)")
+    p.add_argument("clip", help="a video file, or a folder of them (implies --batch)")
+    p.add_argument("--batch", action="store_true", help="match every clip in the folder CLIP, decoding ahead")
+    p.add_argument("--json", help="write the full result as JSON here")
+    add_model_options(p)
+    p.set_defaults(func=cmd_match)
+
+    p = sub.add_parser("evaluate", help="match every clip of a dataset and score top-1, top-5 and MRR")
+    p.add_argument("--dataset", required=True, help="a dataset in the Tianchi layout")
+    p.add_argument("--report", help="JSON report path (default: ~/.cache/livematch/reports/<dataset>.json)")
+    p.add_argument("--fail-under", dest="fail_under", type=float, help="exit 1 when top-1 is below this")
+    p.add_argument("--compare", action="store_true",
+                   help="evaluate the baseline and each change on the same data and print a comparison table")
+    p.add_argument("--learned", action="store_true",
+                   help="with --compare: train the learned parts per leave-products-out fold and compare them")
+    p.add_argument("--folds", type=int, default=5, help="leave-products-out folds for --learned (default 5)")
+    p.add_argument("--work-dir", dest="work_dir", help="where --learned keeps its fold checkpoints")
+    p.add_argument("--leave-clip-out-mean", dest="leave_clip_out_mean", action="store_true",
+                   help="centre each clip on a livestream mean computed from the other clips only (no leakage)")
+    add_model_options(p)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _add_training_commands(sub) -> None:
+    for name, func, text in (
+        ("train-embedding", cmd_train_embedding, "train a projection head with triplet loss"),
+        ("train-garments", cmd_train_garments, "train the garment-region head; AP@0.5 on held-out products"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--dataset", help="annotated catalogue (Tianchi layout); default: the configured catalogue")
+        p.add_argument("--out", help="checkpoint path (default: <home>/models/<name>-vNNN.pt, a new version)")
+        p.add_argument("--exclude-products", dest="exclude_products",
+                       help="comma-separated product ids kept out of training (leave products out)")
+        p.add_argument("--seed", type=int, default=0)
+        if name == "train-embedding":
+            p.add_argument("--mode", default="cross-domain", choices=("cross-domain", "self-supervised"),
+                           help="cross-domain: clip regions anchor shop positives (falls back to shop-only "
+                                "without clip annotations); self-supervised: augmented views of each shop region")
+            p.add_argument("--views", type=int, default=4, help="augmented views per region (default 4)")
+            p.add_argument("--dim", type=int, default=0, help="output dimension (default: the backbone's)")
+            p.add_argument("--steps", type=int, default=400)
+        add_model_options(p)
+        p.set_defaults(func=func)
+
+
+def _add_other_commands(sub) -> None:
+    p = sub.add_parser("domain-mean", help="compute the livestream-domain mean that queries are centred on")
+    p.add_argument("--dataset", required=True, help="a dataset whose clips are used (their regions, no labels)")
+    p.add_argument("--out", help="output .npy (default: the embedder's shipped file in engine/models/data/)")
+    add_model_options(p)
+    p.set_defaults(func=cmd_domain_mean)
+
+    p = sub.add_parser("bench", help="benchmark decode, detection, embedding, indexing and end-to-end latency")
+    p.add_argument("--runs", type=int, default=5, help="warm end-to-end runs (default 5)")
+    p.add_argument("--json", help="also write the figures as JSON here")
+    add_model_options(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-index", help="benchmark Annoy against exact search, FAISS and hnswlib at scale")
+    p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated index sizes")
+    p.add_argument("--dim", type=int, default=320)
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--n-trees", dest="n_trees", type=int, default=50)
+    p.add_argument("--engines", default="exact,annoy,faiss,hnswlib")
+    p.add_argument("--json", help="also write the figures as JSON here")
+    p.set_defaults(func=cmd_bench_index)
+
+    p = sub.add_parser("models", help="list the models and classify images with the ImageNet head")
+    p.add_argument("images", nargs="*", help="image files to classify")
+    p.set_defaults(func=cmd_models)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (EngineError, KeyError, ValueError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,218 @@
+"""The commands: each reads its arguments, calls the library and prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.cli.common import progress_bar, settings_from
+from engine.errors import EngineError
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine.io.demo import default_demo_dir, generate_demo
+
+    out = generate_demo(args.out or default_demo_dir(), n_products=args.products, n_clips=args.clips, seed=args.seed)
+    print(out)
+    return 0
+
+
+def cmd_build_index(args: argparse.Namespace) -> int:
+    from engine.io.catalogue import load_catalogue
+    from engine.workspace import build_index, catalogue_root
+
+    settings = settings_from(args)
+    catalogue = load_catalogue(catalogue_root(settings))
+    for p in catalogue.problems:
+        print(f"warning: {p}", file=sys.stderr)
+    m = build_index(settings, catalogue, progress_bar("index")).index.summary  # type: ignore[union-attr]
+    print(f"index {m.build}: {m.n_products} products, {m.n_items} regions, {m.dim}-d {m.model_key}, "
+          f"{m.build_seconds} s (cache hits {m.cache_hits}, misses {m.cache_misses})")
+    return 0
+
+
+def _print_result(result, top_k: int) -> None:
+    print(f"{result.clip}  ({result.timings['total']:.2f} s)")
+    for i, p in enumerate(result.ranking[:top_k], 1):
+        print(f"  {i}. {p.product_id:<10} {p.name[:40]:<40} votes {p.votes:>2}  share {p.vote_share:.2f}  "
+              f"sim {p.best_similarity:.3f}")
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from engine.io.video import VIDEO_SUFFIXES
+    from engine.workspace import ready_engine
+
+    settings = settings_from(args)
+    target = Path(args.clip)
+    batch = args.batch or target.is_dir()
+    if batch and not target.is_dir():
+        raise EngineError(f"{target}: not a folder of clips")
+    clips = sorted(p for p in target.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if batch else [target]
+    if batch and not clips:
+        raise EngineError(f"{target}: no video files ({', '.join(VIDEO_SUFFIXES)})")
+    engine = ready_engine(settings, progress=progress_bar("index"))
+    results, failed = [], 0
+    if batch:
+        bar = progress_bar("match")
+        for clip, result in engine.match_many(clips, bar):
+            if isinstance(result, EngineError):
+                failed += 1
+                print(f"error: {result}", file=sys.stderr)
+                continue
+            results.append(result.to_dict())
+            _print_result(result, settings.search.top_k)
+        bar("done", 1.0)
+    else:
+        result = engine.match(target, progress_bar(target.name))
+        results.append(result.to_dict())
+        _print_result(result, settings.search.top_k)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results if batch else results[0], ensure_ascii=False, indent=1))
+    return 0 if results and not failed else (2 if not results else 1)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.eval.evaluate import evaluate, format_table, save_report
+    from engine.workspace import report_path
+
+    settings = settings_from(args)
+    if args.leave_clip_out_mean:
+        from engine.eval.domain_loco import evaluate_leave_clip_out
+
+        report = evaluate_leave_clip_out(args.dataset, settings, progress_bar("evaluate"))
+        print(format_table(report))
+        print(f"report: {save_report(report, args.report or report_path(settings, args.dataset))}")
+        return 0
+    if args.compare and args.learned:
+        from engine.eval.crossval import format_learned, learned_compare
+        from engine.workspace import learned_report_path
+
+        work = Path(args.work_dir or (settings.home / "crossval"))
+        result = learned_compare(args.dataset, settings, work, n_folds=args.folds,
+                                 progress=lambda stage, f: print(stage, file=sys.stderr, flush=True))
+        print(format_learned(result))
+        print(f"report: {result.save(args.report or learned_report_path(settings, args.dataset))}")
+        return 0
+    if args.compare:
+        from engine.eval.evaluate import compare, format_comparison
+
+        print(format_comparison(compare(args.dataset, settings, progress=progress_bar("compare"))))
+        return 0
+    report = evaluate(args.dataset, settings, progress=progress_bar("evaluate"))
+    for s in report.skipped:
+        print(f"skipped: {s}", file=sys.stderr)
+    print(format_table(report))
+    out = save_report(report, args.report or report_path(settings, args.dataset))
+    print(f"report: {out}")
+    if args.fail_under is not None and report.metrics.top1 < args.fail_under:
+        print(f"error: top-1 {report.metrics.top1:.3f} is below {args.fail_under}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _products(value: str | None) -> set[str] | None:
+    return {p.strip() for p in value.split(",") if p.strip()} if value else None
+
+
+def _training_catalogue(args: argparse.Namespace):
+    from engine.io.catalogue import load_catalogue
+    from engine.workspace import catalogue_root
+
+    settings = settings_from(args)
+    catalogue = load_catalogue(args.dataset or catalogue_root(settings))
+    exclude = _products(args.exclude_products) or set()
+    unknown = exclude - set(catalogue.products)
+    if unknown:
+        raise EngineError(f"--exclude-products: not in the catalogue: {', '.join(sorted(unknown))}")
+    return settings, catalogue, set(catalogue.products) - exclude
+
+
+def cmd_train_embedding(args: argparse.Namespace) -> int:
+    from engine.models import get_embedder
+    from engine.training.triplet import TripletConfig, train_projection
+
+    settings, catalogue, products = _training_catalogue(args)
+    config = TripletConfig(mode=args.mode, views=args.views, out_dim=args.dim, steps=args.steps, seed=args.seed)
+    report = train_projection(get_embedder(settings.models.embedder, settings.models.device), catalogue, args.out, config,
+                              products, progress_bar("train-embedding"), home=settings.home)
+    print(f"checkpoint {report.checkpoint}")
+    print(f"mode {report.mode}: {len(report.products)} products, regions {report.regions}, {report.views} views each; "
+          f"loss {report.loss_first:.3f} -> {report.loss_last:.3f}; {report.seconds['total']} s")
+    print(f"use it: --head {report.checkpoint}  (or LIVEMATCH_HEAD)")
+    return 0
+
+
+def cmd_train_garments(args: argparse.Namespace) -> int:
+    from engine.eval.detection import detection_ap
+    from engine.training.garments import GarmentConfig, train_garment_head
+    from engine.pipeline.engine import Engine
+    from engine.training.data import annotated_images
+
+    settings, catalogue, products = _training_catalogue(args)
+    engine = Engine(settings)
+    head, info = train_garment_head(engine, catalogue, args.out, GarmentConfig(seed=args.seed), products,
+                                    progress_bar("train-garments"), home=settings.home)
+    print(f"checkpoint {info['checkpoint']}")
+    print(f"{info['images']} annotated images, {info['anchors']} anchors ({info['positives']} garments); "
+          f"loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}; {info['seconds']} s")
+    held_out = set(catalogue.products) - products
+    frames = annotated_images(catalogue, held_out, shop=False) if held_out else []
+    if frames:
+        ap = detection_ap(engine, head, frames, settings.search.garment_top)
+        print(f"AP@0.5 on {ap['images']} annotated frames of the held-out products ({ap['boxes']} boxes): "
+              f"learned {ap['ap50_garment_head']:.3f}; person boxes {ap['ap50_detector_regions']:.3f}; "
+              f"all windows {ap['ap50_all_windows']:.3f}")
+    else:
+        print("no held-out products with annotated frames: pass --exclude-products to measure AP@0.5")
+    print(f"use it: --garment-model {info['checkpoint']}  (or LIVEMATCH_GARMENT_MODEL)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from engine.models import DETECTORS, EMBEDDERS
+    from engine.models.check import classify_files
+
+    print("detectors:", ", ".join(DETECTORS))
+    print("embedders:", ", ".join(EMBEDDERS))
+    for path, top in classify_files(args.images):
+        print(f"{path}: " + ", ".join(f"{name} {p:.2f}" for name, p in top))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine.eval.bench import run
+
+    results = run(settings_from(args), runs=args.runs)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def cmd_bench_index(args: argparse.Namespace) -> int:
+    from engine.eval.bench_index import as_dicts, format_row, run
+
+    rows = run([int(s) for s in args.sizes.split(",")], dim=args.dim, n_queries=args.queries,
+               n_trees=args.n_trees, engines=tuple(args.engines.split(",")),
+               print_row=lambda r: print(format_row(r), flush=True))
+    if args.json:
+        Path(args.json).write_text(json.dumps(as_dicts(rows), indent=1))
+    return 0
+
+
+def cmd_domain_mean(args: argparse.Namespace) -> int:
+    from engine.io.catalogue import load_catalogue
+    from engine.models.domain import shipped_path
+    from engine.pipeline.engine import Engine
+    from engine.training.domain import compute_domain_mean
+
+    settings = settings_from(args)
+    catalogue = load_catalogue(args.dataset)
+    clips = sorted(str(c.path) for c in catalogue.clips.values() if c.path)
+    if not clips:
+        raise EngineError(f"{args.dataset}: no readable clips to average")
+    engine = Engine(settings)
+    out = compute_domain_mean(engine, clips, args.out or shipped_path(engine.embedder.key), progress_bar("domain-mean"))
+    print(f"livestream mean of the detected regions of {len(clips)} clips: {out}")
+    return 0

@@ -1,0 +1,197 @@
+"""The ONNX Runtime embedder against the torch one: same vectors, same neighbours, same band pooling; the
+exported model is cached, reused and re-exported when corrupt; runtimes are chosen as the settings say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.errors import ModelError
+from engine.io.catalogue import load_catalogue
+from engine.io.images import crop, read_rgb
+from engine.io.video import sample_frames
+from engine.models import build_embedder, get_embedder
+from engine.models import runtime as rt
+
+NAME = "efficientnet-lite0-gem"
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """(torch, onnxruntime) embedders of the default model, on the CPU."""
+    return get_embedder(NAME, "cpu", runtime="torch"), get_embedder(NAME, "cpu", runtime="onnxruntime")
+
+
+def _crops(n: int = 12, seed: int = 0) -> list[np.ndarray]:
+    """Crops of many sizes and aspects: noise, and smooth colour fields with a stripe (garment-like)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        h, w = int(rng.integers(40, 700)), int(rng.integers(30, 400))
+        if i % 2:
+            out.append(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+            continue
+        img = np.empty((h, w, 3), np.uint8)
+        img[:] = rng.integers(0, 255, 3, dtype=np.uint8)
+        img[h // 3: h // 2] = rng.integers(0, 255, 3, dtype=np.uint8)
+        out.append(img)
+    return out
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(-1)
+
+
+def test_same_interface_and_key(pair):
+    torch_emb, ort_emb = pair
+    assert ort_emb.runtime == "onnxruntime" and ort_emb.device == "cpu"
+    for attr in ("name", "dim", "key", "supports_bands", "input_hw"):
+        assert getattr(ort_emb, attr) == getattr(torch_emb, attr)
+    assert getattr(ort_emb, "base", ort_emb) is ort_emb
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 32])
+def test_vectors_match_torch(pair, batch_size):
+    torch_emb, ort_emb = pair
+    crops = _crops()
+    a, b = torch_emb.embed(crops, batch_size), ort_emb.embed(crops, batch_size)
+    assert b.shape == a.shape == (len(crops), ort_emb.dim) and b.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4)
+    assert _cosines(a, b).min() >= 0.999
+    assert ort_emb.embed([]).shape == (0, ort_emb.dim)
+
+
+def test_feature_maps_and_band_pooling_match_torch(pair):
+    torch_emb, ort_emb = pair
+    regions = _crops(6, seed=1)
+    fa, fb = torch_emb.feature_maps(regions, 4), ort_emb.feature_maps(regions, 4)
+    for x, y in zip(fa, fb):
+        assert tuple(x.shape) == tuple(y.shape) and y.shape[0] == ort_emb.dim
+        assert float((x - y).abs().max()) <= 1e-3 * max(1.0, float(x.abs().max()))
+    boxes = [(0.0, 0.0, 1.0, 1.0), (0.1, 0.2, 0.9, 0.5), (0.0, 0.6, 1.0, 1.0), (0.5, 0.5, 0.51, 0.51)]
+    for x, y in zip(fa, fb):
+        assert _cosines(torch_emb.pool_boxes(x, boxes), ort_emb.pool_boxes(y, boxes)).min() >= 0.999
+    bands = [(0.0, 1.0), (0.0, 0.3), (0.2, 0.65), (0.4, 1.0)]
+    a, b = torch_emb.embed_bands(regions, bands), ort_emb.embed_bands(regions, bands)
+    assert a.shape == b.shape == (len(regions), len(bands), ort_emb.dim)
+    assert _cosines(a, b).min() >= 0.999
+
+
+def test_same_neighbours_on_the_demo_catalogue(pair, demo_dir):
+    """Catalogue regions and clip-frame queries: every query ranks the catalogue the same way."""
+    torch_emb, ort_emb = pair
+    catalogue = load_catalogue(demo_dir)
+    shop = [crop(read_rgb(r.image_path), r.box) for p in catalogue.products.values() for r in p.regions]
+    shop += [read_rgb(p.images[0]) for p in catalogue.products.values()]
+    queries = [f.image for c in catalogue.clips.values() for f in sample_frames(c.path, 3)]
+    queries += [crop(q, (0, 0, q.shape[1] // 2, q.shape[0])) for q in queries]
+    cat_t, cat_o = torch_emb.embed(shop, 8), ort_emb.embed(shop, 8)
+    sim_t, sim_o = torch_emb.embed(queries, 8) @ cat_t.T, ort_emb.embed(queries, 8) @ cat_o.T
+    assert np.abs(sim_t - sim_o).max() < 2e-3
+    for st, so in zip(sim_t, sim_o):
+        order_t, order_o = np.argsort(-st, kind="stable")[:5], np.argsort(-so, kind="stable")[:5]
+        # the same top 5 (up to exact ties): torch's similarities, in ORT's order, are torch's top 5
+        np.testing.assert_allclose(st[order_o], st[order_t], atol=1e-5)
+
+
+def test_engine_rankings_match_torch(engine, demo_dir):
+    """The default (auto) engine runs ONNX Runtime on the CPU; a torch engine on the same index ranks the same."""
+    from engine.pipeline.engine import Engine
+
+    assert getattr(engine.embedder, "runtime", "torch") == "onnxruntime"
+    catalogue = load_catalogue(demo_dir)
+    torch_engine = Engine(engine.settings.with_(runtime="torch"), engine.detector, None, engine.index)
+    assert getattr(torch_engine.embedder, "runtime", "torch") == "torch"  # the settings choose the runtime
+    assert torch_engine.embedder.key == engine.embedder.key  # so it searches the same index
+    for clip in catalogue.clips.values():
+        a, b = engine.match(clip.path), torch_engine.match(clip.path)
+        assert [p.product_id for p in a.ranking[:3]] == [p.product_id for p in b.ranking[:3]]
+        assert [p.votes for p in a.ranking] == [p.votes for p in b.ranking]
+
+
+def test_export_is_cached_reused_and_reexported_when_corrupt(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path))
+    calls = []
+    export = rt.export_onnx
+    monkeypatch.setattr(rt, "export_onnx", lambda *a: calls.append(a) or export(*a))
+    first = rt.build_onnx_embedder(NAME)
+    path = first.backbone.path
+    assert len(calls) == 1 and path.is_file() and path.parent == tmp_path / "onnx"
+    assert path.name.startswith(f"{NAME}-") and path.suffix == ".onnx"
+    assert not [p for p in path.parent.iterdir() if p != path], "no temporary files left behind"
+    crops = _crops(3, seed=2)
+    ref = first.embed(crops)
+
+    stamp = path.stat().st_mtime_ns
+    second = rt.build_onnx_embedder(NAME)  # loads the cached file: no export
+    assert len(calls) == 1 and path.stat().st_mtime_ns == stamp
+    np.testing.assert_allclose(second.embed(crops), ref, atol=1e-5)
+
+    for corrupt in (b"not an onnx model" * 100, path.read_bytes()[: path.stat().st_size // 2]):
+        path.write_bytes(corrupt)
+        third = rt.build_onnx_embedder(NAME)
+        assert path.stat().st_size > len(corrupt) and _cosines(third.embed(crops), ref).min() >= 0.9999
+    assert len(calls) == 3
+
+
+def test_export_key_follows_weights_preprocessing_and_torch(tmp_path):
+    from engine.models.embedders import EfficientNetLite0GeM
+
+    w1, w2 = tmp_path / "a.pth", tmp_path / "b.pth"
+    w1.write_bytes(b"weights one")
+    w2.write_bytes(b"weights two")
+
+    class Other(EfficientNetLite0GeM):
+        key = EfficientNetLite0GeM.key + "/other-preprocessing"
+
+    keys = {rt.export_key(EfficientNetLite0GeM, w1), rt.export_key(EfficientNetLite0GeM, w2), rt.export_key(Other, w1)}
+    assert len(keys) == 3 and rt.export_key(EfficientNetLite0GeM, w1) == rt.export_key(EfficientNetLite0GeM, w1)
+
+
+def test_recurring_shapes_get_a_fixed_shape_session(pair):
+    _, ort_emb = pair
+    backbone = rt.OrtBackbone(ort_emb.backbone.path, rt.onnx_path(NAME)[1], ort_emb.dim, max_static=1, promote_after=2)
+    x = ort_emb.preprocess(_crops(2, seed=3))
+    y = ort_emb.preprocess(_crops(3, seed=4))
+    outs = [backbone.run(x) for _ in range(3)] + [backbone.run(y) for _ in range(2)]
+    assert list(backbone._static) == [tuple(y.shape)]  # at most max_static, the latest recurring shape
+    for o in outs[1:3]:
+        np.testing.assert_allclose(o, outs[0], atol=1e-4)
+
+
+def test_runtime_choice(monkeypatch):
+    assert rt.resolve_runtime(NAME, "cpu") == "onnxruntime"
+    assert rt.resolve_runtime(NAME, "cpu", "torch") == "torch"
+    for name in ("resnet50", "efficientnet-lite0"):  # no ONNX export: auto falls back silently, explicit refuses
+        assert rt.resolve_runtime(name, "cpu", "auto") == "torch"
+        with pytest.raises(ModelError, match="no ONNX export"):
+            rt.resolve_runtime(name, "cpu", "onnxruntime")
+    with pytest.raises(ModelError, match="unknown runtime"):
+        rt.resolve_runtime(NAME, "cpu", "tensorrt")
+    with pytest.raises(ModelError, match="CPU"):
+        rt.resolve_runtime(NAME, "cuda", "onnxruntime")
+    with pytest.raises(ModelError, match="no ONNX export"):
+        build_embedder("efficientnet-lite0", "cpu", runtime="onnxruntime")
+    monkeypatch.setattr(rt, "onnxruntime_available", lambda: False)
+    assert rt.resolve_runtime(NAME, "cpu", "auto") == "torch"
+    with pytest.raises(ModelError, match="not installed"):
+        rt.resolve_runtime(NAME, "cpu", "onnxruntime")
+
+
+def test_get_embedder_caches_per_runtime(pair):
+    torch_emb, ort_emb = pair
+    assert get_embedder(NAME, "cpu") is ort_emb  # auto on the CPU
+    assert get_embedder(NAME, "cpu", runtime="torch") is torch_emb
+    assert not hasattr(torch_emb, "backbone")
+
+
+def test_settings_and_cli_carry_the_runtime():
+    from engine.cli import build_parser
+    from engine.config import Settings
+
+    assert Settings().models.runtime == "auto"
+    assert Settings.from_env(runtime="torch").models.runtime == "torch"
+    args = build_parser().parse_args(["match", "clip.mp4", "--runtime", "onnxruntime"])
+    assert args.runtime == "onnxruntime" and Settings.from_env(runtime=args.runtime).models.runtime == "onnxruntime"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["match", "clip.mp4", "--runtime", "nope"])
