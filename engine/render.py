@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.categories import english
 from engine.io.images import crop
-from engine.types import FrameVote, RegionMatch, RegionRef
+from engine.types import FrameVote, Neighbour, RegionMatch, RegionRef
 
 Box = tuple[float, float, float, float]
 Colour = tuple[int, int, int]  # RGB
@@ -110,19 +110,39 @@ def _tag(img: np.ndarray, text: str, x: int, y: int, colour: Colour, s: float, b
     cv2.putText(img, text, (x + pad, top + pad + th), font, fs, INK if luma > 150 else PAPER, ft, cv2.LINE_AA)
 
 
-def region_marks(region: RegionMatch, with_region: bool = True) -> list[Mark]:
-    """The detected region (thin, white) and its best-matching garment window (accent, with category and score)."""
+def _voted_neighbour(region: RegionMatch, product_id: str | None) -> Neighbour | None:
+    """The region's best neighbour of a product (its best neighbour overall when no product is given)."""
+    if product_id is None:
+        return region.best
+    return max((n for n in region.neighbours if n.product_id == product_id), key=lambda n: n.similarity, default=None)
+
+
+def region_marks(region: RegionMatch, with_region: bool = True, product_id: str | None = None) -> list[Mark]:
+    """The detected region (thin, white) and its best-matching garment window (accent, with category and score).
+
+    With ``product_id`` (the product the frame voted for) the window's tag names the category of that product's
+    catalogue region it matched, and that similarity, so the label never contradicts the vote."""
     marks: list[Mark] = []
-    best = region.best
-    whole = region.label == "whole frame"  # the frame's own border: nothing to draw
-    if with_region and not whole and region.match_box is not None and tuple(region.match_box) != tuple(region.box):
+    if with_region and region.label == "whole frame":
+        marks.append(whole_frame_mark(region))
+    elif with_region and region.match_box is not None and tuple(region.match_box) != tuple(region.box):
         marks.append(Mark(region.box, f"{region.label} {region.score:.2f}", PERSON, strong=False, below=True))
     box = region.match_box if region.match_box is not None else region.box
-    text = ascii_label(region.category) or "garment"
-    if best is not None:
-        text = f"{text} {best.similarity:.2f}"
+    nb = _voted_neighbour(region, product_id)
+    category = region.category if product_id is None else (nb.region.category if nb is not None else "")
+    text = ascii_label(category) or "garment"
+    if nb is not None:
+        text = f"{text} {nb.similarity:.2f}"
     marks.append(Mark(box, text, ACCENT, strong=True))
     return marks
+
+
+def whole_frame_mark(region: RegionMatch) -> Mark:
+    """A whole-frame region (nobody detected) as a white outline set just inside the frame's border, tagged, so it
+    stays visible: a box on the border itself would be cut in half and read as no box at all."""
+    x0, y0, x1, y1 = (float(v) for v in region.box)
+    inset = max(3.0, 0.015 * max(x1 - x0, y1 - y0))
+    return Mark((x0 + inset, y0 + inset, x1 - inset, y1 - inset), "whole frame", PERSON, strong=False, below=True)
 
 
 def deciding_region(vote: FrameVote) -> RegionMatch | None:
@@ -139,15 +159,17 @@ def deciding_region(vote: FrameVote) -> RegionMatch | None:
 
 
 def annotate_frame(image: np.ndarray, vote: FrameVote, long_side: int | None = None) -> np.ndarray:
-    """A sampled frame with every region drawn; the region that decided the vote is emphasised."""
+    """A sampled frame with every region drawn; the region that decided the vote is emphasised. A whole-frame
+    region (nobody detected) gets an inset white outline tagged "whole frame"."""
     decider = deciding_region(vote)
     marks: list[Mark] = []
     for r in vote.regions:
-        if r is decider or r.label == "whole frame":
+        if r is decider:
             continue
-        marks.append(Mark(r.box, f"{r.label} {r.score:.2f}", PERSON, False, below=True))
+        marks.append(whole_frame_mark(r) if r.label == "whole frame"
+                     else Mark(r.box, f"{r.label} {r.score:.2f}", PERSON, False, below=True))
     if decider is not None:
-        marks.extend(region_marks(decider))
+        marks.extend(region_marks(decider, product_id=vote.voted_product))
     return draw_marks(image, marks, long_side)
 
 

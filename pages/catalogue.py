@@ -7,20 +7,19 @@ import streamlit as st
 from engine import workspace
 from engine.io.catalogue import Catalogue
 from engine.io.editing import add_product, copy_catalogue
-from engine.categories import CATEGORY_EN
 from engine.config import Settings
 from ui import state
 from ui.shell import shell
+from ui.adding import clear_form, product_form
 from ui.components import guard, page_header, stat_tiles
 from ui.training import training_panel
-from ui.catalogue_views import SELECT_KEY, browse
+from ui.catalogue_views import SELECT_KEY, browse, build_note
+from ui.startup import prepare_builtin_demo
 
 shell()
 
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 NOTICE_KEY = state.NOTICE_KEY
 REBUILD_KEY = "catalogue.rebuild_requested"
-FORM_KEYS = ("catalogue.new_id", "catalogue.new_name", "catalogue.new_category", "catalogue.new_images")
 
 
 # --------------------------------------------------------------------------------------------- index
@@ -47,7 +46,7 @@ def index_panel(settings: Settings, catalogue: Catalogue) -> None:
                 ("Regions", str(summary.n_items), "annotated, detected or whole images"),
                 ("Model", summary.embedder or summary.model_key,
                  f"{summary.dim}-d · {summary.n_trees} Annoy trees"),
-                ("Built at", built, f"in {summary.build_seconds if summary.build_seconds is not None else '?'} s"),
+                ("Built at", built, build_note(summary)),
             ])
     with right:
         label = "Build index" if summary is None else "Rebuild index"
@@ -71,29 +70,17 @@ def add_panel(settings: Settings, catalogue: Catalogue) -> None:
     layout = "image/<id>/<n>.jpg" if catalogue.layout == "tianchi" else "<id>/<n>.jpg"
     st.caption(f"Images are checked first, then written to `{catalogue.root}` as `{layout}`; nothing is written if "
                "any image cannot be read. The index is rebuilt right after (only the new images are embedded).")
-    categories = ["", *CATEGORY_EN]
-    with st.form("catalogue.add", clear_on_submit=False, border=True):
-        c1, c2, c3 = st.columns([1, 2, 1])
-        pid = c1.text_input("Product id", placeholder="e.g. 900101", max_chars=64, key="catalogue.new_id",
-                            help="Letters, digits, '-', '_' and '.'; it names the product's folder.")
-        name = c2.text_input("Name", placeholder="e.g. Red striped T-shirt", key="catalogue.new_name")
-        category = c3.selectbox("Category", categories, format_func=lambda c: CATEGORY_EN.get(c, "unspecified"),
-                                key="catalogue.new_category")
-        files = st.file_uploader("Product images", type=IMAGE_TYPES, accept_multiple_files=True,
-                                 key="catalogue.new_images",
-                                 help="Shop photos of the product: JPEG, PNG, WebP or BMP. Each one is checked first.")
-        submitted = st.form_submit_button("Add product", type="primary", icon=":material/add:")
-    if submitted:
-        uploads = [(f.name, f.getvalue()) for f in files or []]
-        add_product(catalogue.root, pid, name, category, uploads)
+    new = product_form(settings, keeps_boxes=catalogue.layout == "tianchi")
+    if st.button("Add product", type="primary", icon=":material/add:", key="catalogue.add"):
+        add_product(catalogue.root, new.product_id, new.name, new.category, new.files, new.boxes)
         state.forget_catalogue()
-        fresh = state.get_catalogue(settings)
-        state.build_index(settings, fresh)
-        st.session_state[NOTICE_KEY] = (f"Added {name or pid.strip()} ({pid.strip()}) with {len(uploads)} image(s); "
+        state.build_index(settings, state.get_catalogue(settings))
+        pid = new.product_id.strip()
+        boxed = f", {new.n_boxes} with a confirmed product box" if new.n_boxes else ""
+        st.session_state[NOTICE_KEY] = (f"Added {new.name or pid} ({pid}) with {len(new.files)} image(s){boxed}; "
                                         "the index is up to date.")
-        st.session_state[SELECT_KEY] = pid.strip()
-        for key in FORM_KEYS:  # an empty form for the next product
-            st.session_state.pop(key, None)
+        st.session_state[SELECT_KEY] = pid
+        clear_form()  # an empty form for the next product
         st.rerun()
 
 
@@ -106,6 +93,7 @@ def main() -> None:
         st.success(notice, icon=":material/check_circle:")
     with guard("the catalogue"):
         catalogue = state.get_catalogue(settings)
+        prepare_builtin_demo(settings, catalogue)
         index_panel(settings, catalogue)
         browse_tab, add_tab, train_tab = st.tabs([":material/grid_view: Products", ":material/add_circle: Add a product",
                                                   ":material/model_training: Learned models"])

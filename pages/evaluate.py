@@ -12,6 +12,7 @@ from engine.types import EvalReport
 from ui import state
 from ui.shell import shell
 from ui.components import guard, page_header
+from ui.charts import run_line
 from ui.evaluation import render_learned, run_evaluation
 from ui.views import product_names, render_report
 
@@ -45,7 +46,8 @@ def main() -> None:
         ).strip()
         run = c2.button("Run evaluation", type="primary", icon=":material/play_arrow:", key="evaluate.run",
                         width="stretch", disabled=not dataset)
-        st.caption(f"{settings.detection.frames} frames per clip · detector {settings.models.detector} · embedder {settings.models.embedder} "
+        st.caption("Next run: " + run_line(settings.flat())
+                   + f" · detector {settings.models.detector} · embedder {settings.models.embedder} "
                    "(change them in the sidebar). The report is saved for the Inspect page.")
         if run:
             _, path = run_evaluation(settings, dataset)

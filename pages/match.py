@@ -11,9 +11,11 @@ from engine.io.catalogue import Catalogue
 from engine.config import Settings
 from ui import state
 from ui.shell import shell
+from ui.startup import prepare_builtin_demo
 from ui.components import empty_state, guard, page_header
 from ui.matching import UPLOAD_TYPES, Analysis, ClipSource, analyse_cached, cached_file_sha256
 from ui.progress import describe_match, run_with_progress
+from ui.names import clip_shows
 from ui.views import render_match
 
 shell()
@@ -37,7 +39,7 @@ def choose_source(catalogue: Catalogue) -> ClipSource | None:
         names = {pid: p.name for pid, p in catalogue.products.items()}
         vid = st.selectbox(
             "Sample clip", list(samples), index=None, key="match.sample", placeholder="Choose a clip of the catalogue",
-            format_func=lambda v: f"{v} · shows {names.get(samples[v].truth or '', 'an unknown product')}",
+            format_func=lambda v: f"{v} · shows {clip_shows(v, samples[v].truth, names)}",
         )
         if vid is None:
             return None
@@ -91,13 +93,14 @@ def main() -> None:
     settings = state.current_settings()
     with guard("the catalogue"):
         catalogue = state.get_catalogue(settings)
+        prepare_builtin_demo(settings, catalogue)
         source = choose_source(catalogue)
         if source is None:
             how_it_works()
             return
         with guard(source.name):
             analysis = match(settings, catalogue, source)
-            render_match(analysis, catalogue, settings)
+            render_match(analysis, catalogue, settings, source)
 
 
 with guard("the Match page"):

@@ -33,7 +33,7 @@ def prepare(home: Path, catalogue: str, frames: int) -> tuple[Path, Path]:
     os.environ["LIVEMATCH_HOME"] = str(home)
     from engine.io.catalogue import load_catalogue
     from engine.config import Settings
-    from engine.eval.evaluate import evaluate
+    from engine.eval.evaluate import evaluate, save_report
     from engine.workspace import catalogue_root
 
     settings = Settings.from_env(catalogue=catalogue, frames=frames)
@@ -44,8 +44,8 @@ def prepare(home: Path, catalogue: str, frames: int) -> tuple[Path, Path]:
         raise SystemExit(f"{root} has no clips to show")
     t = time.perf_counter()
     report = evaluate(str(root), settings, catalogue=cat)
-    report.save(home / "reports" / f"{root.name}.json")
-    print(f"evaluation: top-1 {report.metrics['top1']:.2f} in {time.perf_counter() - t:.0f} s", flush=True)
+    save_report(report, home / "reports" / f"{root.name}.json")
+    print(f"evaluation: top-1 {report.metrics.top1:.2f} in {time.perf_counter() - t:.0f} s", flush=True)
     return root, Path(clips[-1].path or "")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,14 @@ import pytest
 
 from engine.eval.evaluate import metrics
 from engine.types import ClipOutcome, EvalReport
-from engine.render import Mark, annotate_frame, annotate_regions, ascii_label, draw_marks, fit, padded_crop, thumbnail
+from engine.render import (Mark, annotate_frame, annotate_regions, ascii_label, draw_marks, fit, padded_crop,
+                           region_marks, thumbnail)
 from engine.types import FrameVote, MatchResult, Neighbour, ProductScore, RegionMatch, RegionRef
-from ui.charts import clip_table, margin_chart, rank_chart, truth_margin, votes_heatmap
-from ui.inspection import ProductInfo, compare_clip, compare_frame, visible_frames
+from ui.charts import (clip_table, heat_label, margin_chart, rank_chart, run_line, run_settings, truth_margin,
+                       uncertain_clips, votes_heatmap)
+from ui.inspection import ProductInfo, best_match, compare_clip, compare_frame, visible_frames
 from ui.matching import ClipSource, safe_filename
+from ui.names import bare_name, clip_shows, product_label
 from ui.progress import describe_evaluation, describe_index_build, describe_match, ease, run_with_progress
 
 
@@ -59,13 +63,28 @@ def test_annotate_frame_draws_at_the_requested_size(result: MatchResult) -> None
     assert image.max() == 128  # the input is left alone
 
 
-def test_whole_frame_regions_get_no_extra_box() -> None:
+def test_whole_frame_regions_get_an_inset_outline() -> None:
+    """When nobody is detected the whole frame is searched. A box on the frame's own border was cut in half and
+    read as no box at all, so the whole-frame region is drawn as a white outline set just inside the border, tagged
+    "whole frame"."""
     image = np.full((100, 100, 3), 200, np.uint8)
     whole = RegionMatch((0.0, 0.0, 100.0, 100.0), 0.0, "whole frame", "", (), match_box=(0.0, 30.0, 100.0, 60.0))
     vote = FrameVote(0, 0.0, (whole,), None, 0.0, "whole-frame", {})
     out = annotate_frame(image, vote)
-    assert np.array_equal(out[0:3, 80:100], image[0:3, 80:100])  # no box along the frame's own border
+    assert not np.array_equal(out[2:5, 40:60], image[2:5, 40:60])  # the inset outline
+    assert not np.array_equal(out[10:90, 1:5], image[10:90, 1:5])  # ... down the left side too
     assert not np.array_equal(out[28:33, 80:100], image[28:33, 80:100])  # the matched window is drawn
+    marks = region_marks(whole)
+    assert [m.text for m in marks] == ["whole frame", "garment"] and marks[0].box[0] > 0
+
+
+def test_the_window_tag_names_the_category_of_the_voted_products_region() -> None:
+    """The k-NN label of a region may disagree with the product the frame voted for: the tag follows the vote."""
+    region = RegionMatch((0.0, 0.0, 100.0, 100.0), 0.9, "person", "长裤", (
+        Neighbour(RegionRef("B", "/b.jpg", (0.0, 0.0, 5.0, 5.0), "长裤"), 0.81),
+        Neighbour(RegionRef("A", "/a.jpg", (0.0, 0.0, 5.0, 5.0), "短裙"), 0.80)), match_box=(0.0, 40.0, 100.0, 80.0))
+    assert region_marks(region, product_id="A")[-1].text == "short skirt 0.80"
+    assert region_marks(region)[-1].text == "trousers 0.81"  # no vote: the region's own label and best match
 
 
 def test_marks_are_clipped_to_the_image_and_regions_drawn() -> None:
@@ -197,3 +216,70 @@ def test_report_table_and_charts(result: MatchResult) -> None:
     ranks = rank_chart(report)
     assert list(ranks.data[0].y) == [1, 2, 6] and list(ranks.layout.yaxis.ticktext)[-1] == "not ranked"
     assert list(margin_chart(report).data[0].y) == [1, -1, -2]
+
+
+# --------------------------------------------------------------------------------------------- the why of a match
+def test_a_frames_category_follows_its_vote_not_the_knn_label(result: MatchResult) -> None:
+    """Frame 25 voted B, while its region's k-NN label is "短裙" (a skirt): the category shown is that of B's
+    catalogue region it matched, else B's own category."""
+    frame = result.frames[2]
+    neighbours = tuple(Neighbour(replace(n.region, category="短袖上衣" if n.product_id == "B" else n.region.category),
+                                 n.similarity) for n in frame.regions[0].neighbours)
+    labelled = replace(frame, regions=(replace(frame.regions[0], neighbours=neighbours),))
+    assert compare_frame(labelled, None, {}).category == "短袖上衣"
+    infos = {"B": ProductInfo("Blue top", "长袖上衣", None)}
+    assert compare_frame(frame, None, infos).category == "长袖上衣"  # the matched region has no category
+    assert compare_frame(frame, None, {}).category == ""  # never the contradicting k-NN label
+    none = replace(frame, voted_product=None)
+    assert compare_frame(none, None, {}).category == "短裙"  # no vote: nothing to contradict
+
+
+def test_best_match_over_a_clip(result: MatchResult) -> None:
+    nb = best_match(result.frames, "B")
+    assert nb is not None and nb.similarity == pytest.approx(0.85) and nb.image_path == "/cat/B/0.jpg"
+    assert best_match(result.frames, "Z") is None
+
+
+@pytest.mark.parametrize("name, pid, bare, label", [
+    ("000134 · short-sleeve dress", "000134", "short-sleeve dress", "short-sleeve dress (000134)"),
+    ("short-sleeve dress (000134)", "000134", "short-sleeve dress", "short-sleeve dress (000134)"),
+    ("000134", "000134", "", "000134"),
+    ("Red skirt", "A", "Red skirt", "Red skirt (A)"),
+    ("A-line skirt", "A", "A-line skirt", "A-line skirt (A)"),
+])
+def test_product_names_show_the_id_once(name: str, pid: str, bare: str, label: str) -> None:
+    assert bare_name(name, pid) == bare and product_label(name, pid) == label
+    assert heat_label(name, pid).count(pid) == 1 or pid in bare
+
+
+def test_sample_clip_names_show_the_id_once() -> None:
+    names = {"000134": "000134 · short-sleeve dress", "A": "Red skirt"}
+    assert clip_shows("000134", "000134", names) == "short-sleeve dress"
+    assert clip_shows("v7", "000134", names) == "short-sleeve dress (000134)"
+    assert clip_shows("A", "A", names) == "Red skirt" and clip_shows("v", None, names) == "an unknown product"
+
+
+def test_heatmap_rows_have_room_for_their_names(result: MatchResult) -> None:
+    names = {"A": "A very long product name that goes on and on", "B": "B · short", "C": "C"}
+    fig = votes_heatmap(result, names, max_products=3)
+    assert list(fig.data[0].y) == ["A very long product name that… · A", "short · B", "C"]
+    assert fig.layout.margin.l >= 6 * len(fig.data[0].y[0]) and fig.layout.yaxis.automargin
+
+
+# --------------------------------------------------------------------------------------------- verdict in reports
+def test_report_says_how_it_ran_and_which_clips_are_uncertain(result: MatchResult) -> None:
+    sure = replace(result, ranking=(replace(result.ranking[0], mean_similarity=0.9),) + result.ranking[1:])
+    outcomes = (ClipOutcome("A", "A", 1, "A", result), ClipOutcome("B", "A", 1, "A", sure))
+    settings = {"frames": 6, "windows": "refined", "domain_mean": "auto", "rank_by": "similarity"}
+    report = EvalReport("/data", settings, metrics(list(outcomes)), outcomes, index={"model_key": "gem+centred/ab"})
+    assert uncertain_clips(report) == ["A"]  # A's top two have the same evidence
+    table = clip_table(report, {})
+    assert list(table["sure"]) == ["uncertain", "confident"]
+    assert list(table["evidence margin"]) == pytest.approx([0.0, 0.13])
+    assert dict(run_settings(report.settings, report.index)) == {
+        "windows": "garment windows, best refined (Fast)", "domain centring": "on",
+        "ranked by": "evidence, then votes", "frames": "6 per clip"}
+    plain = {**settings, "windows": "whole", "domain_mean": "none", "rank_by": "votes"}
+    line = run_line(plain, {"model_key": "gem"})
+    assert line == "windows: whole regions, no garment windows · domain centring: off · ranked by: votes · frames: 6 per clip"
+    assert "domain centring: off" in run_line(plain)  # no index: read from the setting

@@ -152,11 +152,23 @@ def test_recurring_shapes_get_a_fixed_shape_session(pair):
     _, ort_emb = pair
     backbone = rt.OrtBackbone(ort_emb.backbone.path, rt.onnx_path(NAME)[1], ort_emb.dim, max_static=1, promote_after=2)
     x = ort_emb.preprocess(_crops(2, seed=3))
-    y = ort_emb.preprocess(_crops(3, seed=4))
-    outs = [backbone.run(x) for _ in range(3)] + [backbone.run(y) for _ in range(2)]
-    assert list(backbone._static) == [tuple(y.shape)]  # at most max_static, the latest recurring shape
-    for o in outs[1:3]:
+    y = ort_emb.preprocess(_crops(3, seed=4), (384, 224))
+    outs = [backbone.run(x) for _ in range(3)]  # dynamic, then fixed-shape from the 2nd run
+    assert list(backbone._static) == [tuple(x.shape)]
+    for o in outs[1:]:
         np.testing.assert_allclose(o, outs[0], atol=1e-4)
+    ref = backbone.run(y)
+    for _ in range(5):  # y takes the only slot once it has been used twice as often as x (6 >= 2 * 3)
+        assert list(backbone._static) == [tuple(x.shape)]
+        out = backbone.run(y)
+    assert list(backbone._static) == [tuple(y.shape)]
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+def test_large_batches_run_in_chunks(pair):
+    torch_emb, ort_emb = pair
+    crops = _crops(3, seed=5) * 7  # 21 crops > 16 per ORT run
+    assert _cosines(ort_emb.embed(crops, 32), torch_emb.embed(crops, 32)).min() >= 0.999
 
 
 def test_runtime_choice(monkeypatch):

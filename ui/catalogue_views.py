@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from engine.index.store import IndexSummary
 from engine.io.catalogue import Catalogue
 from engine.types import Product
 
@@ -99,6 +100,18 @@ def details(catalogue: Catalogue, products: list[Product]) -> None:
     for i, image in enumerate(p.images[:8]):
         with cols[i % 4]:
             image_or_placeholder(annotated_image(image, p.regions), Path(image).name)
+
+
+def build_note(summary: IndexSummary) -> str:
+    """How the index was made: embedded, or re-published from the embedding cache (nothing embedded)."""
+    took = f"{summary.build_seconds:g} s" if summary.build_seconds is not None else "an unknown time"
+    hits, misses = summary.cache_hits, summary.cache_misses
+    if hits + misses == 0:  # a sidecar without cache counts
+        return f"built in {took}"
+    counts = f"({hits} image{'s' if hits != 1 else ''} cached, {misses} embedded)"
+    if misses == 0:
+        return f"re-published from the embedding cache in {took} {counts}"
+    return f"built in {took} {counts}"
 
 
 def _escape(text: str) -> str:

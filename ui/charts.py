@@ -11,6 +11,8 @@ import plotly.graph_objects as go
 from engine.types import ClipOutcome, EvalReport
 from engine.types import MatchResult
 
+from .names import bare_name
+
 PRIMARY = "#4f46e5"
 GOOD = "#10b981"
 WARN = "#f59e0b"
@@ -35,7 +37,7 @@ def votes_heatmap(result: MatchResult, names: Mapping[str, str], max_products: i
     products = [p.product_id for p in result.ranking[:max_products]]
     voted_extra = [f.voted_product for f in result.frames if f.voted_product and f.voted_product not in products]
     products += list(dict.fromkeys(voted_extra))
-    labels = {pid: f"{short(names.get(pid, pid), 28)} · {pid}" for pid in products}
+    labels = {pid: heat_label(names.get(pid, pid), pid) for pid in products}
     x = [f"#{f.frame_index}<br>{f.time_s:.1f} s" for f in result.frames]
     z = [[f.product_similarity.get(pid, math.nan) for f in result.frames] for pid in products]
     text = [[("★ " if f.voted_product == pid else "") + (f"{v:.2f}" if not math.isnan(v) else "")
@@ -47,12 +49,53 @@ def votes_heatmap(result: MatchResult, names: Mapping[str, str], max_products: i
         hovertemplate="%{y}<br>frame %{x}<br>similarity %{z:.3f}<extra></extra>",
     ))
     _layout(fig, 70 + 40 * len(products))
-    fig.update_yaxes(autorange="reversed", showgrid=False, ticksuffix="  ")
+    # room for the row names, sized from their text (a 10-pixel margin cut them off)
+    widest = max((len(t) for t in labels.values()), default=10)
+    fig.update_layout(margin=dict(l=min(300, 16 + 6 * widest), r=10, t=10, b=10))
+    fig.update_yaxes(autorange="reversed", showgrid=False, ticksuffix="  ", automargin=True)
     fig.update_xaxes(showgrid=False, side="bottom")
     return fig
 
 
+def heat_label(name: str, product_id: str, n: int = 30) -> str:
+    """A heat-map row name: the name (cut to ``n``) then the id, the id once."""
+    bare = bare_name(name, product_id)
+    return f"{short(bare, n)} · {product_id}" if bare else product_id
+
+
 # --------------------------------------------------------------------------------------------- reports
+WINDOW_NAMES = {"whole": "whole regions, no garment windows", "exhaustive": "every garment window (Accurate)",
+                "refined": "garment windows, best refined (Fast)", "pooled": "pooled garment windows"}
+
+
+def run_settings(settings: Mapping[str, Any], index: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
+    """How an evaluation ran (or will run), as (setting, value): garment windows, domain centring, ranking, frames.
+    ``settings`` is Settings.flat(); centring is read from the index's model key when the index is known."""
+    windows = WINDOW_NAMES.get(str(settings.get("windows", "")), str(settings.get("windows", "?")))
+    if settings.get("garment_model"):
+        windows += " · trained garment head"
+    key = str((index or {}).get("model_key", ""))
+    mean = str(settings.get("domain_mean", "auto"))
+    if key:
+        centring = "on" if "+centred" in key else "off"
+    else:
+        centring = "off" if mean == "none" else ("auto" if mean == "auto" else "on")
+    rank_by = str(settings.get("rank_by", "similarity"))
+    ranking = "evidence, then votes" if rank_by == "similarity" else "votes"
+    return [("windows", windows), ("domain centring", centring), ("ranked by", ranking),
+            ("frames", f"{settings.get('frames', '?')} per clip")]
+
+
+def run_line(settings: Mapping[str, Any], index: Mapping[str, Any] | None = None) -> str:
+    """``run_settings`` as one line: "windows: ... · domain centring: on · ranked by: ... · frames: 10 per clip"."""
+    return " · ".join(f"{k}: {v}" for k, v in run_settings(settings, index))
+
+
+def uncertain_clips(report: EvalReport) -> list[str]:
+    """Clips whose answer is uncertain: the runner-up's evidence is close, or it leads on votes."""
+    return [o.video_id for o in report.clips if o.result.verdict.level == "uncertain"]
+
+
 def truth_margin(outcome: ClipOutcome) -> int | None:
     """Frames voting for the true product minus frames voting for its strongest rival (None without truth)."""
     if outcome.truth is None:

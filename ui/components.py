@@ -11,6 +11,8 @@ import streamlit as st
 from engine.categories import english
 from engine.errors import EngineError
 
+from .names import bare_name
+
 log = logging.getLogger("livematch.app")
 
 CSS = """
@@ -78,15 +80,20 @@ def image_or_placeholder(data: bytes | None, caption: str | None = None) -> None
 
 def product_card(rank: int, name: str, product_id: str, category: str, image: bytes | None, votes: int,
                  n_frames: int, share: float, best: float, mean: float) -> None:
-    """A product of a match: image, rank, name, id and category, votes with their share, similarities."""
+    """A product of a match: image, rank, name, id and category, votes with their share, similarities.
+    The id is shown once: a name that carries it ("000134 · short-sleeve dress") loses it, and a category that
+    only repeats the name is left out."""
     badge = ('<span class="lm-badge best">&#9733; Best match</span>' if rank == 1
              else f'<span class="lm-badge">#{rank}</span>')
     width = f"{min(max(share, 0.0), 1.0) * 100:.0f}%"
+    title = bare_name(name, product_id) or product_id
+    cat = category_label(category)
+    cat = "" if cat == title else cat
     with st.container(border=True):
         image_or_placeholder(image)
         st.html(
-            f'{badge}<div class="lm-name" title="{_escape(name)}">{_escape(name)}</div>'
-            f'<div class="lm-meta">{_escape(product_id)}<br>{_escape(category_label(category)) or "&nbsp;"}</div>'
+            f'{badge}<div class="lm-name" title="{_escape(title)}">{_escape(title)}</div>'
+            f'<div class="lm-meta">{_escape(product_id)}<br>{_escape(cat) or "&nbsp;"}</div>'
             f'<div class="lm-votes"><span>{votes} of {n_frames} frame{"s" if n_frames != 1 else ""}</span>'
             f'<b>{share:.0%}</b></div><div class="lm-bar"><div style="width:{width}"></div></div>'
             f'<div class="lm-row"><span>best similarity</span><b>{best:.2f}</b></div>'

@@ -90,8 +90,26 @@ def compare_frame(frame: FrameVote, truth: str | None, products: Mapping[str, Pr
     chosen = _side(voted, frame, frame.regions, products, True) if voted else Side(None, None, None, None, False)
     truth_side = _side(truth, frame, frame.regions, products, False) if truth is not None else None
     query_box = (region.match_box or region.box) if region is not None else None
-    return FrameComparison(frame.frame_index, frame.time_s, query_box, region.category if region else "",
+    return FrameComparison(frame.frame_index, frame.time_s, query_box, _category(frame, region, products),
                            chosen, truth_side)
+
+
+def _category(frame: FrameVote, region: RegionMatch | None, products: Mapping[str, ProductInfo]) -> str:
+    """A frame's category, consistent with its vote: that of the catalogue region the voted product matched with,
+    else the voted product's own; the region's k-NN label only when the frame voted for nothing."""
+    voted = frame.voted_product
+    if voted is None:
+        return region.category if region is not None else ""
+    _, nb = _best_for(frame.regions, voted)
+    if nb is not None and nb.region.category:
+        return nb.region.category
+    return products[voted].category if voted in products else ""
+
+
+def best_match(frames: Sequence[FrameVote], product_id: str) -> Neighbour | None:
+    """A product's best-matching catalogue region over every frame of a clip (None when it was never a candidate)."""
+    _, nb = _best_for([r for f in frames for r in f.regions], product_id)
+    return nb
 
 
 def compare_clip(outcome: ClipOutcome, products: Mapping[str, ProductInfo]) -> ClipComparison:

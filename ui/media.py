@@ -13,6 +13,8 @@ from engine.render import annotate_regions, encode_jpeg, padded_crop, thumbnail
 from engine.types import RegionRef
 from engine.io.video import sample_frames
 
+from .matching import ClipSource
+
 Box = tuple[float, float, float, float]
 THUMB = (320, 320)
 
@@ -64,9 +66,8 @@ def annotated_image(path: str, regions: Sequence[RegionRef], long_side: int = 64
     return _annotated(path, mtime, key, long_side)  # type: ignore[arg-type]
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _clip_crops(path: str, mtime: float, n_frames: int, requests: tuple[tuple[int, Box | None], ...],
-                size: tuple[int, int]) -> tuple[bytes | None, ...]:
+def _crops(path: str, n_frames: int, requests: tuple[tuple[int, Box | None], ...],
+           size: tuple[int, int]) -> tuple[bytes | None, ...]:
     try:
         frames = {f.index: f.image for f in sample_frames(path, n_frames)}
     except EngineError:
@@ -78,11 +79,39 @@ def _clip_crops(path: str, mtime: float, n_frames: int, requests: tuple[tuple[in
     return tuple(out)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _clip_crops(path: str, mtime: float, n_frames: int, requests: tuple[tuple[int, Box | None], ...],
+                size: tuple[int, int]) -> tuple[bytes | None, ...]:
+    return _crops(path, n_frames, requests, size)
+
+
+def _key(requests: Sequence[tuple[int, Sequence[float] | None]]) -> tuple[tuple[int, Box | None], ...]:
+    return tuple((int(i), _box(b)) for i, b in requests)
+
+
 def clip_crops(path: str | None, n_frames: int, requests: Sequence[tuple[int, Sequence[float] | None]],
                size: tuple[int, int] = THUMB) -> list[bytes | None]:
     """Crops of sampled frames of a clip (decoded once, the way the engine sampled them); None where unavailable."""
     mtime = _mtime(path)
     if path is None or mtime is None:
         return [None for _ in requests]
-    key = tuple((int(i), _box(b)) for i, b in requests)
-    return list(_clip_crops(str(path), mtime, int(n_frames), key, size))
+    return list(_clip_crops(str(path), mtime, int(n_frames), _key(requests), size))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _source_crops(sha256: str, n_frames: int, requests: tuple[tuple[int, Box | None], ...], size: tuple[int, int],
+                  _source: ClipSource) -> tuple[bytes | None, ...]:
+    try:
+        with _source.materialise() as path:
+            return _crops(str(path), n_frames, requests, size)
+    except OSError:
+        return tuple(None for _ in requests)
+
+
+def source_crops(source: ClipSource, n_frames: int, requests: Sequence[tuple[int, Sequence[float] | None]],
+                 size: tuple[int, int] = THUMB) -> list[bytes | None]:
+    """``clip_crops`` of a clip being matched: a catalogue sample in place, an upload by its content (written to a
+    private temporary file only when its crops are not cached yet)."""
+    if source.path is not None:
+        return clip_crops(source.path, n_frames, requests, size)
+    return list(_source_crops(source.sha256, int(n_frames), _key(requests), size, source))

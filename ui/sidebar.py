@@ -12,13 +12,19 @@ from engine.models import DETECTORS, EMBEDDERS
 
 from .state import PENDING_CATALOGUE_KEY, PENDING_PREFIX, SETTINGS_KEY, get_catalogue, is_builtin_demo, trained_checkpoints
 
-MODEL_LABELS = {
-    "ssd-mobilenet-v2-coco": "SSD-MobileNet-v2 (COCO) · fast",
-    "ssd300-vgg16": "SSD300-VGG16 (COCO) · needs local weights",
-    "efficientnet-lite0-gem": "EfficientNet-Lite0 + GeM · default",
-    "efficientnet-lite0": "EfficientNet-Lite0 pooled head",
-    "resnet50": "ResNet-50 · needs local weights",
+MODEL_LABELS = {  # short: the sidebar's selectboxes cut longer labels off; the details are in their help
+    "ssd-mobilenet-v2-coco": "SSD-MobileNet-v2",
+    "ssd300-vgg16": "SSD300-VGG16 (own weights)",
+    "efficientnet-lite0-gem": "EfficientNet-Lite0 GeM",
+    "efficientnet-lite0": "EfficientNet-Lite0 head",
+    "resnet50": "ResNet-50 (own weights)",
 }
+DETECTOR_HELP = ("Finds the presenter. SSD-MobileNet-v2 (COCO): fast, the default. SSD300-VGG16 (COCO): needs "
+                 "its weights in $LIVEMATCH_SSD300_WEIGHTS.")
+EMBEDDER_HELP = ("EfficientNet-Lite0 GeM: generalised-mean pooling of the last convolutional stage, the default. "
+                 "EfficientNet-Lite0 head: the pooled 1280-d head feature (the baseline). ResNet-50: needs its "
+                 "weights in $LIVEMATCH_RESNET50_WEIGHTS. Changing the embedder builds a separate index for it the "
+                 "first time.")
 STORE_KEY = "livematch.sidebar"  # widget key -> value, shared by every page's sidebar
 SEARCH_MODES = list(SEARCH_PRESETS)  # "Fast" (the app's default: it favours response time), "Accurate"
 FRAMES_RANGE = (1, 30)
@@ -104,10 +110,9 @@ def render_sidebar() -> Settings:
         st.slider("Products to show (top-K)", *TOP_K_RANGE, **_bound("cfg.top_k"))
         with st.expander("Models", icon=":material/memory:"):
             st.selectbox("Detector", _options(DETECTORS, base.models.detector), **_bound("cfg.detector"),
-                         format_func=lambda n: MODEL_LABELS.get(n, n))
+                         format_func=lambda n: MODEL_LABELS.get(n, n), help=DETECTOR_HELP)
             st.selectbox("Embedder", _options(EMBEDDERS, base.models.embedder), **_bound("cfg.embedder"),
-                         format_func=lambda n: MODEL_LABELS.get(n, n),
-                         help="Changing the embedder builds a separate index for it the first time.")
+                         format_func=lambda n: MODEL_LABELS.get(n, n), help=EMBEDDER_HELP)
             st.segmented_control(
                 "Garment search", SEARCH_MODES, **_bound("cfg.search"),
                 help="Fast: every garment window is scored from one pass per region, and the 3 best are "

@@ -22,13 +22,15 @@ from engine.io.catalogue import Catalogue, load_catalogue
 from engine.pipeline.engine import Engine
 from engine.types import EvalReport
 
-from .progress import describe_index_build, run_with_progress
+from .progress import describe_index_build, run_with_progress, staged
 
 SETTINGS_KEY = "livematch.settings"
 PENDING_CATALOGUE_KEY = "livematch.pending_catalogue"
 PENDING_PREFIX = "livematch.pending."  # + a sidebar widget key: a value to apply before the widget is drawn
 NOTICE_KEY = "catalogue.notice"
 DISPLAY_ONLY_FIELDS = ("top_k",)  # settings that change what is shown, not what is computed
+describe_demo = staged({"": (0.0, 1.0, "First start: generating the built-in demo (8 products, 4 livestream clips)…")})
+_DEMOS_READY: set[Path] = set()  # built-in demo folders this process has prepared (checked without a bar since)
 
 
 # --------------------------------------------------------------------------------------------- settings
@@ -63,12 +65,24 @@ def is_builtin_demo(settings: Settings) -> bool:
 def catalogue_dir(settings: Settings) -> Path:
     """The configured catalogue folder (the built-in demo, generated on first use, when none is set)."""
     try:
-        root = workspace.catalogue_root(settings)
+        root = _builtin_demo(settings) if is_builtin_demo(settings) else workspace.catalogue_root(settings)
     except (OSError, ValueError) as e:
         raise CatalogueError(f"the built-in demo could not be prepared: {e}") from e
     if not root.is_dir():
         raise CatalogueError(f"catalogue folder not found: {root}")
     return root.absolute()
+
+
+def _builtin_demo(settings: Settings) -> Path:
+    """The built-in demo folder. Its first generation (a few seconds, once per machine) shows a progress bar where
+    it is asked for: the sidebar's catalogue line on a fresh start, from the first second."""
+    from engine.io.demo import default_demo_dir
+
+    if default_demo_dir() in _DEMOS_READY:  # only checked (regenerated if it was removed or is outdated)
+        return workspace.catalogue_root(settings)
+    root = run_with_progress(lambda _progress: workspace.catalogue_root(settings), describe_demo)
+    _DEMOS_READY.add(default_demo_dir())
+    return root
 
 
 def _signature(root: Path) -> tuple[float, ...]:

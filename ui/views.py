@@ -12,13 +12,19 @@ from engine.io.catalogue import Catalogue
 from engine.config import Settings
 from engine.types import EvalReport
 
-from .charts import clip_table, margin_chart, rank_chart, votes_heatmap
-from .components import category_label, product_card
-from .matching import Analysis
-from .media import thumb
+from engine.types import FrameVote, MatchResult, ProductScore, RegionRef
+
+from .charts import clip_table, margin_chart, rank_chart, run_line, uncertain_clips, votes_heatmap
+from .components import category_label, image_or_placeholder, product_card
+from .inspection import FrameComparison, ProductInfo, best_match, compare_frame
+from .matching import Analysis, ClipSource
+from .media import annotated_image, source_crops, thumb
+from .names import bare_name
 
 CARDS_PER_ROW = 5
 FRAMES_PER_ROW = 5
+CROP = (240, 240)  # a frame's query region and its catalogue match
+CARD_SIDE = 400  # a product card's annotated photo
 
 
 def product_names(catalogue: Catalogue | None, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -32,45 +38,20 @@ def _rows(items: list, per_row: int) -> list[list]:
     return [items[i : i + per_row] for i in range(0, len(items), per_row)]
 
 
-def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings) -> None:
+def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings,
+                 source: ClipSource | None = None) -> None:
+    """A clip's match: verdict, summary, top products, each sampled frame with why it voted, votes per frame.
+    ``source`` (the clip matched) gives each frame's query region; without it those crops show as missing."""
     result = analysis.result
     names = product_names(catalogue, {p.product_id: p.name for p in result.ranking})
-    n_frames = len(result.frames)
-    top = result.top
-    if top is None:
+    if result.top is None:
         st.warning(f"{analysis.clip_name}: no catalogue product matched any sampled frame.",
                    icon=":material/search_off:")
         return
-    _verdict_banner(analysis.clip_name, result, names, n_frames)
+    _verdict_banner(analysis.clip_name, result, names, len(result.frames))
     _summary(analysis, catalogue)
-
-    st.subheader("Top products", anchor=False)
-    ranking = list(result.ranking[: settings.search.top_k])
-    for row in _rows(list(enumerate(ranking, 1)), CARDS_PER_ROW):
-        cols = st.columns(CARDS_PER_ROW)
-        for col, (rank, p) in zip(cols, row):
-            with col:
-                product = catalogue.products.get(p.product_id)
-                product_card(rank, p.name, p.product_id, product.category if product else "", thumb(p.image_path),
-                             p.votes, n_frames, p.vote_share, p.best_similarity, p.mean_similarity)
-
-    st.subheader("Sampled frames", anchor=False)
-    st.caption("White: the detected person, or the whole frame when nobody is detected. Violet: the garment "
-               "window that matched best, with its category and similarity. Below each frame: the product it "
-               "voted for.")
-    frames = list(zip(result.frames, analysis.frames))
-    for row in _rows(frames, FRAMES_PER_ROW):
-        cols = st.columns(FRAMES_PER_ROW)
-        for col, (vote, image) in zip(cols, row):
-            with col:
-                voted = names.get(vote.voted_product, vote.voted_product) if vote.voted_product else "no vote"
-                caption = f"#{vote.frame_index} · {vote.time_s:.1f} s → {voted}"
-                if vote.voted_product:
-                    caption += f" ({vote.vote_similarity:.2f})"
-                if image is not None:
-                    st.image(image, caption=caption, width="stretch")
-                else:
-                    st.caption(caption + " · frame unavailable")
+    _top_products(result, catalogue, settings)
+    _sampled_frames(analysis, catalogue, names, settings, source)
 
     st.subheader("Votes per frame", anchor=False)
     st.caption("Similarity of every sampled frame (columns) to the leading products (rows); ★ marks the product "
@@ -88,19 +69,97 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings) -
         st.caption(" · ".join(f"{k} {t[k]:.2f} s" for k in STAGES if k in t))
 
 
-def _verdict_banner(clip: str, result, names: dict[str, str], n_frames: int) -> None:
+def _top_products(result: MatchResult, catalogue: Catalogue, settings: Settings) -> None:
+    st.subheader("Top products", anchor=False)
+    st.caption("Ranked by evidence: each product's best similarity per frame, averaged over the sampled frames. "
+               "Each card shows the catalogue photo whose region matched best in this clip, that region boxed.")
+    n_frames = len(result.frames)
+    ranking = list(result.ranking[: settings.search.top_k])
+    for row in _rows(list(enumerate(ranking, 1)), CARDS_PER_ROW):
+        cols = st.columns(CARDS_PER_ROW)
+        for col, (rank, p) in zip(cols, row):
+            with col:
+                product = catalogue.products.get(p.product_id)
+                category = product.category if product else ""
+                product_card(rank, p.name, p.product_id, category, _card_image(result, p, category),
+                             p.votes, n_frames, p.vote_share, p.best_similarity, p.mean_similarity)
+
+
+def _card_image(result: MatchResult, p: ProductScore, category: str) -> bytes | None:
+    """The catalogue photo whose region matched best in this clip, with the region drawn; the cover photo when
+    the product never was a candidate."""
+    path, box = p.best_image, p.best_box
+    if path is None:
+        nb = best_match(result.frames, p.product_id)
+        if nb is not None:
+            path, box, category = nb.image_path, nb.box, nb.region.category or category
+    if path is None or box is None:
+        return thumb(path or p.image_path)
+    return annotated_image(path, [RegionRef(p.product_id, path, box, category, 1)], CARD_SIDE) or thumb(p.image_path)
+
+
+def _sampled_frames(analysis: Analysis, catalogue: Catalogue, names: dict[str, str], settings: Settings,
+                    source: ClipSource | None) -> None:
+    result = analysis.result
+    st.subheader("Sampled frames", anchor=False)
+    st.caption("White: the detected person, or an inset outline tagged \"whole frame\" when nobody is detected. "
+               "Violet: the garment window that decided the vote. Under each frame: that window (query) beside the "
+               "catalogue region of the voted product it matched best, with its category and their similarity.")
+    infos = {pid: ProductInfo(p.name, p.category, p.cover_image) for pid, p in catalogue.products.items()}
+    rows = [compare_frame(f, None, infos) for f in result.frames]
+    n_sampled = int(result.settings.get("frames") or settings.detection.frames)
+    requests = [(c.frame_index, c.query_box) for c in rows]
+    crops = source_crops(source, n_sampled, requests, CROP) if source is not None else [None] * len(rows)
+    items = list(zip(result.frames, analysis.frames, rows, crops))
+    for row in _rows(items, FRAMES_PER_ROW):
+        cols = st.columns(FRAMES_PER_ROW)
+        for col, (vote, image, why, crop) in zip(cols, row):
+            with col, st.container(border=True):
+                _frame_card(vote, image, why, crop, names)
+
+
+def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop: bytes | None,
+                names: dict[str, str]) -> None:
+    """A sampled frame with its vote, then the query region beside the catalogue region it matched."""
+    voted = names.get(vote.voted_product, vote.voted_product) if vote.voted_product else "no vote"
+    caption = f"#{vote.frame_index} · {vote.time_s:.1f} s → {voted}"
+    if image is not None:
+        st.image(image, caption=caption, width="stretch")
+    else:
+        st.caption(caption + " · frame unavailable")
+    chosen = why.chosen
+    if chosen.product_id is None:
+        return
+    left, right = st.columns(2, gap="small")
+    with left:
+        image_or_placeholder(crop, "query")
+    with right:
+        where = "catalogue" if chosen.from_neighbours else "cover photo"
+        image_or_placeholder(thumb(chosen.image_path, chosen.box, CROP), where)
+    category = category_label(why.category) or "garment"
+    similarity = f" · similarity {chosen.similarity:.2f}" if chosen.similarity is not None else ""
+    st.caption(f"{category}{similarity}")
+
+
+def _verdict_banner(clip: str, result: MatchResult, names: dict[str, str], n_frames: int) -> None:
     """Green when the top product clearly leads; amber, with the runner-up named, when it is close."""
     top, verdict = result.top, result.verdict
     evidence = f"{top.votes} of {n_frames} sampled frames vote for it, evidence {top.mean_similarity:.3f}"
     if verdict.confident:
-        st.success(f"**{top.name}** ({top.product_id}) is shown in **{clip}**: {evidence}.",
+        st.success(f"{_bold_label(top.name, top.product_id)} is shown in **{clip}**: {evidence}.",
                    icon=":material/check_circle:")
         return
     second = result.ranking[1]
-    st.warning(f"**Uncertain.** Most likely **{top.name}** ({top.product_id}) in **{clip}**, but "
-               f"**{names.get(second.product_id, second.name)}** ({second.product_id}) is close: {evidence}; "
-               f"the runner-up has {second.votes} votes, evidence {second.mean_similarity:.3f} "
-               f"(margin {verdict.evidence_margin:+.3f}).", icon=":material/help:")
+    runner_up = _bold_label(names.get(second.product_id, second.name), second.product_id)
+    st.warning(f"**Uncertain.** Most likely {_bold_label(top.name, top.product_id)} in **{clip}**, but "
+               f"{runner_up} is close: {evidence}; the runner-up has {second.votes} votes, evidence "
+               f"{second.mean_similarity:.3f} (margin {verdict.evidence_margin:+.3f}).", icon=":material/help:")
+
+
+def _bold_label(name: str, product_id: str) -> str:
+    """**name** (id), the id once."""
+    bare = bare_name(name, product_id)
+    return f"**{bare}** ({product_id})" if bare else f"**{product_id}**"
 
 
 def _summary(analysis: Analysis, catalogue: Catalogue) -> None:
@@ -119,13 +178,19 @@ def _summary(analysis: Analysis, catalogue: Catalogue) -> None:
 # --------------------------------------------------------------------------------------------- evaluation
 def render_report(report: EvalReport, names: dict[str, str]) -> None:
     m = report.metrics
-    cols = st.columns(4)
+    uncertain = uncertain_clips(report)
+    cols = st.columns(5)
     cols[0].metric("Top-1 accuracy", f"{m.top1:.0%}", border=True,
                    help="Clips whose first-ranked product is the true one.")
     cols[1].metric("Top-5 accuracy", f"{m.top5:.0%}", border=True,
                    help="Clips whose true product is among the first five.")
     cols[2].metric("MRR", f"{m.mrr:.3f}", border=True, help="Mean reciprocal rank of the true product.")
     cols[3].metric("Clips scored", m.clips, border=True)
+    cols[4].metric("Uncertain clips", f"{len(uncertain)} of {len(report.clips)}", border=True,
+                   help="Clips whose top product leads the runner-up by less than 0.02 in evidence, or does not "
+                        "also lead on votes: the app shows these with an amber “Uncertain” banner.")
+    st.markdown("**Run with** · " + run_line(report.settings, report.index)
+                + (f" · uncertain: {', '.join(uncertain)}" if uncertain else ""))
 
     left, right = st.columns(2)
     with left:
@@ -136,24 +201,7 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
         st.plotly_chart(margin_chart(report), width="stretch", config={"displayModeBar": False}, key="eval.margin")
 
     st.markdown("**Clips**")
-    table = clip_table(report, names)
-    st.dataframe(
-        table, hide_index=True, width="stretch",
-        column_config={
-            "clip": st.column_config.TextColumn("clip", width="small"),
-            "result": st.column_config.TextColumn("result", width="small"),
-            "true product": st.column_config.TextColumn("true product", width="medium"),
-            "top-1": st.column_config.TextColumn("top-1", width="medium"),
-            "rank of truth": st.column_config.NumberColumn("rank", format="%d", width="small",
-                                                           help="Rank of the true product in the clip's ranking."),
-            "votes": st.column_config.TextColumn("votes", width="small", help="Frames voting for the top-1 product."),
-            "margin": st.column_config.NumberColumn("margin", format="%+d", width="small",
-                                                    help="Frames voting for the truth minus its best rival."),
-            "similarity": st.column_config.NumberColumn("similarity", format="%.2f", width="small",
-                                                        help="Best similarity of the top-1 product."),
-            "time (s)": st.column_config.NumberColumn("time", format="%.1f s", width="small"),
-        },
-    )
+    st.dataframe(clip_table(report, names), hide_index=True, width="stretch", column_config=CLIP_COLUMNS)
     notes = list(report.skipped) + list(report.problems)
     if notes:
         with st.expander(f"{len(notes)} note(s) from the run", icon=":material/info:"):
@@ -164,7 +212,28 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
     st.caption(f"Evaluated {when} · {idx.get('n_products', '?')} products, "
                f"{idx.get('n_items', '?')} regions indexed · "
                f"embedder {idx.get('embedder') or idx.get('model_key', '?')} · "
-               f"{report.settings.get('frames', '?')} frames per clip")
+               f"detector {report.settings.get('detector', '?')}")
+
+
+CLIP_COLUMNS = {  # widths in pixels: the eleven columns fit the page without scrolling sideways
+    "clip": st.column_config.TextColumn("clip", width=70),
+    "result": st.column_config.TextColumn("result", width=85),
+    "true product": st.column_config.TextColumn("true product", width=140),
+    "top-1": st.column_config.TextColumn("top-1", width=140),
+    "rank of truth": st.column_config.NumberColumn("rank", format="%d", width=50,
+                                                   help="Rank of the true product in the clip's ranking."),
+    "votes": st.column_config.TextColumn("votes", width=60, help="Frames voting for the top-1 product."),
+    "margin": st.column_config.NumberColumn("margin", format="%+d", width=60,
+                                            help="Frames voting for the truth minus its best rival."),
+    "sure": st.column_config.TextColumn("sure", width=85, help="confident, or uncertain when the runner-up is close."),
+    "evidence margin": st.column_config.NumberColumn(
+        "evidence margin", format="%+.3f", width=115,
+        help="The top product's evidence (mean best similarity per frame) minus the runner-up's; "
+             "under +0.020 the answer is uncertain."),
+    "similarity": st.column_config.NumberColumn("similarity", format="%.2f", width=75,
+                                                help="Best similarity of the top-1 product."),
+    "time (s)": st.column_config.NumberColumn("time", format="%.1f s", width=60),
+}
 
 
 def category_names(catalogue: Catalogue) -> list[str]:

@@ -7,9 +7,14 @@ applied, metadata dropped, at most 1600 pixels on a side); the uploaded file nam
 
 Layouts, as read by ``engine.io.catalogue``:
 
-* Tianchi: ``image/<id>/<n>.jpg``; with a category, ``image_annotation/<id>/<n>.json`` marks the whole photo
-  as the product (instance 1) with that category.
-* folders: ``<id>/<n>.jpg``.
+* Tianchi: ``image/<id>/<n>.jpg``; ``image_annotation/<id>/<n>.json`` marks the product's box (instance 1, the
+  category as label) only in the images whose box the person confirmed. The other images get no annotation, so
+  indexing detects their regions (``engine.pipeline.catalogue``): a whole-photo box would index faces and
+  backgrounds as the product.
+* folders: ``<id>/<n>.jpg`` (this layout keeps no boxes).
+
+A box is in pixels (x0, y0, x1, y1) of the image as stored, that is as ``decode_upload`` returns it (orientation
+applied, at most 1600 pixels on a side).
 
 Display names (and the category of folder products) go to ``products.json``; when a catalogue only has the
 built-in demo's ``demo.json``, its names are carried over so that they are not lost.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -27,6 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 from PIL import Image
 
 from engine.categories import CATEGORY_EN
@@ -37,6 +44,8 @@ MAX_IMAGES = 50
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_ID_LENGTH = 64
 JPEG_QUALITY = 92
+MIN_BOX_SIDE = 2  # pixels, inside the image
+Box = tuple[float, float, float, float]
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -74,10 +83,14 @@ def add_product(
     name: str,
     category: str,
     files: Sequence[tuple[str, bytes]],
+    boxes: Sequence[Sequence[float] | None] | None = None,
 ) -> Path:
     """Add a product with its images (``(filename, bytes)`` pairs) to the catalogue at ``root``.
 
     ``category`` is a Tianchi category key (Chinese, see ``engine.categories``), its English name, or "".
+    ``boxes`` gives, per image, the product's confirmed box in pixels (x0, y0, x1, y1) of that image, or None;
+    only images with a box get an annotation. Boxes are clipped to their image; one outside it, without area, or
+    given to a catalogue that keeps no boxes (a folder per product) is refused.
     Returns the product's image folder. Raises CatalogueError or ImageError (nothing is written then).
     """
     root = Path(root).absolute()
@@ -91,6 +104,7 @@ def add_product(
     if len(files) > MAX_IMAGES:
         raise ImageError(f"at most {MAX_IMAGES} images per product ({len(files)} given)")
     layout = catalogue_layout(root)
+    wanted = _box_list(boxes, len(files), layout)
     with _locked(root):
         target = product_dir(root, pid)
         ann_target = root / "image_annotation" / pid
@@ -98,15 +112,53 @@ def add_product(
             raise CatalogueError(f"a product {pid!r} already exists in this catalogue")
         stage = Path(tempfile.mkdtemp(prefix=".livematch-add-", dir=root))
         try:
-            sizes = _stage_images(stage, files)
-            if layout == "tianchi" and cat:
-                _stage_annotations(stage / "annotations", pid, cat, sizes)
-            names = _names_with(root, pid, display, cat)
-            _write_json(stage / "products.json", names)
-            _commit(root, stage, target, ann_target if layout == "tianchi" and cat else None)
+            decoded = [decode_upload(filename, data, n) for n, (filename, data) in enumerate(files)]
+            kept = [None if b is None else checked_box(b, (rgb.shape[1], rgb.shape[0]), _label(files[n][0], n))
+                    for n, (b, rgb) in enumerate(zip(wanted, decoded))]
+            _stage_images(stage, decoded)
+            annotated = any(b is not None for b in kept)
+            if annotated:
+                _stage_annotations(stage / "annotations", pid, cat, kept)
+            _write_json(stage / "products.json", _names_with(root, pid, display, cat))
+            _commit(root, stage, target, ann_target if annotated else None)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     return target
+
+
+def checked_box(box: Sequence[float], size: tuple[int, int], label: str = "the image") -> Box:
+    """A product box (x0, y0, x1, y1) in pixels of an image of (width, height), clipped to the image and rounded
+    to 0.1 pixel; CatalogueError when it is not four finite numbers, has no area or lies outside the image."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise CatalogueError(f"{label}: a product box is four numbers (x0, y0, x1, y1), got {box!r}") from None
+    shown = f"({x0:g}, {y0:g}, {x1:g}, {y1:g})"
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise CatalogueError(f"{label}: the product box {shown} is not made of finite numbers")
+    if x1 <= x0 or y1 <= y0:
+        raise CatalogueError(f"{label}: the product box {shown} has no area (x1 must exceed x0, and y1 exceed y0)")
+    w, h = size
+    cx0, cy0, cx1, cy1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
+    if cx1 <= cx0 or cy1 <= cy0:
+        raise CatalogueError(f"{label}: the product box {shown} lies outside the {w}x{h} image")
+    if cx1 - cx0 < MIN_BOX_SIDE or cy1 - cy0 < MIN_BOX_SIDE:
+        raise CatalogueError(f"{label}: the product box {shown} is less than {MIN_BOX_SIDE} pixels wide or high "
+                             f"inside the {w}x{h} image")
+    return (round(cx0, 1), round(cy0, 1), round(cx1, 1), round(cy1, 1))
+
+
+def _box_list(boxes: Sequence[Sequence[float] | None] | None, n: int, layout: str) -> list[Sequence[float] | None]:
+    """One box (or None) per image; boxes are refused where the layout cannot keep them."""
+    if boxes is None:
+        return [None] * n
+    wanted = list(boxes)
+    if len(wanted) != n:
+        raise CatalogueError(f"give one box (or none) per image: {n} image(s), {len(wanted)} box(es)")
+    if layout != "tianchi" and any(b is not None for b in wanted):
+        raise CatalogueError("this catalogue (a folder per product) keeps no product boxes; only a catalogue in the "
+                             "Tianchi layout (image/, image_annotation/) does. Add the images without boxes.")
+    return wanted
 
 
 def normalise_category(category: str) -> str:
@@ -120,37 +172,43 @@ def normalise_category(category: str) -> str:
     raise CatalogueError(f"unknown category {category!r}; choose one of {', '.join(CATEGORY_EN.values())}")
 
 
-def _stage_images(stage: Path, files: Sequence[tuple[str, bytes]]) -> list[tuple[int, int]]:
-    """Decode every upload, then write them as <n>.jpg under stage/images; returns (width, height) of each."""
-    incoming = stage / "incoming"
-    incoming.mkdir()
-    decoded = []
-    for n, (filename, data) in enumerate(files):
-        label = Path(str(filename or f"image {n + 1}")).name or f"image {n + 1}"
-        if not data:
-            raise ImageError(f"{label}: the file is empty")
-        if len(data) > MAX_IMAGE_BYTES:
-            raise ImageError(f"{label}: larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
-        raw = incoming / f"upload-{n}"
+def decode_upload(filename: str, data: bytes, n: int = 0) -> np.ndarray:
+    """An uploaded image (the ``n``-th) decoded as it will be stored: RGB, orientation applied, at most 1600 pixels
+    on a side. ImageError names the file (its base name only) when it is empty, too large or unreadable."""
+    label = _label(filename, n)
+    if not data:
+        raise ImageError(f"{label}: the file is empty")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(f"{label}: larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
+    with tempfile.TemporaryDirectory(prefix="livematch-upload-") as tmp:
+        raw = Path(tmp) / f"upload-{n}"
         raw.write_bytes(data)
         try:
-            decoded.append(read_rgb(raw))
+            return read_rgb(raw)
         except ImageError as e:
             raise ImageError(f"{label}: {str(e).split(': ', 1)[-1]}") from e
+
+
+def _label(filename: str, n: int) -> str:
+    return Path(str(filename or f"image {n + 1}")).name or f"image {n + 1}"
+
+
+def _stage_images(stage: Path, decoded: Sequence[np.ndarray]) -> None:
+    """Write the decoded images as <n>.jpg under stage/images."""
     images = stage / "images"
     images.mkdir()
-    sizes = []
     for n, rgb in enumerate(decoded):
         Image.fromarray(rgb).save(images / f"{n}.jpg", "JPEG", quality=JPEG_QUALITY)
-        sizes.append((int(rgb.shape[1]), int(rgb.shape[0])))
     os.chmod(images, 0o755)
-    return sizes
 
 
-def _stage_annotations(folder: Path, pid: str, category: str, sizes: list[tuple[int, int]]) -> None:
+def _stage_annotations(folder: Path, pid: str, category: str, boxes: Sequence[Box | None]) -> None:
+    """One annotation file per image with a confirmed box (the product, instance 1); none for the others."""
     folder.mkdir()
-    for n, (w, h) in enumerate(sizes):
-        ann = {"box": [0, 0, w, h], "label": category, "instance_id": 1, "viewpoint": 0, "display": 1}
+    for n, box in enumerate(boxes):
+        if box is None:
+            continue
+        ann = {"box": list(box), "label": category, "instance_id": 1, "viewpoint": 0, "display": 1}
         _write_json(folder / f"{n}.json", {"item_id": pid, "img_name": f"{n}.jpg", "annotations": [ann]})
     os.chmod(folder, 0o755)
 

@@ -8,9 +8,10 @@ again too. The ONNX embedder subclasses the torch one: same ``name``, ``dim`` an
 embedding caches are shared), same preprocessing, same GeM pooling, same band pooling; only the backbone's
 forward pass runs in ONNX Runtime (graph optimisation level ALL, one intra-op thread per CPU).
 
-Measured on a 2-core CPU (EfficientNet-Lite0, 288x224, see ``python -m engine bench``): ONNX Runtime gives the
-torch vectors (cosine >= 0.99999) at 1.5-3x the regions/s. Dynamic int8 quantisation was slower than fp32
-on that CPU and moved the vectors (cosine 0.89-0.96 to fp32), so it is not offered.
+Measured on a shared 2-core CPU (EfficientNet-Lite0, 288x224, ``python -m engine bench``; noisy): ONNX Runtime
+gives the torch vectors (cosine >= 0.99999) at about 2-3x the regions/s. Dynamic int8 quantisation
+(onnxruntime.quantization) was 2-6x slower than fp32 there and moved the vectors (lowest cosine to fp32 0.89
+per tensor, 0.96 per channel), so it is not offered.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import io
 import os
 import threading
 import warnings
-from collections import Counter, OrderedDict
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,6 @@ OPSET = 17
 INPUT, OUTPUT = "input", "fmap"
 META_KEY = "livematch_key"
 MAX_PIXELS = 16 * 288 * 224  # input pixels per ORT run (16 crops of 288x224)
-SHARED_ARENA = True
 
 
 def onnxruntime_available() -> bool:
@@ -55,8 +55,8 @@ def cpu_threads() -> int:
 
 
 def resolve_runtime(name: str, device: str = "auto", runtime: str = "auto") -> str:
-    """"torch" or "onnxruntime" for an embedder on a device. "auto" picks onnxruntime when the package
-    imports, the embedder has an ONNX export and the device is the CPU; an explicit "onnxruntime" that
+    """The runtime ("torch" or "onnxruntime") of an embedder on a device. "auto" picks onnxruntime when the
+    package imports, the embedder has an ONNX export and the device is the CPU; an explicit "onnxruntime" that
     cannot be honoured is a ModelError."""
     runtime = (runtime or "auto").strip().lower()
     if runtime not in RUNTIMES:
@@ -116,25 +116,6 @@ def export_onnx(torch_cls: type[TorchEmbedder], path: Path, key: str) -> Path:
     return path
 
 
-_arena: list[bool] = []
-_arena_lock = threading.Lock()
-
-
-def _shared_arena() -> bool:
-    """Register (once per process) a CPU arena that every session shares, growing by what is asked."""
-    import onnxruntime as ort
-
-    with _arena_lock:
-        if not _arena:
-            try:
-                info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-                ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, 1, -1, -1))
-                _arena.append(True)
-            except Exception:  # noqa: BLE001
-                _arena.append(False)
-        return _arena[0]
-
-
 def _session(path: Path, shape: tuple[int, ...] | None = None):  # -> onnxruntime.InferenceSession
     """A CPU session, optimisation level ALL, one intra-op thread per CPU; with ``shape``, the dynamic axes
     fixed to it (ORT then plans memory and picks kernels for that shape)."""
@@ -145,8 +126,6 @@ def _session(path: Path, shape: tuple[int, ...] | None = None):  # -> onnxruntim
     so.intra_op_num_threads = cpu_threads()
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    if SHARED_ARENA and _shared_arena():
-        so.add_session_config_entry("session.use_env_allocators", "1")
     if shape is not None:
         for axis, size in zip(("n", "h", "w"), (shape[0], shape[2], shape[3])):
             so.add_free_dimension_override_by_name(axis, int(size))
@@ -154,9 +133,10 @@ def _session(path: Path, shape: tuple[int, ...] | None = None):  # -> onnxruntim
 
 
 class OrtBackbone:
-    """An exported backbone in ONNX Runtime. One session takes any shape; a shape that keeps coming back
-    (``promote_after`` calls: the embedding batches of a clip) gets a session of its own with the shape
-    fixed, about 15-30% faster on a 2-core CPU. At most ``max_static`` of those are kept (each costs memory)."""
+    """An exported backbone in ONNX Runtime. One session takes any shape; a shape that keeps coming back (used
+    ``promote_after`` times: the embedding batches of clips) gets a session of its own with the shape fixed,
+    15-35% faster on a 2-core CPU. At most ``max_static`` are kept (each holds its own memory): the most used
+    shapes, a newcomer replacing the least used one only once it has been used twice as often (no thrashing)."""
 
     def __init__(self, path: Path, key: str, channels: int, max_static: int = 2, promote_after: int = 3) -> None:
         self.path = Path(path)
@@ -167,23 +147,25 @@ class OrtBackbone:
         if (meta.get(META_KEY) != key or [i.name for i in inputs] != [INPUT] or len(outputs) != 1
                 or outputs[0].shape[1] != channels):
             raise ModelError(f"{self.path.name} is not the expected ONNX model")
-        self._static: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self._static: dict[tuple[int, ...], object] = {}
         self._seen: Counter[tuple[int, ...]] = Counter()
         self._lock = threading.Lock()
 
     def _pick(self, shape: tuple[int, ...]):  # -> onnxruntime.InferenceSession
         with self._lock:
-            if shape in self._static:
-                self._static.move_to_end(shape)
-                return self._static[shape]
             self._seen[shape] += 1
-            if self.max_static <= 0 or self._seen[shape] < self.promote_after:
+            used = self._seen[shape]
+            if shape in self._static:
+                return self._static[shape]
+            if self.max_static <= 0 or used < self.promote_after:
                 return self._dynamic
-            session = _session(self.path, shape)
-            self._static[shape] = session
-            while len(self._static) > self.max_static:
-                self._static.popitem(last=False)
-            return session
+            if len(self._static) >= self.max_static:
+                coldest = min(self._static, key=self._seen.__getitem__)
+                if used < 2 * self._seen[coldest]:
+                    return self._dynamic
+                del self._static[coldest]
+            self._static[shape] = _session(self.path, shape)
+            return self._static[shape]
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """(N, C, h, w) float32 feature maps of a preprocessed (N, 3, H, W) float32 batch, run in chunks of at

@@ -29,6 +29,20 @@ def detect_regions(detector: Detector, images: list[np.ndarray], s: DetectionSet
     return [product_regions(d, im, s) for d, im in zip(found, images)]
 
 
+def proposed_box(det: Detections) -> tuple[float, float, float, float] | None:
+    """The most confident detected box of an image's regions; None when only the whole image was found."""
+    if det.source == "whole-frame" or len(det) == 0:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in det.boxes[int(np.argmax(det.scores))])
+    return (x0, y0, x1, y1)
+
+
+def propose_boxes(detector: Detector, images: list[np.ndarray],
+                  s: DetectionSettings) -> list[tuple[float, float, float, float] | None]:
+    """A box to propose as the product in each image (catalogue editing): its best detected region, or None."""
+    return [proposed_box(d) for d in detect_regions(detector, images, s)] if images else []
+
+
 def relative(box: Box, region: Box) -> tuple[float, float, float, float]:
     """A box as fractions (x0, y0, x1, y1) of a region box."""
     w, h = max(1e-6, region[2] - region[0]), max(1e-6, region[3] - region[1])
