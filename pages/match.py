@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from engine.io.catalogue import Catalogue
 from engine.config import Settings
@@ -13,7 +14,7 @@ from ui import state
 from ui.shell import shell
 from ui.startup import prepare_builtin_demo
 from ui.components import empty_state, guard, page_header
-from ui.matching import UPLOAD_TYPES, Analysis, ClipSource, analyse_cached, cached_file_sha256
+from ui.matching import UPLOAD_TYPES, Analysis, ClipSource, analyse_cached, cached_file_sha256, upload_source
 from ui.progress import describe_match, run_with_progress
 from ui.names import clip_shows
 from ui.views import render_match
@@ -22,7 +23,8 @@ shell()
 
 UPLOAD = "Upload a clip"
 SAMPLE = "Sample clip from the catalogue"
-SHA_KEY = "match.upload_sha256"  # (file id, SHA-256) of the current upload
+SHA_KEY = "match.upload_sha256"  # (bytes, SHA-256) of the current upload: see ui.matching.upload_source
+SHOWN_KEY = "match.shown_sha256"  # SHA-256 of the clip whose result the page shows or is matching (None: none)
 
 
 def upload_limit_mb() -> int:
@@ -34,7 +36,6 @@ def choose_source(catalogue: Catalogue) -> ClipSource | None:
     samples = {vid: c for vid, c in catalogue.clips.items() if c.path}
     modes = [UPLOAD, SAMPLE] if samples else [UPLOAD]
     mode = st.radio("Clip source", modes, horizontal=True, label_visibility="collapsed", key="match.mode")
-    limit = upload_limit_mb()
     if mode == SAMPLE:
         names = {pid: p.name for pid, p in catalogue.products.items()}
         vid = st.selectbox(
@@ -46,22 +47,34 @@ def choose_source(catalogue: Catalogue) -> ClipSource | None:
         path = Path(samples[vid].path or "")
         stat = path.stat()
         return ClipSource.from_file(path, cached_file_sha256(str(path), stat.st_size, stat.st_mtime))
+    return uploaded_source()
+
+
+def uploaded_source() -> ClipSource | None:
+    """The clip in the uploader, identified by the digest of its bytes; None while there is none (or it is refused)."""
+    limit = upload_limit_mb()
     uploaded = st.file_uploader(
         f"Video clip · {', '.join(t.upper() for t in UPLOAD_TYPES)} · up to {limit} MB", type=list(UPLOAD_TYPES),
         key="match.upload", max_upload_size=limit,
     )
-    if uploaded is None:
-        return None
-    if uploaded.size > limit * 1024 * 1024:
+    if uploaded is not None and uploaded.size > limit * 1024 * 1024:
         st.error(f"{uploaded.name}: {uploaded.size / 2**20:.0f} MB is over the {limit} MB upload limit.",
                  icon=":material/error:")
+        uploaded = None
+    if uploaded is None:
+        st.session_state.pop(SHA_KEY, None)  # let go of the previous upload's bytes
         return None
-    data = uploaded.getvalue()
-    known = st.session_state.get(SHA_KEY)
-    if not known or known[0] != uploaded.file_id:  # hash each upload once, not on every rerun
-        known = (uploaded.file_id, ClipSource.from_upload(uploaded.name, data).sha256)
-        st.session_state[SHA_KEY] = known
-    return ClipSource(name=uploaded.name, sha256=known[1], data=data)
+    return upload_source(uploaded.name, uploaded.getvalue(), st.session_state, SHA_KEY)
+
+
+def result_area(sha256: str | None) -> DeltaGenerator:
+    """Where a clip's match is drawn (``sha256``: the clip's digest; None: no clip, the steps are shown). When the clip
+    changed, the previous result is removed at once (an empty element takes its place before the new match starts),
+    so it never shows under another clip while that one is matched; a rerun over the same clip redraws in place."""
+    if SHOWN_KEY in st.session_state and st.session_state[SHOWN_KEY] == sha256:
+        return st.container()
+    st.session_state[SHOWN_KEY] = sha256
+    return st.empty().container()
 
 
 def match(settings: Settings, catalogue: Catalogue, source: ClipSource) -> Analysis:
@@ -95,12 +108,13 @@ def main() -> None:
         catalogue = state.get_catalogue(settings)
         prepare_builtin_demo(settings, catalogue)
         source = choose_source(catalogue)
-        if source is None:
-            how_it_works()
-            return
-        with guard(source.name):
-            analysis = match(settings, catalogue, source)
-            render_match(analysis, catalogue, settings, source)
+        with result_area(source.sha256 if source is not None else None):
+            if source is None:
+                how_it_works()
+                return
+            with guard(source.name):
+                analysis = match(settings, catalogue, source)
+                render_match(analysis, catalogue, settings, source)
 
 
 with guard("the Match page"):

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, MutableMapping
 
 import streamlit as st
 
@@ -70,6 +70,21 @@ def safe_filename(name: str) -> str:
     suffix = suffix if suffix in VIDEO_SUFFIXES else ".mp4"
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(base).stem).strip("._")[:80]
     return f"{stem or 'clip'}{suffix}"
+
+
+def upload_source(name: str, data: bytes, memo: MutableMapping[str, Any], key: str) -> ClipSource:
+    """Uploaded bytes as a clip source, identified by the SHA-256 of exactly these bytes.
+
+    The digest is remembered in ``memo[key]`` (the session state) with the very bytes object it was computed from,
+    and reused only for that same object: bytes are immutable, so a rerun over the same upload is not hashed again,
+    while any other bytes (another file, a re-upload, new bytes under a file id seen before) are. The uploader's
+    file id is not trusted for this: the upload store keeps one record per id and a new upload to it replaces it.
+    """
+    known = memo.get(key)
+    if not (isinstance(known, tuple) and len(known) == 2 and known[0] is data):
+        known = (data, hashlib.sha256(data).hexdigest())
+        memo[key] = known
+    return ClipSource(name=name, sha256=known[1], data=data)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
