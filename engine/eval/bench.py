@@ -133,6 +133,8 @@ def _bench_indexing(settings: Settings, catalogue, detector, emb, work: Path, re
         catalogue_regions(engine, cat, cache=EmbeddingCache(work / f"cache-{cache_root}"))
         rate = cat.n_images / (time.perf_counter() - t0)
         results[f"index_images_per_s_{cache_root}"] = rate
+        if use_annotations:
+            results["index_images_per_s"] = rate  # the figure the targets name: annotated regions, cold cache
         out(f"catalogue indexing, {label}: {rate:8.1f} images/s ({cat.n_images} images, cold cache)")
 
 
