@@ -8,8 +8,8 @@ again too. The ONNX embedder subclasses the torch one: same ``name``, ``dim`` an
 embedding caches are shared), same preprocessing, same GeM pooling, same band pooling; only the backbone's
 forward pass runs in ONNX Runtime (graph optimisation level ALL, one intra-op thread per CPU).
 
-Measured on a shared 2-core CPU (EfficientNet-Lite0, 288x224, ``python -m engine bench``; noisy): ONNX Runtime
-gives the torch vectors (cosine >= 0.99999) at about 2-3x the regions/s. Dynamic int8 quantisation
+Measured on the 2-core development CPU (EfficientNet-Lite0, 288x224, ``python -m engine bench`` on a quiet machine):
+ONNX Runtime gives the torch vectors (cosine >= 0.99999) at 1.8-2.0x the regions/s (129 against 64 at best). Dynamic int8 quantisation
 (onnxruntime.quantization) was 2-6x slower than fp32 there and moved the vectors (lowest cosine to fp32 0.89
 per tensor, 0.96 per channel), so it is not offered.
 """
