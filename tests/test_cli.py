@@ -76,3 +76,13 @@ def test_compare_evaluates_each_setup_on_the_same_data(demo_dir, settings, monke
     assert rows[1][1].metrics.top1 == 1.0
     table = ev.format_comparison(rows)
     assert "whole regions" in table and "region" in table.splitlines()[0]
+
+
+def test_match_a_clip_served_over_http(demo_dir, serve):
+    """`python -m engine match http://.../clip.mp4 --catalogue DIR` against a local server; a dead URL is one line."""
+    base = serve(demo_dir / "video")
+    out = run("match", f"{base}/900002.mp4", "--catalogue", str(demo_dir), "--frames", str(FAST_FRAMES))
+    assert out.returncode == 0, out.stderr
+    assert "1. 900002" in out.stdout and "900002.mp4" in out.stdout
+    dead = run("match", f"{base}/no-such-clip.mp4", "--catalogue", str(demo_dir))
+    assert dead.returncode == 2 and "Traceback" not in dead.stderr and "cannot open the stream" in dead.stderr

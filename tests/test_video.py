@@ -57,3 +57,22 @@ def test_truncated_video_is_a_clear_error_or_partial(clip_path, tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(VideoError, match="not found"):
         sample_frames(tmp_path / "nope.mp4")
+
+
+def test_a_clip_served_over_http_is_sampled_and_a_dead_url_is_a_clear_error(clip_path, serve):
+    """A URL is read by OpenCV's FFmpeg backend: a clip on a local HTTP server is sampled like a file."""
+    import socket
+
+    from engine.errors import VideoError
+    from engine.io.video import is_url, sample_frames
+
+    path = clip_path(n_frames=20)
+    url = f"{serve(path.parent)}/{path.name}"
+    assert is_url(url) and not is_url(path)
+    frames = sample_frames(url, 4)
+    assert len(frames) == 4 and frames[0].image.shape == sample_frames(path, 4)[0].image.shape
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/clip.mp4"
+    with pytest.raises(VideoError, match="cannot open the stream"):
+        sample_frames(dead, 4)

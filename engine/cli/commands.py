@@ -41,13 +41,13 @@ def _print_result(result, top_k: int) -> None:
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    from engine.io.video import VIDEO_SUFFIXES
+    from engine.io.video import VIDEO_SUFFIXES, is_url
     from engine.workspace import ready_engine
 
     settings = settings_from(args)
-    target = Path(args.clip)
-    batch = args.batch or target.is_dir()
-    if batch and not target.is_dir():
+    target = args.clip if is_url(args.clip) else Path(args.clip)  # a URL stays text: Path folds its '//'
+    batch = args.batch or (isinstance(target, Path) and target.is_dir())
+    if batch and not (isinstance(target, Path) and target.is_dir()):
         raise EngineError(f"{target}: not a folder of clips")
     clips = sorted(p for p in target.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if batch else [target]
     if batch and not clips:
@@ -65,7 +65,7 @@ def cmd_match(args: argparse.Namespace) -> int:
             _print_result(result, settings.search.top_k)
         bar("done", 1.0)
     else:
-        result = engine.match(target, progress_bar(target.name))
+        result = engine.match(target, progress_bar(Path(str(target)).name))
         results.append(result.to_dict())
         _print_result(result, settings.search.top_k)
     if args.json:
@@ -135,7 +135,8 @@ def cmd_train_embedding(args: argparse.Namespace) -> int:
 
     settings, catalogue, products = _training_catalogue(args)
     config = TripletConfig(mode=args.mode, views=args.views, out_dim=args.dim, steps=args.steps, seed=args.seed)
-    report = train_projection(get_embedder(settings.models.embedder, settings.models.device), catalogue, args.out, config,
+    embedder = get_embedder(settings.models.embedder, settings.models.device)
+    report = train_projection(embedder, catalogue, args.out, config,
                               products, progress_bar("train-embedding"), home=settings.home)
     print(f"checkpoint {report.checkpoint}")
     print(f"mode {report.mode}: {len(report.products)} products, regions {report.regions}, {report.views} views each; "

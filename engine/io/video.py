@@ -1,4 +1,7 @@
-"""Probe a clip and sample frames evenly, seeking to each one; clear errors for bad files."""
+"""Probe a clip and sample frames evenly, seeking to each one; clear errors for bad files.
+
+A clip is a file, or a URL that OpenCV's FFmpeg backend reads (http(s), rtsp, rtmp, ... : a remote file or a
+stream); a URL that cannot be opened within STREAM_TIMEOUT_MS is a one-line VideoError."""
 
 from __future__ import annotations
 
@@ -12,6 +15,13 @@ from engine.types import Frame
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 MAX_DECODE_SIDE = 1280  # frames are downscaled to this longer side before anything else
+URL_SCHEMES = ("http://", "https://", "rtsp://", "rtmp://", "hls://")
+STREAM_TIMEOUT_MS = 15_000  # opening or reading a URL gives up after this long
+
+
+def is_url(path: str | Path) -> bool:
+    """Whether a clip is a URL (kept as text: a Path would fold its '//')."""
+    return isinstance(path, str) and path.lower().startswith(URL_SCHEMES)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,13 @@ IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"M
 def _open(path: str | Path):  # -> cv2.VideoCapture
     import cv2
 
+    if is_url(path):
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+        if not cap.isOpened():
+            cap.release()
+            raise VideoError(f"{path}: cannot open the stream (unreachable, or not a video)")
+        return cap
     p = Path(path)
     if not p.is_file():
         raise VideoError(f"{p.name}: file not found")
@@ -67,8 +84,12 @@ def probe(path: str | Path) -> ClipInfo:
     finally:
         cap.release()
     if info.width <= 0 or info.height <= 0:
-        raise VideoError(f"{Path(path).name}: no video stream")
+        raise VideoError(f"{_label(path)}: no video stream")
     return info
+
+
+def _label(path: str | Path) -> str:
+    return str(path) if is_url(path) else Path(path).name
 
 
 def sample_indices(frame_count: int, n: int) -> list[int]:
@@ -101,7 +122,7 @@ def sample_frames(path: str | Path, n: int = 10) -> list[Frame]:
         finally:
             cap.release()
     if not frames:
-        raise VideoError(f"{Path(path).name}: no frame could be decoded (truncated or not a video)")
+        raise VideoError(f"{_label(path)}: no frame could be decoded (truncated or not a video)")
     return frames
 
 
