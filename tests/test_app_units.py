@@ -18,7 +18,7 @@ from engine.render import (Mark, annotate_frame, annotate_regions, ascii_label, 
 from engine.types import FrameVote, MatchResult, Neighbour, ProductScore, RegionMatch, RegionRef
 from ui.charts import (clip_table, heat_label, margin_chart, rank_chart, run_line, run_settings, truth_margin,
                        uncertain_clips, votes_heatmap)
-from ui.inspection import ProductInfo, best_match, compare_clip, compare_frame, visible_frames
+from ui.inspection import ProductInfo, compare_clip, compare_frame, visible_frames
 from ui.matching import ClipSource, safe_filename
 from ui.names import bare_name, clip_shows, product_label
 from ui.progress import describe_evaluation, describe_index_build, describe_match, ease, run_with_progress
@@ -232,12 +232,6 @@ def test_a_frames_category_follows_its_vote_not_the_knn_label(result: MatchResul
     assert compare_frame(frame, None, {}).category == ""  # never the contradicting k-NN label
     none = replace(frame, voted_product=None)
     assert compare_frame(none, None, {}).category == "短裙"  # no vote: nothing to contradict
-
-
-def test_best_match_over_a_clip(result: MatchResult) -> None:
-    nb = best_match(result.frames, "B")
-    assert nb is not None and nb.similarity == pytest.approx(0.85) and nb.image_path == "/cat/B/0.jpg"
-    assert best_match(result.frames, "Z") is None
 
 
 @pytest.mark.parametrize("name, pid, bare, label", [

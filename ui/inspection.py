@@ -106,12 +106,6 @@ def _category(frame: FrameVote, region: RegionMatch | None, products: Mapping[st
     return products[voted].category if voted in products else ""
 
 
-def best_match(frames: Sequence[FrameVote], product_id: str) -> Neighbour | None:
-    """A product's best-matching catalogue region over every frame of a clip (None when it was never a candidate)."""
-    _, nb = _best_for([r for f in frames for r in f.regions], product_id)
-    return nb
-
-
 def compare_clip(outcome: ClipOutcome, products: Mapping[str, ProductInfo]) -> ClipComparison:
     frames = tuple(compare_frame(f, outcome.truth, products) for f in outcome.result.frames)
     n = int(outcome.result.settings.get("frames", len(frames)) or len(frames))

@@ -16,7 +16,7 @@ from engine.types import FrameVote, MatchResult, ProductScore, RegionRef
 
 from .charts import clip_table, margin_chart, rank_chart, run_line, uncertain_clips, votes_heatmap
 from .components import category_label, image_or_placeholder, product_card
-from .inspection import FrameComparison, ProductInfo, best_match, compare_frame
+from .inspection import FrameComparison, ProductInfo, compare_frame
 from .matching import Analysis, ClipSource
 from .media import annotated_image, source_crops, thumb
 from .names import bare_name
@@ -81,18 +81,14 @@ def _top_products(result: MatchResult, catalogue: Catalogue, settings: Settings)
             with col:
                 product = catalogue.products.get(p.product_id)
                 category = product.category if product else ""
-                product_card(rank, p.name, p.product_id, category, _card_image(result, p, category),
+                product_card(rank, p.name, p.product_id, category, _card_image(p, category),
                              p.votes, n_frames, p.vote_share, p.best_similarity, p.mean_similarity)
 
 
-def _card_image(result: MatchResult, p: ProductScore, category: str) -> bytes | None:
-    """The catalogue photo whose region matched best in this clip, with the region drawn; the cover photo when
-    the product never was a candidate."""
+def _card_image(p: ProductScore, category: str) -> bytes | None:
+    """The catalogue photo whose region matched best in this clip (the engine records it in the ranking), with the
+    region drawn; the cover photo when the product never was a candidate."""
     path, box = p.best_image, p.best_box
-    if path is None:
-        nb = best_match(result.frames, p.product_id)
-        if nb is not None:
-            path, box, category = nb.image_path, nb.box, nb.region.category or category
     if path is None or box is None:
         return thumb(path or p.image_path)
     return annotated_image(path, [RegionRef(p.product_id, path, box, category, 1)], CARD_SIDE) or thumb(p.image_path)
