@@ -1,5 +1,5 @@
-"""Command line, argparse and printing only: python -m engine {demo,build-index,match,evaluate,domain-mean,
-train-embedding,train-garments,bench,bench-index,models} ...
+"""Command line, argparse and printing only: python -m engine {demo,build-index,match,correct,corrections,
+eval-corrections,evaluate,domain-mean,train-embedding,train-garments,bench,bench-index,models} ...
 
 Every subcommand has --help; bad input gives a one-line ``error: ...`` and exit status 2, never a traceback."""
 
@@ -11,6 +11,7 @@ import sys
 from engine.cli.commands import (cmd_bench, cmd_bench_index, cmd_build_index, cmd_demo, cmd_evaluate, cmd_match,
                                  cmd_domain_mean, cmd_models, cmd_train_embedding, cmd_train_garments)
 from engine.cli.common import add_model_options
+from engine.cli.corrections import add_correction_commands
 from engine.errors import EngineError
 
 
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Livestream product recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_matching_commands(sub)
+    add_correction_commands(sub)
     _add_training_commands(sub)
     _add_other_commands(sub)
     return parser

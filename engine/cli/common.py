@@ -39,12 +39,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(**chosen)
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
+def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames") -> None:
+    """The options every engine command shares; ``frames_flag`` names the sampled-frame count's option."""
     p.add_argument("--catalogue", help="catalogue folder (Tianchi layout or a folder per product); default: demo")
     p.add_argument("--index-dir", dest="index_dir", help="index folder (default: under ~/.cache/livematch)")
     p.add_argument("--detector", help="ssd-mobilenet-v2-coco (default) or ssd300-vgg16")
     p.add_argument("--embedder", help="efficientnet-lite0-gem (default), efficientnet-lite0 or resnet50")
-    p.add_argument("--frames", type=int, help="frames sampled per clip (default 10)")
+    p.add_argument(frames_flag, dest="frames", type=int, help="frames sampled per clip (default 10)")
     p.add_argument("--det-threshold", dest="det_threshold", type=float, help="detection score threshold")
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), help="embedder runtime (default: auto)")

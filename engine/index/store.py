@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from engine.index.backends import BACKENDS
+from engine.index.corrections import NO_EXAMPLES, CorrectionStore, ExampleSet
 from engine.io.files import atomic_write
 from engine.io.files import file_digest
 from engine.errors import IndexFileError
@@ -216,6 +217,20 @@ class ProductIndex:
             by_product.setdefault(it.product_id, []).append(i)
         self._by_product = {pid: np.array(ids, int) for pid, ids in by_product.items()}
         self._lock = threading.Lock()
+        self.corrections = CorrectionStore(build.parent.parent / "corrections")  # beside builds/: kept by rebuilds
+        self.examples: ExampleSet = NO_EXAMPLES
+        self._examples_signature: str | None = None
+        self.refresh_examples()
+
+    def refresh_examples(self) -> ExampleSet:
+        """The livestream examples (corrections) in force, reloaded when they changed on disk; the set is replaced
+        as a whole, so a caller that holds one sees a consistent set."""
+        with self._lock:
+            signature = self.corrections.signature()
+            if signature != self._examples_signature:
+                self.examples = self.corrections.load(self.model_key, self.products, self.dim, self.prepare)
+                self._examples_signature = signature
+            return self.examples
 
     def __len__(self) -> int:
         return len(self.items)

@@ -6,6 +6,7 @@ The catalogue side is built the same way: product images -> regions -> embedding
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
@@ -13,6 +14,7 @@ from typing import Callable, Iterator
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.index.cache import EmbeddingCache
+from engine.index.corrections import Correction, ExampleSet
 from engine.index.store import ProductIndex, write_index
 from engine.io.catalogue import Catalogue
 from engine.io.video import sample_frames
@@ -23,8 +25,8 @@ from engine.pipeline.catalogue import catalogue_regions
 from engine.pipeline.regions import detect_regions
 from engine.pipeline.search import RegionPlan, search_region
 from engine.pipeline.votes import frame_vote, rank
-from engine.pipeline.windows import QueryRegion, strategy_for
-from engine.types import Frame, FrameVote, MatchResult
+from engine.pipeline.windows import QueryRegion, WindowPlan, strategy_for
+from engine.types import Detections, Frame, FrameVote, MatchResult
 
 Progress = Callable[[str, float], None]
 STAGES = ("decode", "detect", "embed", "search", "vote")  # the timed stages of a match, in order
@@ -144,36 +146,70 @@ class Engine:
             raise RuntimeError("no index loaded: call build_index() or load_index() first")
         timings: dict[str, float] = {}
         stage = _Stopwatch(timings, progress)
+        query = self.query(frames, stage)
+        with stage("search"):
+            votes = self._search(query, self.index.refresh_examples())
+        with stage("vote"):
+            ranking = rank(votes, self.index.products, self.settings.search.rank_by)
+        progress("vote", 1.0)
+        return MatchResult(clip_name, tuple(votes), tuple(ranking), timings, self.settings.flat())
 
+    def query(self, frames: list[Frame], stage: _Stopwatch | None = None) -> Query:
+        """The frames' regions, their windows and the windows' vectors (detect and embed): what is searched."""
+        if self.index is None:
+            raise RuntimeError("no index loaded: call build_index() or load_index() first")
+        stage = stage or _Stopwatch({}, _no_progress)
         with stage("detect"):
             dets = detect_regions(self.detector, [f.image for f in frames], self.settings.detection)
         with stage("embed"):
             regions = [QueryRegion(f, tuple(float(v) for v in b), d.source == "whole-frame")
                        for f, d in zip(frames, dets) for b in d.boxes]
             plan = strategy_for(self.settings, self.embedder, self.index).plan(regions)
-        with stage("search"):
-            votes = self._search(frames, dets, regions, plan)
-        with stage("vote"):
-            ranking = rank(votes, self.index.products, self.settings.search.rank_by)
-        progress("vote", 1.0)
-        return MatchResult(clip_name, tuple(votes), tuple(ranking), timings, self.settings.flat())
+        return Query(frames, dets, regions, plan)
 
-    def _search(self, frames: list[Frame], dets: list, regions: list[QueryRegion], plan) -> list[FrameVote]:
+    def match_query(self, query: Query, examples: ExampleSet | None = None, clip_name: str = "") -> MatchResult:
+        """Search and vote over a prepared query (``examples``: the livestream examples; default: those in force)."""
+        assert self.index is not None
+        votes = self._search(query, self.index.refresh_examples() if examples is None else examples)
+        return MatchResult(clip_name, tuple(votes), tuple(rank(votes, self.index.products, self.settings.search.rank_by)),
+                           {}, self.settings.flat())
+
+    def correct(self, clip: str | Path, product_id: str, frames: list[int] | None = None, regions: str = "product",
+                clip_name: str = "", clip_sha256: str = "") -> list[Correction]:
+        """Store the clip's frames (frame numbers; None: the sampled frames) as livestream examples of a product;
+        they take effect at once. See engine.pipeline.correcting."""
+        from engine.pipeline.correcting import correct_clip
+
+        return correct_clip(self, clip, product_id, frames, regions, clip_name, clip_sha256)
+
+    def _search(self, query: Query, examples: ExampleSet) -> list[FrameVote]:
         """Every region of every frame searched through its windows; one vote per frame."""
         votes, row, k = [], 0, 0
-        for f, d in zip(frames, dets):
+        plan = query.plan
+        for f, d in zip(query.frames, query.dets):
             found, per_product = [], {}
             for score, label in zip(d.scores, d.labels):
                 n = len(plan.windows[k])
-                region, sims = search_region(self.index, RegionPlan(regions[k].box, plan.windows[k], plan.categories[k]),
+                region, sims = search_region(self.index, RegionPlan(query.regions[k].box, plan.windows[k],
+                                                                    plan.categories[k]),
                                              plan.vectors[row : row + n], float(score), label,
-                                             self.settings.search, self.settings.index.search_k)
+                                             self.settings.search, self.settings.index.search_k, examples)
                 row, k = row + n, k + 1
                 found.append(region)
                 for pid, sim in sims.items():
                     per_product[pid] = max(per_product.get(pid, -1.0), sim)
             votes.append(frame_vote(f.index, f.time_s, found, per_product, d.source))
         return votes
+
+
+@dataclass(frozen=True)
+class Query:
+    """Decoded frames with their detections, regions and window plan (rows of plan.vectors in region order)."""
+
+    frames: list[Frame]
+    dets: list[Detections]
+    regions: list[QueryRegion]
+    plan: WindowPlan
 
 
 class _Stopwatch:

@@ -10,8 +10,9 @@ import numpy as np
 
 from engine.categories import merged
 from engine.config import SearchSettings
+from engine.index.corrections import NO_EXAMPLES, ExampleSet
 from engine.index.store import ProductIndex
-from engine.types import RegionMatch, RegionRef
+from engine.types import Neighbour, RegionMatch, RegionRef
 
 
 @dataclass(frozen=True)
@@ -52,34 +53,64 @@ def fuse_categories(head: dict[str, float], knn: dict[str, float]) -> str:
 
 
 def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, score: float, label: str,
-                  s: SearchSettings, search_k: int = -1) -> tuple[RegionMatch, dict[str, float]]:
+                  s: SearchSettings, search_k: int = -1,
+                  examples: ExampleSet = NO_EXAMPLES) -> tuple[RegionMatch, dict[str, float]]:
     """Search a detected region through its garment windows.
 
     Each window fetches Annoy candidates; the union of candidate products is then re-ranked
     exactly: a product's similarity is its best cosine over (window, catalogue region) pairs.
+    Livestream examples (corrections, ``examples``) are few and searched exactly: every product that has some is a
+    candidate, and its examples count as its regions (compared in the query domain).
     With window categories (from the garment head) and ``category_weight`` > 0, pairs whose
     catalogue region has another merged category lose ``category_weight`` of similarity.
     Returns the region's match and every candidate product's similarity.
     """
     hits_per_window = [index.search(v, s.neighbours, search_k) for v in vectors]
-    candidates = list(dict.fromkeys(index.items[i].product_id for hits in hits_per_window for i, _ in hits))
+    extra = examples.similarities(index.prepare(vectors)) if len(examples) else {}
+    candidates = list(dict.fromkeys([index.items[i].product_id for hits in hits_per_window for i, _ in hits]
+                                    + list(extra)))
     penalty = s.category_weight if plan.categories else 0.0
     fused = [fuse_categories(head if s.category_source != "knn" else {},
                              knn_category_scores(hits, index.items, merge=True) if s.category_source != "head" else {})
              for head, hits in zip(plan.categories, hits_per_window)]
-    best: dict[str, tuple[float, int, int]] = {}  # product -> (similarity, catalogue item, window)
-    for pid, (sims, items) in index.product_similarities(vectors, candidates).items():
+    best: dict[str, tuple[float, RegionRef, int]] = {}  # product -> (similarity, region, window)
+    catalogue = index.product_similarities(vectors, candidates)
+    for pid in candidates:
+        sims, refs = _pairs(index, catalogue.get(pid), extra.get(pid))
+        if not refs:
+            continue
         if penalty:
-            other = np.array([[merged(index.items[j].category) != c for j in items] for c in fused])
+            other = np.array([[merged(r.category) != c for r in refs] for c in fused])
             sims = sims - penalty * other
         w, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
-        best[pid] = (float(sims[w, j]), int(items[j]), int(w))
+        best[pid] = (float(sims[w, j]), refs[int(j)], int(w))
     ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
     top_window = ranked[0][1][2] if ranked else 0
-    neighbours = tuple(index.neighbour(item, sim) for _, (sim, item, _) in ranked[: s.region_candidates])
+    neighbours = tuple(Neighbour(ref, sim) for _, (sim, ref, _) in ranked[: s.region_candidates])
     category = knn_category(hits_per_window[top_window], index.items) if hits_per_window else ""
     if fused:
         category = fused[top_window]
     region = RegionMatch(plan.box, score, label, category, neighbours,
                          match_box=plan.windows[top_window] if plan.windows else None)
     return region, {pid: sim for pid, (sim, _, _) in best.items()}
+
+
+def _pairs(index: ProductIndex, catalogue: tuple[np.ndarray, np.ndarray] | None,
+           examples: tuple[np.ndarray, list[RegionRef]] | None) -> tuple[np.ndarray, list[RegionRef]]:
+    """A product's cosine matrix (windows x regions) over its catalogue regions, then its livestream examples."""
+    mats, refs = [], []
+    if catalogue is not None:
+        mats.append(catalogue[0])
+        refs += [index.items[int(j)] for j in catalogue[1]]
+    if examples is not None:
+        mats.append(examples[0])
+        refs += examples[1]
+    return (np.concatenate(mats, axis=1) if mats else np.zeros((0, 0), np.float32)), refs
+
+
+def product_scores(index: ProductIndex, vector: np.ndarray, examples: ExampleSet = NO_EXAMPLES) -> dict[str, float]:
+    """One query vector compared exactly with every product's regions and livestream examples: best cosine each."""
+    sims = {pid: float(m.max()) for pid, (m, _) in index.product_similarities(vector[None], list(index.products)).items()}
+    for pid, (m, _) in (examples.similarities(index.prepare(vector[None])) if len(examples) else {}).items():
+        sims[pid] = max(sims.get(pid, -1.0), float(m.max()))
+    return sims
