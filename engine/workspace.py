@@ -9,6 +9,7 @@ from typing import Callable
 
 from engine.config import Settings
 from engine.errors import IndexFileError
+from engine.index.corrections import CorrectionStore
 from engine.index.store import IndexSummary, read_summary
 from engine.io.catalogue import Catalogue, load_catalogue
 from engine.pipeline.engine import Engine
@@ -36,6 +37,11 @@ def index_dir_for(catalogue: str | Path, settings: Settings) -> Path:
     if settings.models.head:
         backend += "-" + hashlib.sha1(str(Path(settings.models.head).resolve()).encode()).hexdigest()[:8]
     return settings.home / "index" / f"{Path(catalogue).name}-{key}-{settings.models.embedder}{backend}"
+
+
+def corrections_store(settings: Settings, catalogue: str | Path) -> CorrectionStore:
+    """The livestream examples (corrections) of a catalogue's index: beside its builds, so a rebuild keeps them."""
+    return CorrectionStore(index_dir_for(catalogue, settings) / "corrections")
 
 
 def report_path(settings: Settings, dataset: str | Path) -> Path:

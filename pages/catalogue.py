@@ -13,6 +13,7 @@ from ui.shell import shell
 from ui.adding import clear_form, product_form
 from ui.components import guard, page_header, stat_tiles
 from ui.training import training_panel
+from ui.correcting import examples_panel
 from ui.catalogue_views import SELECT_KEY, browse, build_note
 from ui.startup import prepare_builtin_demo
 
@@ -95,14 +96,17 @@ def main() -> None:
         catalogue = state.get_catalogue(settings)
         prepare_builtin_demo(settings, catalogue)
         index_panel(settings, catalogue)
-        browse_tab, add_tab, train_tab = st.tabs([":material/grid_view: Products", ":material/add_circle: Add a product",
-                                                  ":material/model_training: Learned models"])
+        browse_tab, add_tab, train_tab, examples_tab = st.tabs([
+            ":material/grid_view: Products", ":material/add_circle: Add a product",
+            ":material/model_training: Learned models", ":material/school: Livestream examples"])
         with browse_tab:
             browse(catalogue)
         with add_tab, guard("the new product"):
             add_panel(settings, catalogue)
         with train_tab, guard("training"):
             training_panel(settings, catalogue)
+        with examples_tab, guard("the livestream examples"):
+            examples_panel(settings, catalogue)
         if catalogue.problems:
             with st.expander(f"{len(catalogue.problems)} note(s) about this catalogue", icon=":material/info:"):
                 for note in catalogue.problems[:200]:

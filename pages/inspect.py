@@ -10,6 +10,7 @@ from engine.types import EvalReport
 from ui import state
 from ui.shell import shell
 from ui.components import guard, page_header
+from ui.correcting import correction_control
 from ui.evaluation import run_evaluation
 from ui.inspect_views import CROP, clip_label, frame_card, overview, product_infos, product_name, report_label
 from ui.inspection import ProductInfo, compare_clip, visible_frames
@@ -78,6 +79,10 @@ def inspect_clip(report: EvalReport, catalogue: Catalogue | None, infos: dict[st
     st.caption("Left: the region of the frame that decided its vote. Middle: the catalogue region of the product it "
                "chose. Right: the true product's closest catalogue region in that frame (its cover image when it was "
                "not among the region's candidates).")
+    if catalogue is not None:  # "these frames show product X": stored as livestream examples (ui.correcting)
+        correction_control(state.current_settings(), catalogue, str(path) if path else None,
+                           [f.frame_index for f in frames], f"inspect.correct.{clip.video_id}", clip.truth,
+                           what=f"These {len(frames)} frame(s)")
     pairs = list(zip(frames, crops))
     for start in range(0, len(pairs), CARDS_PER_ROW):
         cols = st.columns(CARDS_PER_ROW)

@@ -31,6 +31,7 @@ class Side:
     image_path: str | None
     box: Box | None
     from_neighbours: bool  # False: the product was not among the region's candidates; cover image shown
+    source: str = ""  # the matched region's source ("livestream correction" for a livestream example)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def _side(product: str, frame: FrameVote, regions: Sequence[RegionMatch], produc
     fallback = frame.vote_similarity if voted else frame.product_similarity.get(product)
     return Side(product, nb.similarity if nb else fallback,
                 nb.image_path if nb else (products[product].cover if product in products else None),
-                nb.box if nb else None, nb is not None)
+                nb.box if nb else None, nb is not None, nb.region.source if nb else "")
 
 
 def compare_frame(frame: FrameVote, truth: str | None, products: Mapping[str, ProductInfo]) -> FrameComparison:

@@ -155,8 +155,9 @@ def _build_name(settings: Settings, catalogue: Catalogue) -> str:
 
 
 def engine_key(settings: Settings, catalogue: Catalogue) -> str:
-    """What a cached match depends on: settings, catalogue and index build."""
-    return f"{settings_key(settings)}|{catalogue.root}|{_build_name(settings, catalogue)}"
+    """What a cached match depends on: settings, catalogue, index build and livestream examples (corrections)."""
+    examples = workspace.corrections_store(engine_settings(settings), catalogue.root).signature()
+    return f"{settings_key(settings)}|{catalogue.root}|{_build_name(settings, catalogue)}|{examples}"
 
 
 # --------------------------------------------------------------------------------------------- reports

@@ -14,7 +14,10 @@ from engine.types import EvalReport
 
 from engine.types import FrameVote, MatchResult, ProductScore, RegionRef
 
+from .correcting import correction_control
 from .charts import clip_table, margin_chart, rank_chart, run_line, uncertain_clips, votes_heatmap
+from engine.index.corrections import SOURCE
+
 from .components import category_label, image_or_placeholder, product_card
 from .inspection import FrameComparison, ProductInfo, compare_frame
 from .matching import Analysis, ClipSource
@@ -51,6 +54,8 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings,
     _verdict_banner(analysis.clip_name, result, names, len(result.frames))
     _summary(analysis, catalogue)
     _top_products(result, catalogue, settings)
+    if source is not None:
+        correction_control(settings, catalogue, source, None, "match.correct.clip", result.top.product_id)
     _sampled_frames(analysis, catalogue, names, settings, source)
 
     st.subheader("Votes per frame", anchor=False)
@@ -112,6 +117,10 @@ def _sampled_frames(analysis: Analysis, catalogue: Catalogue, names: dict[str, s
         for col, (vote, image, why, crop) in zip(cols, row):
             with col, st.container(border=True):
                 _frame_card(vote, image, why, crop, names)
+                if source is not None:
+                    with st.popover("Correct", icon=":material/school:", width="stretch"):
+                        correction_control(settings, catalogue, source, [vote.frame_index],
+                                           f"match.correct.{vote.frame_index}", what=f"Frame #{vote.frame_index}")
 
 
 def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop: bytes | None,
@@ -131,6 +140,7 @@ def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop
         image_or_placeholder(crop, "query")
     with right:
         where = "catalogue" if chosen.from_neighbours else "cover photo"
+        where = "livestream example" if chosen.source == SOURCE else where
         image_or_placeholder(thumb(chosen.image_path, chosen.box, CROP), where)
     category = category_label(why.category) or "garment"
     similarity = f" · similarity {chosen.similarity:.2f}" if chosen.similarity is not None else ""

@@ -60,6 +60,8 @@ def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames")
                    help="garment head checkpoint from train-garments: learned garment regions (default: none)")
     p.add_argument("--category-weight", dest="category_weight", type=float,
                    help="similarity penalty for catalogue regions of another category (needs --garment-model)")
+    p.add_argument("--example-offset", dest="example_offset", type=float,
+                   help="a livestream example's (correction's) similarity counts this much less (see README)")
     p.add_argument("--domain-mean", dest="domain_mean",
                    help="livestream mean queries are centred on: auto (shipped, default), none, or a .npy file")
     p.add_argument("--rank-by", dest="rank_by", choices=("similarity", "votes"),

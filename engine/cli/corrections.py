@@ -33,6 +33,7 @@ def add_correction_commands(sub) -> None:
     p.add_argument("--dataset", required=True, help="a dataset in the Tianchi layout")
     p.add_argument("--regions", default=",".join(REGION_CHOICES),
                    help=f"comma-separated region choices to compare (default {','.join(REGION_CHOICES)})")
+    p.add_argument("--offsets", default="", help="comma-separated example offsets to compare (default: none)")
     add_model_options(p)
     p.set_defaults(func=cmd_eval_corrections)
 
@@ -73,11 +74,10 @@ def cmd_correct(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace):
-    from engine.index.corrections import CorrectionStore
-    from engine.workspace import catalogue_root, index_dir_for
+    from engine.workspace import catalogue_root, corrections_store
 
     settings = settings_from(args)
-    return CorrectionStore(index_dir_for(catalogue_root(settings), settings) / "corrections")
+    return corrections_store(settings, catalogue_root(settings))
 
 
 def cmd_corrections(args: argparse.Namespace) -> int:
@@ -106,6 +106,10 @@ def cmd_eval_corrections(args: argparse.Namespace) -> int:
     unknown = [r for r in choices if r not in REGION_CHOICES]
     if unknown or not choices:
         raise EngineError(f"--regions: choose among {', '.join(REGION_CHOICES)}")
-    rows = evaluate_corrections(args.dataset, settings_from(args), choices, progress_bar("eval-corrections"))
+    try:
+        offsets = tuple(float(v) for v in args.offsets.split(",") if v.strip())
+    except ValueError:
+        raise EngineError(f"--offsets {args.offsets!r}: expected comma-separated numbers") from None
+    rows = evaluate_corrections(args.dataset, settings_from(args), choices, progress_bar("eval-corrections"), offsets)
     print(format_rows(rows))
     return 0

@@ -48,7 +48,10 @@ class _Clip:
 
 
 def evaluate_corrections(dataset: str | Path, settings: Settings, regions: tuple[str, ...] = REGION_CHOICES,
-                         progress: Progress | None = None) -> list[CorrectionRow]:
+                         progress: Progress | None = None, offsets: tuple[float, ...] = ()) -> list[CorrectionRow]:
+    """Before, after with each region choice (at the settings' example offset), then for the first choice and each
+    of ``offsets``: after, and with the other clips' examples only (what a correction does to the clips it is not
+    about)."""
     progress = progress or (lambda stage, f: None)
     catalogue = load_catalogue(dataset)
     engine = Engine(settings)
@@ -67,11 +70,16 @@ def evaluate_corrections(dataset: str | Path, settings: Settings, regions: tuple
     rows = [_score(engine, "before: no corrections", clips, lambda c: NO_EXAMPLES)]
     for r in regions:
         everything = example_set(engine, {str(c.ref.truth): c.examples[r] for c in clips})
-        rows.append(_score(engine, f"after: {r}", clips, lambda c: everything))
+        rows.append(_score(engine, f"after: {r}, offset {settings.search.example_offset:g}", clips, lambda c: everything))
     first = regions[0]
+    everything = example_set(engine, {str(c.ref.truth): c.examples[first] for c in clips})
     others = {c.ref.video_id: example_set(engine, {str(o.ref.truth): o.examples[first] for o in clips if o is not c})
               for c in clips}
-    rows.append(_score(engine, f"other clips' {first} examples only", clips, lambda c: others[c.ref.video_id]))
+    for offset in dict.fromkeys((settings.search.example_offset, *offsets)):
+        shifted = Engine(settings.with_(example_offset=offset), engine.detector, engine.embedder, index)
+        rows.append(_score(shifted, f"after: {first}, offset {offset:g}", clips, lambda c: everything))
+        rows.append(_score(shifted, f"other clips' only: {first}, offset {offset:g}", clips,
+                           lambda c: others[c.ref.video_id]))
     progress("done", 1.0)
     return rows
 
@@ -96,7 +104,7 @@ def _score(engine: Engine, name: str, clips: list[_Clip], examples_for: Callable
         result = engine.match_query(c.later, examples)
         ranks.append(result.rank_of(str(c.ref.truth)))
         for v in c.boxes:
-            sims = product_scores(index, v, examples)
+            sims = product_scores(index, v, examples, engine.settings.search.example_offset)
             n_boxes += 1
             region_hits += max(sims, key=sims.get) == c.ref.truth if sims else 0  # type: ignore[arg-type]
     n = max(1, len(ranks))

@@ -76,7 +76,7 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
     best: dict[str, tuple[float, RegionRef, int]] = {}  # product -> (similarity, region, window)
     catalogue = index.product_similarities(vectors, candidates)
     for pid in candidates:
-        sims, refs = _pairs(index, catalogue.get(pid), extra.get(pid))
+        sims, refs = _pairs(index, catalogue.get(pid), extra.get(pid), s.example_offset)
         if not refs:
             continue
         if penalty:
@@ -96,21 +96,24 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
 
 
 def _pairs(index: ProductIndex, catalogue: tuple[np.ndarray, np.ndarray] | None,
-           examples: tuple[np.ndarray, list[RegionRef]] | None) -> tuple[np.ndarray, list[RegionRef]]:
-    """A product's cosine matrix (windows x regions) over its catalogue regions, then its livestream examples."""
+           examples: tuple[np.ndarray, list[RegionRef]] | None, offset: float) -> tuple[np.ndarray, list[RegionRef]]:
+    """A product's cosine matrix (windows x regions) over its catalogue regions, then its livestream examples
+    (their cosines less ``offset``)."""
     mats, refs = [], []
     if catalogue is not None:
         mats.append(catalogue[0])
         refs += [index.items[int(j)] for j in catalogue[1]]
     if examples is not None:
-        mats.append(examples[0])
+        mats.append(examples[0] - offset)
         refs += examples[1]
     return (np.concatenate(mats, axis=1) if mats else np.zeros((0, 0), np.float32)), refs
 
 
-def product_scores(index: ProductIndex, vector: np.ndarray, examples: ExampleSet = NO_EXAMPLES) -> dict[str, float]:
-    """One query vector compared exactly with every product's regions and livestream examples: best cosine each."""
+def product_scores(index: ProductIndex, vector: np.ndarray, examples: ExampleSet = NO_EXAMPLES,
+                   offset: float = 0.0) -> dict[str, float]:
+    """One query vector compared exactly with every product's regions and livestream examples (their cosines less
+    ``offset``): the best similarity of each product."""
     sims = {pid: float(m.max()) for pid, (m, _) in index.product_similarities(vector[None], list(index.products)).items()}
     for pid, (m, _) in (examples.similarities(index.prepare(vector[None])) if len(examples) else {}).items():
-        sims[pid] = max(sims.get(pid, -1.0), float(m.max()))
+        sims[pid] = max(sims.get(pid, -1.0), float(m.max()) - offset)
     return sims

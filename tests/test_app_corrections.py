@@ -1,0 +1,77 @@
+"""Corrections through the app: "this clip shows product X" on Match stores livestream examples and re-ranks; the
+Catalogue page lists them and removes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from apptest_support import FRAMES, assert_clean, open_app, page_text, use_catalogue
+
+from engine.config import Settings
+from engine.io.catalogue import load_catalogue
+from engine.workspace import corrections_store
+
+
+@pytest.fixture()
+def app_env(monkeypatch: pytest.MonkeyPatch, demo_dir: Path, tmp_path: Path) -> Path:
+    use_catalogue(monkeypatch, demo_dir)
+    monkeypatch.setenv("LIVEMATCH_INDEX_DIR", str(tmp_path / "index"))  # corrections stay out of the shared index
+    return demo_dir
+
+
+def test_correct_from_match_then_list_and_remove_on_the_catalogue_page(app_env: Path) -> None:
+    cat = load_catalogue(app_env)
+    truth = "900002"
+    other = next(p for p in sorted(cat.products) if p != truth)
+    at = open_app()
+    at.radio(key="match.mode").set_value("Sample clip from the catalogue").run()
+    at.selectbox(key="match.sample").set_value(truth).run()
+    assert_clean(at)
+    assert cat.products[truth].name in at.success[0].value  # matched right before any correction
+
+    # the per-frame control exists for every sampled frame; the clip-level one stores every sampled frame
+    assert len([w for w in at.selectbox if w.key and w.key.startswith("match.correct.") and w.key[14:15].isdigit()]) \
+        == FRAMES
+    at.selectbox(key="match.correct.clip.product").set_value(other).run()
+    at.button(key="match.correct.clip.apply").click().run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    learned = [s.value for s in at.success if "Learned" in str(s.value)]
+    assert learned and f"{FRAMES} frame(s)" in learned[0] and other in learned[0]
+    # re-ranked at once: the corrected product now leads the clip
+    assert cat.products[other].name in at.success[0].value
+    store = corrections_store(Settings.from_env(), app_env)
+    assert len(store.records()) == FRAMES and {c.product_id for c in store.records()} == {other}
+
+    at.switch_page("pages/catalogue.py").run()
+    assert_clean(at)
+    text = page_text(at)
+    assert f"{truth}.mp4" in text and other in text
+    removes = [b for b in at.button if b.key and b.key.startswith("corrections.remove.")]
+    assert len(removes) == FRAMES
+    removes[0].click().run()
+    assert_clean(at)
+    assert any("Removed" in str(s.value) for s in at.success)
+    assert len(store.records()) == FRAMES - 1
+    for button in [b for b in at.button if b.key and b.key.startswith("corrections.remove.")]:
+        button.click().run()
+    assert_clean(at)
+    assert store.records() == []
+    assert "No livestream examples yet" in page_text(at)
+
+
+def test_an_unknown_product_is_refused_with_a_message(app_env: Path) -> None:
+    from ui.correcting import NOTICE_PREFIX, _apply
+    from ui.matching import ClipSource
+
+    import streamlit as st
+
+    cat = load_catalogue(app_env)
+    clip = ClipSource.from_file(app_env / "video" / "900002.mp4")
+    _apply(Settings.from_env(), cat, clip, None, "no-such-product", "t")
+    kind, message = st.session_state[NOTICE_PREFIX + "t"]
+    assert kind == "error" and "unknown product 'no-such-product'" in message
+    _apply(Settings.from_env(), cat, str(app_env / "video" / "gone.mp4"), None, sorted(cat.products)[0], "t")
+    kind, message = st.session_state[NOTICE_PREFIX + "t"]
+    assert kind == "error" and "gone.mp4: clip not found" in message
