@@ -67,7 +67,8 @@ class SearchSettings:
     region_candidates: int = 10  # products kept per region for display and inspection
     category_weight: float = 0.0  # similarity penalty for catalogue regions of another (merged) category
     category_source: str = "fused"  # a window's category: "fused" (head + k-NN), "head" or "knn"
-    example_offset: float = 0.0  # a livestream example's cosine counts this much less (examples share the query domain)
+    example_offset: float = 0.2  # a livestream example's (correction's) cosine counts this much less: examples share
+    # the query domain, so other clips' frames resemble them more than any catalogue photo (README, Results)
     rank_by: str = "similarity"  # clip ranking: "similarity" (evidence summed over frames) or "votes" (one per frame)
     top_k: int = 5  # products shown (display only)
 
