@@ -69,6 +69,7 @@ class SearchSettings:
     category_source: str = "fused"  # a window's category: "fused" (head + k-NN), "head" or "knn"
     example_offset: float = 0.2  # a livestream example's (correction's) cosine counts this much less: examples share
     # the query domain, so other clips' frames resemble them more than any catalogue photo (README, Results)
+    use_examples: bool = True  # search the livestream examples (corrections); evaluate turns it off (no leakage)
     rank_by: str = "similarity"  # clip ranking: "similarity" (evidence summed over frames) or "votes" (one per frame)
     top_k: int = 5  # products shown (display only)
 

@@ -132,3 +132,19 @@ def test_cli_correct_list_remove_round_trip(engine: Engine, settings, demo_dir: 
     assert "error: --frames: position 9 is not one of the 4 sampled frames" in capsys.readouterr().err
     assert main(["corrections", "--remove", "c-nope", *common]) == 2
     assert "error: no livestream example" in capsys.readouterr().err
+
+
+def test_evaluate_does_not_search_livestream_examples(private_engine: Engine, demo_dir: Path, settings,
+                                                      tmp_path: Path) -> None:
+    """Corrections may come from the evaluated clips themselves (Inspect): evaluate leaves them out."""
+    from engine.eval.evaluate import evaluate
+
+    e = private_engine
+    clip, truth = _clip(demo_dir)
+    other = _wrong_product(e, e.match(clip), truth)
+    e.correct(clip, other)
+    assert e.match(clip).top.product_id == other  # type: ignore[union-attr]
+    own = settings.with_(index_dir=str(tmp_path / "index"))
+    report = evaluate(demo_dir, own, engine=Engine(own, detector=e.detector, embedder=e.embedder))
+    outcome = next(o for o in report.clips if o.video_id == clip.stem)
+    assert outcome.top != other and report.settings["use_examples"] is False

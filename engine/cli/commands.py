@@ -53,6 +53,12 @@ def cmd_match(args: argparse.Namespace) -> int:
     if batch and not clips:
         raise EngineError(f"{target}: no video files ({', '.join(VIDEO_SUFFIXES)})")
     engine = ready_engine(settings, progress=progress_bar("index"))
+    examples = engine.examples()  # type: ignore[union-attr]
+    if len(examples):
+        print(f"note: {len(examples)} livestream example region(s) (corrections) are searched with the catalogue",
+              file=sys.stderr)
+    if examples.note:
+        print(f"warning: {examples.note}", file=sys.stderr)
     results, failed = [], 0
     if batch:
         bar = progress_bar("match")

@@ -25,7 +25,7 @@ Progress = Callable[[str, float], None]
 def evaluate_leave_clip_out(dataset: str | Path, settings: Settings, progress: Progress | None = None) -> EvalReport:
     progress = progress or (lambda stage, f: None)
     catalogue = load_catalogue(dataset)
-    engine = Engine(settings)
+    engine = Engine(settings.with_(use_examples=False))  # no livestream examples: they may come from these clips
     if engine.domain_mean is None:
         raise EngineError("--leave-clip-out-mean needs domain centring: this embedder has no livestream mean")
     engine.build_index(catalogue, index_dir_for(catalogue.root, settings), lambda s, f: progress(f"index: {s}", f))

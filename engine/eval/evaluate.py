@@ -90,11 +90,13 @@ def evaluate(dataset: str | Path, settings: Settings | None = None, engine: Engi
              progress: Progress | None = None, catalogue: Catalogue | None = None,
              clip_ids: set[str] | None = None) -> EvalReport:
     """Build (or reuse, through the embedding cache) the index of ``dataset`` and match its clips
-    (only those in ``clip_ids`` when given)."""
-    settings = settings or Settings()
+    (only those in ``clip_ids`` when given). Livestream examples (corrections) are not searched: they may come from
+    these very clips (the Inspect page corrects them); ``eval-corrections`` measures them without leakage."""
+    settings = (settings or Settings()).with_(use_examples=False)
     progress = progress or (lambda stage, f: None)
     catalogue = catalogue or load_catalogue(dataset)
     engine = engine or Engine(settings)
+    engine.settings = engine.settings.with_(use_examples=False)
     engine.build_index(catalogue, index_dir_for(catalogue.root, settings), lambda stage, f: progress(f"index: {stage}", f))
     chosen = [c for c in catalogue.clips.values() if clip_ids is None or c.video_id in clip_ids]
     clips = [c for c in chosen if c.path]

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.index.cache import EmbeddingCache
-from engine.index.corrections import Correction, ExampleSet
+from engine.index.corrections import NO_EXAMPLES, Correction, ExampleSet
 from engine.index.store import ProductIndex, write_index
 from engine.io.catalogue import Catalogue
 from engine.io.video import sample_frames
@@ -148,7 +148,7 @@ class Engine:
         stage = _Stopwatch(timings, progress)
         query = self.query(frames, stage)
         with stage("search"):
-            votes = self._search(query, self.index.refresh_examples())
+            votes = self._search(query, self.examples())
         with stage("vote"):
             ranking = rank(votes, self.index.products, self.settings.search.rank_by)
         progress("vote", 1.0)
@@ -170,9 +170,14 @@ class Engine:
     def match_query(self, query: Query, examples: ExampleSet | None = None, clip_name: str = "") -> MatchResult:
         """Search and vote over a prepared query (``examples``: the livestream examples; default: those in force)."""
         assert self.index is not None
-        votes = self._search(query, self.index.refresh_examples() if examples is None else examples)
+        votes = self._search(query, self.examples() if examples is None else examples)
         return MatchResult(clip_name, tuple(votes), tuple(rank(votes, self.index.products, self.settings.search.rank_by)),
                            {}, self.settings.flat())
+
+    def examples(self) -> ExampleSet:
+        """The livestream examples searched with the catalogue (none when ``use_examples`` is off)."""
+        assert self.index is not None
+        return self.index.refresh_examples() if self.settings.search.use_examples else NO_EXAMPLES
 
     def correct(self, clip: str | Path, product_id: str, frames: list[int] | None = None, regions: str = "product",
                 clip_name: str = "", clip_sha256: str = "") -> list[Correction]:
