@@ -30,9 +30,17 @@ def test_correct_from_match_then_list_and_remove_on_the_catalogue_page(app_env: 
     assert_clean(at)
     assert cat.products[truth].name in at.success[0].value  # matched right before any correction
 
-    # the per-frame control exists for every sampled frame; the clip-level one stores every sampled frame
-    assert len([w for w in at.selectbox if w.key and w.key.startswith("match.correct.") and w.key[14:15].isdigit()]) \
-        == FRAMES
+    # a frame's own control stores that frame; the clip-level one stores every sampled frame
+    frame_pickers = [w for w in at.selectbox if w.key and w.key.startswith("match.correct.") and w.key[14:15].isdigit()]
+    assert len(frame_pickers) == FRAMES
+    frame = frame_pickers[0].key.split(".")[2]
+    frame_pickers[0].set_value(truth).run()
+    at.button(key=f"match.correct.{frame}.apply").click().run()
+    assert_clean(at)
+    assert any(f"1 frame(s) of {truth}.mp4 (#{frame})" in str(s.value) for s in at.success)
+    store = corrections_store(Settings.from_env(), app_env)
+    assert [(c.product_id, c.frame_index) for c in store.records()] == [(truth, int(frame))]
+    store.remove(["all"])
     at.selectbox(key="match.correct.clip.product").set_value(other).run()
     at.button(key="match.correct.clip.apply").click().run()
     assert_clean(at)
@@ -41,7 +49,6 @@ def test_correct_from_match_then_list_and_remove_on_the_catalogue_page(app_env: 
     assert learned and f"{FRAMES} frame(s)" in learned[0] and other in learned[0]
     # re-ranked at once: the corrected product now leads the clip
     assert cat.products[other].name in at.success[0].value
-    store = corrections_store(Settings.from_env(), app_env)
     assert len(store.records()) == FRAMES and {c.product_id for c in store.records()} == {other}
 
     at.switch_page("pages/catalogue.py").run()
@@ -75,3 +82,26 @@ def test_an_unknown_product_is_refused_with_a_message(app_env: Path) -> None:
     _apply(Settings.from_env(), cat, str(app_env / "video" / "gone.mp4"), None, sorted(cat.products)[0], "t")
     kind, message = st.session_state[NOTICE_PREFIX + "t"]
     assert kind == "error" and "gone.mp4: clip not found" in message
+
+
+def test_correct_from_inspect_stores_the_frames_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, demo_dir: Path,
+                                                      engine) -> None:
+    import time
+
+    from engine.eval.evaluate import metrics, save_report
+    from engine.types import ClipOutcome, EvalReport
+
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path))  # its own index and reports
+    use_catalogue(monkeypatch, demo_dir)
+    result = engine.match(demo_dir / "video" / "900002.mp4")
+    outcome = ClipOutcome("900002", "900004", result.rank_of("900004"), result.top.product_id, result)
+    save_report(EvalReport(str(demo_dir), engine.settings.flat(), metrics([outcome]), (outcome,),
+                           created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z")), tmp_path / "reports" / "r.json")
+    at = open_app("inspect")
+    assert at.selectbox(key="inspect.correct.900002.product").value == "900004"  # the report's truth by default
+    at.button(key="inspect.correct.900002.apply").click().run()
+    assert_clean(at)
+    assert any("Learned" in str(s.value) for s in at.success), page_text(at)
+    records = corrections_store(Settings.from_env(), demo_dir).records()
+    assert {c.product_id for c in records} == {"900004"}
+    assert sorted(c.frame_index for c in records) == sorted(f.frame_index for f in result.frames)

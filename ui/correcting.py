@@ -98,14 +98,19 @@ def examples_panel(settings: Settings, catalogue: Catalogue) -> None:
         return
     st.caption(f"{len(records)} corrected frame(s), stored in `{store.folder}` beside the index: a rebuild keeps "
                "them. Each is searched like a catalogue region of its product, in the livestream domain.")
+    summary = workspace.index_summary(settings, catalogue.root)
     for c in records:
+        unused = ""
+        if c.product_id not in catalogue.products:
+            unused = " · *no longer in the catalogue*"
+        elif summary is not None and c.model_key != summary.model_key:
+            unused = " · *made with another model: not used*"
         with st.container(border=True):
             image, text, action = st.columns([1, 5, 1.3], vertical_alignment="center")
             with image:
                 image_or_placeholder(thumb(str(store.image_path(c.correction_id)), c.boxes[0], (160, 160)))
             with text:
-                unknown = "" if c.product_id in catalogue.products else " · *no longer in the catalogue*"
-                st.markdown(f"**{_label(catalogue, c.product_id)}**{unknown}  \n`{c.clip}` · frame #{c.frame_index} "
+                st.markdown(f"**{_label(catalogue, c.product_id)}**{unused}  \n`{c.clip}` · frame #{c.frame_index} "
                             f"({c.time_s:.1f} s) · {len(c.boxes)} region(s) · added "
                             f"{c.added_at[:16].replace('T', ' ')}")
             with action:
