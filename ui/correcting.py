@@ -32,11 +32,13 @@ def _label(catalogue: Catalogue, pid: str) -> str:
 
 
 def correction_control(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | None,
-                       frames: list[int] | None, key: str, default: str | None = None, what: str = "This clip") -> None:
+                       frames: list[int] | None, key: str, default: str | None = None, what: str = "This clip",
+                       stacked: bool = False) -> None:
     """A product picker and a "This shows …" button storing ``frames`` (frame numbers; None: the sampled frames)
-    of ``clip`` (a clip source, or a file path) as livestream examples of the chosen product."""
+    of ``clip`` (a clip source, or a file path) as livestream examples of the chosen product. ``stacked``: the
+    button under the picker (for narrow places such as a popover)."""
     pids = sorted(catalogue.products)
-    left, right = st.columns([3, 2], vertical_alignment="bottom")
+    left, right = (st.container(), st.container()) if stacked else st.columns([3, 2], vertical_alignment="bottom")
     with left:
         pid = st.selectbox(f"{what} shows", pids, index=pids.index(default) if default in pids else None,
                            key=f"{key}.product", format_func=lambda p: _label(catalogue, p),

@@ -120,7 +120,8 @@ def _sampled_frames(analysis: Analysis, catalogue: Catalogue, names: dict[str, s
                 if source is not None:
                     with st.popover("Correct", icon=":material/school:", width="stretch"):
                         correction_control(settings, catalogue, source, [vote.frame_index],
-                                           f"match.correct.{vote.frame_index}", what=f"Frame #{vote.frame_index}")
+                                           f"match.correct.{vote.frame_index}", what=f"Frame #{vote.frame_index}",
+                                           stacked=True)
 
 
 def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop: bytes | None,
@@ -140,7 +141,7 @@ def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop
         image_or_placeholder(crop, "query")
     with right:
         where = "catalogue" if chosen.from_neighbours else "cover photo"
-        where = "livestream example" if chosen.source == SOURCE else where
+        where = "correction" if chosen.source == SOURCE else where  # a livestream example
         image_or_placeholder(thumb(chosen.image_path, chosen.box, CROP), where)
     category = category_label(why.category) or "garment"
     similarity = f" · similarity {chosen.similarity:.2f}" if chosen.similarity is not None else ""
