@@ -53,6 +53,7 @@ class ModelSettings:
 @dataclass(frozen=True)
 class DetectionSettings:
     frames: int = 10  # frames sampled evenly from a clip
+    stream_every: float = 2.0  # live streams: seconds of stream between sampled frames
     det_threshold: float = 0.4
     side_by_side: bool = True  # detect on portrait frames set side by side in pairs (half the SSD passes)
     max_regions: int = 2  # detector regions kept per frame, highest score first

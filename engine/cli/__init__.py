@@ -41,7 +41,8 @@ def _add_matching_commands(sub) -> None:
     p.add_argument("--json", help="write the full result as JSON here")
     p.add_argument("--live", action="store_true",
                    help="read CLIP as a live stream: a frame every --every seconds, the ranking printed as it changes")
-    p.add_argument("--every", type=float, default=2.0, help="with --live: seconds of stream between frames (2)")
+    p.add_argument("--every", dest="stream_every", type=float,
+                   help="with --live: seconds of stream between sampled frames (default 2)")
     p.add_argument("--max-frames", dest="max_frames", type=int, default=0,
                    help="with --live: stop after this many frames (default: until the stream ends or Ctrl-C)")
     add_model_options(p)

@@ -17,7 +17,7 @@ from engine.errors import VideoError
 from engine.io.video import _open, _to_rgb, is_url
 from engine.types import Frame
 
-DEFAULT_EVERY_S = 2.0  # a frame every 2 s of stream: a presenter shows a product for tens of seconds
+DEFAULT_EVERY_S = 2.0  # a frame every 2 s of stream (settings: stream_every): a product is shown for tens of s
 
 
 class StreamReader:

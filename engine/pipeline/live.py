@@ -10,18 +10,19 @@ from dataclasses import dataclass
 from engine.io.stream import DEFAULT_EVERY_S, StreamReader
 from engine.pipeline.engine import Engine
 from engine.pipeline.votes import rank
-from engine.types import FrameVote, MatchResult
+from engine.types import Frame, FrameVote, MatchResult
 
 RECENT_FRAMES = 10  # the ranking pools the last 10 sampled frames (20 s of stream at one frame every 2 s)
 
 
 @dataclass(frozen=True)
 class LiveUpdate:
-    """One step of a live match: the ranking over the recent frames, the frames this step added, how many frames
-    have been matched so far, and whether the stream has ended."""
+    """One step of a live match: the ranking over the recent frames, the votes this step added (and their decoded
+    frames, for drawing), how many frames have been matched so far, and whether the stream has ended."""
 
     result: MatchResult
     added: tuple[FrameVote, ...]
+    decoded: tuple[Frame, ...]
     frames_seen: int
     ended: bool
 
@@ -55,7 +56,7 @@ class LiveMatch:
             self.last = MatchResult(self.reader.label, tuple(self.recent), tuple(ranking), matched.timings,
                                     self.engine.settings.flat())
         result = self.last or MatchResult(self.reader.label, (), (), {}, self.engine.settings.flat())
-        return LiveUpdate(result, added, self.frames_seen, self.reader.ended)
+        return LiveUpdate(result, added, tuple(frames), self.frames_seen, self.reader.ended)
 
     def close(self) -> None:
         self.reader.close()
