@@ -64,6 +64,7 @@ class DetectionSettings:
 class SearchSettings:
     windows: Windows = Windows.EXHAUSTIVE
     refine_top: int = 3  # windows embedded exactly per region with Windows.REFINED
+    window_stride: float = 0.2  # Windows.EXHAUSTIVE: step between garment windows (0.2: 10 per region; 0.1: 18)
     garment_top: int = 3  # garment boxes per region kept by the garment head
     neighbours: int = 50  # regions fetched from the index per query window
     region_candidates: int = 10  # products kept per region for display and inspection

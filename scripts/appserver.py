@@ -46,13 +46,17 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def app_server(env: dict[str, str], log_path: Path, start_timeout_s: float = 60.0) -> Iterator[str]:
-    """Run ``streamlit run app.py`` on localhost with extra environment ``env``; yields its base URL."""
+def app_server(env: dict[str, str], log_path: Path, start_timeout_s: float = 60.0,
+               plain: bool = False) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on localhost with extra environment ``env``; yields its base URL. ``plain``: only
+    the port and address are given, everything else comes from the checkout's .streamlit/config.toml, as for a
+    user who types the README's command."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+           "--server.address", "127.0.0.1"]
+    if not plain:
+        cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
