@@ -194,3 +194,37 @@ def test_a_match_in_the_app_takes_the_command_lines_time(chromium: str, demo_dir
         print(f"\nmatch of {clip.name}, 10 frames: app {app_s:.2f} s, command line {min(cli):.2f} s "
               f"(runs {', '.join(f'{c:.2f}' for c in cli)}): app / command line = {ratio:.2f} (target <= 1.3)")
     assert ratio < 2.0, f"the app matched {ratio:.1f}x slower than the command line"
+
+
+def test_a_stream_url_is_matched_live_in_the_browser(chromium: str, demo_dir: Path, tmp_path: Path, serve) -> None:
+    """Stream URL on the Match page: Start, the live view refreshes itself until the stream ends, the product is
+    named, Stop is then disabled; no traceback."""
+    from playwright.sync_api import expect, sync_playwright
+
+    truth = "900001"
+    name = load_catalogue(demo_dir).products[truth].name
+    stream = f"{serve(demo_dir / 'video')}/{truth}.mp4"
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
+           "LIVEMATCH_STREAM_EVERY": "0.5"}
+    with app_server(env, tmp_path / "stream.log") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/match")
+            wait_idle(page, 120_000)
+            page.get_by_text("Stream URL", exact=True).click()
+            box = page.locator(".st-key-match-stream_url input")
+            box.fill(stream)
+            box.press("Enter")
+            page.get_by_role("button", name="Start").click()
+            page.get_by_text("The stream ended after 4 frames").wait_for(timeout=MATCH_TIMEOUT_MS)
+            wait_idle(page, 60_000)
+            body = page.inner_text("body")
+            assert name in body and "Recent frames" in body
+            expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+            assert page.locator('[data-testid="stException"]').count() == 0
+            if SHOTS:
+                full_page_screenshot(page, Path(SHOTS) / "e2e-stream.png")
+        finally:
+            browser.close()
