@@ -45,13 +45,15 @@ class ModelSettings:
     garment_model: str = ""  # garment region head from train-garments ("" = searched garment windows)
     domain_mean: str = "auto"  # livestream mean queries are centred on: "auto" (shipped per embedder), "none", a .npy
     device: str = "auto"  # "auto", "cpu" or "cuda"
-    runtime: str = "auto"  # embedder runtime: "auto" (onnxruntime on the CPU when installed), "torch" or "onnxruntime"
+    runtime: str = "auto"  # embedder runtime: "auto" (the fastest installed on the CPU), "torch", "onnxruntime", "openvino"
+    precision: str = "auto"  # OpenVINO's precision: "auto" (bf16 where the CPU offers it), "bf16" or "f32"
     batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
 
 
 @dataclass(frozen=True)
 class DetectionSettings:
     frames: int = 10  # frames sampled evenly from a clip
+    stream_every: float = 2.0  # live streams: seconds of stream between sampled frames
     det_threshold: float = 0.4
     side_by_side: bool = True  # detect on portrait frames set side by side in pairs (half the SSD passes)
     max_regions: int = 2  # detector regions kept per frame, highest score first
@@ -62,6 +64,7 @@ class DetectionSettings:
 class SearchSettings:
     windows: Windows = Windows.EXHAUSTIVE
     refine_top: int = 3  # windows embedded exactly per region with Windows.REFINED
+    window_stride: float = 0.2  # Windows.EXHAUSTIVE: step between garment windows (0.2: 10 per region; 0.1: 18)
     garment_top: int = 3  # garment boxes per region kept by the garment head
     neighbours: int = 50  # regions fetched from the index per query window
     region_candidates: int = 10  # products kept per region for display and inspection

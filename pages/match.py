@@ -17,12 +17,14 @@ from ui.components import empty_state, guard, page_header
 from ui.matching import UPLOAD_TYPES, Analysis, ClipSource, analyse_cached, cached_file_sha256, upload_source
 from ui.progress import describe_match, run_with_progress
 from ui.names import clip_shows
+from ui.live import stream_panel
 from ui.views import render_match
 
 shell()
 
 UPLOAD = "Upload a clip"
 SAMPLE = "Sample clip from the catalogue"
+STREAM = "Stream URL"
 SHA_KEY = "match.upload_sha256"  # (bytes, SHA-256) of the current upload: see ui.matching.upload_source
 SHOWN_KEY = "match.shown_sha256"  # SHA-256 of the clip whose result the page shows or is matching (None: none)
 
@@ -31,11 +33,14 @@ def upload_limit_mb() -> int:
     return int(st.get_option("server.maxUploadSize"))
 
 
-def choose_source(catalogue: Catalogue) -> ClipSource | None:
-    """The clip to match, from the uploader or the sample picker; None until one is chosen (or it is refused)."""
+def choose_source(catalogue: Catalogue) -> ClipSource | str | None:
+    """The clip to match, from the uploader or the sample picker (None until one is chosen, or it is refused), or
+    STREAM when a live stream is chosen."""
     samples = {vid: c for vid, c in catalogue.clips.items() if c.path}
-    modes = [UPLOAD, SAMPLE] if samples else [UPLOAD]
+    modes = [UPLOAD, SAMPLE, STREAM] if samples else [UPLOAD, STREAM]
     mode = st.radio("Clip source", modes, horizontal=True, label_visibility="collapsed", key="match.mode")
+    if mode == STREAM:
+        return STREAM
     if mode == SAMPLE:
         names = {pid: p.name for pid, p in catalogue.products.items()}
         vid = st.selectbox(
@@ -108,6 +113,9 @@ def main() -> None:
         catalogue = state.get_catalogue(settings)
         prepare_builtin_demo(settings, catalogue)
         source = choose_source(catalogue)
+        if source == STREAM:
+            stream_panel(settings, catalogue)
+            return
         with result_area(source.sha256 if source is not None else None):
             if source is None:
                 how_it_works()

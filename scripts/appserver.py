@@ -7,6 +7,7 @@ The server runs in its own process group and is always killed on exit; every wai
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import shutil
 import signal
@@ -46,13 +47,17 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def app_server(env: dict[str, str], log_path: Path, start_timeout_s: float = 60.0) -> Iterator[str]:
-    """Run ``streamlit run app.py`` on localhost with extra environment ``env``; yields its base URL."""
+def app_server(env: dict[str, str], log_path: Path, start_timeout_s: float = 60.0,
+               plain: bool = False) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on localhost with extra environment ``env``; yields its base URL. ``plain``: only
+    the port and address are given, everything else comes from the checkout's .streamlit/config.toml, as for a
+    user who types the README's command."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+           "--server.address", "127.0.0.1"]
+    if not plain:
+        cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
@@ -124,3 +129,60 @@ def full_page_screenshot(page, path: Path, width: int = 1400) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size({"width": width, "height": 900})
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """A local HTTP server over ``folder``, with byte ranges (as real servers have: FFmpeg reads an mp4 whose index
+    sits at its end by seeking); yields its base URL, and is shut down on exit."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(_RangeHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    def send_head(self):  # byte ranges on top of the standard library's file server
+        rng = self.headers.get("Range", "")
+        path = Path(self.translate_path(self.path))
+        if not rng.startswith("bytes=") or not path.is_file():
+            return super().send_head()
+        size = path.stat().st_size
+        start_s, _, end_s = rng[6:].partition("-")
+        start, end = int(start_s or 0), min(int(end_s or size - 1), size - 1)
+        f = open(path, "rb")
+        f.seek(start)
+        self.send_response(206)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return _Limited(f, end - start + 1)
+
+    def log_message(self, *args):
+        pass
+
+
+class _Limited:
+    """A file object that reads at most ``n`` more bytes (the body of a range response)."""
+
+    def __init__(self, f, n: int) -> None:
+        self.f, self.n = f, n
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.n if size < 0 else min(size, self.n)
+        data = self.f.read(size)
+        self.n -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.f.close()

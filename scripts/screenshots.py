@@ -1,6 +1,6 @@
 """Take full-page screenshots of every page of the app into assets/screenshots/.
 
-Match (with a result), Inspect (all frames, then errors only), Catalogue (and its Learned models tab, after
+Match (with a result, and reading a stream URL), Inspect (all frames, then errors only), Catalogue (and its Learned models tab, after
 training a garment head) and Evaluate.
 
     python scripts/screenshots.py [--catalogue FOLDER] [--frames N] [--home DIR] [--out DIR]
@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.appserver import CHROMIUM_ARGS, app_server, chromium_path, full_page_screenshot, wait_idle  # noqa: E402
+from scripts.appserver import (CHROMIUM_ARGS, app_server, chromium_path, full_page_screenshot,  # noqa: E402
+                               serve_folder, wait_idle)
 
 OUT = ROOT / "assets" / "screenshots"
 WIDTH = 1400
@@ -93,6 +94,30 @@ def shoot(url: str, clip: Path, out: Path = OUT) -> list[Path]:
     return shots
 
 
+def shoot_stream(url: str, clip: Path, out: Path = OUT) -> Path:
+    """Match, Stream URL: the clip served over HTTP from this process, read as a live stream to its end."""
+    from playwright.sync_api import sync_playwright
+
+    with serve_folder(clip.parent) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": 900}, device_scale_factor=1)
+            page.set_default_timeout(180_000)
+            page.goto(f"{url}/match")
+            wait_idle(page)
+            page.get_by_text("Stream URL", exact=True).click()
+            box = page.locator(".st-key-match-stream_url input")
+            box.fill(f"{base}/{clip.name}")
+            box.press("Enter")
+            page.get_by_role("button", name="Start").click()
+            page.get_by_text("The stream ended after").wait_for(timeout=300_000)
+            wait_idle(page)
+            path = _save(page, out, "match-stream")
+        finally:
+            browser.close()
+    return path
+
+
 def _save(page, out: Path, name: str) -> Path:
     path = out / f"{name}.png"
     full_page_screenshot(page, path, WIDTH)
@@ -106,6 +131,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--home", type=Path, help="LIVEMATCH_HOME for the run (default: a fresh temporary folder)")
     ap.add_argument("--out", type=Path, default=OUT, help=f"where the PNGs go (default: {OUT.relative_to(ROOT)})")
+    ap.add_argument("--only-stream", action="store_true", help="only the Match page reading a stream URL")
     args = ap.parse_args()
     if chromium_path() is None:
         print("chromium is not installed: apt-get install -y chromium", file=sys.stderr)
@@ -113,8 +139,11 @@ def main() -> int:
     home = args.home or Path(tempfile.mkdtemp(prefix="livematch-shots-"))
     root, clip = prepare(home, args.catalogue, args.frames)
     env = {"LIVEMATCH_HOME": str(home), "LIVEMATCH_CATALOGUE": args.catalogue, "LIVEMATCH_FRAMES": str(args.frames)}
+    env["LIVEMATCH_STREAM_EVERY"] = "1"  # the demo's clips are short: a frame every second of them
     with app_server(env, home / "streamlit.log") as url:
-        shoot(url, clip, args.out)
+        if not args.only_stream:
+            shoot(url, clip, args.out)
+        shoot_stream(url, clip, args.out)
     return 0
 
 

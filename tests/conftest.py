@@ -81,57 +81,9 @@ def pytest_configure(config):
 def serve():
     """``serve(folder)`` -> the base URL of a local HTTP server over ``folder``, with byte ranges (as real servers
     have: FFmpeg reads an mp4 whose index sits at its end by seeking); stopped after the test."""
-    import functools
-    import http.server
-    import threading
+    import contextlib
 
-    class RangeHandler(http.server.SimpleHTTPRequestHandler):
-        def send_head(self):  # byte ranges on top of the standard library's file server
-            rng = self.headers.get("Range", "")
-            path = Path(self.translate_path(self.path))
-            if not rng.startswith("bytes=") or not path.is_file():
-                return super().send_head()
-            size = path.stat().st_size
-            start_s, _, end_s = rng[6:].partition("-")
-            start, end = int(start_s or 0), min(int(end_s or size - 1), size - 1)
-            f = open(path, "rb")
-            f.seek(start)
-            self.send_response(206)
-            self.send_header("Content-Type", "video/mp4")
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-            self.send_header("Content-Length", str(end - start + 1))
-            self.send_header("Accept-Ranges", "bytes")
-            self.end_headers()
-            return _Limited(f, end - start + 1)
+    from scripts.appserver import serve_folder
 
-        def log_message(self, *args):
-            pass
-
-    servers = []
-
-    def start(folder: Path) -> str:
-        handler = functools.partial(RangeHandler, directory=str(folder))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-
-
-class _Limited:
-    """A file object that reads at most ``n`` more bytes (the body of a range response)."""
-
-    def __init__(self, f, n: int) -> None:
-        self.f, self.n = f, n
-
-    def read(self, size: int = -1) -> bytes:
-        size = self.n if size < 0 else min(size, self.n)
-        data = self.f.read(size)
-        self.n -= len(data)
-        return data
-
-    def close(self) -> None:
-        self.f.close()
+    with contextlib.ExitStack() as stack:
+        yield lambda folder: stack.enter_context(serve_folder(folder))

@@ -2,22 +2,27 @@
 
 Opens the Catalogue page by deep link on a fresh server (it must be drawn in the app's frame), then uploads a demo
 clip on the Match page, waits for the result, checks the product's name and that no traceback is shown, saves a
-screenshot, then uploads a file that is not a video.
+screenshot, then uploads a file that is not a video. Times a match in the plain `streamlit run app.py` against the
+command line.
 Skipped when chromium or Playwright is missing, except where LIVEMATCH_REQUIRE_BROWSER=1 (CI sets it): there it
 fails. Every wait is bounded; the server is always killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from engine.io.catalogue import load_catalogue
-from scripts.appserver import CHROMIUM_ARGS, app_server, chromium_path, full_page_screenshot, wait_idle
+from scripts.appserver import CHROMIUM_ARGS, ROOT, app_server, chromium_path, full_page_screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -126,5 +131,100 @@ def test_upload_a_clip_and_see_the_product(chromium: str, demo_dir: Path, tmp_pa
             assert "not-a-video.mp4" in page.locator('[data-testid="stAlertContentError"]').inner_text()
             assert page.locator('[data-testid="stException"]').count() == 0
             expect(page.locator('[data-testid="stAlertContentSuccess"]')).to_have_count(0, timeout=30_000)
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def _venv_in_checkout(n_dirs: int = 4000):
+    """A virtual environment's worth of folders inside the checkout (.venv, git-ignored), as a user who makes one
+    there has; the checkout's own .venv is used as it is when there is one, and one made here is removed after."""
+    venv = ROOT / ".venv"
+    made = not venv.exists()
+    if made:
+        for i in range(n_dirs):
+            (venv / "lib" / "site-packages" / f"pkg{i // 40}" / f"mod{i % 40}").mkdir(parents=True, exist_ok=True)
+    try:
+        yield venv
+    finally:
+        if made:
+            shutil.rmtree(venv, ignore_errors=True)
+
+
+def _stage_seconds(text: str) -> float:
+    """The sum of the stage times a match prints ("decode 0.05 s · detect 0.21 s · ...")."""
+    found = re.findall(r"\b(decode|detect|embed|search|vote) (\d+\.\d+) s", text)
+    assert {k for k, _ in found} >= {"decode", "detect", "embed"}, text
+    return sum(float(v) for _, v in found)
+
+
+def test_a_match_in_the_app_takes_the_command_lines_time(chromium: str, demo_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """The plain `streamlit run app.py` (settings from .streamlit/config.toml, a .venv inside the checkout) matches a
+    clip in the time `python -m engine match` takes for it: both print their stage times; the ratio is printed.
+    The assertion only catches a regression of the kind issue 13 found (the file watcher: 2.5-3x)."""
+    from playwright.sync_api import sync_playwright
+
+    clip = demo_dir / "video" / "900002.mp4"
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
+           "LIVEMATCH_FRAMES": "10"}
+    cli_cmd = [sys.executable, "-m", "engine", "match", str(clip), "--catalogue", str(demo_dir), "--frames", "10"]
+
+    def cli_seconds() -> float:
+        out = subprocess.run(cli_cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
+        assert out.returncode == 0, out.stderr
+        return float(re.search(r"\((\d+\.\d+) s\)", out.stdout).group(1))
+
+    cli = [cli_seconds(), cli_seconds()]  # the first may build the index; one more after the app, below
+    with _venv_in_checkout(), app_server(env, tmp_path / "plain.log", plain=True) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/match")
+            wait_idle(page, 120_000)
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(clip))
+            page.get_by_text("Download result (JSON)").wait_for(timeout=MATCH_TIMEOUT_MS)
+            wait_idle(page, MATCH_TIMEOUT_MS)
+            app_s = _stage_seconds(page.inner_text("body"))
+        finally:
+            browser.close()
+    cli.append(cli_seconds())
+    ratio = app_s / min(cli)
+    with capsys.disabled():  # shown in the README's test command's output, not only on failure
+        print(f"\nmatch of {clip.name}, 10 frames: app {app_s:.2f} s, command line {min(cli):.2f} s "
+              f"(runs {', '.join(f'{c:.2f}' for c in cli)}): app / command line = {ratio:.2f} (target <= 1.3)")
+    assert ratio < 2.0, f"the app matched {ratio:.1f}x slower than the command line"
+
+
+def test_a_stream_url_is_matched_live_in_the_browser(chromium: str, demo_dir: Path, tmp_path: Path, serve) -> None:
+    """Stream URL on the Match page: Start, the live view refreshes itself until the stream ends, the product is
+    named, Stop is then disabled; no traceback."""
+    from playwright.sync_api import expect, sync_playwright
+
+    truth = "900001"
+    name = load_catalogue(demo_dir).products[truth].name
+    stream = f"{serve(demo_dir / 'video')}/{truth}.mp4"
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
+           "LIVEMATCH_STREAM_EVERY": "0.5"}
+    with app_server(env, tmp_path / "stream.log") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/match")
+            wait_idle(page, 120_000)
+            page.get_by_text("Stream URL", exact=True).click()
+            box = page.locator(".st-key-match-stream_url input")
+            box.fill(stream)
+            box.press("Enter")
+            page.get_by_role("button", name="Start").click()
+            page.get_by_text("The stream ended after 4 frames").wait_for(timeout=MATCH_TIMEOUT_MS)
+            wait_idle(page, 60_000)
+            body = page.inner_text("body")
+            assert name in body and "Recent frames" in body
+            expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+            assert page.locator('[data-testid="stException"]').count() == 0
+            if SHOTS:
+                full_page_screenshot(page, Path(SHOTS) / "e2e-stream.png")
         finally:
             browser.close()

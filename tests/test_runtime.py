@@ -1,5 +1,6 @@
-"""The ONNX Runtime embedder against the torch one: same vectors, same neighbours, same band pooling; the
-exported model is cached, reused and re-exported when corrupt; runtimes are chosen as the settings say."""
+"""The exported embedder (ONNX Runtime, OpenVINO at f32 and at bf16) against the torch one: same vectors, same
+neighbours, same band pooling; the exported model is cached, reused and re-exported when corrupt; runtimes are
+chosen as the settings say."""
 
 from __future__ import annotations
 
@@ -12,14 +13,25 @@ from engine.io.images import crop, read_rgb
 from engine.io.video import sample_frames
 from engine.models import build_embedder, get_embedder
 from engine.models import runtime as rt
+from engine.models.openvino_rt import resolve_precision
 
 NAME = "efficientnet-lite0-gem"
 
 
+@pytest.fixture(scope="module", params=["onnxruntime", "openvino-f32"])
+def pair(request):
+    """(torch, exported) embedders of the default model on the CPU; the exported one at full precision."""
+    runtime, _, precision = request.param.partition("-")
+    return get_embedder(NAME, "cpu", runtime="torch"), get_embedder(NAME, "cpu", runtime=runtime,
+                                                                    precision=precision or "auto")
+
+
 @pytest.fixture(scope="module")
-def pair():
-    """(torch, onnxruntime) embedders of the default model, on the CPU."""
-    return get_embedder(NAME, "cpu", runtime="torch"), get_embedder(NAME, "cpu", runtime="onnxruntime")
+def bf16():
+    """OpenVINO at bf16, the default on a CPU that offers it (skipped on one that does not)."""
+    if rt.resolve_runtime(NAME, "cpu", "openvino") != "openvino" or resolve_precision("auto") != "bf16":
+        pytest.skip("this CPU's OpenVINO plugin offers no bf16")
+    return get_embedder(NAME, "cpu", runtime="openvino", precision="bf16")
 
 
 def _crops(n: int = 12, seed: int = 0) -> list[np.ndarray]:
@@ -44,7 +56,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_same_interface_and_key(pair):
     torch_emb, ort_emb = pair
-    assert ort_emb.runtime == "onnxruntime" and ort_emb.device == "cpu"
+    assert ort_emb.runtime in ("onnxruntime", "openvino") and ort_emb.device == "cpu"
     for attr in ("name", "dim", "key", "supports_bands", "input_hw"):
         assert getattr(ort_emb, attr) == getattr(torch_emb, attr)
     assert getattr(ort_emb, "base", ort_emb) is ort_emb
@@ -94,11 +106,29 @@ def test_same_neighbours_on_the_demo_catalogue(pair, demo_dir):
         np.testing.assert_allclose(st[order_o], st[order_t], atol=1e-5)
 
 
+def test_bf16_vectors_and_neighbours_stay_close_to_torch(bf16, demo_dir):
+    """bf16 moves the vectors a little (cosine >= 0.99 to torch's even on flat synthetic colour fields, the
+    worst case seen; about 0.9996 on noise), not the nearest catalogue region."""
+    torch_emb = get_embedder(NAME, "cpu", runtime="torch")
+    crops = _crops()
+    assert bf16.precision == "bf16" and _cosines(torch_emb.embed(crops, 5), bf16.embed(crops, 5)).min() >= 0.99
+    catalogue = load_catalogue(demo_dir)
+    shop = [crop(read_rgb(r.image_path), r.box) for p in catalogue.products.values() for r in p.regions]
+    queries = [f.image for c in catalogue.clips.values() for f in sample_frames(c.path, 3)]
+    sim_t = torch_emb.embed(queries, 8) @ torch_emb.embed(shop, 8).T
+    sim_b = bf16.embed(queries, 8) @ bf16.embed(shop, 8).T
+    assert np.abs(sim_t - sim_b).max() < 0.02
+    # bf16's nearest region is torch's nearest, or within 0.005 of it by torch's own similarities
+    best_t, best_b = sim_t.argmax(1), sim_b.argmax(1)
+    assert (sim_t[np.arange(len(sim_t)), best_t] - sim_t[np.arange(len(sim_t)), best_b]).max() < 5e-3
+
+
 def test_engine_rankings_match_torch(engine, demo_dir):
-    """The default (auto) engine runs ONNX Runtime on the CPU; a torch engine on the same index ranks the same."""
+    """The default (auto) engine runs an exported model on the CPU (OpenVINO when installed); a torch engine on the
+    same index ranks the same."""
     from engine.pipeline.engine import Engine
 
-    assert getattr(engine.embedder, "runtime", "torch") == "onnxruntime"
+    assert getattr(engine.embedder, "runtime", "torch") == "openvino"
     catalogue = load_catalogue(demo_dir)
     torch_engine = Engine(engine.settings.with_(runtime="torch"), engine.detector, None, engine.index)
     assert getattr(torch_engine.embedder, "runtime", "torch") == "torch"  # the settings choose the runtime
@@ -165,6 +195,22 @@ def test_recurring_shapes_get_a_fixed_shape_session(pair):
     np.testing.assert_allclose(out, ref, atol=1e-4)
 
 
+def test_openvino_compiles_each_shape_once_and_keeps_the_recent_ones(monkeypatch):
+    from engine.models import openvino_rt as ovrt
+
+    monkeypatch.setattr(ovrt, "MAX_SHAPES", 2)
+    emb = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
+    backbone = ovrt.OpenVinoBackbone(emb.backbone.path, emb.dim, "f32")
+    xs = [emb.preprocess(_crops(n, seed=n)) for n in (1, 2, 3)]
+    first = backbone.run(xs[0])
+    backbone.run(xs[1])
+    np.testing.assert_allclose(backbone.run(xs[0]), first, atol=1e-5)  # compiled once, reused
+    backbone.run(xs[2])  # a third shape drops the least recently used (2 crops)
+    assert list(backbone._compiled) == [tuple(xs[0].shape), tuple(xs[2].shape)]
+    with pytest.raises(ModelError, match="not the expected"):
+        ovrt.OpenVinoBackbone(emb.backbone.path, emb.dim + 1, "f32")
+
+
 def test_large_batches_run_in_chunks(pair):
     torch_emb, ort_emb = pair
     crops = _crops(3, seed=5) * 7  # 21 crops > 16 per ORT run
@@ -172,7 +218,8 @@ def test_large_batches_run_in_chunks(pair):
 
 
 def test_runtime_choice(monkeypatch):
-    assert rt.resolve_runtime(NAME, "cpu") == "onnxruntime"
+    assert rt.resolve_runtime(NAME, "cpu") == "openvino"  # the fastest installed
+    assert rt.resolve_runtime(NAME, "cpu", "onnxruntime") == "onnxruntime"
     assert rt.resolve_runtime(NAME, "cpu", "torch") == "torch"
     for name in ("resnet50", "efficientnet-lite0"):  # no ONNX export: auto falls back silently, explicit refuses
         assert rt.resolve_runtime(name, "cpu", "auto") == "torch"
@@ -184,15 +231,24 @@ def test_runtime_choice(monkeypatch):
         rt.resolve_runtime(NAME, "cuda", "onnxruntime")
     with pytest.raises(ModelError, match="no ONNX export"):
         build_embedder("efficientnet-lite0", "cpu", runtime="onnxruntime")
+    import engine.models.openvino_rt as ovrt
+
+    monkeypatch.setattr(ovrt, "openvino_available", lambda: False)
+    assert rt.resolve_runtime(NAME, "cpu", "auto") == "onnxruntime"  # the next fastest
+    with pytest.raises(ModelError, match="openvino is not installed"):
+        rt.resolve_runtime(NAME, "cpu", "openvino")
     monkeypatch.setattr(rt, "onnxruntime_available", lambda: False)
     assert rt.resolve_runtime(NAME, "cpu", "auto") == "torch"
     with pytest.raises(ModelError, match="not installed"):
         rt.resolve_runtime(NAME, "cpu", "onnxruntime")
+    with pytest.raises(ModelError, match="unknown precision"):
+        resolve_precision("fp8")
 
 
 def test_get_embedder_caches_per_runtime(pair):
     torch_emb, ort_emb = pair
-    assert get_embedder(NAME, "cpu") is ort_emb  # auto on the CPU
+    assert get_embedder(NAME, "cpu", runtime=ort_emb.runtime, precision=ort_emb.precision) is ort_emb
+    assert get_embedder(NAME, "cpu").runtime == "openvino"  # auto on the CPU
     assert get_embedder(NAME, "cpu", runtime="torch") is torch_emb
     assert not hasattr(torch_emb, "backbone")
 

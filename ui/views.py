@@ -99,10 +99,24 @@ def _card_image(p: ProductScore, category: str) -> bytes | None:
     return annotated_image(path, [RegionRef(p.product_id, path, box, category, 1)], CARD_SIDE) or thumb(p.image_path)
 
 
-def _sampled_frames(analysis: Analysis, catalogue: Catalogue, names: dict[str, str], settings: Settings,
-                    source: ClipSource | None) -> None:
+def render_live(analysis: Analysis, catalogue: Catalogue, settings: Settings, crops: list[bytes | None]) -> None:
+    """A live stream's match so far: verdict, top products, and the recent frames (``crops``: each frame's query
+    region, drawn by the caller from the decoded frame)."""
     result = analysis.result
-    st.subheader("Sampled frames", anchor=False)
+    names = product_names(catalogue, {p.product_id: p.name for p in result.ranking})
+    if result.top is None:
+        st.info("No catalogue product matched the frames so far.", icon=":material/search_off:")
+        return
+    _verdict_banner(analysis.clip_name, result, names, len(result.frames))
+    _top_products(result, catalogue, settings)
+    _sampled_frames(analysis, catalogue, names, settings, None, crops, "Recent frames")
+
+
+def _sampled_frames(analysis: Analysis, catalogue: Catalogue, names: dict[str, str], settings: Settings,
+                    source: ClipSource | None, crops: list[bytes | None] | None = None,
+                    title: str = "Sampled frames") -> None:
+    result = analysis.result
+    st.subheader(title, anchor=False)
     st.caption("White: the detected person, or an inset outline tagged \"whole frame\" when nobody is detected. "
                "Violet: the garment window that decided the vote. Under each frame: that window (query) beside the "
                "catalogue region of the voted product it matched best, with its category and their similarity.")
@@ -110,7 +124,8 @@ def _sampled_frames(analysis: Analysis, catalogue: Catalogue, names: dict[str, s
     rows = [compare_frame(f, None, infos) for f in result.frames]
     n_sampled = int(result.settings.get("frames") or settings.detection.frames)
     requests = [(c.frame_index, c.query_box) for c in rows]
-    crops = source_crops(source, n_sampled, requests, CROP) if source is not None else [None] * len(rows)
+    if crops is None:
+        crops = source_crops(source, n_sampled, requests, CROP) if source is not None else [None] * len(rows)
     items = list(zip(result.frames, analysis.frames, rows, crops))
     for row in _rows(items, FRAMES_PER_ROW):
         cols = st.columns(FRAMES_PER_ROW)

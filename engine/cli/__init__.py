@@ -41,6 +41,12 @@ def _add_matching_commands(sub) -> None:
     p.add_argument("clip", help="a video file, or a folder of them (implies --batch)")
     p.add_argument("--batch", action="store_true", help="match every clip in the folder CLIP, decoding ahead")
     p.add_argument("--json", help="write the full result as JSON here")
+    p.add_argument("--live", action="store_true",
+                   help="read CLIP as a live stream: a frame every --every seconds, the ranking printed as it changes")
+    p.add_argument("--every", dest="stream_every", type=float,
+                   help="with --live: seconds of stream between sampled frames (default 2)")
+    p.add_argument("--max-frames", dest="max_frames", type=int, default=0,
+                   help="with --live: stop after this many frames (default: until the stream ends or Ctrl-C)")
     add_model_options(p)
     p.set_defaults(func=cmd_match)
 

@@ -34,7 +34,7 @@ def cmd_build_index(args: argparse.Namespace) -> int:
 
 
 def _print_result(result, top_k: int) -> None:
-    print(f"{result.clip}  ({result.timings['total']:.2f} s)")
+    print(f"{result.clip}  ({result.timings.get('total', sum(result.timings.values())):.2f} s)")
     for i, p in enumerate(result.ranking[:top_k], 1):
         print(f"  {i}. {p.product_id:<10} {p.name[:40]:<40} votes {p.votes:>2}  share {p.vote_share:.2f}  "
               f"sim {p.best_similarity:.3f}")
@@ -53,12 +53,14 @@ def cmd_match(args: argparse.Namespace) -> int:
     if batch and not clips:
         raise EngineError(f"{target}: no video files ({', '.join(VIDEO_SUFFIXES)})")
     engine = ready_engine(settings, progress=progress_bar("index"))
-    examples = engine.examples()  # type: ignore[union-attr]
+    examples = engine.examples()
     if len(examples):
         print(f"note: {len(examples)} livestream example region(s) (corrections) are searched with the catalogue",
               file=sys.stderr)
     if examples.note:
         print(f"warning: {examples.note}", file=sys.stderr)
+    if args.live:
+        return _match_live(engine, str(target), args)
     results, failed = [], 0
     if batch:
         bar = progress_bar("match")
@@ -77,6 +79,35 @@ def cmd_match(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results if batch else results[0], ensure_ascii=False, indent=1))
     return 0 if results and not failed else (2 if not results else 1)
+
+
+def _match_live(engine, url: str, args: argparse.Namespace) -> int:
+    """``match URL --live``: one line per sampled frame, the ranking over the recent frames when it changes."""
+    from engine.pipeline.live import LiveMatch
+
+    live = LiveMatch(engine, url, every_s=engine.settings.detection.stream_every)
+    shown: list[str] = []
+    try:
+        while not live.ended and (args.max_frames <= 0 or live.frames_seen < args.max_frames):
+            update = live.step()
+            for f in update.added:
+                print(f"frame {f.frame_index:>6} at {f.time_s:7.1f} s: votes {f.voted_product or '-'}", flush=True)
+            top = [p.product_id for p in update.result.ranking[:3]]
+            if update.added and top != shown:
+                shown = top
+                v = update.result.verdict
+                print(f"  ranking over the last {len(update.result.frames)} frames: {', '.join(top)} ({v.level})",
+                      flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        live.close()
+    if live.last is None:
+        raise EngineError(f"{url}: the stream ended before a frame could be matched")
+    _print_result(live.last, engine.settings.search.top_k)
+    if args.json:
+        Path(args.json).write_text(json.dumps(live.last.to_dict(), ensure_ascii=False, indent=1))
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -48,7 +48,10 @@ def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames")
     p.add_argument(frames_flag, dest="frames", type=int, help="frames sampled per clip (default 10)")
     p.add_argument("--det-threshold", dest="det_threshold", type=float, help="detection score threshold")
     p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), help="embedder runtime (default: auto)")
+    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime", "openvino"),
+                   help="embedder runtime (default auto: the fastest installed on the CPU, torch on a GPU)")
+    p.add_argument("--precision", choices=("auto", "bf16", "f32"),
+                   help="OpenVINO's precision (default auto: bf16 where the CPU offers it)")
     p.add_argument("--windows", choices=[w.value for w in Windows],
                    help="how regions are searched for garments (default exhaustive; see README)")
     p.add_argument("--no-windows", dest="windows", action="store_const", const="whole",

@@ -83,15 +83,23 @@ def _bench_detection(settings: Settings, clip: str, results: dict, out: Callable
     return detector
 
 
-def _runtimes(settings: Settings) -> tuple[str, list[str]]:
-    """(the default runtime, every runtime worth comparing here): torch, and ONNX Runtime where auto would
-    pick it or the settings ask for it."""
-    from engine.models.runtime import resolve_runtime
+def _runtimes(settings: Settings) -> tuple[str, list[tuple[str, str, str]]]:
+    """(the default runtime, every (label, runtime, precision) worth comparing here): torch, and each runtime of
+    the exported model that is installed (OpenVINO at its default precision and at f32)."""
+    from engine.models.openvino_rt import openvino_available, resolve_precision
+    from engine.models.runtime import onnxruntime_available, resolve_runtime
 
     m = settings.models
     default = resolve_runtime(m.embedder, m.device, m.runtime)
-    ort = default == "onnxruntime" or resolve_runtime(m.embedder, m.device, "auto") == "onnxruntime"
-    return default, ["torch"] + (["onnxruntime"] if ort else [])
+    tried = [("torch", "torch", "auto")]
+    if resolve_runtime(m.embedder, m.device, "auto") != "torch" or default != "torch":
+        if onnxruntime_available():
+            tried.append(("onnxruntime", "onnxruntime", "auto"))
+        if openvino_available():
+            tried.append(("openvino", "openvino", m.precision))
+            if resolve_precision(m.precision) != "f32":
+                tried.append(("openvino_f32", "openvino", "f32"))
+    return default, tried
 
 
 def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], None]):  # -> Embedder
@@ -100,22 +108,26 @@ def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], Non
     from engine.models import get_embedder
 
     m = settings.models
-    default, runtimes = _runtimes(settings)
+    default, tried = _runtimes(settings)
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 255, (300, 200, 3), dtype=np.uint8) for _ in range(128)]
     results["embed_regions_per_s"], results["embed_regions_per_s_by_runtime"] = {}, {}
-    for runtime in runtimes:
-        emb = get_embedder(m.embedder, m.device, runtime=runtime)
-        sizes = (1, 8, 32, 128) if runtime == default else (1, 8, 32)
+    for label, runtime, precision in tried:
+        emb = get_embedder(m.embedder, m.device, runtime=runtime, precision=precision)
+        sizes = (1, 8, 32, 128) if label == default else (1, 8, 32)
         rates = {bs: _rate(lambda: len(emb.embed(crops[:bs], bs)), min_s=1.5) for bs in sizes}
-        if runtime == default:
+        if label == default:
             results["embed_regions_per_s"] = rates
-        results["embed_regions_per_s_by_runtime"][runtime] = rates
-        results[f"embed_per_s.{runtime}"] = max(rates[bs] for bs in (1, 8, 32))
+        results["embed_regions_per_s_by_runtime"][label] = rates
+        results[f"embed_per_s.{label}"] = max(rates[bs] for bs in (1, 8, 32))
+        shown = f"{runtime} {getattr(emb, 'precision', 'f32')}" if runtime == "openvino" else runtime
         for bs, r in rates.items():
-            out(f"embed ({emb.name}, {runtime} on {emb.device}) batch {bs:>3}: {r:8.1f} regions/s")
+            out(f"embed ({emb.name}, {shown} on {emb.device}) batch {bs:>3}: {r:8.1f} regions/s")
     results["embed_per_s.default"] = results[f"embed_per_s.{default}"]
-    return get_embedder(m.embedder, m.device, runtime=default)
+    if default != "torch":
+        out(f"embedding, default runtime ({default}) against torch: "
+            f"{results['embed_per_s.default'] / results['embed_per_s.torch']:.2f}x the regions/s")
+    return get_embedder(m.embedder, m.device, runtime=default, precision=m.precision)
 
 
 def _bench_indexing(settings: Settings, catalogue, detector, emb, work: Path, results: dict,

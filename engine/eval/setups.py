@@ -13,6 +13,7 @@ from engine.config import Settings
 Overrides = dict[str, Any]
 
 PLAIN: Overrides = {"domain_mean": "none", "rank_by": "votes"}  # no domain centring, one vote per frame
+WINDOWS_18: Overrides = {"window_stride": 0.1}  # the previous exhaustive set: 18 garment windows per region
 BASELINE: Overrides = {"embedder": "efficientnet-lite0", "windows": "whole", **PLAIN}
 PERSON_GEM: Overrides = {"windows": "whole"}
 DEFAULT: Overrides = {}
@@ -20,10 +21,11 @@ DEFAULT: Overrides = {}
 COMPARE: dict[str, Overrides] = {
     "baseline: person regions, 1280-d head": BASELINE,
     "person regions, GeM last stage": {**PERSON_GEM, **PLAIN},
-    "garment windows, GeM (previous default)": PLAIN,
-    "+ evidence summed over frames": {"domain_mean": "none"},
-    "+ domain centring, one vote per frame": {"rank_by": "votes"},
-    "+ centring + summed evidence (default)": DEFAULT,
+    "garment windows, GeM (18 windows, the first default)": {**PLAIN, **WINDOWS_18},
+    "+ evidence summed over frames": {"domain_mean": "none", **WINDOWS_18},
+    "+ domain centring, one vote per frame": {"rank_by": "votes", **WINDOWS_18},
+    "+ centring + summed evidence (the previous default)": WINDOWS_18,
+    "+ 10 windows, stride 0.2 (default)": DEFAULT,
     "default, whole person regions": PERSON_GEM,
     "default, fast (3 refined windows)": {"windows": "refined", "refine_top": 3},
     "default, pooled windows": {"windows": "pooled"},

@@ -5,6 +5,7 @@ stream); a URL that cannot be opened within STREAM_TIMEOUT_MS is a one-line Vide
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,12 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 MAX_DECODE_SIDE = 1280  # frames are downscaled to this longer side before anything else
 URL_SCHEMES = ("http://", "https://", "rtsp://", "rtmp://", "hls://")
 STREAM_TIMEOUT_MS = 15_000  # opening or reading a URL gives up after this long
+
+
+# FFmpeg's and OpenCV's own log lines ("Connection refused", "can't be used to capture by name") would follow our
+# one-line error; both read these when the FFmpeg backend first starts. A user's own values are kept.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 
 def is_url(path: str | Path) -> bool:

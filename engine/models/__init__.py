@@ -25,14 +25,17 @@ def build_detector(name: str, **kwargs: Any) -> Detector:
     return DETECTORS[name](**kwargs)
 
 
-def build_embedder(name: str, device: str = "auto", runtime: str = "torch", **kwargs: Any) -> Embedder:
-    """Build a fresh embedder by registry name, run by ``runtime`` (see engine.models.runtime)."""
-    from engine.models.runtime import build_onnx_embedder, resolve_runtime
+def build_embedder(name: str, device: str = "auto", runtime: str = "torch", precision: str = "auto",
+                   **kwargs: Any) -> Embedder:
+    """Build a fresh embedder by registry name, run by ``runtime`` (see engine.models.runtime) at ``precision``
+    (OpenVINO only: "auto", "bf16" or "f32")."""
+    from engine.models.runtime import EXPORTED, build_onnx_embedder, resolve_runtime
 
     if name not in EMBEDDERS:
         raise KeyError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
-    if resolve_runtime(name, device, runtime) == "onnxruntime":
-        return build_onnx_embedder(name, device=device)
+    runtime = resolve_runtime(name, device, runtime)
+    if runtime in EXPORTED:
+        return build_onnx_embedder(name, device=device, runtime=runtime, precision=precision)
     return EMBEDDERS[name](device=device, **kwargs)
 
 
@@ -55,24 +58,26 @@ def get_detector(name: str) -> Detector:
         return _cache[key]
 
 
-def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str = "auto") -> Embedder:
+def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str = "auto",
+                 precision: str = "auto") -> Embedder:
     """The process-wide embedder of that name, device and runtime (built on first use), followed by the
     projection head checkpoint ``head`` when one is given (see ``python -m engine train-embedding``).
-    ``runtime``: "auto" (ONNX Runtime on the CPU when it is installed and the embedder has an export, else
-    torch), "torch" or "onnxruntime"."""
+    ``runtime``: "auto" (on the CPU the fastest installed of OpenVINO and ONNX Runtime when the embedder has an
+    export, else torch), "torch", "onnxruntime" or "openvino"; ``precision``: OpenVINO's ("auto", "bf16", "f32")."""
     from engine.models.runtime import resolve_runtime
 
     runtime = resolve_runtime(name, device, runtime)
     with _lock:
-        key = ("embedder", name, device, runtime)
+        precision = precision if runtime == "openvino" else "auto"
+        key = ("embedder", name, device, runtime, precision)
         if key not in _cache:
-            _cache[key] = build_embedder(name, device=device, runtime=runtime)
+            _cache[key] = build_embedder(name, device=device, runtime=runtime, precision=precision)
         base = _cache[key]
     if not head:
         return base
     from engine.models.heads import HeadEmbedder
 
-    hkey = ("head", name, device, runtime, str(head), _signature(head))
+    hkey = ("head", name, device, runtime, precision, str(head), _signature(head))
     with _lock:
         if hkey not in _cache:
             _cache[hkey] = HeadEmbedder(base, head)

@@ -19,6 +19,8 @@ from engine.models.weights import efficientnet_lite0_file, local_weights
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+_SCALE = (1.0 / (255.0 * IMAGENET_STD)).reshape(1, 3, 1, 1).astype(np.float32)  # (x / 255 - mean) / std as x * scale + shift
+_SHIFT = (-IMAGENET_MEAN / IMAGENET_STD).reshape(1, 3, 1, 1).astype(np.float32)
 
 
 class Embedder(Protocol):
@@ -79,12 +81,14 @@ class TorchEmbedder:
         import cv2
 
         h, w = hw or self.input_hw
-        batch = np.empty((len(crops), h, w, 3), np.float32)
-        for i, c in enumerate(crops):
+        batch = np.empty((len(crops), h, w, 3), np.uint8)
+        for i, c in enumerate(crops):  # resized in place, as bytes: one float pass below instead of five
             interp = cv2.INTER_AREA if c.shape[0] > h else cv2.INTER_LINEAR
-            batch[i] = cv2.resize(c, (w, h), interpolation=interp)
-        batch = (batch / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+            cv2.resize(np.ascontiguousarray(c), (w, h), dst=batch[i], interpolation=interp)
+        out = batch.transpose(0, 3, 1, 2).astype(np.float32, order="C")
+        out *= _SCALE
+        out += _SHIFT
+        return out
 
     def _to_device(self, batch: np.ndarray):
         torch = self._torch

@@ -31,7 +31,8 @@ from engine.io.files import atomic_write, file_digest
 from engine.models.embedders import EfficientNetLite0GeM, TorchEmbedder, resolve_device
 from engine.models.weights import efficientnet_lite0_file
 
-RUNTIMES = ("auto", "torch", "onnxruntime")
+RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
+EXPORTED = ("onnxruntime", "openvino")  # runtimes that run the exported ONNX backbone
 EXPORT_FORMAT = "torchscript-opset17/v1"  # bump to re-export every cached model
 OPSET = 17
 INPUT, OUTPUT = "input", "fmap"
@@ -55,27 +56,30 @@ def cpu_threads() -> int:
 
 
 def resolve_runtime(name: str, device: str = "auto", runtime: str = "auto") -> str:
-    """The runtime ("torch" or "onnxruntime") of an embedder on a device. "auto" picks onnxruntime when the
-    package imports, the embedder has an ONNX export and the device is the CPU; an explicit "onnxruntime" that
-    cannot be honoured is a ModelError."""
+    """The runtime ("torch", "onnxruntime" or "openvino") of an embedder on a device. "auto" picks, on the CPU
+    and for an embedder with an ONNX export, the fastest installed: OpenVINO, then ONNX Runtime, then torch.
+    An explicit runtime that cannot be honoured is a ModelError."""
+    from engine.models.openvino_rt import openvino_available
+
     runtime = (runtime or "auto").strip().lower()
     if runtime not in RUNTIMES:
         raise ModelError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
     if runtime == "torch":
         return "torch"
     exportable = name in ONNX_EMBEDDERS
+    installed = {"openvino": openvino_available(), "onnxruntime": onnxruntime_available()}
     if runtime == "auto":
-        if not exportable or not onnxruntime_available():
+        if not exportable or resolve_device(device) != "cpu":
             return "torch"
-        return "onnxruntime" if resolve_device(device) == "cpu" else "torch"
+        return next((r for r in ("openvino", "onnxruntime") if installed[r]), "torch")
     if not exportable:
         raise ModelError(f"the embedder {name} has no ONNX export (those with one: {', '.join(ONNX_EMBEDDERS)}): "
                          "use --runtime torch")
-    if not onnxruntime_available():
-        raise ModelError("onnxruntime is not installed: pip install -r requirements.txt, or use --runtime torch")
+    if not installed[runtime]:
+        raise ModelError(f"{runtime} is not installed: pip install -r requirements.txt, or use --runtime torch")
     if device == "cuda":
-        raise ModelError("the onnxruntime runtime runs on the CPU: use --device cpu, or --runtime torch on a GPU")
-    return "onnxruntime"
+        raise ModelError(f"the {runtime} runtime runs on the CPU: use --device cpu, or --runtime torch on a GPU")
+    return runtime
 
 
 def export_key(torch_cls: type[TorchEmbedder], weights: Path) -> str:
@@ -177,25 +181,39 @@ class OrtBackbone:
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
 
-def load_backbone(name: str) -> OrtBackbone:
-    """The ONNX backbone of an exportable embedder: the cached file, exported first when it is missing,
-    unreadable or not the expected model."""
+def _open_backbone(path: Path, key: str, channels: int, runtime: str, precision: str):
+    if runtime == "openvino":
+        from engine.models.openvino_rt import OpenVinoBackbone
+
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load_model(str(path), load_external_data=False).metadata_props}
+        if props.get(META_KEY) != key:
+            raise ModelError(f"{path.name} is not the expected ONNX model")
+        return OpenVinoBackbone(path, channels, precision, cpu_threads())
+    return OrtBackbone(path, key, channels)
+
+
+def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "auto"):  # -> OrtBackbone | ...
+    """The exported backbone of an embedder, run by ONNX Runtime or OpenVINO: the cached file, exported first
+    when it is missing, unreadable or not the expected model."""
     onnx_cls = ONNX_EMBEDDERS[name]
     path, key = onnx_path(name)
     if path.is_file():
         try:
-            return OrtBackbone(path, key, onnx_cls.dim)
+            return _open_backbone(path, key, onnx_cls.dim, runtime, precision)
         except Exception:  # noqa: BLE001 - corrupt or foreign file: export it again
             pass
     export_onnx(onnx_cls.TORCH_CLASS, path, key)
     try:
-        return OrtBackbone(path, key, onnx_cls.dim)
+        return _open_backbone(path, key, onnx_cls.dim, runtime, precision)
     except Exception as e:  # noqa: BLE001
-        raise ModelError(f"ONNX Runtime cannot load the exported {name} ({type(e).__name__}: {e})") from e
+        raise ModelError(f"{runtime} cannot load the exported {name} ({type(e).__name__}: {e})") from e
 
 
 class OnnxEmbedder(TorchEmbedder):
-    """The torch embedder it is mixed into (second base), with the backbone run by ONNX Runtime on the CPU.
+    """The torch embedder it is mixed into (second base), with the backbone exported to ONNX and run on the CPU
+    by ONNX Runtime or OpenVINO.
 
     Everything but the backbone's forward pass is the torch embedder's own code: preprocessing, batching,
     GeM and band pooling (over torch tensors made from ORT's output without a copy)."""
@@ -204,16 +222,20 @@ class OnnxEmbedder(TorchEmbedder):
     TORCH_CLASS: type[TorchEmbedder] = TorchEmbedder
     WEIGHTS = staticmethod(lambda: Path())
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", runtime: str = "onnxruntime", precision: str = "auto") -> None:
         import torch
 
         if device not in ("auto", "cpu"):
-            raise ModelError("the onnxruntime runtime runs on the CPU: use --device cpu, or --runtime torch")
+            raise ModelError(f"the {runtime} runtime runs on the CPU: use --device cpu, or --runtime torch")
+        if runtime not in EXPORTED:
+            raise ModelError(f"{runtime} does not run exported models")
+        self.runtime = runtime
         self.device = "cpu"
         self.half = False
         self._torch = torch
         self._lock = threading.Lock()
-        self.backbone = load_backbone(self.name)
+        self.backbone = load_backbone(self.name, runtime, precision)
+        self.precision = getattr(self.backbone, "precision", "f32")
 
     def _to_device(self, batch: np.ndarray) -> np.ndarray:
         return batch
@@ -233,7 +255,8 @@ class OnnxEfficientNetLite0GeM(OnnxEmbedder, EfficientNetLite0GeM):
 ONNX_EMBEDDERS: dict[str, type[OnnxEmbedder]] = {OnnxEfficientNetLite0GeM.name: OnnxEfficientNetLite0GeM}
 
 
-def build_onnx_embedder(name: str, device: str = "cpu") -> OnnxEmbedder:
+def build_onnx_embedder(name: str, device: str = "cpu", runtime: str = "onnxruntime",
+                        precision: str = "auto") -> OnnxEmbedder:
     if name not in ONNX_EMBEDDERS:
         raise ModelError(f"the embedder {name} has no ONNX export: use --runtime torch")
-    return ONNX_EMBEDDERS[name](device=device)
+    return ONNX_EMBEDDERS[name](device=device, runtime=runtime, precision=precision)

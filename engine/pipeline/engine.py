@@ -57,7 +57,7 @@ class Engine:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             m = self.settings.models
-            self._embedder = get_embedder(m.embedder, m.device, m.head, m.runtime)
+            self._embedder = get_embedder(m.embedder, m.device, m.head, m.runtime, m.precision)
         return self._embedder
 
     @property

@@ -1,0 +1,87 @@
+"""A live source read as it plays: an HTTP(S) file, an HLS playlist, an RTSP or RTMP stream, through OpenCV's
+FFmpeg backend, keeping one frame every ``every_s`` seconds of stream time.
+
+Stream time is the container's timestamp of each frame (``CAP_PROP_POS_MSEC``; carried on across timestamps
+that jump back, as HLS segments may), or the frame number over the frame rate when a source gives no
+timestamps, so a file served over HTTP is sampled like the live stream it
+stands for, without waiting for the wall clock. Opening or reading gives up after STREAM_TIMEOUT_MS with a
+one-line VideoError.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from engine.errors import VideoError
+from engine.io.video import _open, _to_rgb, is_url
+from engine.types import Frame
+
+DEFAULT_EVERY_S = 2.0  # a frame every 2 s of stream (settings: stream_every): a product is shown for tens of s
+
+
+class StreamReader:
+    """Sampled frames of a live source, a few at a time (``next_frames``), until it ends or is closed."""
+
+    def __init__(self, url: str | Path, every_s: float = DEFAULT_EVERY_S) -> None:
+        import cv2
+
+        if every_s <= 0:
+            raise VideoError("the sampling interval must be positive")
+        self.url, self.every_s = str(url), float(every_s)
+        self._cap = _open(url)  # a one-line VideoError for a dead or unreachable source
+        self._fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
+        self._read = 0  # frames decoded so far
+        self._next_s = 0.0  # stream time of the next frame to keep
+        self._last_s, self._offset = 0.0, 0.0  # timestamps that jump back (HLS segments from 0) are carried on
+        self.ended = False
+        self._lock = threading.Lock()
+
+    @property
+    def label(self) -> str:
+        return self.url if is_url(self.url) else Path(self.url).name
+
+    def next_frames(self, n: int = 1, max_read: int = 2000) -> list[Frame]:
+        """Up to ``n`` more sampled frames (fewer when the source ends; reading at most ``max_read`` frames)."""
+        import cv2
+
+        kept: list[Frame] = []
+        with self._lock:
+            for _ in range(max_read):
+                if self.ended or len(kept) >= n:
+                    break
+                ok = self._cap.grab()  # decode only the frames that are kept
+                if not ok:
+                    self.close_locked()
+                    break
+                index = self._read
+                self._read += 1
+                pos_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+                t = (pos_ms / 1000.0 if pos_ms > 0 else index / self._fps) + self._offset
+                if t < self._last_s:  # a discontinuity: continue the stream's time from the last frame
+                    self._offset += self._last_s - t + 1.0 / self._fps
+                    t = self._last_s + 1.0 / self._fps
+                self._last_s = t
+                if t + 1e-6 < self._next_s:
+                    continue
+                ok, bgr = self._cap.retrieve()
+                if ok and bgr is not None:
+                    kept.append(Frame(index, round(t, 3), _to_rgb(bgr)))
+                    self._next_s = t + self.every_s
+        if not kept and self._read == 0:
+            raise VideoError(f"{self.label}: no frame could be read from the stream")
+        return kept
+
+    def close_locked(self) -> None:
+        self.ended = True
+        self._cap.release()
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_locked()
+
+    def __enter__(self) -> StreamReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,79 @@
+"""The Match page's stream URL: Start reads a clip served over HTTP as a live stream, each rerun matches the next
+frames and redraws the ranking, the page says when the stream ended or was stopped; bad URLs are one line."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from apptest_support import assert_clean, open_app, page_text, use_catalogue
+
+from engine.io.catalogue import load_catalogue
+
+
+@pytest.fixture()
+def stream_env(monkeypatch: pytest.MonkeyPatch, demo_dir: Path, serve) -> tuple[str, str, str]:
+    """(URL of a demo clip on a local HTTP server, its product id, its product name); a frame every 0.5 s."""
+    use_catalogue(monkeypatch, demo_dir)
+    monkeypatch.setenv("LIVEMATCH_STREAM_EVERY", "0.5")  # the small demo's clips last 2 s
+    clip = next(c for c in load_catalogue(demo_dir).clips.values() if c.truth)
+    url = f"{serve(Path(clip.path).parent)}/{Path(clip.path).name}"
+    return url, clip.truth, load_catalogue(demo_dir).products[clip.truth].name
+
+
+def _start(url: str):
+    at = open_app()
+    at.radio(key="match.mode").set_value("Stream URL").run()
+    assert_clean(at)
+    assert at.button(key="match.stream_start").disabled  # nothing to start yet
+    at.text_input(key="match.stream_url").set_value(url).run()
+    at.button(key="match.stream_start").click().run()
+    assert_clean(at)
+    return at
+
+
+def test_a_stream_is_matched_as_it_plays_until_it_ends(stream_env):
+    url, truth, name = stream_env
+    at = _start(url)
+    assert not at.error, [e.value for e in at.error]
+    seen = []
+    for _ in range(6):  # each run is one refresh of the live view: 2 more frames
+        text = page_text(at)
+        seen.append(sum(c.startswith("#") for img in at.image for c in img.captions))
+        if "The stream ended" in text:
+            break
+        assert "Live" in text and at.button(key="match.stream_stop").disabled is False
+        at.run()
+        assert_clean(at)
+    text = page_text(at)
+    assert "The stream ended after 4 frames" in text  # 2 s of clip, a frame every 0.5 s
+    assert seen[0] >= 1 and max(seen) == 4  # the recent frames grow as the stream plays
+    banner = (at.success or at.warning)[0].value
+    assert name in banner and truth in banner
+    assert at.button(key="match.stream_stop").disabled and not at.button(key="match.stream_start").disabled
+
+
+def test_stop_ends_the_live_view(stream_env):
+    url, _, _ = stream_env
+    at = _start(url)
+    at.button(key="match.stream_stop").click().run()
+    assert_clean(at)
+    assert "Stopped after" in page_text(at)
+    assert at.button(key="match.stream_stop").disabled
+    frames = sum(c.startswith("#") for img in at.image for c in img.captions)
+    at.run()  # no more refreshes: nothing new is matched
+    assert sum(c.startswith("#") for img in at.image for c in img.captions) == frames
+
+
+def test_a_dead_or_malformed_stream_url_is_one_line(stream_env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/live.m3u8"
+    at = _start(dead)
+    assert len(at.error) == 1 and "cannot open the stream" in at.error[0].value
+    assert "\n" not in at.error[0].value
+    at.text_input(key="match.stream_url").set_value("not a url").run()
+    at.button(key="match.stream_start").click().run()
+    assert_clean(at)
+    assert len(at.error) == 1 and "not a stream address" in at.error[0].value

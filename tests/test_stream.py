@@ -1,0 +1,110 @@
+"""Live streams: a clip served over HTTP and an HLS playlist are read as they play, a frame every few seconds of
+stream time; the live match re-ranks after every step; `match URL --live` prints it; a dead URL is one line."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import VideoError
+from engine.io.stream import StreamReader
+from engine.pipeline.live import LiveMatch
+
+
+def _write_hls(folder: Path, segments: int = 3, frames: int = 20, fps: int = 10) -> Path:
+    """An HLS playlist of MPEG-TS segments written by OpenCV (no ffmpeg binary needed); segment s is grey s*80."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in range(segments):
+        writer = cv2.VideoWriter(str(folder / f"seg{s}.ts"), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                 (96, 64))
+        assert writer.isOpened()
+        for _ in range(frames):
+            writer.write(np.full((64, 96, 3), s * 80, np.uint8))
+        writer.release()
+    playlist = folder / "live.m3u8"
+    playlist.write_text("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+                        + "".join(f"#EXTINF:{frames / fps:.1f},\nseg{s}.ts\n" for s in range(segments))
+                        + "#EXT-X-ENDLIST\n")
+    return playlist
+
+
+def _dead_url() -> str:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/live.m3u8"
+
+
+def _read_all(reader: StreamReader, per_call: int = 2) -> list:
+    frames = []
+    for _ in range(100):
+        if reader.ended:
+            break
+        frames += reader.next_frames(per_call)
+    assert reader.ended
+    return frames
+
+
+def test_a_served_clip_is_sampled_every_so_many_seconds_of_stream(clip_path, serve):
+    path = clip_path(n_frames=40, fps=10.0)  # 4 s
+    url = f"{serve(path.parent)}/{path.name}"
+    with StreamReader(url, every_s=1.0) as reader:
+        frames = _read_all(reader)
+    assert [f.index for f in frames] == [0, 10, 20, 30]
+    assert [f.time_s for f in frames] == pytest.approx([0.0, 1.0, 2.0, 3.0], abs=0.11)
+    assert reader.next_frames(3) == []  # ended: nothing more, no error
+
+
+def test_an_hls_playlist_is_read_across_its_segments(tmp_path, serve):
+    playlist = _write_hls(tmp_path / "hls")
+    with StreamReader(f"{serve(playlist.parent)}/{playlist.name}", every_s=0.5) as reader:
+        frames = _read_all(reader, per_call=3)
+    greys = {int(round(float(np.median(f.image)) / 80)) for f in frames}
+    assert greys == {0, 1, 2}, "frames from every segment"
+    times = [f.time_s for f in frames]
+    assert times == sorted(times) and len(set(times)) == len(times)  # stream time never goes back
+    assert 8 <= len(frames) <= 13  # 6 s of stream at one frame every 0.5 s
+
+
+def test_a_dead_stream_is_a_one_line_error():
+    with pytest.raises(VideoError, match="cannot open the stream") as e:
+        StreamReader(_dead_url())
+    assert "\n" not in str(e.value)
+    with pytest.raises(VideoError, match="positive"):
+        StreamReader(_dead_url(), every_s=0)
+
+
+def test_live_match_reranks_over_the_recent_frames(engine, demo_dir, serve):
+    from engine.io.catalogue import load_catalogue
+
+    clip = next(c for c in load_catalogue(demo_dir).clips.values() if c.truth)
+    url = f"{serve(Path(clip.path).parent)}/{Path(clip.path).name}"
+    live = LiveMatch(engine, url, every_s=0.5, per_step=1, recent=3)
+    updates = []
+    while not live.ended and len(updates) < 20:
+        updates.append(live.step())
+    live.close()
+    matched = [u for u in updates if u.added]
+    assert len(matched) >= 3 and matched[-1].frames_seen == sum(len(u.added) for u in matched)
+    assert all(len(u.result.frames) <= 3 for u in updates)  # the ranking pools the 3 latest frames only
+    assert matched[-1].result.frames[-1] == matched[-1].added[-1]
+    assert updates[-1].ended and updates[-1].result.top.product_id == clip.truth
+
+
+def test_cli_match_live_prints_the_ranking_as_it_goes(demo_dir, serve):
+    from tests.test_cli import run
+
+    clip = sorted((demo_dir / "video").glob("*.mp4"))[1]
+    out = run("match", f"{serve(clip.parent)}/{clip.name}", "--live", "--every", "0.5", "--catalogue", str(demo_dir))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert sum(line.startswith("frame ") for line in lines) == 4  # 2 s of clip, a frame every 0.5 s
+    assert any("ranking over the last" in line for line in lines)
+    assert f"1. {clip.stem}" in out.stdout
+    dead = run("match", _dead_url(), "--live", "--catalogue", str(demo_dir))
+    assert dead.returncode == 2 and "Traceback" not in dead.stderr and "cannot open the stream" in dead.stderr
+    assert len(dead.stderr.strip().splitlines()) == 1
