@@ -74,8 +74,8 @@ def add_panel(settings: Settings, catalogue: Catalogue) -> None:
     if st.button("Add product", type="primary", icon=":material/add:", key="catalogue.add"):
         add_product(catalogue.root, new.product_id, new.name, new.category, new.files, new.boxes)
         state.forget_catalogue()
-        state.build_index(settings, state.get_catalogue(settings))
         pid = new.product_id.strip()
+        state.update_index(settings, state.get_catalogue(settings), [pid])  # milvus: only this product's rows
         boxed = f", {new.n_boxes} with a confirmed product box" if new.n_boxes else ""
         st.session_state[NOTICE_KEY] = (f"Added {new.name or pid} ({pid}) with {len(new.files)} image(s){boxed}; "
                                         "the index is up to date.")

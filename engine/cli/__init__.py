@@ -31,7 +31,11 @@ def _add_matching_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("build-index", help="embed a catalogue and write its Annoy index")
+    p = sub.add_parser("build-index", help="embed a catalogue and write its index (Annoy, FAISS or Milvus)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="embed the images on Ray: a local Ray on this machine's cores, or the cluster at ADDRESS")
+    p.add_argument("--ray-workers", dest="ray_workers", type=int, default=0,
+                   help="Ray workers, each holding one loaded embedder (default: the cluster's CPUs, at most 8)")
     add_model_options(p)
     p.set_defaults(func=cmd_build_index)
 
@@ -39,6 +43,7 @@ def _add_matching_commands(sub) -> None:
     p.add_argument("clip", help="a video file, or a folder of them (implies --batch)")
     p.add_argument("--batch", action="store_true", help="match every clip in the folder CLIP, decoding ahead")
     p.add_argument("--json", help="write the full result as JSON here")
+    p.add_argument("--shop", help="search only this shop's products (products.json \"shop\")")
     add_model_options(p)
     p.set_defaults(func=cmd_match)
 

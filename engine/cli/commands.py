@@ -27,7 +27,8 @@ def cmd_build_index(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(catalogue_root(settings))
     for p in catalogue.problems:
         print(f"warning: {p}", file=sys.stderr)
-    m = build_index(settings, catalogue, progress_bar("index")).index.summary  # type: ignore[union-attr]
+    m = build_index(settings, catalogue, progress_bar("index"), ray_address=args.ray,  # type: ignore[union-attr]
+                    ray_workers=args.ray_workers).index.summary
     print(f"index {m.build}: {m.n_products} products, {m.n_items} regions, {m.dim}-d {m.model_key}, "
           f"{m.build_seconds} s (cache hits {m.cache_hits}, misses {m.cache_misses})")
     return 0

@@ -1,0 +1,219 @@
+"""Scale-out: the Milvus index backend (Milvus Lite here) and catalogue embedding on Ray (a local Ray, 2 CPUs).
+
+CI installs requirements-scale.txt and sets LIVEMATCH_REQUIRE_SCALE=1, so none of these may skip there."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import EngineError, IndexFileError
+from engine.index.incremental import ProductUpdate, update_index
+from engine.index.store import ProductIndex, current_build, write_index
+from engine.types import RegionRef
+
+
+def _need(module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("LIVEMATCH_REQUIRE_SCALE"):
+            raise
+        pytest.skip(f"{module} is not installed (pip install -r requirements-scale.txt)")
+
+
+def _catalogue(n_products: int = 40, per: int = 3, dim: int = 32, seed: int = 0):
+    """Products as clusters of unit vectors; every product in shop s0, s1 or s2, regions alternately top/dress."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_products, dim)).astype(np.float32)
+    v = np.repeat(centres, per, axis=0) + 0.3 * rng.standard_normal((n_products * per, dim)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    items = [RegionRef(f"p{i // per}", f"img{i}.jpg", (0, 0, 10, 10), "top" if i % 2 else "dress", 0, "annotation")
+             for i in range(len(v))]
+    products = {f"p{k}": {"name": f"P{k}", "shop": f"s{k % 3}"} for k in range(n_products)}
+    return v, items, products, centres
+
+
+@pytest.fixture()
+def milvus_uri(tmp_path):
+    _need("pymilvus")
+    return str(tmp_path / "milvus.db")
+
+
+def test_milvus_round_trip_same_top1_as_annoy_and_exact(tmp_path, milvus_uri):
+    v, items, products, centres = _catalogue()
+    write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+    write_index(tmp_path / "an", v, items, products, "m", backend="annoy")
+    mv, an = ProductIndex.load(tmp_path / "mv", "m"), ProductIndex.load(tmp_path / "an", "m")
+    assert mv.backend == "milvus" and len(mv) == len(items)
+    queries = centres + 0.5 * np.random.default_rng(1).standard_normal(centres.shape).astype(np.float32)
+    for q in queries / np.linalg.norm(queries, axis=1, keepdims=True):
+        exact = int(np.argmax(v @ q))
+        top_m, top_a = mv.search(q, 5)[0], an.search(q, 5)[0]
+        assert top_m[0] == top_a[0] == exact
+        assert abs(top_m[1] - float(v[exact] @ q)) < 1e-4  # cosine, as Annoy answers
+    sims = mv.product_similarities(queries[:1], ["p0"])["p0"][0]  # exact re-ranking from the local vectors.npy
+    assert np.allclose(sims, an.product_similarities(queries[:1], ["p0"])["p0"][0])
+
+
+def test_milvus_filtered_search_by_shop_and_category(tmp_path, milvus_uri):
+    v, items, products, centres = _catalogue()
+    write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+    mv = ProductIndex.load(tmp_path / "mv", "m")
+    q = centres[4] / np.linalg.norm(centres[4])  # p4 is in shop s1
+    assert mv.items[mv.search(q, 1)[0][0]].product_id == "p4"
+    hits = mv.search(q, 10, shop="s2")
+    assert len(hits) == 10 and all(products[mv.items[i].product_id]["shop"] == "s2" for i, _ in hits)
+    assert all(mv.items[i].category == "top" for i, _ in mv.search(q, 10, category="top"))
+    assert mv.search(q, 5, shop="no-such-shop") == []
+    an_dir = tmp_path / "an"  # the other backends filter by an exact search over the shop's regions
+    write_index(an_dir, v, items, products, "m")
+    exact = ProductIndex.load(an_dir, "m").search(q, 10, shop="s2")
+    assert [i for i, _ in exact] == [i for i, _ in hits]
+    assert np.allclose([s for _, s in exact], [s for _, s in hits], atol=1e-4)
+
+
+def test_milvus_incremental_add_and_remove_keeps_other_rows(tmp_path, milvus_uri):
+    from engine.index import milvus
+
+    v, items, products, centres = _catalogue()
+    first = write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+    target = milvus.read_target(first / "milvus.json")
+    new = np.random.default_rng(5).standard_normal((2, 32)).astype(np.float32)
+    update = ProductUpdate(new, [RegionRef("pnew", f"new{i}.jpg", (0, 0, 5, 5), "top", 0, "annotation") for i in range(2)],
+                           {"pnew": {"name": "New", "shop": "s9"}}, removed=("p0",))
+    summary = update_index(tmp_path / "mv", update, "m")
+    assert (summary.upserted, summary.deleted) == (2, 3)
+    mv = ProductIndex.load(tmp_path / "mv", "m")
+    assert milvus.read_target(current_build(tmp_path / "mv") / "milvus.json") == target  # the same collection
+    client = milvus.connect(milvus_uri)
+    assert client.query(target.collection, filter='product == "pnew"', output_fields=["id"])
+    assert client.query(target.collection, filter='product == "p0"', output_fields=["id"]) == []
+    assert client.get_collection_stats(target.collection)["row_count"] == len(items) - 3 + 2
+    assert mv.items[mv.search(new[0] / np.linalg.norm(new[0]), 1, shop="s9")[0][0]].product_id == "pnew"
+    q0 = centres[0] / np.linalg.norm(centres[0])
+    assert all(mv.items[i].product_id != "p0" for i, _ in mv.search(q0, 20))
+    assert "p0" not in mv.products and "pnew" in mv.products and len(mv) == len(items) - 3 + 2
+    assert mv.items[mv.search(centres[7] / np.linalg.norm(centres[7]), 1)[0][0]].product_id == "p7"  # untouched
+
+
+def test_milvus_refuses_other_model_other_dimension_and_missing_collection(tmp_path, milvus_uri):
+    from engine.index import milvus
+
+    v, items, products, _ = _catalogue()
+    build = write_index(tmp_path / "mv", v, items, products, "model-a", backend="milvus", uri=milvus_uri)
+    with pytest.raises(IndexFileError, match="built with 'model-a'"):
+        ProductIndex.load(tmp_path / "mv", "model-b")
+    target = milvus.read_target(build / "milvus.json")
+    milvus.create_collection(target, 16, "model-a")  # the same name, now 16-d
+    with pytest.raises(IndexFileError, match="dimension 16, expected 32"):
+        ProductIndex.load(tmp_path / "mv", "model-a")
+    milvus.drop(target)
+    with pytest.raises(IndexFileError, match="missing: rebuild"):
+        ProductIndex.load(tmp_path / "mv", "model-a")
+
+
+def test_milvus_unreachable_server_is_a_quick_one_line_error(tmp_path, milvus_uri):
+    v, items, products, _ = _catalogue()
+    write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+    t0 = time.perf_counter()
+    with pytest.raises(IndexFileError) as e:
+        write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri="http://127.0.0.1:1")
+    assert time.perf_counter() - t0 < 15
+    assert "cannot reach Milvus at http://127.0.0.1:1" in str(e.value) and "\n" not in str(e.value)
+    assert len(ProductIndex.load(tmp_path / "mv", "m")) == len(items)  # the previous build still serves
+    assert [p.name for p in (tmp_path / "mv" / "builds").iterdir() if not p.name.startswith(".")] == \
+        [current_build(tmp_path / "mv").name]
+
+
+def test_cli_prints_unreachable_milvus_as_error_exit_2(tmp_path, demo_dir):
+    _need("pymilvus")
+    env = {**os.environ, "LIVEMATCH_INDEX_BACKEND": "milvus", "LIVEMATCH_MILVUS_URI": "http://127.0.0.1:1"}
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "engine", "build-index", "--catalogue", str(demo_dir), "--index-dir",
+                          str(tmp_path / "ix")], env=env, capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == ["error: cannot reach Milvus at http://127.0.0.1:1: "
+                                               + out.stderr.split(": ", 2)[-1].strip()]
+    assert time.perf_counter() - t0 < 60 and not (tmp_path / "ix" / "CURRENT").exists()
+
+
+# ------------------------------------------------------------------------------------------------ Ray
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray (2 CPUs) for every Ray test of this module: starting Ray takes seconds."""
+    ray = _need("ray")
+    from engine.index.ray_build import start_ray
+
+    started = start_ray("local", num_cpus=2)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def plain_regions(demo_dir, settings, tmp_path_factory):
+    """The small demo embedded the plain way, into a fresh cache."""
+    from engine.index.cache import EmbeddingCache
+    from engine.io.catalogue import load_catalogue
+    from engine.pipeline.catalogue import catalogue_regions
+    from engine.pipeline.engine import Engine
+
+    catalogue = load_catalogue(demo_dir)
+    return catalogue, catalogue_regions(Engine(settings), catalogue, cache=EmbeddingCache(tmp_path_factory.mktemp("c")))
+
+
+def _same(a, b) -> None:
+    (va, ia, _), (vb, ib, _) = a, b
+    assert ia == ib and va.shape == vb.shape and len(ia) > 0
+    cos = (va * vb).sum(1) / np.linalg.norm(va, axis=1) / np.linalg.norm(vb, axis=1)
+    assert cos.min() >= 0.999
+
+
+def test_ray_build_equals_plain_build_and_reuses_the_cache(local_ray, plain_regions, settings, tmp_path, monkeypatch):
+    from engine.index import ray_build
+    from engine.index.cache import EmbeddingCache
+
+    catalogue, plain = plain_regions
+    monkeypatch.setattr(ray_build, "CHUNK", 4)  # 15 images: 4 chunks over 2 workers
+    cache = EmbeddingCache(tmp_path / "cache")
+    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 2, cache=cache), plain)
+    assert cache.misses == catalogue.n_images and cache.hits == 0
+    again = EmbeddingCache(tmp_path / "cache")  # a rerun embeds nothing: every image is in the shared cache
+    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 2, cache=again), plain)
+    assert again.hits == catalogue.n_images and again.misses == 0
+
+
+def test_ray_worker_killed_midway_is_retried(local_ray, plain_regions, settings, tmp_path, monkeypatch):
+    from engine.index import ray_build
+    from engine.index.cache import EmbeddingCache
+
+    catalogue, plain = plain_regions
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(ray_build.CRASH_ENV, str(marker))  # the first task's worker calls os._exit(1)
+    monkeypatch.setattr(ray_build, "CHUNK", 8)
+    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 2, cache=EmbeddingCache(tmp_path / "c")), plain)
+    assert marker.exists()
+
+
+def test_failed_ray_build_leaves_the_previous_index_serving(local_ray, plain_regions, settings, tmp_path, monkeypatch):
+    from engine.index import ray_build
+    from engine.pipeline.engine import Engine
+
+    catalogue, (v, items, _) = plain_regions
+    write_index(tmp_path / "ix", v, items, {it.product_id: {} for it in items}, "previous")
+    before = current_build(tmp_path / "ix")
+    monkeypatch.setenv(ray_build.CRASH_ENV, str(tmp_path / "crashed"))
+    monkeypatch.setattr(ray_build, "RETRIES", 0)  # no restart: the build fails
+    with pytest.raises(EngineError, match="Ray worker failed"):
+        Engine(settings).build_index(catalogue, tmp_path / "ix", ray_address="local", ray_workers=2)
+    assert current_build(tmp_path / "ix") == before
+    assert len(ProductIndex.load(tmp_path / "ix", "previous")) == len(items)
