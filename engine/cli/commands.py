@@ -203,6 +203,16 @@ def cmd_bench_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_ray(args: argparse.Namespace) -> int:
+    from engine.eval.bench_ray import as_dicts, format_row, run
+
+    rows = run(args.images, tuple(int(w) for w in args.workers.split(",")), plain=not args.no_plain,
+               settings=settings_from(args), print_row=lambda r: print(format_row(r), flush=True))
+    if args.json:
+        Path(args.json).write_text(json.dumps(as_dicts(rows), indent=1))
+    return 0
+
+
 def cmd_domain_mean(args: argparse.Namespace) -> int:
     from engine.io.catalogue import load_catalogue
     from engine.models.domain import shipped_path

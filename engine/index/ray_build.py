@@ -80,6 +80,8 @@ def _ray() -> Any:
 def start_ray(address: str = "local", num_cpus: int | None = None) -> bool:
     """Connect to the cluster at ``address``, or start a local Ray with this machine's cores ("local").
     Returns True when this call started or connected (the caller then shuts it down)."""
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a FutureWarning of Ray 2.5x
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray = _ray()
     if ray.is_initialized():
         return False
