@@ -146,6 +146,36 @@ def test_cli_prints_unreachable_milvus_as_error_exit_2(tmp_path, demo_dir):
     assert time.perf_counter() - t0 < 60 and not (tmp_path / "ix" / "CURRENT").exists()
 
 
+def test_adding_and_removing_a_product_updates_milvus_rows_without_a_rebuild(tmp_path, demo_dir, settings):
+    _need("pymilvus")
+    import cv2
+
+    from engine import workspace
+    from engine.index import milvus
+    from engine.io.catalogue import load_catalogue
+    from engine.io.editing import add_product, copy_catalogue
+
+    root = copy_catalogue(demo_dir, tmp_path / "cat")
+    s = settings.with_(index_backend="milvus", milvus_uri=str(tmp_path / "m.db"), index_dir=str(tmp_path / "ix"))
+    workspace.build_index(s, load_catalogue(root))
+    first = current_build(tmp_path / "ix")
+    target = milvus.read_target(first / "milvus.json")
+    image = sorted((Path(root) / "image").glob("*/0.jpg"))[0]
+    h, w = cv2.imread(str(image)).shape[:2]
+    add_product(root, "777", "Added", "", [("a.jpg", image.read_bytes())], [(0, 0, w, h)])
+    engine = workspace.update_index(s, load_catalogue(root), ["777"])
+    assert engine.index.build == current_build(tmp_path / "ix") != first and engine.index.meta.get("incremental")
+    assert milvus.read_target(engine.index.build / "milvus.json") == target  # the same collection: no rebuild
+    assert "777" in engine.index.products
+    rows = milvus.connect(target.uri).query(target.collection, filter='product == "777"', output_fields=["id"])
+    assert len(rows) == 1
+    vec = engine.index.vectors[rows[0]["id"]]
+    assert engine.index.items[engine.index.search(np.asarray(vec), 1)[0][0]].product_id == "777"
+    engine = workspace.update_index(s, load_catalogue(root), [], removed=["777"])
+    assert "777" not in engine.index.products
+    assert milvus.connect(target.uri).query(target.collection, filter='product == "777"', output_fields=["id"]) == []
+
+
 # ------------------------------------------------------------------------------------------------ Ray
 @pytest.fixture(scope="module")
 def local_ray():
@@ -217,3 +247,20 @@ def test_failed_ray_build_leaves_the_previous_index_serving(local_ray, plain_reg
         Engine(settings).build_index(catalogue, tmp_path / "ix", ray_address="local", ray_workers=2)
     assert current_build(tmp_path / "ix") == before
     assert len(ProductIndex.load(tmp_path / "ix", "previous")) == len(items)
+
+
+# ------------------------------------------------------------------------------------------------ the app
+def test_app_shows_an_unreachable_milvus_as_one_line_and_offers_the_shop_filter(monkeypatch, demo_dir):
+    _need("pymilvus")
+    from apptest_support import assert_clean, open_app, use_catalogue
+
+    use_catalogue(monkeypatch, demo_dir)
+    monkeypatch.setenv("LIVEMATCH_INDEX_BACKEND", "milvus")
+    monkeypatch.setenv("LIVEMATCH_MILVUS_URI", "http://127.0.0.1:1")
+    at = open_app("catalogue")
+    at.button(key="catalogue.rebuild").click().run()  # building the index reaches for the server
+    assert_clean(at)
+    errors = [str(e.value) for e in at.error]
+    assert any(e.startswith("cannot reach Milvus at http://127.0.0.1:1") and "\n" not in e for e in errors), errors
+    at.sidebar.text_input(key="cfg.shop").set_value(" shop-2 ").run()
+    assert at.session_state["livematch.settings"].search.shop == "shop-2"
