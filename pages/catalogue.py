@@ -45,7 +45,8 @@ def index_panel(settings: Settings, catalogue: Catalogue) -> None:
                  f"{catalogue.n_images} images"),
                 ("Regions", str(summary.n_items), "annotated, detected or whole images"),
                 ("Model", summary.embedder or summary.model_key,
-                 f"{summary.dim}-d · {summary.n_trees} Annoy trees"),
+                 f"{summary.dim}-d · " + (f"{summary.n_trees} Annoy trees" if summary.backend == "annoy"
+                                          else f"{summary.backend} backend")),
                 ("Built at", built, build_note(summary)),
             ])
     with right:

@@ -176,6 +176,29 @@ def test_adding_and_removing_a_product_updates_milvus_rows_without_a_rebuild(tmp
     assert milvus.connect(target.uri).query(target.collection, filter='product == "777"', output_fields=["id"]) == []
 
 
+@pytest.mark.parametrize("backend, shops", [("annoy", ("b",)), ("milvus", ("a", "b"))])
+def test_cli_match_searches_only_one_shops_products(tmp_path, demo_dir, backend, shops):
+    import json
+
+    from engine.io.editing import copy_catalogue
+
+    if backend == "milvus":
+        _need("pymilvus")
+    root = copy_catalogue(demo_dir, tmp_path / "cat")
+    ids = sorted(json.loads((Path(root) / "demo.json").read_text())["products"])
+    shop_of = {pid: "ab"[i % 2] for i, pid in enumerate(ids)}
+    (Path(root) / "products.json").write_text(json.dumps({p: {"name": p, "shop": s} for p, s in shop_of.items()}))
+    env = {**os.environ, "LIVEMATCH_INDEX_BACKEND": backend, "LIVEMATCH_MILVUS_URI": str(tmp_path / "m.db")}
+    for shop in shops:
+        out = subprocess.run([sys.executable, "-m", "engine", "match", str(Path(root) / "video" / f"{ids[0]}.mp4"),
+                              "--catalogue", str(root), "--frames", "3", "--shop", shop, "--json", str(tmp_path / "r.json")],
+                             env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+        ranking = [r["product_id"] for r in json.loads((tmp_path / "r.json").read_text())["ranking"]]
+        assert ranking and all(shop_of[p] == shop for p in ranking)
+        assert (ranking[0] == ids[0]) == (shop == "a")  # the clip's product is in shop a
+
+
 # ------------------------------------------------------------------------------------------------ Ray
 @pytest.fixture(scope="module")
 def local_ray():

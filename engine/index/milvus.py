@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -57,12 +58,18 @@ def connect(uri: str) -> Any:
         from pymilvus import MilvusClient
     except ImportError as e:
         raise IndexFileError("the milvus backend needs pymilvus: pip install -r requirements-scale.txt") from e
+    for name in ("pymilvus", "milvus_lite", "grpc._server"):  # they log every failure with a traceback; ours is one line
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     with _LOCK:
         if uri not in _CLIENTS:
             try:
                 _CLIENTS[uri] = MilvusClient(uri=uri, token=os.environ.get("LIVEMATCH_MILVUS_TOKEN", ""),
                                              timeout=TIMEOUT_S)
             except Exception as e:  # pymilvus raises MilvusException, grpc errors or ConnectionConfigException
+                if "://" not in uri:  # Milvus Lite locks its file: one process at a time
+                    raise IndexUnreachableError(
+                        f"cannot open the Milvus Lite file {uri} ({_one_line(e)}): Milvus Lite serves one process at "
+                        "a time; stop the other one (the app?) or set LIVEMATCH_MILVUS_URI to a Milvus server") from e
                 raise IndexUnreachableError(f"cannot reach Milvus at {uri}: {_one_line(e)}") from e
         return _CLIENTS[uri]
 
@@ -182,6 +189,10 @@ class MilvusBackend:
             raise IndexUnreachableError(f"cannot read from Milvus at {self.target.uri}: {_one_line(e)}") from e
         if not found:
             raise IndexFileError(f"the Milvus collection {self.target.collection} is missing: rebuild the index")
+        try:
+            self._client.load_collection(self.target.collection)  # a new process finds it released
+        except Exception as e:
+            raise IndexUnreachableError(f"Milvus at {self.target.uri} cannot load the collection: {_one_line(e)}") from e
         props = info.get("properties") or {}
         vec = next((f for f in info.get("fields", []) if f.get("name") == "vector"), {})
         got = int((vec.get("params") or {}).get("dim", 0))
