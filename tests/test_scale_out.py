@@ -104,6 +104,29 @@ def test_milvus_incremental_add_and_remove_keeps_other_rows(tmp_path, milvus_uri
     assert mv.items[mv.search(centres[7] / np.linalg.norm(centres[7]), 1)[0][0]].product_id == "p7"  # untouched
 
 
+def test_milvus_failed_build_serves_nothing_partial_and_old_collections_are_dropped(tmp_path, milvus_uri, monkeypatch):
+    from engine.index import milvus
+
+    v, items, products, _ = _catalogue()
+    client = milvus.connect(milvus_uri)
+    for _ in range(3):
+        write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+    kept = sorted(b for b in (tmp_path / "mv" / "builds").iterdir() if not b.name.startswith("."))
+    assert len(kept) == 2  # the current build and the one before it; the first one's collection is dropped
+    assert sorted(client.list_collections()) == sorted(milvus.read_target(b / "milvus.json").collection for b in kept)
+    serving = current_build(tmp_path / "mv")
+
+    def half_written(target, rows):
+        client.insert(target.collection, rows[:10])
+        raise IndexFileError("writing to Milvus failed: simulated")
+
+    monkeypatch.setattr(milvus, "upsert", half_written)
+    with pytest.raises(IndexFileError, match="simulated"):
+        write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+    assert current_build(tmp_path / "mv") == serving and len(ProductIndex.load(tmp_path / "mv", "m")) == len(items)
+    assert len(client.list_collections()) == 2  # the half-written collection was dropped
+
+
 def test_milvus_refuses_other_model_other_dimension_and_missing_collection(tmp_path, milvus_uri):
     from engine.index import milvus
 

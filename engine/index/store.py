@@ -131,15 +131,21 @@ def _write_locked(
         tmp = final  # from here a failure removes the unpublished build folder
         _publish(index_dir, name)
     except BaseException:
-        if (tmp / "milvus.json").is_file() and current_build(index_dir) != tmp:
-            from engine.index.milvus import drop, read_target
-
-            drop(read_target(tmp / "milvus.json"))
-        if current_build(index_dir) != tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _discard(index_dir, tmp)
         raise
     _prune(index_dir, keep=2)
     return final
+
+
+def _discard(index_dir: Path, build: Path) -> None:
+    """Remove a build that failed before it was published (and its Milvus collection)."""
+    if current_build(index_dir) == build:
+        return
+    if (build / "milvus.json").is_file():
+        from engine.index.milvus import drop, read_target
+
+        drop(read_target(build / "milvus.json"))
+    shutil.rmtree(build, ignore_errors=True)
 
 
 def _publish(index_dir: Path, name: str) -> None:
