@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine import workspace
 from engine.io.catalogue import Catalogue
-from engine.io.editing import add_product, copy_catalogue
+from engine.io.editing import add_product, copy_catalogue, remove_product
 from engine.config import Settings
 from ui import state
 from ui.shell import shell
@@ -85,6 +85,19 @@ def add_panel(settings: Settings, catalogue: Catalogue) -> None:
         st.rerun()
 
 
+def remove_button(settings: Settings, catalogue: Catalogue) -> None:
+    """Remove the product shown in the details (not from the read-only built-in demo); the index follows."""
+    pid = st.session_state.get("catalogue.selected")
+    if state.is_builtin_demo(settings) or pid not in catalogue.products or len(catalogue.products) < 2:
+        return
+    if st.button(f"Remove product {pid}", icon=":material/delete:", key="catalogue.remove"):
+        remove_product(catalogue.root, pid)
+        state.forget_catalogue()
+        state.update_index(settings, state.get_catalogue(settings), [], removed=[pid])
+        st.session_state[NOTICE_KEY] = f"Removed {pid}; the index is up to date."
+        st.rerun()
+
+
 def main() -> None:
     page_header("Catalogue", "The products the engine can recognise: browse them and their annotated regions, "
                 "add new ones, and keep the index up to date.")
@@ -100,6 +113,7 @@ def main() -> None:
                                                   ":material/model_training: Learned models"])
         with browse_tab:
             browse(catalogue)
+            remove_button(settings, catalogue)
         with add_tab, guard("the new product"):
             add_panel(settings, catalogue)
         with train_tab, guard("training"):

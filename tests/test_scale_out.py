@@ -310,3 +310,53 @@ def test_app_shows_an_unreachable_milvus_as_one_line_and_offers_the_shop_filter(
     assert any(e.startswith("cannot reach Milvus at http://127.0.0.1:1") and "\n" not in e for e in errors), errors
     at.sidebar.text_input(key="cfg.shop").set_value(" shop-2 ").run()
     assert at.session_state["livematch.settings"].search.shop == "shop-2"
+
+
+def test_removing_a_product_in_the_app_deletes_only_its_milvus_rows(monkeypatch, demo_dir, tmp_path):
+    _need("pymilvus")
+    from apptest_support import assert_clean, open_app, use_catalogue
+
+    from engine.index import milvus
+    from engine.index.store import read_summary
+    from engine.io.catalogue import load_catalogue
+    from engine.io.editing import copy_catalogue
+
+    root = copy_catalogue(demo_dir, tmp_path / "shop")
+    use_catalogue(monkeypatch, root)
+    monkeypatch.setenv("LIVEMATCH_INDEX_BACKEND", "milvus")
+    monkeypatch.setenv("LIVEMATCH_MILVUS_URI", str(tmp_path / "m.db"))
+    monkeypatch.setenv("LIVEMATCH_INDEX_DIR", str(tmp_path / "ix"))
+    at = open_app("catalogue")
+    at.button(key="catalogue.rebuild").click().run()
+    first = read_summary(tmp_path / "ix")
+    pid = sorted(load_catalogue(root).products)[1]
+    at.selectbox(key="catalogue.selected").set_value(pid).run()
+    at.button(key="catalogue.remove").click().run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    assert pid not in load_catalogue(root).products and f"Removed {pid}" in at.success[0].value
+    now = read_summary(tmp_path / "ix")
+    assert now.build != first.build and now.n_products == first.n_products - 1
+    target = milvus.read_target(tmp_path / "ix" / "builds" / now.build / "milvus.json")
+    assert target == milvus.read_target(tmp_path / "ix" / "builds" / first.build / "milvus.json")  # no rebuild
+    client = milvus.connect(target.uri)
+    assert client.query(target.collection, filter=f'product == "{pid}"', output_fields=["id"]) == []
+    assert client.get_collection_stats(target.collection)["row_count"] == now.n_items
+
+
+def test_remove_product_refuses_an_unreadable_products_json_and_keeps_the_product(tmp_path, demo_dir):
+    from engine.errors import CatalogueError
+    from engine.io.catalogue import load_catalogue
+    from engine.io.editing import copy_catalogue, remove_product
+
+    root = copy_catalogue(demo_dir, tmp_path / "cat")
+    pid = sorted(load_catalogue(root).products)[0]
+    (Path(root) / "products.json").write_text("{broken")
+    with pytest.raises(CatalogueError, match="products.json is unreadable"):
+        remove_product(root, pid)
+    assert (Path(root) / "image" / pid).is_dir() and (Path(root) / "image_annotation" / pid).is_dir()
+    (Path(root) / "products.json").unlink()
+    remove_product(root, pid)
+    assert pid not in load_catalogue(root).products and not (Path(root) / "image_annotation" / pid).exists()
+    with pytest.raises(CatalogueError, match="no product"):
+        remove_product(root, pid)

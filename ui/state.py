@@ -132,10 +132,11 @@ def build_index(settings: Settings, catalogue: Catalogue) -> IndexSummary | None
     return index_summary(settings, catalogue.root)
 
 
-def update_index(settings: Settings, catalogue: Catalogue, changed: list[str]) -> IndexSummary | None:
-    """After an edit: the milvus backend upserts only the changed products' rows, the others rebuild."""
+def update_index(settings: Settings, catalogue: Catalogue, changed: list[str],
+                 removed: list[str] = ()) -> IndexSummary | None:
+    """After an edit: the milvus backend upserts or deletes only these products' rows, the others rebuild."""
     run_with_progress(lambda progress: workspace.update_index(engine_settings(settings), catalogue, changed,
-                                                              progress=progress), describe_index_build)
+                                                              list(removed), progress), describe_index_build)
     return index_summary(settings, catalogue.root)
 
 
