@@ -54,6 +54,7 @@ def resolve_uri(uri: str | None = None) -> str:
 
 def connect(uri: str) -> Any:
     """One shared client per URI; an unreachable server or a missing package is a one-line IndexFileError."""
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core logs keepalive GOAWAYs it recovers from
     try:
         from pymilvus import MilvusClient
     except ImportError as e:
