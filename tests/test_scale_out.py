@@ -199,7 +199,7 @@ def test_adding_and_removing_a_product_updates_milvus_rows_without_a_rebuild(tmp
     assert milvus.connect(target.uri).query(target.collection, filter='product == "777"', output_fields=["id"]) == []
 
 
-@pytest.mark.parametrize("backend, shops", [("annoy", ("b",)), ("milvus", ("a", "b"))])
+@pytest.mark.parametrize("backend, shops", [("annoy", ("b",)), ("milvus", ("a",))])
 def test_cli_match_searches_only_one_shops_products(tmp_path, demo_dir, backend, shops):
     import json
 
@@ -360,3 +360,30 @@ def test_remove_product_refuses_an_unreadable_products_json_and_keeps_the_produc
     assert pid not in load_catalogue(root).products and not (Path(root) / "image_annotation" / pid).exists()
     with pytest.raises(CatalogueError, match="no product"):
         remove_product(root, pid)
+
+
+def test_cli_unreachable_ray_cluster_is_one_line_exit_2(tmp_path, demo_dir):
+    _need("ray")
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "engine", "build-index", "--ray", "127.0.0.1:1", "--catalogue",
+                          str(demo_dir), "--index-dir", str(tmp_path / "ix")], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "error: cannot reach Ray at 127.0.0.1:1: Connection refused"], out.stderr
+    assert time.perf_counter() - t0 < 60 and not (tmp_path / "ix" / "CURRENT").exists()
+
+
+def test_without_the_scale_packages_the_engine_imports_and_says_what_to_install():
+    code = ("import sys; sys.modules['pymilvus'] = None; sys.modules['ray'] = None\n"
+            "import engine.cli, engine.workspace, engine.index.milvus, engine.index.ray_build, engine.eval.bench_ray\n"
+            "from engine.errors import EngineError\n"
+            "from engine.index.milvus import connect\n"
+            "from engine.index.ray_build import start_ray\n"
+            "for f in (lambda: connect('x.db'), lambda: start_ray('local')):\n"
+            "    try: f()\n"
+            "    except EngineError as e: print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["the milvus backend needs pymilvus: pip install -r requirements-scale.txt",
+                                       "build-index --ray needs ray: pip install -r requirements-scale.txt"]

@@ -87,6 +87,8 @@ def start_ray(address: str = "local", num_cpus: int | None = None) -> bool:
         return False
     repo = str(Path(__file__).resolve().parents[2])
     env = {"PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)}
+    if address != "local":
+        _check_reachable(address)
     try:
         if address == "local":
             ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
@@ -96,6 +98,19 @@ def start_ray(address: str = "local", num_cpus: int | None = None) -> bool:
     except Exception as e:  # ConnectionError, RuntimeError, ValueError from a bad address
         raise EngineError(f"cannot start or reach Ray at {address}: {str(e).splitlines()[0] if str(e) else e}") from e
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on a dead ``host:port`` (``ray.init`` itself retries for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms are left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise EngineError(f"cannot reach Ray at {address}: {e.strerror or e}") from e
 
 
 def ray_catalogue_regions(settings: Settings, catalogue: Catalogue, address: str, workers: int = 0,
