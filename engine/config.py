@@ -75,11 +75,13 @@ class SearchSettings:
     use_examples: bool = True  # search the livestream examples (corrections); evaluate turns it off (no leakage)
     rank_by: str = "similarity"  # clip ranking: "similarity" (evidence summed over frames) or "votes" (one per frame)
     top_k: int = 5  # products shown (display only)
+    shop: str = ""  # search only this shop's products ("" = every shop)
 
 
 @dataclass(frozen=True)
 class IndexSettings:
-    index_backend: str = "annoy"  # "annoy", or "faiss" for very large catalogues (see bench-index)
+    index_backend: str = "annoy"  # "annoy", "faiss" for very large catalogues, or "milvus" (see README: Deployment)
+    milvus_uri: str = ""  # milvus backend: "" = a Milvus Lite file under the home, or http://host:19530
     n_trees: int = 50
     search_k: int = -1  # -1: Annoy's default (n_trees * n)
     seed: int = 0

@@ -21,5 +21,9 @@ class IndexFileError(EngineError):
     """An index is missing, corrupt, or built with another model."""
 
 
+class IndexUnreachableError(IndexFileError):
+    """The index's server (Milvus) cannot be reached: rebuilding would not help."""
+
+
 class ModelError(EngineError):
     """A model's weights are missing or unusable."""

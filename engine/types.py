@@ -115,6 +115,7 @@ class Product:
     images: tuple[str, ...]
     regions: tuple[RegionRef, ...] = ()
     category: str = ""
+    shop: str = ""  # from products.json "shop" (the milvus backend filters by it)
 
     @property
     def cover_image(self) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.config import Settings
-from engine.errors import IndexFileError
+from engine.errors import IndexFileError, IndexUnreachableError
 from engine.index.corrections import CorrectionStore
 from engine.index.store import IndexSummary, read_summary
 from engine.io.catalogue import Catalogue, load_catalogue
@@ -75,11 +75,30 @@ def index_summary(settings: Settings, catalogue: str | Path) -> IndexSummary | N
 
 
 def build_index(settings: Settings, catalogue: Catalogue, progress: Progress | None = None,
-                engine: Engine | None = None) -> Engine:
-    """Embed the catalogue and publish a new index; returns the engine with it loaded."""
+                engine: Engine | None = None, ray_address: str | None = None, ray_workers: int = 0) -> Engine:
+    """Embed the catalogue and publish a new index; returns the engine with it loaded. With ``ray_address``
+    ("local" or a cluster's address) the images are embedded on Ray (engine.index.ray_build)."""
     engine = engine or Engine(settings)
-    engine.build_index(catalogue, index_dir_for(catalogue.root, settings), progress or (lambda s, f: None))
+    engine.build_index(catalogue, index_dir_for(catalogue.root, settings), progress or (lambda s, f: None),
+                       ray_address, ray_workers)
     return engine
+
+
+def update_index(settings: Settings, catalogue: Catalogue, changed: list[str], removed: list[str] = (),
+                 progress: Progress | None = None) -> Engine:
+    """After products were added, edited or removed: with the milvus backend and a usable index, upsert and delete
+    only their rows; otherwise rebuild (only new images are embedded, the rest come from the cache)."""
+    engine = Engine(settings)
+    index_dir = index_dir_for(catalogue.root, settings)
+    if settings.index.index_backend == "milvus" and read_summary(index_dir) is not None:
+        try:
+            engine.update_index(catalogue, index_dir, list(changed), list(removed), progress or (lambda s, f: None))
+            return engine
+        except IndexUnreachableError:  # reported: a rebuild would not reach the server either
+            raise
+        except IndexFileError:
+            pass
+    return build_index(settings, catalogue, progress, engine)
 
 
 def ready_engine(settings: Settings, catalogue: Catalogue | None = None, progress: Progress | None = None,
@@ -90,6 +109,8 @@ def ready_engine(settings: Settings, catalogue: Catalogue | None = None, progres
     engine = engine or Engine(settings)
     try:
         engine.load_index(index_dir_for(catalogue.root, settings))
+    except IndexUnreachableError:  # a rebuild would not reach the server either
+        raise
     except IndexFileError:
         build_index(settings, catalogue, progress, engine)
     return engine

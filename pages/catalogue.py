@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine import workspace
 from engine.io.catalogue import Catalogue
-from engine.io.editing import add_product, copy_catalogue
+from engine.io.editing import add_product, copy_catalogue, remove_product
 from engine.config import Settings
 from ui import state
 from ui.shell import shell
@@ -46,7 +46,8 @@ def index_panel(settings: Settings, catalogue: Catalogue) -> None:
                  f"{catalogue.n_images} images"),
                 ("Regions", str(summary.n_items), "annotated, detected or whole images"),
                 ("Model", summary.embedder or summary.model_key,
-                 f"{summary.dim}-d · {summary.n_trees} Annoy trees"),
+                 f"{summary.dim}-d · " + (f"{summary.n_trees} Annoy trees" if summary.backend == "annoy"
+                                          else f"{summary.backend} backend")),
                 ("Built at", built, build_note(summary)),
             ])
     with right:
@@ -75,13 +76,26 @@ def add_panel(settings: Settings, catalogue: Catalogue) -> None:
     if st.button("Add product", type="primary", icon=":material/add:", key="catalogue.add"):
         add_product(catalogue.root, new.product_id, new.name, new.category, new.files, new.boxes)
         state.forget_catalogue()
-        state.build_index(settings, state.get_catalogue(settings))
         pid = new.product_id.strip()
+        state.update_index(settings, state.get_catalogue(settings), [pid])  # milvus: only this product's rows
         boxed = f", {new.n_boxes} with a confirmed product box" if new.n_boxes else ""
         st.session_state[NOTICE_KEY] = (f"Added {new.name or pid} ({pid}) with {len(new.files)} image(s){boxed}; "
                                         "the index is up to date.")
         st.session_state[SELECT_KEY] = pid
         clear_form()  # an empty form for the next product
+        st.rerun()
+
+
+def remove_button(settings: Settings, catalogue: Catalogue) -> None:
+    """Remove the product shown in the details (not from the read-only built-in demo); the index follows."""
+    pid = st.session_state.get("catalogue.selected")
+    if state.is_builtin_demo(settings) or pid not in catalogue.products or len(catalogue.products) < 2:
+        return
+    if st.button(f"Remove product {pid}", icon=":material/delete:", key="catalogue.remove"):
+        remove_product(catalogue.root, pid)
+        state.forget_catalogue()
+        state.update_index(settings, state.get_catalogue(settings), [], removed=[pid])
+        st.session_state[NOTICE_KEY] = f"Removed {pid}; the index is up to date."
         st.rerun()
 
 
@@ -101,6 +115,7 @@ def main() -> None:
             ":material/model_training: Learned models", ":material/school: Livestream examples"])
         with browse_tab:
             browse(catalogue)
+            remove_button(settings, catalogue)
         with add_tab, guard("the new product"):
             add_panel(settings, catalogue)
         with train_tab, guard("training"):

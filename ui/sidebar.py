@@ -46,6 +46,7 @@ def _defaults(base: Settings) -> dict[str, object]:
         "cfg.head": base.models.head,
         "cfg.garment_model": base.models.garment_model,
         "cfg.search": preset_of(base) if "LIVEMATCH_WINDOWS" in os.environ else APP_PRESET,
+        "cfg.shop": base.search.shop,
     }
 
 
@@ -108,6 +109,9 @@ def render_sidebar() -> Settings:
         st.slider("Detection threshold", 0.05, 0.95, step=0.05, **_bound("cfg.det_threshold"),
                   help="Minimum detector score of a person region; below it the whole frame is searched.")
         st.slider("Products to show (top-K)", *TOP_K_RANGE, **_bound("cfg.top_k"))
+        st.text_input("Only this shop", **_bound("cfg.shop"), placeholder="Every shop",
+                      help="Search only the products whose products.json names this shop (a Milvus filter with "
+                           "LIVEMATCH_INDEX_BACKEND=milvus, an exact search over that shop's regions otherwise).")
         with st.expander("Models", icon=":material/memory:"):
             st.selectbox("Detector", _options(DETECTORS, base.models.detector), **_bound("cfg.detector"),
                          format_func=lambda n: MODEL_LABELS.get(n, n), help=DETECTOR_HELP)
@@ -140,6 +144,7 @@ def render_sidebar() -> Settings:
         head=str(st.session_state.get("cfg.head") or ""),
         garment_model=str(st.session_state.get("cfg.garment_model") or ""),
         windows=_windows(str(st.session_state.get("cfg.search")), bool(st.session_state.get("cfg.garment_model"))),
+        shop=str(st.session_state.get("cfg.shop") or "").strip(),
     )
     st.session_state[SETTINGS_KEY] = settings
     return settings

@@ -132,6 +132,14 @@ def build_index(settings: Settings, catalogue: Catalogue) -> IndexSummary | None
     return index_summary(settings, catalogue.root)
 
 
+def update_index(settings: Settings, catalogue: Catalogue, changed: list[str],
+                 removed: list[str] = ()) -> IndexSummary | None:
+    """After an edit: the milvus backend upserts or deletes only these products' rows, the others rebuild."""
+    run_with_progress(lambda progress: workspace.update_index(engine_settings(settings), catalogue, changed,
+                                                              list(removed), progress), describe_index_build)
+    return index_summary(settings, catalogue.root)
+
+
 # --------------------------------------------------------------------------------------------- engine
 @st.cache_resource(show_spinner="Loading the models and the product index…", max_entries=4)
 def _engine(key: str, catalogue_root: str, build: str) -> Engine:

@@ -1,5 +1,5 @@
 """Command line, argparse and printing only: python -m engine {demo,build-index,match,correct,corrections,
-eval-corrections,evaluate,domain-mean,train-embedding,train-garments,bench,bench-index,models} ...
+eval-corrections,evaluate,domain-mean,train-embedding,train-garments,bench,bench-index,bench-ray,models} ...
 
 Every subcommand has --help; bad input gives a one-line ``error: ...`` and exit status 2, never a traceback."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli.commands import (cmd_bench, cmd_bench_index, cmd_build_index, cmd_demo, cmd_evaluate, cmd_match,
+from engine.cli.commands import (cmd_bench, cmd_bench_index, cmd_bench_ray, cmd_build_index, cmd_demo, cmd_evaluate, cmd_match,
                                  cmd_domain_mean, cmd_models, cmd_train_embedding, cmd_train_garments)
 from engine.cli.common import add_model_options
 from engine.cli.corrections import add_correction_commands
@@ -33,7 +33,11 @@ def _add_matching_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("build-index", help="embed a catalogue and write its Annoy index")
+    p = sub.add_parser("build-index", help="embed a catalogue and write its index (Annoy, FAISS or Milvus)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="embed the images on Ray: a local Ray on this machine's cores, or the cluster at ADDRESS")
+    p.add_argument("--ray-workers", dest="ray_workers", type=int, default=0,
+                   help="Ray workers, each holding one loaded embedder (default: the cluster's CPUs, at most 8)")
     add_model_options(p)
     p.set_defaults(func=cmd_build_index)
 
@@ -47,6 +51,7 @@ def _add_matching_commands(sub) -> None:
                    help="with --live: seconds of stream between sampled frames (default 2)")
     p.add_argument("--max-frames", dest="max_frames", type=int, default=0,
                    help="with --live: stop after this many frames (default: until the stream ends or Ctrl-C)")
+    p.add_argument("--shop", help="search only this shop's products (products.json \"shop\")")
     add_model_options(p)
     p.set_defaults(func=cmd_match)
 
@@ -101,14 +106,22 @@ def _add_other_commands(sub) -> None:
     add_model_options(p)
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("bench-index", help="benchmark Annoy against exact search, FAISS and hnswlib at scale")
+    p = sub.add_parser("bench-index", help="benchmark Annoy against exact search, FAISS, hnswlib and Milvus Lite")
     p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated index sizes")
     p.add_argument("--dim", type=int, default=320)
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--n-trees", dest="n_trees", type=int, default=50)
-    p.add_argument("--engines", default="exact,annoy,faiss,hnswlib")
+    p.add_argument("--engines", default="exact,annoy,faiss,hnswlib,milvus")
     p.add_argument("--json", help="also write the figures as JSON here")
     p.set_defaults(func=cmd_bench_index)
+
+    p = sub.add_parser("bench-ray", help="images/s of build-index --ray with 1, 2, ... local workers")
+    p.add_argument("--images", type=int, default=2000, help="generated catalogue images (default 2000)")
+    p.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    p.add_argument("--no-plain", dest="no_plain", action="store_true", help="skip the in-process reference run")
+    p.add_argument("--json", help="also write the figures as JSON here")
+    add_model_options(p)
+    p.set_defaults(func=cmd_bench_ray)
 
     p = sub.add_parser("models", help="list the models and classify images with the ImageNet head")
     p.add_argument("images", nargs="*", help="image files to classify")

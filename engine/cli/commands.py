@@ -27,7 +27,8 @@ def cmd_build_index(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(catalogue_root(settings))
     for p in catalogue.problems:
         print(f"warning: {p}", file=sys.stderr)
-    m = build_index(settings, catalogue, progress_bar("index")).index.summary  # type: ignore[union-attr]
+    m = build_index(settings, catalogue, progress_bar("index"), ray_address=args.ray,  # type: ignore[union-attr]
+                    ray_workers=args.ray_workers).index.summary
     print(f"index {m.build}: {m.n_products} products, {m.n_items} regions, {m.dim}-d {m.model_key}, "
           f"{m.build_seconds} s (cache hits {m.cache_hits}, misses {m.cache_misses})")
     return 0
@@ -234,6 +235,16 @@ def cmd_bench_index(args: argparse.Namespace) -> int:
     rows = run([int(s) for s in args.sizes.split(",")], dim=args.dim, n_queries=args.queries,
                n_trees=args.n_trees, engines=tuple(args.engines.split(",")),
                print_row=lambda r: print(format_row(r), flush=True))
+    if args.json:
+        Path(args.json).write_text(json.dumps(as_dicts(rows), indent=1))
+    return 0
+
+
+def cmd_bench_ray(args: argparse.Namespace) -> int:
+    from engine.eval.bench_ray import as_dicts, format_row, run
+
+    rows = run(args.images, tuple(int(w) for w in args.workers.split(",")), plain=not args.no_plain,
+               settings=settings_from(args), print_row=lambda r: print(format_row(r), flush=True))
     if args.json:
         Path(args.json).write_text(json.dumps(as_dicts(rows), indent=1))
     return 0

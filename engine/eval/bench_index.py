@@ -1,4 +1,4 @@
-"""Index engines at scale on clustered synthetic vectors: Annoy against exact search, FAISS and hnswlib.
+"""Index engines at scale on clustered synthetic vectors: Annoy against exact search, FAISS, hnswlib and Milvus Lite.
 
 Vectors are a mixture of Gaussians on the unit sphere (product embeddings cluster by product and
 category), L2-normalised; neighbours are by cosine. Recall@10 is measured against exact search.
@@ -26,6 +26,9 @@ class IndexBench:
     p50_ms: float
     p99_ms: float
     recall10: float
+    filtered_p50_ms: float | None = None  # a search restricted to one shop (engine.eval.bench_milvus)
+    filtered_p99_ms: float | None = None
+    filtered_recall10: float | None = None
 
 
 def clustered_vectors(n: int, dim: int, per_product: int = 10, n_categories: int = 50, seed: int = 0,
@@ -76,7 +79,10 @@ def bench_exact(base, queries, truth) -> IndexBench:
     b = np.ascontiguousarray(base)
     build = time.perf_counter() - t0
     p50, p99, rec = _latency(lambda q: np.argpartition(-(b @ q), 10)[:10], queries, truth)
-    return IndexBench("exact (numpy)", len(base), "matmul", build, base.nbytes / 1e6, p50, p99, rec)
+    from engine.eval.bench_milvus import bench_exact_filtered
+
+    fp50, fp99 = bench_exact_filtered(base, queries)
+    return IndexBench("exact (numpy)", len(base), "matmul", build, base.nbytes / 1e6, p50, p99, rec, fp50, fp99, 1.0)
 
 
 def bench_annoy(base, queries, truth, n_trees: int, search_ks: list[int]) -> list[IndexBench]:
@@ -161,10 +167,15 @@ def run(sizes: list[int], dim: int = 320, n_queries: int = 200, n_trees: int = 5
                     got = bench_annoy(base, queries, truth, n_trees, [n_trees * 10, n_trees * 40, n_trees * 160])
                 elif name == "faiss":
                     got = bench_faiss(base, queries, truth)
+                elif name == "milvus":
+                    from engine.eval.bench_milvus import bench_milvus
+
+                    got = bench_milvus(base, queries, truth)
                 else:
                     got = bench_hnsw(base, queries, truth)
             except ImportError:
-                print(f"({name} is not installed: pip install -r requirements-bench.txt)")
+                print(f"({name} is not installed: pip install -r requirements-bench.txt"
+                      f"{' -r requirements-scale.txt' if name == 'milvus' else ''})")
                 continue
             for r in got:
                 print_row(r)
@@ -175,7 +186,9 @@ def run(sizes: list[int], dim: int = 320, n_queries: int = 200, n_trees: int = 5
 
 def format_row(r: IndexBench) -> str:
     return (f"{r.engine:<14} {r.n:>9,} {r.params:<34} build {r.build_s:8.1f} s  size {r.size_mb:8.1f} MB  "
-            f"p50 {r.p50_ms:7.3f} ms  p99 {r.p99_ms:7.3f} ms  recall@10 {r.recall10:.3f}")
+            f"p50 {r.p50_ms:7.3f} ms  p99 {r.p99_ms:7.3f} ms  recall@10 {r.recall10:.3f}"
+            + (f"  one shop: p50 {r.filtered_p50_ms:7.3f} ms  p99 {r.filtered_p99_ms:7.3f} ms  recall@10 "
+               f"{r.filtered_recall10:.3f}" if r.filtered_p50_ms is not None else ""))
 
 
 def as_dicts(rows: list[IndexBench]) -> list[dict]:

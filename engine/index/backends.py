@@ -1,4 +1,4 @@
-"""Approximate-neighbour engines behind one interface: Annoy (default) and FAISS (option).
+"""Approximate-neighbour engines behind one interface: Annoy (default), FAISS and Milvus (options).
 
 Both index L2-normalised vectors and answer cosine similarities. The index benchmark
 (``python -m engine bench-index``) shows why FAISS is offered: at a million regions Annoy cannot
@@ -8,10 +8,12 @@ reach recall@10 0.95 within 2 ms, while FAISS IVF can.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from engine.errors import IndexFileError
+from engine.index.milvus import MilvusBackend
 
 FAISS_EXACT_BELOW = 20_000  # below this many vectors FAISS searches exactly (IndexFlatIP)
 
@@ -20,7 +22,7 @@ class AnnoyBackend:
     name = "annoy"
     filename = "index.ann"
 
-    def __init__(self, path: Path, dim: int) -> None:
+    def __init__(self, path: Path, dim: int, **_: Any) -> None:
         from annoy import AnnoyIndex
 
         self._ann = AnnoyIndex(dim, "angular")
@@ -28,7 +30,7 @@ class AnnoyBackend:
             raise IndexFileError(f"cannot memory-map {path}")
 
     @staticmethod
-    def build(vectors: np.ndarray, path: Path, n_trees: int, seed: int) -> None:
+    def build(vectors: np.ndarray, path: Path, n_trees: int, seed: int, **_: Any) -> None:
         from annoy import AnnoyIndex
 
         ann = AnnoyIndex(int(vectors.shape[1]), "angular")
@@ -48,7 +50,7 @@ class FaissBackend:
     name = "faiss"
     filename = "index.faiss"
 
-    def __init__(self, path: Path, dim: int) -> None:
+    def __init__(self, path: Path, dim: int, **_: Any) -> None:
         try:
             import faiss
         except ImportError as e:
@@ -58,7 +60,7 @@ class FaissBackend:
             raise IndexFileError(f"FAISS index has dimension {self._index.d}, expected {dim}")
 
     @staticmethod
-    def build(vectors: np.ndarray, path: Path, n_trees: int, seed: int) -> None:
+    def build(vectors: np.ndarray, path: Path, n_trees: int, seed: int, **_: Any) -> None:
         try:
             import faiss
         except ImportError as e:
@@ -83,4 +85,4 @@ class FaissBackend:
         return ids[0][keep].tolist(), sims[0][keep].tolist()
 
 
-BACKENDS = {"annoy": AnnoyBackend, "faiss": FaissBackend}
+BACKENDS = {"annoy": AnnoyBackend, "faiss": FaissBackend, "milvus": MilvusBackend}

@@ -47,12 +47,14 @@ def write_index(
     extra: dict[str, Any] | None = None,
     backend: str = "annoy",
     query_mean: np.ndarray | None = None,
+    uri: str | None = None,
 ) -> Path:
     """Build and atomically publish a new index; returns the build folder.
 
     With ``query_mean`` (the livestream-domain mean, engine.models.domain) each domain is centred on its own mean:
     the index holds ``normalise(v - catalogue mean)`` and queries are searched as ``normalise(q - query_mean)``.
-    Both means are saved with the build, so a loaded index centres its queries by itself."""
+    Both means are saved with the build, so a loaded index centres its queries by itself. ``uri`` is the Milvus
+    server (or Milvus Lite file) of the milvus backend; products may carry a "shop" (a filter of that backend)."""
     if backend not in BACKENDS:
         raise IndexFileError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if len(vectors) != len(items) or len(items) == 0:
@@ -60,7 +62,8 @@ def write_index(
     index_dir = Path(index_dir)
     (index_dir / "builds").mkdir(parents=True, exist_ok=True)
     with _build_lock(index_dir):
-        return _write_locked(index_dir, vectors, items, products, model_key, n_trees, seed, extra, backend, query_mean)
+        return _write_locked(index_dir, vectors, items, products, model_key, n_trees, seed, extra, backend, query_mean,
+                             uri)
 
 
 @contextmanager
@@ -87,6 +90,7 @@ def _write_locked(
     extra: dict[str, Any] | None,
     backend: str,
     query_mean: np.ndarray | None,
+    uri: str | None = None,
 ) -> Path:
     for stale in (index_dir / "builds").glob(".building-*"):  # left by a killed build; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
@@ -101,7 +105,8 @@ def _write_locked(
             np.save(tmp / "query_mean.npy", np.asarray(query_mean, np.float32), allow_pickle=False)
             files += ["catalogue_mean.npy", "query_mean.npy"]
         engine = BACKENDS[backend]
-        engine.build(vectors, tmp / engine.filename, n_trees, seed)
+        engine.build(vectors, tmp / engine.filename, n_trees, seed, items=items, products=products,
+                     model_key=model_key, index_dir=index_dir, uri=uri)
         np.save(tmp / "vectors.npy", vectors.astype(np.float32), allow_pickle=False)
         meta = {
             "format_version": FORMAT_VERSION,
@@ -124,12 +129,24 @@ def _write_locked(
         name = time.strftime("%Y%m%d-%H%M%S-") + tmp.name[-6:]
         final = index_dir / "builds" / name
         os.replace(tmp, final)
+        tmp = final  # from here a failure removes the unpublished build folder
         _publish(index_dir, name)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(index_dir, tmp)
         raise
     _prune(index_dir, keep=2)
     return final
+
+
+def _discard(index_dir: Path, build: Path) -> None:
+    """Remove a build that failed before it was published (and its Milvus collection)."""
+    if current_build(index_dir) == build:
+        return
+    if (build / "milvus.json").is_file():
+        from engine.index.milvus import drop, read_target
+
+        drop(read_target(build / "milvus.json"))
+    shutil.rmtree(build, ignore_errors=True)
 
 
 def _publish(index_dir: Path, name: str) -> None:
@@ -140,8 +157,13 @@ def _publish(index_dir: Path, name: str) -> None:
 def _prune(index_dir: Path, keep: int) -> None:
     current = (index_dir / "CURRENT").read_text().strip()
     builds = sorted(p for p in (index_dir / "builds").iterdir() if not p.name.startswith("."))
+    kept = [b for b in builds[-keep:]] + [index_dir / "builds" / current]
     for old in builds[:-keep]:
         if old.name != current:
+            if (old / "milvus.json").is_file():
+                from engine.index.milvus import release
+
+                release(old, kept)
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -208,12 +230,15 @@ class ProductIndex:
         backend = BACKENDS.get(str(meta.get("backend", "annoy")))
         if backend is None:
             raise IndexFileError(f"unknown index backend {meta.get('backend')!r}: rebuild the index")
-        self._ann = backend(build / backend.filename, self.dim)
+        self._ann = backend(build / backend.filename, self.dim, model_key=self.model_key)
         self.backend = backend.name
         self.vectors = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False)
         self.query_mean = (np.load(build / "query_mean.npy", allow_pickle=False) if meta.get("centred") else None)
+        self.deleted = frozenset(int(i) for i in meta.get("deleted", ()))  # regions an incremental update removed
         by_product: dict[str, list[int]] = {pid: [] for pid in self.products}
         for i, it in enumerate(self.items):  # one pass: O(items), not O(items x products)
+            if i in self.deleted:
+                continue
             by_product.setdefault(it.product_id, []).append(i)
         self._by_product = {pid: np.array(ids, int) for pid, ids in by_product.items()}
         self._lock = threading.Lock()
@@ -233,7 +258,7 @@ class ProductIndex:
             return self.examples
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items) - len(self.deleted)
 
     @classmethod
     def load(cls, index_dir: str | Path, model_key: str | None = None, verify: bool = True) -> ProductIndex:
@@ -261,12 +286,32 @@ class ProductIndex:
         except (KeyError, TypeError, ValueError) as e:
             raise IndexFileError(f"the index sidecar is malformed ({e}): rebuild the index") from e
 
-    def search(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[tuple[int, float]]:
-        """k nearest items as (item id, cosine similarity), best first."""
+    def search(self, vector: np.ndarray, k: int, search_k: int = -1, shop: str | None = None,
+               category: str | None = None) -> list[tuple[int, float]]:
+        """k nearest items as (item id, cosine similarity), best first; only one shop's products and/or one
+        category's regions when given (a Milvus filter; an exact search over those regions with other backends)."""
         if vector.shape[-1] != self.dim:
             raise IndexFileError(f"query dimension {vector.shape[-1]} does not match the index ({self.dim})")
-        ids, sims = self._ann.search(self.prepare(vector), k, search_k)
-        return [(int(i), float(s)) for i, s in zip(ids, sims)]
+        if (shop or category) and self.backend != "milvus":
+            return self._exact_filtered(self.prepare(vector), k, shop, category)
+        if shop or category:
+            from engine.index.milvus import shop_filter
+
+            ids, sims = self._ann.search(self.prepare(vector), k, search_k, expr=shop_filter(shop, category))
+        else:
+            ids, sims = self._ann.search(self.prepare(vector), k, search_k)
+        n = len(self.items)  # rows an unpublished update added, or one just removed, are not this build's
+        return [(int(i), float(s)) for i, s in zip(ids, sims) if 0 <= i < n and int(i) not in self.deleted]
+
+    def _exact_filtered(self, vector: np.ndarray, k: int, shop: str | None, category: str | None) -> list[tuple[int, float]]:
+        ids = np.array([i for i, it in enumerate(self.items) if i not in self.deleted
+                        and (not shop or str((self.products.get(it.product_id) or {}).get("shop") or "") == shop)
+                        and (not category or it.category == category)], int)
+        if len(ids) == 0:
+            return []
+        sims = np.asarray(self.vectors[ids]) @ np.asarray(vector, np.float32)
+        top = np.argsort(-sims)[:k]
+        return [(int(ids[j]), float(sims[j])) for j in top]
 
     def product_similarities(
         self, vectors: np.ndarray, product_ids: list[str]

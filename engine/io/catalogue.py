@@ -133,7 +133,7 @@ def load_catalogue(root: str | Path) -> Catalogue:
 
 
 def _names(root: Path) -> dict[str, dict[str, str]]:
-    """Optional display names: demo.json (built-in demo) or products.json {id: {"name": ...}}."""
+    """Optional display names: demo.json (built-in demo) or products.json {id: {"name": ..., "shop": ...}}."""
     for fname in ("products.json", "demo.json"):
         p = root / fname
         if p.is_file():
@@ -170,7 +170,8 @@ def load_tianchi(root: str | Path) -> Catalogue:
         category = sold[0].category if sold else (regions[0].category if regions else "")
         meta = names.get(pid, {})
         name = str(meta.get("name") or (f"{pid} · {english(category)}" if category else pid))
-        products[pid] = Product(pid, name, tuple(str(p) for p in images), tuple(regions), category)
+        products[pid] = Product(pid, name, tuple(str(p) for p in images), tuple(regions), category,
+                                str(meta.get("shop") or ""))
     if not products:
         raise CatalogueError(f"no products found under {root / 'image'}")
     clips = _tianchi_clips(root, products, problems)
@@ -218,7 +219,7 @@ def load_folders(root: str | Path) -> Catalogue:
             continue
         meta = names.get(d.name, {})
         products[d.name] = Product(d.name, str(meta.get("name") or d.name), tuple(str(p) for p in images), (),
-                                   str(meta.get("category", "")))
+                                   str(meta.get("category", "")), str(meta.get("shop") or ""))
     if not products:
         raise CatalogueError(f"no product folders with images under {root}")
     return Catalogue(str(root), "folders", products, {}, tuple(problems))

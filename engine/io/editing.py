@@ -126,6 +126,39 @@ def add_product(
     return target
 
 
+def remove_product(root: str | Path, product_id: str) -> None:
+    """Remove a product's images, annotations and products.json entry from the catalogue at ``root``: the folders
+    are first moved aside together (so a failure leaves the product whole), then deleted."""
+    root = Path(root).absolute()
+    pid = validate_product_id(product_id)
+    with _locked(root):
+        target = product_dir(root, pid)
+        if not target.is_dir():
+            raise CatalogueError(f"no product {pid!r} in this catalogue")
+        names = root / "products.json"
+        try:
+            data = json.loads(names.read_text(encoding="utf-8")) if names.is_file() else {}
+        except (OSError, ValueError) as e:
+            raise CatalogueError(f"products.json is unreadable ({type(e).__name__}); fix or remove it first") from e
+        held = data.get("products", data) if isinstance(data, dict) else {}
+        trash = Path(tempfile.mkdtemp(prefix=".livematch-remove-", dir=root))
+        moved: list[tuple[Path, Path]] = []
+        try:
+            for src, name in ((root / "image_annotation" / pid, "annotations"), (target, "images")):
+                if src.is_dir():
+                    os.rename(src, trash / name)
+                    moved.append((src, trash / name))
+            if isinstance(held, dict) and held.pop(pid, None) is not None:
+                _write_json(names, data)
+        except BaseException:
+            for src, dst in reversed(moved):  # put the product back whole
+                with contextlib.suppress(OSError):
+                    os.rename(dst, src)
+            raise
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
+
+
 def checked_box(box: Sequence[float], size: tuple[int, int], label: str = "the image") -> Box:
     """A product box (x0, y0, x1, y1) in pixels of an image of (width, height), clipped to the image and rounded
     to 0.1 pixel; CatalogueError when it is not four finite numbers, has no area or lies outside the image."""

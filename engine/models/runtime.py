@@ -49,6 +49,8 @@ def onnxruntime_available() -> bool:
 
 
 def cpu_threads() -> int:
+    if os.environ.get("LIVEMATCH_CPU_THREADS", "").isdigit():  # a Ray worker holds fewer cores than the machine
+        return max(1, int(os.environ["LIVEMATCH_CPU_THREADS"]))
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):

@@ -6,7 +6,7 @@ The catalogue side is built the same way: product images -> regions -> embedding
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
@@ -15,6 +15,7 @@ from engine.config import Settings
 from engine.errors import EngineError
 from engine.index.cache import EmbeddingCache
 from engine.index.corrections import NO_EXAMPLES, Correction, ExampleSet
+from engine.index.incremental import ProductUpdate, UpdateSummary, update_index
 from engine.index.store import ProductIndex, write_index
 from engine.io.catalogue import Catalogue
 from engine.io.video import sample_frames
@@ -76,18 +77,29 @@ class Engine:
         return self.embedder.key + (f"+centred/{dm.digest}" if dm is not None else "")
 
     # ----------------------------------------------------------------- catalogue side
-    def build_index(self, catalogue: Catalogue, index_dir: str | Path, progress: Progress = _no_progress) -> Path:
-        """Embed the catalogue and publish a new index (atomically); load it into this engine."""
+    def build_index(self, catalogue: Catalogue, index_dir: str | Path, progress: Progress = _no_progress,
+                    ray_address: str | None = None, ray_workers: int = 0) -> Path:
+        """Embed the catalogue and publish a new index (atomically); load it into this engine.
+        With ``ray_address`` ("local" starts a local Ray) the images are embedded by Ray workers."""
         t0 = time.perf_counter()
+        if self.settings.index.index_backend == "milvus":  # an unreachable server fails now, not after embedding
+            from engine.index.milvus import connect, resolve_uri
+
+            connect(resolve_uri(self.settings.index.milvus_uri or None))
         cache = EmbeddingCache(self.settings.home / "embeddings")
-        vectors, items, problems = catalogue_regions(self, catalogue, progress, cache)
+        if ray_address:
+            from engine.index.ray_build import ray_catalogue_regions
+
+            vectors, items, problems = ray_catalogue_regions(self.settings, catalogue, ray_address, ray_workers,
+                                                             progress, cache)
+        else:
+            vectors, items, problems = catalogue_regions(self, catalogue, progress, cache)
         progress("index", 0.0)
-        indexed = {it.product_id for it in items}
-        products = {pid: {"name": p.name, "category": p.category, "images": list(p.images)}
-                    for pid, p in catalogue.products.items() if pid in indexed}
+        products = product_entries(catalogue, {it.product_id for it in items})
         ix = self.settings.index
         build = write_index(
             index_dir, vectors, items, products, self.index_key, ix.n_trees, ix.seed, backend=ix.index_backend,
+            uri=ix.milvus_uri or None,
             query_mean=self.domain_mean.vector if self.domain_mean is not None else None,
             extra={"catalogue": catalogue.root, "embedder": self.embedder.name, "detector": self.settings.models.detector,
                    "build_seconds": round(time.perf_counter() - t0, 2), "cache": {"hits": cache.hits, "misses": cache.misses},
@@ -97,6 +109,18 @@ class Engine:
         progress("index", 1.0)
         self.load_index(index_dir)
         return build
+
+    def update_index(self, catalogue: Catalogue, index_dir: str | Path, changed: list[str],
+                     removed: list[str] = (), progress: Progress = _no_progress) -> UpdateSummary:
+        """Re-embed only the ``changed`` products (added or edited; from the cache where it can) and upsert their
+        regions, delete the ``removed`` ones; the milvus backend only (see engine.index.incremental)."""
+        part = replace(catalogue, products={p: catalogue.products[p] for p in changed if p in catalogue.products})
+        vectors, items, _ = catalogue_regions(self, part, progress, EmbeddingCache(self.settings.home / "embeddings"))
+        update = ProductUpdate(vectors, items, product_entries(part, {it.product_id for it in items}),
+                               tuple(removed) + tuple(p for p in changed if p not in catalogue.products))
+        summary = update_index(index_dir, update, self.index_key)
+        self.load_index(index_dir)
+        return summary
 
     def load_index(self, index_dir: str | Path) -> ProductIndex:
         self.index = ProductIndex.load(index_dir, self.index_key)
@@ -215,6 +239,12 @@ class Query:
     dets: list[Detections]
     regions: list[QueryRegion]
     plan: WindowPlan
+
+
+def product_entries(catalogue: Catalogue, indexed: set[str]) -> dict[str, dict]:
+    """The sidecar's entry of each indexed product: name, category, shop and images."""
+    return {pid: {"name": p.name, "category": p.category, "shop": p.shop, "images": list(p.images)}
+            for pid, p in catalogue.products.items() if pid in indexed}
 
 
 class _Stopwatch:

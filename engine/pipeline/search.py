@@ -65,8 +65,10 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
     catalogue region has another merged category lose ``category_weight`` of similarity.
     Returns the region's match and every candidate product's similarity.
     """
-    hits_per_window = [index.search(v, s.neighbours, search_k) for v in vectors]
+    hits_per_window = [index.search(v, s.neighbours, search_k, shop=s.shop or None) for v in vectors]
     extra = examples.similarities(index.prepare(vectors)) if len(examples) else {}
+    if s.shop:  # only that shop's products, examples included
+        extra = {pid: v for pid, v in extra.items() if str((index.products.get(pid) or {}).get("shop") or "") == s.shop}
     candidates = list(dict.fromkeys([index.items[i].product_id for hits in hits_per_window for i, _ in hits]
                                     + list(extra)))
     penalty = s.category_weight if plan.categories else 0.0

@@ -1,0 +1,243 @@
+"""The Milvus backend: region vectors in a Milvus collection, searched (and filtered by shop or category) there.
+
+By default Milvus Lite, embedded, keeps its data in one file under ``$LIVEMATCH_HOME/milvus/``; with
+``LIVEMATCH_MILVUS_URI=http://host:19530`` (and ``LIVEMATCH_MILVUS_TOKEN`` when the server wants one) the same
+code talks to a Milvus server. pymilvus is imported only when this backend is used.
+
+Each build writes a fresh collection ``lm_<catalogue and model>_<build>``; the index folder's CURRENT file (see
+engine.index.store) then names the build that serves, so a half-written collection is never searched. The build
+folder keeps ``milvus.json`` (where the collection is) beside the usual sidecar and ``vectors.npy``: the exact
+re-ranking reads a product's region vectors from that local copy, not from the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.config import cache_home
+from engine.errors import IndexFileError, IndexUnreachableError
+from engine.types import RegionRef
+
+TIMEOUT_S = float(os.environ.get("LIVEMATCH_MILVUS_TIMEOUT", "10"))  # connecting and every call
+BATCH = 2000  # rows per insert
+_CLIENTS: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class MilvusTarget:
+    """Where a build's vectors live: the server (or Milvus Lite file) and the collection."""
+
+    uri: str
+    collection: str
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """The configured URI: the argument, else ``LIVEMATCH_MILVUS_URI``, else a Milvus Lite file under the home."""
+    uri = uri or os.environ.get("LIVEMATCH_MILVUS_URI", "")
+    if uri:
+        return uri
+    path = cache_home() / "milvus" / "livematch.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def connect(uri: str) -> Any:
+    """One shared client per URI; an unreachable server or a missing package is a one-line IndexFileError."""
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core logs keepalive GOAWAYs it recovers from
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as e:
+        raise IndexFileError("the milvus backend needs pymilvus: pip install -r requirements-scale.txt") from e
+    for name in ("pymilvus", "milvus_lite", "grpc._server"):  # they log every failure with a traceback; ours is one line
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    with _LOCK:
+        if uri not in _CLIENTS:
+            try:
+                _CLIENTS[uri] = MilvusClient(uri=uri, token=os.environ.get("LIVEMATCH_MILVUS_TOKEN", ""),
+                                             timeout=TIMEOUT_S)
+            except Exception as e:  # pymilvus raises MilvusException, grpc errors or ConnectionConfigException
+                if "://" not in uri:  # Milvus Lite locks its file: one process at a time
+                    raise IndexUnreachableError(
+                        f"cannot open the Milvus Lite file {uri} ({_one_line(e)}): Milvus Lite serves one process at "
+                        "a time; stop the other one (the app?) or set LIVEMATCH_MILVUS_URI to a Milvus server") from e
+                raise IndexUnreachableError(f"cannot reach Milvus at {uri}: {_one_line(e)}") from e
+        return _CLIENTS[uri]
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(getattr(e, "message", "") or e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
+
+
+def collection_name(index_dir: Path, model_key: str, build_tag: str) -> str:
+    """``lm_<catalogue and model>_<build>``: letters, digits and underscores, as Milvus requires."""
+    ident = hashlib.sha1(f"{Path(index_dir).resolve()}|{model_key}".encode()).hexdigest()[:12]
+    return f"lm_{ident}_" + re.sub(r"[^A-Za-z0-9_]", "_", build_tag)[-24:]
+
+
+def shop_filter(shop: str | None = None, category: str | None = None) -> str:
+    """A Milvus boolean expression for the rows of one shop and/or one category ("" when neither)."""
+    parts = [f"{field} == {json.dumps(value, ensure_ascii=False)}"
+             for field, value in (("shop", shop), ("category", category)) if value]
+    return " and ".join(parts)
+
+
+def _schema(client: Any, dim: int) -> Any:
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)  # the region's position in the sidecar's items
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    schema.add_field("product", DataType.VARCHAR, max_length=512)
+    schema.add_field("image", DataType.VARCHAR, max_length=4096)
+    schema.add_field("box", DataType.JSON)
+    schema.add_field("category", DataType.VARCHAR, max_length=256)
+    schema.add_field("shop", DataType.VARCHAR, max_length=512)
+    return schema
+
+
+def rows(vectors: np.ndarray, items: list[RegionRef], products: dict[str, dict[str, Any]], first_id: int = 0) -> list[dict]:
+    """One Milvus row per region: its vector and what RegionRef holds, plus the product's shop."""
+    unit = _unit(vectors)
+    return [{"id": first_id + i, "vector": v.tolist(), "product": it.product_id,
+             "image": it.image_path, "box": [float(b) for b in it.box], "category": it.category or "",
+             "shop": str((products.get(it.product_id) or {}).get("shop") or "")}
+            for i, (v, it) in enumerate(zip(unit, items))]
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, so inner product is cosine (as Annoy's angular distance is)."""
+    v = np.asarray(vectors, np.float32).reshape(-1, np.shape(vectors)[-1])
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def create_collection(target: MilvusTarget, dim: int, model_key: str) -> Any:
+    client = connect(target.uri)
+    index = client.prepare_index_params()
+    index.add_index("vector", index_type="AUTOINDEX", metric_type="IP")
+    try:
+        if client.has_collection(target.collection):
+            client.drop_collection(target.collection)
+        client.create_collection(target.collection, schema=_schema(client, dim), index_params=index,
+                                 properties={"livematch.model_key": model_key, "livematch.dim": str(dim)})
+    except Exception as e:
+        raise IndexFileError(f"Milvus at {target.uri} refused the collection: {_one_line(e)}") from e
+    return client
+
+
+def upsert(target: MilvusTarget, batch_rows: list[dict]) -> None:
+    client = connect(target.uri)
+    try:
+        for start in range(0, len(batch_rows), BATCH):
+            client.upsert(target.collection, batch_rows[start : start + BATCH])
+    except Exception as e:
+        raise IndexFileError(f"writing to Milvus at {target.uri} failed: {_one_line(e)}") from e
+
+
+def delete_ids(target: MilvusTarget, ids: list[int]) -> None:
+    if ids:
+        try:
+            connect(target.uri).delete(target.collection, ids=[int(i) for i in ids])
+        except Exception as e:
+            raise IndexFileError(f"deleting from Milvus at {target.uri} failed: {_one_line(e)}") from e
+
+
+def drop(target: MilvusTarget) -> None:
+    """Drop a collection no build uses any more (best effort: a failure leaves it for the next prune)."""
+    try:
+        client = connect(target.uri)
+        if client.has_collection(target.collection):
+            client.drop_collection(target.collection)
+    except (IndexFileError, Exception):
+        pass
+
+
+def read_target(path: Path) -> MilvusTarget:
+    try:
+        return MilvusTarget(**json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as e:
+        raise IndexFileError(f"{Path(path).name} is unreadable ({type(e).__name__}): rebuild the index") from e
+
+
+def write_target(path: Path, target: MilvusTarget) -> None:
+    Path(path).write_text(json.dumps(asdict(target)), encoding="utf-8")
+
+
+class MilvusBackend:
+    """A loaded Milvus collection, checked against the sidecar's model key and dimension."""
+
+    name = "milvus"
+    filename = "milvus.json"
+
+    def __init__(self, path: Path, dim: int, model_key: str | None = None) -> None:
+        self.target = read_target(path)
+        self._client = connect(self.target.uri)
+        try:
+            found = self._client.has_collection(self.target.collection)
+            info = self._client.describe_collection(self.target.collection) if found else {}
+        except Exception as e:
+            raise IndexUnreachableError(f"cannot read from Milvus at {self.target.uri}: {_one_line(e)}") from e
+        if not found:
+            raise IndexFileError(f"the Milvus collection {self.target.collection} is missing: rebuild the index")
+        try:
+            self._client.load_collection(self.target.collection)  # a new process finds it released
+        except Exception as e:
+            raise IndexUnreachableError(f"Milvus at {self.target.uri} cannot load the collection: {_one_line(e)}") from e
+        props = info.get("properties") or {}
+        vec = next((f for f in info.get("fields", []) if f.get("name") == "vector"), {})
+        got = int((vec.get("params") or {}).get("dim", 0))
+        if got != dim:
+            raise IndexFileError(f"the Milvus collection {self.target.collection} has dimension {got}, "
+                                 f"expected {dim}: rebuild the index")
+        if model_key is not None and props.get("livematch.model_key") != model_key:
+            raise IndexFileError(f"the Milvus collection was built with {props.get('livematch.model_key')!r}, "
+                                 f"not {model_key!r}: rebuild the index")
+
+    @staticmethod
+    def build(vectors: np.ndarray, path: Path, n_trees: int, seed: int, **info: Any) -> None:
+        """Write every region into a new collection named for this build; ``path`` records where it is."""
+        target = MilvusTarget(resolve_uri(info.get("uri")),
+                              collection_name(info["index_dir"], info["model_key"], Path(path).parent.name))
+        create_collection(target, int(vectors.shape[1]), info["model_key"])
+        try:
+            upsert(target, rows(vectors, info["items"], info["products"]))
+            write_target(path, target)
+        except BaseException:
+            drop(target)
+            raise
+
+    def search(self, vector: np.ndarray, k: int, search_k: int = -1, expr: str = "") -> tuple[list[int], list[float]]:
+        try:
+            hits = self._client.search(self.target.collection, [_unit(vector)[0].tolist()], limit=k,
+                                       filter=expr, search_params={"metric_type": "IP"}, output_fields=["id"])
+        except Exception as e:
+            raise IndexFileError(f"Milvus search at {self.target.uri} failed: {_one_line(e)}") from e
+        found = hits[0] if hits else []
+        return [int(h["id"]) for h in found], [float(h["distance"]) for h in found]
+
+
+def release(old_build: Path, kept_builds: list[Path]) -> None:
+    """Drop the collection of a pruned build unless a kept build (an incremental update of it) still uses it."""
+    old = old_build / MilvusBackend.filename
+    if not old.is_file():
+        return
+    try:
+        target = read_target(old)
+    except IndexFileError:
+        return
+    for kept in kept_builds:
+        f = kept / MilvusBackend.filename
+        if f.is_file() and f.read_text(encoding="utf-8", errors="replace") == old.read_text(encoding="utf-8"):
+            return
+    drop(target)

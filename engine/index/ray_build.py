@@ -1,0 +1,168 @@
+"""Catalogue embedding on Ray: the images are split in chunks and embedded by a pool of Ray actors, each holding
+one loaded detector and embedder (a GPU each where the cluster has them).
+
+Workers read and write the same embedding cache as the plain build (engine.index.cache, under
+``$LIVEMATCH_HOME/embeddings``; on a cluster that folder must be shared storage), so a rerun embeds only what
+changed. An actor that dies is restarted and its chunk retried (``max_restarts``, ``max_task_retries``); if the
+build still fails nothing is published and the previous index keeps serving (engine.index.store's atomic publish).
+ray is imported only here, only when ``build-index --ray`` is used.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from engine.config import Settings
+from engine.errors import EngineError
+from engine.index.cache import EmbeddingCache
+from engine.io.catalogue import Catalogue
+from engine.types import RegionRef
+
+Progress = Callable[[str, float], None]
+CHUNK = 32  # images per task: the plain build's chunk, so batches (and embeddings) are the same
+RETRIES = 3
+CRASH_ENV = "LIVEMATCH_RAY_CRASH_ONCE"  # test hook: a marker path; the first worker task to find it absent exits
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What one worker returns for a chunk of images."""
+
+    regions: list[tuple[str, str, list, list, str, np.ndarray]]  # product, image, boxes, categories, source, vectors
+    problems: list[str]
+    hits: int
+    misses: int
+
+
+class EmbedWorker:
+    """A Ray actor: one engine (detector and embedder loaded once) embedding chunks through the shared cache."""
+
+    def __init__(self, settings: Settings, cache_root: str, threads: int, crash_marker: str = "") -> None:
+        os.environ["LIVEMATCH_CPU_THREADS"] = str(max(1, threads))
+        try:
+            import torch
+
+            torch.set_num_threads(max(1, threads))
+        except ImportError:
+            pass
+        from engine.pipeline.engine import Engine
+
+        self.engine = Engine(settings)
+        self.cache = EmbeddingCache(cache_root)
+        self.crash_marker = crash_marker
+
+    def embed(self, jobs: list) -> ChunkResult:
+        from engine.pipeline.catalogue import _embed_chunk
+
+        if self.crash_marker and not os.path.exists(self.crash_marker):
+            Path(self.crash_marker).touch()
+            os._exit(1)  # the test hook: die mid-build, once
+        problems: list[str] = []
+        hits, misses = self.cache.hits, self.cache.misses
+        done = _embed_chunk(self.engine, jobs, self.cache, problems)
+        return ChunkResult([(p.product_id, img, list(b), list(c), src, v) for p, img, b, c, src, v in done],
+                           problems, self.cache.hits - hits, self.cache.misses - misses)
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as e:
+        raise EngineError("build-index --ray needs ray: pip install -r requirements-scale.txt") from e
+    return ray
+
+
+def start_ray(address: str = "local", num_cpus: int | None = None) -> bool:
+    """Connect to the cluster at ``address``, or start a local Ray with this machine's cores ("local").
+    Returns True when this call started or connected (the caller then shuts it down)."""
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a FutureWarning of Ray 2.5x
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray = _ray()
+    if ray.is_initialized():
+        return False
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)}
+    if address != "local":
+        _check_reachable(address)
+    try:
+        if address == "local":
+            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": env})
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except Exception as e:  # ConnectionError, RuntimeError, ValueError from a bad address
+        raise EngineError(f"cannot start or reach Ray at {address}: {str(e).splitlines()[0] if str(e) else e}") from e
+    return True
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on a dead ``host:port`` (``ray.init`` itself retries for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms are left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise EngineError(f"cannot reach Ray at {address}: {e.strerror or e}") from e
+
+
+def ray_catalogue_regions(settings: Settings, catalogue: Catalogue, address: str, workers: int = 0,
+                          progress: Progress = lambda s, f: None,
+                          cache: EmbeddingCache | None = None) -> tuple[np.ndarray, list[RegionRef], list[str]]:
+    """Like engine.pipeline.catalogue.catalogue_regions, with the chunks embedded on Ray (same order, same items)."""
+    ray = _ray()
+    cache = cache or EmbeddingCache(settings.home / "embeddings")
+    started = start_ray(address)
+    try:
+        results = _run(ray, settings, catalogue, workers, progress, cache)
+    finally:
+        if started:
+            ray.shutdown()
+    vectors, items, problems = [], [], []
+    for r in results:
+        problems += r.problems
+        cache.hits, cache.misses = cache.hits + r.hits, cache.misses + r.misses
+        for pid, img, boxes, cats, source, vecs in r.regions:
+            vectors.append(vecs)
+            items.extend(RegionRef(pid, img, tuple(b), c, 0, source) for b, c in zip(boxes, cats))
+    dim = int(vectors[0].shape[1]) if vectors else 0
+    return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), items, problems
+
+
+def _run(ray: Any, settings: Settings, catalogue: Catalogue, workers: int, progress: Progress,
+         cache: EmbeddingCache) -> list[ChunkResult]:
+    jobs = [(p, img) for p in catalogue.products.values() for img in p.images]
+    chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    resources = ray.cluster_resources()
+    n = max(1, min(workers or min(8, int(resources.get("CPU", 1))), len(chunks) or 1))
+    threads = max(1, int(resources.get("CPU", n)) // n)
+    gpus = min(1.0, resources.get("GPU", 0) / n)
+    actor = ray.remote(num_cpus=1, num_gpus=gpus,
+                       max_restarts=RETRIES, max_task_retries=RETRIES)(EmbedWorker)
+    pool = [actor.remote(settings, str(cache.root), threads, os.environ.get(CRASH_ENV, "")) for _ in range(n)]
+    try:
+        pending = {pool[i % n].embed.remote(c): i for i, c in enumerate(chunks)}
+        results: list[ChunkResult | None] = [None] * len(chunks)
+        remaining = list(pending)
+        while remaining:
+            ready, remaining = ray.wait(remaining, num_returns=1)
+            results[pending[ready[0]]] = _get(ray, ready[0])
+            progress("embed", (len(chunks) - len(remaining)) / max(1, len(chunks)))
+    finally:
+        for a in pool:
+            ray.kill(a)
+    return [r for r in results if r is not None]
+
+
+def _get(ray: Any, ref: Any) -> ChunkResult:
+    try:
+        return ray.get(ref)
+    except Exception as e:  # RayActorError after the retries, or the worker's own exception
+        raise EngineError(f"a Ray worker failed while embedding the catalogue: {str(e).splitlines()[0]}") from e
