@@ -148,3 +148,13 @@ def test_evaluate_does_not_search_livestream_examples(private_engine: Engine, de
     report = evaluate(demo_dir, own, engine=Engine(own, detector=e.detector, embedder=e.embedder))
     outcome = next(o for o in report.clips if o.video_id == clip.stem)
     assert outcome.top != other and report.settings["use_examples"] is False
+
+
+def test_examples_follow_the_shop_filter(private_engine: Engine, demo_dir: Path) -> None:
+    """With "only this shop", another shop's product cannot come back through its livestream examples."""
+    e = private_engine
+    clip, truth = _clip(demo_dir)
+    e.correct(clip, truth)
+    assert e.match(clip).top.product_id == truth  # type: ignore[union-attr]
+    elsewhere = Engine(e.settings.with_(shop="a shop that sells nothing"), e.detector, e.embedder, e.index)
+    assert truth not in {p.product_id for p in elsewhere.match(clip).ranking}
