@@ -263,3 +263,16 @@ def test_settings_and_cli_carry_the_runtime():
     assert args.runtime == "onnxruntime" and Settings.from_env(runtime=args.runtime).models.runtime == "onnxruntime"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["match", "clip.mp4", "--runtime", "nope"])
+
+
+def test_bench_prints_each_target_met_or_not():
+    from engine.eval.bench import check_targets
+
+    lines: list[str] = []
+    check_targets({"e2e_s.default": 1.2, "embed_per_s.default": 300.0, "embed_per_s.torch": 100.0,
+                   "index_images_per_s": 59.0, "peak_rss_mb": 900.0}, lines.append)
+    text = "\n".join(lines)
+    assert "e2e_s.default <= 1: 1.20 (NOT met)" in text
+    assert "embed_per_s.torch >= 2.5: 3.00 (met)" in text
+    assert "index_images_per_s >= 60: 59.00 (NOT met)" in text and "peak_rss_mb <= 1500: 900.00 (met)" in text
+    assert "startup_s.first_page <= 3: not measured" in text
