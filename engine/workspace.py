@@ -4,13 +4,14 @@ engine. The command line and the app (through its cached wrappers in ui/state.py
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Callable
 
 from engine.config import Settings
 from engine.errors import IndexFileError, IndexUnreachableError
 from engine.index.corrections import CorrectionStore
-from engine.index.store import IndexSummary, read_summary
+from engine.index.store import IndexSummary, current_build, read_summary
 from engine.io.catalogue import Catalogue, load_catalogue
 from engine.pipeline.engine import Engine
 
@@ -91,14 +92,28 @@ def update_index(settings: Settings, catalogue: Catalogue, changed: list[str], r
     engine = Engine(settings)
     index_dir = index_dir_for(catalogue.root, settings)
     if settings.index.index_backend == "milvus" and read_summary(index_dir) is not None:
+        # reconcile too: products an earlier, failed update left behind in the index or out of it
+        indexed = _indexed_products(index_dir)
+        removed = sorted(set(removed) | (indexed - set(catalogue.products)))
+        changed = sorted(set(changed) | (set(catalogue.products) - indexed))
         try:
-            engine.update_index(catalogue, index_dir, list(changed), list(removed), progress or (lambda s, f: None))
+            engine.update_index(catalogue, index_dir, changed, removed, progress or (lambda s, f: None))
             return engine
         except IndexUnreachableError:  # reported: a rebuild would not reach the server either
             raise
         except IndexFileError:
             pass
     return build_index(settings, catalogue, progress, engine)
+
+
+def _indexed_products(index_dir: Path) -> set[str]:
+    """The products the index's current build holds (from its sidecar; empty when it cannot be read)."""
+    build = current_build(index_dir)
+    try:
+        meta = json.loads((build / "meta.json").read_text(encoding="utf-8")) if build else {}
+        return set(meta.get("products") or ())
+    except (OSError, ValueError, AttributeError):
+        return set()
 
 
 def ready_engine(settings: Settings, catalogue: Catalogue | None = None, progress: Progress | None = None,

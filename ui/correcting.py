@@ -7,6 +7,8 @@ corrections' signature (ui.state.engine_key), so the next match of a clip re-ran
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 
 import streamlit as st
@@ -24,6 +26,8 @@ from .media import thumb
 
 NOTICE_PREFIX = "correcting.notice."  # + the control's key: ("success" | "error", message)
 LIST_NOTICE = "correcting.notice.list"
+
+log = logging.getLogger(__name__)
 
 
 def _label(catalogue: Catalogue, pid: str) -> str:
@@ -74,6 +78,10 @@ def _apply(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | No
         st.toast(message, icon=":material/school:")
     except EngineError as e:
         st.session_state[NOTICE_PREFIX + key] = ("error", f"Not stored: {e}")
+    except Exception:  # noqa: BLE001 - a callback's traceback would reach the page
+        log.exception("cannot store a correction")
+        st.session_state[NOTICE_PREFIX + key] = ("error", "Not stored: something went wrong; the details are in "
+                                                          "the server log.")
 
 
 def _show_notice(key: str) -> None:

@@ -122,6 +122,10 @@ def _live_view(session: LiveSession, catalogue: Catalogue, settings: Settings) -
             except EngineError as e:
                 session.error = str(e)
                 session.stop()
+            except Exception:  # noqa: BLE001 - stop, instead of failing again at every refresh
+                log.exception("live match of %s failed", session.url)
+                session.error = f"{session.url}: matching the stream failed; the details are in the server log."
+                session.stop()
             if not session.running or session.live.ended:
                 session.running = False
                 st.rerun()  # the whole page: the view stops refreshing itself, Stop is disabled

@@ -10,6 +10,7 @@ build compacts the ids again.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ from engine.index.store import _build_lock, _prune, _publish, current_build
 from engine.io.files import file_digest
 from engine.models.domain import l2_normalise
 from engine.types import RegionRef
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,10 @@ def _apply(index_dir: Path, build: Path, meta: dict[str, Any], update: ProductUp
         if current_build(index_dir) != tmp:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    milvus.delete_ids(target, newly_deleted)
+    try:  # the update is live already: the published build ignores these rows, so a failed delete only leaves them
+        milvus.delete_ids(target, newly_deleted)
+    except IndexFileError as e:
+        log.warning("the update is published, but %d removed rows stay in Milvus until the next full build: %s",
+                    len(newly_deleted), e)
     _prune(index_dir, keep=2)
     return UpdateSummary(tmp, len(update.items), len(newly_deleted))

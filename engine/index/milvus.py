@@ -28,7 +28,16 @@ from engine.config import cache_home
 from engine.errors import IndexFileError, IndexUnreachableError
 from engine.types import RegionRef
 
-TIMEOUT_S = float(os.environ.get("LIVEMATCH_MILVUS_TIMEOUT", "10"))  # connecting and every call
+def timeout_s() -> float:
+    """Seconds for connecting and every call (LIVEMATCH_MILVUS_TIMEOUT, default 10), read when it is used."""
+    raw = os.environ.get("LIVEMATCH_MILVUS_TIMEOUT", "10")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise IndexFileError(f"LIVEMATCH_MILVUS_TIMEOUT={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise IndexFileError(f"LIVEMATCH_MILVUS_TIMEOUT={raw!r} must be positive")
+    return value
 BATCH = 2000  # rows per insert
 _CLIENTS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -65,7 +74,7 @@ def connect(uri: str) -> Any:
         if uri not in _CLIENTS:
             try:
                 _CLIENTS[uri] = MilvusClient(uri=uri, token=os.environ.get("LIVEMATCH_MILVUS_TOKEN", ""),
-                                             timeout=TIMEOUT_S)
+                                             timeout=timeout_s())
             except Exception as e:  # pymilvus raises MilvusException, grpc errors or ConnectionConfigException
                 if "://" not in uri:  # Milvus Lite locks its file: one process at a time
                     raise IndexUnreachableError(
@@ -73,6 +82,17 @@ def connect(uri: str) -> Any:
                         "a time; stop the other one (the app?) or set LIVEMATCH_MILVUS_URI to a Milvus server") from e
                 raise IndexUnreachableError(f"cannot reach Milvus at {uri}: {_one_line(e)}") from e
         return _CLIENTS[uri]
+
+
+def ping(uri: str) -> None:
+    """A round trip to the server (a cached client may outlive it): IndexUnreachableError when it does not answer."""
+    client = connect(uri)
+    try:
+        client.list_collections(timeout=timeout_s())
+    except Exception as e:  # noqa: BLE001 - transport and server errors alike
+        with _LOCK:
+            _CLIENTS.pop(uri, None)  # the next call connects again
+        raise IndexUnreachableError(f"cannot reach Milvus at {uri}: {_one_line(e)}") from e
 
 
 def _one_line(e: BaseException) -> str:

@@ -26,6 +26,7 @@ from engine.types import RegionRef
 Progress = Callable[[str, float], None]
 CHUNK = 32  # images per task: the plain build's chunk, so batches (and embeddings) are the same
 RETRIES = 3
+CHUNK_TIMEOUT_S = 600.0  # no chunk finished for this long: the build stops with an error instead of waiting on
 CRASH_ENV = "LIVEMATCH_RAY_CRASH_ONCE"  # test hook: a marker path; the first worker task to find it absent exits
 
 
@@ -141,10 +142,12 @@ def _run(ray: Any, settings: Settings, catalogue: Catalogue, workers: int, progr
     jobs = [(p, img) for p in catalogue.products.values() for img in p.images]
     chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
     resources = ray.cluster_resources()
-    n = max(1, min(workers or min(8, int(resources.get("CPU", 1))), len(chunks) or 1))
-    threads = max(1, int(resources.get("CPU", n)) // n)
+    cpus = float(resources.get("CPU", 1))
+    n = max(1, min(workers or min(8, int(cpus)), len(chunks) or 1))
+    threads = max(1, int(cpus) // n)
     gpus = min(1.0, resources.get("GPU", 0) / n)
-    actor = ray.remote(num_cpus=1, num_gpus=gpus,
+    # more workers than CPUs share them (fractional CPUs): whole CPUs each would leave some never placed
+    actor = ray.remote(num_cpus=min(1.0, cpus / n), num_gpus=gpus,
                        max_restarts=RETRIES, max_task_retries=RETRIES)(EmbedWorker)
     pool = [actor.remote(settings, str(cache.root), threads, os.environ.get(CRASH_ENV, "")) for _ in range(n)]
     try:
@@ -152,7 +155,10 @@ def _run(ray: Any, settings: Settings, catalogue: Catalogue, workers: int, progr
         results: list[ChunkResult | None] = [None] * len(chunks)
         remaining = list(pending)
         while remaining:
-            ready, remaining = ray.wait(remaining, num_returns=1)
+            ready, remaining = ray.wait(remaining, num_returns=1, timeout=CHUNK_TIMEOUT_S)
+            if not ready:
+                raise EngineError(f"no Ray worker finished a chunk of {CHUNK} images in {CHUNK_TIMEOUT_S:.0f} s: "
+                                  "is the cluster short of CPUs for the workers asked for?")
             results[pending[ready[0]]] = _get(ray, ready[0])
             progress("embed", (len(chunks) - len(remaining)) / max(1, len(chunks)))
     finally:

@@ -241,6 +241,7 @@ class ProductIndex:
                 continue
             by_product.setdefault(it.product_id, []).append(i)
         self._by_product = {pid: np.array(ids, int) for pid, ids in by_product.items()}
+        self._filtered: dict[tuple[str, str], np.ndarray] = {}  # (shop, category) -> the item ids it keeps
         self._lock = threading.Lock()
         self.corrections = CorrectionStore(build.parent.parent / "corrections")  # beside builds/: kept by rebuilds
         self.examples: ExampleSet = NO_EXAMPLES
@@ -304,9 +305,13 @@ class ProductIndex:
         return [(int(i), float(s)) for i, s in zip(ids, sims) if 0 <= i < n and int(i) not in self.deleted]
 
     def _exact_filtered(self, vector: np.ndarray, k: int, shop: str | None, category: str | None) -> list[tuple[int, float]]:
-        ids = np.array([i for i, it in enumerate(self.items) if i not in self.deleted
-                        and (not shop or str((self.products.get(it.product_id) or {}).get("shop") or "") == shop)
-                        and (not category or it.category == category)], int)
+        key = (shop or "", category or "")
+        ids = self._filtered.get(key)
+        if ids is None:  # once per filter: a clip searches it hundreds of times
+            ids = np.array([i for i, it in enumerate(self.items) if i not in self.deleted
+                            and (not shop or str((self.products.get(it.product_id) or {}).get("shop") or "") == shop)
+                            and (not category or it.category == category)], int)
+            self._filtered[key] = ids
         if len(ids) == 0:
             return []
         sims = np.asarray(self.vectors[ids]) @ np.asarray(vector, np.float32)

@@ -151,12 +151,18 @@ def remove_product(root: str | Path, product_id: str) -> None:
             if isinstance(held, dict) and held.pop(pid, None) is not None:
                 _write_json(names, data)
         except BaseException:
+            restored = True
             for src, dst in reversed(moved):  # put the product back whole
-                with contextlib.suppress(OSError):
+                try:
                     os.rename(dst, src)
+                except OSError:
+                    restored = False
+            if restored:
+                shutil.rmtree(trash, ignore_errors=True)
+            else:  # keep what could not be put back, and say where it is
+                raise CatalogueError(f"removing {pid} failed half-way; its files are kept in {trash}") from None
             raise
-        finally:
-            shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def checked_box(box: Sequence[float], size: tuple[int, int], label: str = "the image") -> Box:

@@ -82,9 +82,9 @@ class TorchEmbedder:
 
         h, w = hw or self.input_hw
         batch = np.empty((len(crops), h, w, 3), np.uint8)
-        for i, c in enumerate(crops):  # resized in place, as bytes: one float pass below instead of five
+        for i, c in enumerate(crops):  # resized as bytes: one float pass below instead of five
             interp = cv2.INTER_AREA if c.shape[0] > h else cv2.INTER_LINEAR
-            cv2.resize(np.ascontiguousarray(c), (w, h), dst=batch[i], interpolation=interp)
+            batch[i] = cv2.resize(c, (w, h), interpolation=interp)  # anything but H x W x 3 raises here
         out = batch.transpose(0, 3, 1, 2).astype(np.float32, order="C")
         out *= _SCALE
         out += _SHIFT

@@ -85,5 +85,5 @@ class OpenVinoBackbone:
         """(N, C, h, w) float32 feature maps of a preprocessed (N, 3, H, W) float32 batch."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         request = self._request(tuple(x.shape))
-        with self._lock:  # one infer request per shape: calls on one shape take turns
+        with self._lock:  # one call at a time: each uses every core already
             return np.array(request.infer({0: x})[0], dtype=np.float32, copy=True)

@@ -200,6 +200,10 @@ def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "aut
     """The exported backbone of an embedder, run by ONNX Runtime or OpenVINO: the cached file, exported first
     when it is missing, unreadable or not the expected model."""
     onnx_cls = ONNX_EMBEDDERS[name]
+    if runtime == "openvino":  # a bad precision is the caller's error, not a reason to export again
+        from engine.models.openvino_rt import resolve_precision
+
+        precision = resolve_precision(precision)
     path, key = onnx_path(name)
     if path.is_file():
         try:

@@ -83,9 +83,9 @@ class Engine:
         With ``ray_address`` ("local" starts a local Ray) the images are embedded by Ray workers."""
         t0 = time.perf_counter()
         if self.settings.index.index_backend == "milvus":  # an unreachable server fails now, not after embedding
-            from engine.index.milvus import connect, resolve_uri
+            from engine.index.milvus import ping, resolve_uri
 
-            connect(resolve_uri(self.settings.index.milvus_uri or None))
+            ping(resolve_uri(self.settings.index.milvus_uri or None))
         cache = EmbeddingCache(self.settings.home / "embeddings")
         if ray_address:
             from engine.index.ray_build import ray_catalogue_regions
