@@ -77,3 +77,19 @@ def test_a_dead_or_malformed_stream_url_is_one_line(stream_env):
     at.button(key="match.stream_start").click().run()
     assert_clean(at)
     assert len(at.error) == 1 and "not a stream address" in at.error[0].value
+
+
+def test_an_unexpected_failure_stops_the_stream_with_one_line(stream_env, monkeypatch):
+    from engine.pipeline.live import LiveMatch
+
+    def broken(self):
+        raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr(LiveMatch, "step", broken)
+    url, _, _ = stream_env
+    at = _start(url)
+    assert len(at.error) == 1 and "matching the stream failed" in at.error[0].value
+    assert at.button(key="match.stream_stop").disabled  # stopped: no refresh fails again every second
+    at.run()
+    assert_clean(at)
+    assert len(at.error) == 1

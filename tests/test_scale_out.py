@@ -197,6 +197,23 @@ def test_adding_and_removing_a_product_updates_milvus_rows_without_a_rebuild(tmp
     engine = workspace.update_index(s, load_catalogue(root), [], removed=["777"])
     assert "777" not in engine.index.products
     assert milvus.connect(target.uri).query(target.collection, filter='product == "777"', output_fields=["id"]) == []
+    # an earlier update that failed (the catalogue was edited, the index not): the next update reconciles both ways
+    from engine.io.editing import remove_product
+
+    gone = sorted(engine.index.products)[0]
+    remove_product(root, gone)
+    engine = workspace.update_index(s, load_catalogue(root), [])
+    assert gone not in engine.index.products and "777" in engine.index.products
+    assert milvus.connect(target.uri).query(target.collection, filter=f'product == "{gone}"', output_fields=["id"]) == []
+
+
+def test_a_bad_milvus_timeout_is_a_one_line_error_when_used(monkeypatch, tmp_path):
+    _need("pymilvus")
+    from engine.index import milvus
+
+    monkeypatch.setenv("LIVEMATCH_MILVUS_TIMEOUT", "10s")
+    with pytest.raises(IndexFileError, match="not a number of seconds"):
+        milvus.connect(str(tmp_path / "new.db"))
 
 
 @pytest.mark.parametrize("backend, shops", [("annoy", ("b",)), ("milvus", ("a",))])
@@ -266,6 +283,17 @@ def test_ray_build_equals_plain_build_and_reuses_the_cache(local_ray, plain_regi
     again = EmbeddingCache(tmp_path / "cache")  # a rerun embeds nothing: every image is in the shared cache
     _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 2, cache=again), plain)
     assert again.hits == catalogue.n_images and again.misses == 0
+
+
+def test_more_ray_workers_than_cpus_share_them(local_ray, plain_regions, settings, tmp_path, monkeypatch):
+    """3 workers on a 2-CPU Ray: each gets a share of a CPU, instead of one waiting forever to be placed."""
+    from engine.index import ray_build
+    from engine.index.cache import EmbeddingCache
+
+    catalogue, plain = plain_regions
+    monkeypatch.setattr(ray_build, "CHUNK", 4)
+    monkeypatch.setattr(ray_build, "CHUNK_TIMEOUT_S", 180.0)  # a regression fails here instead of hanging
+    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 3, cache=EmbeddingCache(tmp_path / "c")), plain)
 
 
 def test_ray_worker_killed_midway_is_retried(local_ray, plain_regions, settings, tmp_path, monkeypatch):
@@ -387,3 +415,27 @@ def test_without_the_scale_packages_the_engine_imports_and_says_what_to_install(
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["the milvus backend needs pymilvus: pip install -r requirements-scale.txt",
                                        "build-index --ray needs ray: pip install -r requirements-scale.txt"]
+
+
+def test_remove_product_keeps_what_it_could_not_put_back(tmp_path, demo_dir, monkeypatch):
+    """A removal that fails half-way, and whose restore fails too, deletes nothing: the error says where the files are."""
+    from engine.errors import CatalogueError
+    from engine.io import editing
+    from engine.io.editing import copy_catalogue, remove_product
+
+    root = copy_catalogue(demo_dir, tmp_path / "cat")
+    pid = sorted(p.name for p in (Path(root) / "image").iterdir())[0]
+    annotations = sorted(p.name for p in (Path(root) / "image_annotation" / pid).iterdir())
+    rename = os.rename
+
+    def failing(src, dst):
+        if ".livematch-remove-" in str(src) or Path(src).parent.name == "image":  # the images, or putting back
+            raise OSError("disk gone")
+        rename(src, dst)
+
+    monkeypatch.setattr(editing.os, "rename", failing)
+    with pytest.raises(CatalogueError, match="kept in") as e:
+        remove_product(root, pid)  # the annotations move aside, the images do not, the annotations cannot go back
+    kept = Path(str(e.value).rsplit("kept in ", 1)[1])
+    assert sorted(p.name for p in (kept / "annotations").iterdir()) == annotations
+    assert (Path(root) / "image" / pid).is_dir()
