@@ -47,6 +47,22 @@ def chromium() -> str:
     return path
 
 
+@contextlib.contextmanager
+def _app_page(chromium: str, env: dict[str, str], log: Path, plain: bool = False):
+    """(base URL, a Playwright page in headless chromium) for a fresh `streamlit run app.py` with ``env``; the server
+    and the browser are always stopped."""
+    from playwright.sync_api import sync_playwright
+
+    with app_server(env, log, plain=plain) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            yield url, page
+        finally:
+            browser.close()
+
+
 PAGES = {"": "Match a clip", "match": "Match a clip", "inspect": "Inspect", "catalogue": "Catalogue", "evaluate": "Evaluate"}
 
 
@@ -55,84 +71,71 @@ def test_a_deep_link_on_a_fresh_server_shows_the_whole_app(chromium: str, demo_d
                                                             path: str) -> None:
     """The first request a new server ever serves is a page of pages/: it is drawn inside the app's shell
     (navigation, sidebar settings, layout), with no "Page not found" dialog and no legacy page list."""
-    from playwright.sync_api import sync_playwright
 
     env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir)}
-    with app_server(env, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(60_000)
-            t0 = time.perf_counter()
-            page.goto(f"{url}/{path}")
-            wait_idle(page, 120_000)
-            cold = time.perf_counter() - t0
-            nav = page.locator(".st-key-lm-nav").inner_text()
-            assert all(title in nav for title in PAGES.values()), nav
-            assert page.locator('[data-testid="stSidebarNav"]').count() == 0  # no legacy page list
-            assert "Catalogue folder" in page.inner_text("body")  # the sidebar settings of the shell
-            assert page.locator("h1").first.inner_text() == PAGES[path]
-            assert page.get_by_text("Page not found").count() == 0
-            assert page.locator('[data-testid="stException"]').count() == 0
-            t0 = time.perf_counter()
-            page.reload()
-            wait_idle(page, 120_000)
-            print(f"/{path}: cold deep link {cold:.2f} s, the same page reloaded {time.perf_counter() - t0:.2f} s")
-        finally:
-            browser.close()
+    with _app_page(chromium, env, tmp_path / "streamlit.log") as (url, page):
+        t0 = time.perf_counter()
+        page.goto(f"{url}/{path}")
+        wait_idle(page, 120_000)
+        cold = time.perf_counter() - t0
+        nav = page.locator(".st-key-lm-nav").inner_text()
+        assert all(title in nav for title in PAGES.values()), nav
+        assert page.locator('[data-testid="stSidebarNav"]').count() == 0  # no legacy page list
+        assert "Catalogue folder" in page.inner_text("body")  # the sidebar settings of the shell
+        assert page.locator("h1").first.inner_text() == PAGES[path]
+        assert page.get_by_text("Page not found").count() == 0
+        assert page.locator('[data-testid="stException"]').count() == 0
+        t0 = time.perf_counter()
+        page.reload()
+        wait_idle(page, 120_000)
+        print(f"/{path}: cold deep link {cold:.2f} s, the same page reloaded {time.perf_counter() - t0:.2f} s")
 
 
 def test_upload_a_clip_and_see_the_product(chromium: str, demo_dir: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     catalogue = load_catalogue(demo_dir)
     truth = "900003"
     name = catalogue.products[truth].name
     env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
            "LIVEMATCH_FRAMES": "3"}
-    with app_server(env, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(60_000)
-            page.goto(f"{url}/catalogue")  # a deep link on a freshly started server: drawn in the app's frame
-            wait_idle(page, 120_000)
-            nav = page.locator(".st-key-lm-nav").inner_text()
-            assert "Match a clip" in nav and "Catalogue" in nav and "Catalogue folder" in page.inner_text("body")
-            assert page.locator("h1").first.inner_text() == "Catalogue"
+    with _app_page(chromium, env, tmp_path / "streamlit.log") as (url, page):
+        page.goto(f"{url}/catalogue")  # a deep link on a freshly started server: drawn in the app's frame
+        wait_idle(page, 120_000)
+        nav = page.locator(".st-key-lm-nav").inner_text()
+        assert "Match a clip" in nav and "Catalogue" in nav and "Catalogue folder" in page.inner_text("body")
+        assert page.locator("h1").first.inner_text() == "Catalogue"
 
-            page.goto(f"{url}/")  # the Match page
-            wait_idle(page, 60_000)
-            assert page.locator("h1").first.inner_text() == "Match a clip"
-            assert "MP4, MOV, AVI, MKV, WEBM" in page.inner_text("body") and "200 MB" in page.inner_text("body")
+        page.goto(f"{url}/")  # the Match page
+        wait_idle(page, 60_000)
+        assert page.locator("h1").first.inner_text() == "Match a clip"
+        assert "MP4, MOV, AVI, MKV, WEBM" in page.inner_text("body") and "200 MB" in page.inner_text("body")
 
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-                str(demo_dir / "video" / f"{truth}.mp4"))
-            page.get_by_text("is shown in").wait_for(timeout=MATCH_TIMEOUT_MS)
-            wait_idle(page, MATCH_TIMEOUT_MS)
-            alert = page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
-            assert name in alert and f"{truth}.mp4" in alert
-            assert page.locator('[data-testid="stImage"]').count() >= 3 + 3  # frames and product cards
-            assert page.locator('[data-testid="stPlotlyChart"]').count() == 1
-            assert page.locator('[data-testid="stException"]').count() == 0
-            assert page.get_by_text("Page not found").count() == 0
-            shot = tmp_path / "match.png"
-            full_page_screenshot(page, shot)
-            assert shot.stat().st_size > 50_000
-            if SHOTS:
-                Path(SHOTS).mkdir(parents=True, exist_ok=True)
-                shutil.copy(shot, Path(SHOTS) / "e2e-match.png")
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+            str(demo_dir / "video" / f"{truth}.mp4"))
+        page.get_by_text("is shown in").wait_for(timeout=MATCH_TIMEOUT_MS)
+        wait_idle(page, MATCH_TIMEOUT_MS)
+        alert = page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
+        assert name in alert and f"{truth}.mp4" in alert
+        assert page.locator('[data-testid="stImage"]').count() >= 3 + 3  # frames and product cards
+        assert page.locator('[data-testid="stPlotlyChart"]').count() == 1
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.get_by_text("Page not found").count() == 0
+        shot = tmp_path / "match.png"
+        full_page_screenshot(page, shot)
+        assert shot.stat().st_size > 50_000
+        if SHOTS:
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            shutil.copy(shot, Path(SHOTS) / "e2e-match.png")
 
-            bad = tmp_path / "not-a-video.mp4"
-            bad.write_bytes(b"definitely not a video " * 100)
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
-            page.locator('[data-testid="stAlertContentError"]').wait_for(timeout=60_000)
-            wait_idle(page, 60_000)  # the error shows while the rerun still runs: the old result goes at its end
-            assert "not-a-video.mp4" in page.locator('[data-testid="stAlertContentError"]').inner_text()
-            assert page.locator('[data-testid="stException"]').count() == 0
-            expect(page.locator('[data-testid="stAlertContentSuccess"]')).to_have_count(0, timeout=30_000)
-        finally:
-            browser.close()
+        bad = tmp_path / "not-a-video.mp4"
+        bad.write_bytes(b"definitely not a video " * 100)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bad))
+        page.locator('[data-testid="stAlertContentError"]').wait_for(timeout=60_000)
+        wait_idle(page, 60_000)  # the error shows while the rerun still runs: the old result goes at its end
+        assert "not-a-video.mp4" in page.locator('[data-testid="stAlertContentError"]').inner_text()
+        assert page.locator('[data-testid="stException"]').count() == 0
+        expect(page.locator('[data-testid="stAlertContentSuccess"]')).to_have_count(0, timeout=30_000)
 
 
 @contextlib.contextmanager
@@ -163,7 +166,6 @@ def test_a_match_in_the_app_takes_the_command_lines_time(chromium: str, demo_dir
     """The plain `streamlit run app.py` (settings from .streamlit/config.toml, a .venv inside the checkout) matches a
     clip in the time `python -m engine match` takes for it: both print their stage times; the ratio is printed.
     The assertion only catches a regression of the kind issue 13 found (the file watcher: 2.5-3x)."""
-    from playwright.sync_api import sync_playwright
 
     clip = demo_dir / "video" / "900002.mp4"
     env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
@@ -176,18 +178,13 @@ def test_a_match_in_the_app_takes_the_command_lines_time(chromium: str, demo_dir
         return float(re.search(r"\((\d+\.\d+) s\)", out.stdout).group(1))
 
     cli = [cli_seconds(), cli_seconds()]  # the first may build the index; one more after the app, below
-    with _venv_in_checkout(), app_server(env, tmp_path / "plain.log", plain=True) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{url}/match")
-            wait_idle(page, 120_000)
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(clip))
-            page.get_by_text("Download result (JSON)").wait_for(timeout=MATCH_TIMEOUT_MS)
-            wait_idle(page, MATCH_TIMEOUT_MS)
-            app_s = _stage_seconds(page.inner_text("body"))
-        finally:
-            browser.close()
+    with _venv_in_checkout(), _app_page(chromium, env, tmp_path / "plain.log", plain=True) as (url, page):
+        page.goto(f"{url}/match")
+        wait_idle(page, 120_000)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(clip))
+        page.get_by_text("Download result (JSON)").wait_for(timeout=MATCH_TIMEOUT_MS)
+        wait_idle(page, MATCH_TIMEOUT_MS)
+        app_s = _stage_seconds(page.inner_text("body"))
     cli.append(cli_seconds())
     ratio = app_s / min(cli)
     with capsys.disabled():  # shown in the README's test command's output, not only on failure
@@ -199,32 +196,26 @@ def test_a_match_in_the_app_takes_the_command_lines_time(chromium: str, demo_dir
 def test_a_stream_url_is_matched_live_in_the_browser(chromium: str, demo_dir: Path, tmp_path: Path, serve) -> None:
     """Stream URL on the Match page: Start, the live view refreshes itself until the stream ends, the product is
     named, Stop is then disabled; no traceback."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     truth = "900001"
     name = load_catalogue(demo_dir).products[truth].name
     stream = f"{serve(demo_dir / 'video')}/{truth}.mp4"
     env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
            "LIVEMATCH_STREAM_EVERY": "0.5"}
-    with app_server(env, tmp_path / "stream.log") as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(60_000)
-            page.goto(f"{url}/match")
-            wait_idle(page, 120_000)
-            page.get_by_text("Stream URL", exact=True).click()
-            box = page.locator(".st-key-match-stream_url input")
-            box.fill(stream)
-            box.press("Enter")
-            page.get_by_role("button", name="Start").click()
-            page.get_by_text("The stream ended after 4 frames").wait_for(timeout=MATCH_TIMEOUT_MS)
-            wait_idle(page, 60_000)
-            body = page.inner_text("body")
-            assert name in body and "Recent frames" in body
-            expect(page.get_by_role("button", name="Stop")).to_be_disabled()
-            assert page.locator('[data-testid="stException"]').count() == 0
-            if SHOTS:
-                full_page_screenshot(page, Path(SHOTS) / "e2e-stream.png")
-        finally:
-            browser.close()
+    with _app_page(chromium, env, tmp_path / "stream.log") as (url, page):
+        page.goto(f"{url}/match")
+        wait_idle(page, 120_000)
+        page.get_by_text("Stream URL", exact=True).click()
+        box = page.locator(".st-key-match-stream_url input")
+        box.fill(stream)
+        box.press("Enter")
+        page.get_by_role("button", name="Start").click()
+        page.get_by_text("The stream ended after 4 frames").wait_for(timeout=MATCH_TIMEOUT_MS)
+        wait_idle(page, 60_000)
+        body = page.inner_text("body")
+        assert name in body and "Recent frames" in body
+        expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+        assert page.locator('[data-testid="stException"]').count() == 0
+        if SHOTS:
+            full_page_screenshot(page, Path(SHOTS) / "e2e-stream.png")
