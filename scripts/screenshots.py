@@ -108,7 +108,6 @@ def shoot_stream(url: str, clip: Path, out: Path = OUT) -> Path:
             page.get_by_text("Stream URL", exact=True).click()
             box = page.locator(".st-key-match-stream_url input")
             box.fill(f"{base}/{clip.name}")
-            box.press("Enter")
             page.get_by_role("button", name="Start").click()
             page.get_by_text("The stream ended after").wait_for(timeout=300_000)
             wait_idle(page)

@@ -26,7 +26,8 @@ def _start(url: str):
     at = open_app()
     at.radio(key="match.mode").set_value("Stream URL").run()
     assert_clean(at)
-    assert at.button(key="match.stream_start").disabled  # nothing to start yet
+    at.button(key="match.stream_start").click().run()  # nothing typed yet: a hint, nothing started
+    assert len(at.error) == 1 and "Paste a stream address first" in at.error[0].value
     at.text_input(key="match.stream_url").set_value(url).run()
     at.button(key="match.stream_start").click().run()
     assert_clean(at)

@@ -209,7 +209,6 @@ def test_a_stream_url_is_matched_live_in_the_browser(chromium: str, demo_dir: Pa
         page.get_by_text("Stream URL", exact=True).click()
         box = page.locator(".st-key-match-stream_url input")
         box.fill(stream)
-        box.press("Enter")
         page.get_by_role("button", name="Start").click()
         page.get_by_text("The stream ended after 4 frames").wait_for(timeout=MATCH_TIMEOUT_MS)
         wait_idle(page, 60_000)

@@ -65,13 +65,14 @@ class LiveSession:
 def stream_panel(settings: Settings, catalogue: Catalogue) -> None:
     """The URL field, Start and Stop, and the live view of the stream this session matches. Start and Stop act in
     their callbacks, before the page is drawn, so both buttons are drawn in the state they lead to."""
-    url = st.text_input("Stream URL", key=URL_KEY, placeholder="https://…/clip.mp4, https://…/live.m3u8 or rtsp://…",
+    st.text_input("Stream URL", key=URL_KEY, placeholder="https://…/clip.mp4, https://…/live.m3u8 or rtsp://…",
                         help=f"An HTTP(S) file, an HLS playlist, or an RTSP/RTMP stream, read with FFmpeg. A frame "
-                             f"is matched every {settings.detection.stream_every:g} s of stream.").strip()
+                             f"is matched every {settings.detection.stream_every:g} s of stream.")
     session: LiveSession | None = st.session_state.get(LIVE_KEY)
     running = session is not None and session.running
     start_col, stop_col, _ = st.columns([1, 1, 5])
-    start_col.button("Start", type="primary", icon=":material/play_arrow:", disabled=running or not url,
+    # not disabled while the field is empty: a URL typed and then Start clicked arrive in the same rerun
+    start_col.button("Start", type="primary", icon=":material/play_arrow:", disabled=running,
                      key="match.stream_start", width="stretch", on_click=_start, args=(settings, catalogue))
     stop_col.button("Stop", icon=":material/stop:", disabled=not running, key="match.stream_stop", width="stretch",
                     on_click=_stop)
@@ -97,6 +98,9 @@ def _start(settings: Settings, catalogue: Catalogue) -> None:
     if old is not None:
         old.stop()
     url = str(st.session_state.get(URL_KEY) or "").strip()
+    if not url:
+        st.session_state[ERROR_KEY] = "Paste a stream address first: http(s)://, rtsp:// or rtmp://."
+        return
     if not is_url(url):
         st.session_state[ERROR_KEY] = f"{url}: not a stream address. Use http(s)://, rtsp:// or rtmp://."
         return
