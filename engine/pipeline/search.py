@@ -78,14 +78,15 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
     best: dict[str, tuple[float, RegionRef, int]] = {}  # product -> (similarity, region, window)
     catalogue = index.product_similarities(vectors, candidates)
     for pid in candidates:
-        sims, refs = _pairs(index, catalogue.get(pid), extra.get(pid), s.example_offset)
-        if not refs:
+        pairs = _Pairs.of(index, catalogue.get(pid), extra.get(pid), s.example_offset)
+        if pairs is None:
             continue
+        sims = pairs.sims
         if penalty:
-            other = np.array([[merged(r.category) != c for r in refs] for c in fused])
+            other = np.array([[merged(pairs.ref(j).category) != c for j in range(sims.shape[1])] for c in fused])
             sims = sims - penalty * other
         w, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
-        best[pid] = (float(sims[w, j]), refs[int(j)], int(w))
+        best[pid] = (float(sims[w, j]), pairs.ref(int(j)), int(w))
     ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
     top_window = ranked[0][1][2] if ranked else 0
     neighbours = tuple(Neighbour(ref, sim) for _, (sim, ref, _) in ranked[: s.region_candidates])
@@ -97,18 +98,28 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
     return region, {pid: sim for pid, (sim, _, _) in best.items()}
 
 
-def _pairs(index: ProductIndex, catalogue: tuple[np.ndarray, np.ndarray] | None,
-           examples: tuple[np.ndarray, list[RegionRef]] | None, offset: float) -> tuple[np.ndarray, list[RegionRef]]:
-    """A product's cosine matrix (windows x regions) over its catalogue regions, then its livestream examples
-    (their cosines less ``offset``)."""
-    mats, refs = [], []
-    if catalogue is not None:
-        mats.append(catalogue[0])
-        refs += [index.items[int(j)] for j in catalogue[1]]
-    if examples is not None:
-        mats.append(examples[0] - offset)
-        refs += examples[1]
-    return (np.concatenate(mats, axis=1) if mats else np.zeros((0, 0), np.float32)), refs
+@dataclass(frozen=True)
+class _Pairs:
+    """A product's cosine matrix (windows x regions): its catalogue regions (item ids), then its livestream
+    examples (cosines less the offset). Regions are looked up only for the columns asked for (the best one,
+    or every one when categories weigh in), not built for every candidate."""
+
+    sims: np.ndarray
+    index: ProductIndex
+    ids: np.ndarray
+    examples: list[RegionRef]
+
+    @classmethod
+    def of(cls, index: ProductIndex, catalogue: tuple[np.ndarray, np.ndarray] | None,
+           examples: tuple[np.ndarray, list[RegionRef]] | None, offset: float) -> _Pairs | None:
+        mats = ([catalogue[0]] if catalogue is not None else []) + ([examples[0] - offset] if examples else [])
+        if not mats or sum(m.shape[1] for m in mats) == 0:
+            return None
+        ids = catalogue[1] if catalogue is not None else np.zeros(0, int)
+        return cls(np.concatenate(mats, axis=1), index, ids, examples[1] if examples else [])
+
+    def ref(self, j: int) -> RegionRef:
+        return self.index.items[int(self.ids[j])] if j < len(self.ids) else self.examples[j - len(self.ids)]
 
 
 def product_scores(index: ProductIndex, vector: np.ndarray, examples: ExampleSet = NO_EXAMPLES,
