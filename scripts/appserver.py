@@ -1,7 +1,7 @@
-"""Start the Streamlit app on a free local port and drive it with Playwright (used by the browser test and
-scripts/screenshots.py).
-
-The server runs in its own process group and is always killed on exit; every wait is bounded.
+"""Drive the app with Playwright (used by the browser test and scripts/screenshots.py): chromium, waits, full-page
+screenshots, and a local file server with byte ranges. The app server itself is engine.eval.startup.app_server
+(the bench starts it too), re-exported here; it runs in its own process group and is always killed on exit; every
+wait is bounded.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ import contextlib
 import http.server
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.eval.startup import app_server  # noqa: E402,F401 - the one server launcher, re-exported
+
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
@@ -30,62 +29,6 @@ def chromium_path() -> str | None:
         if Path(p).is_file() and os.access(p, os.X_OK):
             return p
     return shutil.which("chromium")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def app_server(env: dict[str, str], log_path: Path, start_timeout_s: float = 60.0,
-               plain: bool = False) -> Iterator[str]:
-    """Run ``streamlit run app.py`` on localhost with extra environment ``env``; yields its base URL. ``plain``: only
-    the port and address are given, everything else comes from the checkout's .streamlit/config.toml, as for a
-    user who types the README's command."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1"]
-    if not plain:
-        cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            deadline = time.monotonic() + start_timeout_s
-            while not _healthy(url):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log_path}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"streamlit did not start within {start_timeout_s:.0f} s; see {log_path}")
-                time.sleep(0.3)
-            yield url
-        finally:
-            _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 IDLE_JS = """() => !document.querySelector('[data-testid="stStatusWidget"]')

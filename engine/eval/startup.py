@@ -28,7 +28,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from engine.config import Settings
 
@@ -101,28 +101,44 @@ def _terminate(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def app_server(env: dict[str, str | None], log_path: Path, start_timeout_s: float = 180.0,
+               plain: bool = False) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on a free local port, with ``env`` over this process's environment (None: unset),
+    until its health endpoint answers ok; yields its base URL; the server (its whole process group) is always
+    stopped. ``plain``: only the port and address are given, everything else comes from the checkout's
+    .streamlit/config.toml, as for a user who types the README's command. The one server launcher: the bench,
+    the browser tests and the screenshots use it."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+           "--server.address", "127.0.0.1"]
+    if not plain:
+        cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    full = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            while not _health_ok(f"{url}/_stcore/health"):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log_path}")
+                if time.perf_counter() - t0 > start_timeout_s:
+                    raise TimeoutError(f"streamlit was not healthy after {start_timeout_s:.0f} s; see {log_path}")
+                time.sleep(0.05)
+            yield url
+        finally:
+            _terminate(proc)
+
+
 def server_start_s(home: Path, log_path: Path, timeout_s: float = 180.0) -> float:
     """Seconds from launching ``streamlit run app.py`` until its health endpoint answers ok; the server is
     stopped again."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-           str(port), "--server.fileWatcherType", "none", "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false"]
-    url = f"http://127.0.0.1:{port}/_stcore/health"
-    with open(log_path, "wb") as log:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=app_env(home), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            while not _health_ok(url):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log_path}")
-                if time.perf_counter() - t0 > timeout_s:
-                    raise TimeoutError(f"streamlit was not healthy after {timeout_s:.0f} s; see {log_path}")
-                time.sleep(0.05)
-            return time.perf_counter() - t0
-        finally:
-            _terminate(proc)
+    t0 = time.perf_counter()
+    env = {"LIVEMATCH_HOME": str(home), "LIVEMATCH_CATALOGUE": "", "LIVEMATCH_DEMO_DIR": None}  # as app_env
+    with app_server(env, log_path, timeout_s):
+        return time.perf_counter() - t0
 
 
 def app_first_run(home: Path, clip_id: str) -> dict:
