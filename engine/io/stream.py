@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from engine.errors import VideoError
-from engine.io.video import _open, _to_rgb, is_url
+from engine.io.video import is_url, open_capture, to_rgb
 from engine.types import Frame
 
 DEFAULT_EVERY_S = 2.0  # a frame every 2 s of stream (settings: stream_every): a product is shown for tens of s
@@ -29,7 +29,7 @@ class StreamReader:
         if every_s <= 0:
             raise VideoError("the sampling interval must be positive")
         self.url, self.every_s = str(url), float(every_s)
-        self._cap = _open(url)  # a one-line VideoError for a dead or unreachable source
+        self._cap = open_capture(url)  # a one-line VideoError for a dead or unreachable source
         self._fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
         self._read = 0  # frames decoded so far
         self._next_s = 0.0  # stream time of the next frame to keep
@@ -66,7 +66,7 @@ class StreamReader:
                     continue
                 ok, bgr = self._cap.retrieve()
                 if ok and bgr is not None:
-                    kept.append(Frame(index, round(t, 3), _to_rgb(bgr)))
+                    kept.append(Frame(index, round(t, 3), to_rgb(bgr)))
                     self._next_s = t + self.every_s
         if not kept and self._read == 0:
             raise VideoError(f"{self.label}: no frame could be read from the stream")

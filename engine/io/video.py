@@ -49,7 +49,9 @@ class ClipInfo:
 IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 
 
-def _open(path: str | Path):  # -> cv2.VideoCapture
+def open_capture(path: str | Path):  # -> cv2.VideoCapture
+    """An opened capture of a file or URL (the one place a clip is opened: clips, frames, live streams); a missing,
+    empty, image or unreadable file, or a dead URL, is a one-line VideoError."""
     import cv2
 
     if is_url(path):
@@ -79,7 +81,7 @@ def probe(path: str | Path) -> ClipInfo:
     """Read a clip's frame count, fps and size without decoding it."""
     import cv2
 
-    cap = _open(path)
+    cap = open_capture(path)
     try:
         info = ClipInfo(
             str(path),
@@ -107,7 +109,7 @@ def sample_indices(frame_count: int, n: int) -> list[int]:
     return sorted({int((i + 0.5) * frame_count / n) for i in range(n)})
 
 
-def _to_rgb(bgr: np.ndarray, downscale: bool = True) -> np.ndarray:
+def to_rgb(bgr: np.ndarray, downscale: bool = True) -> np.ndarray:
     import cv2
 
     h, w = bgr.shape[:2]
@@ -123,7 +125,7 @@ def sample_frames(path: str | Path, n: int = 10) -> list[Frame]:
     fps = info.fps if info.fps > 0 else 25.0
     frames = read_frames(path, sample_indices(info.frame_count, n), fps) if info.frame_count > 0 else []
     if not frames:  # unknown frame count or seeking failed: read sequentially, bounded
-        cap = _open(path)
+        cap = open_capture(path)
         try:
             frames = _read_sequential(cap, n, fps)
         finally:
@@ -138,7 +140,7 @@ def read_frames(path: str | Path, indices: list[int], fps: float = 0.0, downscal
     Frames that cannot be read are left out; ``downscale=False`` keeps annotated frames at their own size."""
     import cv2
 
-    cap = _open(path)
+    cap = open_capture(path)
     fps = fps or float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
     frames: list[Frame] = []
     try:
@@ -146,7 +148,7 @@ def read_frames(path: str | Path, indices: list[int], fps: float = 0.0, downscal
             cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
             ok, bgr = cap.read()
             if ok and bgr is not None:
-                frames.append(Frame(idx, idx / fps, _to_rgb(bgr, downscale)))
+                frames.append(Frame(idx, idx / fps, to_rgb(bgr, downscale)))
     finally:
         cap.release()
     return frames
@@ -162,7 +164,7 @@ def _read_sequential(cap, n: int, fps: float, limit: int = 3000) -> list[Frame]:
         if not ok:
             break
         if i % step == 0:
-            kept.append(Frame(i, i / fps, _to_rgb(bgr)))
+            kept.append(Frame(i, i / fps, to_rgb(bgr)))
             if len(kept) >= 4 * n:
                 kept = kept[::2]
                 step *= 2
