@@ -72,7 +72,7 @@ def test_an_hls_playlist_is_read_across_its_segments(tmp_path, serve):
 
 def test_a_dead_stream_is_a_one_line_error():
     with pytest.raises(VideoError, match="cannot open the stream") as e:
-        StreamReader(_dead_url())
+        StreamReader(_dead_url(), every_s=2.0)
     assert "\n" not in str(e.value)
     with pytest.raises(VideoError, match="positive"):
         StreamReader(_dead_url(), every_s=0)

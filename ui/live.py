@@ -105,8 +105,7 @@ def _start(settings: Settings, catalogue: Catalogue) -> None:
         st.session_state[ERROR_KEY] = f"{url}: not a stream address. Use http(s)://, rtsp:// or rtmp://."
         return
     try:
-        live = LiveMatch(state.get_engine(settings, catalogue), url, settings.detection.stream_every,
-                         per_step=FRAMES_PER_STEP)
+        live = LiveMatch(state.get_engine(settings, catalogue), url, per_step=FRAMES_PER_STEP)
     except EngineError as e:
         st.session_state[ERROR_KEY] = str(e)
         return

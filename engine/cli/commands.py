@@ -86,7 +86,7 @@ def _match_live(engine, url: str, args: argparse.Namespace) -> int:
     """``match URL --live``: one line per sampled frame, the ranking over the recent frames when it changes."""
     from engine.pipeline.live import LiveMatch
 
-    live = LiveMatch(engine, url, every_s=engine.settings.detection.stream_every)
+    live = LiveMatch(engine, url)  # a frame every stream_every seconds (--every)
     shown: list[str] = []
     try:
         while not live.ended and (args.max_frames <= 0 or live.frames_seen < args.max_frames):

@@ -17,13 +17,13 @@ from engine.errors import VideoError
 from engine.io.video import is_url, open_capture, to_rgb
 from engine.types import Frame
 
-DEFAULT_EVERY_S = 2.0  # a frame every 2 s of stream (settings: stream_every): a product is shown for tens of s
 
 
 class StreamReader:
     """Sampled frames of a live source, a few at a time (``next_frames``), until it ends or is closed."""
 
-    def __init__(self, url: str | Path, every_s: float = DEFAULT_EVERY_S) -> None:
+    def __init__(self, url: str | Path, every_s: float) -> None:
+        """``every_s``: seconds of stream between kept frames (the setting ``stream_every``, 2 s by default)."""
         import cv2
 
         if every_s <= 0:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from engine.io.stream import DEFAULT_EVERY_S, StreamReader
+from engine.io.stream import StreamReader
 from engine.pipeline.engine import Engine
 from engine.pipeline.votes import rank
 from engine.types import Frame, FrameVote, MatchResult
@@ -30,10 +30,10 @@ class LiveUpdate:
 class LiveMatch:
     """A stream being matched: call ``step()`` again and again (each reads and matches ``per_step`` frames)."""
 
-    def __init__(self, engine: Engine, url: str, every_s: float = DEFAULT_EVERY_S, per_step: int = 1,
+    def __init__(self, engine: Engine, url: str, every_s: float | None = None, per_step: int = 1,
                  recent: int = RECENT_FRAMES) -> None:
         self.engine = engine
-        self.reader = StreamReader(url, every_s)
+        self.reader = StreamReader(url, engine.settings.detection.stream_every if every_s is None else every_s)
         self.per_step = max(1, int(per_step))
         self.recent: deque[FrameVote] = deque(maxlen=max(1, int(recent)))
         self.frames_seen = 0
