@@ -40,7 +40,7 @@ class PathSettings:
 @dataclass(frozen=True)
 class ModelSettings:
     detector: str = "ssd-mobilenet-v2-coco"
-    embedder: str = "efficientnet-lite0-gem"
+    embedder: str = "efficientnet-lite012-gem"  # EfficientNet-Lite0+1+2 ensemble (engine.models.ensemble)
     head: str = ""  # projection head checkpoint from train-embedding ("" = the backbone's own features)
     garment_model: str = ""  # garment region head from train-garments ("" = searched garment windows)
     domain_mean: str = "auto"  # livestream mean queries are centred on: "auto" (shipped per embedder), "none", a .npy

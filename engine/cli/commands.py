@@ -210,11 +210,11 @@ def cmd_train_garments(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from engine.models import DETECTORS, EMBEDDERS
+    from engine.models import DETECTORS, embedder_names
     from engine.models.check import classify_files
 
     print("detectors:", ", ".join(DETECTORS))
-    print("embedders:", ", ".join(EMBEDDERS))
+    print("embedders:", ", ".join(embedder_names()))
     for path, top in classify_files(args.images):
         print(f"{path}: " + ", ".join(f"{name} {p:.2f}" for name, p in top))
     return 0

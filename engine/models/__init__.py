@@ -29,14 +29,26 @@ def build_embedder(name: str, device: str = "auto", runtime: str = "torch", prec
                    **kwargs: Any) -> Embedder:
     """Build a fresh embedder by registry name, run by ``runtime`` (see engine.models.runtime) at ``precision``
     (OpenVINO only: "auto", "bf16" or "f32")."""
+    from engine.models.ensemble import EnsembleEmbedder, is_ensemble, members_of
     from engine.models.runtime import EXPORTED, build_onnx_embedder, resolve_runtime
 
+    if is_ensemble(name):  # members are the process-wide ones: an ensemble and its members share their models
+        members = members_of(name)
+        return EnsembleEmbedder(name, [get_embedder(m, device, "", runtime, precision) for m, _ in members],
+                                [w for _, w in members])
     if name not in EMBEDDERS:
-        raise KeyError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
+        raise KeyError(f"unknown embedder {name!r}; choose one of {', '.join(embedder_names())}")
     runtime = resolve_runtime(name, device, runtime)
     if runtime in EXPORTED:
         return build_onnx_embedder(name, device=device, runtime=runtime, precision=precision)
     return EMBEDDERS[name](device=device, **kwargs)
+
+
+def embedder_names() -> list[str]:
+    """Every embedder a setting may name: the single backbones, then the named ensembles."""
+    from engine.models.ensemble import ENSEMBLES
+
+    return list(EMBEDDERS) + list(ENSEMBLES)
 
 
 def _signature(path: str) -> tuple[int, int]:
@@ -66,13 +78,24 @@ def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str =
     export, else torch), "torch", "onnxruntime" or "openvino"; ``precision``: OpenVINO's ("auto", "bf16", "f32")."""
     from engine.models.runtime import resolve_runtime
 
-    runtime = resolve_runtime(name, device, runtime)
-    with _lock:
-        precision = precision if runtime == "openvino" else "auto"
-        key = ("embedder", name, device, runtime, precision)
-        if key not in _cache:
-            _cache[key] = build_embedder(name, device=device, runtime=runtime, precision=precision)
-        base = _cache[key]
+    from engine.models.ensemble import is_ensemble
+
+    key = ("embedder", name, device, runtime, precision)
+    if is_ensemble(name):  # built outside the lock: its members take it
+        with _lock:
+            base = _cache.get(key)
+        if base is None:
+            base = build_embedder(name, device=device, runtime=runtime, precision=precision)
+            with _lock:
+                base = _cache.setdefault(key, base)
+    else:
+        runtime = resolve_runtime(name, device, runtime)
+        with _lock:
+            precision = precision if runtime == "openvino" else "auto"
+            key = ("embedder", name, device, runtime, precision)
+            if key not in _cache:
+                _cache[key] = build_embedder(name, device=device, runtime=runtime, precision=precision)
+            base = _cache[key]
     if not head:
         return base
     from engine.models.heads import HeadEmbedder
@@ -94,6 +117,6 @@ def get_garment_head(path: str):  # -> engine.garment_head.GarmentHead
         return _cache[key]
 
 
-__all__ = ["DETECTORS", "EMBEDDERS", "Detector", "Embedder", "build_detector", "build_embedder",
+__all__ = ["DETECTORS", "EMBEDDERS", "Detector", "Embedder", "build_detector", "build_embedder", "embedder_names",
            "get_detector", "get_embedder",
            "get_garment_head"]

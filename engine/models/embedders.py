@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from engine.errors import ModelError
-from engine.models.weights import efficientnet_lite0_file, local_weights
+from engine.models.weights import efficientnet_lite_file, local_weights
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -98,17 +98,20 @@ class TorchEmbedder:
         return x.contiguous(memory_format=torch.channels_last)  # faster depthwise convolutions, CPU and GPU
 
     def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        torch = self._torch
         if not crops:
             return np.zeros((0, self.dim), np.float32)
-        out = []
-        for start in range(0, len(crops), batch_size):
-            x = self._to_device(self.preprocess(crops[start : start + batch_size]))
-            with torch.inference_mode():
-                f = self._features(x)
-                f = torch.nn.functional.normalize(f.float(), dim=1)
-            out.append(f.cpu().numpy())
+        out = [self.embed_preprocessed(self.preprocess(crops[start : start + batch_size]))
+               for start in range(0, len(crops), batch_size)]
         return np.concatenate(out).astype(np.float32)
+
+    def embed_preprocessed(self, batch: np.ndarray) -> np.ndarray:
+        """(N, dim) L2-normalised vectors of a batch already made by ``preprocess`` (an ensemble preprocesses
+        once for all its members)."""
+        torch = self._torch
+        x = self._to_device(batch)
+        with torch.inference_mode():
+            f = torch.nn.functional.normalize(self._features(x).float(), dim=1)
+        return f.cpu().numpy().astype(np.float32)
 
     def feature_maps(self, regions: list[np.ndarray], batch_size: int = 16) -> list:
         """The last-stage feature map (C, h, w, float32 torch tensors on the CPU) of each region, from ONE
@@ -162,23 +165,28 @@ class TorchEmbedder:
         raise NotImplementedError
 
 
-def load_efficientnet_lite0():
-    """timm tf_efficientnet_lite0 with the packaged ImageNet weights (keys mapped in order)."""
+def load_efficientnet_lite(variant: int = 0):
+    """timm tf_efficientnet_lite{variant} with the packaged ImageNet weights (keys mapped in order)."""
     import timm
     import torch
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    state = torch.load(efficientnet_lite0_file(), map_location="cpu", weights_only=True)
+    model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+    state = torch.load(efficientnet_lite_file(variant), map_location="cpu", weights_only=True)
     target = model.state_dict()
     if len(state) != len(target):
-        raise ModelError("EfficientNet-Lite0 weights do not match timm's tf_efficientnet_lite0")
+        raise ModelError(f"EfficientNet-Lite{variant} weights do not match timm's tf_efficientnet_lite{variant}")
     mapped = {}
     for (k_src, v), (k_dst, ref) in zip(state.items(), target.items()):
         if tuple(v.shape) != tuple(ref.shape):
-            raise ModelError(f"EfficientNet-Lite0 weight {k_src} does not fit {k_dst}")
+            raise ModelError(f"EfficientNet-Lite{variant} weight {k_src} does not fit {k_dst}")
         mapped[k_dst] = v
     model.load_state_dict(mapped)
     return model
+
+
+def load_efficientnet_lite0():
+    """timm tf_efficientnet_lite0 with the packaged ImageNet weights (keys mapped in order)."""
+    return load_efficientnet_lite(0)
 
 
 class EfficientNetLite0GeM(TorchEmbedder):
@@ -187,11 +195,12 @@ class EfficientNetLite0GeM(TorchEmbedder):
     name = "efficientnet-lite0-gem"
     dim = 320
     key = "efficientnet-lite0-gem/in1k/288x224/p3/v1"
+    variant = 0
 
     def _build(self):
         import torch
 
-        full = load_efficientnet_lite0()
+        full = load_efficientnet_lite(self.variant)
         return torch.nn.Sequential(full.conv_stem, full.bn1, full.blocks)
 
     supports_bands = True
@@ -204,6 +213,24 @@ class EfficientNetLite0GeM(TorchEmbedder):
 
     def _pool(self, fmap):
         return gem(fmap, 3.0)
+
+
+class EfficientNetLite1GeM(EfficientNetLite0GeM):
+    """Last convolutional stage (320 channels) of EfficientNet-Lite1, GeM-pooled (p=3), same input as Lite0."""
+
+    name = "efficientnet-lite1-gem"
+    dim = 320
+    key = "efficientnet-lite1-gem/in1k/288x224/p3/v1"
+    variant = 1
+
+
+class EfficientNetLite2GeM(EfficientNetLite0GeM):
+    """Last convolutional stage (352 channels) of EfficientNet-Lite2, GeM-pooled (p=3), same input as Lite0."""
+
+    name = "efficientnet-lite2-gem"
+    dim = 352
+    key = "efficientnet-lite2-gem/in1k/288x224/p3/v1"
+    variant = 2
 
 
 class EfficientNetLite0Head(TorchEmbedder):
@@ -244,6 +271,8 @@ class ResNet50(TorchEmbedder):
 
 EMBEDDERS: dict[str, Callable[..., Embedder]] = {
     EfficientNetLite0GeM.name: EfficientNetLite0GeM,
+    EfficientNetLite1GeM.name: EfficientNetLite1GeM,
+    EfficientNetLite2GeM.name: EfficientNetLite2GeM,
     EfficientNetLite0Head.name: EfficientNetLite0Head,
     ResNet50.name: ResNet50,
 }

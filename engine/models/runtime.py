@@ -28,8 +28,9 @@ import numpy as np
 
 from engine.errors import ModelError
 from engine.io.files import atomic_write, file_digest
-from engine.models.embedders import EfficientNetLite0GeM, TorchEmbedder, resolve_device
-from engine.models.weights import efficientnet_lite0_file
+from engine.models.embedders import (EfficientNetLite0GeM, EfficientNetLite1GeM, EfficientNetLite2GeM, TorchEmbedder,
+                                     resolve_device)
+from engine.models.weights import efficientnet_lite0_file, efficientnet_lite1_file, efficientnet_lite2_file
 
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 EXPORTED = ("onnxruntime", "openvino")  # runtimes that run the exported ONNX backbone
@@ -68,6 +69,11 @@ def resolve_runtime(name: str, device: str = "auto", runtime: str = "auto") -> s
         raise ModelError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
     if runtime == "torch":
         return "torch"
+    from engine.models.ensemble import is_ensemble, members_of
+
+    if is_ensemble(name):  # every member resolved on its own; an ensemble runs where all its members can
+        found = {resolve_runtime(m, device, runtime) for m, _ in members_of(name)}
+        return found.pop() if len(found) == 1 else "torch"
     exportable = name in ONNX_EMBEDDERS
     installed = {"openvino": openvino_available(), "onnxruntime": onnxruntime_available()}
     if runtime == "auto":
@@ -258,7 +264,18 @@ class OnnxEfficientNetLite0GeM(OnnxEmbedder, EfficientNetLite0GeM):
     WEIGHTS = staticmethod(efficientnet_lite0_file)
 
 
-ONNX_EMBEDDERS: dict[str, type[OnnxEmbedder]] = {OnnxEfficientNetLite0GeM.name: OnnxEfficientNetLite0GeM}
+class OnnxEfficientNetLite1GeM(OnnxEmbedder, EfficientNetLite1GeM):
+    TORCH_CLASS = EfficientNetLite1GeM
+    WEIGHTS = staticmethod(efficientnet_lite1_file)
+
+
+class OnnxEfficientNetLite2GeM(OnnxEmbedder, EfficientNetLite2GeM):
+    TORCH_CLASS = EfficientNetLite2GeM
+    WEIGHTS = staticmethod(efficientnet_lite2_file)
+
+
+ONNX_EMBEDDERS: dict[str, type[OnnxEmbedder]] = {
+    c.name: c for c in (OnnxEfficientNetLite0GeM, OnnxEfficientNetLite1GeM, OnnxEfficientNetLite2GeM)}
 
 
 def build_onnx_embedder(name: str, device: str = "cpu", runtime: str = "onnxruntime",

