@@ -188,24 +188,55 @@ class ProductScore:
     best_box: tuple[float, float, float, float] | None = None
 
 
-UNCERTAIN_BELOW = 0.02  # evidence margin (mean best cosine per frame) under which the top product is "uncertain"
+# The verdict's rule. "confident" needs the top product to lead the runner-up on votes AND by at least this share of
+# its lead over the median product (the relative margin: scale-free, so it reads the same for any embedder). The value
+# was chosen on watchlive-dev by the leave-one-clip-out calibration of ``python -m engine evaluate --compare``
+# (engine.eval.nested.calibrate_verdict): the smallest threshold whose confident answers on the other clips are at
+# least 90% right; see docs/results.md for its held-out accuracy and coverage.
+CONFIDENT_RELATIVE_MARGIN = 0.485
+UNCERTAIN_BELOW = CONFIDENT_RELATIVE_MARGIN  # the former name
 
 
 @dataclass(frozen=True)
 class Verdict:
     """How sure a clip's answer is: "confident", "uncertain" (the runner-up is close) or "none" (nothing matched).
-    Uncertain when the top product's evidence leads the runner-up's by less than UNCERTAIN_BELOW, or when it does
-    not also lead on votes."""
+    Confident when the top product leads the runner-up on votes and its relative margin (lead over the runner-up
+    divided by its lead over the median product) is at least the threshold (CONFIDENT_RELATIVE_MARGIN)."""
 
     level: str
     top: str | None
     runner_up: str | None
     evidence_margin: float  # top minus runner-up, in mean best similarity per frame
     vote_margin: int  # top's votes minus the runner-up's
+    relative_margin: float = 0.0  # evidence_margin / (top minus the median product's evidence), 0..1
 
     @property
     def confident(self) -> bool:
         return self.level == "confident"
+
+
+def relative_margin(ranking: tuple[ProductScore, ...] | list[ProductScore]) -> float:
+    """The top product's lead over the runner-up as a share of its lead over the median product (0 when no lead)."""
+    if len(ranking) < 2:
+        return 1.0 if ranking else 0.0
+    evidence = sorted((p.mean_similarity for p in ranking), reverse=True)
+    spread = evidence[0] - float(np.median(evidence))
+    return round(max(0.0, evidence[0] - evidence[1]) / spread, 4) if spread > 1e-9 else 0.0
+
+
+def verdict_of(ranking: tuple[ProductScore, ...] | list[ProductScore],
+               threshold: float = CONFIDENT_RELATIVE_MARGIN) -> Verdict:
+    """The verdict of a ranking under a relative-margin threshold (the calibration tries several)."""
+    if not ranking:
+        return Verdict("none", None, None, 0.0, 0)
+    top = ranking[0]
+    if len(ranking) == 1:
+        return Verdict("confident", top.product_id, None, top.mean_similarity, top.votes, 1.0)
+    second = ranking[1]
+    evidence, votes = round(top.mean_similarity - second.mean_similarity, 4), top.votes - second.votes
+    rel = relative_margin(ranking)
+    sure = rel >= threshold and votes > 0
+    return Verdict("confident" if sure else "uncertain", top.product_id, second.product_id, evidence, votes, rel)
 
 
 @dataclass(frozen=True)
@@ -224,15 +255,7 @@ class MatchResult:
 
     @property
     def verdict(self) -> Verdict:
-        if not self.ranking:
-            return Verdict("none", None, None, 0.0, 0)
-        top = self.ranking[0]
-        if len(self.ranking) == 1:
-            return Verdict("confident", top.product_id, None, top.mean_similarity, top.votes)
-        second = self.ranking[1]
-        evidence, votes = round(top.mean_similarity - second.mean_similarity, 4), top.votes - second.votes
-        sure = evidence >= UNCERTAIN_BELOW and votes > 0
-        return Verdict("confident" if sure else "uncertain", top.product_id, second.product_id, evidence, votes)
+        return verdict_of(self.ranking)
 
     def rank_of(self, product_id: str) -> int | None:
         """1-based rank of a product, or None when it is not ranked."""

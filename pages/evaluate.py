@@ -12,7 +12,7 @@ from engine.types import EvalReport
 from ui import state
 from ui.shell import shell
 from ui.components import guard, page_header
-from ui.charts import run_line
+from ui.charts import risk_coverage_chart, run_line
 from ui.evaluation import render_learned, run_evaluation
 from ui.views import product_names, render_report
 
@@ -30,6 +30,19 @@ def saved_report(dataset: str) -> tuple[EvalReport, Path] | None:
     if not path.is_file():
         return None
     return state.load_report(path), path
+
+
+def render_verdict_curve(report: EvalReport) -> None:
+    """How far the verdict can be trusted: the risk-coverage curve and the leave-one-clip-out calibration."""
+    from engine.eval.nested import calibrate_verdict, format_calibration
+
+    if sum(o.truth is not None for o in report.clips) < 2:
+        return
+    st.subheader("Can the verdict be trusted?", anchor=False)
+    st.caption("Clips sorted by how sure the verdict is (its relative margin), surest first: the share answered "
+               "wrongly when only the surest clips are answered. Below the dotted line the verdict says confident.")
+    st.plotly_chart(risk_coverage_chart(report), width="stretch", config={"displayModeBar": False})
+    st.caption(format_calibration(calibrate_verdict(report.clips)).capitalize() + ".")
 
 
 def main() -> None:
@@ -69,6 +82,7 @@ def main() -> None:
             for p in o.result.ranking:
                 names.setdefault(p.product_id, p.name)
         render_report(report, names)
+        render_verdict_curve(report)
         st.page_link("pages/inspect.py", label="Inspect these matches frame by frame", icon=":material/compare:")
         render_learned(settings, dataset)
 

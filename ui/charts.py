@@ -163,3 +163,28 @@ def margin_chart(report: EvalReport) -> go.Figure:
     fig.update_yaxes(title="frames: truth − best rival", zeroline=True, zerolinecolor="#c7cad6", gridcolor="#eef0f6")
     fig.update_xaxes(type="category", title="clip")
     return fig
+
+
+def risk_coverage_chart(report: EvalReport) -> go.Figure:
+    """The verdict's risk-coverage curve: answering only the clips the verdict is surest of (highest relative
+    margin first), the share of answered clips that are wrong, against the share answered."""
+    from engine.eval.nested import risk_coverage
+    from engine.types import CONFIDENT_RELATIVE_MARGIN
+
+    points = risk_coverage(report.clips)
+    fig = go.Figure(go.Scatter(
+        x=[0.0] + [c for c, _, _ in points], y=[0.0] + [r for _, r, _ in points], mode="lines+markers",
+        line=dict(color=PRIMARY, shape="hv"), marker=dict(size=8, color=PRIMARY),
+        customdata=[None] + [m for _, _, m in points],
+        hovertemplate="answered %{x:.0%} of clips<br>wrong among them %{y:.0%}<br>"
+                      "relative margin ≥ %{customdata:.2f}<extra></extra>",
+    ))
+    confident = [c for c, _, m in points if m >= CONFIDENT_RELATIVE_MARGIN]
+    if confident:
+        fig.add_vline(x=max(confident), line_dash="dot", line_color=MUTED,
+                      annotation_text="confident verdicts", annotation_position="top left")
+    fig.add_hrect(y0=0, y1=0.1, fillcolor=GOOD, opacity=0.08, line_width=0)
+    _layout(fig, 300)
+    fig.update_xaxes(title="coverage: share of clips answered", range=[0, 1.02], tickformat=".0%", gridcolor="#eef0f6")
+    fig.update_yaxes(title="risk: share answered wrongly", range=[-0.02, 1.02], tickformat=".0%", gridcolor="#eef0f6")
+    return fig

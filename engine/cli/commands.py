@@ -134,9 +134,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"report: {result.save(args.report or learned_report_path(settings, args.dataset))}")
         return 0
     if args.compare:
-        from engine.eval.evaluate import compare, format_comparison
+        from engine.eval.evaluate import compare, format_comparison, save_comparison
 
-        print(format_comparison(compare(args.dataset, settings, progress=progress_bar("compare"))))
+        rows = compare(args.dataset, settings, progress=progress_bar("compare"))
+        print(format_comparison(rows))
+        if args.report:
+            print(f"report: {save_comparison(rows, args.report)}")
         return 0
     report = evaluate(args.dataset, settings, progress=progress_bar("evaluate"))
     for s in report.skipped:

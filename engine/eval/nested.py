@@ -1,0 +1,197 @@
+"""Honest selection on few clips: nested leave-one-clip-out, and a verdict calibrated the same way.
+
+With a handful of development clips, the set-up that is best on all of them is partly chosen by noise. The nested
+figure measures the *procedure* instead: for each clip, the set-up that is best on the OTHER clips (by clip top-1,
+then MRR, then region top-1; ties to the earlier set-up of the registry, so a change must beat what is listed
+before it) is scored on
+the clip left out. Its mean over clips is what a new clip can expect from choosing that way; a change becomes a
+default only when it wins there. Region top-1 is pooled over the held-out clips' boxes, each under the set-up chosen
+without that clip.
+
+The verdict's threshold (a relative margin, see engine.types.verdict_of) is calibrated the same way: for each clip,
+the smallest threshold whose confident answers on the other clips are at least ``target`` right, applied to the clip
+left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from engine.types import ClipOutcome, EvalReport, relative_margin, verdict_of
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One fold: the clip left out, the set-up chosen on the others, and how that set-up did on the clip."""
+
+    clip: str
+    chosen: str
+    rank: int | None
+    region_hits: int
+    region_boxes: int
+
+
+@dataclass(frozen=True)
+class NestedResult:
+    """The nested leave-one-clip-out figure of a comparison."""
+
+    folds: tuple[HeldOut, ...]
+    top1: float
+    mrr: float
+    region_top1: float
+    chosen_on_all: str  # the set-up the same rule picks on every clip: what would become the default
+
+    @property
+    def hits(self) -> int:
+        return sum(f.rank == 1 for f in self.folds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _scored(report: EvalReport) -> dict[str, ClipOutcome]:
+    return {o.video_id: o for o in report.clips if o.truth is not None}
+
+
+def selection_key(report: EvalReport, clips: set[str]) -> tuple[float, float, float]:
+    """(top-1, MRR, region top-1) of a report restricted to ``clips``: the order set-ups are chosen by."""
+    outcomes = [o for cid, o in _scored(report).items() if cid in clips]
+    regions = [r for r in report.regions if r.video_id in clips]
+    n = max(1, len(outcomes))
+    return (round(sum(o.truth_rank == 1 for o in outcomes) / n, 9),
+            round(sum(1.0 / o.truth_rank for o in outcomes if o.truth_rank) / n, 9),
+            round(sum(r.rank == 1 for r in regions) / max(1, len(regions)), 9))
+
+
+def _best(rows: list[tuple[str, EvalReport]], clips: set[str]) -> str:
+    best_name, best_key = rows[0][0], selection_key(rows[0][1], clips)
+    for name, report in rows[1:]:
+        key = selection_key(report, clips)
+        if key > best_key:  # strictly better: ties stay with the earlier set-up
+            best_name, best_key = name, key
+    return best_name
+
+
+def nested_loco(rows: list[tuple[str, EvalReport]]) -> NestedResult:
+    """The nested leave-one-clip-out figure of set-ups evaluated on the same clips."""
+    if not rows:
+        raise ValueError("no set-ups to choose from")
+    clips = sorted(set.intersection(*(set(_scored(r)) for _, r in rows)))
+    by_name = dict(rows)
+    folds = []
+    for clip in clips:
+        chosen = _best(rows, set(clips) - {clip}) if len(clips) > 1 else rows[0][0]
+        report = by_name[chosen]
+        outcome = _scored(report)[clip]
+        regions = [r for r in report.regions if r.video_id == clip]
+        folds.append(HeldOut(clip, chosen, outcome.truth_rank, sum(r.rank == 1 for r in regions), len(regions)))
+    n = max(1, len(folds))
+    boxes = sum(f.region_boxes for f in folds)
+    return NestedResult(
+        tuple(folds), round(sum(f.rank == 1 for f in folds) / n, 4),
+        round(sum(1.0 / f.rank for f in folds if f.rank) / n, 4),
+        round(sum(f.region_hits for f in folds) / boxes, 4) if boxes else 0.0,
+        _best(rows, set(clips)) if clips else rows[0][0])
+
+
+def format_nested(nested: NestedResult) -> str:
+    lines = ["nested leave-one-clip-out (the set-up chosen on the other clips, scored on the one left out):",
+             f"{'clip':<10} {'rank':>5} {'region':>8}  chosen on the other clips"]
+    for f in nested.folds:
+        lines.append(f"{f.clip:<10} {str(f.rank or '-'):>5} {f.region_hits:>3}/{f.region_boxes:<4}  {f.chosen}")
+    lines.append(f"nested: clip top-1 {nested.hits}/{len(nested.folds)} ({nested.top1:.3f})  MRR {nested.mrr:.3f}  "
+                 f"region top-1 {nested.region_top1:.3f} (leave-clip-out)")
+    lines.append(f"chosen on all clips (the default it supports): {nested.chosen_on_all}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------- the verdict
+@dataclass(frozen=True)
+class VerdictFold:
+    clip: str
+    threshold: float  # chosen on the other clips
+    relative_margin: float
+    confident: bool
+    correct: bool
+
+
+@dataclass(frozen=True)
+class VerdictCalibration:
+    """The verdict's threshold, chosen on all clips and leave-one-clip-out, with the held-out verdicts' accuracy."""
+
+    target: float
+    threshold_all: float
+    folds: tuple[VerdictFold, ...]
+
+    @property
+    def confident(self) -> list[VerdictFold]:
+        return [f for f in self.folds if f.confident]
+
+    @property
+    def confident_accuracy(self) -> float | None:
+        c = self.confident
+        return round(sum(f.correct for f in c) / len(c), 4) if c else None
+
+    @property
+    def uncertain_accuracy(self) -> float | None:
+        u = [f for f in self.folds if not f.confident]
+        return round(sum(f.correct for f in u) / len(u), 4) if u else None
+
+    @property
+    def coverage(self) -> float:
+        return round(len(self.confident) / max(1, len(self.folds)), 4)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "confident_accuracy": self.confident_accuracy,
+                "uncertain_accuracy": self.uncertain_accuracy, "coverage": self.coverage}
+
+
+def choose_threshold(points: list[tuple[float, bool, bool]], target: float) -> float:
+    """The smallest relative-margin threshold whose confident answers (margin >= threshold and a vote lead) are at
+    least ``target`` right on ``points`` (relative margin, vote lead, correct); set halfway down to the next smaller
+    margin so it does not sit on a sample. Above every margin when no threshold reaches the target."""
+    margins = sorted({m for m, lead, _ in points if lead})
+    for i, t in enumerate(margins):
+        chosen = [ok for m, lead, ok in points if lead and m >= t]
+        if chosen and sum(chosen) / len(chosen) >= target:
+            below = margins[i - 1] if i > 0 else 0.0
+            return round((t + below) / 2, 4)
+    return round((margins[-1] if margins else 0.0) + 1e-3, 4)
+
+
+def _point(o: ClipOutcome) -> tuple[float, bool, bool]:
+    v = o.result.verdict
+    return relative_margin(o.result.ranking), v.vote_margin > 0, o.correct
+
+
+def calibrate_verdict(outcomes: list[ClipOutcome] | tuple[ClipOutcome, ...], target: float = 0.9) -> VerdictCalibration:
+    """The verdict threshold chosen on all clips, and each clip's verdict under the threshold chosen without it."""
+    scored = [o for o in outcomes if o.truth is not None and o.result.ranking]
+    folds = []
+    for o in scored:
+        others = [_point(x) for x in scored if x is not o]
+        t = choose_threshold(others, target) if others else 0.0
+        v = verdict_of(o.result.ranking, t)
+        folds.append(VerdictFold(o.video_id, t, v.relative_margin, v.confident, o.correct))
+    return VerdictCalibration(target, choose_threshold([_point(o) for o in scored], target), tuple(folds))
+
+
+def format_calibration(cal: VerdictCalibration) -> str:
+    acc = "-" if cal.confident_accuracy is None else f"{cal.confident_accuracy:.2f}"
+    unc = "-" if cal.uncertain_accuracy is None else f"{cal.uncertain_accuracy:.2f}"
+    return (f"verdict, leave-one-clip-out (threshold chosen on the other clips for >= {cal.target:.0%} right): "
+            f"{len(cal.confident)} of {len(cal.folds)} clips confident (coverage {cal.coverage:.2f}), "
+            f"confident right {acc}, uncertain right {unc}; threshold on all clips {cal.threshold_all:.3f}")
+
+
+def risk_coverage(outcomes: list[ClipOutcome] | tuple[ClipOutcome, ...]) -> list[tuple[float, float, float]]:
+    """(coverage, risk, relative margin) when only the clips at or above each relative margin are answered,
+    most sure first: the risk-coverage curve of the verdict's score."""
+    points = sorted(((relative_margin(o.result.ranking), o.correct) for o in outcomes
+                     if o.truth is not None and o.result.ranking), key=lambda p: -p[0])
+    out, wrong = [], 0
+    for i, (m, ok) in enumerate(points, 1):
+        wrong += not ok
+        out.append((round(i / len(points), 4), round(wrong / i, 4), m))
+    return out
