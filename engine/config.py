@@ -73,6 +73,8 @@ class SearchSettings:
     example_offset: float = 0.2  # a livestream example's (correction's) cosine counts this much less: examples share
     # the query domain, so other clips' frames resemble them more than any catalogue photo (README, Results)
     use_examples: bool = True  # search the livestream examples (corrections); evaluate turns it off (no leakage)
+    product_pooling: str = "mean"  # a product's similarity to a window: "max" (its best catalogue region) or "mean"
+    # (the mean over its catalogue regions: every view must fit, so a product with many generic views is no hub)
     rank_by: str = "similarity"  # clip ranking: "similarity" (evidence summed over frames) or "votes" (one per frame)
     top_k: int = 5  # products shown (display only)
     shop: str = ""  # search only this shop's products ("" = every shop)

@@ -77,6 +77,8 @@ def test_relative_margin_verdict() -> None:
 def test_threshold_is_the_smallest_that_keeps_confident_answers_right() -> None:
     points = [(0.1, True, False), (0.3, True, True), (0.5, True, True), (0.7, True, True)]
     assert choose_threshold(points, 0.9) == pytest.approx(0.2)  # halfway between 0.1 (wrong) and 0.3
+    assert choose_threshold([(0.3, True, True), (0.5, True, True)], 0.9) == pytest.approx(0.3)  # nothing below: on it
+    assert choose_threshold([(0.05, False, False), (0.3, True, True)], 0.9) == pytest.approx(0.175)  # below: any clip
     assert choose_threshold([(0.2, True, False), (0.4, True, False)], 0.9) > 0.4  # nothing reaches 90%: none
     cal = calibrate_verdict([_clip("a", True), _clip("b", True), _clip("c", False)])
     assert len(cal.folds) == 3 and cal.coverage <= 1.0
@@ -130,3 +132,16 @@ def test_default_ensemble_on_real_weights_is_normalised_and_shares_members() -> 
     assert np.allclose(v[:, :320] * np.sqrt(3), lite0.embed(crops), atol=1e-4)
     bands = ens.embed_bands(crops[:1], [(0.0, 1.0), (0.2, 0.6)])
     assert bands.shape == (1, 2, 992) and np.allclose(np.linalg.norm(bands, axis=2), 1.0, atol=1e-4)
+
+
+def test_product_pooling_mean_needs_every_view_to_fit() -> None:
+    from engine.pipeline.search import pool_product
+
+    # Two windows; a product with three catalogue regions and one livestream example (last column).
+    sims = np.array([[0.9, 0.2, 0.1, 0.3],
+                     [0.5, 0.5, 0.5, 0.6]], np.float32)
+    assert np.allclose(pool_product(sims, 3, "max"), [0.9, 0.6])
+    assert np.allclose(pool_product(sims, 3, "mean"), [0.4, 0.6])  # the example still counts on its own
+    assert np.allclose(pool_product(sims[:, :3], 3, "mean"), [0.4, 0.5])
+    with pytest.raises(ValueError):
+        pool_product(sims, 3, "median")

@@ -44,7 +44,9 @@ def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames")
     p.add_argument("--catalogue", help="catalogue folder (Tianchi layout or a folder per product); default: demo")
     p.add_argument("--index-dir", dest="index_dir", help="index folder (default: under ~/.cache/livematch)")
     p.add_argument("--detector", help="ssd-mobilenet-v2-coco (default) or ssd300-vgg16")
-    p.add_argument("--embedder", help="efficientnet-lite012-gem (default: the Lite0+1+2 ensemble), efficientnet-lite0-gem, efficientnet-lite02-gem, efficientnet-lite1-gem, efficientnet-lite2-gem, efficientnet-lite0, resnet50, or ensemble:NAME[*W]+NAME[*W]")
+    p.add_argument("--embedder", help="efficientnet-lite012-gem (default: the Lite0+1+2 ensemble), "
+                   "efficientnet-lite0-gem, efficientnet-lite02-gem, efficientnet-lite1-gem, efficientnet-lite2-gem, "
+                   "efficientnet-lite0, resnet50, or ensemble:NAME[*W]+NAME[*W]")
     p.add_argument(frames_flag, dest="frames", type=int, help="frames sampled per clip (default 10)")
     p.add_argument("--det-threshold", dest="det_threshold", type=float, help="detection score threshold")
     p.add_argument("--device", help="auto, cpu or cuda")
@@ -66,7 +68,10 @@ def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames")
     p.add_argument("--example-offset", dest="example_offset", type=float,
                    help="a livestream example's (correction's) similarity counts this much less (see README)")
     p.add_argument("--domain-mean", dest="domain_mean",
-                   help="livestream mean queries are centred on: auto (shipped, default), none, or a .npy file")
+                   help="livestream mean queries are centred on: auto (the embedder's shipped mean; the default "
+                   "ensemble has none: no centring), none, or a .npy file")
+    p.add_argument("--product-pooling", dest="product_pooling", choices=("max", "mean"),
+                   help="a product's similarity to a window: its best catalogue region (max) or the mean over them")
     p.add_argument("--rank-by", dest="rank_by", choices=("similarity", "votes"),
                    help="rank products by evidence summed over frames (default) or by one vote per frame")
     p.add_argument("--category-source", dest="category_source", choices=("fused", "head", "knn"),

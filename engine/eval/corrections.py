@@ -106,7 +106,8 @@ def _score(engine: Engine, name: str, clips: list[_Clip], examples_for: Callable
         result = engine.match_query(c.later, examples)
         ranks.append(result.rank_of(str(c.ref.truth)))
         for v in c.boxes:
-            sims = product_scores(index, v, examples, engine.settings.search.example_offset)
+            sims = product_scores(index, v, examples, engine.settings.search.example_offset,
+                                  engine.settings.search.product_pooling)
             n_boxes += 1
             region_hits += max(sims, key=sims.get) == c.ref.truth if sims else 0  # type: ignore[arg-type]
     n = max(1, len(ranks))

@@ -20,6 +20,7 @@ from engine.io.files import atomic_write
 from engine.io.images import crop
 from engine.io.video import read_frames
 from engine.pipeline.engine import Engine
+from engine.pipeline.search import product_scores
 from engine.types import CONFIDENT_RELATIVE_MARGIN, ClipOutcome, EvalReport, Metrics, RegionOutcome
 from engine.workspace import index_dir_for
 
@@ -66,7 +67,7 @@ def metrics(outcomes: list[ClipOutcome], regions: list[RegionOutcome] = ()) -> M
 
 def region_retrieval(engine: Engine, clips: list[ClipRef]) -> list[RegionOutcome]:
     """Each annotated box of the sold product, in the clip frames that have one, searched on its own (no
-    detector, no windows): the rank of its true product. It separates feature quality from region quality."""
+    detector, no windows; products pooled over their regions as the settings say): the rank of its true product. It separates feature quality from region quality."""
     index = engine.index
     assert index is not None
     out: list[RegionOutcome] = []
@@ -78,8 +79,8 @@ def region_retrieval(engine: Engine, clips: list[ClipRef]) -> list[RegionOutcome
         for frame in read_frames(clip.path, sorted(boxes), downscale=False):
             vectors = engine.embedder.embed([crop(frame.image, b) for b in boxes[frame.index]])
             for box, v in zip(boxes[frame.index], vectors):
-                sims = index.product_similarities(v[None], list(index.products))
-                order = sorted(sims, key=lambda pid: -float(sims[pid][0].max()))
+                sims = product_scores(index, v, pooling=engine.settings.search.product_pooling)
+                order = sorted(sims, key=lambda pid: -sims[pid])
                 rank = order.index(clip.truth) + 1 if clip.truth in order else None
                 out.append(RegionOutcome(clip.video_id, frame.index, tuple(float(x) for x in box),  # type: ignore[arg-type]
                                          str(clip.truth), rank, order[0] if order else None))

@@ -149,14 +149,16 @@ class VerdictCalibration:
 
 def choose_threshold(points: list[tuple[float, bool, bool]], target: float) -> float:
     """The smallest relative-margin threshold whose confident answers (margin >= threshold and a vote lead) are at
-    least ``target`` right on ``points`` (relative margin, vote lead, correct); set halfway down to the next smaller
-    margin so it does not sit on a sample. Above every margin when no threshold reaches the target."""
+    least ``target`` right on ``points`` (relative margin, vote lead, correct); set halfway down to the nearest
+    margin observed below it (of any clip) so it does not sit on a sample, or on it when none was observed below
+    (nothing is known there). Above every margin when no threshold reaches the target."""
     margins = sorted({m for m, lead, _ in points if lead})
-    for i, t in enumerate(margins):
+    seen = sorted({m for m, _, _ in points})
+    for t in margins:
         chosen = [ok for m, lead, ok in points if lead and m >= t]
         if chosen and sum(chosen) / len(chosen) >= target:
-            below = margins[i - 1] if i > 0 else 0.0
-            return round((t + below) / 2, 4)
+            below = [m for m in seen if m < t]  # the nearest margin observed below (any clip): halfway to it
+            return round((t + below[-1]) / 2, 4) if below else round(t, 4)
     return round((margins[-1] if margins else 0.0) + 1e-3, 4)
 
 

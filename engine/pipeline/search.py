@@ -58,7 +58,8 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
     """Search a detected region through its garment windows.
 
     Each window fetches Annoy candidates; the union of candidate products is then re-ranked
-    exactly: a product's similarity is its best cosine over (window, catalogue region) pairs.
+    exactly: a product's similarity is its best cosine over (window, catalogue region) pairs, or with
+    ``product_pooling="mean"`` its best window's mean cosine over the product's catalogue regions.
     Livestream examples (corrections, ``examples``) are few and searched exactly: every product that has some is a
     candidate, and its examples count as its regions (compared in the query domain).
     With window categories (from the garment head) and ``category_weight`` > 0, pairs whose
@@ -86,7 +87,13 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
             other = np.array([[merged(pairs.ref(j).category) != c for j in range(sims.shape[1])] for c in fused])
             sims = sims - penalty * other
         w, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
-        best[pid] = (float(sims[w, j]), pairs.ref(int(j)), int(w))
+        if s.product_pooling == "mean":
+            pooled = pool_product(sims, pairs.n_catalogue, "mean")
+            w = int(np.argmax(pooled))
+            j = int(np.argmax(sims[w]))
+            best[pid] = (float(pooled[w]), pairs.ref(j), w)
+        else:
+            best[pid] = (float(sims[w, j]), pairs.ref(int(j)), int(w))
     ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
     top_window = ranked[0][1][2] if ranked else 0
     neighbours = tuple(Neighbour(ref, sim) for _, (sim, ref, _) in ranked[: s.region_candidates])
@@ -121,12 +128,32 @@ class _Pairs:
     def ref(self, j: int) -> RegionRef:
         return self.index.items[int(self.ids[j])] if j < len(self.ids) else self.examples[j - len(self.ids)]
 
+    @property
+    def n_catalogue(self) -> int:
+        return len(self.ids)
+
+
+POOLINGS = ("max", "mean")
+
+
+def pool_product(sims: np.ndarray, n_catalogue: int, pooling: str) -> np.ndarray:
+    """A product's similarity to each query row from its (rows x regions) cosines, the first ``n_catalogue`` columns
+    its catalogue regions and the rest its livestream examples: "max" the best region; "mean" the mean over its
+    catalogue regions (a livestream example still counts on its own: the best of that mean and the examples)."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown product pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+    if pooling == "max" or n_catalogue == 0:
+        return sims.max(axis=1)
+    pooled = sims[:, :n_catalogue].mean(axis=1)
+    return np.maximum(pooled, sims[:, n_catalogue:].max(axis=1)) if sims.shape[1] > n_catalogue else pooled
+
 
 def product_scores(index: ProductIndex, vector: np.ndarray, examples: ExampleSet = NO_EXAMPLES,
-                   offset: float = 0.0) -> dict[str, float]:
+                   offset: float = 0.0, pooling: str = "max") -> dict[str, float]:
     """One query vector compared exactly with every product's regions and livestream examples (their cosines less
-    ``offset``): the best similarity of each product."""
-    sims = {pid: float(m.max()) for pid, (m, _) in index.product_similarities(vector[None], list(index.products)).items()}
+    ``offset``): each product's similarity, pooled over its catalogue regions as ``pooling`` says."""
+    sims = {pid: float(pool_product(m, m.shape[1], pooling)[0])
+            for pid, (m, _) in index.product_similarities(vector[None], list(index.products)).items()}
     for pid, (m, _) in (examples.similarities(index.prepare(vector[None])) if len(examples) else {}).items():
         sims[pid] = max(sims.get(pid, -1.0), float(m.max()) - offset)
     return sims
