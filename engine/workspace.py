@@ -28,6 +28,19 @@ def catalogue_root(settings: Settings) -> Path:
     return generate_demo(default_demo_dir())
 
 
+def app_catalogue_roots(operator: Settings) -> list[Path]:
+    """The folders under which the app may open a catalogue typed by a visitor (``engine.io.access.confine``): the
+    built-in demo, the editable copies (<home>/catalogues), the operator's own catalogue (LIVEMATCH_CATALOGUE) and
+    the folders listed in LIVEMATCH_CATALOGUE_ROOTS. ``operator`` holds the settings from the environment."""
+    from engine.io.access import split_roots
+    from engine.io.demo import default_demo_dir
+
+    roots = [default_demo_dir(), user_copy_dir(operator).parent]
+    if operator.paths.catalogue:
+        roots.append(Path(operator.paths.catalogue))
+    return roots + [Path(r) for r in split_roots(operator.access.catalogue_roots)]
+
+
 def index_dir_for(catalogue: str | Path, settings: Settings) -> Path:
     """Where the index of a catalogue lives (<home>/index/...), unless ``paths.index_dir`` says otherwise.
     The folder is named by the catalogue's path, the embedder, the backend and the projection head."""

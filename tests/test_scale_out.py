@@ -429,7 +429,7 @@ def test_remove_product_keeps_what_it_could_not_put_back(tmp_path, demo_dir, mon
     rename = os.rename
 
     def failing(src, dst):
-        if ".livematch-remove-" in str(src) or Path(src).parent.name == "image":  # the images, or putting back
+        if ".livematch-remove-" in str(src) or Path(src).parent.parent.name == "image":  # the images, or putting back
             raise OSError("disk gone")
         rename(src, dst)
 
