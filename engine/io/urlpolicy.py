@@ -10,7 +10,8 @@ cloud metadata address) and its errors and timings map that network. So, in the 
   refused unless a pattern names that host or its network explicitly (a ``*`` never lets one through).
 
 A pattern is ``scheme://host[:port]``: ``https://cdn.example.com``, ``https://*.example.com``, ``https://*``,
-``rtsp://10.0.0.5``, ``rtsp://10.1.0.0/16`` (a network). ``check_stream_url`` returns the address or raises
+``rtsp://10.0.0.5``, ``rtsp://10.1.0.0/16`` (a network); without a port it allows the scheme's default port only,
+``:*`` any port. ``check_stream_url`` returns the address or raises
 StreamError with a one-line reason; the command line (the operator's) does not use it.
 """
 
@@ -76,9 +77,11 @@ def parse_patterns(text: str) -> list[Pattern]:
         if netloc.count(":") == 1 or (netloc.startswith("[") and "]:" in netloc):
             host, _, p = netloc.rpartition(":")
             try:
-                port = int(p)
+                port = None if p == "*" else int(p)
             except ValueError:
                 raise StreamError(f"LIVEMATCH_STREAM_ALLOW: {raw!r} has a port that is not a number") from None
+        else:
+            port = DEFAULT_PORTS[scheme]  # no port named: the scheme's own (a pattern does not open every port)
         host = host.strip("[]")
         network = None
         if parts.path not in ("", "/"):  # rtsp://10.1.0.0/16
@@ -120,19 +123,21 @@ def check_stream_url(url: str, allow: str = "", local: bool = True, resolve: Res
     port = port or DEFAULT_PORTS[scheme]
     by_name = [p for p in patterns if p.network is None and p.matches(scheme, host, port)]
     if not by_name and not any(p.network is not None and p.scheme == scheme for p in patterns):
-        raise StreamError(f"{scheme}://{host}: not an address this server may open (allowed: "
+        raise StreamError(f"{scheme}://{host}:{port}: not an address this server may open (allowed: "
                           f"{', '.join(_shown(p) for p in patterns)})")  # refused before any name is looked up
     addresses: list[IPAddress] = []
     if not local:  # resolved before anything is opened
+        literal = _literal(host)
         try:
-            addresses = [_plain(ipaddress.ip_address(a.split("%")[0])) for a in resolve(host)]
+            found = [str(literal)] if literal is not None else resolve(host)
+            addresses = [_plain(ipaddress.ip_address(a.split("%")[0])) for a in found]
         except (OSError, ValueError, UnicodeError):
             raise StreamError(f"{host}: the host name cannot be resolved") from None
         if not addresses:
             raise StreamError(f"{host}: the host name cannot be resolved")
     matching = [p for p in patterns if p.matches(scheme, host, port, addresses)]
     if not matching:
-        raise StreamError(f"{scheme}://{host}: not an address this server may open (allowed: "
+        raise StreamError(f"{scheme}://{host}:{port}: not an address this server may open (allowed: "
                           f"{', '.join(_shown(p) for p in patterns)})")
     explicit = any(p.explicit for p in matching)
     for a in addresses:
@@ -156,4 +161,4 @@ def _literal(host: str) -> IPAddress | None:
 
 def _shown(p: Pattern) -> str:
     host = str(p.network) if p.network is not None else p.host
-    return f"{p.scheme}://{host}" + (f":{p.port}" if p.port is not None else "")
+    return f"{p.scheme}://{host}" + (f":{p.port}" if p.port is not None else ":*")
