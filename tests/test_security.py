@@ -488,3 +488,122 @@ def test_clear_removes_every_file_orphans_included(tmp_path: Path) -> None:
     assert len(store.remove(["all"])) == 1
     assert store.records() == []
     assert sorted(p.name for p in store.folder.iterdir()) == [".lock", "notes.txt"]
+
+
+# ============================================================================ Milvus (needs requirements-scale.txt)
+def _need_milvus() -> None:
+    try:
+        import pymilvus  # noqa: F401
+    except ImportError:
+        if os.environ.get("LIVEMATCH_REQUIRE_SCALE"):
+            raise
+        pytest.skip("pymilvus is not installed (pip install -r requirements-scale.txt)")
+
+
+def _small_index(index_dir: Path, uri: str, model_key: str = "m"):
+    from engine.index.store import write_index
+    from engine.types import RegionRef
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(12, 8)).astype(np.float32)
+    items = [RegionRef(f"p{i % 3}", f"/x/{i}.jpg", (0, 0, 1, 1), "", 0, "whole") for i in range(12)]
+    return write_index(index_dir, v, items, {f"p{k}": {"name": f"P{k}"} for k in range(3)}, model_key,
+                       backend="milvus", uri=uri)
+
+
+def test_a_corrupt_milvus_lite_store_is_named_with_the_command_that_rebuilds_it(tmp_path: Path) -> None:
+    _need_milvus()
+    from engine.errors import IndexUnreachableError
+    from engine.index import milvus
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(os.urandom(3000))  # the whole store is garbage
+    with pytest.raises(IndexUnreachableError, match="is corrupt") as e:
+        milvus.connect(str(garbage))
+    assert f"mv {garbage} {garbage}.corrupt && python -m engine build-index" in str(e.value)
+    assert "one process at a time" not in str(e.value) and "\n" not in str(e.value)
+
+
+
+def test_a_damaged_or_corrupt_milvus_lite_store_is_said_never_a_silent_empty_answer(tmp_path: Path, demo_dir: Path,
+                                                                                    engine) -> None:
+    """The issue's reproduction: build-index and match said "cannot reach Milvus" or "one process at a time"; and a
+    damaged collection file made Milvus Lite fall back to an empty state, so match ranked nothing, in silence."""
+    _need_milvus()
+    store = tmp_path / "m.db"
+    env = {"LIVEMATCH_INDEX_BACKEND": "milvus", "LIVEMATCH_MILVUS_URI": str(store)}
+    common = ["--catalogue", str(demo_dir), "--index-dir", str(tmp_path / "ix")]
+    clip = next(c.path for c in load_catalogue(demo_dir).clips.values() if c.path)
+    assert _cli("build-index", *common, env=env).returncode == 0
+    for manifest in store.glob("collections/*/manifest.json"):
+        manifest.write_text("{{{")  # a collection's files damaged (a full disk, a copy cut short)
+    out = _cli("match", str(clip), "--frames", "2", *common, env=env)
+    assert out.returncode == 0 and "  1. " in out.stdout, (out.stdout, out.stderr)  # rebuilt, then ranked
+    assert "the store is damaged; rebuilding the index" in out.stderr
+
+    shutil.rmtree(store)
+    store.write_bytes(os.urandom(3000))  # the whole store is garbage
+    for args in (("match", str(clip), "--frames", "2"), ("build-index",)):
+        out = _cli(*args, *common, env=env)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        last = out.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: the Milvus Lite store {store} is corrupt") and "build-index" in last, last
+    os.rename(store, f"{store}.corrupt")  # what the message says to do
+    assert _cli("build-index", *common, env=env).returncode == 0
+
+
+def test_a_milvus_lite_store_held_by_another_process_says_so(tmp_path: Path) -> None:
+    _need_milvus()
+    from engine.errors import IndexUnreachableError
+    from engine.index import milvus
+
+    store = tmp_path / "held.db"
+    code = ("import sys, time\nfrom pymilvus import MilvusClient\nMilvusClient(uri=sys.argv[1])\n"
+            "print('held', flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(store)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        with pytest.raises(IndexUnreachableError, match="another process has it open"):
+            milvus.connect(str(store))
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_a_killed_milvus_build_leaves_a_collection_the_next_build_drops(tmp_path: Path) -> None:
+    _need_milvus()
+    from engine.index import milvus
+
+    uri, index_dir = str(tmp_path / "m.db"), tmp_path / "ix"
+    first = _small_index(index_dir, uri)
+    stale = milvus.MilvusTarget(uri, milvus.collection_name(index_dir, "m", ".building-k1ll3d00"))
+    milvus.create_collection(stale, 8, "m")  # what a build-index killed while writing leaves
+    other = milvus.MilvusTarget(uri, milvus.collection_name(tmp_path / "other", "m", ".building-k1ll3d00"))
+    milvus.create_collection(other, 8, "m")  # another index folder's: not this build's to drop
+    second = _small_index(index_dir, uri)
+    names = set(milvus.connect(uri).list_collections())
+    assert stale.collection not in names and other.collection in names
+    assert milvus.read_target(second / "milvus.json").collection in names  # the serving build is kept
+    assert milvus.read_target(first / "milvus.json").collection in names  # and the previous one (kept for rollback)
+
+
+def test_a_changed_milvus_uri_is_noticed_said_and_built_there(tmp_path: Path, demo_dir: Path, settings, engine,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    _need_milvus()
+    from engine import workspace
+    from engine.index import milvus
+    from engine.index.store import current_build
+
+    cat = load_catalogue(demo_dir)
+    old = settings.with_(index_backend="milvus", milvus_uri=str(tmp_path / "a.db"), index_dir=str(tmp_path / "ix"))
+    workspace.build_index(old, cat)
+    assert workspace.milvus_moved(old, tmp_path / "ix") == ""
+    new = old.with_(milvus_uri=str(tmp_path / "b.db"))
+    with caplog.at_level("WARNING"):
+        e = workspace.ready_engine(new, cat)
+    assert any("now names" in r.getMessage() and "b.db" in r.getMessage() for r in caplog.records)
+    assert milvus.read_target(current_build(tmp_path / "ix") / "milvus.json").uri == str(tmp_path / "b.db")
+    assert len(e.index.products) == len(cat.products)
+    dead = old.with_(milvus_uri="http://127.0.0.1:1")  # a dead server: said, never the old store in silence
+    with pytest.raises(EngineError, match="cannot reach Milvus at http://127.0.0.1:1"):
+        workspace.ready_engine(dead, cat)
