@@ -105,7 +105,7 @@ def remove_button(settings: Settings, catalogue: Catalogue) -> None:
         confirm(f"Remove product {pending}?",
                 f"**{name}** ({pending}) leaves the catalogue and the index. This deletes its {plan.describe()} "
                 "from the catalogue folder:", [_relative(catalogue, p) for p in (*plan.images, *plan.annotations)],
-                "Remove", _remove, settings, catalogue, pending)
+                "Remove", _remove, settings, catalogue, pending, note=plan.kept_note())
     if state.is_builtin_demo(settings) or pid not in catalogue.products or len(catalogue.products) < 2:
         return
     st.button(f"Remove product {pid}…", icon=":material/delete:", key="catalogue.remove", on_click=ask,

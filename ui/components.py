@@ -145,9 +145,9 @@ def _forget_question() -> None:
     st.session_state.pop(CONFIRM_KEY, None)
 
 
-def confirm(title: str, text: str, details: list[str], label: str, action, *args) -> None:
+def confirm(title: str, text: str, details: list[str], label: str, action, *args, note: str = "") -> None:
     """A modal dialog asking once before a destructive action: what it deletes, then ``label`` (runs
-    ``action(*args)``, then the page reruns without the dialog) or Cancel. The page's own buttons only open this
+    ``action(*args)``, then the page reruns without the dialog) or Cancel; ``note`` below the list. The page's own buttons only open this
     dialog, so after it closes no button under the cursor deletes anything. An EngineError stays in the dialog."""
 
     def body() -> None:
@@ -155,6 +155,8 @@ def confirm(title: str, text: str, details: list[str], label: str, action, *args
         if details:
             shown = details[:12] + ([f"… and {len(details) - 12} more"] if len(details) > 12 else [])
             st.markdown("\n".join(f"- `{d}`" for d in shown))
+        if note:
+            st.caption(note)
         yes, no = st.columns(2)
         if no.button("Cancel", key="confirm.cancel", width="stretch"):
             _forget_question()

@@ -40,6 +40,7 @@ from PIL import Image
 from engine.categories import CATEGORY_EN
 from engine.errors import CatalogueError, ImageError
 from engine.io.catalogue import IMAGE_SUFFIXES
+from engine.io.files import read_json
 from engine.io.images import read_rgb
 
 MAX_IMAGES = 50
@@ -140,11 +141,16 @@ class Removal:
     kept: tuple[Path, ...]  # other entries of the product's folders, left in place
 
     def describe(self) -> str:
+        """What is deleted: "3 images and 2 annotation files"."""
         n, m = len(self.images), len(self.annotations)
-        text = f"{n} image{'s' if n != 1 else ''} and {m} annotation file{'s' if m != 1 else ''}"
-        if self.kept:
-            text += f"; {len(self.kept)} other file(s) or folder(s) there are kept"
-        return text
+        return f"{n} image{'s' if n != 1 else ''} and {m} annotation file{'s' if m != 1 else ''}"
+
+    def kept_note(self) -> str:
+        """What stays ("" when nothing else is in the product's folders)."""
+        if not self.kept:
+            return ""
+        return (f"{len(self.kept)} other file(s) or folder(s) in the product's folders stay: only files the catalogue "
+                "reads as this product's images and annotations are deleted.")
 
 
 def removal_plan(root: str | Path, product_id: str) -> Removal:
@@ -180,9 +186,9 @@ def remove_product(root: str | Path, product_id: str) -> Removal:
         plan = removal_plan(root, pid)
         names = root / "products.json"
         try:
-            data = json.loads(names.read_text(encoding="utf-8")) if names.is_file() else {}
-        except (OSError, ValueError, RecursionError) as e:
-            raise CatalogueError(f"products.json is unreadable ({type(e).__name__}); fix or remove it first") from e
+            data = read_json(names) if names.is_file() else {}
+        except (OSError, ValueError) as e:
+            raise CatalogueError(f"products.json is unreadable ({e}); fix or remove it first") from e
         held = data.get("products", data) if isinstance(data, dict) else {}
         trash = Path(tempfile.mkdtemp(prefix=".livematch-remove-", dir=root))
         moved: list[tuple[Path, Path]] = []
@@ -308,16 +314,17 @@ def _names_with(root: Path, pid: str, name: str, category: str) -> dict[str, Any
         if not p.is_file():
             continue
         try:
-            loaded = json.loads(p.read_text(encoding="utf-8"))
+            loaded = read_json(p)
         except (OSError, ValueError) as e:
-            raise CatalogueError(f"{fname} is unreadable ({type(e).__name__}); fix or remove it first") from e
+            raise CatalogueError(f"{fname} is unreadable ({e}); fix or remove it first") from e
         if not isinstance(loaded, dict):
             raise CatalogueError(f"{fname} is not a JSON object; fix or remove it first")
         if fname == "products.json":
             data = loaded
         else:
             prods = loaded.get("products", {})
-            data = {"products": {str(k): v for k, v in prods.items() if isinstance(v, dict)}}
+            data = {"products": {str(k): v for k, v in (prods.items() if isinstance(prods, dict) else ())
+                                 if isinstance(v, dict)}}
         break
     entry = {"name": name, "category": category}
     if isinstance(data.get("products"), dict):
