@@ -67,7 +67,8 @@ def stream_panel(settings: Settings, catalogue: Catalogue) -> None:
     their callbacks, before the page is drawn, so both buttons are drawn in the state they lead to."""
     st.text_input("Stream URL", key=URL_KEY, placeholder="https://…/clip.mp4, https://…/live.m3u8 or rtsp://…",
                         help=f"An HTTP(S) file, an HLS playlist, or an RTSP/RTMP stream, read with FFmpeg. A frame "
-                             f"is matched every {settings.detection.stream_every:g} s of stream.")
+                             f"is matched every {settings.detection.stream_every:g} s of stream. A shared server "
+                             "opens only the addresses its operator allows (LIVEMATCH_STREAM_ALLOW).")
     session: LiveSession | None = st.session_state.get(LIVE_KEY)
     running = session is not None and session.running
     start_col, stop_col, _ = st.columns([1, 1, 5])
