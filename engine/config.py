@@ -1,4 +1,4 @@
-"""Settings, in five groups a person can hold in their head: paths, models, detection, search, index.
+"""Settings, in six groups a person can hold in their head: paths, models, detection, search, index, access.
 
 Every field can come from the environment as ``LIVEMATCH_<FIELD>`` (field names are unique across the
 groups, so ``LIVEMATCH_FRAMES=6`` or ``LIVEMATCH_INDEX_BACKEND=faiss`` need no group prefix).
@@ -89,7 +89,20 @@ class IndexSettings:
     seed: int = 0
 
 
-GROUPS = ("paths", "models", "detection", "search", "index")
+@dataclass(frozen=True)
+class AccessSettings:
+    """What a visitor of the app may do (docs/security.md). The command line is the operator's and ignores them."""
+
+    catalogue_roots: str = ""  # folders (os.pathsep- or comma-separated) under which the app may open a catalogue,
+    # besides the built-in demo, its editable copies and LIVEMATCH_CATALOGUE itself
+    editing: str = "auto"  # add, remove, rebuild, correct, train in the app: "on", "off", or "auto" (on only while
+    # the server listens on localhost alone)
+    stream_allow: str = ""  # stream addresses the app may open, comma-separated scheme://host patterns
+    # ("https://*.example.com", "rtsp://10.0.0.5", "rtsp://10.1.0.0/16", "https://*"); "" = any address while
+    # the server listens on localhost alone, none beyond it
+
+
+GROUPS = ("paths", "models", "detection", "search", "index", "access")
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,7 @@ class Settings:
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
 
     @classmethod
     def field_names(cls) -> dict[str, str]:

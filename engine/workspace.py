@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +17,7 @@ from engine.io.catalogue import Catalogue, load_catalogue
 from engine.pipeline.engine import Engine
 
 Progress = Callable[[str, float], None]
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------------ paths
@@ -26,6 +28,19 @@ def catalogue_root(settings: Settings) -> Path:
     from engine.io.demo import default_demo_dir, generate_demo
 
     return generate_demo(default_demo_dir())
+
+
+def app_catalogue_roots(operator: Settings) -> list[Path]:
+    """The folders under which the app may open a catalogue typed by a visitor (``engine.io.access.confine``): the
+    built-in demo, the editable copies (<home>/catalogues), the operator's own catalogue (LIVEMATCH_CATALOGUE) and
+    the folders listed in LIVEMATCH_CATALOGUE_ROOTS. ``operator`` holds the settings from the environment."""
+    from engine.io.access import split_roots
+    from engine.io.demo import default_demo_dir
+
+    roots = [default_demo_dir(), user_copy_dir(operator).parent]
+    if operator.paths.catalogue:
+        roots.append(Path(operator.paths.catalogue))
+    return roots + [Path(r) for r in split_roots(operator.access.catalogue_roots)]
 
 
 def index_dir_for(catalogue: str | Path, settings: Settings) -> Path:
@@ -91,7 +106,10 @@ def update_index(settings: Settings, catalogue: Catalogue, changed: list[str], r
     only their rows; otherwise rebuild (only new images are embedded, the rest come from the cache)."""
     engine = Engine(settings)
     index_dir = index_dir_for(catalogue.root, settings)
-    if settings.index.index_backend == "milvus" and read_summary(index_dir) is not None:
+    moved = milvus_moved(settings, index_dir)
+    if moved:
+        log.warning("%s", moved)
+    if settings.index.index_backend == "milvus" and read_summary(index_dir) is not None and not moved:
         # reconcile too: products an earlier, failed update left behind in the index or out of it
         indexed = _indexed_products(index_dir)
         removed = sorted(set(removed) | (indexed - set(catalogue.products)))
@@ -104,6 +122,33 @@ def update_index(settings: Settings, catalogue: Catalogue, changed: list[str], r
         except IndexFileError:
             pass
     return build_index(settings, catalogue, progress, engine)
+
+
+def milvus_moved(settings: Settings, index_dir: Path) -> str:
+    """With the milvus backend: why the current build cannot serve because LIVEMATCH_MILVUS_URI now names another
+    server or Milvus Lite store than the one it was built in ("" when it can, or there is no such build)."""
+    if settings.index.index_backend != "milvus":
+        return ""
+    build = current_build(index_dir)
+    if build is None or not (build / "milvus.json").is_file():
+        return ""
+    from engine.index.milvus import read_target, resolve_uri
+
+    try:
+        served = read_target(build / "milvus.json").uri
+    except IndexFileError:
+        return ""
+    configured = resolve_uri(settings.index.milvus_uri or None)
+    if _same_uri(served, configured):
+        return ""
+    return (f"the index was built in Milvus at {served}, but LIVEMATCH_MILVUS_URI now names {configured}: "
+            "building it there")
+
+
+def _same_uri(a: str, b: str) -> bool:
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def _indexed_products(index_dir: Path) -> set[str]:
@@ -122,6 +167,11 @@ def ready_engine(settings: Settings, catalogue: Catalogue | None = None, progres
     or made by another model). The only load-or-build: the CLI calls it, the app caches it."""
     catalogue = catalogue or load_catalogue(catalogue_root(settings))
     engine = engine or Engine(settings)
+    moved = milvus_moved(settings, index_dir_for(catalogue.root, settings))
+    if moved:  # said, then built where the settings point (an unreachable server says so then)
+        log.warning("%s", moved)
+        build_index(settings, catalogue, progress, engine)
+        return engine
     try:
         engine.load_index(index_dir_for(catalogue.root, settings))
     except IndexUnreachableError:  # a rebuild would not reach the server either

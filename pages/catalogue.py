@@ -6,12 +6,12 @@ import streamlit as st
 
 from engine import workspace
 from engine.io.catalogue import Catalogue
-from engine.io.editing import add_product, copy_catalogue, remove_product
+from engine.io.editing import add_product, copy_catalogue, removal_plan, remove_product
 from engine.config import Settings
 from ui import state
 from ui.shell import shell
 from ui.adding import clear_form, product_form
-from ui.components import guard, page_header, stat_tiles
+from ui.components import EDITING_OFF, ask, asked, confirm, guard, page_header, stat_tiles
 from ui.training import training_panel
 from ui.correcting import examples_panel
 from ui.catalogue_views import SELECT_KEY, browse, build_note
@@ -28,8 +28,8 @@ def request_rebuild() -> None:
     st.session_state[REBUILD_KEY] = True
 
 
-def index_panel(settings: Settings, catalogue: Catalogue) -> None:
-    if st.session_state.pop(REBUILD_KEY, False):  # the button's callback asked for it: build before drawing
+def index_panel(settings: Settings, catalogue: Catalogue, editing: bool) -> None:
+    if st.session_state.pop(REBUILD_KEY, False) and editing:  # the button's callback asked: build before drawing
         built = state.build_index(settings, catalogue)
         st.success(f"Index rebuilt: {built.n_products} products, {built.n_items} regions."
                    if built else "Index rebuilt.", icon=":material/check_circle:")
@@ -51,12 +51,17 @@ def index_panel(settings: Settings, catalogue: Catalogue) -> None:
                 ("Built at", built, build_note(summary)),
             ])
     with right:
-        label = "Build index" if summary is None else "Rebuild index"
-        st.button(label, icon=":material/refresh:", key="catalogue.rebuild", width="stretch", on_click=request_rebuild)
+        if editing:
+            label = "Build index" if summary is None else "Rebuild index"
+            st.button(label, icon=":material/refresh:", key="catalogue.rebuild", width="stretch",
+                      on_click=request_rebuild)
 
 
 # --------------------------------------------------------------------------------------------- add
-def add_panel(settings: Settings, catalogue: Catalogue) -> None:
+def add_panel(settings: Settings, catalogue: Catalogue, editing: bool) -> None:
+    if not editing:
+        st.info(EDITING_OFF, icon=":material/lock:")
+        return
     if state.is_builtin_demo(settings):
         copy = workspace.user_copy_dir(settings)
         st.info("The built-in demo is read-only: it is regenerated when the demo changes, so edits would be lost. "
@@ -86,17 +91,41 @@ def add_panel(settings: Settings, catalogue: Catalogue) -> None:
         st.rerun()
 
 
+REMOVE = "remove-product"  # the confirmation's kind (ui.components.ask)
+
+
 def remove_button(settings: Settings, catalogue: Catalogue) -> None:
-    """Remove the product shown in the details (not from the read-only built-in demo); the index follows."""
+    """"Remove product …" for the product shown in the details (not in the read-only built-in demo, nor the last
+    one). It only opens a dialog that names what will be deleted and asks once (ui.components.confirm)."""
     pid = st.session_state.get("catalogue.selected")
+    pending = asked(REMOVE)
+    if pending is not None and pending in catalogue.products:
+        plan = removal_plan(catalogue.root, pending)
+        name = catalogue.products[pending].name
+        confirm(f"Remove product {pending}?",
+                f"**{name}** ({pending}) leaves the catalogue and the index. This deletes its {plan.describe()} "
+                "from the catalogue folder:", [_relative(catalogue, p) for p in (*plan.images, *plan.annotations)],
+                "Remove", _remove, settings, catalogue, pending, note=plan.kept_note())
     if state.is_builtin_demo(settings) or pid not in catalogue.products or len(catalogue.products) < 2:
         return
-    if st.button(f"Remove product {pid}", icon=":material/delete:", key="catalogue.remove"):
-        remove_product(catalogue.root, pid)
-        state.forget_catalogue()
-        state.update_index(settings, state.get_catalogue(settings), [], removed=[pid])
-        st.session_state[NOTICE_KEY] = f"Removed {pid}; the index is up to date."
-        st.rerun()
+    st.button(f"Remove product {pid}…", icon=":material/delete:", key="catalogue.remove", on_click=ask,
+              args=(REMOVE, pid))
+
+
+def _relative(catalogue: Catalogue, path) -> str:
+    try:
+        return str(path.relative_to(catalogue.root))
+    except ValueError:
+        return str(path)
+
+
+def _remove(settings: Settings, catalogue: Catalogue, pid: str) -> None:
+    """The confirmed removal: only the product's images and annotations go; the index follows."""
+    removed = remove_product(catalogue.root, pid)
+    state.forget_catalogue()
+    state.update_index(settings, state.get_catalogue(settings), [], removed=[pid])
+    kept = f" ({len(removed.kept)} other file(s) in its folders were kept)" if removed.kept else ""
+    st.session_state[NOTICE_KEY] = f"Removed {pid}{kept}; the index is up to date."
 
 
 def main() -> None:
@@ -108,24 +137,41 @@ def main() -> None:
         st.success(notice, icon=":material/check_circle:")
     with guard("the catalogue"):
         catalogue = state.get_catalogue(settings)
+        editing = state.editing_enabled()
         prepare_builtin_demo(settings, catalogue)
-        index_panel(settings, catalogue)
+        index_panel(settings, catalogue, editing)
         browse_tab, add_tab, train_tab, examples_tab = st.tabs([
             ":material/grid_view: Products", ":material/add_circle: Add a product",
             ":material/model_training: Learned models", ":material/school: Livestream examples"])
         with browse_tab:
             browse(catalogue)
-            remove_button(settings, catalogue)
+            if editing:
+                remove_button(settings, catalogue)
         with add_tab, guard("the new product"):
-            add_panel(settings, catalogue)
+            add_panel(settings, catalogue, editing)
         with train_tab, guard("training"):
-            training_panel(settings, catalogue)
+            if editing:
+                training_panel(settings, catalogue)
+            else:
+                st.info(EDITING_OFF, icon=":material/lock:")
         with examples_tab, guard("the livestream examples"):
-            examples_panel(settings, catalogue)
-        if catalogue.problems:
-            with st.expander(f"{len(catalogue.problems)} note(s) about this catalogue", icon=":material/info:"):
-                for note in catalogue.problems[:200]:
-                    st.markdown(f"- {note}")
+            examples_panel(settings, catalogue, editing)
+        problems_panel(settings, catalogue)
+
+
+def problems_panel(settings: Settings, catalogue: Catalogue) -> None:
+    """The files the catalogue reader and the last index build skipped or read in part, each with its reason."""
+    summary = state.index_summary(settings, catalogue.root)
+    notes = list(dict.fromkeys([*catalogue.problems, *(summary.problems if summary else ())]))
+    if not notes:
+        return
+    files = len({n.split(": ", 1)[0] for n in notes})
+    with st.expander(f"{files} file(s) skipped or partly read: {len(notes)} note(s) about this catalogue",
+                     icon=":material/info:"):
+        for note in notes[:200]:
+            st.text(note)
+        if len(notes) > 200:
+            st.caption(f"… and {len(notes) - 200} more (python -m engine build-index lists the first few).")
 
 
 with guard("the Catalogue page"):

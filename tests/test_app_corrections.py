@@ -57,12 +57,17 @@ def test_correct_from_match_then_list_and_remove_on_the_catalogue_page(app_env: 
     assert f"{truth}.mp4" in text and other in text
     removes = [b for b in at.button if b.key and b.key.startswith("corrections.remove.")]
     assert len(removes) == FRAMES
-    removes[0].click().run()
+    removes[0].click().run()  # only asks: a dialog names the files, nothing is removed yet
+    assert_clean(at)
+    assert len(store.records()) == FRAMES and at.button(key="confirm.yes").label == "Remove"
+    at.button(key="confirm.yes").click().run()
     assert_clean(at)
     assert any("Removed" in str(s.value) for s in at.success)
     assert len(store.records()) == FRAMES - 1
-    for button in [b for b in at.button if b.key and b.key.startswith("corrections.remove.")]:
-        button.click().run()
+    assert not [b for b in at.button if b.key == "confirm.yes"]  # the dialog is closed
+    for _ in range(FRAMES - 1):
+        [b for b in at.button if b.key and b.key.startswith("corrections.remove.")][0].click().run()
+        at.button(key="confirm.yes").click().run()
     assert_clean(at)
     assert store.records() == []
     assert "No livestream examples yet" in page_text(at)

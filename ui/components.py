@@ -122,3 +122,52 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(str(text))
+
+
+# --------------------------------------------------------------------------------------------- confirmation
+CONFIRM_KEY = "livematch.confirm"  # (kind, target) of the destructive action waiting for its confirmation
+EDITING_OFF = ("Editing is switched off on this server (LIVEMATCH_EDITING, see docs/security.md): the catalogue, its "
+               "index and its livestream examples can be viewed here, not changed.")
+
+
+def ask(kind: str, target: str) -> None:
+    """on_click of a button that starts a destructive action: open its confirmation on the next run."""
+    st.session_state[CONFIRM_KEY] = (kind, target)
+
+
+def asked(kind: str) -> str | None:
+    """The target of a ``kind`` action waiting for confirmation (None when none is)."""
+    pending = st.session_state.get(CONFIRM_KEY)
+    return pending[1] if isinstance(pending, tuple) and pending[0] == kind else None
+
+
+def _forget_question() -> None:
+    st.session_state.pop(CONFIRM_KEY, None)
+
+
+def confirm(title: str, text: str, details: list[str], label: str, action, *args, note: str = "") -> None:
+    """A modal dialog asking once before a destructive action: what it deletes, then ``label`` (runs
+    ``action(*args)``, then the page reruns without the dialog) or Cancel; ``note`` below the list. The page's own buttons only open this
+    dialog, so after it closes no button under the cursor deletes anything. An EngineError stays in the dialog."""
+
+    def body() -> None:
+        st.markdown(text)
+        if details:
+            shown = details[:12] + ([f"… and {len(details) - 12} more"] if len(details) > 12 else [])
+            st.markdown("\n".join(f"- `{d}`" for d in shown))
+        if note:
+            st.caption(note)
+        yes, no = st.columns(2)
+        if no.button("Cancel", key="confirm.cancel", width="stretch"):
+            _forget_question()
+            st.rerun()
+        if yes.button(label, key="confirm.yes", type="primary", icon=":material/delete:", width="stretch"):
+            try:
+                action(*args)
+            except EngineError as e:
+                st.error(f"Not done: {e}", icon=":material/error:")
+                return
+            _forget_question()
+            st.rerun()
+
+    st.dialog(title, on_dismiss=_forget_question)(body)()

@@ -20,7 +20,7 @@ from engine.index.corrections import CorrectionStore
 from engine.io.catalogue import Catalogue
 
 from . import state
-from .components import image_or_placeholder
+from .components import ask, asked, confirm, image_or_placeholder
 from .matching import ClipSource
 from .media import thumb
 
@@ -40,7 +40,9 @@ def correction_control(settings: Settings, catalogue: Catalogue, clip: ClipSourc
                        stacked: bool = False) -> None:
     """A product picker and a "This shows …" button storing ``frames`` (frame numbers; None: the sampled frames)
     of ``clip`` (a clip source, or a file path) as livestream examples of the chosen product. ``stacked``: the
-    button under the picker (for narrow places such as a popover)."""
+    button under the picker (for narrow places such as a popover). Not drawn while editing is off."""
+    if not state.editing_enabled():
+        return
     pids = sorted(catalogue.products)
     left, right = (st.container(), st.container()) if stacked else st.columns([3, 2], vertical_alignment="bottom")
     with left:
@@ -60,6 +62,8 @@ def _apply(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | No
            pid: str | None, key: str) -> None:
     """The button's callback: store the correction, or say why not."""
     try:
+        if not state.editing_enabled():
+            raise EngineError("editing is switched off on this server")
         if pid is None or pid not in catalogue.products:
             raise EngineError(f"unknown product {pid!r}: choose one of the catalogue")
         if clip is None:
@@ -96,10 +100,19 @@ def _show_notice(key: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- catalogue
-def examples_panel(settings: Settings, catalogue: Catalogue) -> None:
-    """The livestream examples of the catalogue's index: product, source clip, frame, when added; removable."""
+REMOVE_EXAMPLE = "remove-example"  # the confirmation's kind (ui.components.ask)
+
+
+def examples_panel(settings: Settings, catalogue: Catalogue, editing: bool = True) -> None:
+    """The livestream examples of the catalogue's index: product, source clip, frame, when added; removable (after
+    a confirmation) while editing is on."""
     store = workspace.corrections_store(settings, catalogue.root)
     _show_notice(LIST_NOTICE)
+    pending = asked(REMOVE_EXAMPLE) if editing else None
+    if pending is not None:
+        confirm(f"Remove the livestream example {pending}?", "Matching stops using it at once. This deletes:",
+                [p.name for p in store.files_of(pending)] + ["(and its line in the log is marked removed)"],
+                "Remove", _remove, str(store.folder), pending)
     records = store.records()
     if not records:
         st.info("No livestream examples yet. On the Match or Inspect page, say which product a frame or a clip "
@@ -123,14 +136,11 @@ def examples_panel(settings: Settings, catalogue: Catalogue) -> None:
                 st.markdown(f"**{_label(catalogue, c.product_id)}**{unused}  \n`{c.clip}` · frame #{c.frame_index} "
                             f"({c.time_s:.1f} s) · {len(c.boxes)} region(s) · added "
                             f"{c.added_at[:16].replace('T', ' ')}")
-            with action:
-                st.button("Remove", key=f"corrections.remove.{c.correction_id}", icon=":material/delete:",
-                          on_click=_remove, args=(str(store.folder), c.correction_id), width="stretch")
+            if editing:  # the button only asks; the dialog removes
+                action.button("Remove…", key=f"corrections.remove.{c.correction_id}", icon=":material/delete:",
+                              on_click=ask, args=(REMOVE_EXAMPLE, c.correction_id), width="stretch")
 
 
 def _remove(folder: str, correction_id: str) -> None:
-    try:
-        CorrectionStore(folder).remove([correction_id])
-        st.session_state[LIST_NOTICE] = ("success", f"Removed the livestream example {correction_id}.")
-    except EngineError as e:
-        st.session_state[LIST_NOTICE] = ("error", f"Not removed: {e}")
+    CorrectionStore(folder).remove([correction_id])
+    st.session_state[LIST_NOTICE] = ("success", f"Removed the livestream example {correction_id}.")

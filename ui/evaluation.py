@@ -12,12 +12,12 @@ from engine.io.catalogue import load_catalogue
 from engine.types import EvalReport
 
 from .progress import describe_evaluation, run_with_progress
-from .state import engine_settings
+from .state import allowed_folder, engine_settings
 
 
 def run_evaluation(settings: Settings, dataset: str | Path) -> tuple[EvalReport, Path]:
     """Index the dataset, match each of its clips, save the report; returns it and where it was saved."""
-    folder = Path(dataset).expanduser()
+    folder = allowed_folder(dataset)
     catalogue = load_catalogue(folder)
     clips = [c for c in catalogue.clips.values() if c.path]
     if not clips:

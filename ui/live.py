@@ -12,7 +12,7 @@ import streamlit as st
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.io.catalogue import Catalogue
-from engine.io.video import is_url
+from engine.io.urlpolicy import check_stream_url
 from engine.pipeline.live import LiveMatch, LiveUpdate
 from engine.render import annotate_frame, encode_jpeg, padded_crop, thumbnail
 from ui import state
@@ -67,7 +67,8 @@ def stream_panel(settings: Settings, catalogue: Catalogue) -> None:
     their callbacks, before the page is drawn, so both buttons are drawn in the state they lead to."""
     st.text_input("Stream URL", key=URL_KEY, placeholder="https://…/clip.mp4, https://…/live.m3u8 or rtsp://…",
                         help=f"An HTTP(S) file, an HLS playlist, or an RTSP/RTMP stream, read with FFmpeg. A frame "
-                             f"is matched every {settings.detection.stream_every:g} s of stream.")
+                             f"is matched every {settings.detection.stream_every:g} s of stream. A shared server "
+                             "opens only the addresses its operator allows (LIVEMATCH_STREAM_ALLOW).")
     session: LiveSession | None = st.session_state.get(LIVE_KEY)
     running = session is not None and session.running
     start_col, stop_col, _ = st.columns([1, 1, 5])
@@ -101,8 +102,10 @@ def _start(settings: Settings, catalogue: Catalogue) -> None:
     if not url:
         st.session_state[ERROR_KEY] = "Paste a stream address first: http(s)://, rtsp:// or rtmp://."
         return
-    if not is_url(url):
-        st.session_state[ERROR_KEY] = f"{url}: not a stream address. Use http(s)://, rtsp:// or rtmp://."
+    try:  # only the schemes and hosts the operator allows (engine.io.urlpolicy, docs/security.md)
+        url = check_stream_url(url, state.operator_settings().access.stream_allow, state.is_local_server())
+    except EngineError as e:
+        st.session_state[ERROR_KEY] = str(e)
         return
     try:
         live = LiveMatch(state.get_engine(settings, catalogue), url, per_step=FRAMES_PER_STEP)

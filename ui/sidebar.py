@@ -106,7 +106,8 @@ def render_sidebar() -> Settings:
         st.text_input(
             "Catalogue folder", **_bound("cfg.catalogue"), placeholder="Built-in demo",
             help="A dataset in the Tianchi layout (image/, image_annotation/, video/) or a folder with one "
-                 "sub-folder of images per product. Leave empty for the built-in demo.",
+                 "sub-folder of images per product. Leave empty for the built-in demo. Only folders under the "
+                 "roots the operator lists (LIVEMATCH_CATALOGUE_ROOTS) open.",
         )
         settings = base.with_(catalogue=str(st.session_state["cfg.catalogue"]).strip())
         _catalogue_status(settings)

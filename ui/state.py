@@ -18,6 +18,7 @@ from engine.config import Settings
 from engine.errors import CatalogueError
 from engine.eval.evaluate import load_report as load_saved_report
 from engine.index.store import IndexSummary
+from engine.io.access import confine, editing_allowed, served_locally
 from engine.io.catalogue import Catalogue, load_catalogue
 from engine.pipeline.engine import Engine
 from engine.types import EvalReport
@@ -57,15 +58,50 @@ def request_catalogue(folder: str | Path) -> None:
     st.rerun()
 
 
+# --------------------------------------------------------------------------------------------- access
+def operator_settings() -> Settings:
+    """The settings the operator gave the server (its environment), which a visitor cannot change."""
+    return Settings.from_env()
+
+
+def bind_address() -> str:
+    """The address the Streamlit server listens on ("" when unset: every interface)."""
+    try:
+        return str(st.get_option("server.address") or "")
+    except Exception:  # noqa: BLE001 - no server options (a bare script): treat as shared, the safe side
+        return ""
+
+
+def is_local_server() -> bool:
+    """True while the server listens on this machine alone (``server.address`` in .streamlit/config.toml)."""
+    return served_locally(bind_address())
+
+
+def editing_enabled() -> bool:
+    """Whether this app may add, remove, rebuild, correct and train (``LIVEMATCH_EDITING``, docs/security.md)."""
+    return editing_allowed(operator_settings().access.editing, bind_address())
+
+
+def allowed_folder(folder: str | Path) -> Path:
+    """A folder typed by a visitor, resolved; CatalogueError when it lies outside the configured roots."""
+    return confine(folder, workspace.app_catalogue_roots(operator_settings()))
+
+
 # --------------------------------------------------------------------------------------------- catalogue
 def is_builtin_demo(settings: Settings) -> bool:
     return not settings.paths.catalogue.strip()
 
 
 def catalogue_dir(settings: Settings) -> Path:
-    """The configured catalogue folder (the built-in demo, generated on first use, when none is set)."""
+    """The configured catalogue folder (the built-in demo, generated on first use, when none is set). A folder
+    typed in the sidebar is resolved and must lie under the configured roots (``allowed_folder``)."""
+    if not is_builtin_demo(settings):
+        root = allowed_folder(settings.paths.catalogue)
+        if not root.is_dir():
+            raise CatalogueError(f"catalogue folder not found: {settings.paths.catalogue}")
+        return root
     try:
-        root = _builtin_demo(settings) if is_builtin_demo(settings) else workspace.catalogue_root(settings)
+        root = _builtin_demo(settings)
     except (OSError, ValueError) as e:
         raise CatalogueError(f"the built-in demo could not be prepared: {e}") from e
     if not root.is_dir():

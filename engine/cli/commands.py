@@ -25,13 +25,30 @@ def cmd_build_index(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     catalogue = load_catalogue(catalogue_root(settings))
-    for p in catalogue.problems:
-        print(f"warning: {p}", file=sys.stderr)
     m = build_index(settings, catalogue, progress_bar("index"), ray_address=args.ray,  # type: ignore[union-attr]
                     ray_workers=args.ray_workers).index.summary
     print(f"index {m.build}: {m.n_products} products, {m.n_items} regions, {m.dim}-d {m.model_key}, "
           f"{m.build_seconds} s (cache hits {m.cache_hits}, misses {m.cache_misses})")
+    for line in problem_report(m.problems):
+        print(line, file=sys.stderr)
     return 0
+
+
+SHOWN_PROBLEMS = 10
+
+
+def problem_report(problems: tuple[str, ...] | list[str], shown: int = SHOWN_PROBLEMS) -> list[str]:
+    """Lines saying how many files were skipped or partly read (each problem is "path: why"), and the first few."""
+    if not problems:
+        return []
+    files = {p.split(": ", 1)[0] for p in problems}
+    lines = [f"warning: {len(files)} file(s) skipped or partly read ({len(problems)} problem(s)); the first "
+             f"{min(shown, len(problems))}:"]
+    lines += [f"  {p}" for p in problems[:shown]]
+    if len(problems) > shown:
+        lines.append(f"  ... and {len(problems) - shown} more: all are listed on the app's Catalogue page and in "
+                     "the index's meta.json")
+    return lines
 
 
 def _print_result(result, top_k: int) -> None:

@@ -2,9 +2,16 @@
 
 They live beside the builds of an index folder, so a rebuild keeps them::
 
-    corrections/log.jsonl     append-only, one JSON object a line: {"add": {record}} or {"remove": "<id>"}
+    corrections/log.jsonl     append-only, one JSON object a line: {"adds": [{record}, ...]} (one ``correct``:
+                              all its frames or none), {"add": {record}} (older stores) or {"remove": "<id>"}
     corrections/<id>.npy      the raw embeddings of one correction's regions (written before its log line)
     corrections/<id>.jpg      the corrected frame, to show the examples
+    corrections/.lock         held while the store is written
+
+Torn writes: every change is one line, written under the lock after the files it names. A line cut short by a
+crash (or a disk that filled up) is dropped before the next line is appended, never glued to it; files that no
+line names (left by a killed ``correct``) are swept under the lock, and ``remove(["all"])`` deletes every file
+of the store.
 
 A correction is one frame of one clip: its regions (query windows, in frame pixels) and their embeddings, the
 product, the clip's file name and SHA-256, the frame number, when it was added and with which model key. Vectors are
@@ -15,13 +22,15 @@ corrections, and its examples are not used (``ExampleSet.note`` says so).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -120,18 +129,21 @@ class CorrectionStore:
         """The corrections in force, oldest first (a malformed line, such as a torn last one, is skipped)."""
         active: dict[str, Correction] = {}
         try:
-            lines = self.log.read_text(encoding="utf-8").splitlines()
+            lines = self.log.read_bytes().split(b"\n")
         except OSError:
             return []
         for line in lines:
             try:
-                entry = json.loads(line)
-                if "add" in entry:
+                entry = json.loads(line.decode("utf-8"))
+                if "adds" in entry:
+                    batch = [Correction.from_dict(d) for d in entry["adds"]]  # the whole batch, or none of it
+                    active.update((c.correction_id, c) for c in batch)
+                elif "add" in entry:
                     c = Correction.from_dict(entry["add"])
                     active[c.correction_id] = c
                 elif "remove" in entry:
                     active.pop(str(entry["remove"]), None)
-            except (ValueError, TypeError, KeyError, AttributeError):
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError):
                 continue
         return list(active.values())
 
@@ -139,58 +151,124 @@ class CorrectionStore:
             boxes: list[Box], vectors: np.ndarray, model_key: str, regions: str = "product",
             jpeg: bytes | None = None) -> Correction:
         """Store one corrected frame; refused when the store holds corrections made with another model key."""
-        if len(boxes) == 0 or len(boxes) != len(vectors):
+        return self.add_frames(product_id, clip, clip_sha256, [(frame_index, time_s, boxes, vectors, jpeg)],
+                               model_key, regions)[0]
+
+    def add_frames(self, product_id: str, clip: str, clip_sha256: str,
+                   frames: list[tuple[int, float, list[Box], np.ndarray, bytes | None]], model_key: str,
+                   regions: str = "product") -> list[Correction]:
+        """Store corrected frames of one clip, (frame index, time, boxes, vectors, JPEG or None) each, all or none:
+        their files first, then one log line naming them all. Refused when the store holds corrections made with
+        another model key."""
+        if not frames or any(len(b) == 0 or len(b) != len(v) for _, _, b, v, _ in frames):
             raise CorrectionError("no region to store for this frame")
-        others = sorted({c.model_key for c in self.records() if c.model_key != model_key})
-        if others:
-            raise CorrectionError(f"the livestream examples in {self.folder} were made with the model {others[0]!r}, "
-                                  f"not {model_key!r}: remove them first (python -m engine corrections --clear) "
-                                  "or switch back to that model")
-        c = Correction(f"c{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}", product_id, clip, clip_sha256,
-                       int(frame_index), round(float(time_s), 3), tuple(tuple(float(v) for v in b) for b in boxes),  # type: ignore[misc]
-                       model_key, time.strftime("%Y-%m-%dT%H:%M:%S%z"), regions)
-        with atomic_write(self.folder / f"{c.correction_id}.npy", binary=True) as f:
-            np.save(f, np.asarray(vectors, np.float32), allow_pickle=False)
-        if jpeg:
-            with atomic_write(self.folder / f"{c.correction_id}.jpg", binary=True) as f:
-                f.write(jpeg)
-        self._append({"add": c.to_dict()})
-        return c
+        with self._locked():
+            others = sorted({c.model_key for c in self.records() if c.model_key != model_key})
+            if others:
+                raise CorrectionError(f"the livestream examples in {self.folder} were made with the model "
+                                      f"{others[0]!r}, not {model_key!r}: remove them first (python -m engine "
+                                      "corrections --clear) or switch back to that model")
+            self._sweep()
+            stamp, added = time.strftime("%Y%m%d%H%M%S"), time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            made = []
+            for frame_index, time_s, boxes, vectors, jpeg in frames:
+                c = Correction(f"c{stamp}-{secrets.token_hex(3)}", product_id, clip, clip_sha256, int(frame_index),
+                               round(float(time_s), 3), tuple(tuple(float(v) for v in b) for b in boxes),  # type: ignore[misc]
+                               model_key, added, regions)
+                with atomic_write(self.folder / f"{c.correction_id}.npy", binary=True) as f:
+                    np.save(f, np.asarray(vectors, np.float32), allow_pickle=False)
+                if jpeg:
+                    with atomic_write(self.folder / f"{c.correction_id}.jpg", binary=True) as f:
+                        f.write(jpeg)
+                made.append(c)
+            self._append({"adds": [c.to_dict() for c in made]})
+        return made
 
     def remove(self, ids: list[str]) -> list[Correction]:
-        """Remove corrections by id (all of them with ``["all"]``); an unknown id is refused, nothing removed."""
-        active = {c.correction_id: c for c in self.records()}
-        chosen = list(active) if ids == ["all"] else ids
-        unknown = [i for i in chosen if i not in active]
-        if unknown:
-            raise CorrectionError(f"no livestream example {unknown[0]!r} (python -m engine corrections lists them)")
-        for i in chosen:
-            self._append({"remove": i})
-            for suffix in (".npy", ".jpg"):
-                (self.folder / f"{i}{suffix}").unlink(missing_ok=True)
-        return [active[i] for i in chosen]
+        """Remove corrections by id; an unknown id is refused, nothing removed. ``["all"]`` clears the store: every
+        file in it goes (orphans of killed writes too), and the log starts again empty."""
+        with self._locked():
+            active = {c.correction_id: c for c in self.records()}
+            if ids == ["all"]:
+                self.log.unlink(missing_ok=True)
+                self._sweep()
+                return list(active.values())
+            unknown = [i for i in ids if i not in active]
+            if unknown:
+                raise CorrectionError(f"no livestream example {unknown[0]!r} (python -m engine corrections lists "
+                                      "them)")
+            for i in ids:
+                self._append({"remove": i})
+                for suffix in (".npy", ".jpg"):
+                    (self.folder / f"{i}{suffix}").unlink(missing_ok=True)
+            return [active[i] for i in ids]
 
     def image_path(self, correction_id: str) -> Path:
         return self.folder / f"{correction_id}.jpg"
 
-    def _append(self, entry: dict[str, Any]) -> None:
-        """One line, appended under a lock and synced (a line is the unit of change)."""
-        import fcntl
+    def files_of(self, correction_id: str) -> list[Path]:
+        """The files one correction keeps (its vectors, its frame), those that exist."""
+        return [p for p in (self.folder / f"{correction_id}.npy", self.image_path(correction_id)) if p.is_file()]
 
+    @contextlib.contextmanager
+    def _locked(self, wait: bool = True) -> Iterator[bool]:
+        """The store's write lock (``.lock`` beside the log), across threads and processes; with ``wait=False``,
+        yields whether it was free (and is now held)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "a", encoding="utf-8") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+        with open(self.folder / ".lock", "a") as f:
             try:
-                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        """One line, appended (under the lock, held by the caller) and synced: a line is the unit of change. A torn
+        last line, cut short by a crash, is cut off first, so that it is not glued to this one."""
+        with open(self.log, "ab") as f:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            if end:
+                with open(self.log, "rb") as r:
+                    r.seek(max(0, end - 1))
+                    if r.read(1) != b"\n":
+                        r.seek(0)
+                        data = r.read()
+                        f.truncate(data.rfind(b"\n") + 1)  # 0 when the only line is torn
+                        f.seek(0, os.SEEK_END)
+            f.write(json.dumps(entry, ensure_ascii=False).encode("utf-8") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _sweep(self) -> int:
+        """Delete the files no correction in force names (under the lock, held by the caller): vectors and frames
+        of a killed ``correct`` or of removed corrections, half-written temporary files. Returns how many."""
+        keep = {c.correction_id for c in self.records()}
+        gone = 0
+        for p in self.folder.iterdir() if self.folder.is_dir() else ():
+            name = p.name
+            stray = name.startswith(".c") and name.endswith(".tmp")  # atomic_write's temporary files
+            ours = name.startswith("c") and p.suffix in (".npy", ".jpg") and p.stem not in keep
+            if (stray or ours) and p.is_file():
+                p.unlink(missing_ok=True)
+                gone += 1
+        return gone
+
+    def sweep(self) -> int:
+        """``_sweep`` when no other writer holds the store (0 otherwise): run whenever examples are loaded."""
+        with self._locked(wait=False) as free:
+            return self._sweep() if free else 0
 
     def load(self, model_key: str, products: dict[str, dict[str, Any]], dim: int,
              prepare: Callable[[np.ndarray], np.ndarray]) -> ExampleSet:
         """The examples usable with an index: same model key, a product it holds, readable vectors."""
         vectors, refs, skipped = [], [], {"model": 0, "product": 0, "file": 0}
+        if self.folder.is_dir():
+            self.sweep()  # what a killed correct left behind
         for c in self.records():
             if c.model_key != model_key:
                 skipped["model"] += 1

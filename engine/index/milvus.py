@@ -41,6 +41,7 @@ def timeout_s() -> float:
 BATCH = 2000  # rows per insert
 _CLIENTS: dict[str, Any] = {}
 _LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,64 @@ def connect(uri: str) -> Any:
                 _CLIENTS[uri] = MilvusClient(uri=uri, token=os.environ.get("LIVEMATCH_MILVUS_TOKEN", ""),
                                              timeout=timeout_s())
             except Exception as e:  # pymilvus raises MilvusException, grpc errors or ConnectionConfigException
-                if "://" not in uri:  # Milvus Lite locks its file: one process at a time
-                    raise IndexUnreachableError(
-                        f"cannot open the Milvus Lite file {uri} ({_one_line(e)}): Milvus Lite serves one process at "
-                        "a time; stop the other one (the app?) or set LIVEMATCH_MILVUS_URI to a Milvus server") from e
+                if "://" not in uri:
+                    raise lite_error(uri, e) from e
                 raise IndexUnreachableError(f"cannot reach Milvus at {uri}: {_one_line(e)}") from e
         return _CLIENTS[uri]
+
+
+def lite_held(uri: str) -> bool:
+    """True when another process has the Milvus Lite store open (it holds a lock on ``<store>/LOCK``)."""
+    import fcntl
+
+    lock = Path(uri) / "LOCK"
+    if not lock.is_file():
+        return False
+    try:
+        with open(lock, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def lite_error(uri: str, e: BaseException) -> IndexUnreachableError:
+    """Why a Milvus Lite store cannot be opened, in one line: another process holds it, or it is corrupt (then
+    the commands that rebuild it; another build of the same store would fail the same way, so it is not retried)."""
+    if lite_held(uri):
+        return IndexUnreachableError(
+            f"cannot open the Milvus Lite store {uri}: another process has it open (Milvus Lite serves one process at "
+            "a time); stop the other one (the app?) or set LIVEMATCH_MILVUS_URI to a Milvus server")
+    return IndexUnreachableError(
+        f"the Milvus Lite store {uri} is corrupt ({_one_line(e)}); rebuild it: mv {uri} {uri}.corrupt && "
+        "python -m engine build-index --index-backend milvus (every catalogue indexed there is rebuilt on its next "
+        "use)")
+
+
+def drop_stale_builds(uri: str, index_dir: Path, model_key: str) -> list[str]:
+    """Drop this index folder's collections that no published build names: those of builds that never finished (a
+    killed build-index leaves its ``..._building_...`` collection). Called under the folder's build lock, so none
+    of them is being written. Returns their names."""
+    prefix = collection_name(index_dir, model_key, "")
+    used = set()
+    for f in Path(index_dir, "builds").glob("[!.]*/" + MilvusBackend.filename):
+        try:
+            used.add(read_target(f).collection)
+        except IndexFileError:
+            continue
+    client = connect(uri)
+    try:
+        stale = [c for c in client.list_collections()
+                 if c.startswith(prefix) and "_building_" in c[len(prefix):] and c not in used]
+    except Exception as e:  # noqa: BLE001 - a listing failure leaves them for the next build
+        log.debug("cannot list Milvus collections at %s: %s", uri, _one_line(e))
+        return []
+    for name in stale:
+        drop(MilvusTarget(uri, name))
+    return stale
 
 
 def ping(uri: str) -> None:
@@ -223,12 +276,36 @@ class MilvusBackend:
         if model_key is not None and props.get("livematch.model_key") != model_key:
             raise IndexFileError(f"the Milvus collection was built with {props.get('livematch.model_key')!r}, "
                                  f"not {model_key!r}: rebuild the index")
+        self._check_rows(Path(path).parent / "meta.json")
+
+    def _check_rows(self, sidecar: Path) -> None:
+        """IndexFileError (the callers rebuild) when the collection holds fewer rows than the build indexed: a
+        damaged Milvus Lite store falls back to an older, emptier state and would answer every search with nothing."""
+        try:
+            expected = int(json.loads(sidecar.read_text(encoding="utf-8")).get("n_items", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            return
+        try:
+            got = self._client.query(self.target.collection, filter="", output_fields=["count(*)"])
+            count = int(got[0]["count(*)"]) if got else 0
+        except Exception as e:  # noqa: BLE001 - an older server without count(*): nothing to compare
+            log.debug("cannot count the rows of %s: %s", self.target.collection, _one_line(e))
+            return
+        if count < expected:
+            message = (f"the Milvus collection {self.target.collection} at {self.target.uri} holds {count} of the "
+                       f"{expected} regions of its build: the store is damaged; rebuilding the index")
+            log.warning("%s", message)
+            raise IndexFileError(message)
 
     @staticmethod
     def build(vectors: np.ndarray, path: Path, n_trees: int, seed: int, **info: Any) -> None:
         """Write every region into a new collection named for this build; ``path`` records where it is."""
         target = MilvusTarget(resolve_uri(info.get("uri")),
                               collection_name(info["index_dir"], info["model_key"], Path(path).parent.name))
+        dropped = drop_stale_builds(target.uri, info["index_dir"], info["model_key"])
+        if dropped:
+            log.warning("dropped %d Milvus collection(s) left by an unfinished build: %s", len(dropped),
+                        ", ".join(dropped))
         create_collection(target, int(vectors.shape[1]), info["model_key"])
         try:
             upsert(target, rows(vectors, info["items"], info["products"]))

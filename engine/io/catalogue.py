@@ -1,21 +1,35 @@
 """Read a product catalogue: the Tianchi live-stream layout, or a plain folder per product.
 
-Missing, unreadable or unsafe files are reported in ``Catalogue.problems`` and skipped, never fatal.
+Missing, unreadable or unsafe files are reported in ``Catalogue.problems`` and skipped, never fatal: every JSON file
+is parsed within bounds (``engine.io.files.read_json``), each product is read on its own (one bad file costs that
+file, never the catalogue), and names that are not UTF-8 are reported with their bytes escaped.
+
+Annotated boxes are given in pixels of the photo as stored; photos are read at most ``MAX_SIDE`` pixels on a side
+(``engine.io.images.read_rgb``), so the boxes are scaled with them here, and a box outside its photo is reported
+and skipped (never widened to the whole photo).
 """
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.categories import english
-from engine.errors import CatalogueError
+from engine.errors import CatalogueError, EngineError
+from engine.io.files import is_utf8_name, read_json, shown_name
+from engine.io.images import MAX_SIDE, image_size, stored_scale
 from engine.types import Product, RegionRef
 from engine.io.video import VIDEO_SUFFIXES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+MAX_ANNOTATION_BYTES = 4 * 1024 * 1024  # one image's or one clip's annotation file
+MAX_INSTANCE_ID = 2**31 - 1
+MAX_FRAME_INDEX = 10**8
+MIN_BOX_SIDE = 2.0  # pixels inside the image; a box smaller than this is reported and skipped
+# What reading one file or one product may raise besides EngineError: reported, that file or product skipped.
+READ_ERRORS = (OSError, ValueError, TypeError, OverflowError, RecursionError, AttributeError, KeyError, IndexError)
 
 
 @dataclass(frozen=True)
@@ -52,16 +66,36 @@ def _inside(root: Path, path: Path) -> bool:
         return False
 
 
+def rel(root: Path, path: Path) -> str:
+    """A path inside the catalogue as text to report: relative to the root, non-UTF-8 bytes escaped."""
+    try:
+        return shown_name(path.relative_to(root))
+    except ValueError:
+        return shown_name(path)
+
+
 def _safe_files(root: Path, folder: Path, suffixes: tuple[str, ...], problems: list[str]) -> list[Path]:
     files = []
-    for p in sorted(folder.iterdir(), key=lambda q: _natural_key(q.name)):
+    try:
+        entries = sorted(folder.iterdir(), key=lambda q: _natural_key(q.name))
+    except OSError as e:
+        problems.append(f"{rel(root, folder)}: cannot be listed ({type(e).__name__}), skipped")
+        return []
+    for p in entries:
+        if not is_utf8_name(p.name):
+            problems.append(f"{rel(root, p)}: the file name is not UTF-8, skipped")
+            continue
         if p.suffix.lower() not in suffixes:
             continue
         if not _inside(root, p):
-            problems.append(f"{p.relative_to(root)}: refused, it leads outside the catalogue")
+            problems.append(f"{rel(root, p)}: refused, it leads outside the catalogue")
             continue
-        if not p.is_file() or p.stat().st_size == 0:
-            problems.append(f"{p.relative_to(root)}: empty or not a file, skipped")
+        try:
+            usable = p.is_file() and p.stat().st_size > 0
+        except OSError:
+            usable = False
+        if not usable:
+            problems.append(f"{rel(root, p)}: empty or not a file, skipped")
             continue
         files.append(p)
     return files
@@ -69,19 +103,44 @@ def _safe_files(root: Path, folder: Path, suffixes: tuple[str, ...], problems: l
 
 def _natural_key(name: str) -> tuple[Any, ...]:
     stem = Path(name).stem
-    return (0, int(stem), name) if stem.isdigit() else (1, 0, name)
+    if stem.isascii() and stem.isdigit() and len(stem) <= 18:  # int() refuses thousands of digits
+        return (0, int(stem), name)
+    return (1, 0, name)
+
+
+def _number(v: Any) -> float:
+    """A finite coordinate from JSON: an int or a float (not a bool, text or an overflowing integer)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("not a number")
+    x = float(v)  # OverflowError for an integer of hundreds of digits
+    if not math.isfinite(x):
+        raise ValueError("not finite")
+    return x
 
 
 def _parse_box(raw: Any) -> tuple[float, float, float, float] | None:
     if not isinstance(raw, (list, tuple)) or len(raw) != 4:
         return None
     try:
-        x0, y0, x1, y1 = (float(v) for v in raw)
-    except (TypeError, ValueError):
+        x0, y0, x1, y1 = (_number(v) for v in raw)
+    except (TypeError, ValueError, OverflowError):
         return None
     if not (x1 > x0 and y1 > y0) or min(x0, y0) < -1e4 or max(x1, y1) > 1e5:
         return None
     return (max(0.0, x0), max(0.0, y0), x1, y1)
+
+
+def _instance_id(raw: Any) -> int | None:
+    """An annotation's instance id: a whole number from 0 to 2^31 - 1 (absent or null: 0); None when it is not."""
+    if raw is None:
+        return 0
+    if isinstance(raw, bool):
+        return int(raw)
+    if isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, int) and 0 <= raw <= MAX_INSTANCE_ID:
+        return raw
+    return None
 
 
 def parse_annotations(
@@ -97,27 +156,57 @@ def parse_annotations(
         if box is None:
             problems.append(f"{where}: annotation {i} has no valid box, ignored")
             continue
-        try:
-            instance = int(a.get("instance_id", 0) or 0)
-        except (TypeError, ValueError):
-            instance = 0
-        regions.append(RegionRef(product_id, image_path, box, str(a.get("label", "")), instance, "annotation"))
+        instance = _instance_id(a.get("instance_id"))
+        if instance is None:
+            problems.append(f"{where}: annotation {i} has an instance id that is not a whole number from 0 to "
+                            f"{MAX_INSTANCE_ID}, ignored")
+            continue
+        label = a.get("label", "")
+        regions.append(RegionRef(product_id, image_path, box, label if isinstance(label, str) else "", instance,
+                                 "annotation"))
     return tuple(regions)
 
 
-def _read_json(path: Path, problems: list[str], root: Path) -> dict[str, Any] | None:
+def fit_regions(regions: tuple[RegionRef, ...], image: Path, problems: list[str], where: str,
+                max_side: int = MAX_SIDE) -> tuple[RegionRef, ...]:
+    """Annotated regions of one photo in the pixels it is read at: scaled with it when ``read_rgb`` downscales it,
+    clipped to it; a box that lies outside the photo (or keeps under 2 pixels of it) is reported and dropped."""
+    if not regions:
+        return regions
+    try:
+        size = image_size(image)
+    except EngineError:
+        return regions  # the photo itself is unreadable: the build reports and skips it
+    k = stored_scale(size, max_side)
+    w, h = size[0] * k, size[1] * k
+    out = []
+    for i, r in enumerate(regions):
+        x0, y0, x1, y1 = (v * k for v in r.box)
+        cx0, cy0, cx1, cy1 = max(0.0, x0), max(0.0, y0), min(w, x1), min(h, y1)
+        if cx1 - cx0 < MIN_BOX_SIDE or cy1 - cy0 < MIN_BOX_SIDE:
+            shown = ", ".join(f"{v:g}" for v in r.box)
+            problems.append(f"{where}: annotation {i}'s box ({shown}) lies outside the {size[0]}x{size[1]} image, "
+                            "ignored")
+            continue
+        box = (round(cx0, 2), round(cy0, 2), round(cx1, 2), round(cy1, 2))
+        out.append(RegionRef(r.product_id, r.image_path, box, r.category, r.instance_id, r.source))
+    return tuple(out)
+
+
+def _read_json(path: Path, problems: list[str], root: Path,
+               max_bytes: int = MAX_ANNOTATION_BYTES) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     if not _inside(root, path):
-        problems.append(f"{path.relative_to(root)}: refused, it leads outside the catalogue")
+        problems.append(f"{rel(root, path)}: refused, it leads outside the catalogue")
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        problems.append(f"{path.relative_to(root)}: malformed JSON ({type(e).__name__}), ignored")
+        data = read_json(path, max_bytes)
+    except (OSError, ValueError) as e:
+        problems.append(f"{rel(root, path)}: unreadable ({e}), ignored")
         return None
     if not isinstance(data, dict):
-        problems.append(f"{path.relative_to(root)}: JSON is not an object, ignored")
+        problems.append(f"{rel(root, path)}: JSON is not an object, ignored")
         return None
     return data
 
@@ -132,50 +221,87 @@ def load_catalogue(root: str | Path) -> Catalogue:
     return load_folders(root)
 
 
-def _names(root: Path) -> dict[str, dict[str, str]]:
+def _names(root: Path, problems: list[str]) -> dict[str, dict[str, Any]]:
     """Optional display names: demo.json (built-in demo) or products.json {id: {"name": ..., "shop": ...}}."""
     for fname in ("products.json", "demo.json"):
         p = root / fname
         if p.is_file():
-            try:
-                data = json.loads(p.read_text(encoding="utf-8"))
-                prods = data.get("products", data)
-                return {str(k): v for k, v in prods.items() if isinstance(v, dict)}
-            except (OSError, ValueError, AttributeError):
+            data = _read_json(p, problems, root, 64 * MAX_ANNOTATION_BYTES)
+            prods = (data or {}).get("products", data)
+            if not isinstance(prods, dict):
                 return {}
+            return {str(k): v for k, v in prods.items() if isinstance(v, dict)}
     return {}
+
+
+def _text(meta: dict[str, Any], key: str) -> str:
+    """A text field of products.json ("" when absent or not text)."""
+    v = meta.get(key)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)
+    return v if isinstance(v, str) else ""
+
+
+def _product_dirs(root: Path, folder: Path, problems: list[str]) -> list[Path]:
+    """The sub-folders of ``folder`` that may be products: inside the catalogue, UTF-8 names."""
+    out = []
+    for d in sorted(folder.iterdir(), key=lambda q: shown_name(q.name)):
+        if d.name.startswith("."):
+            continue
+        if not is_utf8_name(d.name):
+            problems.append(f"{rel(root, d)}: the folder name is not UTF-8, skipped")
+            continue
+        try:
+            if not d.is_dir():
+                continue
+        except OSError:
+            continue
+        if not _inside(root, d):
+            problems.append(f"{rel(root, d)}: refused, it leads outside the catalogue")
+            continue
+        out.append(d)
+    return out
 
 
 def load_tianchi(root: str | Path) -> Catalogue:
     """Read image/<item>/<n>.jpg, image_annotation/, video/ and video_annotation/."""
     root = Path(root).absolute()
     problems: list[str] = []
-    names = _names(root)
+    names = _names(root, problems)
     products: dict[str, Product] = {}
-    for item_dir in sorted((root / "image").iterdir()):
-        if not item_dir.is_dir() or not _inside(root, item_dir):
-            continue
+    for item_dir in _product_dirs(root, root / "image", problems):
         pid = item_dir.name
-        images = _safe_files(root, item_dir, IMAGE_SUFFIXES, problems)
-        if not images:
-            problems.append(f"image/{pid}: no images, product skipped")
+        try:
+            product = _tianchi_product(root, item_dir, names.get(pid, {}), problems)
+        except READ_ERRORS as e:  # one product's files, never the catalogue
+            problems.append(f"image/{pid}: unreadable ({type(e).__name__}), product skipped")
             continue
-        regions: list[RegionRef] = []
-        for img in images:
-            ann = _read_json(root / "image_annotation" / pid / f"{img.stem}.json", problems, root)
-            if ann is not None:
-                regions.extend(parse_annotations(ann.get("annotations", []), pid, str(img), problems,
-                                                 f"image_annotation/{pid}/{img.stem}.json"))
-        sold = [r for r in regions if r.instance_id != 0]
-        category = sold[0].category if sold else (regions[0].category if regions else "")
-        meta = names.get(pid, {})
-        name = str(meta.get("name") or (f"{pid} · {english(category)}" if category else pid))
-        products[pid] = Product(pid, name, tuple(str(p) for p in images), tuple(regions), category,
-                                str(meta.get("shop") or ""))
+        if product is not None:
+            products[pid] = product
     if not products:
         raise CatalogueError(f"no products found under {root / 'image'}")
     clips = _tianchi_clips(root, products, problems)
     return Catalogue(str(root), "tianchi", products, clips, tuple(problems))
+
+
+def _tianchi_product(root: Path, item_dir: Path, meta: dict[str, Any], problems: list[str]) -> Product | None:
+    """One product of a Tianchi catalogue: its images and their annotated regions (None when it has no images)."""
+    pid = item_dir.name
+    images = _safe_files(root, item_dir, IMAGE_SUFFIXES, problems)
+    if not images:
+        problems.append(f"image/{pid}: no images, product skipped")
+        return None
+    regions: list[RegionRef] = []
+    for img in images:
+        where = f"image_annotation/{pid}/{img.stem}.json"
+        ann = _read_json(root / "image_annotation" / pid / f"{img.stem}.json", problems, root)
+        if ann is not None:
+            found = parse_annotations(ann.get("annotations", []), pid, str(img), problems, where)
+            regions.extend(fit_regions(found, img, problems, where))
+    sold = [r for r in regions if r.instance_id != 0]
+    category = sold[0].category if sold else (regions[0].category if regions else "")
+    name = _text(meta, "name") or (f"{pid} · {english(category)}" if category else pid)
+    return Product(pid, name, tuple(str(p) for p in images), tuple(regions), category, _text(meta, "shop"))
 
 
 def _tianchi_clips(root: Path, products: dict[str, Product], problems: list[str]) -> dict[str, ClipRef]:
@@ -183,16 +309,19 @@ def _tianchi_clips(root: Path, products: dict[str, Product], problems: list[str]
     if (root / "video").is_dir():
         videos = {p.stem: p for p in _safe_files(root, root / "video", VIDEO_SUFFIXES, problems)}
     ann_dir = root / "video_annotation"
-    annotated = {p.stem for p in ann_dir.glob("*.json")} if ann_dir.is_dir() else set()
+    annotated = set()
+    if ann_dir.is_dir():
+        annotated = {p.stem for p in _safe_files(root, ann_dir, (".json",), problems)}
     clips: dict[str, ClipRef] = {}
     for vid in sorted(set(videos) | annotated):
         frames: list[tuple[int, tuple[RegionRef, ...]]] = []
         data = _read_json(ann_dir / f"{vid}.json", problems, root) if vid in annotated else None
         for fr in (data or {}).get("frames", []) if isinstance((data or {}).get("frames", []), list) else []:
-            if not isinstance(fr, dict) or not isinstance(fr.get("frame_index"), int):
+            index = fr.get("frame_index") if isinstance(fr, dict) else None
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_FRAME_INDEX:
                 continue
             regs = parse_annotations(fr.get("annotations", []), vid, "", problems, f"video_annotation/{vid}.json")
-            frames.append((fr["frame_index"], regs))
+            frames.append((index, regs))
         path = videos.get(vid)
         if path is None:
             problems.append(f"video/{vid}.mp4: missing, clip skipped")
@@ -205,21 +334,16 @@ def load_folders(root: str | Path) -> Catalogue:
     """Read a folder with one sub-folder of images per product (the sub-folder's name is the id)."""
     root = Path(root).absolute()
     problems: list[str] = []
-    names = _names(root)
+    names = _names(root, problems)
     products: dict[str, Product] = {}
-    for d in sorted(root.iterdir()):
-        if not d.is_dir() or d.name.startswith("."):
-            continue
-        if not _inside(root, d):
-            problems.append(f"{d.name}: refused, it leads outside the catalogue")
-            continue
+    for d in _product_dirs(root, root, problems):
         images = _safe_files(root, d, IMAGE_SUFFIXES, problems)
         if not images:
             problems.append(f"{d.name}: no images, product skipped")
             continue
         meta = names.get(d.name, {})
-        products[d.name] = Product(d.name, str(meta.get("name") or d.name), tuple(str(p) for p in images), (),
-                                   str(meta.get("category", "")), str(meta.get("shop") or ""))
+        products[d.name] = Product(d.name, _text(meta, "name") or d.name, tuple(str(p) for p in images), (),
+                                   _text(meta, "category"), _text(meta, "shop"))
     if not products:
         raise CatalogueError(f"no product folders with images under {root}")
     return Catalogue(str(root), "folders", products, {}, tuple(problems))

@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -38,6 +39,8 @@ from PIL import Image
 
 from engine.categories import CATEGORY_EN
 from engine.errors import CatalogueError, ImageError
+from engine.io.catalogue import IMAGE_SUFFIXES
+from engine.io.files import read_json
 from engine.io.images import read_rgb
 
 MAX_IMAGES = 50
@@ -126,28 +129,75 @@ def add_product(
     return target
 
 
-def remove_product(root: str | Path, product_id: str) -> None:
-    """Remove a product's images, annotations and products.json entry from the catalogue at ``root``: the folders
-    are first moved aside together (so a failure leaves the product whole), then deleted."""
+@dataclass(frozen=True)
+class Removal:
+    """What removing a product deletes, and what it leaves: only files the catalogue reader recognises as the
+    product's images (directly in its folder) and annotations (``image_annotation/<id>/*.json``) are deleted; any
+    other file or sub-folder stays, and so does a folder that is not empty afterwards."""
+
+    product_id: str
+    images: tuple[Path, ...]
+    annotations: tuple[Path, ...]
+    kept: tuple[Path, ...]  # other entries of the product's folders, left in place
+
+    def describe(self) -> str:
+        """What is deleted: "3 images and 2 annotation files"."""
+        n, m = len(self.images), len(self.annotations)
+        return f"{n} image{'s' if n != 1 else ''} and {m} annotation file{'s' if m != 1 else ''}"
+
+    def kept_note(self) -> str:
+        """What stays ("" when nothing else is in the product's folders)."""
+        if not self.kept:
+            return ""
+        return (f"{len(self.kept)} other file(s) or folder(s) in the product's folders stay: only files the catalogue "
+                "reads as this product's images and annotations are deleted.")
+
+
+def removal_plan(root: str | Path, product_id: str) -> Removal:
+    """What ``remove_product`` would delete; CatalogueError when there is no such product (or its folder is a link)."""
+    root = Path(root).absolute()
+    pid = validate_product_id(product_id)
+    target = product_dir(root, pid)
+    ann_dir = root / "image_annotation" / pid
+    for folder in (target, ann_dir):
+        if folder.is_symlink():
+            raise CatalogueError(f"{folder.relative_to(root)} is a link; not removing through it")
+    if not target.is_dir():
+        raise CatalogueError(f"no product {pid!r} in this catalogue")
+    images, annotations, kept = [], [], []
+    for folder, suffixes, found in ((target, IMAGE_SUFFIXES, images), (ann_dir, (".json",), annotations)):
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir()):
+            ok = p.suffix.lower() in suffixes and (p.is_symlink() or p.is_file())
+            (found if ok else kept).append(p)
+    if not images and not annotations:
+        raise CatalogueError(f"no product {pid!r} in this catalogue (its folder holds no images)")
+    return Removal(pid, tuple(images), tuple(annotations), tuple(kept))
+
+
+def remove_product(root: str | Path, product_id: str) -> Removal:
+    """Remove a product's images, annotations and products.json entry from the catalogue at ``root`` (see
+    ``Removal``): the files are first moved aside together (so a failure leaves the product whole), then deleted;
+    the product's folders go only when nothing else is left in them. Returns what was removed."""
     root = Path(root).absolute()
     pid = validate_product_id(product_id)
     with _locked(root):
-        target = product_dir(root, pid)
-        if not target.is_dir():
-            raise CatalogueError(f"no product {pid!r} in this catalogue")
+        plan = removal_plan(root, pid)
         names = root / "products.json"
         try:
-            data = json.loads(names.read_text(encoding="utf-8")) if names.is_file() else {}
+            data = read_json(names) if names.is_file() else {}
         except (OSError, ValueError) as e:
-            raise CatalogueError(f"products.json is unreadable ({type(e).__name__}); fix or remove it first") from e
+            raise CatalogueError(f"products.json is unreadable ({e}); fix or remove it first") from e
         held = data.get("products", data) if isinstance(data, dict) else {}
         trash = Path(tempfile.mkdtemp(prefix=".livematch-remove-", dir=root))
         moved: list[tuple[Path, Path]] = []
         try:
-            for src, name in ((root / "image_annotation" / pid, "annotations"), (target, "images")):
-                if src.is_dir():
-                    os.rename(src, trash / name)
-                    moved.append((src, trash / name))
+            for files, name in ((plan.annotations, "annotations"), (plan.images, "images")):
+                (trash / name).mkdir()
+                for src in files:
+                    os.rename(src, trash / name / src.name)
+                    moved.append((src, trash / name / src.name))
             if isinstance(held, dict) and held.pop(pid, None) is not None:
                 _write_json(names, data)
         except BaseException:
@@ -163,6 +213,10 @@ def remove_product(root: str | Path, product_id: str) -> None:
                 raise CatalogueError(f"removing {pid} failed half-way; its files are kept in {trash}") from None
             raise
         shutil.rmtree(trash, ignore_errors=True)
+        for folder in (root / "image_annotation" / pid, product_dir(root, pid)):
+            with contextlib.suppress(OSError):  # not empty (other files are kept) or already gone
+                folder.rmdir()
+    return plan
 
 
 def checked_box(box: Sequence[float], size: tuple[int, int], label: str = "the image") -> Box:
@@ -260,16 +314,17 @@ def _names_with(root: Path, pid: str, name: str, category: str) -> dict[str, Any
         if not p.is_file():
             continue
         try:
-            loaded = json.loads(p.read_text(encoding="utf-8"))
+            loaded = read_json(p)
         except (OSError, ValueError) as e:
-            raise CatalogueError(f"{fname} is unreadable ({type(e).__name__}); fix or remove it first") from e
+            raise CatalogueError(f"{fname} is unreadable ({e}); fix or remove it first") from e
         if not isinstance(loaded, dict):
             raise CatalogueError(f"{fname} is not a JSON object; fix or remove it first")
         if fname == "products.json":
             data = loaded
         else:
             prods = loaded.get("products", {})
-            data = {"products": {str(k): v for k, v in prods.items() if isinstance(v, dict)}}
+            data = {"products": {str(k): v for k, v in (prods.items() if isinstance(prods, dict) else ())
+                                 if isinstance(v, dict)}}
         break
     entry = {"name": name, "category": category}
     if isinstance(data.get("products"), dict):

@@ -11,10 +11,33 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from engine.errors import ImageError
 
 MAX_PIXELS = 64_000_000  # about 8000x8000; larger images are refused, not decoded
+MAX_SIDE = 1600  # catalogue photos are read at most this large on a side (annotated boxes are scaled with them)
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+_TURNED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
-def read_rgb(path: str | Path, max_side: int = 1600) -> np.ndarray:
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file as ``read_rgb`` orients it, from its header (nothing decoded);
+    ImageError when the header cannot be read."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            try:
+                turned = im.getexif().get(0x0112) in _TURNED
+            except Exception:  # noqa: BLE001 - a broken EXIF block: read_rgb ignores it the same way
+                turned = False
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise ImageError(f"{Path(path).name}: not a readable image ({type(e).__name__})") from e
+    return (h, w) if turned else (w, h)
+
+
+def stored_scale(size: tuple[int, int], max_side: int = MAX_SIDE) -> float:
+    """The factor ``read_rgb`` scales an image of this (width, height) by (1 when it is not downscaled)."""
+    longest = max(size)
+    return max_side / longest if longest > max_side else 1.0
+
+
+def read_rgb(path: str | Path, max_side: int = MAX_SIDE) -> np.ndarray:
     """Read an image file as an RGB uint8 array (HxWx3), downscaled so its longer side <= max_side."""
     path = Path(path)
     try:

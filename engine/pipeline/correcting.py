@@ -93,7 +93,7 @@ def example_set(engine: Engine, examples: dict[str, list[FrameExamples]], clip: 
 def correct_clip(engine: Engine, clip: str | Path, product_id: str, frames: list[int] | None = None,
                  regions: str = "product", clip_name: str = "", clip_sha256: str = "") -> list[Correction]:
     """Store frames of a clip (frame numbers; None: the frames a match samples) as examples of a product.
-    One correction per frame; they take effect at once (the engine's index reloads its examples)."""
+    One correction per frame, stored all or none; they take effect at once (the engine's index reloads its examples)."""
     from engine.render import encode_jpeg
 
     check_product(engine, product_id, regions)
@@ -111,9 +111,9 @@ def correct_clip(engine: Engine, clip: str | Path, product_id: str, frames: list
         if missing:
             raise CorrectionError(f"{name}: frame {missing[0]} cannot be read (the clip is shorter?)")
     digest = clip_sha256 or ("" if is_url(clip) else file_digest(clip))
-    stored = []
-    for fx in examples_of(engine, engine.query(decoded), product_id, regions):
-        stored.append(index.corrections.add(product_id, name, digest, fx.frame.index, fx.frame.time_s, fx.boxes,
-                                            fx.vectors, index.model_key, regions, encode_jpeg(fx.frame.image)))
+    found = [(fx.frame.index, fx.frame.time_s, fx.boxes, fx.vectors, encode_jpeg(fx.frame.image))
+             for fx in examples_of(engine, engine.query(decoded), product_id, regions)]
+    # every frame in one log line: a correct killed half-way stores none of them, never a part
+    stored = index.corrections.add_frames(product_id, name, digest, found, index.model_key, regions) if found else []
     index.refresh_examples()
     return stored
