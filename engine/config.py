@@ -70,7 +70,7 @@ class SearchSettings:
     region_candidates: int = 10  # products kept per region for display and inspection
     category_weight: float = 0.0  # similarity penalty for catalogue regions of another (merged) category
     category_source: str = "fused"  # a window's category: "fused" (head + k-NN), "head" or "knn"
-    example_offset: float = 0.2  # a livestream example's (correction's) cosine counts this much less: examples share
+    example_offset: float = 0.08  # a livestream example's (correction's) cosine counts this much less: examples share
     # the query domain, so other clips' frames resemble them more than any catalogue photo (README, Results)
     use_examples: bool = True  # search the livestream examples (corrections); evaluate turns it off (no leakage)
     product_pooling: str = "mean"  # a product's similarity to a window: "max" (its best catalogue region) or "mean"
