@@ -220,3 +220,15 @@ def test_joined_dev_clips_117_134_117_come_back_in_order(tmp_path):
     score = score_timeline(timeline, truth)
     assert score.order == ("000117", "000134", "000117")
     assert score.max_boundary_error <= 4.0
+
+
+def test_command_line_live_timeline_of_a_served_video_prints_segments_as_they_close(demo_dir, joined, serve):
+    from tests.test_cli import run
+
+    url = f"{serve(joined[0].parent)}/{joined[0].name}"
+    out = run("timeline", url, "--live", "--catalogue", str(demo_dir), "--every", str(EVERY), "--frames", "4")
+    assert out.returncode == 0, out.stderr
+    a, b = joined[1][0].product_id, joined[1][2].product_id
+    closed = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("0:00:")]
+    assert closed == [a, b]  # the last segment closes with the stream: it is in the table only
+    assert "3 product segment(s)" in out.stdout

@@ -138,6 +138,11 @@ def _add_other_commands(sub) -> None:
 
     p = sub.add_parser("bench", help="benchmark decode, detection, embedding, indexing and end-to-end latency")
     p.add_argument("--runs", type=int, default=5, help="warm end-to-end runs (default 5)")
+    p.add_argument("--timeline-hours", dest="timeline_hours", type=float, default=0.0,
+                   help="also build the timeline of a generated video this many hours long: video-seconds per "
+                        "wall-second and peak RSS (slow: about 10 minutes for 2 hours on 2 cores; default: off)")
+    p.add_argument("--only", choices=("all", "timeline"), default="all",
+                   help="timeline: only the long-video timeline benchmark (2 hours unless --timeline-hours)")
     p.add_argument("--json", help="also write the figures as JSON here")
     add_model_options(p)
     p.set_defaults(func=cmd_bench)

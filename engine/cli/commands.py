@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -225,7 +226,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from engine.eval.bench import run
 
-    results = run(settings_from(args), runs=args.runs)
+    if args.only == "timeline":
+        from engine.eval.bench import run_timeline
+
+        results = run_timeline(settings_from(args), args.timeline_hours or 2.0)
+    else:
+        results = run(settings_from(args), runs=args.runs, timeline_hours=args.timeline_hours)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
@@ -313,7 +319,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         total = round(run.duration_s, 1) if run.duration_s > 0 else None
-        bar = tqdm(total=total, desc=run.label[:24], unit="s", file=sys.stderr,
+        hidden = not sys.stderr.isatty() and os.environ.get("LIVEMATCH_PROGRESS") != "1"  # as progress_bar
+        bar = tqdm(total=total, desc=run.label[:24], unit="s", file=sys.stderr, disable=hidden,
                    bar_format="{desc:<24} {percentage:3.0f}%|{bar:30}| {n:.0f}/{total:.0f} video s "
                               "[{elapsed}<{remaining}]" if total else None)
     shown = 0
@@ -334,6 +341,9 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     finally:
         run.close()
         if bar is not None:
+            if run.status == "complete" and bar.total:
+                bar.n = bar.total
+                bar.refresh()
             bar.close()
     timeline = run.timeline()
     print(format_segments(timeline))

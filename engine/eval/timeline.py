@@ -32,35 +32,47 @@ def join_clips(clips: list[tuple[str | Path, str]], out: str | Path, size: tuple
     ``clips``: (path, product shown). Returns the true parts."""
     import cv2
 
-    from engine.io.video import open_capture
-
     codec = "MJPG" if Path(out).suffix.lower() == ".avi" else "mp4v"  # an .avi is motion JPEG
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*codec), fps, size)
     if not writer.isOpened():
         raise VideoError(f"OpenCV cannot write mp4 video to {out}")
     parts, t = [], 0.0
+    cache: dict[str, list] = {}  # with repeats: each clip's output frames, decoded once
     try:
         for _ in range(max(1, repeat)):
             for path, product in clips:
-                cap = open_capture(path)
-                src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or fps
-                frames = []
-                while True:
-                    ok, bgr = cap.read()
-                    if not ok:
-                        break
-                    frames.append(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
-                cap.release()
-                if not frames:
-                    raise VideoError(f"{Path(path).name}: no frame could be read")
-                n_out = int(round(len(frames) / src_fps * fps))
-                for j in range(n_out):
-                    writer.write(frames[min(len(frames) - 1, int(j / fps * src_fps))])
-                parts.append(Part(round(t, 3), round(t + n_out / fps, 3), product))
-                t += n_out / fps
+                frames = cache.get(str(path)) or _output_frames(path, size, fps)
+                if repeat > 1:
+                    cache[str(path)] = frames
+                for f in frames:
+                    writer.write(f)
+                parts.append(Part(round(t, 3), round(t + len(frames) / fps, 3), product))
+                t += len(frames) / fps
     finally:
         writer.release()
     return tuple(parts)
+
+
+def _output_frames(path: str | Path, size: tuple[int, int], fps: float) -> list:
+    """A clip's frames at the output size and rate (BGR), its duration kept."""
+    import cv2
+
+    from engine.io.video import open_capture
+
+    cap = open_capture(path)
+    src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or fps
+    frames = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(bgr)
+    cap.release()
+    if not frames:
+        raise VideoError(f"{Path(path).name}: no frame could be read")
+    n_out = int(round(len(frames) / src_fps * fps))
+    picked = [frames[min(len(frames) - 1, int(j / fps * src_fps))] for j in range(n_out)]
+    return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in picked]
 
 
 @dataclass(frozen=True)
