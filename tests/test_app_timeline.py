@@ -3,7 +3,6 @@ per segment, the table, a segment's frames, the downloads; Stop keeps the segmen
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -67,3 +66,23 @@ def test_stop_keeps_the_segments_so_far(sample, monkeypatch):
     text = page_text(at)
     assert "stopped before the end" in text and "4 frames" in text
     assert not at.button(key="match.timeline_restart").disabled
+
+
+def test_the_chart_has_a_band_per_segment_one_colour_per_product_and_the_table_a_row_each():
+    from engine.pipeline.timeline import FrameEvidence, Timeline, segment
+    from ui.timeline import segment_table, timeline_chart
+
+    a, b, none = {"A": 0.6, "B": 0.3}, {"A": 0.3, "B": 0.6}, {"A": 0.05, "B": 0.04}
+    rows = [a] * 3 + [b] * 3 + [none] * 3 + [a] * 3
+    frames = tuple(FrameEvidence(i, 2.0 * i, r, max(r, key=r.get)) for i, r in enumerate(rows))
+    t = Timeline("v.mp4", 2.0, 24.0, segment(frames, 24.0, 2.0), frames)
+    fig = timeline_chart(t, {"A": "Coat", "B": "Skirt"}, total_s=60.0)
+    bars = [tr for tr in fig.data if tr.type == "bar"]
+    assert [tr.legendgroup for tr in bars] == ["A", "B", "", "A"]
+    assert bars[0].marker.color == bars[3].marker.color != bars[1].marker.color
+    assert [tr.showlegend for tr in bars] == [True, True, True, False]
+    assert "Coat" in bars[0].hovertemplate and tuple(fig.layout.xaxis.range) == (0, 60.0)
+    table = segment_table(t, {"A": "Coat"}, {0: b"\xff\xd8jpeg", 7: b"\xff\xd8jpeg"}, {"A": None, "B": None})
+    assert list(table["id"]) == ["A", "B", "-", "A"] and list(table["name"])[2] == "no product"
+    assert table["frame"][0].startswith("data:image/jpeg;base64,") and table["frame"][2].startswith("data:")
+    assert table["frame"].isna().tolist() == [False, True, False, True]  # segments 2 and 4 kept no thumbnail

@@ -56,8 +56,9 @@ def segment_colours(timeline: Timeline) -> dict[str, str]:
     return {**{p: PALETTE[i % len(PALETTE)] for i, p in enumerate(products)}, "": MUTED}
 
 
-def timeline_chart(timeline: Timeline, names: Mapping[str, str]) -> go.Figure:
-    """One coloured band per segment along the video's time; the product's name, times and evidence on hover."""
+def timeline_chart(timeline: Timeline, names: Mapping[str, str], total_s: float = 0.0) -> go.Figure:
+    """One coloured band per segment along the video's time (the axis spans ``total_s``, the whole video, when
+    known: a running timeline grows along it); the product's name, times and evidence on hover."""
     colours = segment_colours(timeline)
     fig = go.Figure()
     shown: set[str] = set()
@@ -74,7 +75,7 @@ def timeline_chart(timeline: Timeline, names: Mapping[str, str]) -> go.Figure:
                            "%{customdata[5]:.3f} · %{customdata[6]}<extra></extra>"),
         ))
         shown.add(s.product_id)
-    end = max(timeline.end_s, 1.0)
+    end = max(timeline.end_s, total_s, 1.0)
     step = _tick_step(end)
     ticks = [t * step for t in range(int(end // step) + 1)]
     fig.update_layout(barmode="overlay", height=150, margin=dict(l=10, r=10, t=10, b=10), font=FONT,
@@ -269,7 +270,7 @@ def _render(session: TimelineSession, catalogue: Catalogue) -> None:
     if not timeline.products and not session.running:
         st.info("No catalogue product reached the evidence needed in any stretch of this clip: the timeline is "
                 "empty.", icon=":material/search_off:")
-    st.plotly_chart(timeline_chart(timeline, names), width="stretch", config={"displayModeBar": False},
+    st.plotly_chart(timeline_chart(timeline, names, run.duration_s), width="stretch", config={"displayModeBar": False},
                     key="match.timeline_chart")
     products = {s.product_id: _product_thumb(catalogue, s.product_id) for s in timeline.products}
     table = segment_table(timeline, names, session.thumbs, products)
