@@ -140,7 +140,8 @@ def test_a_video_without_any_catalogue_product_gives_an_empty_timeline(engine, c
     assert "no catalogue product was found" in timeline.message
 
 
-def test_a_stream_broken_mid_way_keeps_the_segments_found_so_far(engine, demo_dir, tmp_path):
+@pytest.mark.parametrize("decode, why", [("seek", "no frame could be read at"), ("sequential", "the video ended at")])
+def test_a_stream_broken_mid_way_keeps_the_segments_found_so_far(engine, demo_dir, tmp_path, decode, why):
     from engine.io.catalogue import load_catalogue
 
     clips = load_catalogue(demo_dir).clips
@@ -149,8 +150,8 @@ def test_a_stream_broken_mid_way_keeps_the_segments_found_so_far(engine, demo_di
     join_clips([(clips[v].path, v) for v in (a, a, b, b)], video, size=(270, 480))
     data = video.read_bytes()
     video.write_bytes(data[: int(len(data) * 0.7)])  # cut during B
-    timeline = build_timeline(engine, video, TimelineParams(every_s=EVERY))
-    assert timeline.status == "broken" and "no frame could be read at" in timeline.note
+    timeline = build_timeline(engine, video, TimelineParams(every_s=EVERY, decode=decode))
+    assert timeline.status == "broken" and why in timeline.note, timeline.note
     assert [s.product_id for s in timeline.segments] == [a, b]
     assert 4.0 < timeline.end_s < 7.0
     assert "broke off" in timeline.message

@@ -71,7 +71,8 @@ def _add_matching_commands(sub) -> None:
     p.add_argument("--none-below", dest="none_below", type=float,
                    help=f"evidence under which a frame leans to 'no product' (default {TimelineParams.none_below:g})")
     p.add_argument("--decode", choices=DECODE_MODES, default="auto",
-                   help="seek to each sampled frame, or read sequentially (default auto: seek in files)")
+                   help="seek to each sampled frame, or read sequentially (default auto: seek in a file whose samples "
+                        "are 30 frames or more apart)")
     add_model_options(p)
     p.set_defaults(func=cmd_timeline)
 

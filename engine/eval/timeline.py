@@ -135,6 +135,27 @@ def run_timeline(engine, video: str | Path, params: TimelineParams = TimelinePar
     return run.timeline()
 
 
+def decode_speed(video: str | Path, every_s: float = 2.0, seconds: float = 0.0) -> dict[str, float]:
+    """Seconds to read the frames sampled every ``every_s`` s (the first ``seconds`` of video; 0: all of it), by
+    seeking and by reading sequentially with drops (engine.io.sampler), and how many frames each read."""
+    from engine.io.sampler import open_sampler
+
+    out: dict[str, float] = {}
+    for mode in ("seek", "sequential"):
+        reader, _ = open_sampler(video, every_s, mode)
+        n, t0 = 0, time.perf_counter()
+        try:
+            while not reader.ended:
+                frames = reader.next_frames(8)
+                n += len(frames)
+                if seconds and frames and frames[-1].time_s >= seconds:
+                    break
+        finally:
+            reader.close()
+        out[f"{mode}_s"], out[f"{mode}_frames"] = round(time.perf_counter() - t0, 3), n
+    return out
+
+
 def current_rss_mb() -> float:
     """This process's resident memory now (Linux; 0.0 elsewhere)."""
     try:
@@ -166,6 +187,9 @@ def long_video_bench(settings, hours: float, work: Path, out: Callable[[str], No
     truth = join_clips(clips, video, size=(270, 480), fps=2.0, repeat=repeat)
     out(f"timeline: wrote a {truth[-1].end_s / 3600:.2f} h video ({len(truth)} clips of 10 s, 270x480, 2 fps, "
         f"{video.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - t0:.0f} s")
+    decode = decode_speed(video, every_s or settings.detection.stream_every, seconds=600.0)
+    out(f"timeline: decoding the first 10 minutes' sampled frames: seek {decode['seek_s']:.2f} s, sequential with "
+        f"drops {decode['sequential_s']:.2f} s ({decode['seek_frames']:.0f} frames)")
     engine = ready_engine(settings.with_(catalogue=str(demo), index_dir=str(work / "timeline-index")), catalogue)
     params = replace(TimelineParams(), every_s=every_s or settings.detection.stream_every)
     rss: list[float] = []
@@ -188,7 +212,7 @@ def long_video_bench(settings, hours: float, work: Path, out: Callable[[str], No
         "rss_mb_start": round(start_rss, 1), "rss_mb_by_tenth": rss,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "segments": len(timeline.segments), "true_parts": len(truth), "accuracy": score.accuracy,
-        "max_boundary_error_s": score.max_boundary_error,
+        "max_boundary_error_s": score.max_boundary_error, "decode_first_10_min": decode,
     }
     out(f"timeline of {result['hours']} h at one frame every {result['every_s']:g} s: {result['frames']} frames in "
         f"{result['wall_s']:.0f} s = {result['video_s_per_wall_s']:.1f} video-s per wall-s "

@@ -2,9 +2,11 @@
 sampled frame (``SeekReader``), a URL or a file without a frame count sequentially, decoding only the kept frames
 (``engine.io.stream.StreamReader``). Both give ``next_frames(n)``, ``ended``, ``label`` and ``close``.
 
-Seeking was the faster of the two on every file measured (docs/timeline.md: 0.08 s against 0.13 s for the
-10 frames of a 20-second 20 fps clip, 0.32 s against 0.56 s for 30 frames of a joined 60-second one, mp4v/FMP4),
-since a sequential reader decodes every frame to keep one in 40; ``decode="sequential"`` chooses the other.
+Which is faster depends on how many frames lie between two samples (docs/timeline.md): seeking decodes from the
+key frame before each sample, a sequential reader decodes every frame. With 40 frames between samples (every 2 s
+of 20 fps video) seeking took 0.13 s against 0.21 s for a 20-second clip; with 20 or fewer, sequential reading
+won (0.24 s against 0.64 s at every 1 s). ``decode="auto"`` seeks when samples are at least SEEK_MIN_GAP frames
+apart and reads sequentially otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from engine.io.video import is_url, open_capture, probe, to_rgb
 from engine.types import Frame
 
 DECODE_MODES = ("auto", "seek", "sequential")
+SEEK_MIN_GAP = 30  # frames between samples from which seeking is faster than reading every frame
 
 
 class SeekReader:
@@ -73,7 +76,8 @@ class SeekReader:
 
 def open_sampler(source: str | Path, every_s: float, decode: str = "auto") -> tuple[SeekReader | StreamReader, float]:
     """A reader of ``source`` sampled every ``every_s`` seconds, and the source's duration (0.0: unknown, as for a
-    live stream). ``decode``: "seek" (files with a frame count), "sequential", or "auto" (seek where it can)."""
+    live stream). ``decode``: "seek" (files with a frame count), "sequential", or "auto" (seek in a file whose
+    samples are at least SEEK_MIN_GAP frames apart, else sequential)."""
     if decode not in DECODE_MODES:
         raise VideoError(f"decode must be one of {', '.join(DECODE_MODES)}, not {decode!r}")
     if every_s <= 0:
@@ -81,7 +85,10 @@ def open_sampler(source: str | Path, every_s: float, decode: str = "auto") -> tu
     if is_url(source):
         return StreamReader(source, every_s), 0.0
     info = probe(source)
-    if decode != "sequential" and info.frame_count > 0 and info.fps > 0:
+    seekable = info.frame_count > 0 and info.fps > 0
+    if decode == "auto":
+        decode = "seek" if seekable and every_s * info.fps >= SEEK_MIN_GAP else "sequential"
+    if decode == "seek" and seekable:
         return SeekReader(source, every_s, info.frame_count, info.fps), info.duration_s
     if decode == "seek":
         raise VideoError(f"{Path(source).name}: the container gives no frame count to seek by; use sequential")

@@ -311,10 +311,11 @@ class TimelineRun:
             self.frames.extend(FrameEvidence.of(v, self.params.keep) for v in votes)
             if on_frames is not None:
                 on_frames(frames, votes)
-        if self.reader.ended:
-            broken = getattr(self.reader, "broken", "")
-            if broken and self.duration_s and self.covered_s + 2 * self.every_s < self.duration_s:
-                return self._finish("broken", broken, len(frames))
+        if self.reader.ended:  # short of the container's duration by more than two samples: broken off
+            if self.duration_s > 0 and self.covered_s + 2 * self.every_s < self.duration_s:
+                note = getattr(self.reader, "broken", "") or (
+                    f"{self.label}: the video ended at {self.covered_s:.1f} s of its {self.duration_s:.1f} s")
+                return self._finish("broken", note, len(frames))
             return self._finish("complete", "", len(frames))
         self._seconds = time.perf_counter() - self._t0
         return len(frames)
