@@ -135,7 +135,7 @@ def test_a_video_without_any_catalogue_product_gives_an_empty_timeline(engine, c
     video = clip_path(n_frames=40, size=(270, 480), fps=10.0)  # plain grey frames
     timeline = build_timeline(engine, video, TimelineParams(every_s=EVERY))
     assert timeline.status == "complete" and len(timeline.frames) == 8
-    assert timeline.products == ()
+    assert timeline.product_segments == ()
     assert all(s.verdict == "none" for s in timeline.segments)
     assert "no catalogue product was found" in timeline.message
 

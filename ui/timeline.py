@@ -267,12 +267,12 @@ def _render(session: TimelineSession, catalogue: Catalogue) -> None:
     if not timeline.segments:
         return
     names = {pid: p.name for pid, p in catalogue.products.items()}
-    if not timeline.products and not session.running:
+    if not timeline.product_segments and not session.running:
         st.info("No catalogue product reached the evidence needed in any stretch of this clip: the timeline is "
                 "empty.", icon=":material/search_off:")
     st.plotly_chart(timeline_chart(timeline, names, run.duration_s), width="stretch", config={"displayModeBar": False},
                     key="match.timeline_chart")
-    products = {s.product_id: _product_thumb(catalogue, s.product_id) for s in timeline.products}
+    products = {s.product_id: _product_thumb(catalogue, s.product_id) for s in timeline.product_segments}
     table = segment_table(timeline, names, session.thumbs, products)
     st.dataframe(table, hide_index=True, width="stretch", key="match.timeline_table", column_config={
         "frame": st.column_config.ImageColumn("frame", width="small"),

@@ -116,7 +116,7 @@ class Timeline:
     seconds: float = 0.0  # wall-clock time spent
 
     @property
-    def products(self) -> tuple[Segment, ...]:
+    def product_segments(self) -> tuple[Segment, ...]:
         """The segments that show a product."""
         return tuple(s for s in self.segments if s.is_product)
 
@@ -126,11 +126,11 @@ class Timeline:
         where = f"{len(self.frames)} frames over {format_time(self.end_s)}"
         if not self.frames:
             text = "no frame was sampled"
-        elif not self.products:
+        elif not self.product_segments:
             text = f"no catalogue product was found ({where})"
         else:
-            n = len({s.product_id for s in self.products})
-            text = f"{len(self.products)} product segment(s), {n} product(s) ({where})"
+            n = len({s.product_id for s in self.product_segments})
+            text = f"{len(self.product_segments)} product segment(s), {n} product(s) ({where})"
         if self.status == "broken":
             text += f"; the source broke off: {self.note}" if self.note else "; the source broke off"
         elif self.status == "stopped":
