@@ -233,3 +233,16 @@ def test_command_line_live_timeline_of_a_served_video_prints_segments_as_they_cl
     closed = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("0:00:")]
     assert closed == [a, b]  # the last segment closes with the stream: it is in the table only
     assert "3 product segment(s)" in out.stdout
+
+
+def test_the_long_video_benchmark_reports_speed_memory_and_segments(settings, tmp_path):
+    from engine.eval.timeline import long_video_bench
+
+    lines: list[str] = []
+    result = long_video_bench(settings, 0.01, tmp_path, lines.append)  # one pass of the six demo clips: 60 s
+    assert result["hours"] == pytest.approx(60 / 3600, abs=1e-3) and result["frames"] == 30
+    assert result["video_s_per_wall_s"] > 0 and result["peak_rss_mb"] > 0
+    assert len(result["rss_mb_by_tenth"]) >= 10
+    assert result["segments"] == result["true_parts"] == 6 and result["max_boundary_error_s"] <= 2.0
+    assert result["decode_first_10_min"]["seek_frames"] == result["decode_first_10_min"]["sequential_frames"] == 30
+    assert any("video-s per wall-s" in line for line in lines)

@@ -196,8 +196,9 @@ def long_video_bench(settings, hours: float, work: Path, out: Callable[[str], No
     marks = {"next": 0.0}
 
     def on_step(run: TimelineRun) -> None:
-        if run.fraction >= marks["next"]:
-            rss.append(round(current_rss_mb(), 1))
+        now = round(current_rss_mb(), 1)
+        while run.fraction >= marks["next"] - 1e-9:  # at the first step past each tenth
+            rss.append(now)
             marks["next"] += 0.1
 
     start_rss = current_rss_mb()
