@@ -5,7 +5,7 @@ reruns itself every half second, matches the next sampled frames for about a sec
 the chart and the table. Stop ends it and keeps the segments so far. The session keeps the run (its per-frame
 evidence, no frames) and a small thumbnail of the sampled frames, thinned to at most MAX_THUMBS, so memory stays
 bounded over hours of video. An upload is written to a private temporary folder for the run, removed when the
-run is replaced.
+run is replaced (or the session is let go).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import logging
 import shutil
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -135,6 +136,10 @@ class TimelineSession:
     error: str | None = None
     thumbs: dict[int, bytes] = field(default_factory=dict)  # frame position -> JPEG
     stride: int = 1
+
+    def __post_init__(self) -> None:
+        if self.folder is not None:  # removed with the session too, should it end without close()
+            weakref.finalize(self, shutil.rmtree, str(self.folder), True)
 
     @property
     def running(self) -> bool:
