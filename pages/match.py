@@ -18,6 +18,7 @@ from ui.matching import UPLOAD_TYPES, Analysis, ClipSource, analyse_cached, cach
 from ui.progress import describe_match, run_with_progress
 from ui.names import clip_shows
 from ui.live import stream_panel
+from ui.timeline import timeline_chosen, timeline_panel
 from ui.views import render_match
 
 shell()
@@ -121,6 +122,9 @@ def main() -> None:
                 how_it_works()
                 return
             with guard(source.name):
+                if timeline_chosen(source):
+                    timeline_panel(settings, catalogue, source)
+                    return
                 analysis = match(settings, catalogue, source)
                 render_match(analysis, catalogue, settings, source)
 

@@ -16,7 +16,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})}, timeout=600)
 
 
-@pytest.mark.parametrize("cmd", ["demo", "build-index", "match", "evaluate", "models"])
+@pytest.mark.parametrize("cmd", ["demo", "build-index", "match", "timeline", "timeline-eval", "evaluate", "models"])
 def test_every_subcommand_has_help(cmd):
     out = run(cmd, "--help")
     assert out.returncode == 0 and "usage:" in out.stdout

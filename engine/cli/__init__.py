@@ -1,4 +1,4 @@
-"""Command line, argparse and printing only: python -m engine {demo,build-index,match,correct,corrections,
+"""Command line, argparse and printing only: python -m engine {demo,build-index,match,timeline,timeline-eval,correct,corrections,
 eval-corrections,evaluate,domain-mean,train-embedding,train-garments,bench,bench-index,bench-ray,models} ...
 
 Every subcommand has --help; bad input gives a one-line ``error: ...`` and exit status 2, never a traceback."""
@@ -9,10 +9,13 @@ import argparse
 import sys
 
 from engine.cli.commands import (cmd_bench, cmd_bench_index, cmd_bench_ray, cmd_build_index, cmd_demo, cmd_evaluate, cmd_match,
-                                 cmd_domain_mean, cmd_models, cmd_train_embedding, cmd_train_garments)
+                                 cmd_domain_mean, cmd_models, cmd_timeline, cmd_timeline_eval, cmd_train_embedding, cmd_train_garments)
 from engine.cli.common import add_model_options
 from engine.cli.corrections import add_correction_commands
+from engine.config import DetectionSettings
 from engine.errors import EngineError
+from engine.io.sampler import DECODE_MODES
+from engine.pipeline.timeline import TimelineParams
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +57,40 @@ def _add_matching_commands(sub) -> None:
     p.add_argument("--shop", help="search only this shop's products (products.json \"shop\")")
     add_model_options(p)
     p.set_defaults(func=cmd_match)
+
+    p = sub.add_parser("timeline", help="which product, when: a timeline of product segments over a whole video")
+    p.add_argument("video", help="a video file or a stream URL (http(s), HLS, rtsp, rtmp)")
+    p.add_argument("--every", dest="stream_every", type=float,
+                   help=f"seconds of video between sampled frames (default {DetectionSettings.stream_every:g})")
+    p.add_argument("--json", help="write the timeline (segments and per-frame evidence) as JSON here")
+    p.add_argument("--csv", help="write the segments as CSV here")
+    p.add_argument("--live", action="store_true",
+                   help="read VIDEO as a live stream, printing each segment once the next one has begun")
+    p.add_argument("--switch-penalty", dest="switch_penalty", type=float,
+                   help=f"evidence a change of product must gain (default {TimelineParams.switch_penalty:g})")
+    p.add_argument("--none-below", dest="none_below", type=float,
+                   help=f"evidence under which a frame leans to 'no product' (default {TimelineParams.none_below:g})")
+    p.add_argument("--decode", choices=DECODE_MODES, default="auto",
+                   help="seek to each sampled frame, or read sequentially (default auto: seek in a file whose samples "
+                        "are 30 frames or more apart)")
+    add_model_options(p)
+    p.set_defaults(func=cmd_timeline)
+
+    p = sub.add_parser("timeline-eval", help="join clips whose products are known and score their timelines")
+    p.add_argument("--dataset", required=True, help="a dataset in the Tianchi layout (its clips and catalogue)")
+    p.add_argument("--join", action="append", required=True, metavar="ID,ID,...",
+                   help="clip ids to join in this order (repeat the option for more videos)")
+    p.add_argument("--out", help="where the joined videos are written (default: <home>/timeline-eval)")
+    p.add_argument("--width", type=int, default=540, help="the joined video's width (default 540)")
+    p.add_argument("--height", type=int, default=960, help="the joined video's height (default 960)")
+    p.add_argument("--every", dest="stream_every", type=float,
+                   help=f"seconds of video between sampled frames (default {DetectionSettings.stream_every:g})")
+    p.add_argument("--switch-penalty", dest="switch_penalty", type=float)
+    p.add_argument("--none-below", dest="none_below", type=float)
+    p.add_argument("--decode", choices=DECODE_MODES, default="auto")
+    p.add_argument("--json", help="write the scores as JSON here")
+    add_model_options(p)
+    p.set_defaults(func=cmd_timeline_eval)
 
     p = sub.add_parser("evaluate", help="match every clip of a dataset and score top-1, top-5 and MRR")
     p.add_argument("--dataset", required=True, help="a dataset in the Tianchi layout")
@@ -102,6 +139,11 @@ def _add_other_commands(sub) -> None:
 
     p = sub.add_parser("bench", help="benchmark decode, detection, embedding, indexing and end-to-end latency")
     p.add_argument("--runs", type=int, default=5, help="warm end-to-end runs (default 5)")
+    p.add_argument("--timeline-hours", dest="timeline_hours", type=float, default=0.0,
+                   help="also build the timeline of a generated video this many hours long: video-seconds per "
+                        "wall-second and peak RSS (slow: about 10 minutes for 2 hours on 2 cores; default: off)")
+    p.add_argument("--only", choices=("all", "timeline"), default="all",
+                   help="timeline: only the long-video timeline benchmark (2 hours unless --timeline-hours)")
     p.add_argument("--json", help="also write the figures as JSON here")
     add_model_options(p)
     p.set_defaults(func=cmd_bench)

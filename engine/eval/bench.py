@@ -231,7 +231,20 @@ def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, wor
         out(f"batch matching ({mode}), {n} clips of 10 frames, decode overlapped: {rate:6.2f} clips/s")
 
 
-def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, workdir: Path | None = None) -> dict:
+def run_timeline(settings: Settings, hours: float, out: Callable[[str], None] = print,
+                 workdir: Path | None = None) -> dict:
+    """Only the long-video timeline benchmark (``bench --only timeline``): result key ``timeline``."""
+    from engine.eval.timeline import long_video_bench
+
+    work = Path(workdir or tempfile.mkdtemp(prefix="livematch-bench-"))
+    results: dict = {"machine": machine()}
+    out(f"machine: {results['machine']}")
+    results["timeline"] = long_video_bench(settings, hours, work, out)
+    return results
+
+
+def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, workdir: Path | None = None,
+        timeline_hours: float = 0.0) -> dict:
     """Run every benchmark on a generated clip and catalogue, print each result, and return them all."""
     from engine.io.catalogue import load_catalogue
     from engine.io.demo import generate_demo
@@ -254,5 +267,9 @@ def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, w
         f"{results['peak_rss_mb_bench']:.0f} MB")
     measure_serving_rss(settings, demo, work / "index", clip, results, out)
     measure_startup(settings.home, work, results, out)
+    if timeline_hours > 0:
+        from engine.eval.timeline import long_video_bench
+
+        results["timeline"] = long_video_bench(settings, timeline_hours, work, out)
     check_targets(results, out)
     return results

@@ -191,6 +191,13 @@ class Engine:
             plan = strategy_for(self.settings, self.embedder, self.index).plan(regions)
         return Query(frames, dets, regions, plan)
 
+    def frame_evidence(self, frames: list[Frame], examples: ExampleSet | None = None) -> list[FrameVote]:
+        """Each frame's vote and per-product evidence (its best similarity to every candidate product), exactly as
+        ``match_frames`` computes them, without the clip's ranking: what a timeline pools over a long video."""
+        if not frames:
+            return []
+        return self._search(self.query(frames), self.examples() if examples is None else examples)
+
     def match_query(self, query: Query, examples: ExampleSet | None = None, clip_name: str = "") -> MatchResult:
         """Search and vote over a prepared query (``examples``: the livestream examples; default: those in force)."""
         assert self.index is not None
