@@ -4,6 +4,7 @@ CI installs requirements-scale.txt and sets LIVEMATCH_REQUIRE_SCALE=1, so none o
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import subprocess
@@ -18,6 +19,7 @@ from engine.errors import EngineError, IndexFileError
 from engine.index.incremental import ProductUpdate, update_index
 from engine.index.store import ProductIndex, current_build, write_index
 from engine.types import RegionRef
+from support.faults import crashing_first_chunk
 
 
 def _need(module: str):
@@ -264,6 +266,13 @@ def plain_regions(demo_dir, settings, tmp_path_factory):
     return catalogue, catalogue_regions(Engine(settings), catalogue, cache=EmbeddingCache(tmp_path_factory.mktemp("c")))
 
 
+def _embedder(settings):
+    """The embedding function Engine.build_index hands the Ray workers."""
+    from engine.pipeline.engine import chunk_embedder
+
+    return functools.partial(chunk_embedder, settings)
+
+
 def _same(a, b) -> None:
     (va, ia, _), (vb, ib, _) = a, b
     assert ia == ib and va.shape == vb.shape and len(ia) > 0
@@ -278,10 +287,10 @@ def test_ray_build_equals_plain_build_and_reuses_the_cache(local_ray, plain_regi
     catalogue, plain = plain_regions
     monkeypatch.setattr(ray_build, "CHUNK", 4)  # 15 images: 4 chunks over 2 workers
     cache = EmbeddingCache(tmp_path / "cache")
-    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 2, cache=cache), plain)
+    _same(ray_build.ray_catalogue_regions(_embedder(settings), catalogue, "local", 2, cache=cache), plain)
     assert cache.misses == catalogue.n_images and cache.hits == 0
     again = EmbeddingCache(tmp_path / "cache")  # a rerun embeds nothing: every image is in the shared cache
-    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 2, cache=again), plain)
+    _same(ray_build.ray_catalogue_regions(_embedder(settings), catalogue, "local", 2, cache=again), plain)
     assert again.hits == catalogue.n_images and again.misses == 0
 
 
@@ -293,7 +302,8 @@ def test_more_ray_workers_than_cpus_share_them(local_ray, plain_regions, setting
     catalogue, plain = plain_regions
     monkeypatch.setattr(ray_build, "CHUNK", 4)
     monkeypatch.setattr(ray_build, "CHUNK_TIMEOUT_S", 180.0)  # a regression fails here instead of hanging
-    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 3, cache=EmbeddingCache(tmp_path / "c")), plain)
+    _same(ray_build.ray_catalogue_regions(_embedder(settings), catalogue, "local", 3, cache=EmbeddingCache(tmp_path / "c")),
+          plain)
 
 
 def test_ray_worker_killed_midway_is_retried(local_ray, plain_regions, settings, tmp_path, monkeypatch):
@@ -302,20 +312,22 @@ def test_ray_worker_killed_midway_is_retried(local_ray, plain_regions, settings,
 
     catalogue, plain = plain_regions
     marker = tmp_path / "crashed"
-    monkeypatch.setenv(ray_build.CRASH_ENV, str(marker))  # the first task's worker calls os._exit(1)
+    build = crashing_first_chunk(_embedder(settings), str(marker))  # the first chunk's worker calls os._exit(1)
     monkeypatch.setattr(ray_build, "CHUNK", 8)
-    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 2, cache=EmbeddingCache(tmp_path / "c")), plain)
+    _same(ray_build.ray_catalogue_regions(build, catalogue, "local", 2, cache=EmbeddingCache(tmp_path / "c")), plain)
     assert marker.exists()
 
 
 def test_failed_ray_build_leaves_the_previous_index_serving(local_ray, plain_regions, settings, tmp_path, monkeypatch):
     from engine.index import ray_build
+    from engine.pipeline import engine as pipeline_engine
     from engine.pipeline.engine import Engine
 
     catalogue, (v, items, _) = plain_regions
     write_index(tmp_path / "ix", v, items, {it.product_id: {} for it in items}, "previous")
     before = current_build(tmp_path / "ix")
-    monkeypatch.setenv(ray_build.CRASH_ENV, str(tmp_path / "crashed"))
+    monkeypatch.setattr(pipeline_engine, "chunk_embedder",  # what Engine.build_index hands the Ray workers
+                        crashing_first_chunk(pipeline_engine.chunk_embedder, str(tmp_path / "crashed")))
     monkeypatch.setattr(ray_build, "RETRIES", 0)  # no restart: the build fails
     with pytest.raises(EngineError, match="Ray worker failed"):
         Engine(settings).build_index(catalogue, tmp_path / "ix", ray_address="local", ray_workers=2)

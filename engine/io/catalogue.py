@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.categories import english
 from engine.errors import CatalogueError
+from engine.geometry import Box
 from engine.types import Product, RegionRef
 from engine.io.video import VIDEO_SUFFIXES
 
@@ -72,7 +73,7 @@ def _natural_key(name: str) -> tuple[Any, ...]:
     return (0, int(stem), name) if stem.isdigit() else (1, 0, name)
 
 
-def _parse_box(raw: Any) -> tuple[float, float, float, float] | None:
+def _parse_box(raw: Any) -> Box | None:
     if not isinstance(raw, (list, tuple)) or len(raw) != 4:
         return None
     try:

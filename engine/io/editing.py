@@ -38,6 +38,7 @@ from PIL import Image
 
 from engine.categories import CATEGORY_EN
 from engine.errors import CatalogueError, ImageError
+from engine.geometry import Box
 from engine.io.images import read_rgb
 
 MAX_IMAGES = 50
@@ -45,7 +46,6 @@ MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_ID_LENGTH = 64
 JPEG_QUALITY = 92
 MIN_BOX_SIDE = 2  # pixels, inside the image
-Box = tuple[float, float, float, float]
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,7 +23,7 @@ from engine.io.video import sample_frames
 from engine.models import Detector, Embedder, get_detector, get_embedder
 from engine.models.domain import DomainMean
 from engine.models.domain import resolve as resolve_domain_mean
-from engine.pipeline.catalogue import catalogue_regions
+from engine.pipeline.catalogue import catalogue_regions, embed_chunk
 from engine.pipeline.regions import detect_regions
 from engine.pipeline.search import RegionPlan, search_region
 from engine.pipeline.votes import frame_vote, rank
@@ -90,8 +91,8 @@ class Engine:
         if ray_address:
             from engine.index.ray_build import ray_catalogue_regions
 
-            vectors, items, problems = ray_catalogue_regions(self.settings, catalogue, ray_address, ray_workers,
-                                                             progress, cache)
+            vectors, items, problems = ray_catalogue_regions(partial(chunk_embedder, self.settings), catalogue,
+                                                             ray_address, ray_workers, progress, cache=cache)
         else:
             vectors, items, problems = catalogue_regions(self, catalogue, progress, cache)
         progress("index", 0.0)
@@ -239,6 +240,13 @@ class Query:
     dets: list[Detections]
     regions: list[QueryRegion]
     plan: WindowPlan
+
+
+def chunk_embedder(settings: Settings) -> Callable[[list, EmbeddingCache, list[str]], list[tuple]]:
+    """The public embedding function for distributors of the catalogue build (engine.index.ray_build): an Engine
+    of ``settings`` (its detector and embedder load on first use) bound to engine.pipeline.catalogue.embed_chunk,
+    called as ``embed(jobs, cache, problems)``. A Ray worker calls ``partial(chunk_embedder, settings)()`` once."""
+    return partial(embed_chunk, Engine(settings))
 
 
 def product_entries(catalogue: Catalogue, indexed: set[str]) -> dict[str, dict]:
