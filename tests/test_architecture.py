@@ -166,3 +166,39 @@ def test_no_import_cycles():
 ])
 def test_the_cycle_finder_finds_cycles(edges, expected):
     assert _cycles(edges) == expected
+
+
+def _defined_names(path: Path) -> set[str]:
+    """Every name a module defines or imports, at any depth (functions, classes, methods, assignments)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def test_dotted_names_in_docstrings_and_comments_exist():
+    """``engine.models.garments.GarmentHead`` in a docstring or a comment names a module that exists, and the name
+    after it is defined there: a rename leaves no stale pointer behind."""
+    import io
+    import re
+    import tokenize
+
+    dotted = re.compile(r"(?<![\w.])((?:engine|ui|pages)\.[A-Za-z_][\w.]*[A-Za-z0-9_])")
+    stale = []
+    for module, (path, _) in MODULES.items():
+        for tok in tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline):
+            if tok.type not in (tokenize.STRING, tokenize.COMMENT):
+                continue
+            for name in dotted.findall(tok.string):
+                parts = name.split(".")
+                known = max((k for k in range(1, len(parts) + 1) if ".".join(parts[:k]) in MODULES), default=0)
+                rest = parts[known:]
+                if rest and rest[0] != "py" and rest[0] not in _defined_names(MODULES[".".join(parts[:known])][0]):
+                    stale.append(f"{module}:{tok.start[0]} {name}")
+    assert stale == []

@@ -280,3 +280,14 @@ def test_bench_prints_each_target_met_or_not():
     assert "embed_per_s.torch >= 2.5: 3.00 (met)" in text
     assert "index_images_per_s >= 60: 59.00 (NOT met)" in text and "peak_rss_mb <= 1500: 900.00 (met)" in text
     assert "startup_s.first_page <= 3: not measured" in text
+    assert "target GPU embed_per_s.default >= 5000: not measured (no GPU in this run)" in text
+
+
+def test_bench_compares_the_gpu_targets_when_it_ran_on_a_gpu():
+    from engine.eval.bench import check_targets
+
+    lines: list[str] = []
+    check_targets({"gpu": True, "embed_per_s.default": 6000.0, "batch_clips_per_s_fast": 12.5}, lines.append)
+    text = "\n".join(lines)
+    assert "target GPU embed_per_s.default >= 5000: 6000.00 (met)" in text
+    assert "target GPU batch_clips_per_s_fast >= 20: 12.50 (NOT met)" in text

@@ -1,6 +1,6 @@
 """Edit a catalogue folder: add a product from uploaded images, or copy a catalogue to make it editable.
 
-Every image is decoded (``engine.images.read_rgb``) before anything is written. A new product is staged in a
+Every image is decoded (``engine.io.images.read_rgb``) before anything is written. A new product is staged in a
 hidden folder inside the catalogue (same file system), then renamed into place with the product's image folder
 last, so a failure at any step leaves the catalogue as it was. Images are re-encoded as ``<n>.jpg`` (orientation
 applied, metadata dropped, at most 1600 pixels on a side); the uploaded file names are never used as paths.

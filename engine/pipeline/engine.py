@@ -127,6 +127,13 @@ class Engine:
         self.index = ProductIndex.load(index_dir, self.index_key)
         return self.index
 
+    def loaded_index(self) -> ProductIndex:
+        """The index searched; a RuntimeError when none is loaded (a check that, unlike an assert, ``python -O``
+        keeps)."""
+        if self.index is None:
+            raise RuntimeError("no index loaded: call build_index() or load_index() first")
+        return self.index
+
     # ----------------------------------------------------------------- query side
     def match(self, clip: str | Path, progress: Progress = _no_progress) -> MatchResult:
         """Sample frames from a clip and match them."""
@@ -167,42 +174,40 @@ class Engine:
 
     def match_frames(self, frames: list[Frame], progress: Progress = _no_progress, clip_name: str = "") -> MatchResult:
         """Detect, embed, search and vote over already decoded frames."""
-        if self.index is None:
-            raise RuntimeError("no index loaded: call build_index() or load_index() first")
+        index = self.loaded_index()
         timings: dict[str, float] = {}
         stage = _Stopwatch(timings, progress)
         query = self.query(frames, stage)
         with stage("search"):
             votes = self._search(query, self.examples())
         with stage("vote"):
-            ranking = rank(votes, self.index.products, self.settings.search.rank_by)
+            ranking = rank(votes, index.products, self.settings.search.rank_by)
         progress("vote", 1.0)
         return MatchResult(clip_name, tuple(votes), tuple(ranking), timings, self.settings.flat())
 
     def query(self, frames: list[Frame], stage: _Stopwatch | None = None) -> Query:
         """The frames' regions, their windows and the windows' vectors (detect and embed): what is searched."""
-        if self.index is None:
-            raise RuntimeError("no index loaded: call build_index() or load_index() first")
+        index = self.loaded_index()
         stage = stage or _Stopwatch({}, _no_progress)
         with stage("detect"):
             dets = detect_regions(self.detector, [f.image for f in frames], self.settings.detection)
         with stage("embed"):
             regions = [QueryRegion(f, tuple(float(v) for v in b), d.source == "whole-frame")
                        for f, d in zip(frames, dets) for b in d.boxes]
-            plan = strategy_for(self.settings, self.embedder, self.index).plan(regions)
+            plan = strategy_for(self.settings, self.embedder, index).plan(regions)
         return Query(frames, dets, regions, plan)
 
     def match_query(self, query: Query, examples: ExampleSet | None = None, clip_name: str = "") -> MatchResult:
         """Search and vote over a prepared query (``examples``: the livestream examples; default: those in force)."""
-        assert self.index is not None
+        index = self.loaded_index()
         votes = self._search(query, self.examples() if examples is None else examples)
-        return MatchResult(clip_name, tuple(votes), tuple(rank(votes, self.index.products, self.settings.search.rank_by)),
+        return MatchResult(clip_name, tuple(votes), tuple(rank(votes, index.products, self.settings.search.rank_by)),
                            {}, self.settings.flat())
 
     def examples(self) -> ExampleSet:
         """The livestream examples searched with the catalogue (none when ``use_examples`` is off)."""
-        assert self.index is not None
-        return self.index.refresh_examples() if self.settings.search.use_examples else NO_EXAMPLES
+        index = self.loaded_index()
+        return index.refresh_examples() if self.settings.search.use_examples else NO_EXAMPLES
 
     def correct(self, clip: str | Path, product_id: str, frames: list[int] | None = None, regions: str = "product",
                 clip_name: str = "", clip_sha256: str = "") -> list[Correction]:
@@ -274,6 +279,7 @@ class _Stopwatch:
 
 
 def _with_decode_time(result: MatchResult, decode_s: float) -> MatchResult:
-    result.timings["decode"] = round(decode_s, 4)
-    result.timings["total"] = round(sum(v for k, v in result.timings.items() if k != "total"), 4)
-    return result
+    """A copy of ``result`` whose timings add the decoding and the total (a MatchResult is never changed)."""
+    timings = {**result.timings, "decode": round(decode_s, 4)}
+    timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 4)
+    return replace(result, timings=timings)
