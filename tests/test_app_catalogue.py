@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_support import APP, TIMEOUT, assert_clean, open_app, page_text, use_catalogue
+from support.apptest import APP, TIMEOUT, assert_clean, open_app, page_text, use_catalogue
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 

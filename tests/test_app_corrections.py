@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apptest_support import FRAMES, assert_clean, open_app, page_text, use_catalogue
+from support.apptest import FRAMES, assert_clean, open_app, page_text, use_catalogue
 
 from engine.config import Settings
 from engine.io.catalogue import load_catalogue

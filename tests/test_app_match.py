@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit import config
-from apptest_support import FRAMES, assert_clean, open_app, page_text, plotly_figures, use_catalogue
+from support.apptest import FRAMES, assert_clean, open_app, page_text, plotly_figures, use_catalogue
 
 from engine.io.catalogue import load_catalogue
 

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from apptest_support import assert_clean, open_app, page_text, use_catalogue
+from support.apptest import assert_clean, open_app, page_text, use_catalogue
 
 from engine.io.catalogue import load_catalogue
 

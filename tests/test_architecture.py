@@ -202,3 +202,20 @@ def test_dotted_names_in_docstrings_and_comments_exist():
                 if rest and rest[0] != "py" and rest[0] not in _defined_names(MODULES[".".join(parts[:known])][0]):
                     stale.append(f"{module}:{tok.start[0]} {name}")
     assert stale == []
+
+
+def test_tests_do_not_import_scripts_and_the_project_does_not_import_tests():
+    """Test support lives in tests/support/; scripts/ are entry points, and the library never reaches into tests."""
+    def roots(path: Path) -> set[str]:
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+        return found
+
+    tests = sorted((ROOT / "tests").rglob("*.py"))
+    assert len(tests) > 20
+    assert [p.name for p in tests if "scripts" in roots(p)] == []
+    assert [m for m, (p, _) in MODULES.items() if roots(p) & {"tests", "support", "scripts"}] == []

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from engine.io.catalogue import load_catalogue
-from scripts.appserver import CHROMIUM_ARGS, ROOT, app_server, chromium_path, full_page_screenshot, wait_idle
+from support.browser import CHROMIUM_ARGS, ROOT, app_server, chromium_path, full_page_screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
 

@@ -338,7 +338,7 @@ def test_failed_ray_build_leaves_the_previous_index_serving(local_ray, plain_reg
 # ------------------------------------------------------------------------------------------------ the app
 def test_app_shows_an_unreachable_milvus_as_one_line_and_offers_the_shop_filter(monkeypatch, demo_dir):
     _need("pymilvus")
-    from apptest_support import assert_clean, open_app, use_catalogue
+    from support.apptest import assert_clean, open_app, use_catalogue
 
     use_catalogue(monkeypatch, demo_dir)
     monkeypatch.setenv("LIVEMATCH_INDEX_BACKEND", "milvus")
@@ -354,7 +354,7 @@ def test_app_shows_an_unreachable_milvus_as_one_line_and_offers_the_shop_filter(
 
 def test_removing_a_product_in_the_app_deletes_only_its_milvus_rows(monkeypatch, demo_dir, tmp_path):
     _need("pymilvus")
-    from apptest_support import assert_clean, open_app, use_catalogue
+    from support.apptest import assert_clean, open_app, use_catalogue
 
     from engine.index import milvus
     from engine.index.store import read_summary
