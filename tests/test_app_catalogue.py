@@ -217,6 +217,7 @@ def test_builtin_demo_is_read_only_and_can_be_copied(monkeypatch: pytest.MonkeyP
     assert at.text_input(key="catalogue.new_id")  # the form is offered now
 
 
+@pytest.mark.slow
 def test_train_the_garment_head_and_it_is_selected(small: Path) -> None:
     at = open_app("catalogue")
     text = page_text(at)

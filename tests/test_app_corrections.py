@@ -20,6 +20,7 @@ def app_env(monkeypatch: pytest.MonkeyPatch, demo_dir: Path, tmp_path: Path) -> 
     return demo_dir
 
 
+@pytest.mark.slow
 def test_correct_from_match_then_list_and_remove_on_the_catalogue_page(app_env: Path) -> None:
     cat = load_catalogue(app_env)
     truth = "900002"

@@ -122,6 +122,7 @@ def test_a_model_without_weights_is_a_friendly_error(app_env: Path, monkeypatch:
     assert not at.success
 
 
+@pytest.mark.slow
 def test_upload_with_a_trained_garment_head(app_env: Path, monkeypatch: pytest.MonkeyPatch, engine,
                                             tmp_path: Path) -> None:
     """The learned mode end to end in the app: garment boxes with categories, and the JSON download."""

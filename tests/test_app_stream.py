@@ -34,6 +34,7 @@ def _start(url: str):
     return at
 
 
+@pytest.mark.slow
 def test_a_stream_is_matched_as_it_plays_until_it_ends(stream_env):
     url, truth, name = stream_env
     at = _start(url)

@@ -24,7 +24,7 @@ import pytest
 from engine.io.catalogue import load_catalogue
 from support.browser import CHROMIUM_ARGS, ROOT, app_server, chromium_path, full_page_screenshot, wait_idle
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # every test here starts a server and a browser
 
 MATCH_TIMEOUT_MS = 240_000  # first match loads the models and may build the index, on CPU
 # The app's match over the command line's, at most: printed and asserted. It catches a regression like Streamlit's

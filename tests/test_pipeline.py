@@ -80,6 +80,7 @@ def test_index_lives_where_settings_say(engine, catalogue):
     assert engine.index.meta["n_products"] == len(catalogue.products)
 
 
+@pytest.mark.slow
 def test_batch_mode_gives_the_same_rankings_as_one_at_a_time(engine, demo_dir, tmp_path):
     clips = sorted((demo_dir / "video").glob("*.mp4"))
     bad = tmp_path / "broken.mp4"
@@ -172,6 +173,7 @@ def test_side_by_side_detection_pairs_portrait_frames_and_splits_the_boxes():
     assert any(np.allclose(b, [0, 0, 10, 50]) for b in dets[1].boxes)
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_side_by_side_finds_the_same_people_on_real_frames():
     from torchvision.ops import box_iou

@@ -218,6 +218,7 @@ def test_a_bad_milvus_timeout_is_a_one_line_error_when_used(monkeypatch, tmp_pat
         milvus.connect(str(tmp_path / "new.db"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend, shops", [("annoy", ("b",)), ("milvus", ("a",))])
 def test_cli_match_searches_only_one_shops_products(tmp_path, demo_dir, backend, shops):
     import json
@@ -280,6 +281,7 @@ def _same(a, b) -> None:
     assert cos.min() >= 0.999
 
 
+@pytest.mark.slow
 def test_ray_build_equals_plain_build_and_reuses_the_cache(local_ray, plain_regions, settings, tmp_path, monkeypatch):
     from engine.index import ray_build
     from engine.index.cache import EmbeddingCache
@@ -294,6 +296,7 @@ def test_ray_build_equals_plain_build_and_reuses_the_cache(local_ray, plain_regi
     assert again.hits == catalogue.n_images and again.misses == 0
 
 
+@pytest.mark.slow
 def test_more_ray_workers_than_cpus_share_them(local_ray, plain_regions, settings, tmp_path, monkeypatch):
     """3 workers on a 2-CPU Ray: each gets a share of a CPU, instead of one waiting forever to be placed."""
     from engine.index import ray_build
@@ -306,6 +309,7 @@ def test_more_ray_workers_than_cpus_share_them(local_ray, plain_regions, setting
           plain)
 
 
+@pytest.mark.slow
 def test_ray_worker_killed_midway_is_retried(local_ray, plain_regions, settings, tmp_path, monkeypatch):
     from engine.index import ray_build
     from engine.index.cache import EmbeddingCache
@@ -318,6 +322,7 @@ def test_ray_worker_killed_midway_is_retried(local_ray, plain_regions, settings,
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_failed_ray_build_leaves_the_previous_index_serving(local_ray, plain_regions, settings, tmp_path, monkeypatch):
     from engine.index import ray_build
     from engine.pipeline import engine as pipeline_engine
