@@ -1,7 +1,9 @@
 """Settings, in six groups a person can hold in their head: paths, models, detection, search, index, access.
 
 Every field can come from the environment as ``LIVEMATCH_<FIELD>`` (field names are unique across the
-groups, so ``LIVEMATCH_FRAMES=6`` or ``LIVEMATCH_INDEX_BACKEND=faiss`` need no group prefix).
+groups, so ``LIVEMATCH_FRAMES=6`` or ``LIVEMATCH_INDEX_BACKEND=faiss`` need no group prefix). The few
+``LIVEMATCH_*`` variables that are not fields are listed in ``OTHER_VARIABLES`` below, so that this module names
+every one; ``environment_variables()`` gives them all with what each sets.
 """
 
 from __future__ import annotations
@@ -180,8 +182,31 @@ def preset_of(settings: Settings) -> str:
     return "Accurate" if settings.search.windows == Windows.EXHAUSTIVE else "Fast"
 
 
-def windows_for_refine(refine_windows: int) -> tuple[Windows, int]:
-    """The strategy named by the older ``--refine-windows K`` option: -1 exhaustive, 0 pooled, K refined."""
-    if refine_windows < 0:
-        return Windows.EXHAUSTIVE, SearchSettings.refine_top
-    return (Windows.POOLED, SearchSettings.refine_top) if refine_windows == 0 else (Windows.REFINED, refine_windows)
+# The LIVEMATCH_* variables that are not Settings fields: each is read where it is used (a model's weights file by
+# its builder, the Milvus token by the client, ...), and named here, the one list of them. tests/test_settings.py
+# checks that no module reads a LIVEMATCH_* variable that is neither a field nor listed here.
+OTHER_VARIABLES: dict[str, str] = {
+    "LIVEMATCH_HOME": "caches, indexes, reports and trained models (default ~/.cache/livematch): cache_home()",
+    "LIVEMATCH_DEMO_DIR": "where the built-in demo is generated (default <home>/demo)",
+    "LIVEMATCH_CPU_THREADS": "threads of the embedder's runtime (a Ray worker sets it to its share of the cores)",
+    "LIVEMATCH_MILVUS_TOKEN": "the Milvus server's token, when it wants one",
+    "LIVEMATCH_MILVUS_TIMEOUT": "seconds for connecting to Milvus and for every call (default 10)",
+    "LIVEMATCH_SSD300_WEIGHTS": "the weights file of the ssd300-vgg16 detector (torchvision's)",
+    "LIVEMATCH_RESNET50_WEIGHTS": "the weights file of the resnet50 embedder (torchvision's)",
+    "LIVEMATCH_PROGRESS": "1: progress bars on the command line even when stderr is not a terminal",
+}
+# Read by the tests and CI only (tests/, .ci/run), never by the library or the app.
+TEST_VARIABLES: dict[str, str] = {
+    "LIVEMATCH_REQUIRE_BROWSER": "1: the browser tests fail instead of skipping when chromium is missing",
+    "LIVEMATCH_REQUIRE_SCALE": "1: the Milvus and Ray tests fail instead of skipping when their packages are missing",
+    "LIVEMATCH_E2E_SCREENSHOTS": "a folder: the browser tests save their screenshots there",
+}
+
+
+def environment_variables() -> dict[str, str]:
+    """Every LIVEMATCH_* variable the library and the app read, with what it sets: one per Settings field (its
+    group and default), then the others."""
+    defaults = Settings().flat()
+    fields_ = {f"LIVEMATCH_{name.upper()}": f"setting {group}.{name} (default {defaults[name]!r})"
+               for name, group in Settings.field_names().items()}
+    return {**fields_, **OTHER_VARIABLES}

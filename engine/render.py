@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 
 from engine.categories import english
+from engine.geometry import Box
 from engine.io.images import crop
 from engine.types import FrameVote, Neighbour, RegionMatch, RegionRef
 
-Box = tuple[float, float, float, float]
 Colour = tuple[int, int, int]  # RGB
 
 ACCENT: Colour = (79, 70, 229)  # the best garment window: the app's primary colour

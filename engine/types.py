@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.geometry import Box
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -100,7 +102,7 @@ class RegionRef:
 
     product_id: str
     image_path: str
-    box: tuple[float, float, float, float]
+    box: Box
     category: str = ""
     instance_id: int = 0
     source: str = "annotation"
@@ -138,7 +140,7 @@ class Neighbour:
         return self.region.image_path
 
     @property
-    def box(self) -> tuple[float, float, float, float]:
+    def box(self) -> Box:
         return self.region.box
 
 
@@ -146,12 +148,12 @@ class Neighbour:
 class RegionMatch:
     """A query region of a frame and the products nearest to it."""
 
-    box: tuple[float, float, float, float]
+    box: Box
     score: float
     label: str
     category: str
     neighbours: tuple[Neighbour, ...]
-    match_box: tuple[float, float, float, float] | None = None  # the garment window that matched best
+    match_box: Box | None = None  # the garment window that matched best
 
     @property
     def best(self) -> Neighbour | None:
@@ -185,7 +187,7 @@ class ProductScore:
     frames: tuple[int, ...]
     image_path: str | None  # the product's cover image
     best_image: str | None = None  # the catalogue image whose region matched best in this clip
-    best_box: tuple[float, float, float, float] | None = None
+    best_box: Box | None = None
 
 
 # The verdict's rule. "confident" needs the top product to lead the runner-up on votes AND by at least this share of
@@ -283,7 +285,7 @@ class MatchResult:
         return cls(d["clip"], frames, ranking, dict(d["timings"]), dict(d["settings"]))
 
 
-def _box(b: Any) -> tuple[float, float, float, float] | None:
+def _box(b: Any) -> Box | None:
     return None if b is None else tuple(float(v) for v in b)  # type: ignore[return-value]
 
 
@@ -313,7 +315,7 @@ class RegionOutcome:
 
     video_id: str
     frame_index: int
-    box: tuple[float, float, float, float]
+    box: Box
     truth: str
     rank: int | None  # 1-based rank of the true product among all products; None if it has no regions
     top: str | None

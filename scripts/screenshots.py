@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from scripts.appserver import (CHROMIUM_ARGS, app_server, chromium_path, full_page_screenshot,  # noqa: E402
-                               serve_folder, wait_idle)
+from support.browser import (CHROMIUM_ARGS, app_server, chromium_path, full_page_screenshot,  # noqa: E402
+                             serve_folder, wait_idle)
 
 OUT = ROOT / "assets" / "screenshots"
 WIDTH = 1400

@@ -83,7 +83,7 @@ def serve():
     have: FFmpeg reads an mp4 whose index sits at its end by seeking); stopped after the test."""
     import contextlib
 
-    from scripts.appserver import serve_folder
+    from support.browser import serve_folder
 
     with contextlib.ExitStack() as stack:
         yield lambda folder: stack.enter_context(serve_folder(folder))

@@ -95,6 +95,7 @@ def test_a_close_call_is_uncertain_and_names_the_runner_up() -> None:
     assert MatchResult("c.mp4", (), (), {}, {}).verdict.level == "none"
 
 
+@pytest.mark.slow
 def test_the_report_lists_every_annotated_box_with_its_rank(engine, demo_dir: Path) -> None:
     from engine.eval.evaluate import evaluate, load_report, save_report
     from engine.io.catalogue import load_catalogue

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_support import APP, TIMEOUT, assert_clean, open_app, page_text, use_catalogue
+from support.apptest import APP, TIMEOUT, assert_clean, open_app, page_text, use_catalogue
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -217,6 +217,7 @@ def test_builtin_demo_is_read_only_and_can_be_copied(monkeypatch: pytest.MonkeyP
     assert at.text_input(key="catalogue.new_id")  # the form is offered now
 
 
+@pytest.mark.slow
 def test_train_the_garment_head_and_it_is_selected(small: Path) -> None:
     at = open_app("catalogue")
     text = page_text(at)

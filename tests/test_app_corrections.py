@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apptest_support import FRAMES, assert_clean, open_app, page_text, use_catalogue
+from support.apptest import FRAMES, assert_clean, open_app, page_text, use_catalogue
 
 from engine.config import Settings
 from engine.io.catalogue import load_catalogue
@@ -20,6 +20,7 @@ def app_env(monkeypatch: pytest.MonkeyPatch, demo_dir: Path, tmp_path: Path) -> 
     return demo_dir
 
 
+@pytest.mark.slow
 def test_correct_from_match_then_list_and_remove_on_the_catalogue_page(app_env: Path) -> None:
     cat = load_catalogue(app_env)
     truth = "900002"

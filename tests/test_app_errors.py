@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apptest_support import assert_clean, open_app, use_catalogue
+from support.apptest import assert_clean, open_app, use_catalogue
 
 from ui import state
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apptest_support import assert_clean, open_app, page_text, plotly_figures, use_catalogue
+from support.apptest import assert_clean, open_app, page_text, plotly_figures, use_catalogue
 
 from engine.eval.evaluate import load_report
 
@@ -59,7 +59,7 @@ def test_a_folder_that_is_not_a_dataset_is_a_friendly_error(home: Path, tmp_path
 def test_a_dataset_without_clips_is_refused(home: Path, tmp_path: Path) -> None:
     folder = tmp_path / "shop"
     (folder / "tee").mkdir(parents=True)
-    (folder / "tee" / "0.jpg").write_bytes((Path(__file__).parent / "apptest_support.py").read_bytes())
+    (folder / "tee" / "0.jpg").write_bytes((Path(__file__).parent / "support" / "apptest.py").read_bytes())
     at = open_app("evaluate")
     at.text_input(key="evaluate.dataset").set_value(str(folder)).run()
     at.button(key="evaluate.run").click().run()
@@ -67,6 +67,7 @@ def test_a_dataset_without_clips_is_refused(home: Path, tmp_path: Path) -> None:
     assert at.error and "outside the folders" not in at.error[0].value
 
 
+@pytest.mark.slow
 def test_evaluate_and_inspect_with_a_trained_garment_head(home: Path, demo_dir: Path, engine,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.io.catalogue import load_catalogue

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from apptest_support import assert_clean, open_app, page_text, use_catalogue
+from support.apptest import assert_clean, open_app, page_text, use_catalogue
 
 from engine.io.catalogue import load_catalogue
 from engine.eval.evaluate import metrics, save_report

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit import config
-from apptest_support import FRAMES, assert_clean, open_app, page_text, plotly_figures, use_catalogue
+from support.apptest import FRAMES, assert_clean, open_app, page_text, plotly_figures, use_catalogue
 
 from engine.io.catalogue import load_catalogue
 
@@ -122,6 +122,7 @@ def test_a_model_without_weights_is_a_friendly_error(app_env: Path, monkeypatch:
     assert not at.success
 
 
+@pytest.mark.slow
 def test_upload_with_a_trained_garment_head(app_env: Path, monkeypatch: pytest.MonkeyPatch, engine,
                                             tmp_path: Path) -> None:
     """The learned mode end to end in the app: garment boxes with categories, and the JSON download."""

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from apptest_support import assert_clean, open_app, page_text, use_catalogue
+from support.apptest import assert_clean, open_app, page_text, use_catalogue
 
 from engine.io.catalogue import load_catalogue
 
@@ -34,6 +34,7 @@ def _start(url: str):
     return at
 
 
+@pytest.mark.slow
 def test_a_stream_is_matched_as_it_plays_until_it_ends(stream_env):
     url, truth, name = stream_env
     at = _start(url)

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from apptest_support import assert_clean, open_app, page_text, use_catalogue
+from support.apptest import assert_clean, open_app, page_text, use_catalogue
 
 from engine.io.catalogue import load_catalogue
 from ui.matching import upload_source

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apptest_support import assert_clean, open_app, page_text, use_catalogue
+from support.apptest import assert_clean, open_app, page_text, use_catalogue
 
 from engine.config import Settings
 from engine.eval.evaluate import metrics, save_report

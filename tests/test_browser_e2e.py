@@ -22,11 +22,14 @@ from pathlib import Path
 import pytest
 
 from engine.io.catalogue import load_catalogue
-from scripts.appserver import CHROMIUM_ARGS, ROOT, app_server, chromium_path, full_page_screenshot, wait_idle
+from support.browser import CHROMIUM_ARGS, ROOT, app_server, chromium_path, full_page_screenshot, wait_idle
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # every test here starts a server and a browser
 
 MATCH_TIMEOUT_MS = 240_000  # first match loads the models and may build the index, on CPU
+# The app's match over the command line's, at most: printed and asserted. It catches a regression like Streamlit's
+# file watcher over a checkout with a virtual environment inside (2.5-3x), with room for a busy 2-core machine.
+APP_OVER_CLI_LIMIT = 2.0
 SHOTS = os.environ.get("LIVEMATCH_E2E_SCREENSHOTS")  # optional folder to keep the screenshots in
 
 
@@ -165,7 +168,7 @@ def test_a_match_in_the_app_takes_the_command_lines_time(chromium: str, demo_dir
                                                          capsys: pytest.CaptureFixture) -> None:
     """The plain `streamlit run app.py` (settings from .streamlit/config.toml, a .venv inside the checkout) matches a
     clip in the time `python -m engine match` takes for it: both print their stage times; the ratio is printed.
-    The assertion only catches a regression of the kind issue 13 found (the file watcher: 2.5-3x)."""
+    The assertion catches a regression such as the file watcher's (2.5-3x): ``APP_OVER_CLI_LIMIT``."""
 
     clip = demo_dir / "video" / "900002.mp4"
     env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
@@ -189,8 +192,9 @@ def test_a_match_in_the_app_takes_the_command_lines_time(chromium: str, demo_dir
     ratio = app_s / min(cli)
     with capsys.disabled():  # shown in the README's test command's output, not only on failure
         print(f"\nmatch of {clip.name}, 10 frames: app {app_s:.2f} s, command line {min(cli):.2f} s "
-              f"(runs {', '.join(f'{c:.2f}' for c in cli)}): app / command line = {ratio:.2f} (target <= 1.3)")
-    assert ratio < 2.0, f"the app matched {ratio:.1f}x slower than the command line"
+              f"(runs {', '.join(f'{c:.2f}' for c in cli)}): app / command line = {ratio:.2f} "
+              f"(limit < {APP_OVER_CLI_LIMIT:g})")
+    assert ratio < APP_OVER_CLI_LIMIT, f"the app matched {ratio:.1f}x slower than the command line"
 
 
 def test_a_stream_url_is_matched_live_in_the_browser(chromium: str, demo_dir: Path, tmp_path: Path, serve) -> None:

@@ -22,6 +22,7 @@ def test_every_subcommand_has_help(cmd):
     assert out.returncode == 0 and "usage:" in out.stdout
 
 
+@pytest.mark.slow
 def test_bad_clip_gives_one_line_error_without_traceback(tmp_path, demo_dir):
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
@@ -35,6 +36,7 @@ def test_missing_catalogue_is_a_clear_error(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr and "not found" in out.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_prints_metrics_and_writes_a_consistent_report(tmp_path, demo_dir):
     report = tmp_path / "r.json"
     out = run("evaluate", "--dataset", str(demo_dir), "--frames", str(FAST_FRAMES), "--report", str(report),
@@ -52,6 +54,7 @@ def test_evaluate_prints_metrics_and_writes_a_consistent_report(tmp_path, demo_d
         assert clip["top"] == clip["truth"] == ranking[0]["product_id"]
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_imagenet_head_recognises_garments_in_real_shop_images():
     """The packaged weights are mapped right: real garment photos get garment classes."""
@@ -66,6 +69,7 @@ def test_imagenet_head_recognises_garments_in_real_shop_images():
     assert hits >= 0.8 * len(files)
 
 
+@pytest.mark.slow
 def test_compare_evaluates_each_setup_on_the_same_data(demo_dir, settings, monkeypatch):
     import engine.eval.evaluate as ev
 
@@ -78,6 +82,7 @@ def test_compare_evaluates_each_setup_on_the_same_data(demo_dir, settings, monke
     assert "whole regions" in table and "region" in table.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_match_a_clip_served_over_http(demo_dir, serve):
     """`python -m engine match http://.../clip.mp4 --catalogue DIR` against a local server; a dead URL is one line."""
     base = serve(demo_dir / "video")

@@ -33,6 +33,7 @@ def _wrong_product(engine: Engine, result, truth: str) -> str:
     return sorted(p for p in engine.index.products if p != truth and p != result.top.product_id)[0]  # type: ignore
 
 
+@pytest.mark.slow
 def test_a_correction_wins_the_clip_is_removable_and_survives_a_rebuild(private_engine: Engine, demo_dir: Path,
                                                                         tmp_path: Path) -> None:
     e = private_engine
@@ -134,6 +135,7 @@ def test_cli_correct_list_remove_round_trip(engine: Engine, settings, demo_dir: 
     assert "error: no livestream example" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluate_does_not_search_livestream_examples(private_engine: Engine, demo_dir: Path, settings,
                                                       tmp_path: Path) -> None:
     """Corrections may come from the evaluated clips themselves (Inspect): evaluate leaves them out."""
@@ -150,6 +152,7 @@ def test_evaluate_does_not_search_livestream_examples(private_engine: Engine, de
     assert outcome.top != other and report.settings["use_examples"] is False
 
 
+@pytest.mark.slow
 def test_examples_follow_the_shop_filter(private_engine: Engine, demo_dir: Path) -> None:
     """With "only this shop", another shop's product cannot come back through its livestream examples."""
     e = private_engine

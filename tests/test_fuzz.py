@@ -10,6 +10,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -83,6 +84,7 @@ annotation = st.fixed_dictionaries({}, optional={"box": json_values | st.lists(s
                                                  "label": json_values, "instance_id": json_values})
 
 
+@pytest.mark.slow
 @FUZZ
 @given(items=st.one_of(json_values, st.lists(annotation, max_size=6)))
 def test_annotation_parser_accepts_or_reports_anything(items):

@@ -32,6 +32,7 @@ def test_corrupt_and_tiny_images_are_refused(tmp_path):
         read_rgb(tmp_path / "one.png")
 
 
+@pytest.mark.slow
 def test_decompression_bomb_is_refused_without_decoding(tmp_path):
     Image.new("1", (30000, 30000)).save(tmp_path / "bomb.png")  # tiny file, 900 megapixels
     with pytest.raises(ImageError, match="too large|not a readable"):

@@ -99,3 +99,16 @@ def test_unknown_backend_is_refused(tmp_path):
     v, items, products = _vectors()
     with pytest.raises(IndexFileError, match="unknown index backend"):
         write_index(tmp_path, v, items, products, "m", backend="nope")
+
+
+def test_a_milvus_collection_that_cannot_be_dropped_is_logged_not_raised(monkeypatch, caplog):
+    """Dropping is best effort (a failed build is being cleaned up): the failure names the collection left behind."""
+    from engine.index import milvus
+
+    def unreachable(uri):
+        raise IndexFileError(f"cannot reach Milvus at {uri}: connection refused")
+
+    monkeypatch.setattr(milvus, "connect", unreachable)
+    with caplog.at_level("WARNING", logger="engine.index.milvus"):
+        milvus.drop(milvus.MilvusTarget("http://127.0.0.1:9", "lm_old_build"))
+    assert "lm_old_build" in caplog.text and "connection refused" in caplog.text

@@ -80,6 +80,7 @@ def test_index_lives_where_settings_say(engine, catalogue):
     assert engine.index.meta["n_products"] == len(catalogue.products)
 
 
+@pytest.mark.slow
 def test_batch_mode_gives_the_same_rankings_as_one_at_a_time(engine, demo_dir, tmp_path):
     clips = sorted((demo_dir / "video").glob("*.mp4"))
     bad = tmp_path / "broken.mp4"
@@ -172,6 +173,7 @@ def test_side_by_side_detection_pairs_portrait_frames_and_splits_the_boxes():
     assert any(np.allclose(b, [0, 0, 10, 50]) for b in dets[1].boxes)
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_side_by_side_finds_the_same_people_on_real_frames():
     from torchvision.ops import box_iou
@@ -189,3 +191,30 @@ def test_side_by_side_finds_the_same_people_on_real_frames():
         assert len(a) > 0 and len(b) > 0
         iou = box_iou(torch.tensor(a.boxes[np.argmax(a.scores)][None]), torch.tensor(b.boxes)).max().item()
         assert iou > 0.6  # measured: median 0.87, lowest 0.77 on the sample's 20 frames
+
+
+def test_an_engine_without_an_index_raises_even_under_python_O(settings):
+    """The guard is a RuntimeError, not an assert, so ``python -O`` keeps it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with pytest.raises(RuntimeError, match="no index loaded"):
+        Engine(settings).examples()
+    code = ("from engine.config import Settings\nfrom engine.pipeline.engine import Engine\n"
+            "try:\n    Engine(Settings.from_env()).match_query(None)\nexcept RuntimeError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert "no index loaded" in out.stdout, out.stderr
+
+
+def test_match_clip_adds_its_timings_to_a_copy(settings, clip_path, monkeypatch):
+    """A MatchResult is frozen: the decoding time and the total go into a new result, the one matched is unchanged."""
+    from engine.types import MatchResult
+
+    matched = MatchResult("c.mp4", (), (), {"detect": 0.25, "embed": 0.5}, {})
+    monkeypatch.setattr(Engine, "match_frames", lambda self, frames, progress, clip_name="": matched)
+    result, frames = Engine(settings).match_clip(clip_path(n_frames=6))
+    assert matched.timings == {"detect": 0.25, "embed": 0.5}
+    assert list(result.timings)[:3] == ["detect", "embed", "decode"] and result.timings["decode"] >= 0
+    assert result.timings["total"] == round(0.75 + result.timings["decode"], 4) and len(frames) > 0

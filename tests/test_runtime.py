@@ -60,7 +60,7 @@ def test_same_interface_and_key(pair):
     assert getattr(ort_emb, "base", ort_emb) is ort_emb
 
 
-@pytest.mark.parametrize("batch_size", [1, 5, 32])
+@pytest.mark.parametrize("batch_size", [pytest.param(1, marks=pytest.mark.slow), 5, pytest.param(32, marks=pytest.mark.slow)])
 def test_vectors_match_torch(pair, batch_size):
     torch_emb, ort_emb = pair
     crops = _crops()
@@ -71,6 +71,7 @@ def test_vectors_match_torch(pair, batch_size):
     assert ort_emb.embed([]).shape == (0, ort_emb.dim)
 
 
+@pytest.mark.slow
 def test_feature_maps_and_band_pooling_match_torch(pair):
     torch_emb, ort_emb = pair
     regions = _crops(6, seed=1)
@@ -87,6 +88,7 @@ def test_feature_maps_and_band_pooling_match_torch(pair):
     assert _cosines(a, b).min() >= 0.999
 
 
+@pytest.mark.slow
 def test_same_neighbours_on_the_demo_catalogue(pair, demo_dir):
     """Catalogue regions and clip-frame queries: every query ranks the catalogue the same way."""
     torch_emb, ort_emb = pair
@@ -104,6 +106,7 @@ def test_same_neighbours_on_the_demo_catalogue(pair, demo_dir):
         np.testing.assert_allclose(st[order_o], st[order_t], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_default_precision_vectors_and_neighbours_stay_close_to_torch(default_ov, demo_dir):
     """The default precision is bf16 exactly where the CPU plugin offers it. bf16 moves the vectors a little
     (cosine >= 0.99 to torch's even on flat synthetic colour fields, the worst case seen; about 0.9996 on noise),
@@ -127,6 +130,7 @@ def test_default_precision_vectors_and_neighbours_stay_close_to_torch(default_ov
     assert (sim_t[np.arange(len(sim_t)), best_t] - sim_t[np.arange(len(sim_t)), best_b]).max() < 5e-3
 
 
+@pytest.mark.slow
 def test_engine_rankings_match_torch(engine, demo_dir):
     """The default (auto) engine runs an exported model on the CPU (OpenVINO when installed); a torch engine on the
     same index ranks the same."""
@@ -143,6 +147,7 @@ def test_engine_rankings_match_torch(engine, demo_dir):
         assert [p.votes for p in a.ranking] == [p.votes for p in b.ranking]
 
 
+@pytest.mark.slow
 def test_export_is_cached_reused_and_reexported_when_corrupt(tmp_path, monkeypatch):
     monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path))
     calls = []
@@ -215,6 +220,7 @@ def test_openvino_compiles_each_shape_once_and_keeps_the_recent_ones(monkeypatch
         ovrt.OpenVinoBackbone(emb.backbone.path, emb.dim + 1, "f32")
 
 
+@pytest.mark.slow
 def test_large_batches_run_in_chunks(pair):
     torch_emb, ort_emb = pair
     crops = _crops(3, seed=5) * 7  # 21 crops > 16 per ORT run
@@ -280,3 +286,14 @@ def test_bench_prints_each_target_met_or_not():
     assert "embed_per_s.torch >= 2.5: 3.00 (met)" in text
     assert "index_images_per_s >= 60: 59.00 (NOT met)" in text and "peak_rss_mb <= 1500: 900.00 (met)" in text
     assert "startup_s.first_page <= 3: not measured" in text
+    assert "target GPU embed_per_s.default >= 5000: not measured (no GPU in this run)" in text
+
+
+def test_bench_compares_the_gpu_targets_when_it_ran_on_a_gpu():
+    from engine.eval.bench import check_targets
+
+    lines: list[str] = []
+    check_targets({"gpu": True, "embed_per_s.default": 6000.0, "batch_clips_per_s_fast": 12.5}, lines.append)
+    text = "\n".join(lines)
+    assert "target GPU embed_per_s.default >= 5000: 6000.00 (met)" in text
+    assert "target GPU batch_clips_per_s_fast >= 20: 12.50 (NOT met)" in text

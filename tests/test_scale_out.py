@@ -4,6 +4,7 @@ CI installs requirements-scale.txt and sets LIVEMATCH_REQUIRE_SCALE=1, so none o
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import subprocess
@@ -18,6 +19,7 @@ from engine.errors import EngineError, IndexFileError
 from engine.index.incremental import ProductUpdate, update_index
 from engine.index.store import ProductIndex, current_build, write_index
 from engine.types import RegionRef
+from support.faults import crashing_first_chunk
 
 
 def _need(module: str):
@@ -216,6 +218,7 @@ def test_a_bad_milvus_timeout_is_a_one_line_error_when_used(monkeypatch, tmp_pat
         milvus.connect(str(tmp_path / "new.db"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend, shops", [("annoy", ("b",)), ("milvus", ("a",))])
 def test_cli_match_searches_only_one_shops_products(tmp_path, demo_dir, backend, shops):
     import json
@@ -264,6 +267,13 @@ def plain_regions(demo_dir, settings, tmp_path_factory):
     return catalogue, catalogue_regions(Engine(settings), catalogue, cache=EmbeddingCache(tmp_path_factory.mktemp("c")))
 
 
+def _embedder(settings):
+    """The embedding function Engine.build_index hands the Ray workers."""
+    from engine.pipeline.engine import chunk_embedder
+
+    return functools.partial(chunk_embedder, settings)
+
+
 def _same(a, b) -> None:
     (va, ia, _), (vb, ib, _) = a, b
     assert ia == ib and va.shape == vb.shape and len(ia) > 0
@@ -271,6 +281,7 @@ def _same(a, b) -> None:
     assert cos.min() >= 0.999
 
 
+@pytest.mark.slow
 def test_ray_build_equals_plain_build_and_reuses_the_cache(local_ray, plain_regions, settings, tmp_path, monkeypatch):
     from engine.index import ray_build
     from engine.index.cache import EmbeddingCache
@@ -278,13 +289,14 @@ def test_ray_build_equals_plain_build_and_reuses_the_cache(local_ray, plain_regi
     catalogue, plain = plain_regions
     monkeypatch.setattr(ray_build, "CHUNK", 4)  # 15 images: 4 chunks over 2 workers
     cache = EmbeddingCache(tmp_path / "cache")
-    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 2, cache=cache), plain)
+    _same(ray_build.ray_catalogue_regions(_embedder(settings), catalogue, "local", 2, cache=cache), plain)
     assert cache.misses == catalogue.n_images and cache.hits == 0
     again = EmbeddingCache(tmp_path / "cache")  # a rerun embeds nothing: every image is in the shared cache
-    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 2, cache=again), plain)
+    _same(ray_build.ray_catalogue_regions(_embedder(settings), catalogue, "local", 2, cache=again), plain)
     assert again.hits == catalogue.n_images and again.misses == 0
 
 
+@pytest.mark.slow
 def test_more_ray_workers_than_cpus_share_them(local_ray, plain_regions, settings, tmp_path, monkeypatch):
     """3 workers on a 2-CPU Ray: each gets a share of a CPU, instead of one waiting forever to be placed."""
     from engine.index import ray_build
@@ -293,29 +305,34 @@ def test_more_ray_workers_than_cpus_share_them(local_ray, plain_regions, setting
     catalogue, plain = plain_regions
     monkeypatch.setattr(ray_build, "CHUNK", 4)
     monkeypatch.setattr(ray_build, "CHUNK_TIMEOUT_S", 180.0)  # a regression fails here instead of hanging
-    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 3, cache=EmbeddingCache(tmp_path / "c")), plain)
+    _same(ray_build.ray_catalogue_regions(_embedder(settings), catalogue, "local", 3, cache=EmbeddingCache(tmp_path / "c")),
+          plain)
 
 
+@pytest.mark.slow
 def test_ray_worker_killed_midway_is_retried(local_ray, plain_regions, settings, tmp_path, monkeypatch):
     from engine.index import ray_build
     from engine.index.cache import EmbeddingCache
 
     catalogue, plain = plain_regions
     marker = tmp_path / "crashed"
-    monkeypatch.setenv(ray_build.CRASH_ENV, str(marker))  # the first task's worker calls os._exit(1)
+    build = crashing_first_chunk(_embedder(settings), str(marker))  # the first chunk's worker calls os._exit(1)
     monkeypatch.setattr(ray_build, "CHUNK", 8)
-    _same(ray_build.ray_catalogue_regions(settings, catalogue, "local", 2, cache=EmbeddingCache(tmp_path / "c")), plain)
+    _same(ray_build.ray_catalogue_regions(build, catalogue, "local", 2, cache=EmbeddingCache(tmp_path / "c")), plain)
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_failed_ray_build_leaves_the_previous_index_serving(local_ray, plain_regions, settings, tmp_path, monkeypatch):
     from engine.index import ray_build
+    from engine.pipeline import engine as pipeline_engine
     from engine.pipeline.engine import Engine
 
     catalogue, (v, items, _) = plain_regions
     write_index(tmp_path / "ix", v, items, {it.product_id: {} for it in items}, "previous")
     before = current_build(tmp_path / "ix")
-    monkeypatch.setenv(ray_build.CRASH_ENV, str(tmp_path / "crashed"))
+    monkeypatch.setattr(pipeline_engine, "chunk_embedder",  # what Engine.build_index hands the Ray workers
+                        crashing_first_chunk(pipeline_engine.chunk_embedder, str(tmp_path / "crashed")))
     monkeypatch.setattr(ray_build, "RETRIES", 0)  # no restart: the build fails
     with pytest.raises(EngineError, match="Ray worker failed"):
         Engine(settings).build_index(catalogue, tmp_path / "ix", ray_address="local", ray_workers=2)
@@ -326,7 +343,7 @@ def test_failed_ray_build_leaves_the_previous_index_serving(local_ray, plain_reg
 # ------------------------------------------------------------------------------------------------ the app
 def test_app_shows_an_unreachable_milvus_as_one_line_and_offers_the_shop_filter(monkeypatch, demo_dir):
     _need("pymilvus")
-    from apptest_support import assert_clean, open_app, use_catalogue
+    from support.apptest import assert_clean, open_app, use_catalogue
 
     use_catalogue(monkeypatch, demo_dir)
     monkeypatch.setenv("LIVEMATCH_INDEX_BACKEND", "milvus")
@@ -342,7 +359,7 @@ def test_app_shows_an_unreachable_milvus_as_one_line_and_offers_the_shop_filter(
 
 def test_removing_a_product_in_the_app_deletes_only_its_milvus_rows(monkeypatch, demo_dir, tmp_path):
     _need("pymilvus")
-    from apptest_support import assert_clean, open_app, use_catalogue
+    from support.apptest import assert_clean, open_app, use_catalogue
 
     from engine.index import milvus
     from engine.index.store import read_summary

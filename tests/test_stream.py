@@ -95,6 +95,7 @@ def test_live_match_reranks_over_the_recent_frames(engine, demo_dir, serve):
     assert updates[-1].ended and updates[-1].result.top.product_id == clip.truth
 
 
+@pytest.mark.slow
 def test_cli_match_live_prints_the_ranking_as_it_goes(demo_dir, serve):
     from tests.test_cli import run
 

@@ -85,6 +85,7 @@ def test_pk_sampler_gives_p_classes_of_k_samples():
     assert all(chosen.count(c) == 3 for c in set(chosen))
 
 
+@pytest.mark.slow
 def test_triplet_training_is_seeded_and_reproducible(base, catalogue, triplet_ckpt, tmp_path):
     again = train_projection(base, catalogue, tmp_path / "again.pt", QUICK)
     other = train_projection(base, catalogue, tmp_path / "other.pt", dataclasses.replace(QUICK, seed=1))
@@ -96,11 +97,13 @@ def test_triplet_training_is_seeded_and_reproducible(base, catalogue, triplet_ck
     assert not np.allclose(w0.numpy(), np.eye(w0.shape[0]))  # it did train
 
 
+@pytest.mark.slow
 def test_triplet_training_lowers_the_loss(base, catalogue, tmp_path):
     report = train_projection(base, catalogue, tmp_path / "h.pt", dataclasses.replace(QUICK, steps=150))
     assert report.loss_last < report.loss_first
 
 
+@pytest.mark.slow
 def test_self_supervised_and_shop_only_modes_train_without_clip_annotations(base, catalogue, tmp_path):
     ss = train_projection(base, catalogue, tmp_path / "ss.pt", dataclasses.replace(QUICK, mode="self-supervised"))
     assert ss.mode == "self-supervised" and ss.regions["clip"] == 0
@@ -109,6 +112,7 @@ def test_self_supervised_and_shop_only_modes_train_without_clip_annotations(base
     assert shop.mode == "shop-only" and shop.regions["clip"] == 0
 
 
+@pytest.mark.slow  # its fixture trains a head
 def test_head_embedder_projects_and_keys_by_checkpoint(base, triplet_ckpt, tmp_path):
     head = HeadEmbedder(base, triplet_ckpt)
     crops = [np.full((64, 48, 3), v, np.uint8) for v in (30, 200)]
@@ -148,6 +152,7 @@ def test_checkpoint_versions_count_up(tmp_path):
     assert next_version(tmp_path, "embedding-head").name == "embedding-head-v002.pt"
 
 
+@pytest.mark.slow  # its fixture trains a head
 def test_engine_with_a_trained_head_matches_the_demo(demo_dir, catalogue, settings, triplet_ckpt, tmp_path):
     s = settings.with_(head=str(triplet_ckpt), index_dir=str(tmp_path / "idx"))
     engine = Engine(s)
@@ -171,6 +176,7 @@ def test_average_precision_on_known_cases():
     assert average_precision([dup, (miss, np.array([0.1]))], gt) < 1.0
 
 
+@pytest.mark.slow
 def test_garment_head_beats_unlearned_windows_on_held_out_frames(engine, catalogue, garment_ckpt):
     head, info = garment_ckpt
     held_out = sorted(catalogue.products)[0]
@@ -182,6 +188,7 @@ def test_garment_head_beats_unlearned_windows_on_held_out_frames(engine, catalog
     assert ap["ap50_garment_head"] > ap["ap50_all_windows"]
 
 
+@pytest.mark.slow  # its fixture trains a head
 def test_engine_with_the_garment_head_gives_categories_and_matches(demo_dir, catalogue, settings, garment_ckpt,
                                                                    tmp_path):
     _, info = garment_ckpt
@@ -202,6 +209,7 @@ def test_engine_with_the_garment_head_gives_categories_and_matches(demo_dir, cat
     assert json.loads(json.dumps(result.to_dict()))["clip"] == result.clip  # plain floats: the download, --json
 
 
+@pytest.mark.slow
 def test_learned_compare_runs_leave_products_out(demo_dir, settings, tmp_path):
     from engine.eval.crossval import format_learned, learned_compare
 
@@ -224,6 +232,7 @@ def test_learned_compare_runs_leave_products_out(demo_dir, settings, tmp_path):
     assert again.rows == result.rows and again.folds == result.folds
 
 
+@pytest.mark.slow
 def test_cli_trains_both_heads(demo_dir, tmp_path):
     env_run = lambda *a: subprocess.run([sys.executable, "-m", "engine", *a], capture_output=True, text=True,  # noqa
                                         timeout=600, cwd=Path(__file__).resolve().parents[1])
@@ -240,6 +249,7 @@ def test_cli_trains_both_heads(demo_dir, tmp_path):
     assert r.returncode == 2 and "not in the catalogue" in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_garment_head_on_real_frames_of_a_held_out_product(engine, tmp_path):
     """On the real sample: trained without product 000117, the head finds garments in 000117's frames
@@ -254,6 +264,7 @@ def test_garment_head_on_real_frames_of_a_held_out_product(engine, tmp_path):
     assert ap["ap50_garment_head"] > max(ap["ap50_all_windows"], ap["ap50_detector_regions"])
 
 
+@pytest.mark.slow  # its fixture trains a head
 def test_a_garment_head_for_another_backbone_is_refused(demo_dir, catalogue, settings, garment_ckpt, tmp_path):
     _, info = garment_ckpt
     s = settings.with_(embedder="efficientnet-lite0", garment_model=info["checkpoint"],

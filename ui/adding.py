@@ -20,6 +20,7 @@ import streamlit as st
 from engine.categories import CATEGORY_EN
 from engine.config import Settings
 from engine.errors import EngineError
+from engine.geometry import Box
 from engine.io.editing import decode_upload
 from engine.pipeline.regions import propose_boxes
 from engine.render import ANNOTATION, PERSON, Mark, draw_marks, encode_jpeg, fit, thumbnail
@@ -27,7 +28,6 @@ from engine.render import ANNOTATION, PERSON, Mark, draw_marks, encode_jpeg, fit
 from . import state
 from .components import image_or_placeholder
 
-Box = tuple[float, float, float, float]
 Span = tuple[int, int]  # a range slider's value, in % of the image
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 FIELD_KEYS = ("catalogue.new_id", "catalogue.new_name", "catalogue.new_category", "catalogue.new_images")

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from engine.geometry import Box
 from engine.types import ClipOutcome, FrameVote, Neighbour, RegionMatch
-
-Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Sequence
 import streamlit as st
 
 from engine.errors import EngineError
+from engine.geometry import Box
 from engine.io.images import read_rgb
 from engine.render import annotate_regions, encode_jpeg, padded_crop, thumbnail
 from engine.types import RegionRef
@@ -15,7 +16,6 @@ from engine.io.video import sample_frames
 
 from .matching import ClipSource
 
-Box = tuple[float, float, float, float]
 THUMB = (320, 320)
 
 

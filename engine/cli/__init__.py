@@ -10,7 +10,7 @@ import sys
 
 from engine.cli.commands import (cmd_bench, cmd_bench_index, cmd_bench_ray, cmd_build_index, cmd_demo, cmd_evaluate, cmd_match,
                                  cmd_domain_mean, cmd_models, cmd_timeline, cmd_timeline_eval, cmd_train_embedding, cmd_train_garments)
-from engine.cli.common import add_model_options
+from engine.cli.common import add_model_options, defaults
 from engine.cli.corrections import add_correction_commands
 from engine.config import DetectionSettings
 from engine.errors import EngineError
@@ -51,7 +51,8 @@ def _add_matching_commands(sub) -> None:
     p.add_argument("--live", action="store_true",
                    help="read CLIP as a live stream: a frame every --every seconds, the ranking printed as it changes")
     p.add_argument("--every", dest="stream_every", type=float,
-                   help="with --live: seconds of stream between sampled frames (default 2)")
+                   help="with --live: seconds of stream between sampled frames "
+                        f"(default {defaults()['stream_every']:g})")
     p.add_argument("--max-frames", dest="max_frames", type=int, default=0,
                    help="with --live: stop after this many frames (default: until the stream ends or Ctrl-C)")
     p.add_argument("--shop", help="search only this shop's products (products.json \"shop\")")

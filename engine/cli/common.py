@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Callable
 
-from engine.config import Settings, Windows, windows_for_refine
+from engine.config import Settings, Windows
 
 
 def progress_bar(desc: str) -> Callable[[str, float], None]:
@@ -34,45 +34,57 @@ def progress_bar(desc: str) -> Callable[[str, float], None]:
 def settings_from(args: argparse.Namespace) -> Settings:
     names = Settings.field_names()
     chosen = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    if getattr(args, "refine_windows", None) is not None:  # the older spelling of --windows
-        chosen["windows"], chosen["refine_top"] = windows_for_refine(args.refine_windows)
     return Settings.from_env(**chosen)
+
+
+def defaults() -> dict:
+    """The settings' defaults by flat name: what the help says, so that it never disagrees with engine/config.py
+    (an environment variable ``LIVEMATCH_<SETTING>`` overrides them, an option overrides both)."""
+    return Settings().flat()
 
 
 def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames") -> None:
     """The options every engine command shares; ``frames_flag`` names the sampled-frame count's option."""
+    d = defaults()
     p.add_argument("--catalogue", help="catalogue folder (Tianchi layout or a folder per product); default: demo")
-    p.add_argument("--index-dir", dest="index_dir", help="index folder (default: under ~/.cache/livematch)")
-    p.add_argument("--detector", help="ssd-mobilenet-v2-coco (default) or ssd300-vgg16")
-    p.add_argument("--embedder", help="efficientnet-lite012-gem (default: the Lite0+1+2 ensemble), "
-                   "efficientnet-lite0-gem, efficientnet-lite02-gem, efficientnet-lite1-gem, efficientnet-lite2-gem, "
-                   "efficientnet-lite0, resnet50, or ensemble:NAME[*W]+NAME[*W]")
-    p.add_argument(frames_flag, dest="frames", type=int, help="frames sampled per clip (default 10)")
-    p.add_argument("--det-threshold", dest="det_threshold", type=float, help="detection score threshold")
-    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--index-dir", dest="index_dir", help="index folder (default: under $LIVEMATCH_HOME)")
+    p.add_argument("--detector", help=f"ssd-mobilenet-v2-coco or ssd300-vgg16 (default {d['detector']})")
+    p.add_argument("--embedder",
+                   help="efficientnet-lite012-gem (the Lite0+1+2 ensemble), efficientnet-lite02-gem, "
+                        "efficientnet-lite0-gem, efficientnet-lite1-gem, efficientnet-lite2-gem, efficientnet-lite0, "
+                        f"resnet50, or ensemble:NAME[*W]+NAME[*W] (default {d['embedder']})")
+    p.add_argument(frames_flag, dest="frames", type=int, help=f"frames sampled per clip (default {d['frames']})")
+    p.add_argument("--det-threshold", dest="det_threshold", type=float,
+                   help=f"detection score threshold (default {d['det_threshold']})")
+    p.add_argument("--device", help=f"auto, cpu or cuda (default {d['device']})")
     p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime", "openvino"),
-                   help="embedder runtime (default auto: the fastest installed on the CPU, torch on a GPU)")
+                   help=f"embedder runtime (default {d['runtime']}; auto: the fastest installed on the CPU, torch "
+                        "on a GPU)")
     p.add_argument("--precision", choices=("auto", "bf16", "f32"),
-                   help="OpenVINO's precision (default auto: bf16 where the CPU offers it)")
+                   help=f"OpenVINO's precision (default {d['precision']}; auto: bf16 where the CPU offers it)")
     p.add_argument("--windows", choices=[w.value for w in Windows],
-                   help="how regions are searched for garments (default exhaustive; see README)")
-    p.add_argument("--no-windows", dest="windows", action="store_const", const="whole",
-                   help="match whole detected regions only (the plain baseline): --windows whole")
-    p.add_argument("--refine-windows", dest="refine_windows", type=int,
-                   help="-1: exhaustive; 0: pooled; k>0: refined, re-embedding the best k windows")
+                   help=f"how regions are searched for garments (default {d['windows']}; whole: the detected "
+                        "regions alone, the plain baseline)")
+    p.add_argument("--refine-top", dest="refine_top", type=int,
+                   help=f"with --windows refined: windows re-embedded exactly per region (default {d['refine_top']})")
     p.add_argument("--head", help="projection head checkpoint from train-embedding (default: none)")
     p.add_argument("--garment-model", dest="garment_model",
                    help="garment head checkpoint from train-garments: learned garment regions (default: none)")
     p.add_argument("--category-weight", dest="category_weight", type=float,
-                   help="similarity penalty for catalogue regions of another category (needs --garment-model)")
+                   help="similarity penalty for catalogue regions of another category (needs --garment-model; "
+                        f"default {d['category_weight']})")
     p.add_argument("--example-offset", dest="example_offset", type=float,
-                   help="a livestream example's (correction's) similarity counts this much less (see README)")
+                   help="a livestream example's (correction's) similarity counts this much less "
+                        f"(default {d['example_offset']})")
     p.add_argument("--domain-mean", dest="domain_mean",
-                   help="livestream mean queries are centred on: auto (the embedder's shipped mean; the default "
-                   "ensemble has none: no centring), none, or a .npy file")
+                   help=f"livestream mean queries are centred on: auto (the embedder's shipped mean; the "
+                        f"ensemble has none: no centring), none, or a .npy file (default {d['domain_mean']})")
     p.add_argument("--product-pooling", dest="product_pooling", choices=("max", "mean"),
-                   help="a product's similarity to a window: its best catalogue region (max) or the mean over them")
+                   help="a product's similarity to a window: its best catalogue region (max) or the mean over them "
+                        f"(default {d['product_pooling']})")
     p.add_argument("--rank-by", dest="rank_by", choices=("similarity", "votes"),
-                   help="rank products by evidence summed over frames (default) or by one vote per frame")
+                   help=f"rank products by evidence summed over frames (similarity) or by one vote per frame "
+                        f"(default {d['rank_by']})")
     p.add_argument("--category-source", dest="category_source", choices=("fused", "head", "knn"),
-                   help="where a garment window's category comes from (default: fused head + k-NN)")
+                   help=f"where a garment window's category comes from: fused (head + k-NN), head or knn "
+                        f"(default {d['category_source']})")

@@ -22,7 +22,7 @@ import numpy as np
 from engine.config import Settings
 from engine.pipeline.engine import STAGES
 
-# Issue 12's targets on the 2-core CPU: (result key, at most / at least, value); the embedding target is a ratio.
+# The targets on the 2-core CPU: (result key, at most / at least, value); the embedding target is a ratio.
 TARGETS = (
     ("e2e_s.default", "<=", 1.0),
     ("embed_per_s.default / embed_per_s.torch", ">=", 2.5),
@@ -30,23 +30,36 @@ TARGETS = (
     ("peak_rss_mb", "<=", 1500.0),
     ("startup_s.first_page", "<=", 3.0),
 )
-GPU_TARGETS = "on one H100: >= 5000 regions/s and >= 20 clips/s (measured only where a GPU is present)"
+# The targets on one data-centre GPU (an H100): the same bench's keys, compared only when it ran on a GPU
+# (``results["gpu"]``: the embedder's device was CUDA), else printed as not measured.
+GPU_TARGETS = (
+    ("embed_per_s.default", ">=", 5000.0),  # regions/s, the default runtime's best batch
+    ("batch_clips_per_s_fast", ">=", 20.0),  # clips/s, 8 clips of 10 frames, fast windows
+)
 
 
 def check_targets(results: dict, out: Callable[[str], None]) -> None:
-    """Print each target beside what this run measured, met or not."""
-    for key, op, target in TARGETS:
+    """Print each target beside what this run measured, met or not; the GPU targets only where a GPU ran."""
+    _check(TARGETS, results, out, "")
+    if results.get("gpu"):
+        _check(GPU_TARGETS, results, out, "GPU ")
+    else:
+        for key, op, target in GPU_TARGETS:
+            out(f"target GPU {key} {op} {target:g}: not measured (no GPU in this run)")
+
+
+def _check(targets: tuple, results: dict, out: Callable[[str], None], prefix: str) -> None:
+    for key, op, target in targets:
         if "/" in key:
             a, b = (k.strip() for k in key.split("/"))
             value = results.get(a, 0.0) / results[b] if results.get(b) else None
         else:
             value = results.get(key)
         if value is None:
-            out(f"target {key} {op} {target:g}: not measured")
+            out(f"target {prefix}{key} {op} {target:g}: not measured")
             continue
         met = value <= target if op == "<=" else value >= target
-        out(f"target {key} {op} {target:g}: {value:.2f} ({'met' if met else 'NOT met'})")
-    out(f"target GPU {GPU_TARGETS}")
+        out(f"target {prefix}{key} {op} {target:g}: {value:.2f} ({'met' if met else 'NOT met'})")
 
 
 def machine() -> str:
@@ -260,6 +273,7 @@ def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, w
 
     detector = _bench_detection(settings, clip, results, out)
     emb = _bench_embedding(settings, results, out)
+    results["gpu"] = str(getattr(emb, "device", "cpu")).startswith("cuda")
     _bench_indexing(settings, catalogue, detector, emb, work, results, out)
     _bench_matching(settings, catalogue, clip, detector, emb, work, runs, results, out)
     results["peak_rss_mb_bench"] = peak_memory_mb()

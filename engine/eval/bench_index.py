@@ -10,25 +10,12 @@ import gc
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Callable
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class IndexBench:
-    engine: str
-    n: int
-    params: str
-    build_s: float
-    size_mb: float
-    p50_ms: float
-    p99_ms: float
-    recall10: float
-    filtered_p50_ms: float | None = None  # a search restricted to one shop (engine.eval.bench_milvus)
-    filtered_p99_ms: float | None = None
-    filtered_recall10: float | None = None
+from engine.eval.bench_common import IndexBench, bench_exact_filtered, exact_topk, latency
 
 
 def clustered_vectors(n: int, dim: int, per_product: int = 10, n_categories: int = 50, seed: int = 0,
@@ -54,33 +41,11 @@ def clustered_vectors(n: int, dim: int, per_product: int = 10, n_categories: int
     return out
 
 
-def exact_topk(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    out = np.empty((len(queries), k), np.int64)
-    for s in range(0, len(queries), 256):
-        sims = queries[s : s + 256] @ base.T
-        part = np.argpartition(-sims, k, axis=1)[:, :k]
-        order = np.take_along_axis(sims, part, 1).argsort(axis=1)[:, ::-1]
-        out[s : s + 256] = np.take_along_axis(part, order, 1)
-    return out
-
-
-def _latency(query: Callable[[np.ndarray], np.ndarray], queries: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
-    times, hits = [], 0
-    for q, t in zip(queries, truth):
-        t0 = time.perf_counter()
-        ids = query(q)
-        times.append((time.perf_counter() - t0) * 1000)
-        hits += len(set(np.asarray(ids)[:10].tolist()) & set(t.tolist()))
-    return float(np.percentile(times, 50)), float(np.percentile(times, 99)), hits / (10 * len(queries))
-
-
 def bench_exact(base, queries, truth) -> IndexBench:
     t0 = time.perf_counter()
     b = np.ascontiguousarray(base)
     build = time.perf_counter() - t0
-    p50, p99, rec = _latency(lambda q: np.argpartition(-(b @ q), 10)[:10], queries, truth)
-    from engine.eval.bench_milvus import bench_exact_filtered
-
+    p50, p99, rec = latency(lambda q: np.argpartition(-(b @ q), 10)[:10], queries, truth)
     fp50, fp99 = bench_exact_filtered(base, queries)
     return IndexBench("exact (numpy)", len(base), "matmul", build, base.nbytes / 1e6, p50, p99, rec, fp50, fp99, 1.0)
 
@@ -100,7 +65,7 @@ def bench_annoy(base, queries, truth, n_trees: int, search_ks: list[int]) -> lis
         size = os.path.getsize(path) / 1e6
         out = []
         for sk in search_ks:
-            p50, p99, rec = _latency(lambda q: ann.get_nns_by_vector(q, 10, search_k=sk), queries, truth)
+            p50, p99, rec = latency(lambda q: ann.get_nns_by_vector(q, 10, search_k=sk), queries, truth)
             out.append(IndexBench("annoy", len(base), f"n_trees={n_trees} search_k={sk}", build, size, p50, p99, rec))
         ann.unload()
     return out
@@ -119,7 +84,7 @@ def bench_hnsw(base, queries, truth, m: int = 16, ef_construction: int = 100, ef
     for ef in efs:
         idx.set_ef(ef)
         idx.set_num_threads(1)
-        p50, p99, rec = _latency(lambda q: idx.knn_query(q, k=10)[0][0], queries, truth)
+        p50, p99, rec = latency(lambda q: idx.knn_query(q, k=10)[0][0], queries, truth)
         out.append(IndexBench("hnswlib", len(base), f"M={m} efC={ef_construction} ef={ef}", build, size, p50, p99, rec))
     return out
 
@@ -132,7 +97,7 @@ def bench_faiss(base, queries, truth, nprobes: tuple[int, ...] = (8, 12, 16, 24,
     t0 = time.perf_counter()
     flat.add(base)
     build = time.perf_counter() - t0
-    p50, p99, rec = _latency(lambda q: flat.search(q[None], 10)[1][0], queries, truth)
+    p50, p99, rec = latency(lambda q: flat.search(q[None], 10)[1][0], queries, truth)
     out.append(IndexBench("faiss", len(base), "IndexFlatIP (exact)", build, base.nbytes / 1e6, p50, p99, rec))
     nlist = int(4 * np.sqrt(len(base)))
     quant = faiss.IndexFlatIP(base.shape[1])
@@ -143,7 +108,7 @@ def bench_faiss(base, queries, truth, nprobes: tuple[int, ...] = (8, 12, 16, 24,
     build = time.perf_counter() - t0
     for nprobe in nprobes:
         ivf.nprobe = nprobe
-        p50, p99, rec = _latency(lambda q: ivf.search(q[None], 10)[1][0], queries, truth)
+        p50, p99, rec = latency(lambda q: ivf.search(q[None], 10)[1][0], queries, truth)
         out.append(IndexBench("faiss", len(base), f"IVFFlat nlist={nlist} nprobe={nprobe}", build,
                               base.nbytes / 1e6, p50, p99, rec))
     return out

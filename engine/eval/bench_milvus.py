@@ -13,28 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.eval.bench_index import IndexBench, _latency, exact_topk
-
-N_SHOPS = 10
-PER_PRODUCT = 10  # rows are given to shops in runs of 10: row i is in shop (i // 10) % 10, a tenth of the rows
-
-
-def shops_of(n: int) -> np.ndarray:
-    return (np.arange(n) // PER_PRODUCT) % N_SHOPS
-
-
-def filtered_truth(base: np.ndarray, queries: np.ndarray, shop: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of one shop and the exact top-10 among them (row ids of ``base``)."""
-    rows = np.flatnonzero(shops_of(len(base)) == shop)
-    return rows, rows[exact_topk(base[rows], queries, 10)]
-
-
-def bench_exact_filtered(base: np.ndarray, queries: np.ndarray, shop: int = 3) -> tuple[float, float]:
-    """Exact search over one shop's rows (numpy, rows selected up front): the reference for filtered latency."""
-    rows, truth = filtered_truth(base, queries, shop)
-    sub = np.ascontiguousarray(base[rows])
-    p50, p99, _ = _latency(lambda q: rows[np.argpartition(-(sub @ q), 10)[:10]], queries, truth)
-    return p50, p99
+from engine.eval.bench_common import PER_PRODUCT, IndexBench, filtered_truth, latency, shops_of
 
 
 def bench_milvus(base: np.ndarray, queries: np.ndarray, truth: np.ndarray, shop: int = 3) -> list[IndexBench]:
@@ -57,10 +36,10 @@ def bench_milvus(base: np.ndarray, queries: np.ndarray, truth: np.ndarray, shop:
         search = milvus.MilvusBackend.search.__get__(_Loaded(client, target))
         search(queries[0], 10)  # the first search builds what is left to build
         build = time.perf_counter() - t0
-        p50, p99, rec = _latency(lambda q: search(q, 10)[0], queries, truth)
+        p50, p99, rec = latency(lambda q: search(q, 10)[0], queries, truth)
         _, ftruth = filtered_truth(base, queries, shop)
         expr = milvus.shop_filter(f"s{shop}")
-        fp50, fp99, frec = _latency(lambda q: search(q, 10, expr=expr)[0], queries, ftruth)
+        fp50, fp99, frec = latency(lambda q: search(q, 10, expr=expr)[0], queries, ftruth)
         milvus.drop(target)
     return [IndexBench("milvus-lite", len(base), "AUTOINDEX (HNSW) IP", build, base.nbytes / 1e6, p50, p99, rec,
                        fp50, fp99, frec)]

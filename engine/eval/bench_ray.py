@@ -11,6 +11,7 @@ import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -32,16 +33,16 @@ class RayBench:
 def generate_catalogue(out: Path, n_images: int, per_product: int = 4, seed: int = 0) -> Path:
     """n_images shop photos of n_images / per_product products, each with its product box; products.json gives
     every product a name and one of five shops."""
-    from engine.io.demo.sprites import _plan_products, _render_sprite, _shop_image
+    from engine.io.demo.sprites import plan_products, render_sprite, shop_image
 
-    products = _plan_products(-(-n_images // per_product), seed)
+    products = plan_products(-(-n_images // per_product), seed)
     names = {}
     for i, p in enumerate(products):
-        sprite, rng = _render_sprite(p), np.random.default_rng([seed, 2, i])
+        sprite, rng = render_sprite(p), np.random.default_rng([seed, 2, i])
         (out / "image" / p.item_id).mkdir(parents=True, exist_ok=True)
         (out / "image_annotation" / p.item_id).mkdir(parents=True, exist_ok=True)
         for k in range(min(per_product, n_images - i * per_product)):
-            img, box = _shop_image(sprite, rng)
+            img, box = shop_image(sprite, rng)
             cv2.imwrite(str(out / "image" / p.item_id / f"{k}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
             ann = {"box": box, "label": p.category, "instance_id": int(p.item_id) * 100 + 1, "viewpoint": 0, "display": 1}
             (out / "image_annotation" / p.item_id / f"{k}.json").write_text(
@@ -54,10 +55,10 @@ def generate_catalogue(out: Path, n_images: int, per_product: int = 4, seed: int
 def run(n_images: int = 2000, workers: tuple[int, ...] = (1, 2), plain: bool = True, settings: Settings | None = None,
         print_row: Callable[[RayBench], None] = print) -> list[RayBench]:
     from engine.index.cache import EmbeddingCache
-    from engine.index.ray_build import _ray, ray_catalogue_regions, start_ray
+    from engine.index.ray_build import ray_catalogue_regions, ray_module, start_ray
     from engine.io.catalogue import load_catalogue
     from engine.pipeline.catalogue import catalogue_regions
-    from engine.pipeline.engine import Engine
+    from engine.pipeline.engine import Engine, chunk_embedder
 
     settings = settings or Settings.from_env()
     rows: list[RayBench] = []
@@ -65,7 +66,8 @@ def run(n_images: int = 2000, workers: tuple[int, ...] = (1, 2), plain: bool = T
         catalogue = load_catalogue(generate_catalogue(Path(d) / "catalogue", n_images))
         runs: list[tuple[int, Callable]] = [(0, lambda c: catalogue_regions(Engine(settings), catalogue, cache=c))] \
             if plain else []
-        runs += [(w, lambda c, w=w: ray_catalogue_regions(settings, catalogue, "local", w, cache=c)) for w in workers]
+        build = partial(chunk_embedder, settings)
+        runs += [(w, lambda c, w=w: ray_catalogue_regions(build, catalogue, "local", w, cache=c)) for w in workers]
         started = start_ray("local")
         try:
             for w, embed in runs:
@@ -76,7 +78,7 @@ def run(n_images: int = 2000, workers: tuple[int, ...] = (1, 2), plain: bool = T
                 print_row(rows[-1])
         finally:
             if started:
-                _ray().shutdown()
+                ray_module().shutdown()
     return rows
 
 

@@ -1,6 +1,6 @@
 """Approximate-neighbour engines behind one interface: Annoy (default), FAISS and Milvus (options).
 
-Both index L2-normalised vectors and answer cosine similarities. The index benchmark
+All three index L2-normalised vectors and answer cosine similarities. The index benchmark
 (``python -m engine bench-index``) shows why FAISS is offered: at a million regions Annoy cannot
 reach recall@10 0.95 within 2 ms, while FAISS IVF can.
 """

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.geometry import Box
 from engine.io.files import atomic_write
 
 
@@ -22,11 +23,11 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
 
-    def _path(self, digest: str, boxes: list[tuple[float, ...]], model_key: str) -> Path:
+    def _path(self, digest: str, boxes: list[Box], model_key: str) -> Path:
         k = hashlib.sha256(json.dumps([digest, [list(map(float, b)) for b in boxes], model_key]).encode()).hexdigest()
         return self.root / k[:2] / f"{k}.npy"
 
-    def get(self, digest: str, boxes: list[tuple[float, ...]], model_key: str, dim: int) -> np.ndarray | None:
+    def get(self, digest: str, boxes: list[Box], model_key: str, dim: int) -> np.ndarray | None:
         p = self._path(digest, boxes, model_key)
         try:
             arr = np.load(p, allow_pickle=False)
@@ -51,7 +52,7 @@ class EmbeddingCache:
         with atomic_write(p) as f:
             json.dump(value, f)
 
-    def put(self, digest: str, boxes: list[tuple[float, ...]], model_key: str, vectors: np.ndarray) -> None:
+    def put(self, digest: str, boxes: list[Box], model_key: str, vectors: np.ndarray) -> None:
         p = self._path(digest, boxes, model_key)
         try:
             with atomic_write(p, binary=True) as f:

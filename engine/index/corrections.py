@@ -35,11 +35,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from engine.errors import EngineError
+from engine.geometry import Box
 from engine.io.files import atomic_write
 from engine.types import RegionRef
 
 SOURCE = "livestream correction"  # RegionRef.source of a livestream example
-Box = tuple[float, float, float, float]
 
 
 class CorrectionError(EngineError):

@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.errors import IndexFileError
 from engine.index import milvus
-from engine.index.store import _build_lock, _prune, _publish, current_build
+from engine.index.store import build_lock, current_build, prune_builds, publish_build
 from engine.io.files import file_digest
 from engine.models.domain import l2_normalise
 from engine.types import RegionRef
@@ -51,7 +51,7 @@ class UpdateSummary:
 def update_index(index_dir: str | Path, update: ProductUpdate, model_key: str) -> UpdateSummary:
     """Apply ``update`` to the current Milvus build without touching the other products' rows."""
     index_dir = Path(index_dir)
-    with _build_lock(index_dir):
+    with build_lock(index_dir):
         build = current_build(index_dir)
         if build is None:
             raise IndexFileError(f"no index in {index_dir}: build one first (python -m engine build-index)")
@@ -92,7 +92,7 @@ def _apply(index_dir: Path, build: Path, meta: dict[str, Any], update: ProductUp
         name = time.strftime("%Y%m%d-%H%M%S-") + tmp.name[-6:]
         os.replace(tmp, index_dir / "builds" / name)
         tmp = index_dir / "builds" / name
-        _publish(index_dir, name)
+        publish_build(index_dir, name)
     except BaseException:
         if current_build(index_dir) != tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -102,5 +102,5 @@ def _apply(index_dir: Path, build: Path, meta: dict[str, Any], update: ProductUp
     except IndexFileError as e:
         log.warning("the update is published, but %d removed rows stay in Milvus until the next full build: %s",
                     len(newly_deleted), e)
-    _prune(index_dir, keep=2)
+    prune_builds(index_dir, keep=2)
     return UpdateSummary(tmp, len(update.items), len(newly_deleted))

@@ -227,13 +227,16 @@ def delete_ids(target: MilvusTarget, ids: list[int]) -> None:
 
 
 def drop(target: MilvusTarget) -> None:
-    """Drop a collection no build uses any more (best effort: a failure leaves it for the next prune)."""
+    """Drop a collection no build uses any more. Best effort: it runs while a failed build is cleaned up or an old
+    one pruned, which must go on, so a failure (an unreachable server, ...) is logged as a warning naming the
+    collection left on the server, and not raised."""
     try:
         client = connect(target.uri)
         if client.has_collection(target.collection):
             client.drop_collection(target.collection)
-    except (IndexFileError, Exception):
-        pass
+    except Exception as e:  # IndexFileError from connect, or the client's own errors
+        logging.getLogger(__name__).warning("could not drop Milvus collection %s at %s (%s); it stays on the server",
+                                            target.collection, target.uri, _one_line(e))
 
 
 def read_target(path: Path) -> MilvusTarget:

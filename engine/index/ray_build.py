@@ -1,6 +1,10 @@
 """Catalogue embedding on Ray: the images are split in chunks and embedded by a pool of Ray actors, each holding
 one loaded detector and embedder (a GPU each where the cluster has them).
 
+The distributor knows nothing of the model: it receives ``build``, a function that each worker calls once to
+get its embedding function ``embed(jobs, cache, problems)`` (``engine.pipeline.engine.chunk_embedder`` bound to
+the settings, which is what ``Engine.build_index`` passes), and hands it chunks of (product, image path) jobs.
+
 Workers read and write the same embedding cache as the plain build (engine.index.cache, under
 ``$LIVEMATCH_HOME/embeddings``; on a cluster that folder must be shared storage), so a rerun embeds only what
 changed. An actor that dies is restarted and its chunk retried (``max_restarts``, ``max_task_retries``); if the
@@ -17,17 +21,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.config import Settings
 from engine.errors import EngineError
 from engine.index.cache import EmbeddingCache
 from engine.io.catalogue import Catalogue
 from engine.types import RegionRef
 
 Progress = Callable[[str, float], None]
+EmbedChunk = Callable[[list, EmbeddingCache, list[str]], list[tuple]]  # (jobs, cache, problems) -> embedded images
 CHUNK = 32  # images per task: the plain build's chunk, so batches (and embeddings) are the same
 RETRIES = 3
 CHUNK_TIMEOUT_S = 600.0  # no chunk finished for this long: the build stops with an error instead of waiting on
-CRASH_ENV = "LIVEMATCH_RAY_CRASH_ONCE"  # test hook: a marker path; the first worker task to find it absent exits
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,10 @@ class ChunkResult:
 
 
 class EmbedWorker:
-    """A Ray actor: one engine (detector and embedder loaded once) embedding chunks through the shared cache."""
+    """A Ray actor: one embedding function (detector and embedder loaded once) embedding chunks through the shared
+    cache."""
 
-    def __init__(self, settings: Settings, cache_root: str, threads: int, crash_marker: str = "") -> None:
+    def __init__(self, build: Callable[[], EmbedChunk], cache_root: str, threads: int) -> None:
         os.environ["LIVEMATCH_CPU_THREADS"] = str(max(1, threads))
         try:
             import torch
@@ -51,26 +55,19 @@ class EmbedWorker:
             torch.set_num_threads(max(1, threads))
         except ImportError:
             pass
-        from engine.pipeline.engine import Engine
-
-        self.engine = Engine(settings)
+        self.embed_chunk = build()
         self.cache = EmbeddingCache(cache_root)
-        self.crash_marker = crash_marker
 
     def embed(self, jobs: list) -> ChunkResult:
-        from engine.pipeline.catalogue import _embed_chunk
-
-        if self.crash_marker and not os.path.exists(self.crash_marker):
-            Path(self.crash_marker).touch()
-            os._exit(1)  # the test hook: die mid-build, once
         problems: list[str] = []
         hits, misses = self.cache.hits, self.cache.misses
-        done = _embed_chunk(self.engine, jobs, self.cache, problems)
+        done = self.embed_chunk(jobs, self.cache, problems)
         return ChunkResult([(p.product_id, img, list(b), list(c), src, v) for p, img, b, c, src, v in done],
                            problems, self.cache.hits - hits, self.cache.misses - misses)
 
 
-def _ray() -> Any:
+def ray_module() -> Any:
+    """The ``ray`` module, or an EngineError that says how to install it."""
     try:
         import ray
     except ImportError as e:
@@ -83,7 +80,7 @@ def start_ray(address: str = "local", num_cpus: int | None = None) -> bool:
     Returns True when this call started or connected (the caller then shuts it down)."""
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silences a FutureWarning of Ray 2.5x
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray = _ray()
+    ray = ray_module()
     if ray.is_initialized():
         return False
     repo = str(Path(__file__).resolve().parents[2])
@@ -114,15 +111,16 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise EngineError(f"cannot reach Ray at {address}: {e.strerror or e}") from e
 
 
-def ray_catalogue_regions(settings: Settings, catalogue: Catalogue, address: str, workers: int = 0,
-                          progress: Progress = lambda s, f: None,
-                          cache: EmbeddingCache | None = None) -> tuple[np.ndarray, list[RegionRef], list[str]]:
-    """Like engine.pipeline.catalogue.catalogue_regions, with the chunks embedded on Ray (same order, same items)."""
-    ray = _ray()
-    cache = cache or EmbeddingCache(settings.home / "embeddings")
+def ray_catalogue_regions(build: Callable[[], EmbedChunk], catalogue: Catalogue, address: str, workers: int = 0,
+                          progress: Progress = lambda s, f: None, *,
+                          cache: EmbeddingCache) -> tuple[np.ndarray, list[RegionRef], list[str]]:
+    """Like engine.pipeline.catalogue.catalogue_regions, with the chunks embedded on Ray (same order, same items).
+    ``build`` is called once in each worker and returns its embedding function (see the module's docstring); it
+    must be picklable, as a module-level function or a ``functools.partial`` of one is."""
+    ray = ray_module()
     started = start_ray(address)
     try:
-        results = _run(ray, settings, catalogue, workers, progress, cache)
+        results = _run(ray, build, catalogue, workers, progress, cache)
     finally:
         if started:
             ray.shutdown()
@@ -137,7 +135,7 @@ def ray_catalogue_regions(settings: Settings, catalogue: Catalogue, address: str
     return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), items, problems
 
 
-def _run(ray: Any, settings: Settings, catalogue: Catalogue, workers: int, progress: Progress,
+def _run(ray: Any, build: Callable[[], EmbedChunk], catalogue: Catalogue, workers: int, progress: Progress,
          cache: EmbeddingCache) -> list[ChunkResult]:
     jobs = [(p, img) for p in catalogue.products.values() for img in p.images]
     chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
@@ -149,7 +147,7 @@ def _run(ray: Any, settings: Settings, catalogue: Catalogue, workers: int, progr
     # more workers than CPUs share them (fractional CPUs): whole CPUs each would leave some never placed
     actor = ray.remote(num_cpus=min(1.0, cpus / n), num_gpus=gpus,
                        max_restarts=RETRIES, max_task_retries=RETRIES)(EmbedWorker)
-    pool = [actor.remote(settings, str(cache.root), threads, os.environ.get(CRASH_ENV, "")) for _ in range(n)]
+    pool = [actor.remote(build, str(cache.root), threads) for _ in range(n)]
     try:
         pending = {pool[i % n].embed.remote(c): i for i, c in enumerate(chunks)}
         results: list[ChunkResult | None] = [None] * len(chunks)

@@ -61,14 +61,15 @@ def write_index(
         raise IndexFileError("nothing to index: the catalogue produced no regions")
     index_dir = Path(index_dir)
     (index_dir / "builds").mkdir(parents=True, exist_ok=True)
-    with _build_lock(index_dir):
+    with build_lock(index_dir):
         return _write_locked(index_dir, vectors, items, products, model_key, n_trees, seed, extra, backend, query_mean,
                              uri)
 
 
 @contextmanager
-def _build_lock(index_dir: Path) -> Iterator[None]:
-    """One build at a time per index folder (across processes)."""
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """One build at a time per index folder (across processes): held by ``write_index`` and by the incremental
+    update (engine.index.incremental) while they write and publish."""
     import fcntl
 
     with open(index_dir / ".lock", "w") as lock:
@@ -130,11 +131,11 @@ def _write_locked(
         final = index_dir / "builds" / name
         os.replace(tmp, final)
         tmp = final  # from here a failure removes the unpublished build folder
-        _publish(index_dir, name)
+        publish_build(index_dir, name)
     except BaseException:
         _discard(index_dir, tmp)
         raise
-    _prune(index_dir, keep=2)
+    prune_builds(index_dir, keep=2)
     return final
 
 
@@ -149,12 +150,14 @@ def _discard(index_dir: Path, build: Path) -> None:
     shutil.rmtree(build, ignore_errors=True)
 
 
-def _publish(index_dir: Path, name: str) -> None:
+def publish_build(index_dir: Path, name: str) -> None:
+    """Make ``builds/<name>`` the index that loads: the ``CURRENT`` pointer is replaced atomically."""
     with atomic_write(index_dir / "CURRENT", fsync=True) as f:
         f.write(name)
 
 
-def _prune(index_dir: Path, keep: int) -> None:
+def prune_builds(index_dir: Path, keep: int) -> None:
+    """Remove all but the ``keep`` newest builds (never the current one), releasing their Milvus collections."""
     current = (index_dir / "CURRENT").read_text().strip()
     builds = sorted(p for p in (index_dir / "builds").iterdir() if not p.name.startswith("."))
     kept = [b for b in builds[-keep:]] + [index_dir / "builds" / current]

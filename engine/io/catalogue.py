@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.categories import english
 from engine.errors import CatalogueError, EngineError
+from engine.geometry import Box
 from engine.io.files import is_utf8_name, read_json, shown_name
 from engine.io.images import MAX_SIDE, image_size, stored_scale
 from engine.types import Product, RegionRef
@@ -118,7 +119,7 @@ def _number(v: Any) -> float:
     return x
 
 
-def _parse_box(raw: Any) -> tuple[float, float, float, float] | None:
+def _parse_box(raw: Any) -> Box | None:
     if not isinstance(raw, (list, tuple)) or len(raw) != 4:
         return None
     try:

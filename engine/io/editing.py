@@ -1,6 +1,6 @@
 """Edit a catalogue folder: add a product from uploaded images, or copy a catalogue to make it editable.
 
-Every image is decoded (``engine.images.read_rgb``) before anything is written. A new product is staged in a
+Every image is decoded (``engine.io.images.read_rgb``) before anything is written. A new product is staged in a
 hidden folder inside the catalogue (same file system), then renamed into place with the product's image folder
 last, so a failure at any step leaves the catalogue as it was. Images are re-encoded as ``<n>.jpg`` (orientation
 applied, metadata dropped, at most 1600 pixels on a side); the uploaded file names are never used as paths.
@@ -39,6 +39,7 @@ from PIL import Image
 
 from engine.categories import CATEGORY_EN
 from engine.errors import CatalogueError, ImageError
+from engine.geometry import Box
 from engine.io.catalogue import IMAGE_SUFFIXES
 from engine.io.files import read_json
 from engine.io.images import read_rgb
@@ -48,7 +49,6 @@ MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_ID_LENGTH = 64
 JPEG_QUALITY = 92
 MIN_BOX_SIDE = 2  # pixels, inside the image
-Box = tuple[float, float, float, float]
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 

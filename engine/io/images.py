@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import ImageError
+from engine.geometry import Box
 
 MAX_PIXELS = 64_000_000  # about 8000x8000; larger images are refused, not decoded
 MAX_SIDE = 1600  # catalogue photos are read at most this large on a side (annotated boxes are scaled with them)
@@ -72,7 +73,7 @@ def read_rgb(path: str | Path, max_side: int = MAX_SIDE) -> np.ndarray:
     return arr
 
 
-def crop(image: np.ndarray, box: tuple[float, float, float, float] | np.ndarray, min_side: int = 8) -> np.ndarray:
+def crop(image: np.ndarray, box: Box | np.ndarray, min_side: int = 8) -> np.ndarray:
     """Crop a box (x0, y0, x1, y1) clipped to the image; a degenerate box yields the whole image."""
     h, w = image.shape[:2]
     x0, y0, x1, y1 = (int(round(float(v))) for v in box)

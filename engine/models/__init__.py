@@ -107,7 +107,7 @@ def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str =
         return _cache[hkey]
 
 
-def get_garment_head(path: str):  # -> engine.garment_head.GarmentHead
+def get_garment_head(path: str):  # -> engine.models.garments.GarmentHead
     """The process-wide garment head of that checkpoint (loaded on first use, reloaded when it changes)."""
     from engine.models.garments import GarmentHead
     key = ("garment", str(path), _signature(path))

@@ -15,6 +15,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from engine.errors import ModelError
+from engine.geometry import Box
 from engine.models.weights import efficientnet_lite_file, local_weights
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -132,7 +133,7 @@ class TorchEmbedder:
                     out[i] = fmap[k]
         return out
 
-    def pool_boxes(self, fmap, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+    def pool_boxes(self, fmap, boxes: list[Box]) -> np.ndarray:
         """L2-normalised pooled vectors (n, dim) of boxes (x0, y0, x1, y1 as fractions of the region)
         on one region's feature map: the cells each box covers (at least one)."""
         torch = self._torch

@@ -2,7 +2,7 @@
 (trained by ``python -m engine train-garments``, engine.training.garments).
 
 COCO's SSD finds people; a catalogue sells garments. The garment windows of each detected region
-(``pipeline.windows.garment_windows``: the region and 18 horizontal bands) serve as anchors, like an SSD's
+(``engine.geometry.garment_windows``: the region and 18 horizontal bands) serve as anchors, like an SSD's
 default boxes, and a small head classifies each anchor as one of the merged garment categories or
 background from the anchor's pooled backbone feature and its geometry. Anchors are matched to
 annotated garment boxes at IoU >= 0.5 (background below 0.4), as in SSD training.
@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.geometry import Box, band_fractions
 from engine.models.heads import load_checkpoint
-from engine.pipeline.windows import band_fractions
 from engine.types import Detections
 
 BACKGROUND = "background"
 N_GEOMETRY = 6
 
 
-def window_geometry(region: tuple[float, ...], image_hw: tuple[int, int], whole: bool) -> np.ndarray:
+def window_geometry(region: Box, image_hw: tuple[int, int], whole: bool) -> np.ndarray:
     """(n_windows, N_GEOMETRY): each window's top and bottom within the region, its height, the
     region's aspect and size in the image, and whether the region is the whole image."""
     h, w = image_hw
@@ -37,14 +37,14 @@ def window_geometry(region: tuple[float, ...], image_hw: tuple[int, int], whole:
     return np.asarray(rows, np.float32)
 
 
-def box_offsets(window: tuple[float, ...], target: tuple[float, ...]) -> tuple[float, float, float, float]:
+def box_offsets(window: Box, target: Box) -> Box:
     """Offsets from a window to a target box, in units of the window's width and height."""
     w, h = max(1.0, window[2] - window[0]), max(1.0, window[3] - window[1])
     return ((target[0] - window[0]) / w, (target[1] - window[1]) / h,
             (target[2] - window[2]) / w, (target[3] - window[3]) / h)
 
 
-def apply_offsets(window: tuple[float, ...], offsets) -> tuple[float, float, float, float]:
+def apply_offsets(window: Box, offsets) -> Box:
     w, h = max(1.0, window[2] - window[0]), max(1.0, window[3] - window[1])
     o = [float(v) for v in np.clip(np.asarray(offsets, np.float32), -0.5, 0.5)]
     return (float(window[0] + o[0] * w), float(window[1] + o[1] * h),

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.geometry import Box
 from engine.io.files import atomic_write
 from engine.errors import ModelError
 
@@ -114,7 +115,7 @@ class HeadEmbedder:
     def embed_bands(self, regions: list[np.ndarray], bands: list[tuple[float, float]], batch_size: int = 16):
         return self.project(self.base.embed_bands(regions, bands, batch_size))
 
-    def pool_boxes(self, fmap, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
+    def pool_boxes(self, fmap, boxes: list[Box]) -> np.ndarray:
         return self.project(self.base.pool_boxes(fmap, boxes))
 
     def __getattr__(self, name: str) -> Any:  # band pooling internals, preprocess ... come from the base

@@ -42,7 +42,7 @@ def catalogue_regions(
     jobs = [(p, img) for p in catalogue.products.values() for img in p.images]
     for start in range(0, len(jobs), chunk):
         progress("embed", start / max(1, len(jobs)))
-        for product, img_path, boxes, cats, source, vecs in _embed_chunk(engine, jobs[start : start + chunk], cache, problems):
+        for product, img_path, boxes, cats, source, vecs in embed_chunk(engine, jobs[start : start + chunk], cache, problems):
             vectors.append(vecs)
             items.extend(RegionRef(product.product_id, img_path, tuple(b), c, 0, source)
                          for b, c in zip(boxes, cats))
@@ -50,7 +50,13 @@ def catalogue_regions(
     dim = engine.embedder.dim
     return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), items, problems
 
-def _embed_chunk(engine, jobs: list, cache: EmbeddingCache, problems: list[str]) -> list[tuple]:
+def embed_chunk(engine, jobs: list, cache: EmbeddingCache, problems: list[str]) -> list[tuple]:
+    """Embed one chunk of catalogue images with ``engine``'s detector and embedder, through ``cache``.
+
+    ``jobs``: (product, image path) pairs. Returns one (product, image path, boxes, categories, source, vectors)
+    per image that could be read, in the order of ``jobs``; a problem with an image is appended to ``problems``
+    and the image skipped. ``catalogue_regions`` calls it chunk by chunk; a distributor (engine.index.ray_build)
+    calls it in its workers, through ``engine.pipeline.engine.chunk_embedder``."""
     emb, s = engine.embedder, engine.settings
     planned, images = [], {}
     to_detect = []

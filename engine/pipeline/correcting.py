@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.geometry import Box
 from engine.index.corrections import SOURCE, Correction, CorrectionError, ExampleSet
 from engine.io.files import file_digest
 from engine.io.video import is_url, read_frames, sample_frames
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from engine.pipeline.engine import Engine, Query
 
 REGION_CHOICES = ("product", "regions", "windows")
-Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)

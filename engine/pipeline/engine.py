@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,7 +23,7 @@ from engine.io.video import sample_frames
 from engine.models import Detector, Embedder, get_detector, get_embedder
 from engine.models.domain import DomainMean
 from engine.models.domain import resolve as resolve_domain_mean
-from engine.pipeline.catalogue import catalogue_regions
+from engine.pipeline.catalogue import catalogue_regions, embed_chunk
 from engine.pipeline.regions import detect_regions
 from engine.pipeline.search import RegionPlan, search_region
 from engine.pipeline.votes import frame_vote, rank
@@ -90,8 +91,8 @@ class Engine:
         if ray_address:
             from engine.index.ray_build import ray_catalogue_regions
 
-            vectors, items, problems = ray_catalogue_regions(self.settings, catalogue, ray_address, ray_workers,
-                                                             progress, cache)
+            vectors, items, problems = ray_catalogue_regions(partial(chunk_embedder, self.settings), catalogue,
+                                                             ray_address, ray_workers, progress, cache=cache)
         else:
             vectors, items, problems = catalogue_regions(self, catalogue, progress, cache)
         progress("index", 0.0)
@@ -124,6 +125,13 @@ class Engine:
 
     def load_index(self, index_dir: str | Path) -> ProductIndex:
         self.index = ProductIndex.load(index_dir, self.index_key)
+        return self.index
+
+    def loaded_index(self) -> ProductIndex:
+        """The index searched; a RuntimeError when none is loaded (a check that, unlike an assert, ``python -O``
+        keeps)."""
+        if self.index is None:
+            raise RuntimeError("no index loaded: call build_index() or load_index() first")
         return self.index
 
     # ----------------------------------------------------------------- query side
@@ -166,29 +174,27 @@ class Engine:
 
     def match_frames(self, frames: list[Frame], progress: Progress = _no_progress, clip_name: str = "") -> MatchResult:
         """Detect, embed, search and vote over already decoded frames."""
-        if self.index is None:
-            raise RuntimeError("no index loaded: call build_index() or load_index() first")
+        index = self.loaded_index()
         timings: dict[str, float] = {}
         stage = _Stopwatch(timings, progress)
         query = self.query(frames, stage)
         with stage("search"):
             votes = self._search(query, self.examples())
         with stage("vote"):
-            ranking = rank(votes, self.index.products, self.settings.search.rank_by)
+            ranking = rank(votes, index.products, self.settings.search.rank_by)
         progress("vote", 1.0)
         return MatchResult(clip_name, tuple(votes), tuple(ranking), timings, self.settings.flat())
 
     def query(self, frames: list[Frame], stage: _Stopwatch | None = None) -> Query:
         """The frames' regions, their windows and the windows' vectors (detect and embed): what is searched."""
-        if self.index is None:
-            raise RuntimeError("no index loaded: call build_index() or load_index() first")
+        index = self.loaded_index()
         stage = stage or _Stopwatch({}, _no_progress)
         with stage("detect"):
             dets = detect_regions(self.detector, [f.image for f in frames], self.settings.detection)
         with stage("embed"):
             regions = [QueryRegion(f, tuple(float(v) for v in b), d.source == "whole-frame")
                        for f, d in zip(frames, dets) for b in d.boxes]
-            plan = strategy_for(self.settings, self.embedder, self.index).plan(regions)
+            plan = strategy_for(self.settings, self.embedder, index).plan(regions)
         return Query(frames, dets, regions, plan)
 
     def frame_evidence(self, frames: list[Frame], examples: ExampleSet | None = None) -> list[FrameVote]:
@@ -200,15 +206,15 @@ class Engine:
 
     def match_query(self, query: Query, examples: ExampleSet | None = None, clip_name: str = "") -> MatchResult:
         """Search and vote over a prepared query (``examples``: the livestream examples; default: those in force)."""
-        assert self.index is not None
+        index = self.loaded_index()
         votes = self._search(query, self.examples() if examples is None else examples)
-        return MatchResult(clip_name, tuple(votes), tuple(rank(votes, self.index.products, self.settings.search.rank_by)),
+        return MatchResult(clip_name, tuple(votes), tuple(rank(votes, index.products, self.settings.search.rank_by)),
                            {}, self.settings.flat())
 
     def examples(self) -> ExampleSet:
         """The livestream examples searched with the catalogue (none when ``use_examples`` is off)."""
-        assert self.index is not None
-        return self.index.refresh_examples() if self.settings.search.use_examples else NO_EXAMPLES
+        index = self.loaded_index()
+        return index.refresh_examples() if self.settings.search.use_examples else NO_EXAMPLES
 
     def correct(self, clip: str | Path, product_id: str, frames: list[int] | None = None, regions: str = "product",
                 clip_name: str = "", clip_sha256: str = "") -> list[Correction]:
@@ -248,6 +254,13 @@ class Query:
     plan: WindowPlan
 
 
+def chunk_embedder(settings: Settings) -> Callable[[list, EmbeddingCache, list[str]], list[tuple]]:
+    """The public embedding function for distributors of the catalogue build (engine.index.ray_build): an Engine
+    of ``settings`` (its detector and embedder load on first use) bound to engine.pipeline.catalogue.embed_chunk,
+    called as ``embed(jobs, cache, problems)``. A Ray worker calls ``partial(chunk_embedder, settings)()`` once."""
+    return partial(embed_chunk, Engine(settings))
+
+
 def product_entries(catalogue: Catalogue, indexed: set[str]) -> dict[str, dict]:
     """The sidecar's entry of each indexed product: name, category, shop and images."""
     return {pid: {"name": p.name, "category": p.category, "shop": p.shop, "images": list(p.images)}
@@ -273,6 +286,7 @@ class _Stopwatch:
 
 
 def _with_decode_time(result: MatchResult, decode_s: float) -> MatchResult:
-    result.timings["decode"] = round(decode_s, 4)
-    result.timings["total"] = round(sum(v for k, v in result.timings.items() if k != "total"), 4)
-    return result
+    """A copy of ``result`` whose timings add the decoding and the total (a MatchResult is never changed)."""
+    timings = {**result.timings, "decode": round(decode_s, 4)}
+    timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 4)
+    return replace(result, timings=timings)

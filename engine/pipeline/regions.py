@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from engine.config import DetectionSettings
+from engine.geometry import Box
 from engine.models.detectors import Detector, detect_side_by_side
 from engine.types import Detections
-
-Box = tuple[float, ...]
 
 
 def product_regions(det: Detections, image: np.ndarray, s: DetectionSettings) -> Detections:
@@ -29,7 +28,7 @@ def detect_regions(detector: Detector, images: list[np.ndarray], s: DetectionSet
     return [product_regions(d, im, s) for d, im in zip(found, images)]
 
 
-def proposed_box(det: Detections) -> tuple[float, float, float, float] | None:
+def proposed_box(det: Detections) -> Box | None:
     """The most confident detected box of an image's regions; None when only the whole image was found."""
     if det.source == "whole-frame" or len(det) == 0:
         return None
@@ -38,19 +37,6 @@ def proposed_box(det: Detections) -> tuple[float, float, float, float] | None:
 
 
 def propose_boxes(detector: Detector, images: list[np.ndarray],
-                  s: DetectionSettings) -> list[tuple[float, float, float, float] | None]:
+                  s: DetectionSettings) -> list[Box | None]:
     """A box to propose as the product in each image (catalogue editing): its best detected region, or None."""
     return [proposed_box(d) for d in detect_regions(detector, images, s)] if images else []
-
-
-def relative(box: Box, region: Box) -> tuple[float, float, float, float]:
-    """A box as fractions (x0, y0, x1, y1) of a region box."""
-    w, h = max(1e-6, region[2] - region[0]), max(1e-6, region[3] - region[1])
-    return ((box[0] - region[0]) / w, (box[1] - region[1]) / h, (box[2] - region[0]) / w, (box[3] - region[1]) / h)
-
-
-def clipped(box: Box, image_hw: tuple[int, int]) -> tuple[float, float, float, float]:
-    """A box clipped to an image of (height, width)."""
-    h, w = image_hw
-    x0, y0, x1, y1 = (float(v) for v in box)
-    return (max(0.0, min(x0, w)), max(0.0, min(y0, h)), max(0.0, min(x1, w)), max(0.0, min(y1, h)))

@@ -10,6 +10,7 @@ import numpy as np
 
 from engine.categories import merged
 from engine.config import SearchSettings
+from engine.geometry import Box
 from engine.index.corrections import NO_EXAMPLES, ExampleSet
 from engine.index.store import ProductIndex
 from engine.types import Neighbour, RegionMatch, RegionRef
@@ -20,8 +21,8 @@ class RegionPlan:
     """What is searched for one detected region: its garment windows and, from the garment head,
     a merged category per window (empty without one)."""
 
-    box: tuple[float, ...]
-    windows: list[tuple[float, ...]]
+    box: Box
+    windows: list[Box]
     categories: list[dict[str, float]]  # per window: merged category -> probability
 
 

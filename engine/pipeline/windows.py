@@ -17,36 +17,10 @@ from typing import Protocol
 import numpy as np
 
 from engine.config import Settings, Windows
+from engine.geometry import BAND_STRIDE, Box, band_fractions, clipped, garment_windows, relative
 from engine.io.images import crop
 from engine.models.embedders import Embedder
-from engine.pipeline.regions import clipped, relative
 from engine.types import Frame
-
-Box = tuple[float, ...]
-
-BAND_HEIGHTS: tuple[float, ...] = (0.3, 0.45, 0.6)  # fractions of the region's height
-BAND_STRIDE = 0.1
-BAND_START = 0.05
-
-
-def band_fractions() -> list[tuple[float, float]]:
-    """(top, bottom) of every garment window as fractions of its region's height, region first."""
-    return [(w[1], w[3]) for w in garment_windows((0.0, 0.0, 1.0, 1.0))]
-
-
-def garment_windows(
-    box: Box, heights: tuple[float, ...] = BAND_HEIGHTS, stride: float = BAND_STRIDE
-) -> list[Box]:
-    """The region itself first, then full-width bands of each height, top to bottom."""
-    x0, y0, x1, y1 = box
-    h = y1 - y0
-    windows: list[Box] = [tuple(box)]
-    for fraction in heights:
-        start = BAND_START
-        while start + fraction <= 1.0 + 1e-6:
-            windows.append((x0, y0 + start * h, x1, y0 + (start + fraction) * h))
-            start += stride
-    return windows
 
 
 @dataclass(frozen=True)

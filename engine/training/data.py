@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.geometry import Box
 from engine.io.catalogue import Catalogue
 from engine.categories import merged
 from engine.errors import ImageError, VideoError
 from engine.io.images import crop, read_rgb
 from engine.io.video import read_frames
 from engine.types import Frame
-
-Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)

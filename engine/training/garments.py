@@ -12,12 +12,12 @@ from typing import Callable
 import numpy as np
 
 from engine.categories import merged
+from engine.geometry import Box, band_fractions, clipped, garment_windows
 from engine.io.catalogue import Catalogue
 from engine.io.images import crop
 from engine.models.garments import BACKGROUND, N_GEOMETRY, GarmentHead, box_offsets, iou_matrix, window_geometry
 from engine.models.heads import next_version, save_checkpoint
-from engine.pipeline.regions import clipped, detect_regions
-from engine.pipeline.windows import band_fractions, garment_windows
+from engine.pipeline.regions import detect_regions
 from engine.training.data import AnnotatedImage, ImageReader, annotated_images
 
 Progress = Callable[[str, float], None]
@@ -34,7 +34,7 @@ class GarmentConfig:
     seed: int = 0
 
 
-def region_anchors(engine, images: list[np.ndarray]) -> list[list[tuple[tuple[float, ...], list, np.ndarray, np.ndarray]]]:
+def region_anchors(engine, images: list[np.ndarray]) -> list[list[tuple[Box, list, np.ndarray, np.ndarray]]]:
     """For each image: [(region box, its windows, band features (n, dim), geometry (n, 6))] per region.
 
     Uses the engine's detector and region rules, and the backbone without any projection head."""
@@ -131,7 +131,7 @@ def train_garment_head(engine, catalogue: Catalogue, out: str | Path | None = No
     info = dict(meta, checkpoint=str(path), loss_first=round(losses[0], 4), loss_last=round(losses[-1], 4),
                 seconds=round(time.perf_counter() - t0, 1))
     return GarmentHead(model, classes, meta), info
-def box_category(engine, head: GarmentHead, image: np.ndarray, box: tuple[float, ...]) -> dict[str, float]:
+def box_category(engine, head: GarmentHead, image: np.ndarray, box: Box) -> dict[str, float]:
     """The head's merged-category distribution (background excluded) for one given box."""
     base = getattr(engine.embedder, "base", engine.embedder)
     box = clipped(box, image.shape[:2])

@@ -9,7 +9,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from engine.io.demo.sprites import _apply, _box, _colour, _paste, _pt, _similarity, _Sprite, _then, _to_uint8
+from engine.io.demo.sprites import (Sprite, apply_affine, compose, outline_box, paste, point, random_colour,
+                                    similarity_transform, to_uint8)
 
 FPS = 20
 
@@ -33,30 +34,31 @@ def _room(ww: int, wh: int, rng: np.random.Generator) -> np.ndarray:
     wall = np.float32(rng.uniform(165, 230) + rng.uniform(-15, 15, 3))  # near-neutral paint
     blotches = rng.normal(0, 6, (wh // 16 + 1, ww // 16 + 1)).astype(np.float32)
     texture = cv2.resize(blotches, (ww, wh), interpolation=cv2.INTER_CUBIC)[..., None]
-    img = _to_uint8(wall * np.linspace(1.05, 0.9, wh, dtype=np.float32)[:, None, None] + texture)
+    img = to_uint8(wall * np.linspace(1.05, 0.9, wh, dtype=np.float32)[:, None, None] + texture)
     side = int(rng.integers(2))  # which side the shelves stand on; the rail is on the other
     flip = (lambda x: ww - 1 - x) if side else (lambda x: x)
     panel = [(0, 0), (0.18 * ww, 0.06 * wh), (0.18 * ww, 0.8 * wh), (0, 0.9 * wh)]
-    cv2.fillPoly(img, [np.int32([_pt(flip(x), y) for x, y in panel])], tuple(float(c) * 0.8 for c in wall))
+    cv2.fillPoly(img, [np.int32([point(flip(x), y) for x, y in panel])], tuple(float(c) * 0.8 for c in wall))
     tint = ((0.65, 0.8, 1.0), (1.0, 1.0, 1.0))[int(rng.integers(2))]  # wood or stone
     floor, floor_y = tuple(c * rng.uniform(80, 160) for c in tint), int(0.82 * wh)
     cv2.rectangle(img, (0, floor_y), (ww, wh), floor, -1)
     for x in range(0, ww, 24):
         cv2.line(img, (x, floor_y), (x + (x - ww // 2) // 2, wh), tuple(c * 0.85 for c in floor), 1, cv2.LINE_AA)
     for k in range(3):
-        cv2.circle(img, _pt((0.2 + 0.3 * k) * ww, 0.03 * wh), 6, (250, 250, 250), -1, cv2.LINE_AA)
-    shelf_x, plank = (int(0.02 * ww) if side else int(0.7 * ww)), _colour(rng, 60, 200)
+        cv2.circle(img, point((0.2 + 0.3 * k) * ww, 0.03 * wh), 6, (250, 250, 250), -1, cv2.LINE_AA)
+    shelf_x, plank = (int(0.02 * ww) if side else int(0.7 * ww)), random_colour(rng, 60, 200)
     for k in range(4):
         y = int((0.25 + 0.16 * k) * wh)
         cv2.rectangle(img, (shelf_x, y), (shelf_x + int(0.28 * ww), y + 6), plank, -1)
         for j in range(3):
             bx, bw, bh = shelf_x + 4 + j * int(0.09 * ww), int(rng.integers(12, 26)), int(rng.integers(14, 40))
-            cv2.rectangle(img, (bx, y - bh), (bx + bw, y), _colour(rng, 30, 240), -1)
+            cv2.rectangle(img, (bx, y - bh), (bx + bw, y), random_colour(rng, 30, 240), -1)
     rail_x, rail_y = (int(0.68 * ww) if side else int(0.02 * ww)), int(0.2 * wh)
     cv2.line(img, (rail_x, rail_y), (rail_x + int(0.3 * ww), rail_y), (90, 90, 90), 3, cv2.LINE_AA)
     for j in range(5):
         hx = rail_x + 6 + j * int(0.055 * ww)
-        cv2.rectangle(img, (hx, rail_y + 4), (hx + int(0.05 * ww), rail_y + int(0.28 * wh)), _colour(rng, 30, 240), -1)
+        cv2.rectangle(img, (hx, rail_y + 4), (hx + int(0.05 * ww), rail_y + int(0.28 * wh)),
+                      random_colour(rng, 30, 240), -1)
     return img
 
 
@@ -69,21 +71,21 @@ def _stage(width: int, height: int, margin: int, held: tuple[float, float], rng:
     hair, aa = (30, 30, 40), cv2.LINE_AA
     cx = ww / 2 + rng.uniform(-0.03, 0.03) * width
     top = margin + 0.24 * height  # the held product starts here, just under the chin
-    head, (ax, ay) = _pt(cx, top - 0.09 * height), (0.085 * width, 0.065 * height)
+    head, (ax, ay) = point(cx, top - 0.09 * height), (0.085 * width, 0.065 * height)
     shoulder_y = top + 0.03 * height
 
     def trapezoid(y0: float, half0: float, y1: float, half1: float) -> np.ndarray:
-        return np.int32([_pt(cx - half0, y0), _pt(cx + half0, y0), _pt(cx + half1, y1), _pt(cx - half1, y1)])
+        return np.int32([point(cx - half0, y0), point(cx + half0, y0), point(cx + half1, y1), point(cx - half1, y1)])
 
     cv2.fillPoly(img, [trapezoid(0.6 * wh, 0.1 * width, wh, 0.14 * width)], (90, 60, 40), aa)  # jeans
-    cv2.ellipse(img, _pt(head[0], head[1] + 0.06 * height), _pt(1.25 * ax, 1.5 * ay), 0, 180, 360, hair, -1, aa)
+    cv2.ellipse(img, point(head[0], head[1] + 0.06 * height), point(1.25 * ax, 1.5 * ay), 0, 180, 360, hair, -1, aa)
     cv2.fillPoly(img, [trapezoid(shoulder_y, 0.26 * width, 0.62 * wh, 0.2 * width)], sleeve, aa)  # own top
-    cv2.rectangle(img, _pt(cx - 0.04 * width, head[1]), _pt(cx + 0.04 * width, shoulder_y), skin, -1)  # neck
-    cv2.ellipse(img, _pt(head[0], head[1] - 0.02 * height), _pt(1.15 * ax, 1.05 * ay), 0, 0, 360, hair, -1, aa)
-    cv2.ellipse(img, head, _pt(ax, ay), 0, 0, 360, skin, -1, aa)
+    cv2.rectangle(img, point(cx - 0.04 * width, head[1]), point(cx + 0.04 * width, shoulder_y), skin, -1)  # neck
+    cv2.ellipse(img, point(head[0], head[1] - 0.02 * height), point(1.15 * ax, 1.05 * ay), 0, 0, 360, hair, -1, aa)
+    cv2.ellipse(img, head, point(ax, ay), 0, 0, 360, skin, -1, aa)
     for side in (-1, 1):
-        cv2.circle(img, _pt(cx + side * 0.35 * ax, head[1] - 2), 2, (30, 30, 30), -1, aa)
-    cv2.ellipse(img, _pt(head[0], head[1] + 0.45 * ay), _pt(0.3 * ax, 3), 0, 0, 180, (60, 60, 170), 2, aa)
+        cv2.circle(img, point(cx + side * 0.35 * ax, head[1] - 2), 2, (30, 30, 30), -1, aa)
+    cv2.ellipse(img, point(head[0], head[1] + 0.45 * ay), point(0.3 * ax, 3), 0, 0, 180, (60, 60, 170), 2, aa)
     cy = min(top + held[1] / 2, margin + 0.97 * height - held[1] / 2)
     shoulders = np.float32([[cx - 0.24 * width, shoulder_y], [cx + 0.24 * width, shoulder_y]])
     return _Stage(image=img, shoulders=shoulders, anchor=(cx, cy), skin=skin, sleeve=sleeve)
@@ -134,18 +136,18 @@ class _Motion:
 _OCCLUDE_FOR = 0.22  # clip fraction each occluder is in view
 
 
-def _draw_occluders(img: np.ndarray, mo: _Motion, x: float, g: np.ndarray, sprite: _Sprite, stage: _Stage) -> None:
+def _draw_occluders(img: np.ndarray, mo: _Motion, x: float, g: np.ndarray, sprite: Sprite, stage: _Stage) -> None:
     """In their windows, an arm reaches across the product and a price card slides over its lower part."""
     sh, sw = sprite.alpha.shape
     width = img.shape[1]
     if mo.arm_at <= x < mo.arm_at + _OCCLUDE_FOR:
         k = (x - mo.arm_at) / _OCCLUDE_FOR
-        tip = _apply(g, np.float32([[sw * (0.25 + 0.5 * k), sh * 0.55]]))[0]
-        start = _pt(mo.arm_from[0] * img.shape[1], mo.arm_from[1] * img.shape[0])
-        cv2.line(img, start, _pt(*tip), stage.skin, int(0.06 * width), cv2.LINE_AA)
+        tip = apply_affine(g, np.float32([[sw * (0.25 + 0.5 * k), sh * 0.55]]))[0]
+        start = point(mo.arm_from[0] * img.shape[1], mo.arm_from[1] * img.shape[0])
+        cv2.line(img, start, point(*tip), stage.skin, int(0.06 * width), cv2.LINE_AA)
     if mo.sign_at <= x < mo.sign_at + _OCCLUDE_FOR:
         k = (x - mo.sign_at) / _OCCLUDE_FOR
-        bottom = _apply(g, sprite.outline)[:, 1].max()
+        bottom = apply_affine(g, sprite.outline)[:, 1].max()
         cw, ch = int(0.32 * width), int(0.1 * img.shape[0])
         x0, y0 = int(-cw + k * (width + cw)), int(stage.anchor[1] + 0.45 * (bottom - stage.anchor[1]))
         cv2.rectangle(img, (x0, y0), (x0 + cw, y0 + ch), (245, 245, 245), -1)
@@ -154,7 +156,7 @@ def _draw_occluders(img: np.ndarray, mo: _Motion, x: float, g: np.ndarray, sprit
                     (40, 40, 200), 2, cv2.LINE_AA)
 
 
-def _clip_frames(sprite: _Sprite, size: tuple[int, int], n: int,
+def clip_frames(sprite: Sprite, size: tuple[int, int], n: int,
                  rng: np.random.Generator) -> Iterator[tuple[np.ndarray, list[int]]]:
     """Yield (frame BGR uint8, product box) for a presenter holding up ``sprite`` under a moving camera."""
     width, height = size
@@ -169,21 +171,21 @@ def _clip_frames(sprite: _Sprite, size: tuple[int, int], n: int,
     for i in range(n):
         x, sec = i / max(n - 1, 1), i / FPS  # camera and light drift over the clip; the product sways in time
         centre = (stage.anchor[0] + _at(mo.sway_at[0], sec), stage.anchor[1] + _at(mo.sway_at[1], sec))
-        g = _similarity(centre, _at(mo.sway, sec), scale, sprite.centre)
+        g = similarity_transform(centre, _at(mo.sway, sec), scale, sprite.centre)
         img = stage.image.copy()
-        _paste(img, sprite, g)
-        for shoulder, grip in zip(stage.shoulders, _apply(g, sprite.grips)):  # arms up to the hands holding it
-            cv2.line(img, _pt(*shoulder), _pt(*grip), stage.sleeve, int(0.06 * width), cv2.LINE_AA)
-            cv2.ellipse(img, _pt(*grip), _pt(0.035 * width, 0.025 * width), 0, 0, 360, stage.skin, -1, cv2.LINE_AA)
+        paste(img, sprite, g)
+        for shoulder, grip in zip(stage.shoulders, apply_affine(g, sprite.grips)):  # arms up to the hands holding it
+            cv2.line(img, point(*shoulder), point(*grip), stage.sleeve, int(0.06 * width), cv2.LINE_AA)
+            cv2.ellipse(img, point(*grip), point(0.035 * width, 0.025 * width), 0, 0, 360, stage.skin, -1, cv2.LINE_AA)
         _draw_occluders(img, mo, x, g, sprite, stage)
         view = (width / 2 + _at(mo.pan[0], x), height / 2 + _at(mo.pan[1], x))
-        cam = _similarity(view, 0.0, 1.0 + _at(mo.zoom, x), world_centre)
+        cam = similarity_transform(view, 0.0, 1.0 + _at(mo.zoom, x), world_centre)
         frame = cv2.warpAffine(img, cam, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         t, b = _at(mo.warmth, x), 1.0 + _at(mo.light, x)
         frame = cv2.transform(frame, np.diag(np.float32([b * (1 - t), b, b * (1 + t)])))  # exposure, white balance
         _overlay(frame)
         frame = cv2.add(cv2.GaussianBlur(frame, (3, 3), 0.7), noise[int(rng.integers(len(noise)))], dtype=cv2.CV_8U)
-        yield frame, _box(_then(cam, g), sprite.outline, width, height)
+        yield frame, outline_box(compose(cam, g), sprite.outline, width, height)
 
 
 def _overlay(frame: np.ndarray) -> None:

@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 
 from engine.errors import EngineError
-from engine.io.demo.clips import FPS, _clip_frames
-from engine.io.demo.sprites import MAX_PRODUCTS, _plan_products, _Product, _render_sprite, _shop_image
+from engine.io.demo.clips import FPS, clip_frames
+from engine.io.demo.sprites import MAX_PRODUCTS, DemoProduct, plan_products, render_sprite, shop_image
 
 DEMO_VERSION = 1
 SHOP_IMAGES_PER_PRODUCT = 3
@@ -58,7 +58,7 @@ def _write_clip(path: Path, frames: Iterator[tuple[np.ndarray, list[int]]], size
     return boxes
 
 
-def _annotation(box: list[int], p: _Product) -> dict[str, Any]:
+def _annotation(box: list[int], p: DemoProduct) -> dict[str, Any]:
     return {"box": box, "label": p.category, "instance_id": int(p.item_id) * 100 + 1, "viewpoint": 0, "display": 1}
 
 
@@ -70,20 +70,20 @@ def _write_json(path: Path, obj: Any, **kwargs: Any) -> None:
 def _build(out: Path, params: dict[str, Any]) -> None:
     """Write the whole dataset under ``out``, which exists and is empty; demo.json comes last."""
     seed, size, n_frames = params["seed"], tuple(params["frame_size"]), params["frames_per_clip"]
-    products = _plan_products(params["n_products"], seed)
-    sprites = [_render_sprite(p) for p in products]
+    products = plan_products(params["n_products"], seed)
+    sprites = [render_sprite(p) for p in products]
     for i, (p, sprite) in enumerate(zip(products, sprites)):
         rng = np.random.default_rng([seed, 2, i])
         (out / "image" / p.item_id).mkdir(parents=True)
         for k in range(SHOP_IMAGES_PER_PRODUCT):
-            img, box = _shop_image(sprite, rng)
+            img, box = shop_image(sprite, rng)
             cv2.imwrite(str(out / "image" / p.item_id / f"{k}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
             _write_json(out / "image_annotation" / p.item_id / f"{k}.json",
                         {"item_id": p.item_id, "img_name": f"{k}.jpg", "annotations": [_annotation(box, p)]})
     (out / "video").mkdir()
     (out / "video_annotation").mkdir()
     for i, p in enumerate(products[: params["n_clips"]]):
-        frames = _clip_frames(sprites[i], size, n_frames, np.random.default_rng([seed, 3, i]))
+        frames = clip_frames(sprites[i], size, n_frames, np.random.default_rng([seed, 3, i]))
         boxes = _write_clip(out / "video" / f"{p.item_id}.mp4", frames, size, n_frames)
         annotated = [{"frame_index": f, "annotations": [_annotation(boxes[f], p)]}
                      for f in range(0, n_frames, ANNOTATE_EVERY)]

@@ -61,7 +61,7 @@ MAX_PRODUCTS = 3 * len(_PALETTE)  # (colour, pattern) stays unique up to here
 
 
 @dataclass(frozen=True)
-class _Product:
+class DemoProduct:
     """How one catalogue product looks: category, colours (BGR) and pattern."""
 
     item_id: str
@@ -76,7 +76,7 @@ class _Product:
 
 
 @dataclass(frozen=True)
-class _Sprite:
+class Sprite:
     """A product drawn once at full resolution, then warped into every image and frame."""
 
     image: np.ndarray  # h x w x 3 uint8, BGR
@@ -98,7 +98,7 @@ def _luma(bgr: tuple[int, int, int]) -> float:
     return (0.114 * bgr[0] + 0.587 * bgr[1] + 0.299 * bgr[2]) / 255.0
 
 
-def _plan_products(n: int, seed: int) -> list[_Product]:
+def plan_products(n: int, seed: int) -> list[DemoProduct]:
     """Assign each product a category, colour and pattern; the first six cover six different categories."""
     rng = np.random.default_rng([seed, 0])
     colours = rng.permutation(len(_PALETTE))
@@ -115,14 +115,14 @@ def _plan_products(n: int, seed: int) -> list[_Product]:
         accent = contrasting[int(prng.integers(len(contrasting)))]
         letters = "".join(prng.choice(list("ABDEHKLMNRSTVXZ"), size=2))
         name = f"{colour_name} {pattern} {_SHAPES[category][0]}"
-        products.append(_Product(
+        products.append(DemoProduct(
             item_id=str(FIRST_ITEM_ID + i), category=category, name=name, colour=colour, accent=accent,
             pattern=pattern, angle=float(prng.uniform(-60, 60)), period=float(prng.uniform(26, 40)),
             mark=letters))
     return products
 
 
-def _pattern(p: _Product, w: int, h: int) -> np.ndarray:
+def _pattern(p: DemoProduct, w: int, h: int) -> np.ndarray:
     """The product's fabric over the whole canvas, as h x w x 3 float32."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     a = math.radians(p.angle)
@@ -145,13 +145,13 @@ def _pattern(p: _Product, w: int, h: int) -> np.ndarray:
     return colour * (1 - t[..., None]) + accent * t[..., None]
 
 
-def _render_sprite(p: _Product) -> _Sprite:
+def render_sprite(p: DemoProduct) -> Sprite:
     """Draw a product: fabric, folds, emblem, seams and outline, cut out by its silhouette."""
     _, (w, h), unit, grips = _SHAPES[p.category]
     scale = np.float32([w - 1, h - 1])
     outline = np.float32(unit) * scale
     folds = 1.0 - 0.07 * (0.5 + 0.5 * np.cos(2 * np.pi * np.arange(w, dtype=np.float32) / (w / 3.2) + 1.0))
-    img = _to_uint8(_pattern(p, w, h) * folds[None, :, None])  # OpenCV draws text on 8-bit images only
+    img = to_uint8(_pattern(p, w, h) * folds[None, :, None])  # OpenCV draws text on 8-bit images only
     dark = tuple(c * 0.55 for c in p.colour)
     aa = cv2.LINE_AA
     if p.pattern == "logo":
@@ -172,11 +172,11 @@ def _render_sprite(p: _Product) -> _Sprite:
     cv2.polylines(img, [pts], True, dark, 4, aa)
     mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(mask, [pts], 255, aa)
-    return _Sprite(image=img, alpha=mask.astype(np.float32) / 255.0, outline=outline,
+    return Sprite(image=img, alpha=mask.astype(np.float32) / 255.0, outline=outline,
                    grips=np.float32(grips) * scale)
 
 
-def _draw_emblem(img: np.ndarray, p: _Product, at: tuple[float, float]) -> None:
+def _draw_emblem(img: np.ndarray, p: DemoProduct, at: tuple[float, float]) -> None:
     """A round badge in the accent colour with the product's two letters, at ``at`` (unit coordinates)."""
     h, w = img.shape[:2]
     cx, cy, r = at[0] * w, at[1] * h, int(0.15 * w)
@@ -187,26 +187,28 @@ def _draw_emblem(img: np.ndarray, p: _Product, at: tuple[float, float]) -> None:
     cv2.putText(img, p.mark, org, cv2.FONT_HERSHEY_DUPLEX, fs, p.colour, 3, cv2.LINE_AA)
 
 
-def _similarity(centre: tuple[float, float], angle: float, scale: float, src: tuple[float, float]) -> np.ndarray:
+def similarity_transform(centre: tuple[float, float], angle: float, scale: float,
+                         src: tuple[float, float]) -> np.ndarray:
     """A 2x3 matrix mapping ``src`` to ``centre``, rotated by ``angle`` degrees and scaled by ``scale``."""
     m = cv2.getRotationMatrix2D(src, angle, scale)
     m[:, 2] += np.float64(centre) - np.float64(src)
     return m
 
 
-def _then(second: np.ndarray, first: np.ndarray) -> np.ndarray:
+def compose(second: np.ndarray, first: np.ndarray) -> np.ndarray:
     """Compose two 2x3 affine maps: apply ``first``, then ``second``."""
     return (np.vstack([second, [0, 0, 1]]) @ np.vstack([first, [0, 0, 1]]))[:2]
 
 
-def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Points (n x 2) under the 2x3 affine map ``m``."""
     return pts @ m[:, :2].T + m[:, 2]
 
 
-def _paste(canvas: np.ndarray, sprite: _Sprite, m: np.ndarray) -> None:
+def paste(canvas: np.ndarray, sprite: Sprite, m: np.ndarray) -> None:
     """Composite ``sprite`` onto the uint8 ``canvas`` in place, under the affine map ``m``."""
     h, w = canvas.shape[:2]
-    x0, y0, x1, y1 = _box(m, sprite.outline, w, h)
+    x0, y0, x1, y1 = outline_box(m, sprite.outline, w, h)
     x0, y0, x1, y1 = max(x0 - 2, 0), max(y0 - 2, 0), min(x1 + 3, w), min(y1 + 3, h)
     if x1 <= x0 or y1 <= y0:
         return
@@ -214,31 +216,34 @@ def _paste(canvas: np.ndarray, sprite: _Sprite, m: np.ndarray) -> None:
     img = cv2.warpAffine(sprite.image, local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
     a = cv2.warpAffine(sprite.alpha, local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)[..., None]
     roi = canvas[y0:y1, x0:x1]
-    roi[:] = _to_uint8(roi * (1 - a) + img * a)
+    roi[:] = to_uint8(roi * (1 - a) + img * a)
 
 
-def _box(m: np.ndarray, outline: np.ndarray, w: int, h: int) -> list[int]:
+def outline_box(m: np.ndarray, outline: np.ndarray, w: int, h: int) -> list[int]:
     """The tight box [x0, y0, x1, y1] of an outline under ``m``, clipped to a w x h image."""
-    pts = _apply(m, outline)
+    pts = apply_affine(m, outline)
     lo, hi = np.floor(pts.min(axis=0)), np.ceil(pts.max(axis=0))
     return [int(np.clip(lo[0], 0, w - 1)), int(np.clip(lo[1], 0, h - 1)),
             int(np.clip(hi[0], 0, w - 1)), int(np.clip(hi[1], 0, h - 1))]
 
 
-def _pt(x: float, y: float) -> tuple[int, int]:
+def point(x: float, y: float) -> tuple[int, int]:
+    """A point rounded to whole pixels, as OpenCV's drawing functions take it."""
     return int(round(x)), int(round(y))
 
 
-def _colour(rng: np.random.Generator, lo: float, hi: float) -> tuple[float, float, float]:
+def random_colour(rng: np.random.Generator, lo: float, hi: float) -> tuple[float, float, float]:
+    """A colour (B, G, R) with each channel drawn uniformly from [lo, hi)."""
     b, g, r = rng.uniform(lo, hi, 3)
     return float(b), float(g), float(r)
 
 
-def _to_uint8(img: np.ndarray) -> np.ndarray:
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """A float image rounded and clipped to uint8."""
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
-def _shop_image(sprite: _Sprite, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+def shop_image(sprite: Sprite, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
     """A catalogue photo: the product centred on a light studio background, with a soft shadow."""
     s = SHOP_SIZE
     tone = rng.uniform(222, 250) + np.float32(rng.uniform(-6, 6, 3))
@@ -247,9 +252,9 @@ def _shop_image(sprite: _Sprite, rng: np.random.Generator) -> tuple[np.ndarray, 
     h, w = sprite.alpha.shape
     scale = rng.uniform(0.7, 1.0) * 0.82 * s / max(w, h)
     centre = (s / 2 + rng.uniform(-8, 8), s / 2 + rng.uniform(-8, 8))
-    m = _similarity(centre, rng.uniform(-8, 8), scale, sprite.centre)
+    m = similarity_transform(centre, rng.uniform(-8, 8), scale, sprite.centre)
     shadow = cv2.warpAffine(sprite.alpha, m + np.float64([[0, 0, 6], [0, 0, 8]]), (s, s))
-    img = _to_uint8(img * (1 - 0.25 * cv2.GaussianBlur(shadow, (0, 0), 6)[..., None]))
-    _paste(img, sprite, m)
+    img = to_uint8(img * (1 - 0.25 * cv2.GaussianBlur(shadow, (0, 0), 6)[..., None]))
+    paste(img, sprite, m)
     img = img * np.float32(rng.uniform(0.88, 1.12)) + rng.normal(0, 2.0, img.shape).astype(np.float32)
-    return _to_uint8(img), _box(m, sprite.outline, s, s)
+    return to_uint8(img), outline_box(m, sprite.outline, s, s)

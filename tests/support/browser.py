@@ -1,4 +1,4 @@
-"""Drive the app with Playwright (used by the browser test and scripts/screenshots.py): chromium, waits, full-page
+"""Drive the app with Playwright (the browser tests and scripts/screenshots.py): chromium, waits, full-page
 screenshots, and a local file server with byte ranges. The app server itself is engine.eval.startup.app_server
 (the bench starts it too), re-exported here; it runs in its own process group and is always killed on exit; every
 wait is bounded.
@@ -10,14 +10,10 @@ import contextlib
 import http.server
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Iterator
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from engine.eval.startup import app_server  # noqa: E402,F401 - the one server launcher, re-exported
+from engine.eval.startup import ROOT, app_server  # noqa: F401 - the repository root and the one server launcher
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
