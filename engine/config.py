@@ -46,7 +46,7 @@ class ModelSettings:
     domain_mean: str = "auto"  # livestream mean queries are centred on: "auto" (shipped per embedder), "none", a .npy
     device: str = "auto"  # "auto", "cpu" or "cuda"
     runtime: str = "auto"  # embedder runtime: "auto" (the fastest installed on the CPU), "torch", "onnxruntime", "openvino"
-    precision: str = "auto"  # OpenVINO's precision: "auto" (bf16 where the CPU offers it), "bf16" or "f32"
+    precision: str = "auto"  # OpenVINO's: "auto" (bf16 where the CPU offers it, else int8), "bf16", "int8" or "f32"
     batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
 
 
