@@ -221,11 +221,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from engine.eval.bench import run
+    from engine.eval.bench import run, save_last
 
-    results = run(settings_from(args), runs=args.runs)
+    settings = settings_from(args)
+    results = run(settings, runs=args.runs)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    print(f"figures saved for the app's speed hint: {save_last(results, settings.home)}")
     return 0
 
 
