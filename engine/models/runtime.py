@@ -11,7 +11,8 @@ forward pass runs in ONNX Runtime (graph optimisation level ALL, one intra-op th
 Measured on the 2-core development CPU (EfficientNet-Lite0, 288x224, ``python -m engine bench`` on a quiet machine):
 ONNX Runtime gives the torch vectors (cosine >= 0.99999) at 1.8-2.0x the regions/s (129 against 64 at best). Dynamic int8 quantisation
 (onnxruntime.quantization) was 2-6x slower than fp32 there and moved the vectors (lowest cosine to fp32 0.89
-per tensor, 0.96 per channel), so it is not offered.
+per tensor, 0.96 per channel), so it is not offered; static int8 (NNCF, calibrated) runs on OpenVINO instead
+(``--precision int8``, engine.models.quantize).
 """
 
 from __future__ import annotations
