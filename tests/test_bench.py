@@ -92,3 +92,11 @@ def test_the_sidebar_speed_hint_reads_the_last_bench(monkeypatch, tmp_path):
         assert "about 1.2 s per clip on Test CPU 9000 (last bench)" in text and "1.8 s" not in text
     finally:
         last.unlink()
+
+
+def test_the_bench_command_takes_quick_and_json():
+    from engine.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--quick", "--runs", "3", "--json", "f.json"])
+    assert args.quick and args.runs == 3 and args.json == "f.json"
+    assert not build_parser().parse_args(["bench"]).quick

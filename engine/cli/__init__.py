@@ -103,6 +103,8 @@ def _add_other_commands(sub) -> None:
     p = sub.add_parser("bench", help="benchmark decode, detection, embedding, indexing and end-to-end latency")
     p.add_argument("--runs", type=int, default=5, help="warm end-to-end runs (default 5)")
     p.add_argument("--json", help="also write the figures as JSON here")
+    p.add_argument("--quick", action="store_true",
+                   help="only what the end-to-end and embedding targets name (for a slow or busy machine)")
     add_model_options(p)
     p.set_defaults(func=cmd_bench)
 

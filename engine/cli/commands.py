@@ -224,7 +224,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from engine.eval.bench import run, save_last
 
     settings = settings_from(args)
-    results = run(settings, runs=args.runs)
+    results = run(settings, runs=args.runs, quick=args.quick)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     print(f"figures saved for the app's speed hint: {save_last(results, settings.home)}")

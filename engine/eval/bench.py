@@ -167,12 +167,15 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _rate(fn: Callable[[], int], min_s: float = 1.0) -> float:
-    """Items per second of fn (which returns how many items it processed), repeated for min_s."""
+def _rate(fn: Callable[[], int], min_s: float = 1.0, cpu: dict | None = None) -> float:
+    """Items per second of fn (which returns how many items it processed), repeated for min_s; with ``cpu``, its
+    "per_cpu_s" is set to the items per CPU second (every thread's), a figure a busy machine changes less."""
     fn()  # warm
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), _cpu_s()
     while time.perf_counter() - t0 < min_s:
         n += fn()
+    if cpu is not None:
+        cpu["per_cpu_s"] = n / max(1e-9, _cpu_s() - c0)
     return n / (time.perf_counter() - t0)
 
 
@@ -221,42 +224,54 @@ def _runtimes(settings: Settings) -> tuple[str, list[tuple[str, str, str]]]:
     return default, tried
 
 
-def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], None]):  # -> Embedder
+def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], None],
+                     quick: bool = False):  # -> Embedder
     """Embedding rates of random crops by batch size, for each runtime (``embed_per_s.<runtime>``: the best over
     batches of 1, 8 and 32; ``embed_per_s.default``: the default runtime's); returns the default embedder."""
     from engine.models import get_embedder
 
     m = settings.models
     default, tried = _runtimes(settings)
+    if quick:  # torch and the default runtime, at the engine's batch size
+        tried = [t for t in tried if t[0] in ("torch", default)]
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 255, (300, 200, 3), dtype=np.uint8) for _ in range(128)]
     results["embed_regions_per_s"], results["embed_regions_per_s_by_runtime"] = {}, {}
     for label, runtime, precision in tried:
         emb = get_embedder(m.embedder, m.device, runtime=runtime, precision=precision)
-        sizes = (1, 8, 32, 128) if label == default else (1, 8, 32)
-        rates = {bs: _rate(lambda: len(emb.embed(crops[:bs], bs)), min_s=1.5) for bs in sizes}
+        sizes = (8,) if quick else (1, 8, 32, 128) if label == default else (1, 8, 32)
+        rates, per_cpu = {}, {}
+        for bs in sizes:
+            got: dict = {}
+            rates[bs] = _rate(lambda: len(emb.embed(crops[:bs], bs)), min_s=1.5, cpu=got)
+            per_cpu[bs] = got["per_cpu_s"]
+        results[f"embed_per_cpu_s.{label}"] = max(per_cpu[bs] for bs in (1, 8, 32) if bs in per_cpu)
         if label == default:
             results["embed_regions_per_s"] = rates
         results["embed_regions_per_s_by_runtime"][label] = rates
-        results[f"embed_per_s.{label}"] = max(rates[bs] for bs in (1, 8, 32))
+        results[f"embed_per_s.{label}"] = max(rates[bs] for bs in (1, 8, 32) if bs in rates)
         shown = f"{runtime} {getattr(emb, 'precision', 'f32')}" if runtime == "openvino" else runtime
         for bs, r in rates.items():
-            out(f"embed ({emb.name}, {shown} on {emb.device}) batch {bs:>3}: {r:8.1f} regions/s")
+            out(f"embed ({emb.name}, {shown} on {emb.device}) batch {bs:>3}: {r:8.1f} regions/s "
+                f"({per_cpu[bs]:.1f} per CPU second)")
     results["embed_per_s.default"] = results[f"embed_per_s.{default}"]
+    results["embed_per_cpu_s.default"] = results[f"embed_per_cpu_s.{default}"]
     if default != "torch":
         out(f"embedding, default runtime ({default}) against torch: "
-            f"{results['embed_per_s.default'] / results['embed_per_s.torch']:.2f}x the regions/s")
+            f"{results['embed_per_s.default'] / results['embed_per_s.torch']:.2f}x the regions/s, "
+            f"{results['embed_per_cpu_s.default'] / results['embed_per_cpu_s.torch']:.2f}x per CPU second")
     return get_embedder(m.embedder, m.device, runtime=default, precision=m.precision)
 
 
 def _bench_indexing(settings: Settings, catalogue, detector, emb, work: Path, results: dict,
-                    out: Callable[[str], None]) -> None:
+                    out: Callable[[str], None], quick: bool = False) -> None:
     """Cold-cache catalogue indexing rates, from annotated regions and from detection."""
     from engine.index.cache import EmbeddingCache
     from engine.pipeline.catalogue import catalogue_regions
     from engine.pipeline.engine import Engine
 
-    for label, cache_root, use_annotations in (("annotated regions", "ann", True), ("detection", "det", False)):
+    kinds = (("annotated regions", "ann", True), ("detection", "det", False))
+    for label, cache_root, use_annotations in kinds[:1] if quick else kinds:
         cat = catalogue if use_annotations else replace(
             catalogue, products={k: replace(p, regions=()) for k, p in catalogue.products.items()})
         engine = Engine(settings, detector, emb)
@@ -292,7 +307,7 @@ def _cpu_s() -> float:
 
 
 def _bench_runtimes_end_to_end(settings: Settings, catalogue, clip: str, detector, emb, index, work: Path, runs: int,
-                               results: dict, out: Callable[[str], None]) -> None:
+                               results: dict, out: Callable[[str], None], quick: bool = False) -> None:
     """``e2e_s.default``: median seconds per clip with the default settings (the accurate mode's run when it is
     the same); ``e2e_s.lite0_previous``: the previous default (``LITE0_PREVIOUS``) with the same runtime and
     precision, on its own index of the catalogue; ``e2e_s.torch_default``: the default settings with torch."""
@@ -320,6 +335,8 @@ def _bench_runtimes_end_to_end(settings: Settings, catalogue, clip: str, detecto
     if _runtimes(settings)[0] == "torch":
         results["e2e_s.torch_default"] = results["e2e_s.default"]
         return
+    if quick:
+        return
     torch_emb = get_embedder(settings.models.embedder, settings.models.device, runtime="torch")
     eng = Engine(default.with_(runtime="torch"), detector, torch_emb, index)
     results["e2e_s.torch_default"] = _end_to_end(eng, clip, runs, "default settings, torch runtime", out)["median_s"]
@@ -328,13 +345,21 @@ def _bench_runtimes_end_to_end(settings: Settings, catalogue, clip: str, detecto
 
 
 def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, work: Path, runs: int, results: dict,
-                    out: Callable[[str], None]) -> None:
-    """End-to-end latency of each search mode (warm, by stage), then batch throughput of two of them."""
+                    out: Callable[[str], None], quick: bool = False) -> None:
+    """End-to-end latency of each search mode (warm, by stage), then batch throughput of two of them; ``quick``:
+    the accurate and pooled modes and the previous default only."""
     from engine.pipeline.engine import Engine
     from engine.training.garments import GarmentConfig, train_garment_head
 
     engine = Engine(settings, detector, emb)
     engine.build_index(catalogue, work / "index")
+    if quick:
+        for mode, windows in (("accurate", "exhaustive"), ("pooled", "pooled")):
+            eng = Engine(settings.with_(frames=10, windows=windows), detector, emb, engine.index)
+            results[f"end_to_end_{mode}"] = _end_to_end(eng, clip, runs, mode, out)
+        _bench_runtimes_end_to_end(settings, catalogue, clip, detector, emb, engine.index, work, runs, results, out,
+                                   quick=True)
+        return
     out("training a garment head on the generated catalogue (for the learned-region modes) ...")
     _, garment = train_garment_head(engine, catalogue, work / "garment-head.pt", GarmentConfig())
     modes = (("accurate", {"windows": "exhaustive"}), ("fast", {"windows": "refined", "refine_top": 3}),
@@ -355,15 +380,19 @@ def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, wor
         out(f"batch matching ({mode}), {n} clips of 10 frames, decode overlapped: {rate:6.2f} clips/s")
 
 
-def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, workdir: Path | None = None) -> dict:
-    """Run every benchmark on a generated clip and catalogue, print each result, and return them all."""
+def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, workdir: Path | None = None,
+        quick: bool = False) -> dict:
+    """Run every benchmark on a generated clip and catalogue, print each result, and return them all. ``quick``
+    (for a slow or busy machine): the figures the end-to-end and embedding targets name, and nothing else (no
+    batch-size sweep, ONNX Runtime, other precisions, detection indexing, learned-region modes, torch end to end,
+    batch throughput, serving memory or start-up)."""
     from engine.io.catalogue import load_catalogue
     from engine.io.demo import generate_demo
     from engine.eval.startup import measure_serving_rss, measure_startup
 
     work = Path(workdir or tempfile.mkdtemp(prefix="livematch-bench-"))
-    results: dict = {"machine": machine(), "settings": {"windows": settings.search.windows.value,
-                                                        "embedder": settings.models.embedder}}
+    results: dict = {"machine": machine(), "quick": quick,
+                     "settings": {"windows": settings.search.windows.value, "embedder": settings.models.embedder}}
     out(f"machine: {describe_machine(results['machine'])}")
     out("generating a 20 s 540x960 clip and a 12-product catalogue ...")
     demo = generate_demo(work / "demo", n_products=12, n_clips=1, frames_per_clip=400, frame_size=(540, 960), seed=7)
@@ -371,19 +400,20 @@ def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, w
     catalogue = load_catalogue(demo)
 
     detector = _bench_detection(settings, clip, results, out)
-    emb = _bench_embedding(settings, results, out)
+    emb = _bench_embedding(settings, results, out, quick)
     results["machine"]["stages"] = stages = {
         "decode": "OpenCV VideoCapture", "detect": f"{detector.name}: {getattr(detector, 'runtime', 'OpenCV DNN')}",
         "embed": f"{emb.name}: {getattr(emb, 'runtime', 'torch')} {getattr(emb, 'precision', 'f32')}"}
     results["settings"]["precision"] = getattr(emb, "precision", "f32")
     out("stages: " + "; ".join(f"{k} {v}" for k, v in stages.items()))
-    _bench_indexing(settings, catalogue, detector, emb, work, results, out)
-    _bench_matching(settings, catalogue, clip, detector, emb, work, runs, results, out)
+    _bench_indexing(settings, catalogue, detector, emb, work, results, out, quick)
+    _bench_matching(settings, catalogue, clip, detector, emb, work, runs, results, out, quick)
     results["peak_rss_mb_bench"] = peak_memory_mb()
     out(f"peak memory (RSS) of this bench process (every model, the batch-128 embedding run): "
         f"{results['peak_rss_mb_bench']:.0f} MB")
-    measure_serving_rss(settings, demo, work / "index", clip, results, out)
-    measure_startup(settings.home, work, results, out)
+    if not quick:
+        measure_serving_rss(settings, demo, work / "index", clip, results, out)
+        measure_startup(settings.home, work, results, out)
     results["load_average_at_end"] = _load()
     out(f"load average at the end: {results['load_average_at_end']} ({results['machine']['cores']} cores)")
     check_targets(results, out)
