@@ -51,8 +51,8 @@ def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames")
     p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime", "openvino"),
                    help="embedder runtime (default auto: the fastest installed on the CPU, torch on a GPU)")
     p.add_argument("--precision", choices=("auto", "bf16", "int8", "f32"),
-                   help="OpenVINO's precision (default auto: bf16 where the CPU offers it, else int8; "
-                        "int8 models are quantised with NNCF on first use)")
+                   help="OpenVINO's precision (default auto: bf16 where the CPU offers it, else f32; "
+                        "int8 models are quantised with NNCF on first use: docs/performance-cpu.md)")
     p.add_argument("--windows", choices=[w.value for w in Windows],
                    help="how regions are searched for garments (default exhaustive; see README)")
     p.add_argument("--no-windows", dest="windows", action="store_const", const="whole",
