@@ -48,7 +48,7 @@ class ModelSettings:
     domain_mean: str = "auto"  # livestream mean queries are centred on: "auto" (shipped per embedder), "none", a .npy
     device: str = "auto"  # "auto", "cpu" or "cuda"
     runtime: str = "auto"  # embedder runtime: "auto" (the fastest installed on the CPU), "torch", "onnxruntime", "openvino"
-    precision: str = "auto"  # OpenVINO's precision: "auto" (bf16 where the CPU offers it), "bf16" or "f32"
+    precision: str = "auto"  # OpenVINO: "auto" (bf16 where the CPU offers it, else f32), "bf16", "int8" or "f32"
     batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
 
 
@@ -171,8 +171,8 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 # The search presets the app offers. The app starts on "Accurate", the strategy the command line and evaluation use
-# (with ONNX Runtime it takes 1.8 s per clip on 2 cores; on watchlive-dev "Fast" ranks 5 of 7 clips first against 7
-# of 7): APP_PRESET names the app's choice in one place, should it ever differ again.
+# (its time per clip: python -m engine bench, docs/performance-cpu.md; on watchlive-dev "Fast" ranked 5 of 7 clips
+# first against 7 of 7): APP_PRESET names the app's choice in one place, should it ever differ again.
 SEARCH_PRESETS: dict[str, Windows] = {"Fast": Windows.REFINED, "Accurate": Windows.EXHAUSTIVE}
 APP_PRESET = "Accurate"
 

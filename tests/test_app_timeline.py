@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apptest_support import assert_clean, open_app, page_text, plotly_figures, use_catalogue
+from support.apptest import assert_clean, open_app, page_text, plotly_figures, use_catalogue
 
 from engine.io.catalogue import load_catalogue
 

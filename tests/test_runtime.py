@@ -297,3 +297,133 @@ def test_bench_compares_the_gpu_targets_when_it_ran_on_a_gpu():
     text = "\n".join(lines)
     assert "target GPU embed_per_s.default >= 5000: 6000.00 (met)" in text
     assert "target GPU batch_clips_per_s_fast >= 20: 12.50 (NOT met)" in text
+
+
+AVX2_ONLY = ("WINOGRAD", "FP32", "INT8", "BIN", "EXPORT_IMPORT")  # an AVX2 CPU's OPTIMIZATION_CAPABILITIES
+WITH_BF16 = ("BF16", "WINOGRAD", "FP32", "FP16", "INT8", "BIN", "EXPORT_IMPORT")
+
+
+def test_precision_resolution_per_cpu_capability(monkeypatch):
+    """auto: bf16 where the CPU plugin offers BF16, else int8 where int8 holds accuracy (and NNCF is there), else
+    f32; an explicit precision is taken as it is."""
+    from engine.models import openvino_rt as ovrt
+    from engine.models import quantize
+
+    assert resolve_precision("auto", WITH_BF16) == "bf16"
+    monkeypatch.setattr(ovrt, "INT8_HOLDS_ACCURACY", True)
+    assert resolve_precision("auto", AVX2_ONLY) == "int8"
+    assert resolve_precision("auto", ("FP32", "BIN")) == "f32"  # no INT8 offered
+    monkeypatch.setattr(quantize, "nncf_available", lambda: False)
+    assert resolve_precision("auto", AVX2_ONLY) == "f32"
+    monkeypatch.setattr(quantize, "nncf_available", lambda: True)
+    monkeypatch.setattr(ovrt, "INT8_HOLDS_ACCURACY", False)
+    assert resolve_precision("auto", AVX2_ONLY) == "f32"
+    for p in ("bf16", "int8", "f32"):
+        assert resolve_precision(p, AVX2_ONLY) == resolve_precision(f" {p.upper()} ", WITH_BF16) == p
+    monkeypatch.setattr(ovrt, "INT8_HOLDS_ACCURACY", True)
+    monkeypatch.setattr(ovrt, "_caps", AVX2_ONLY)  # this process's CPU, as an AVX2-only one
+    assert resolve_precision("auto") == "int8"
+    monkeypatch.setattr(ovrt, "_caps", WITH_BF16)
+    assert resolve_precision("") == "bf16"
+    monkeypatch.setattr(ovrt, "_caps", None)  # oneDNN capped to AVX2 (an older CPU emulated): no bf16 left
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert "BF16" not in ovrt.cpu_capabilities() and "FP32" in ovrt.cpu_capabilities()
+    monkeypatch.setattr(ovrt, "_caps", None)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert ovrt.cpu_capabilities()  # read again, uncapped
+
+
+def test_settings_and_cli_carry_int8():
+    from engine.cli import build_parser
+    from engine.config import Settings
+
+    args = build_parser().parse_args(["match", "clip.mp4", "--precision", "int8"])
+    assert Settings.from_env(precision=args.precision).models.precision == "int8"
+
+
+def test_f32_really_switches_bf16_off():
+    """The precision hint is what the CPU plugin runs: at f32 no operation runs in bf16 (on a CPU with AMX or
+    AVX512_BF16 OpenVINO would otherwise pick bf16 itself); at bf16, where offered, some do."""
+    from engine.models import openvino_rt as ovrt
+
+    emb = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
+    shape = (2, 3, *emb.input_hw)
+    f32 = ovrt.OpenVinoBackbone(emb.backbone.path, emb.dim, "f32").execution_precisions(shape)
+    assert "bf16" not in f32 and f32.get("f32", 0) > 50
+    if "BF16" in ovrt.cpu_capabilities():
+        assert ovrt.OpenVinoBackbone(emb.backbone.path, emb.dim, "bf16").execution_precisions(shape).get("bf16", 0) > 10
+
+
+def _demo_crops(demo_dir) -> list[np.ndarray]:
+    """Shop regions, whole shop images, clip frames and their halves of the test demo (not the calibration demo)."""
+    catalogue = load_catalogue(demo_dir)
+    crops = [crop(read_rgb(r.image_path), r.box) for p in catalogue.products.values() for r in p.regions]
+    crops += [read_rgb(p.images[0]) for p in catalogue.products.values()]
+    frames = [f.image for c in catalogue.clips.values() for f in sample_frames(c.path, 4)]
+    return crops + frames + [crop(q, (0, 0, q.shape[1], q.shape[0] // 2)) for q in frames]
+
+
+# int8's cosine to f32 measured on these 44 crops: min 0.967, mean 0.993 (on 257 dev crops: 0.938, 0.990); a broken
+# calibration or quantisation gives far less (a misconfigured one measured 0.60, 0.68)
+INT8_MIN, INT8_MEAN = 0.95, 0.985
+
+
+def test_int8_vectors_stay_within_the_measured_cosine_of_f32(demo_dir):
+    """The NNCF-quantised backbone (calibrated on the built-in demo) moves the vectors, within the cosine measured
+    for it; the nearest catalogue region of a frame stays f32's or within a small margin of it."""
+    f32 = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
+    int8 = get_embedder(NAME, "cpu", runtime="openvino", precision="int8")
+    assert int8.precision == "int8" and int8.key == f32.key and int8.backbone.path.suffix == ".xml"
+    shape = (2, 3, *int8.input_hw)
+    ran = int8.backbone.execution_precisions(shape)
+    assert ran.get("i8", 0) + ran.get("u8", 0) > 10 and "bf16" not in ran  # int8 layers, the rest in f32
+    crops = _demo_crops(demo_dir)
+    a, b = f32.embed(crops, 8), int8.embed(crops, 8)
+    cos = _cosines(a, b)
+    print(f"int8 cosine to f32 over {len(crops)} demo crops: min {cos.min():.4f} mean {cos.mean():.4f}")
+    assert cos.min() >= INT8_MIN and cos.mean() >= INT8_MEAN
+
+
+def test_int8_model_is_cached_reused_and_requantised_when_corrupt(tmp_path, monkeypatch):
+    from engine.models import quantize
+
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path))
+    few = quantize.calibration_crops(8)  # a quick calibration: this test is about the cache, not the accuracy
+    calls = []
+    monkeypatch.setattr(quantize, "calibration_crops", lambda *a: calls.append(1) or few)
+    first = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")
+    path = first.backbone.path
+    assert len(calls) == 1 and path.is_file() and path.with_suffix(".bin").is_file()
+    assert path.parent == tmp_path / "openvino" and path.name.endswith("-int8.xml")
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.with_suffix(".bin").name, path.name]
+    crops = _crops(3, seed=2)
+    ref = first.embed(crops)
+    second = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")
+    assert len(calls) == 1
+    np.testing.assert_allclose(second.embed(crops), ref, atol=1e-5)
+    path.write_text("<not an openvino model/>")
+    third = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")
+    assert len(calls) == 2 and _cosines(third.embed(crops), ref).min() >= 0.9999
+
+
+def test_ensemble_feature_maps_resize_once_and_match_each_member(monkeypatch):
+    """An ensemble's feature maps (pooled windows) come from regions resized and normalised once for every member,
+    and equal each member's own."""
+    from engine.models.ensemble import EnsembleEmbedder
+
+    lite0 = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
+    ens = EnsembleEmbedder("pair", [lite0, lite0], [1.0, 2.0])
+    regions = _crops(5, seed=6)
+    own = lite0.feature_maps(regions, 2)
+    batches = len(list(lite0.region_batches(regions, 2)))
+    calls = []
+    preprocess = type(lite0).preprocess
+    monkeypatch.setattr(type(lite0), "preprocess", lambda self, *a: calls.append(1) or preprocess(self, *a))
+    maps = ens.feature_maps(regions, 2)
+    assert len(calls) == batches  # once per batch, not once per batch and member
+    for x, (a, b) in zip(own, maps):
+        assert float((x - a).abs().max()) == float((x - b).abs().max()) == 0.0
+    boxes = [(0.0, 0.0, 1.0, 1.0), (0.0, 0.2, 1.0, 0.6)]
+    v = lite0.pool_boxes(own[0], boxes)
+    np.testing.assert_allclose(ens.pool_boxes(maps[0], boxes), np.hstack([v * (1 / 3) ** 0.5, v * (2 / 3) ** 0.5]),
+                               atol=1e-6)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_support import assert_clean, open_app, page_text, use_catalogue
+from support.apptest import assert_clean, open_app, page_text, use_catalogue
 from hypothesis import HealthCheck, given, settings as hsettings
 from hypothesis import strategies as hst
 from PIL import Image

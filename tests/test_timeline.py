@@ -67,13 +67,13 @@ def test_segments_of_synthetic_evidence_A_B_A_with_midpoint_boundaries_and_verdi
 
 
 def test_weak_evidence_becomes_no_product_and_a_close_runner_up_is_uncertain():
-    weak = {"A": 0.1, "B": 0.08}
-    close = {"A": 0.41, "B": 0.40}
+    weak = {"A": 0.1, "B": 0.08, "C": 0.05}
+    close = {"A": 0.41, "B": 0.405, "C": 0.30, "D": 0.2, "E": 0.1}  # B close to A, both far above the field
     segs = segment(_evidence([weak] * 4 + [close] * 4), end_s=16.0, every_s=2.0, switch_penalty=0.1,
                    none_below=0.2)
     assert [s.product_id for s in segs] == [NO_PRODUCT, "A"]
     assert segs[0].verdict == "none" and not segs[0].is_product
-    assert segs[1].verdict == "uncertain" and segs[1].margin == pytest.approx(0.01)
+    assert segs[1].verdict == "uncertain" and segs[1].margin == pytest.approx(0.005)
 
 
 def test_a_product_missing_from_a_frames_kept_evidence_counts_as_its_lowest():

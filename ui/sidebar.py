@@ -8,6 +8,7 @@ import streamlit as st
 
 from engine.config import APP_PRESET, SEARCH_PRESETS, Settings, Windows, preset_of
 from engine.errors import EngineError
+from engine.eval.bench import load_last, speed_hint
 from engine.models import DETECTORS, embedder_names
 
 from .state import PENDING_CATALOGUE_KEY, PENDING_PREFIX, SETTINGS_KEY, get_catalogue, is_builtin_demo, trained_checkpoints
@@ -101,6 +102,7 @@ def _bound(key: str) -> dict:
 def render_sidebar() -> Settings:
     """Draw the settings and return this session's Settings (also stored for the pages)."""
     base = Settings.from_env()
+    hint = speed_hint(load_last(base.home))  # the last `python -m engine bench` on this home, if any
     _apply_defaults_and_pending(base)
     with st.sidebar:
         st.text_input(
@@ -126,11 +128,10 @@ def render_sidebar() -> Settings:
                          format_func=lambda n: MODEL_LABELS.get(n, n), help=EMBEDDER_HELP)
             st.segmented_control(
                 "Garment search", SEARCH_MODES, **_bound("cfg.search"),
-                help="Accurate (default): every garment window is embedded, the setting used for evaluation "
-                     "(about 1.8 s per clip on 2 CPU cores). Fast: every window is scored from one pass per region "
-                     "and the 3 best are re-embedded (about 0.9 s); it ranked 5 of 7 real clips first, against 7. "
-                     "With a trained garment head, Fast takes its boxes from that one pass (0.5 s) and Accurate "
-                     "crops them (0.8 s).",
+                help=f"Accurate (default): every garment window is embedded, the setting used for evaluation "
+                     f"({hint['accurate']}). Fast: every window is scored from one pass per region and the 3 best "
+                     f"are re-embedded ({hint['fast']}); it ranked 5 of 7 real clips first, against 7. With a "
+                     "trained garment head, Fast takes its boxes from that one pass and Accurate crops them.",
             )
             _checkpoint_select(
                 base, "projection-head", "cfg.head", "Embedding head", "ImageNet features (no head)",

@@ -146,6 +146,8 @@ def _add_other_commands(sub) -> None:
     p.add_argument("--only", choices=("all", "timeline"), default="all",
                    help="timeline: only the long-video timeline benchmark (2 hours unless --timeline-hours)")
     p.add_argument("--json", help="also write the figures as JSON here")
+    p.add_argument("--quick", action="store_true",
+                   help="only what the end-to-end and embedding targets name (for a slow or busy machine)")
     add_model_options(p)
     p.set_defaults(func=cmd_bench)
 

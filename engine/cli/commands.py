@@ -244,16 +244,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from engine.eval.bench import run
+    from engine.eval.bench import run, save_last
 
+    settings = settings_from(args)
     if args.only == "timeline":
         from engine.eval.bench import run_timeline
 
-        results = run_timeline(settings_from(args), args.timeline_hours or 2.0)
+        results = run_timeline(settings, args.timeline_hours or 2.0)
     else:
-        results = run(settings_from(args), runs=args.runs, timeline_hours=args.timeline_hours)
+        results = run(settings, runs=args.runs, timeline_hours=args.timeline_hours, quick=args.quick)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    print(f"figures saved for the app's speed hint: {save_last(results, settings.home)}")
     return 0
 
 

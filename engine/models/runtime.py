@@ -11,7 +11,8 @@ forward pass runs in ONNX Runtime (graph optimisation level ALL, one intra-op th
 Measured on the 2-core development CPU (EfficientNet-Lite0, 288x224, ``python -m engine bench`` on a quiet machine):
 ONNX Runtime gives the torch vectors (cosine >= 0.99999) at 1.8-2.0x the regions/s (129 against 64 at best). Dynamic int8 quantisation
 (onnxruntime.quantization) was 2-6x slower than fp32 there and moved the vectors (lowest cosine to fp32 0.89
-per tensor, 0.96 per channel), so it is not offered.
+per tensor, 0.96 per channel), so it is not offered; static int8 (NNCF, calibrated) runs on OpenVINO instead
+(``--precision int8``, engine.models.quantize).
 """
 
 from __future__ import annotations
@@ -189,27 +190,52 @@ class OrtBackbone:
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
 
+def _onnx_key_ok(path: Path, key: str) -> bool:
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load_model(str(path), load_external_data=False).metadata_props}
+    return props.get(META_KEY) == key
+
+
 def _open_backbone(path: Path, key: str, channels: int, runtime: str, precision: str):
     if runtime == "openvino":
         from engine.models.openvino_rt import OpenVinoBackbone
 
-        import onnx
-
-        props = {p.key: p.value for p in onnx.load_model(str(path), load_external_data=False).metadata_props}
-        if props.get(META_KEY) != key:
+        if not _onnx_key_ok(path, key):
             raise ModelError(f"{path.name} is not the expected ONNX model")
         return OpenVinoBackbone(path, channels, precision, cpu_threads())
     return OrtBackbone(path, key, channels)
 
 
-def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "auto"):  # -> OrtBackbone | ...
+def ensure_onnx(name: str) -> Path:
+    """The cached ONNX export of an embedder, exported first when it is missing, unreadable or not the expected
+    model."""
+    path, key = onnx_path(name)
+    try:
+        if path.is_file() and _onnx_key_ok(path, key):
+            return path
+    except Exception:  # noqa: BLE001 - corrupt: export it again
+        pass
+    return export_onnx(ONNX_EMBEDDERS[name].TORCH_CLASS, path, key)
+
+
+def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "auto", preprocess=None):
     """The exported backbone of an embedder, run by ONNX Runtime or OpenVINO: the cached file, exported first
-    when it is missing, unreadable or not the expected model."""
+    when it is missing, unreadable or not the expected model. OpenVINO at int8 runs the NNCF-quantised model
+    (engine.models.quantize; ``preprocess``, the embedder's, prepares its calibration crops)."""
     onnx_cls = ONNX_EMBEDDERS[name]
     if runtime == "openvino":  # a bad precision is the caller's error, not a reason to export again
-        from engine.models.openvino_rt import resolve_precision
+        from engine.models.openvino_rt import OpenVinoBackbone, resolve_precision
 
         precision = resolve_precision(precision)
+        if precision == "int8":
+            from engine.models.quantize import ensure_int8
+
+            path, _ = ensure_int8(name, preprocess or onnx_cls.TORCH_CLASS.preprocess.__get__(onnx_cls))
+            try:
+                return OpenVinoBackbone(path, onnx_cls.dim, "int8", cpu_threads())
+            except Exception as e:  # noqa: BLE001
+                raise ModelError(f"OpenVINO cannot load the int8 {name} ({type(e).__name__}: {e})") from e
     path, key = onnx_path(name)
     if path.is_file():
         try:
@@ -246,7 +272,7 @@ class OnnxEmbedder(TorchEmbedder):
         self.half = False
         self._torch = torch
         self._lock = threading.Lock()
-        self.backbone = load_backbone(self.name, runtime, precision)
+        self.backbone = load_backbone(self.name, runtime, precision, self.preprocess)
         self.precision = getattr(self.backbone, "precision", "f32")
 
     def _to_device(self, batch: np.ndarray) -> np.ndarray:

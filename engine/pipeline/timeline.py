@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import EngineError, VideoError
-from engine.types import UNCERTAIN_BELOW, Frame, FrameVote
+from engine.types import CONFIDENT_RELATIVE_MARGIN, Frame, FrameVote
 
 NO_PRODUCT = ""  # the "no product" state's id in segments (its verdict is "none")
 
@@ -34,14 +34,19 @@ NO_PRODUCT = ""  # the "no product" state's id in segments (its verdict is "none
 class TimelineParams:
     """How a timeline is sampled and segmented. ``every_s`` None: the engine's ``stream_every`` (2 s).
 
-    ``switch_penalty`` and ``none_below`` are in units of cosine similarity (the engine's evidence): a switch to
-    another product needs its evidence to lead by ``switch_penalty`` summed over the frames of its segment; a
-    frame whose products all stay under ``none_below`` leans to "no product". The values and the alternatives
-    tried are in docs/timeline.md."""
+    Each frame's evidence is made relative before segmenting: a product scores its similarity's lead over the
+    frame's median product as a share of the best product's lead (the best scores 1, the median 0), so the
+    penalty reads the same for any embedder and pooling (the raw cosines of an ensemble with mean pooling sit
+    within a few hundredths of each other). ``switch_penalty`` is in those units: a switch needs the new product to
+    gain more than the penalty summed over its frames, so with 1.0 a product must lead for about two sampled frames
+    to open a segment between two others. ``none_below`` is in cosine similarity: a frame whose best product stays
+    under it scores for "no product" (0.72 for the default ensemble with mean pooling: frames without any product,
+    plain grey ones, reach 0.63-0.67 against the demo catalogue; frames of the demo and development clips 0.78 and
+    more). See docs/timeline.md."""
 
     every_s: float | None = None
-    switch_penalty: float = 0.15
-    none_below: float = 0.2
+    switch_penalty: float = 1.0
+    none_below: float = 0.72
     keep: int = 20  # products kept per frame (the best ones): memory per frame stays bounded for any catalogue
     batch: int = 4  # frames matched per engine call
     decode: str = "auto"  # "auto", "seek" or "sequential" (engine.io.sampler)
@@ -210,6 +215,23 @@ def evidence_matrix(frames: list[FrameEvidence] | tuple[FrameEvidence, ...]) -> 
     return products, m
 
 
+def relative_evidence(m: np.ndarray) -> np.ndarray:
+    """Each frame's similarities as its products' lead over the frame's median product, divided by the best
+    product's lead: the best scores 1, the median 0 (a frame whose products all tie scores 0 everywhere)."""
+    if m.size == 0:
+        return m
+    med = np.median(m, axis=1, keepdims=True)
+    spread = m.max(axis=1, keepdims=True) - med
+    return np.where(spread > 1e-9, (m - med) / np.maximum(spread, 1e-9), 0.0)
+
+
+def _no_product_scores(m: np.ndarray, none_below: float) -> np.ndarray:
+    """The "no product" state's score per frame: above any product's (1) where the frame's best similarity stays
+    under ``none_below``, else below every product but the weakest (a product must be shown to hold a frame)."""
+    best = m.max(axis=1, keepdims=True) if m.size else np.full((len(m), 1), -1.0)
+    return np.where(best < none_below, 1.5, -0.5)
+
+
 def segment(frames: list[FrameEvidence] | tuple[FrameEvidence, ...], end_s: float, every_s: float,
             switch_penalty: float = TimelineParams.switch_penalty, none_below: float = TimelineParams.none_below,
             names: dict[str, str] | None = None) -> tuple[Segment, ...]:
@@ -218,7 +240,7 @@ def segment(frames: list[FrameEvidence] | tuple[FrameEvidence, ...], end_s: floa
     if not frames:
         return ()
     products, m = evidence_matrix(frames)
-    scores = np.concatenate([np.full((len(frames), 1), float(none_below)), m], axis=1)  # state 0: no product
+    scores = np.concatenate([_no_product_scores(m, none_below), relative_evidence(m)], axis=1)  # state 0: none
     path = viterbi(scores, switch_penalty)
     times = [f.time_s for f in frames]
     cuts = [0] + [t for t in range(1, len(path)) if path[t] != path[t - 1]] + [len(path)]
@@ -247,7 +269,9 @@ def _segment(frames, m: np.ndarray, products: list[str], col: int, start: float,
     margin = float(means[col] - means[others[0]]) if others else float(means[col])
     votes = sum(1 for f in frames if f.voted == pid)
     runner_votes = sum(1 for f in frames if runner and f.voted == runner)
-    sure = round(margin, 4) >= UNCERTAIN_BELOW and votes > runner_votes
+    spread = float(means[col] - np.median(means)) if len(means) else 0.0
+    relative = margin / spread if spread > 1e-9 else 0.0
+    sure = round(relative, 4) >= CONFIDENT_RELATIVE_MARGIN and votes > runner_votes  # the clip verdict's rule
     return Segment(round(start, 3), round(end, 3), pid, names.get(pid, pid), round(float(means[col]), 4), runner,
                    round(margin, 4), votes, "confident" if sure else "uncertain", first, first + len(frames) - 1)
 

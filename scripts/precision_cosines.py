@@ -1,0 +1,52 @@
+"""Cosine of each OpenVINO precision's vectors to f32's, per ensemble member and for the default ensemble, on crops
+of a dataset: its annotated catalogue regions (the first 150) and 5 garment windows of a central box in each of 4
+frames per clip. The figures of docs/performance-cpu.md:
+
+    python scripts/precision_cosines.py ../shared/data/watchlive-dev
+
+int8 models are quantised on first use (a few minutes per member on 2 cores), under $LIVEMATCH_HOME.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from engine.io.catalogue import load_catalogue
+from engine.io.images import crop, read_rgb
+from engine.io.video import sample_frames
+from engine.models import get_embedder
+from engine.pipeline.windows import garment_windows
+
+MODELS = ("efficientnet-lite0-gem", "efficientnet-lite1-gem", "efficientnet-lite2-gem", "efficientnet-lite012-gem")
+
+
+def dataset_crops(root: str) -> list[np.ndarray]:
+    catalogue = load_catalogue(root)
+    crops = [crop(read_rgb(r.image_path), r.box) for p in catalogue.products.values() for r in p.regions][:150]
+    rng = np.random.default_rng(0)
+    for clip in catalogue.clips.values():
+        if not clip.path:
+            continue
+        for frame in sample_frames(clip.path, 4):
+            h, w = frame.image.shape[:2]
+            windows = garment_windows((0.2 * w, 0.1 * h, 0.8 * w, 0.9 * h))
+            crops += [crop(frame.image, tuple(int(v) for v in windows[i]))
+                      for i in rng.choice(len(windows), 5, replace=False)]
+    return crops
+
+
+def main(root: str) -> None:
+    crops = dataset_crops(root)
+    for name in MODELS:
+        ref = get_embedder(name, "cpu", runtime="openvino", precision="f32").embed(crops, 8)
+        for precision in ("bf16", "int8"):
+            vec = get_embedder(name, "cpu", runtime="openvino", precision=precision).embed(crops, 8)
+            cos = (ref * vec).sum(1)
+            print(f"{name} {precision}: cosine to f32 over {len(crops)} crops: min {cos.min():.4f} "
+                  f"mean {cos.mean():.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/watchlive-dev")
