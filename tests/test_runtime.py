@@ -28,7 +28,7 @@ def pair(request):
 
 @pytest.fixture(scope="module")
 def default_ov():
-    """OpenVINO at its default precision: bf16 on a CPU whose plugin offers it (the development CPU), else f32."""
+    """OpenVINO at its default precision (f32 on every CPU: bf16 and int8 are opt-in)."""
     return get_embedder(NAME, "cpu", runtime="openvino", precision="auto")
 
 
@@ -108,14 +108,14 @@ def test_same_neighbours_on_the_demo_catalogue(pair, demo_dir):
 
 @pytest.mark.slow
 def test_default_precision_vectors_and_neighbours_stay_close_to_torch(default_ov, demo_dir):
-    """The default precision is bf16 exactly where the CPU plugin offers it. bf16 moves the vectors a little
-    (cosine >= 0.99 to torch's even on flat synthetic colour fields, the worst case seen; about 0.9996 on noise),
-    not the nearest catalogue region; on a CPU without bf16 the same checks hold for f32."""
+    """The default precision is f32 on every CPU (bf16 lost 0.013 of dev region top-1: opt-in). Where the CPU
+    offers bf16, bf16 moves the vectors a little (cosine >= 0.99 to torch's even on flat synthetic colour fields, the
+    worst case seen; about 0.9996 on noise), not the nearest catalogue region; elsewhere the checks hold for f32."""
     import openvino as ov
 
-    bf16 = default_ov
+    assert default_ov.precision == "f32"
     offers_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    assert bf16.precision == ("bf16" if offers_bf16 else "f32")
+    bf16 = get_embedder(NAME, "cpu", runtime="openvino", precision="bf16") if offers_bf16 else default_ov
     torch_emb = get_embedder(NAME, "cpu", runtime="torch")
     crops = _crops()
     assert _cosines(torch_emb.embed(crops, 5), bf16.embed(crops, 5)).min() >= 0.99
@@ -309,6 +309,8 @@ def test_precision_resolution_per_cpu_capability(monkeypatch):
     from engine.models import openvino_rt as ovrt
     from engine.models import quantize
 
+    assert resolve_precision("auto", WITH_BF16) == "f32"  # bf16 loses more than 0.01 region top-1: opt-in
+    monkeypatch.setattr(ovrt, "BF16_HOLDS_ACCURACY", True)
     assert resolve_precision("auto", WITH_BF16) == "bf16"
     monkeypatch.setattr(ovrt, "INT8_HOLDS_ACCURACY", True)
     assert resolve_precision("auto", AVX2_ONLY) == "int8"

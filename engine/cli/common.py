@@ -61,8 +61,8 @@ def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames")
                    help=f"embedder runtime (default {d['runtime']}; auto: the fastest installed on the CPU, torch "
                         "on a GPU)")
     p.add_argument("--precision", choices=("auto", "bf16", "int8", "f32"),
-                   help=f"OpenVINO's precision (default {d['precision']}; auto: bf16 where the CPU offers it, else "
-                        "f32; int8 models are quantised with NNCF on first use: docs/performance-cpu.md)")
+                   help=f"OpenVINO's precision (default {d['precision']}; auto: f32, as bf16 and int8 lose accuracy; "
+                        "int8 models are quantised with NNCF on first use: docs/performance-cpu.md)")
     p.add_argument("--windows", choices=[w.value for w in Windows],
                    help=f"how regions are searched for garments (default {d['windows']}; whole: the detected "
                         "regions alone, the plain baseline)")

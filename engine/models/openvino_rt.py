@@ -30,6 +30,10 @@ MAX_SHAPES = 6
 # Whether "auto" takes int8 on a CPU without bf16: only where int8 holds accuracy (dev region top-1 within 0.01 of
 # f32). Measured: 0.667 against 0.707 (docs/performance-cpu.md), so it does not.
 INT8_HOLDS_ACCURACY = False
+# Measured on the development set with the default ensemble and mean pooling (python -m engine evaluate, each precision
+# in its own LIVEMATCH_HOME): region top-1 f32 0.800, bf16 0.787 (-0.013), int8 0.667 with the best region per product
+# against f32 0.707. A precision is a default only where region top-1 drops by at most 0.01: bf16 and int8 are opt-in.
+BF16_HOLDS_ACCURACY = False
 
 
 def openvino_available() -> bool:
@@ -63,7 +67,8 @@ def cpu_capabilities() -> tuple[str, ...]:
 
 
 def resolve_precision(precision: str, capabilities: tuple[str, ...] | None = None) -> str:
-    """"bf16", "int8" or "f32". "auto": bf16 where the CPU plugin offers BF16; else int8 where it offers INT8,
+    """"bf16", "int8" or "f32". "auto": bf16 where the CPU plugin offers BF16 and bf16 holds accuracy
+    (``BF16_HOLDS_ACCURACY``); else int8 where it offers INT8,
     int8 holds accuracy (``INT8_HOLDS_ACCURACY``) and NNCF is installed (int8 models are quantised on first use);
     else f32. ``capabilities``: the CPU plugin's (default: this CPU's)."""
     precision = (precision or "auto").strip().lower()
@@ -72,7 +77,7 @@ def resolve_precision(precision: str, capabilities: tuple[str, ...] | None = Non
     if precision != "auto":
         return precision
     caps = cpu_capabilities() if capabilities is None else capabilities
-    if "BF16" in caps:
+    if "BF16" in caps and BF16_HOLDS_ACCURACY:
         return "bf16"
     if "INT8" in caps and INT8_HOLDS_ACCURACY:
         from engine.models.quantize import nncf_available
