@@ -37,6 +37,11 @@ def product_names(catalogue: Catalogue | None, extra: dict[str, str] | None = No
     return names
 
 
+def correction_key(source: ClipSource, frame_index: int | None = None) -> str:
+    """The widget key of a result's correction control: the clip's digest, and the frame (None: the whole clip)."""
+    return f"match.correct.{source.sha256[:16]}.{'clip' if frame_index is None else frame_index}"
+
+
 def _rows(items: list, per_row: int) -> list[list]:
     return [items[i : i + per_row] for i in range(0, len(items), per_row)]
 
@@ -54,8 +59,8 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings,
     _verdict_banner(analysis.clip_name, result, names, len(result.frames))
     _summary(analysis, catalogue)
     _top_products(result, catalogue, settings)
-    if source is not None:
-        correction_control(settings, catalogue, source, None, "match.correct.clip", result.top.product_id)
+    if source is not None:  # keyed by the clip's digest: another clip's result never shares this control's state
+        correction_control(settings, catalogue, source, None, correction_key(source), result.top.product_id)
     _sampled_frames(analysis, catalogue, names, settings, source)
 
     st.subheader("Votes per frame", anchor=False)
@@ -135,7 +140,7 @@ def _sampled_frames(analysis: Analysis, catalogue: Catalogue, names: dict[str, s
                 if source is not None:
                     with st.popover("Correct", icon=":material/school:", width="stretch"):
                         correction_control(settings, catalogue, source, [vote.frame_index],
-                                           f"match.correct.{vote.frame_index}", what=f"Frame #{vote.frame_index}",
+                                           correction_key(source, vote.frame_index),
                                            stacked=True)
 
 
