@@ -218,3 +218,56 @@ def test_a_stream_url_is_matched_live_in_the_browser(chromium: str, demo_dir: Pa
         assert page.locator('[data-testid="stException"]').count() == 0
         if SHOTS:
             full_page_screenshot(page, Path(SHOTS) / "e2e-stream.png")
+
+
+def test_a_correction_offers_only_the_result_on_screen_and_asks_first(chromium: str, demo_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    """Issue 20: match clip A, then clip B in the same session. The correction control under B's result names B's
+    file and B's top product only (nothing of A's), and storing opens a dialog that names B's file and the chosen
+    product; nothing is written before "Store", and Undo beside the stored notice removes it again."""
+    from engine.config import Settings
+    from engine.workspace import corrections_store
+
+    catalogue = load_catalogue(demo_dir)
+    clip_a, clip_b = "900001", "900003"
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
+           "LIVEMATCH_FRAMES": "3", "LIVEMATCH_INDEX_DIR": str(tmp_path / "index")}
+    store = corrections_store(Settings.from_env(index_dir=str(tmp_path / "index")), demo_dir)
+    with _app_page(chromium, env, tmp_path / "streamlit.log") as (url, page):
+        page.goto(f"{url}/match")
+        wait_idle(page, 120_000)
+        uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+        for clip in (clip_a, clip_b):
+            uploader.set_input_files(str(demo_dir / "video" / f"{clip}.mp4"))
+            page.locator('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentWarning"]').filter(
+                has_text=f"{clip}.mp4").first.wait_for(timeout=MATCH_TIMEOUT_MS)
+            wait_idle(page, MATCH_TIMEOUT_MS)
+        body = page.inner_text("body")
+        assert f"{clip_a}.mp4" not in body, "clip A's name is still on the page"
+        label = page.get_by_text("The 3 sampled frames of 900003.mp4: which product is shown?")
+        assert label.count() == 1
+        control = page.locator('[class*="st-key-match-correct-"][class*="-clip-product"]')
+        assert control.count() == 1
+        top = catalogue.products[clip_b]
+        button = page.get_by_role("button", name=re.compile(r"^Store as .*…$"))
+        assert button.count() == 1 and clip_b in button.inner_text() and clip_a not in button.inner_text()
+        button.click()
+        dialog = page.locator('[role="dialog"]')
+        dialog.wait_for(timeout=30_000)
+        text = dialog.inner_text()
+        assert f"{clip_b}.mp4" in text and clip_b in text and clip_a not in text, text
+        assert "sampled frames" in text
+        assert store.records() == []  # asked first: nothing written yet
+        if SHOTS:
+            full_page_screenshot(page, Path(SHOTS) / "e2e-correct-dialog.png")
+        dialog.get_by_role("button", name="Store", exact=True).click()
+        page.get_by_text("Learned: 3 frames of 900003.mp4").wait_for(timeout=120_000)
+        wait_idle(page, 120_000)
+        records = store.records()
+        assert len(records) == 3 and {(c.product_id, c.clip) for c in records} == {(top.product_id, f"{clip_b}.mp4")}
+        assert page.locator('[role="dialog"]').count() == 0  # the dialog closed
+        page.get_by_role("button", name="Undo").first.click()
+        page.get_by_text("Undone: 3 livestream examples removed").wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        assert store.records() == []
+        assert page.locator('[data-testid="stException"]').count() == 0

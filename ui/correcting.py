@@ -98,7 +98,7 @@ def _confirm(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | 
     st.caption("Every later match against this catalogue's index uses them, for every user of the index. You can "
                "undo it right after, under the control, or remove them on the Catalogue page.")
     store_col, cancel_col = st.columns(2)
-    store_col.button(f"Store as {target}", key=f"{key}.confirm", type="primary", icon=":material/school:",
+    store_col.button("Store", key=f"{key}.confirm", type="primary", icon=":material/school:",
                      width="stretch", on_click=_apply, args=(settings, catalogue, clip, frames, pid, key))
     cancel_col.button("Cancel", key=f"{key}.cancel", width="stretch", on_click=_cancel, args=(key,))
 
