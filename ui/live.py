@@ -17,6 +17,7 @@ from engine.pipeline.live import LiveMatch, LiveUpdate
 from engine.render import annotate_frame, encode_jpeg, padded_crop, thumbnail
 from ui import state
 from ui.components import guard
+from ui.progress import run_with_progress, staged
 from ui.inspection import compare_frame
 from ui.matching import FRAME_LONG_SIDE, Analysis
 from ui.views import CROP, render_live
@@ -25,7 +26,10 @@ log = logging.getLogger(__name__)
 LIVE_KEY = "match.live"
 URL_KEY = "match.stream_url"
 ERROR_KEY = "match.stream_error"
+OPEN_KEY = "match.stream_open"  # a URL whose stream Start asked to open (opened in the script run, with progress)
 REFRESH_S = 1.0  # the live view reruns every second while the stream runs
+describe_open = staged({"": (0.0, 0.05, "Opening the stream…"),
+                        "download": (0.05, 1.0, "The server cannot stream this file: downloading it…")})
 FRAMES_PER_STEP = 2  # frames read and matched per rerun (a file served over HTTP arrives faster than it plays)
 
 
@@ -69,13 +73,17 @@ def stream_panel(settings: Settings, catalogue: Catalogue) -> None:
                         help=f"An HTTP(S) file, an HLS playlist, or an RTSP/RTMP stream, read with FFmpeg. A frame "
                              f"is matched every {settings.detection.stream_every:g} s of stream.")
     session: LiveSession | None = st.session_state.get(LIVE_KEY)
-    running = session is not None and session.running
+    opening = st.session_state.pop(OPEN_KEY, None)
+    running = (session is not None and session.running) or opening is not None
     start_col, stop_col, _ = st.columns([1, 1, 5])
     # not disabled while the field is empty: a URL typed and then Start clicked arrive in the same rerun
     start_col.button("Start", type="primary", icon=":material/play_arrow:", disabled=running,
                      key="match.stream_start", width="stretch", on_click=_start, args=(settings, catalogue))
     stop_col.button("Stop", icon=":material/stop:", disabled=not running, key="match.stream_stop", width="stretch",
                     on_click=_stop)
+    if opening is not None:
+        _open(settings, catalogue, opening)
+        st.rerun()  # the buttons as they now are: Stop enabled, or Start again after an error
     error = st.session_state.pop(ERROR_KEY, None)
     if error:
         st.error(error, icon=":material/error:")
@@ -93,7 +101,8 @@ def _stop() -> None:
 
 
 def _start(settings: Settings, catalogue: Catalogue) -> None:
-    """Open the stream in the URL field (a one-line error kept for the page to show when it cannot be opened)."""
+    """Check the URL in the field and ask for it to be opened in this run (a one-line error kept for the page to
+    show when it is not an address)."""
     old: LiveSession | None = st.session_state.pop(LIVE_KEY, None)
     if old is not None:
         old.stop()
@@ -104,12 +113,21 @@ def _start(settings: Settings, catalogue: Catalogue) -> None:
     if not is_url(url):
         st.session_state[ERROR_KEY] = f"{url}: not a stream address. Use http(s)://, rtsp:// or rtmp://."
         return
+    st.session_state[OPEN_KEY] = url
+
+
+def _open(settings: Settings, catalogue: Catalogue, url: str) -> None:
+    """Open the stream, with a progress bar while a file its server cannot stream is downloaded (engine.io.fetch,
+    within the upload limit); a one-line error is kept for the page when it cannot be opened."""
     try:
-        live = LiveMatch(state.get_engine(settings, catalogue), url, per_step=FRAMES_PER_STEP)
+        engine = state.get_engine(settings, catalogue)
+        limit = float(st.get_option("server.maxUploadSize"))
+        live = run_with_progress(lambda progress: LiveMatch(engine, url, per_step=FRAMES_PER_STEP, progress=progress,
+                                                            download_limit_mb=limit), describe_open)
     except EngineError as e:
         st.session_state[ERROR_KEY] = str(e)
         return
-    except Exception:  # noqa: BLE001 - a callback's traceback would reach the page
+    except Exception:  # noqa: BLE001 - a traceback would reach the page
         log.exception("cannot start the stream %s", url)
         st.session_state[ERROR_KEY] = f"{url}: the stream could not be started; the details are in the server log."
         return
