@@ -87,7 +87,7 @@ def probe_url(url: str, timeout_s: float = TIMEOUT_S) -> RemoteFile:
             status = response.status
             headers = response.headers
     except urllib.error.HTTPError as e:
-        raise VideoError(f"{url}: the server answered {e.code} {e.reason}") from e
+        raise VideoError(f"{url}: cannot open the stream (the server answered {e.code} {e.reason})") from e
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise VideoError(f"{url}: cannot open the stream ({reason})") from e
@@ -125,7 +125,7 @@ def download(url: str, folder: Path, limit_mb: float, progress: Progress, size: 
                 if size:
                     progress("download", min(got / size, 1.0))
     except urllib.error.HTTPError as e:
-        raise VideoError(f"{url}: the server answered {e.code} {e.reason}") from e
+        raise VideoError(f"{url}: cannot open the stream (the server answered {e.code} {e.reason})") from e
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise VideoError(f"{url}: the download failed after {got / 2**20:.1f} MB ({reason})") from e
