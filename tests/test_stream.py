@@ -172,3 +172,20 @@ def test_a_fetched_file_that_is_no_video_is_named_by_its_address_in_both_modes(s
     assert whole.returncode == live.returncode == 2
     assert whole.stderr.strip() == live.stderr.strip() == f"error: {url}: not a readable video (the file was " \
                                                           "downloaded: its server cannot stream it)"
+
+
+def test_a_stream_and_an_upload_of_one_clip_differ_only_in_the_frames_sampled(demo_dir):
+    """Issue 20 saw one clip "confident" uploaded and "uncertain" as a stream: a stream is sampled from its start
+    every stream_every seconds, an upload at the centres of equal segments; at the same frame numbers both read
+    the same pixels, so a difference of verdict comes from the frames chosen, not from the reading."""
+    from engine.io.video import probe, read_frames, sample_frames
+
+    clip = sorted((demo_dir / "video").glob("*.mp4"))[0]
+    info = probe(clip)
+    with StreamReader(clip, every_s=0.5) as reader:
+        streamed = _read_all(reader)
+    uploaded = sample_frames(clip, len(streamed))
+    assert [f.index for f in streamed] == [round(i * 0.5 * info.fps) for i in range(len(streamed))]
+    assert {f.index for f in streamed}.isdisjoint(f.index for f in uploaded)
+    again = read_frames(clip, [f.index for f in streamed])
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(streamed, again))

@@ -90,6 +90,7 @@ def stream_panel(settings: Settings, catalogue: Catalogue) -> None:
     if session is None:
         st.caption("Paste the address of a live stream or a video file on a server, then press Start. The "
                    "ranking is updated as the stream plays, over its most recent frames.")
+        st.caption(sampling_note(settings))
         return
     st.fragment(_live_view, run_every=REFRESH_S if session.running else None)(session, catalogue, settings)
 
@@ -159,6 +160,15 @@ def _live_view(session: LiveSession, catalogue: Catalogue, settings: Settings) -
         render_live(analysis, catalogue, settings, [session.crops.get(v.frame_index) for v in result.frames])
 
 
+def sampling_note(settings: Settings) -> str:
+    """Why a stream and an upload of the same video can disagree: they are sampled at different frames."""
+    every = settings.detection.stream_every
+    return (f"A stream is sampled as it plays, from its start: one frame every {every:g} s (0 s, {every:g} s, "
+            f"{2 * every:g} s, …). An uploaded clip is sampled at {settings.detection.frames} evenly spaced points "
+            "(the middle of each tenth for 10 frames). The same video can therefore get a different verdict as a "
+            "stream and as an upload: the frames differ, the matching does not.")
+
+
 def _status(session: LiveSession) -> None:
     seen = session.live.frames_seen
     if session.error:
@@ -169,3 +179,4 @@ def _status(session: LiveSession) -> None:
     else:
         why = "Stopped" if session.stopped else "The stream ended"
         st.info(f"{why} after {seen} frames.", icon=":material/stop_circle:")
+        st.caption(sampling_note(session.live.engine.settings))

@@ -169,18 +169,20 @@ def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop
 
 
 def _verdict_banner(clip: str, result: MatchResult, names: dict[str, str], n_frames: int) -> None:
-    """Green when the top product clearly leads; amber, with the runner-up named, when it is close."""
+    """Green when the top product clearly leads; amber, with the runner-up named, when it is close. Every count of
+    votes says whose it is."""
     top, verdict = result.top, result.verdict
-    evidence = f"{top.votes} of {n_frames} sampled frames vote for it, evidence {top.mean_similarity:.3f}"
+    own = (f"{top.votes} of {n_frames} sampled frame{'s' if n_frames != 1 else ''} voted for it "
+           f"(evidence {top.mean_similarity:.3f})")
     if verdict.confident:
-        st.success(f"{_bold_label(top.name, top.product_id)} is shown in **{clip}**: {evidence}.",
+        st.success(f"{_bold_label(top.name, top.product_id)} is shown in **{clip}**: {own}.",
                    icon=":material/check_circle:")
         return
     second = result.ranking[1]
     runner_up = _bold_label(names.get(second.product_id, second.name), second.product_id)
-    st.warning(f"**Uncertain.** Most likely {_bold_label(top.name, top.product_id)} in **{clip}**, but "
-               f"{runner_up} is close: {evidence}; the runner-up has {second.votes} votes, evidence "
-               f"{second.mean_similarity:.3f} (margin {verdict.evidence_margin:+.3f}).", icon=":material/help:")
+    st.warning(f"**Uncertain.** Most likely {_bold_label(top.name, top.product_id)} in **{clip}**: {own}. But "
+               f"{runner_up} is close: {second.votes} of {n_frames} voted for it (evidence "
+               f"{second.mean_similarity:.3f}; margin {verdict.evidence_margin:+.3f}).", icon=":material/help:")
 
 
 def _bold_label(name: str, product_id: str) -> str:
