@@ -30,7 +30,7 @@ def test_empty_page_explains_the_steps_and_states_the_upload_limit(app_env: Path
     assert "200 MB" in uploader.label
     assert set(uploader.allowed_type) >= {".mp4", ".mov", ".avi", ".mkv", ".webm"} or set(uploader.allowed_type) >= {
         "mp4", "mov", "avi", "mkv", "webm"}
-    assert "Frames vote" in text
+    assert "Evidence is weighed" in text and "ranked by this evidence, then by their votes" in text
     assert not at.image
 
 

@@ -132,7 +132,8 @@ def _tile(p: Preview, box: Box | None, confirmed: bool) -> bytes | None:
 
 
 def _caption(p: Preview) -> str:
-    found = "box proposed from the detected person" if p.proposal is not None else (p.note or "nothing detected")
+    found = ("box of the detected person: narrow it to the garment" if p.proposal is not None
+             else (p.note or "nothing detected"))
     return f"{p.name} · {p.size[0]}×{p.size[1]} · {found}"
 
 

@@ -101,8 +101,9 @@ def product_card(rank: int, name: str, product_id: str, category: str, image: by
             f'<div class="lm-line" title="{_escape(cat)}">{_escape(cat) or "&nbsp;"}</div></div>'
             f'<div class="lm-votes"><span>{votes} of {n_frames} frame{"s" if n_frames != 1 else ""}</span>'
             f'<b>{share:.0%}</b></div><div class="lm-bar"><div style="width:{width}"></div></div>'
-            f'<div class="lm-row"><span>best similarity</span><b>{best:.2f}</b></div>'
-            f'<div class="lm-row"><span>mean similarity</span><span>{mean:.2f}</span></div>'
+            f'<div class="lm-row" title="The ranking key: best similarity per frame, averaged over the frames">'
+            f'<span>evidence</span><b>{mean:.3f}</b></div>'
+            f'<div class="lm-row"><span>best similarity</span><span>{best:.2f}</span></div>'
         )
 
 
