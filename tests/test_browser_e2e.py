@@ -271,3 +271,40 @@ def test_a_correction_offers_only_the_result_on_screen_and_asks_first(chromium: 
         wait_idle(page, 60_000)
         assert store.records() == []
         assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_link_with_the_catalogue_folder_reproduces_the_view(chromium: str, demo_dir: Path, tmp_path: Path) -> None:
+    """Issue 20: the catalogue folder typed in the sidebar is in the page's URL; opening that URL in a new tab, or
+    reloading, shows the same catalogue (not the server's default), and it stays in the URL across pages."""
+    from urllib.parse import quote
+
+    other = tmp_path / "other-catalogue"
+    shutil.copytree(demo_dir, other, ignore=shutil.ignore_patterns("video"))
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir)}
+    with _app_page(chromium, env, tmp_path / "streamlit.log") as (url, page):
+        page.goto(f"{url}/catalogue")
+        wait_idle(page, 120_000)
+        field = page.get_by_role("textbox", name="Catalogue folder")
+        field.fill(str(other))
+        field.press("Enter")
+        page.get_by_text(f"{other.name} ·").first.wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        assert f"catalogue={quote(str(other), safe='')}" in page.url or f"catalogue={other}" in page.url, page.url
+        link = page.url
+        fresh = page
+        fresh.goto(f"{url}/evaluate")  # elsewhere first, then the link loaded anew: a new session
+        fresh.goto(link)
+        wait_idle(fresh, 120_000)
+        assert fresh.get_by_role("textbox", name="Catalogue folder").input_value() == str(other)
+        assert f"{other.name} ·" in fresh.inner_text('[data-testid="stSidebar"]')
+        fresh.reload()
+        wait_idle(fresh, 120_000)
+        assert fresh.get_by_role("textbox", name="Catalogue folder").input_value() == str(other)
+        fresh.locator(".st-key-lm-nav").get_by_text("Match a clip").click()
+        wait_idle(fresh, 120_000)
+        assert "catalogue=" in fresh.url and fresh.get_by_role("textbox", name="Catalogue folder").input_value() == str(other)
+        root = fresh.url.split("/match")[0]
+        fresh.goto(f"{root}/?catalogue={quote(str(other), safe='')}")  # the app's root sends to Match, link kept
+        wait_idle(fresh, 120_000)
+        assert fresh.get_by_role("textbox", name="Catalogue folder").input_value() == str(other)
+        assert fresh.locator('[data-testid="stException"]').count() == 0
