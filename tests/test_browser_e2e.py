@@ -308,3 +308,40 @@ def test_a_link_with_the_catalogue_folder_reproduces_the_view(chromium: str, dem
         wait_idle(fresh, 120_000)
         assert fresh.get_by_role("textbox", name="Catalogue folder").input_value() == str(other)
         assert fresh.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_product_box_is_drawn_by_dragging_on_the_image(chromium: str, demo_dir: Path, tmp_path: Path) -> None:
+    """Catalogue, Add a product: dragging a rectangle on an image makes it the product's box (the checkbox is
+    ticked, the sliders follow, the box is drawn where it was dragged)."""
+    editable = tmp_path / "editable"
+    shutil.copytree(demo_dir, editable)
+    photo = next((demo_dir / "image").glob("*/0.jpg"))
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(editable)}
+    with _app_page(chromium, env, tmp_path / "streamlit.log") as (url, page):
+        page.goto(f"{url}/catalogue")
+        wait_idle(page, 120_000)
+        page.get_by_text("Add a product").click()
+        page.locator('.st-key-catalogue-new_images input[type="file"]').set_input_files(str(photo))
+        chart = page.locator('[class*="st-key-catalogue-box-0-"] [data-testid="stPlotlyChart"]')
+        chart.wait_for(timeout=120_000)
+        wait_idle(page, 120_000)
+        page.wait_for_timeout(1000)
+        area = chart.locator(".nsewdrag").first.bounding_box()
+        x0, y0 = area["x"] + area["width"] * 0.25, area["y"] + area["height"] * 0.5
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + area["width"] * 0.5, y0 + area["height"] * 0.4, steps=10)
+        page.mouse.up()
+        page.get_by_text("Left – right (% of the width)").wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        assert page.get_by_role("checkbox", name="Use this box as the product").is_checked()
+        sliders = page.locator('[data-testid="stSlider"]').filter(has_text="% of the")
+        text = sliders.all_inner_texts()
+        (x_lo, x_hi), (y_lo, y_hi) = [[int(n) for n in re.findall(r"\b(\d{1,3})\b", t)][:2] for t in text]
+        # dragged over the middle half of the chart's width, and 50-90 % of its height (the chart pads the image
+        # on the sides it does not fill, so the image's own percentages are near those, not equal)
+        assert 10 <= x_lo <= 30 and 70 <= x_hi <= 90 and x_hi - x_lo >= 40, text
+        assert 40 <= y_lo <= 60 and 80 <= y_hi <= 100, text
+        assert page.locator('[data-testid="stException"]').count() == 0
+        if SHOTS:
+            full_page_screenshot(page, Path(SHOTS) / "e2e-draw-box.png")
