@@ -78,3 +78,14 @@ def test_the_command_lines_table_stays_aligned_with_chinese_names() -> None:
     # rows are in the order of the column they are ranked by, and the verdict names whose votes they are
     assert [float(r.split()[-3]) for r in rows] == sorted((float(r.split()[-3]) for r in rows), reverse=True)
     assert "3 of 4 sampled frames voted for 012814" in lines[1]
+
+
+def test_an_unknown_category_is_shown_as_written_in_a_cjk_capable_font_and_cut_not_wrapped() -> None:
+    from engine.render import ascii_label
+    from ui.components import CSS, category_label
+
+    assert category_label("毛呢大衣") == "毛呢大衣"  # its own text, not an empty or invented name
+    assert ascii_label("毛呢大衣") == ""  # drawn on images (OpenCV has no CJK glyphs): no tag rather than "????"
+    assert ascii_label("长袖衬衫") == "long-sleeve shirt"
+    assert "Noto Sans CJK SC" in CSS and "Microsoft YaHei" in CSS  # fallbacks after the app's own font
+    assert "text-overflow: ellipsis" in CSS and "white-space: nowrap" in CSS  # one line per card field
