@@ -297,10 +297,10 @@ CLIP_COLUMNS = {  # widths in pixels: the eleven columns fit the page without sc
                                             help="Frames voting for the truth minus its best rival."),
     "sure": st.column_config.TextColumn("sure", width=85, help="confident, or uncertain when the runner-up is close."),
     "evidence margin": st.column_config.NumberColumn(
-        "evidence margin", format="%+.3f", width=105,
+        "evidence margin", format="%+.3f", width=100,
         help="The top product's evidence (mean best similarity per frame) minus the runner-up's; "
              "under +0.020 the answer is uncertain."),
-    "similarity": st.column_config.NumberColumn("similarity", format="%.2f", width=75,
+    "similarity": st.column_config.NumberColumn("similarity", format="%.2f", width=70,
                                                 help="Best similarity of the top-1 product."),
     "time (s)": st.column_config.NumberColumn("time", format="%.1f s", width=60),
 }
