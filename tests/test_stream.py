@@ -189,3 +189,26 @@ def test_a_stream_and_an_upload_of_one_clip_differ_only_in_the_frames_sampled(de
     assert {f.index for f in streamed}.isdisjoint(f.index for f in uploaded)
     again = read_frames(clip, [f.index for f in streamed])
     assert all(np.array_equal(a.image, b.image) for a, b in zip(streamed, again))
+
+
+def test_a_server_that_refuses_the_probe_is_left_to_ffmpeg(monkeypatch):
+    """Only a missing file (404, 410) or an unreachable server stops before FFmpeg; any other refusal of the
+    one-byte request (403, 405, 416, ...) is not taken to mean anything: the address is read as before."""
+    import io
+    import urllib.error
+    import urllib.request
+
+    from engine.io.fetch import probe_url, readable
+
+    def refuse(code):
+        def urlopen(request, timeout=None):
+            raise urllib.error.HTTPError(request.full_url, code, "nope", {}, io.BytesIO())
+        return urlopen
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse(405))
+    assert not probe_url("http://example.invalid/a.mp4").needs_download
+    with readable("http://example.invalid/a.mp4") as source:
+        assert source == "http://example.invalid/a.mp4"
+    monkeypatch.setattr(urllib.request, "urlopen", refuse(404))
+    with pytest.raises(VideoError, match="cannot open the stream \\(the server answered 404 nope\\)"):
+        probe_url("http://example.invalid/a.mp4")

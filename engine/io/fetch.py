@@ -79,15 +79,18 @@ def is_http(url: str | Path) -> bool:
 
 
 def probe_url(url: str, timeout_s: float = TIMEOUT_S) -> RemoteFile:
-    """Ask the server for the first byte: whether it serves ranges, and the file's length (a VideoError when the
-    server cannot be reached or answers with an error)."""
+    """Ask the server for the first byte: whether it serves ranges, and the file's length. A VideoError when the
+    server cannot be reached or has no such file (404, 410); a server that refuses the request otherwise is left
+    to FFmpeg (nothing known: no download)."""
     request = urllib.request.Request(url, headers={"Range": "bytes=0-0", "User-Agent": "livematch"})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - http(s) only, see is_http
             status = response.status
             headers = response.headers
     except urllib.error.HTTPError as e:
-        raise VideoError(f"{url}: cannot open the stream (the server answered {e.code} {e.reason})") from e
+        if e.code in (404, 410):
+            raise VideoError(f"{url}: cannot open the stream (the server answered {e.code} {e.reason})") from e
+        return RemoteFile(url, None, False, "")  # a server that refuses this request: let FFmpeg try as before
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise VideoError(f"{url}: cannot open the stream ({reason})") from e
