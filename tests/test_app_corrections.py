@@ -43,24 +43,36 @@ def test_correct_from_match_then_list_and_remove_on_the_catalogue_page(app_env: 
 
     # a frame's own control stores that frame; the clip-level one stores every sampled frame
     prefix = f"match.correct.{sha}."
-    frame_pickers = [w for w in at.selectbox if w.key and w.key.startswith(prefix) and w.key.endswith(".product")
-                     and w.key[len(prefix):].split(".")[0].isdigit()]
-    assert len(frame_pickers) == FRAMES
-    frame = frame_pickers[0].key[len(prefix):].split(".")[0]
-    assert f"#{frame} of {truth}.mp4" in frame_pickers[0].label  # names the frame and the clip file
-    frame_pickers[0].set_value(truth).run()
-    at.button(key=f"{prefix}{frame}.apply").click().run()
+    frame_buttons = [b for b in at.button if b.key and b.key.startswith(prefix) and b.key.endswith(".open")]
+    assert len(frame_buttons) == FRAMES
+    frame = frame_buttons[0].key[len(prefix):].split(".")[0]
     store = corrections_store(Settings.from_env(), app_env)
-    assert store.records() == []  # nothing is written before the confirmation
+    frame_buttons[0].click().run()  # the dialog: which product, then Store
+    picker = at.selectbox(key=f"{prefix}{frame}.product")
+    assert f"Frame #{frame} of {truth}.mp4: which product is shown?" == picker.label
+    assert picker.value is None  # nothing chosen for the person
+    at.button(key=f"{prefix}{frame}.confirm").click().run()  # Store without a product: nothing written
+    assert store.records() == []
+    at.button(key=f"{prefix}{frame}.open").click().run()
     at.button(key=f"{prefix}{frame}.cancel").click().run()
     assert store.records() == []
-    _store(at, f"{prefix}{frame}")
+    at.button(key=f"{prefix}{frame}.open").click().run()
+    at.selectbox(key=f"{prefix}{frame}.product").set_value(truth)
+    at.button(key=f"{prefix}{frame}.confirm").click().run()
+    assert_clean(at)
     assert any(f"1 frame of {truth}.mp4 (#{frame})" in str(s.value) for s in at.success)
     assert [(c.product_id, c.frame_index) for c in store.records()] == [(truth, int(frame))]
     at.button(key=f"{prefix}{frame}.undo").click().run()  # Undo, from the same place
     assert_clean(at)
     assert store.records() == []
     assert any("Undone: 1 livestream example removed" in str(i.value) for i in at.info)
+    # the clip's control: named after the clip file, asks first, nothing written before the confirmation
+    clip_picker = at.selectbox(key=f"{prefix}clip.product")
+    assert clip_picker.label == f"The {FRAMES} sampled frames of {truth}.mp4: which product is shown?"
+    at.button(key=f"{prefix}clip.apply").click().run()
+    assert store.records() == [] and at.button(key=f"{prefix}clip.confirm")
+    at.button(key=f"{prefix}clip.cancel").click().run()
+    assert store.records() == []
     at.selectbox(key=f"{prefix}clip.product").set_value(other).run()
     _store(at, f"{prefix}clip")
     assert not at.error, [e.value for e in at.error]

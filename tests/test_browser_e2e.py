@@ -225,6 +225,8 @@ def test_a_correction_offers_only_the_result_on_screen_and_asks_first(chromium: 
     """Issue 20: match clip A, then clip B in the same session. The correction control under B's result names B's
     file and B's top product only (nothing of A's), and storing opens a dialog that names B's file and the chosen
     product; nothing is written before "Store", and Undo beside the stored notice removes it again."""
+    from playwright.sync_api import expect
+
     from engine.config import Settings
     from engine.workspace import corrections_store
 
@@ -270,6 +272,25 @@ def test_a_correction_offers_only_the_result_on_screen_and_asks_first(chromium: 
         page.get_by_text("Undone: 3 livestream examples removed").wait_for(timeout=60_000)
         wait_idle(page, 60_000)
         assert store.records() == []
+        # a frame's own control: a dialog names that frame of B's file, the product is chosen in it; Store
+        page.get_by_role("button", name="Correct…").first.click()
+        dialog = page.locator('[role="dialog"]')
+        dialog.wait_for(timeout=30_000)
+        assert re.search(rf"Frame #\d+ of {clip_b}\.mp4: which product is shown\?", dialog.inner_text())
+        dialog.locator('[data-testid="stSelectbox"]').click()
+        page.get_by_role("option").filter(has_text=clip_b).first.click()
+        dialog.get_by_text("as a livestream example of").wait_for(timeout=30_000)
+        text = dialog.inner_text()
+        assert f"{clip_b}.mp4" in text and catalogue.products[clip_b].name in text and clip_a not in text, text
+        assert store.records() == []  # still asking
+        if SHOTS:
+            page.screenshot(path=str(Path(SHOTS) / "e2e-frame-dialog.png"))
+        dialog.get_by_role("button", name="Store", exact=True).click()
+        expect(page.locator('[role="dialog"]')).to_have_count(0, timeout=60_000)  # closed once stored
+        page.locator('[data-testid="stAlertContentSuccess"]').filter(
+            has_text="Learned: 1 frame of 900003.mp4").wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        assert [(c.product_id, c.clip) for c in store.records()] == [(clip_b, f"{clip_b}.mp4")]
         assert page.locator('[data-testid="stException"]').count() == 0
 
 

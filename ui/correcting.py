@@ -32,6 +32,7 @@ from .names import product_label
 
 NOTICE_PREFIX = "correcting.notice."  # + the control's key: ("success" | "error" | "info", message, stored ids)
 CLOSE_PREFIX = "correcting.close."  # + the control's key: the dialog's Store or Cancel was pressed: close it
+HINT_PREFIX = "correcting.hint."  # + the control's key: a hint shown in the open dialog
 LIST_NOTICE = "correcting.notice.list"
 
 log = logging.getLogger(__name__)
@@ -58,19 +59,18 @@ def frames_phrase(frames: list[int] | None, n_default: int) -> str:
 
 
 def correction_control(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | None,
-                       frames: list[int] | None, key: str, default: str | None = None, what: str | None = None,
-                       stacked: bool = False) -> None:
+                       frames: list[int] | None, key: str, default: str | None = None,
+                       what: str | None = None) -> None:
     """A product picker and a "Store …" button for ``frames`` (frame numbers; None: the sampled frames) of ``clip``
     (a clip source, or a file path) as livestream examples of the chosen product, after a confirmation. ``key``
     must identify the result shown (the clip's digest or id): widgets of another result never share it. ``what``:
-    what is corrected, as a noun phrase (default: the frames and the clip's file name). ``stacked``: the button under
-    the picker (for narrow places such as a popover)."""
+    what is corrected, as a noun phrase (default: the frames and the clip's file name)."""
     st.session_state.pop(CLOSE_PREFIX + key, None)  # a dialog closed by a full rerun leaves nothing behind
     pids = sorted(catalogue.products)
     name = _clip_name(clip)
     scope = frames_phrase(frames, settings.detection.frames)
     what = what or f"{scope[0].upper()}{scope[1:]} of {name}"
-    left, right = (st.container(), st.container()) if stacked else st.columns([3, 2], vertical_alignment="bottom")
+    left, right = st.columns([3, 2], vertical_alignment="bottom")
     with left:
         pid = st.selectbox(f"{what}: which product is shown?", pids,
                            index=pids.index(default) if default in pids else None,
@@ -101,6 +101,56 @@ def _confirm(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | 
     store_col.button("Store", key=f"{key}.confirm", type="primary", icon=":material/school:",
                      width="stretch", on_click=_apply, args=(settings, catalogue, clip, frames, pid, key))
     cancel_col.button("Cancel", key=f"{key}.cancel", width="stretch", on_click=_cancel, args=(key,))
+
+
+def frame_correction(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | None, frame_index: int,
+                     key: str) -> None:
+    """A frame's "Correct" button: a dialog names the frame and the clip file, asks which product the frame shows,
+    and stores it only on "Store"; what was stored is then shown under the button, with its Undo."""
+    st.session_state.pop(CLOSE_PREFIX + key, None)  # a full run: no dialog is open, nothing of one is left over
+    st.session_state.pop(HINT_PREFIX + key, None)
+    if st.button("Correct…", key=f"{key}.open", icon=":material/school:", width="stretch",
+                 help=f"Say which product frame #{frame_index} of {_clip_name(clip)} shows (asks before storing)."):
+        _frame_dialog(settings, catalogue, clip, frame_index, key)
+    _show_notice(settings, catalogue, key, narrow=True)
+
+
+@st.dialog("Correct a frame")
+def _frame_dialog(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | None, frame_index: int,
+                  key: str) -> None:
+    """The product is chosen here, and the dialog says what "Store" will write."""
+    if st.session_state.pop(CLOSE_PREFIX + key, False):
+        st.rerun()
+    name = _clip_name(clip)
+    pids = sorted(catalogue.products)
+    pid = st.selectbox(f"Frame #{frame_index} of {name}: which product is shown?", pids, index=None,
+                       key=f"{key}.product", format_func=lambda p: _label(catalogue, p),
+                       placeholder="Choose the product it shows")
+    if pid is None:
+        st.caption("Nothing is stored until you choose a product and press Store.")
+    else:
+        st.markdown(f"Store **frame #{frame_index}** of **{name}** as a livestream example of "
+                    f"**{_label(catalogue, pid)}**?")
+        st.caption("Every later match against this catalogue's index uses it, for every user of the index. You can "
+                   "undo it right after, under the frame, or remove it on the Catalogue page.")
+    store_col, cancel_col = st.columns(2)
+    store_col.button("Store", key=f"{key}.confirm", type="primary", icon=":material/school:", width="stretch",
+                     on_click=_apply_chosen, args=(settings, catalogue, clip, [frame_index], key))
+    hint = st.session_state.pop(HINT_PREFIX + key, None)
+    if hint:
+        st.warning(hint, icon=":material/touch_app:")
+    cancel_col.button("Cancel", key=f"{key}.cancel", width="stretch", on_click=_cancel, args=(key,))
+
+
+def _apply_chosen(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | None, frames: list[int],
+                  key: str) -> None:
+    """Store with the product chosen in the dialog (read when Store is pressed); without one, the dialog stays
+    open and says so."""
+    pid = st.session_state.get(f"{key}.product")
+    if pid is None:
+        st.session_state[HINT_PREFIX + key] = "Choose the product this frame shows first: nothing was stored."
+        return
+    _apply(settings, catalogue, clip, frames, pid, key)
 
 
 def _cancel(key: str) -> None:
@@ -152,14 +202,15 @@ def _undo(settings: Settings, catalogue: Catalogue, key: str, ids: tuple[str, ..
         st.session_state[NOTICE_PREFIX + key] = ("error", f"Not undone: {e}", ())
 
 
-def _show_notice(settings: Settings, catalogue: Catalogue, key: str) -> None:
-    """What the control last did: a stored correction stays shown with its Undo; other notices show once."""
+def _show_notice(settings: Settings, catalogue: Catalogue, key: str, narrow: bool = False) -> None:
+    """What the control last did: a stored correction stays shown with its Undo (under it when ``narrow``); other
+    notices show once."""
     notice = st.session_state.get(NOTICE_PREFIX + key)
     if notice is None:
         return
     kind, message, ids = notice
     if kind == "success":
-        text, undo = st.columns([5, 1], vertical_alignment="center")
+        text, undo = (st.container(), st.container()) if narrow else st.columns([5, 1], vertical_alignment="center")
         text.success(message, icon=":material/check_circle:")
         undo.button("Undo", key=f"{key}.undo", icon=":material/undo:", width="stretch", on_click=_undo,
                     args=(settings, catalogue, key, ids), help="Remove the examples just stored.")

@@ -16,7 +16,7 @@ from engine.types import EvalReport
 
 from engine.types import FrameVote, MatchResult, Product, ProductScore, RegionRef
 
-from .correcting import correction_control
+from .correcting import correction_control, frame_correction
 from .charts import clip_table, margin_chart, rank_chart, report_notes, run_line, uncertain_clips, votes_heatmap
 from engine.index.corrections import SOURCE
 
@@ -168,10 +168,8 @@ def _sampled_frames(analysis: Analysis, catalogue: Catalogue, names: dict[str, s
             with col, st.container(border=True):
                 _frame_card(vote, image, why, crop, names)
                 if source is not None:
-                    with st.popover("Correct", icon=":material/school:", width="stretch"):
-                        correction_control(settings, catalogue, source, [vote.frame_index],
-                                           correction_key(source, vote.frame_index),
-                                           stacked=True)
+                    frame_correction(settings, catalogue, source, vote.frame_index,
+                                     correction_key(source, vote.frame_index))
 
 
 def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop: bytes | None,
