@@ -295,3 +295,13 @@ def test_a_product_card_labels_the_matched_region_with_its_own_category() -> Non
     assert card_region(score, product) == trousers  # its own label (trousers), drawn as another garment
     detected = ProductScore("000103", product.name, 1, 0.1, 0.29, 0.19, (), "/c/0.jpg", "/c/0.jpg", (0, 0, 5, 5))
     assert card_region(detected, product).category == ""  # a detected region: no category claimed
+
+
+def test_what_a_correction_stores_is_said_in_plain_grammar() -> None:
+    """Issue 20: "These 1 frame(s) shows"."""
+    from ui.correcting import frames_phrase
+
+    assert frames_phrase([12], 10) == "frame #12"
+    assert frames_phrase([1, 5], 10) == "2 frames (#1, #5)"
+    assert frames_phrase(list(range(0, 400, 40)), 10) == "these 10 frames"
+    assert frames_phrase(None, 10) == "the 10 sampled frames" and frames_phrase(None, 1) == "the 1 sampled frame"

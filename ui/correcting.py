@@ -50,11 +50,14 @@ def _clip_name(clip: ClipSource | str | None) -> str:
 
 
 def frames_phrase(frames: list[int] | None, n_default: int) -> str:
-    """"frame #12", "3 frames (#1, #5, #9)", or "the 10 sampled frames" (None: the sampled frames)."""
+    """"frame #12", "3 frames (#1, #5, #9)", "these 10 frames", or "the 10 sampled frames" (None: the sampled
+    frames)."""
     if frames is None:
         return f"the {n_default} sampled frame{'s' if n_default != 1 else ''}"
     if len(frames) == 1:
         return f"frame #{frames[0]}"
+    if len(frames) > 3:  # listed under the control already
+        return f"these {len(frames)} frames"
     return f"{len(frames)} frames ({', '.join(f'#{i}' for i in frames)})"
 
 
