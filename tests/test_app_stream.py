@@ -119,3 +119,11 @@ def test_a_clip_from_a_server_without_byte_ranges_is_fetched_and_matched(monkeyp
     at.button(key="match.stream_start").click().run()
     assert_clean(at)
     assert len(at.error) == 1 and "over the 0.05 MB download limit" in at.error[0].value
+
+
+def test_the_stream_panel_says_why_a_stream_and_an_upload_can_disagree(stream_env):
+    at = open_app()
+    at.radio(key="match.mode").set_value("Stream URL").run()
+    assert_clean(at)
+    text = page_text(at)
+    assert "one frame every 0.5 s (0 s, 0.5 s, 1 s, …)" in text and "the frames differ, the matching does not" in text

@@ -79,8 +79,8 @@ def stream_panel(settings: Settings, catalogue: Catalogue) -> None:
     # not disabled while the field is empty: a URL typed and then Start clicked arrive in the same rerun
     start_col.button("Start", type="primary", icon=":material/play_arrow:", disabled=running,
                      key="match.stream_start", width="stretch", on_click=_start, args=(settings, catalogue))
-    stop_col.button("Stop", icon=":material/stop:", disabled=not running, key="match.stream_stop", width="stretch",
-                    on_click=_stop)
+    stop_col.button("Stop", icon=":material/stop:", disabled=not running or opening is not None,
+                    key="match.stream_stop", width="stretch", on_click=_stop)  # not while it opens (downloads)
     if opening is not None:
         _open(settings, catalogue, opening)
         st.rerun()  # the buttons as they now are: Stop enabled, or Start again after an error
@@ -165,8 +165,8 @@ def sampling_note(settings: Settings) -> str:
     every = settings.detection.stream_every
     return (f"A stream is sampled as it plays, from its start: one frame every {every:g} s (0 s, {every:g} s, "
             f"{2 * every:g} s, …). An uploaded clip is sampled at {settings.detection.frames} evenly spaced points "
-            "(the middle of each tenth for 10 frames). The same video can therefore get a different verdict as a "
-            "stream and as an upload: the frames differ, the matching does not.")
+            f"(the middle of each of {settings.detection.frames} equal parts). The same video can therefore get a "
+            "different verdict as a stream and as an upload: the frames differ, the matching does not.")
 
 
 def _status(session: LiveSession) -> None:
