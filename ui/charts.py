@@ -129,7 +129,8 @@ def _short(pid: str | None, clip: str, names: Mapping[str, str]) -> str:
 
 
 def clip_table(report: EvalReport, names: Mapping[str, str]) -> pd.DataFrame:
-    """One row per clip: result, truth, top-1, rank of the truth, votes, margin, similarity, time."""
+    """One row per clip: result, truth, top-1, rank of the truth, votes, margin, verdict, evidence margin, the top-1's
+    evidence (the ranking key), time."""
     rows = []
     for o in report.clips:
         top = o.result.top
@@ -144,7 +145,7 @@ def clip_table(report: EvalReport, names: Mapping[str, str]) -> pd.DataFrame:
             "margin": truth_margin(o),
             "sure": o.result.verdict.level,
             "evidence margin": o.result.verdict.evidence_margin,
-            "similarity": top.best_similarity if top else None,
+            "evidence": top.mean_similarity if top else None,
             "time (s)": float(o.result.timings.get("total", 0.0)),
         })
     return pd.DataFrame(rows)

@@ -282,25 +282,26 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
                f"detector {report.settings.get('detector', '?')}")
 
 
-CLIP_COLUMNS = {  # widths in pixels: the eleven columns fit the page without scrolling sideways
-    "clip": st.column_config.TextColumn("clip", width=70),
-    "result": st.column_config.TextColumn("result", width=80),
-    "true product": st.column_config.TextColumn("true product", width=150,
+CLIP_COLUMNS = {  # widths in pixels: the columns fit the page without scrolling sideways, names uncut
+    "clip": st.column_config.TextColumn("clip", width=58),
+    "result": st.column_config.TextColumn("result", width=70),
+    "true product": st.column_config.TextColumn("true product", width=208,
                                                 help="Its name; with its id when it is not the clip's own."),
-    "top-1": st.column_config.TextColumn("top-1", width=150),
-    "rank of truth": st.column_config.NumberColumn("rank", format="%d", width=50,
+    "top-1": st.column_config.TextColumn("top-1", width=208),
+    "rank of truth": st.column_config.NumberColumn("rank", format="%d", width=42,
                                                    help="Rank of the true product in the clip's ranking."),
-    "votes": st.column_config.TextColumn("votes", width=60, help="Frames voting for the top-1 product."),
-    "margin": st.column_config.NumberColumn("margin", format="%+d", width=60,
+    "votes": st.column_config.TextColumn("votes", width=55, help="Frames voting for the top-1 product."),
+    "margin": st.column_config.NumberColumn("margin", format="%+d", width=55,
                                             help="Frames voting for the truth minus its best rival."),
-    "sure": st.column_config.TextColumn("sure", width=85, help="confident, or uncertain when the runner-up is close."),
+    "sure": st.column_config.TextColumn("sure", width=72, help="confident, or uncertain when the runner-up is close."),
     "evidence margin": st.column_config.NumberColumn(
-        "evidence margin", format="%+.3f", width=100,
+        "lead", format="%+.3f", width=56,
         help="The top product's evidence (mean best similarity per frame) minus the runner-up's; "
              "under +0.020 the answer is uncertain."),
-    "similarity": st.column_config.NumberColumn("similarity", format="%.2f", width=70,
-                                                help="Best similarity of the top-1 product."),
-    "time (s)": st.column_config.NumberColumn("time", format="%.1f s", width=60),
+    "evidence": st.column_config.NumberColumn("evidence", format="%.3f", width=65,
+                                              help="The top-1 product's evidence: its best similarity per frame, "
+                                                   "averaged over the sampled frames (the ranking key)."),
+    "time (s)": st.column_config.NumberColumn("time", format="%.1f s", width=50),
 }
 
 
