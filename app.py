@@ -11,4 +11,4 @@ import streamlit as st
 
 from ui.shell import HOME
 
-st.switch_page(HOME)
+st.switch_page(HOME, query_params=st.query_params.to_dict())  # a link's ?catalogue=... is kept

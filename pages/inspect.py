@@ -81,8 +81,7 @@ def inspect_clip(report: EvalReport, catalogue: Catalogue | None, infos: dict[st
                "not among the region's candidates).")
     if catalogue is not None:  # "these frames show product X": stored as livestream examples (ui.correcting)
         correction_control(state.current_settings(), catalogue, str(path) if path else None,
-                           [f.frame_index for f in frames], f"inspect.correct.{clip.video_id}", clip.truth,
-                           what=f"These {len(frames)} frame(s)")
+                           [f.frame_index for f in frames], f"inspect.correct.{clip.video_id}", clip.truth)
     pairs = list(zip(frames, crops))
     for start in range(0, len(pairs), CARDS_PER_ROW):
         cols = st.columns(CARDS_PER_ROW)

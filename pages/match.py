@@ -92,15 +92,20 @@ def match(settings: Settings, catalogue: Catalogue, source: ClipSource) -> Analy
     return replace(analysis, clip_name=source.name)
 
 
-def how_it_works() -> None:
+def how_it_works(settings: Settings) -> None:
     cols = st.columns(3)
+    if settings.search.rank_by == "votes":
+        ranking = ("Each frame votes for its closest product: the products are ranked by their votes, then by their "
+                   "evidence (best similarity per frame, averaged over the frames).")
+    else:
+        ranking = ("Each product's best similarity in each frame is averaged over the frames: the products are "
+                   "ranked by this evidence, then by their votes (the frames whose closest product they are).")
     steps = [
         (":material/upload_file:", "1 · Add a clip", "Upload a short live-commerce recording, or pick one of the "
          "catalogue's sample clips."),
         (":material/frame_inspect:", "2 · Frames are searched", "Evenly spaced frames are sampled; the presenter "
          "and the garment regions are found and compared with every catalogue product."),
-        (":material/how_to_vote:", "3 · Frames vote", "Each frame votes for its closest product; the products are "
-         "ranked by votes and similarity."),
+        (":material/how_to_vote:", "3 · Evidence is weighed", ranking),
     ]
     for col, (icon, title, text) in zip(cols, steps):
         with col:
@@ -119,7 +124,7 @@ def main() -> None:
             return
         with result_area(source.sha256 if source is not None else None):
             if source is None:
-                how_it_works()
+                how_it_works(settings)
                 return
             with guard(source.name):
                 if timeline_chosen(source):

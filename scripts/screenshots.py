@@ -1,6 +1,7 @@
 """Take full-page screenshots of every page of the app into assets/screenshots/.
 
-Match (with a result, and reading a stream URL), Inspect (all frames, then errors only), Catalogue (and its Learned models tab, after
+Match (with a result, another clip's result for the frames, the first clip with an uncertain verdict if there is
+one, and reading a stream URL), Inspect (all frames, then errors only), Catalogue (and its Learned models tab, after
 training a garment head) and Evaluate.
 
     python scripts/screenshots.py [--catalogue FOLDER] [--frames N] [--home DIR] [--out DIR]
@@ -29,8 +30,9 @@ OUT = ROOT / "assets" / "screenshots"
 WIDTH = 1400
 
 
-def prepare(home: Path, catalogue: str, frames: int) -> tuple[Path, Path]:
-    """Generate the demo if needed and save an evaluation report; returns (catalogue folder, a clip to upload)."""
+def prepare(home: Path, catalogue: str, frames: int) -> tuple[Path, list[Path]]:
+    """Generate the demo if needed and save an evaluation report; returns (catalogue folder, its clips, the one to
+    upload first last)."""
     os.environ["LIVEMATCH_HOME"] = str(home)
     from engine.io.catalogue import load_catalogue
     from engine.config import Settings
@@ -47,10 +49,10 @@ def prepare(home: Path, catalogue: str, frames: int) -> tuple[Path, Path]:
     report = evaluate(str(root), settings, catalogue=cat)
     save_report(report, home / "reports" / f"{root.name}.json")
     print(f"evaluation: top-1 {report.metrics.top1:.2f} in {time.perf_counter() - t:.0f} s", flush=True)
-    return root, Path(clips[-1].path or "")
+    return root, [Path(c.path or "") for c in clips]
 
 
-def shoot(url: str, clip: Path, out: Path = OUT) -> list[Path]:
+def shoot(url: str, clips: list[Path], out: Path = OUT) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     shots = []
@@ -62,10 +64,26 @@ def shoot(url: str, clip: Path, out: Path = OUT) -> list[Path]:
 
             page.goto(f"{url}/")  # the Match page is the default page
             wait_idle(page)
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(clip))
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(clips[-1]))
             page.get_by_text("is shown in").wait_for(timeout=300_000)
             wait_idle(page)
             shots.append(_save(page, out, "match"))
+            why, uncertain = None, None  # another clip's frames, and the first uncertain verdict, if any
+            for clip in clips[:-1]:
+                if why is not None and uncertain is not None:
+                    break
+                page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(clip))
+                page.locator('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentWarning"]').filter(
+                    has_text=clip.name).first.wait_for(timeout=300_000)
+                wait_idle(page)
+                if page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="Uncertain").count():
+                    if uncertain is None:
+                        uncertain = _save(page, out, "match-uncertain")
+                elif why is None:
+                    why = _save(page, out, "match-why")
+            if uncertain is None:
+                print("no clip of this catalogue gets an uncertain verdict: match-uncertain.png is left as it is")
+            shots += [s for s in (why, uncertain) if s is not None]
 
             page.goto(f"{url}/inspect")
             wait_idle(page)
@@ -136,13 +154,13 @@ def main() -> int:
         print("chromium is not installed: apt-get install -y chromium", file=sys.stderr)
         return 2
     home = args.home or Path(tempfile.mkdtemp(prefix="livematch-shots-"))
-    root, clip = prepare(home, args.catalogue, args.frames)
+    root, clips = prepare(home, args.catalogue, args.frames)
     env = {"LIVEMATCH_HOME": str(home), "LIVEMATCH_CATALOGUE": args.catalogue, "LIVEMATCH_FRAMES": str(args.frames)}
     env["LIVEMATCH_STREAM_EVERY"] = "1"  # the demo's clips are short: a frame every second of them
     with app_server(env, home / "streamlit.log") as url:
         if not args.only_stream:
-            shoot(url, clip, args.out)
-        shoot_stream(url, clip, args.out)
+            shoot(url, clips, args.out)
+        shoot_stream(url, clips[-1], args.out)
     return 0
 
 

@@ -80,10 +80,11 @@ def pytest_configure(config):
 @pytest.fixture()
 def serve():
     """``serve(folder)`` -> the base URL of a local HTTP server over ``folder``, with byte ranges (as real servers
-    have: FFmpeg reads an mp4 whose index sits at its end by seeking); stopped after the test."""
+    have: FFmpeg reads an mp4 whose index sits at its end by seeking); ``serve(folder, ranges=False)``: a plain
+    ``python -m http.server`` that ignores them; stopped after the test."""
     import contextlib
 
     from support.browser import serve_folder
 
     with contextlib.ExitStack() as stack:
-        yield lambda folder: stack.enter_context(serve_folder(folder))
+        yield lambda folder, ranges=True: stack.enter_context(serve_folder(folder, ranges))

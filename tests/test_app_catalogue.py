@@ -232,3 +232,15 @@ def test_train_the_garment_head_and_it_is_selected(small: Path) -> None:
     at.segmented_control(key="cfg.search").set_value("Fast").run()
     assert at.session_state["livematch.settings"].search.windows == Windows.POOLED  # Fast + garment head: pooled
     assert Path(chosen).name in page_text(at) or any(Path(chosen).name in str(df.value) for df in at.dataframe)
+
+
+def test_a_rectangle_dragged_on_the_image_becomes_the_box() -> None:
+    """The plotly box selection (preview pixels) as a box in the image's own pixels, clipped; nothing drawn: None."""
+    from ui.adding import drawn_box
+
+    selection = {"selection": {"box": [{"xref": "x", "yref": "y", "x": [160.0, 40.0], "y": [20.0, 300.0]}]}}
+    assert drawn_box(selection, preview_width=320, size=(640, 480)) == (80.0, 40.0, 320.0, 480.0)  # y clipped
+    assert drawn_box({"selection": {"box": []}}, 320, (640, 480)) is None
+    assert drawn_box(None, 320, (640, 480)) is None
+    flat = {"selection": {"box": [{"x": [10.0, 10.2], "y": [5.0, 50.0]}]}}
+    assert drawn_box(flat, 320, (320, 240)) is None  # no area

@@ -41,6 +41,8 @@ def test_run_an_evaluation_and_inspect_it(home: Path, demo_dir: Path) -> None:
     assert len(figures) == 2
     assert list(figures[0]["data"][0]["x"]) == [c.video_id for c in report.clips]  # rank per clip
     assert figures[1]["data"][0]["type"] == "bar"  # vote margins
+    downloads = {d.proto.label: d for d in at.get("download_button")}  # the results, as CSV and JSON
+    assert set(downloads) >= {"Clips (CSV)", "Full report (JSON)"}
 
     at.switch_page("pages/inspect.py").run()
     assert_clean(at)
@@ -106,3 +108,26 @@ def test_the_learned_comparison_is_shown_when_one_was_run(home: Path, demo_dir: 
     assert "{900002, 900003}" in text and "learned head 0.710" in text
     table = at.dataframe[-1].value
     assert list(table["set-up"]) == [r.setup for r in rows]
+
+
+def test_a_missing_video_is_one_note_and_products_are_named_once_in_the_table() -> None:
+    """Issue 20: "14 notes" for 7 missing videos (the catalogue's note and the evaluation's); "000117 · short
+    skirt" in the clip 000117's row repeated the id."""
+    from engine.types import ClipOutcome, EvalReport, MatchResult, Metrics, ProductScore
+    from ui.charts import clip_table, report_notes
+
+    result = MatchResult("000117.mp4", (), (ProductScore("000117", "000117 · short skirt", 3, 1.0, 0.5, 0.4, (), None),
+                                            ProductScore("000134", "000134 · short-sleeve dress", 0, 0.0, 0.3, 0.2, (),
+                                                         None)), {}, {})
+    report = EvalReport("/data/x", {}, Metrics(1, 0.0, 1.0, 0.5), (ClipOutcome("000117", "000134", 2,
+                                                                                       "000117", result),),
+                        skipped=("000006: video missing", "000044: video missing", "000099: unreadable video"),
+                        problems=("video/000006.mp4: missing, clip skipped", "video/000044.mp4: missing, clip skipped",
+                                  "image/000777: no images, product skipped"))
+    notes = report_notes(report)
+    assert notes == ["000099: unreadable video", "video/000006.mp4: missing, clip skipped",
+                     "video/000044.mp4: missing, clip skipped", "image/000777: no images, product skipped"]
+    names = {"000117": "000117 · short skirt", "000134": "000134 · short-sleeve dress"}
+    row = clip_table(report, names).iloc[0]
+    assert row["top-1"] == "short skirt"  # the clip's own product: the clip column shows its id
+    assert row["true product"] == "short-sleeve dress (000134)"

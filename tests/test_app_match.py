@@ -30,7 +30,7 @@ def test_empty_page_explains_the_steps_and_states_the_upload_limit(app_env: Path
     assert "200 MB" in uploader.label
     assert set(uploader.allowed_type) >= {".mp4", ".mov", ".avi", ".mkv", ".webm"} or set(uploader.allowed_type) >= {
         "mp4", "mov", "avi", "mkv", "webm"}
-    assert "Frames vote" in text
+    assert "Evidence is weighed" in text and "ranked by this evidence, then by their votes" in text
     assert not at.image
 
 
@@ -56,6 +56,11 @@ def test_upload_shows_frames_votes_and_the_right_product(app_env: Path) -> None:
     # the top-K cards and the JSON download
     assert f"Best match</span><div class=\"lm-name\" title=\"{name}\"" in page_text(at)
     assert at.get("download_button")
+    # the uploaded clip itself, playable on the page
+    assert len(at.get("video")) == 1 and any(e.label == "Play presenter clip.mp4" for e in at.expander)
+    # the verdict says whose votes it counts, and the cards show the ranking key
+    assert f"of {FRAMES} sampled frames voted for it (evidence" in at.success[0].value
+    assert "<span>evidence</span>" in page_text(at)
 
 
 def test_sample_clip_is_matched_and_cached(app_env: Path) -> None:

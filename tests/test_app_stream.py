@@ -95,3 +95,36 @@ def test_an_unexpected_failure_stops_the_stream_with_one_line(stream_env, monkey
     at.run()
     assert_clean(at)
     assert len(at.error) == 1
+
+
+def test_a_clip_from_a_server_without_byte_ranges_is_fetched_and_matched(monkeypatch, demo_dir: Path, serve):
+    """Issue 20: `python -m http.server` serves no byte ranges; the clip is downloaded (within the upload limit)
+    and matched; over the limit, the page says so in one line, as the command line does."""
+    use_catalogue(monkeypatch, demo_dir)
+    monkeypatch.setenv("LIVEMATCH_STREAM_EVERY", "0.5")
+    clip = next(c for c in load_catalogue(demo_dir).clips.values() if c.truth)
+    url = f"{serve(Path(clip.path).parent, ranges=False)}/{Path(clip.path).name}"
+    at = _start(url)
+    assert not at.error, [e.value for e in at.error]
+    for _ in range(10):
+        if "The stream ended" in page_text(at):
+            break
+        at.run()
+        assert_clean(at)
+    assert "The stream ended after 4 frames" in page_text(at)
+    assert clip.truth in at.success[0].value or clip.truth in at.warning[0].value
+
+    import streamlit as st
+
+    monkeypatch.setattr(st, "get_option", lambda name: 0.05 if name == "server.maxUploadSize" else None)
+    at.button(key="match.stream_start").click().run()
+    assert_clean(at)
+    assert len(at.error) == 1 and "over the 0.05 MB download limit" in at.error[0].value
+
+
+def test_the_stream_panel_says_why_a_stream_and_an_upload_can_disagree(stream_env):
+    at = open_app()
+    at.radio(key="match.mode").set_value("Stream URL").run()
+    assert_clean(at)
+    text = page_text(at)
+    assert "one frame every 0.5 s (0 s, 0.5 s, 1 s, …)" in text and "the frames differ, the matching does not" in text

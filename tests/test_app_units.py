@@ -212,7 +212,9 @@ def test_report_table_and_charts(result: MatchResult) -> None:
     assert [truth_margin(o) for o in report.clips] == [1, -1, -2, None]
     table = clip_table(report, {"A": "Red skirt", "B": "Blue top"})
     assert list(table["result"]) == ["✓ correct", "✗ wrong", "✗ wrong", "– no truth"]
-    assert list(table["top-1"]) == ["Red skirt"] * 4
+    # the clip's own product by name (the clip column shows its id); another product with its id
+    assert list(table["top-1"]) == ["Red skirt", "Red skirt (A)", "Red skirt (A)", "Red skirt (A)"]
+    assert list(table["true product"]) == ["Red skirt", "Blue top", "Z", "not in catalogue"]
     ranks = rank_chart(report)
     assert list(ranks.data[0].y) == [1, 2, 6] and list(ranks.layout.yaxis.ticktext)[-1] == "not ranked"
     assert list(margin_chart(report).data[0].y) == [1, -1, -2]
@@ -277,3 +279,29 @@ def test_report_says_how_it_ran_and_which_clips_are_uncertain(result: MatchResul
     line = run_line(plain, {"model_key": "gem"})
     assert line == "windows: whole regions, no garment windows · domain centring: off · ranked by: votes · frames: 6 per clip"
     assert "domain centring: off" in run_line(plain)  # no index: read from the setting
+
+
+def test_a_product_card_labels_the_matched_region_with_its_own_category() -> None:
+    """Issue 20: on a top's card, the trousers box that matched best was labelled "short-sleeve top" (the product's
+    category); the card now draws the region as the catalogue annotated it."""
+    from engine.types import Product, ProductScore, RegionRef
+    from ui.views import card_region
+
+    top = RegionRef("000103", "/c/0.jpg", (10.0, 10.0, 90.0, 60.0), "短袖上衣", 1)
+    trousers = RegionRef("000103", "/c/0.jpg", (12.0, 55.0, 88.0, 150.0), "长裤", 0)
+    product = Product("000103", "000103 · short-sleeve top", ("/c/0.jpg",), (top, trousers), "短袖上衣")
+    score = ProductScore("000103", product.name, 1, 0.1, 0.29, 0.19, (), "/c/0.jpg", "/c/0.jpg",
+                         (12.0, 55.0, 88.0, 150.0))
+    assert card_region(score, product) == trousers  # its own label (trousers), drawn as another garment
+    detected = ProductScore("000103", product.name, 1, 0.1, 0.29, 0.19, (), "/c/0.jpg", "/c/0.jpg", (0, 0, 5, 5))
+    assert card_region(detected, product).category == ""  # a detected region: no category claimed
+
+
+def test_what_a_correction_stores_is_said_in_plain_grammar() -> None:
+    """Issue 20: "These 1 frame(s) shows"."""
+    from ui.correcting import frames_phrase
+
+    assert frames_phrase([12], 10) == "frame #12"
+    assert frames_phrase([1, 5], 10) == "2 frames (#1, #5)"
+    assert frames_phrase(list(range(0, 400, 40)), 10) == "these 10 frames"
+    assert frames_phrase(None, 10) == "the 10 sampled frames" and frames_phrase(None, 1) == "the 1 sampled frame"

@@ -68,7 +68,7 @@ def _assert_empty(at) -> None:
     assert_clean(at)
     assert at.file_uploader(key="match.upload").value is None
     assert at.session_state["match.shown_sha256"] is None
-    assert not at.success and not at.image and "Frames vote" in page_text(at)
+    assert not at.success and not at.image and "Evidence is weighed" in page_text(at)
 
 
 @pytest.mark.parametrize("scenario", ["new-file-ids", "reused-file-id", "removed-in-between"])

@@ -222,3 +222,151 @@ def test_a_stream_url_is_matched_live_in_the_browser(chromium: str, demo_dir: Pa
         assert page.locator('[data-testid="stException"]').count() == 0
         if SHOTS:
             full_page_screenshot(page, Path(SHOTS) / "e2e-stream.png")
+
+
+def test_a_correction_offers_only_the_result_on_screen_and_asks_first(chromium: str, demo_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    """Issue 20: match clip A, then clip B in the same session. The correction control under B's result names B's
+    file and B's top product only (nothing of A's), and storing opens a dialog that names B's file and the chosen
+    product; nothing is written before "Store", and Undo beside the stored notice removes it again."""
+    from playwright.sync_api import expect
+
+    from engine.config import Settings
+    from engine.workspace import corrections_store
+
+    catalogue = load_catalogue(demo_dir)
+    clip_a, clip_b = "900001", "900003"
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
+           "LIVEMATCH_FRAMES": "3", "LIVEMATCH_INDEX_DIR": str(tmp_path / "index")}
+    store = corrections_store(Settings.from_env(index_dir=str(tmp_path / "index")), demo_dir)
+    with _app_page(chromium, env, tmp_path / "streamlit.log") as (url, page):
+        page.goto(f"{url}/match")
+        wait_idle(page, 120_000)
+        uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+        for clip in (clip_a, clip_b):
+            uploader.set_input_files(str(demo_dir / "video" / f"{clip}.mp4"))
+            page.locator('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentWarning"]').filter(
+                has_text=f"{clip}.mp4").first.wait_for(timeout=MATCH_TIMEOUT_MS)
+            wait_idle(page, MATCH_TIMEOUT_MS)
+        body = page.inner_text("body")
+        assert f"{clip_a}.mp4" not in body, "clip A's name is still on the page"
+        label = page.get_by_text("The 3 sampled frames of 900003.mp4: which product is shown?")
+        assert label.count() == 1
+        control = page.locator('[class*="st-key-match-correct-"][class*="-clip-product"]')
+        assert control.count() == 1
+        top = catalogue.products[clip_b]
+        button = page.get_by_role("button", name=re.compile(r"^Store as .*…$"))
+        assert button.count() == 1 and clip_b in button.inner_text() and clip_a not in button.inner_text()
+        button.click()
+        dialog = page.locator('[role="dialog"]')
+        dialog.wait_for(timeout=30_000)
+        text = dialog.inner_text()
+        assert f"{clip_b}.mp4" in text and clip_b in text and clip_a not in text, text
+        assert "sampled frames" in text
+        assert store.records() == []  # asked first: nothing written yet
+        if SHOTS:
+            full_page_screenshot(page, Path(SHOTS) / "e2e-correct-dialog.png")
+        dialog.get_by_role("button", name="Store", exact=True).click()
+        page.get_by_text("Learned: 3 frames of 900003.mp4").wait_for(timeout=120_000)
+        wait_idle(page, 120_000)
+        records = store.records()
+        assert len(records) == 3 and {(c.product_id, c.clip) for c in records} == {(top.product_id, f"{clip_b}.mp4")}
+        assert page.locator('[role="dialog"]').count() == 0  # the dialog closed
+        page.get_by_role("button", name="Undo").first.click()
+        page.get_by_text("Undone: 3 livestream examples removed").wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        assert store.records() == []
+        # a frame's own control: a dialog names that frame of B's file, the product is chosen in it; Store
+        page.get_by_role("button", name="Correct…").first.click()
+        dialog = page.locator('[role="dialog"]')
+        dialog.wait_for(timeout=30_000)
+        assert re.search(rf"Frame #\d+ of {clip_b}\.mp4: which product is shown\?", dialog.inner_text())
+        dialog.locator('[data-testid="stSelectbox"]').click()
+        page.get_by_role("option").filter(has_text=clip_b).first.click()
+        dialog.get_by_text("as a livestream example of").wait_for(timeout=30_000)
+        text = dialog.inner_text()
+        assert f"{clip_b}.mp4" in text and catalogue.products[clip_b].name in text and clip_a not in text, text
+        assert store.records() == []  # still asking
+        if SHOTS:
+            page.screenshot(path=str(Path(SHOTS) / "e2e-frame-dialog.png"))
+        dialog.get_by_role("button", name="Store", exact=True).click()
+        expect(page.locator('[role="dialog"]')).to_have_count(0, timeout=60_000)  # closed once stored
+        page.locator('[data-testid="stAlertContentSuccess"]').filter(
+            has_text="Learned: 1 frame of 900003.mp4").wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        assert [(c.product_id, c.clip) for c in store.records()] == [(clip_b, f"{clip_b}.mp4")]
+        assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_link_with_the_catalogue_folder_reproduces_the_view(chromium: str, demo_dir: Path, tmp_path: Path) -> None:
+    """Issue 20: the catalogue folder typed in the sidebar is in the page's URL; opening that URL in a new tab, or
+    reloading, shows the same catalogue (not the server's default), and it stays in the URL across pages."""
+    from urllib.parse import quote
+
+    other = tmp_path / "other-catalogue"
+    shutil.copytree(demo_dir, other, ignore=shutil.ignore_patterns("video"))
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir)}
+    with _app_page(chromium, env, tmp_path / "streamlit.log") as (url, page):
+        page.goto(f"{url}/catalogue")
+        wait_idle(page, 120_000)
+        field = page.get_by_role("textbox", name="Catalogue folder")
+        field.fill(str(other))
+        field.press("Enter")
+        page.get_by_text(f"{other.name} ·").first.wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        assert f"catalogue={quote(str(other), safe='')}" in page.url or f"catalogue={other}" in page.url, page.url
+        link = page.url
+        fresh = page
+        fresh.goto(f"{url}/evaluate")  # elsewhere first, then the link loaded anew: a new session
+        fresh.goto(link)
+        wait_idle(fresh, 120_000)
+        assert fresh.get_by_role("textbox", name="Catalogue folder").input_value() == str(other)
+        assert f"{other.name} ·" in fresh.inner_text('[data-testid="stSidebar"]')
+        fresh.reload()
+        wait_idle(fresh, 120_000)
+        assert fresh.get_by_role("textbox", name="Catalogue folder").input_value() == str(other)
+        fresh.locator(".st-key-lm-nav").get_by_text("Match a clip").click()
+        wait_idle(fresh, 120_000)
+        assert "catalogue=" in fresh.url and fresh.get_by_role("textbox", name="Catalogue folder").input_value() == str(other)
+        root = fresh.url.split("/match")[0]
+        fresh.goto(f"{root}/?catalogue={quote(str(other), safe='')}")  # the app's root sends to Match, link kept
+        wait_idle(fresh, 120_000)
+        assert fresh.get_by_role("textbox", name="Catalogue folder").input_value() == str(other)
+        assert fresh.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_product_box_is_drawn_by_dragging_on_the_image(chromium: str, demo_dir: Path, tmp_path: Path) -> None:
+    """Catalogue, Add a product: dragging a rectangle on an image makes it the product's box (the checkbox is
+    ticked, the sliders follow, the box is drawn where it was dragged)."""
+    editable = tmp_path / "editable"
+    shutil.copytree(demo_dir, editable)
+    photo = next((demo_dir / "image").glob("*/0.jpg"))
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(editable)}
+    with _app_page(chromium, env, tmp_path / "streamlit.log") as (url, page):
+        page.goto(f"{url}/catalogue")
+        wait_idle(page, 120_000)
+        page.get_by_text("Add a product").click()
+        page.locator('.st-key-catalogue-new_images input[type="file"]').set_input_files(str(photo))
+        chart = page.locator('[class*="st-key-catalogue-box-0-"] [data-testid="stPlotlyChart"]')
+        chart.wait_for(timeout=120_000)
+        wait_idle(page, 120_000)
+        page.wait_for_timeout(1000)
+        area = chart.locator(".nsewdrag").first.bounding_box()
+        x0, y0 = area["x"] + area["width"] * 0.25, area["y"] + area["height"] * 0.5
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + area["width"] * 0.5, y0 + area["height"] * 0.4, steps=10)
+        page.mouse.up()
+        page.get_by_text("Left – right (% of the width)").wait_for(timeout=60_000)
+        wait_idle(page, 60_000)
+        assert page.get_by_role("checkbox", name="Use this box as the product").is_checked()
+        sliders = page.locator('[data-testid="stSlider"]').filter(has_text="% of the")
+        text = sliders.all_inner_texts()
+        (x_lo, x_hi), (y_lo, y_hi) = [[int(n) for n in re.findall(r"\b(\d{1,3})\b", t)][:2] for t in text]
+        # dragged over the middle half of the chart's width, and 50-90 % of its height (the chart pads the image
+        # on the sides it does not fill, so the image's own percentages are near those, not equal)
+        assert 10 <= x_lo <= 30 and 70 <= x_hi <= 90 and x_hi - x_lo >= 40, text
+        assert 40 <= y_lo <= 60 and 80 <= y_hi <= 100, text
+        assert page.locator('[data-testid="stException"]').count() == 0
+        if SHOTS:
+            full_page_screenshot(page, Path(SHOTS) / "e2e-draw-box.png")

@@ -132,12 +132,52 @@ def _tile(p: Preview, box: Box | None, confirmed: bool) -> bytes | None:
 
 
 def _caption(p: Preview) -> str:
-    found = "box proposed from the detected person" if p.proposal is not None else (p.note or "nothing detected")
+    found = ("box of the detected person: narrow it to the garment" if p.proposal is not None
+             else (p.note or "nothing detected"))
     return f"{p.name} · {p.size[0]}×{p.size[1]} · {found}"
 
 
+def drawn_box(selection: object, preview_width: int, size: tuple[int, int]) -> Box | None:
+    """The rectangle dragged on the preview (a plotly box selection, in preview pixels) as a box in the image's own
+    pixels, clipped to it; None when nothing (or nothing with an area) was drawn."""
+    try:
+        boxes = selection["selection"]["box"]  # type: ignore[index]
+        last = boxes[-1]
+        xs, ys = [float(v) for v in last["x"]], [float(v) for v in last["y"]]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    k = size[0] / max(1, preview_width)
+    x0, x1 = sorted(min(max(v * k, 0.0), size[0]) for v in xs[:2])
+    y0, y1 = sorted(min(max(v * k, 0.0), size[1]) for v in ys[:2])
+    return (x0, y0, x1, y1) if x1 - x0 >= 1 and y1 - y0 >= 1 else None
+
+
+def _figure(p: Preview, box: Box | None, confirmed: bool):
+    """The preview as a chart a box can be dragged on, with the current box drawn."""
+    import plotly.graph_objects as go
+
+    assert p.image is not None
+    h, w = p.image.shape[:2]
+    fig = go.Figure(go.Image(z=p.image, hoverinfo="skip"))
+    gx, gy = np.meshgrid(np.linspace(0, w, 24), np.linspace(0, h, 24))  # invisible points: box selection needs a
+    fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", marker={"opacity": 0},  # selectable trace
+                             hoverinfo="skip", showlegend=False))
+    if box is not None:
+        k = w / max(1, p.size[0])
+        colour = "#10b981" if confirmed else "#ffffff"
+        fig.add_shape(type="rect", x0=box[0] * k, y0=box[1] * k, x1=box[2] * k, y1=box[3] * k,
+                      line={"color": colour, "width": 3}, fillcolor="rgba(0,0,0,0)")
+        fig.add_annotation(x=box[0] * k, y=box[1] * k, text="product" if confirmed else "proposed", showarrow=False,
+                           xanchor="left", yanchor="bottom", bgcolor=colour, font={"color": "#111827", "size": 11})
+    fig.update_layout(dragmode="select", margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=360,
+                      xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"},
+                      plot_bgcolor="#f4f5fb", paper_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
 def box_card(n: int, digest: str, p: Preview, keeps_boxes: bool) -> Box | None:
-    """One image: its box drawn, "Use this box as the product" and two range sliders; the confirmed box or None."""
+    """One image: its box drawn on it, "Use this box as the product", and the box itself: dragged on the image, or
+    set with two range sliders; the confirmed box or None."""
     with st.container(border=True):
         slot = st.empty()
         if p.image is None:
@@ -150,6 +190,12 @@ def box_card(n: int, digest: str, p: Preview, keeps_boxes: bool) -> Box | None:
             slot.image(_tile(p, p.proposal, False), width="stretch")
             return None
         key = f"{BOX_PREFIX}{n}.{digest}"
+        drawn = drawn_box(st.session_state.get(f"{key}.draw"), p.image.shape[1], p.size)
+        if drawn is not None and st.session_state.get(f"{key}.applied") != drawn:
+            st.session_state[f"{key}.applied"] = drawn  # a new rectangle: it becomes the box, once
+            st.session_state[f"{key}.use"] = True
+            xs, ys = to_percent(drawn, p.size)
+            st.session_state[f"{key}.x"], st.session_state[f"{key}.y"] = xs, ys
         use = st.checkbox("Use this box as the product", key=f"{key}.use",
                           help="Saved as the product's annotated region. Unticked: the image is kept, and its "
                                "regions are detected when the index is built.")
@@ -161,7 +207,8 @@ def box_card(n: int, digest: str, p: Preview, keeps_boxes: bool) -> Box | None:
             box = to_pixels(xs, ys, p.size)
             if xs[1] <= xs[0] or ys[1] <= ys[0]:
                 st.warning("Widen the box: it has no area.", icon=":material/warning:")
-        slot.image(_tile(p, box, use), width="stretch")
+        slot.plotly_chart(_figure(p, box, use), key=f"{key}.draw", on_select="rerun", selection_mode="box",
+                          config={"displayModeBar": False}, width="stretch")
         return box if use else None
 
 
@@ -180,8 +227,8 @@ def product_form(settings: Settings, keeps_boxes: bool) -> NewProduct:
     files = [(f.name, f.getvalue()) for f in uploads or []]
     boxes: list[Box | None] = [None] * len(files)
     if files:
-        st.caption("Tick **Use this box as the product** where the box frames the product, and adjust it with the "
-                   "sliders. Only ticked boxes are saved as the product's region; the other images are left to the "
+        st.caption("Drag a rectangle on an image around the product (or tick **Use this box as the product** and "
+                   "adjust the proposed box with the sliders). Only ticked boxes are saved as the product's region; the other images are left to the "
                    "detector when the index is built." if keeps_boxes else
                    "This catalogue (a folder per product) keeps no boxes: the product's regions are detected when "
                    "the index is built.")

@@ -14,6 +14,7 @@ from engine.types import Product
 
 from .components import category_label, image_or_placeholder
 from .media import annotated_image, thumb
+from .names import bare_name, product_label
 from .views import category_names
 
 PER_ROW = 5
@@ -38,15 +39,20 @@ def select_product(pid: str) -> None:
     st.session_state[SELECT_KEY] = pid
 
 
-def product_card(p: Product) -> None:
+def product_card(catalogue: Catalogue, p: Product) -> None:
     with st.container(border=True):
         image_or_placeholder(thumb(p.cover_image))
         n = len(p.images)
-        st.html(f'<div class="lm-name" title="{_escape(p.name)}">{_escape(p.name)}</div>'
-                f'<div class="lm-meta">{_escape(p.product_id)} · {n} image{"s" if n != 1 else ""}<br>'
-                f'{_escape(category_label(p.category)) or "&nbsp;"}</div>')
-        st.button("Details", key=f"catalogue.view.{p.product_id}", on_click=select_product, args=(p.product_id,),
-                  icon=":material/visibility:", width="stretch", type="tertiary")
+        title = bare_name(p.name, p.product_id) or p.product_id  # the id once: "000117 · short skirt" is its name
+        category = category_label(p.category)
+        category = "" if category == title else category
+        st.html(f'<div class="lm-name" title="{_escape(title)}">{_escape(title)}</div>'
+                f'<div class="lm-meta"><div class="lm-line">{_escape(p.product_id)} · {n} '
+                f'image{"s" if n != 1 else ""}</div><div class="lm-line" title="{_escape(category)}">'
+                f'{_escape(category) or "&nbsp;"}</div></div>')
+        if st.button("Details", key=f"catalogue.view.{p.product_id}", on_click=select_product,
+                     args=(p.product_id,), icon=":material/visibility:", width="stretch", type="tertiary"):
+            details_dialog(catalogue, p.product_id)  # shown where the person is looking, over the grid
 
 
 def browse(catalogue: Catalogue) -> None:
@@ -71,7 +77,7 @@ def browse(catalogue: Catalogue) -> None:
         cols = st.columns(PER_ROW)
         for col, p in zip(cols, shown[start : start + PER_ROW]):
             with col:
-                product_card(p)
+                product_card(catalogue, p)
     details(catalogue, products)
 
 
@@ -84,16 +90,30 @@ def details(catalogue: Catalogue, products: list[Product]) -> None:
         st.session_state["catalogue.selected"] = ids[0]
     st.subheader("Product details", anchor=False)
     pid = st.selectbox("Product", ids, key="catalogue.selected", label_visibility="collapsed",
-                       format_func=lambda i: f"{catalogue.products[i].name} · {i}")
-    p = catalogue.products[pid]
-    clips = [c.video_id for c in catalogue.clips.values() if c.truth == pid and c.path]
-    facts = [f"**{p.name}**", f"id `{p.product_id}`"]
-    if p.category:
-        facts.append(category_label(p.category))
-    facts.append(f"{len(p.images)} images · {len(p.regions)} annotated regions")
+                       format_func=lambda i: product_label(catalogue.products[i].name, i))
+    product_details(catalogue, catalogue.products[pid])
+
+
+@st.dialog("Product details", width="large")
+def details_dialog(catalogue: Catalogue, pid: str) -> None:
+    """A product's details over the page (the Details button of a card)."""
+    if pid in catalogue.products:
+        product_details(catalogue, catalogue.products[pid])
+
+
+def product_details(catalogue: Catalogue, p: Product) -> None:
+    """Name, id, category, counts and clips, then the images with their annotated regions."""
+    clips = [c.video_id for c in catalogue.clips.values() if c.truth == p.product_id and c.path]
+    bare = bare_name(p.name, p.product_id)
+    facts = [f"**{bare}**" if bare else "", f"id `{p.product_id}`"]
+    category = category_label(p.category)
+    if category and category != bare:
+        facts.append(category)
+    facts.append(f"{len(p.images)} image{'s' if len(p.images) != 1 else ''} · {len(p.regions)} annotated "
+                 f"region{'s' if len(p.regions) != 1 else ''}")
     if clips:
         facts.append(f"shown in clip{'s' if len(clips) > 1 else ''} {', '.join(clips)}")
-    st.markdown(" · ".join(facts))
+    st.markdown(" · ".join(f for f in facts if f))
     if p.regions:
         st.caption("Green: the product's annotated region. White: other garments annotated in the same image.")
     cols = st.columns(4)

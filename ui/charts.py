@@ -105,8 +105,32 @@ def truth_margin(outcome: ClipOutcome) -> int | None:
     return votes.get(outcome.truth, 0) - rival
 
 
+def report_notes(report: EvalReport) -> list[str]:
+    """The run's notes, each once: a clip whose video is missing is named by the catalogue's note
+    ("video/<id>.mp4: missing, clip skipped") and by the evaluation's ("<id>: video missing"); the latter is
+    dropped then."""
+    import re
+
+    problems = list(report.problems)
+    missing = {m.group(1) for n in problems if (m := re.match(r"video/(.+?)\.[^./]+: missing", n))}
+    skipped = [n for n in report.skipped if not (n.endswith(": video missing") and n.split(":")[0] in missing)]
+    return list(dict.fromkeys(skipped + problems))
+
+
+def _short(pid: str | None, clip: str, names: Mapping[str, str]) -> str:
+    """A product in a clip's row: its name without the id when it is the clip's own product (the clip column
+    already shows that id), else name (id)."""
+    if pid is None:
+        return ""
+    bare = bare_name(names.get(pid, pid), pid)
+    if pid == clip:
+        return bare or pid
+    return f"{bare} ({pid})" if bare else pid
+
+
 def clip_table(report: EvalReport, names: Mapping[str, str]) -> pd.DataFrame:
-    """One row per clip: result, truth, top-1, rank of the truth, votes, margin, similarity, time."""
+    """One row per clip: result, truth, top-1, rank of the truth, votes, margin, verdict, evidence margin, the top-1's
+    evidence (the ranking key), time."""
     rows = []
     for o in report.clips:
         top = o.result.top
@@ -114,14 +138,14 @@ def clip_table(report: EvalReport, names: Mapping[str, str]) -> pd.DataFrame:
         rows.append({
             "clip": o.video_id,
             "result": "✓ correct" if o.correct else ("– no truth" if o.truth is None else "✗ wrong"),
-            "true product": names.get(o.truth, o.truth) if o.truth else "not in catalogue",
-            "top-1": names.get(o.top, o.top) if o.top else "no match",
+            "true product": _short(o.truth, o.video_id, names) if o.truth else "not in catalogue",
+            "top-1": _short(o.top, o.video_id, names) if o.top else "no match",
             "rank of truth": o.truth_rank,
             "votes": f"{top.votes if top else 0} / {n_frames}",
             "margin": truth_margin(o),
             "sure": o.result.verdict.level,
             "evidence margin": o.result.verdict.evidence_margin,
-            "similarity": top.best_similarity if top else None,
+            "evidence": top.mean_similarity if top else None,
             "time (s)": float(o.result.timings.get("total", 0.0)),
         })
     return pd.DataFrame(rows)

@@ -26,6 +26,10 @@ CSS = """
 .lm-name {font-weight: 600; font-size: 0.98rem; line-height: 1.3; height: 2.6em; margin: 0.45rem 0 0.15rem 0;
   overflow: hidden;}
 .lm-meta {color: #6b7280; font-size: 0.8rem; line-height: 1.35; height: 2.7em; overflow: hidden;}
+.lm-line {white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}
+.lm-name, .lm-meta, .lm-line, [data-testid="stCaptionContainer"], [data-testid="stMarkdownContainer"] {
+  font-family: "Source Sans", "Source Sans Pro", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
+    "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "WenQuanYi Micro Hei", sans-serif;}
 .lm-votes {display: flex; justify-content: space-between; font-size: 0.82rem; margin-top: 0.55rem; color: #1f2433;}
 .lm-bar {height: 6px; background: #eef0f6; border-radius: 999px; margin: 0.3rem 0 0.55rem 0; overflow: hidden;}
 .lm-bar > div {height: 100%; background: #4f46e5; border-radius: 999px;}
@@ -93,11 +97,13 @@ def product_card(rank: int, name: str, product_id: str, category: str, image: by
         image_or_placeholder(image)
         st.html(
             f'{badge}<div class="lm-name" title="{_escape(title)}">{_escape(title)}</div>'
-            f'<div class="lm-meta">{_escape(product_id)}<br>{_escape(cat) or "&nbsp;"}</div>'
+            f'<div class="lm-meta"><div class="lm-line">{_escape(product_id)}</div>'
+            f'<div class="lm-line" title="{_escape(cat)}">{_escape(cat) or "&nbsp;"}</div></div>'
             f'<div class="lm-votes"><span>{votes} of {n_frames} frame{"s" if n_frames != 1 else ""}</span>'
             f'<b>{share:.0%}</b></div><div class="lm-bar"><div style="width:{width}"></div></div>'
-            f'<div class="lm-row"><span>best similarity</span><b>{best:.2f}</b></div>'
-            f'<div class="lm-row"><span>mean similarity</span><span>{mean:.2f}</span></div>'
+            f'<div class="lm-row" title="The ranking key: best similarity per frame, averaged over the frames">'
+            f'<span>evidence</span><b>{mean:.3f}</b></div>'
+            f'<div class="lm-row"><span>best similarity</span><span>{best:.2f}</span></div>'
         )
 
 

@@ -17,6 +17,7 @@ from engine.pipeline.live import LiveMatch, LiveUpdate
 from engine.render import annotate_frame, encode_jpeg, padded_crop, thumbnail
 from ui import state
 from ui.components import guard
+from ui.progress import run_with_progress, staged
 from ui.inspection import compare_frame
 from ui.matching import FRAME_LONG_SIDE, Analysis
 from ui.views import CROP, render_live
@@ -25,7 +26,10 @@ log = logging.getLogger(__name__)
 LIVE_KEY = "match.live"
 URL_KEY = "match.stream_url"
 ERROR_KEY = "match.stream_error"
+OPEN_KEY = "match.stream_open"  # a URL whose stream Start asked to open (opened in the script run, with progress)
 REFRESH_S = 1.0  # the live view reruns every second while the stream runs
+describe_open = staged({"": (0.0, 0.05, "Opening the stream…"),
+                        "download": (0.05, 1.0, "The server cannot stream this file: downloading it…")})
 FRAMES_PER_STEP = 2  # frames read and matched per rerun (a file served over HTTP arrives faster than it plays)
 
 
@@ -70,19 +74,24 @@ def stream_panel(settings: Settings, catalogue: Catalogue) -> None:
                              f"is matched every {settings.detection.stream_every:g} s of stream. A shared server "
                              "opens only the addresses its operator allows (LIVEMATCH_STREAM_ALLOW).")
     session: LiveSession | None = st.session_state.get(LIVE_KEY)
-    running = session is not None and session.running
+    opening = st.session_state.pop(OPEN_KEY, None)
+    running = (session is not None and session.running) or opening is not None
     start_col, stop_col, _ = st.columns([1, 1, 5])
     # not disabled while the field is empty: a URL typed and then Start clicked arrive in the same rerun
     start_col.button("Start", type="primary", icon=":material/play_arrow:", disabled=running,
                      key="match.stream_start", width="stretch", on_click=_start, args=(settings, catalogue))
-    stop_col.button("Stop", icon=":material/stop:", disabled=not running, key="match.stream_stop", width="stretch",
-                    on_click=_stop)
+    stop_col.button("Stop", icon=":material/stop:", disabled=not running or opening is not None,
+                    key="match.stream_stop", width="stretch", on_click=_stop)  # not while it opens (downloads)
+    if opening is not None:
+        _open(settings, catalogue, opening)
+        st.rerun()  # the buttons as they now are: Stop enabled, or Start again after an error
     error = st.session_state.pop(ERROR_KEY, None)
     if error:
         st.error(error, icon=":material/error:")
     if session is None:
         st.caption("Paste the address of a live stream or a video file on a server, then press Start. The "
                    "ranking is updated as the stream plays, over its most recent frames.")
+        st.caption(sampling_note(settings))
         return
     st.fragment(_live_view, run_every=REFRESH_S if session.running else None)(session, catalogue, settings)
 
@@ -94,7 +103,8 @@ def _stop() -> None:
 
 
 def _start(settings: Settings, catalogue: Catalogue) -> None:
-    """Open the stream in the URL field (a one-line error kept for the page to show when it cannot be opened)."""
+    """Check the URL in the field and ask for it to be opened in this run (a one-line error kept for the page to
+    show when it is not an address)."""
     old: LiveSession | None = st.session_state.pop(LIVE_KEY, None)
     if old is not None:
         old.stop()
@@ -107,12 +117,21 @@ def _start(settings: Settings, catalogue: Catalogue) -> None:
     except EngineError as e:
         st.session_state[ERROR_KEY] = str(e)
         return
+    st.session_state[OPEN_KEY] = url
+
+
+def _open(settings: Settings, catalogue: Catalogue, url: str) -> None:
+    """Open the stream, with a progress bar while a file its server cannot stream is downloaded (engine.io.fetch,
+    within the upload limit); a one-line error is kept for the page when it cannot be opened."""
     try:
-        live = LiveMatch(state.get_engine(settings, catalogue), url, per_step=FRAMES_PER_STEP)
+        engine = state.get_engine(settings, catalogue)
+        limit = float(st.get_option("server.maxUploadSize"))
+        live = run_with_progress(lambda progress: LiveMatch(engine, url, per_step=FRAMES_PER_STEP, progress=progress,
+                                                            download_limit_mb=limit), describe_open)
     except EngineError as e:
         st.session_state[ERROR_KEY] = str(e)
         return
-    except Exception:  # noqa: BLE001 - a callback's traceback would reach the page
+    except Exception:  # noqa: BLE001 - a traceback would reach the page
         log.exception("cannot start the stream %s", url)
         st.session_state[ERROR_KEY] = f"{url}: the stream could not be started; the details are in the server log."
         return
@@ -144,6 +163,15 @@ def _live_view(session: LiveSession, catalogue: Catalogue, settings: Settings) -
         render_live(analysis, catalogue, settings, [session.crops.get(v.frame_index) for v in result.frames])
 
 
+def sampling_note(settings: Settings) -> str:
+    """Why a stream and an upload of the same video can disagree: they are sampled at different frames."""
+    every = settings.detection.stream_every
+    return (f"A stream is sampled as it plays, from its start: one frame every {every:g} s (0 s, {every:g} s, "
+            f"{2 * every:g} s, …). An uploaded clip is sampled at {settings.detection.frames} evenly spaced points "
+            f"(the middle of each of {settings.detection.frames} equal parts). The same video can therefore get a "
+            "different verdict as a stream and as an upload: the frames differ, the matching does not.")
+
+
 def _status(session: LiveSession) -> None:
     seen = session.live.frames_seen
     if session.error:
@@ -154,3 +182,4 @@ def _status(session: LiveSession) -> None:
     else:
         why = "Stopped" if session.stopped else "The stream ended"
         st.info(f"{why} after {seen} frames.", icon=":material/stop_circle:")
+        st.caption(sampling_note(session.live.engine.settings))

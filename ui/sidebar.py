@@ -33,6 +33,8 @@ EMBEDDER_HELP = ("Lite0+1+2 ensemble: EfficientNet-Lite0, Lite1 and Lite2, each 
                  "weights in $LIVEMATCH_RESNET50_WEIGHTS. Changing the embedder builds a separate index for it the "
                  "first time.")
 STORE_KEY = "livematch.sidebar"  # widget key -> value, shared by every page's sidebar
+QUERY_CATALOGUE = "catalogue"  # the page URL's query parameter holding the catalogue folder
+URL_SEEN = "url.read"  # in the store: the page URL's parameters were read (once per session)
 SEARCH_MODES = list(SEARCH_PRESETS)  # "Fast", "Accurate" (the default, APP_PRESET)
 FRAMES_RANGE = (1, 30)
 TOP_K_RANGE = (1, 10)
@@ -78,6 +80,11 @@ def _apply_defaults_and_pending(base: Settings) -> None:
     store = st.session_state.setdefault(STORE_KEY, {})
     for key, value in _defaults(base).items():
         store.setdefault(key, value)
+    if URL_SEEN not in store:  # a new session (a reload, a link, a new tab): the page's URL names the catalogue
+        store[URL_SEEN] = True
+        linked = st.query_params.get(QUERY_CATALOGUE)
+        if linked is not None:
+            store["cfg.catalogue"] = str(linked)
     pending = st.session_state.pop(PENDING_CATALOGUE_KEY, None)
     if pending is not None:
         store["cfg.catalogue"] = pending
@@ -86,7 +93,17 @@ def _apply_defaults_and_pending(base: Settings) -> None:
         if chosen is not None:
             store[key] = chosen
     for key, value in store.items():
-        st.session_state[key] = value
+        if key.startswith("cfg."):
+            st.session_state[key] = value
+
+
+def _link_catalogue(folder: str) -> None:
+    """Keep the catalogue folder in the page's URL (?catalogue=...), so a reload or a shared link shows it again;
+    the built-in demo (no folder) leaves the URL plain."""
+    if folder and st.query_params.get(QUERY_CATALOGUE) != folder:
+        st.query_params[QUERY_CATALOGUE] = folder
+    elif not folder and QUERY_CATALOGUE in st.query_params:
+        del st.query_params[QUERY_CATALOGUE]
 
 
 def _keep(key: str) -> None:
@@ -112,6 +129,7 @@ def render_sidebar() -> Settings:
                  "roots the operator lists (LIVEMATCH_CATALOGUE_ROOTS) open.",
         )
         settings = base.with_(catalogue=str(st.session_state["cfg.catalogue"]).strip())
+        _link_catalogue(settings.paths.catalogue)
         _catalogue_status(settings)
         st.slider("Frames to sample", *FRAMES_RANGE, **_bound("cfg.frames"),
                   help="Frames taken evenly from each clip. More frames: steadier votes, slower matching.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 from pathlib import Path
 
 import streamlit as st
@@ -12,17 +14,17 @@ from engine.io.catalogue import Catalogue
 from engine.config import Settings
 from engine.types import EvalReport
 
-from engine.types import FrameVote, MatchResult, ProductScore, RegionRef
+from engine.types import FrameVote, MatchResult, Product, ProductScore, RegionRef
 
-from .correcting import correction_control
-from .charts import clip_table, margin_chart, rank_chart, run_line, uncertain_clips, votes_heatmap
+from .correcting import correction_control, frame_correction
+from .charts import clip_table, margin_chart, rank_chart, report_notes, run_line, uncertain_clips, votes_heatmap
 from engine.index.corrections import SOURCE
 
 from .components import category_label, image_or_placeholder, product_card
 from .inspection import FrameComparison, ProductInfo, compare_frame
 from .matching import Analysis, ClipSource
 from .media import annotated_image, source_crops, thumb
-from .names import bare_name
+from .names import bare_name, product_label
 
 CARDS_PER_ROW = 5
 FRAMES_PER_ROW = 5
@@ -35,6 +37,11 @@ def product_names(catalogue: Catalogue | None, extra: dict[str, str] | None = No
     if catalogue is not None:
         names.update({pid: p.name for pid, p in catalogue.products.items()})
     return names
+
+
+def correction_key(source: ClipSource, frame_index: int | None = None) -> str:
+    """The widget key of a result's correction control: the clip's digest, and the frame (None: the whole clip)."""
+    return f"match.correct.{source.sha256[:16]}.{'clip' if frame_index is None else frame_index}"
 
 
 def _rows(items: list, per_row: int) -> list[list]:
@@ -53,9 +60,11 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings,
         return
     _verdict_banner(analysis.clip_name, result, names, len(result.frames))
     _summary(analysis, catalogue)
-    _top_products(result, catalogue, settings)
     if source is not None:
-        correction_control(settings, catalogue, source, None, "match.correct.clip", result.top.product_id)
+        _player(source)
+    _top_products(result, catalogue, settings)
+    if source is not None:  # keyed by the clip's digest: another clip's result never shares this control's state
+        correction_control(settings, catalogue, source, None, correction_key(source), result.top.product_id)
     _sampled_frames(analysis, catalogue, names, settings, source)
 
     st.subheader("Votes per frame", anchor=False)
@@ -74,6 +83,16 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings,
         st.caption(" · ".join(f"{k} {t[k]:.2f} s" for k in STAGES if k in t))
 
 
+def _player(source: ClipSource) -> None:
+    """The clip itself, playable (a browser plays MP4 and WebM; other containers may not play)."""
+    with st.expander(f"Play {source.name}", icon=":material/play_circle:"):
+        left, right = st.columns([1, 2])
+        with left:
+            st.video(source.data if source.data is not None else source.path)
+        right.caption("The sampled frames below are taken at the centres of equal parts of the clip; their times "
+                      "are shown under each frame.")
+
+
 def _top_products(result: MatchResult, catalogue: Catalogue, settings: Settings) -> None:
     st.subheader("Top products", anchor=False)
     st.caption("Ranked by evidence: each product's best similarity per frame, averaged over the sampled frames. "
@@ -86,17 +105,33 @@ def _top_products(result: MatchResult, catalogue: Catalogue, settings: Settings)
             with col:
                 product = catalogue.products.get(p.product_id)
                 category = product.category if product else ""
-                product_card(rank, p.name, p.product_id, category, _card_image(p, category),
+                product_card(rank, p.name, p.product_id, category, _card_image(p, product),
                              p.votes, n_frames, p.vote_share, p.best_similarity, p.mean_similarity)
 
 
-def _card_image(p: ProductScore, category: str) -> bytes | None:
+def _card_image(p: ProductScore, product: Product | None) -> bytes | None:
     """The catalogue photo whose region matched best in this clip (the engine records it in the ranking), with the
-    region drawn; the cover photo when the product never was a candidate."""
+    region drawn under its own label: the annotation's category, which may be another garment of the photo than
+    the product (white then); the cover photo when the product never was a candidate."""
+    ref = card_region(p, product)
+    if ref is None:
+        return thumb(p.best_image or p.image_path)
+    return annotated_image(ref.image_path, [ref], CARD_SIDE) or thumb(p.image_path)
+
+
+def card_region(p: ProductScore, product: Product | None) -> RegionRef | None:
+    """The region a product's card draws: the catalogue's own record of the best-matching box (its annotated
+    category and whether it is the product), or an unlabelled detected region; None without one."""
     path, box = p.best_image, p.best_box
     if path is None or box is None:
-        return thumb(path or p.image_path)
-    return annotated_image(path, [RegionRef(p.product_id, path, box, category, 1)], CARD_SIDE) or thumb(p.image_path)
+        return None
+    regions = product.regions if product is not None else ()
+    own = next((r for r in regions if r.image_path == path and _same_box(r.box, box)), None)
+    return own or RegionRef(p.product_id, path, box, "", 1, "detected")
+
+
+def _same_box(a: tuple[float, ...], b: tuple[float, ...], tolerance: float = 1.0) -> bool:
+    return len(a) == len(b) and all(abs(float(x) - float(y)) <= tolerance for x, y in zip(a, b))
 
 
 def render_live(analysis: Analysis, catalogue: Catalogue, settings: Settings, crops: list[bytes | None]) -> None:
@@ -133,16 +168,15 @@ def _sampled_frames(analysis: Analysis, catalogue: Catalogue, names: dict[str, s
             with col, st.container(border=True):
                 _frame_card(vote, image, why, crop, names)
                 if source is not None:
-                    with st.popover("Correct", icon=":material/school:", width="stretch"):
-                        correction_control(settings, catalogue, source, [vote.frame_index],
-                                           f"match.correct.{vote.frame_index}", what=f"Frame #{vote.frame_index}",
-                                           stacked=True)
+                    frame_correction(settings, catalogue, source, vote.frame_index,
+                                     correction_key(source, vote.frame_index))
 
 
 def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop: bytes | None,
                 names: dict[str, str]) -> None:
     """A sampled frame with its vote, then the query region beside the catalogue region it matched."""
-    voted = names.get(vote.voted_product, vote.voted_product) if vote.voted_product else "no vote"
+    voted = product_label(names.get(vote.voted_product, vote.voted_product), vote.voted_product) \
+        if vote.voted_product else "no vote"
     caption = f"#{vote.frame_index} · {vote.time_s:.1f} s → {voted}"
     if image is not None:
         st.image(image, caption=caption, width="stretch")
@@ -160,22 +194,24 @@ def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop
         image_or_placeholder(thumb(chosen.image_path, chosen.box, CROP), where)
     category = category_label(why.category) or "garment"
     similarity = f" · similarity {chosen.similarity:.2f}" if chosen.similarity is not None else ""
-    st.caption(f"{category}{similarity}")
+    st.html(f'<div class="lm-meta" title="{html.escape(category)}">{html.escape(category)}{similarity}</div>')
 
 
 def _verdict_banner(clip: str, result: MatchResult, names: dict[str, str], n_frames: int) -> None:
-    """Green when the top product clearly leads; amber, with the runner-up named, when it is close."""
+    """Green when the top product clearly leads; amber, with the runner-up named, when it is close. Every count of
+    votes says whose it is."""
     top, verdict = result.top, result.verdict
-    evidence = f"{top.votes} of {n_frames} sampled frames vote for it, evidence {top.mean_similarity:.3f}"
+    own = (f"{top.votes} of {n_frames} sampled frame{'s' if n_frames != 1 else ''} voted for it "
+           f"(evidence {top.mean_similarity:.3f})")
     if verdict.confident:
-        st.success(f"{_bold_label(top.name, top.product_id)} is shown in **{clip}**: {evidence}.",
+        st.success(f"{_bold_label(top.name, top.product_id)} is shown in **{clip}**: {own}.",
                    icon=":material/check_circle:")
         return
     second = result.ranking[1]
     runner_up = _bold_label(names.get(second.product_id, second.name), second.product_id)
-    st.warning(f"**Uncertain.** Most likely {_bold_label(top.name, top.product_id)} in **{clip}**, but "
-               f"{runner_up} is close: {evidence}; the runner-up has {second.votes} votes, evidence "
-               f"{second.mean_similarity:.3f} (margin {verdict.evidence_margin:+.3f}).", icon=":material/help:")
+    st.warning(f"**Uncertain.** Most likely {_bold_label(top.name, top.product_id)} in **{clip}**: {own}. But "
+               f"{runner_up} is close: {second.votes} of {n_frames} voted for it (evidence "
+               f"{second.mean_similarity:.3f}; margin {verdict.evidence_margin:+.3f}).", icon=":material/help:")
 
 
 def _bold_label(name: str, product_id: str) -> str:
@@ -223,8 +259,17 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
         st.plotly_chart(margin_chart(report), width="stretch", config={"displayModeBar": False}, key="eval.margin")
 
     st.markdown("**Clips**")
-    st.dataframe(clip_table(report, names), hide_index=True, width="stretch", column_config=CLIP_COLUMNS)
-    notes = list(report.skipped) + list(report.problems)
+    table = clip_table(report, names)
+    st.dataframe(table, hide_index=True, width="stretch", column_config=CLIP_COLUMNS)
+    stem = Path(report.dataset).name or "evaluation"
+    csv_col, json_col, _ = st.columns([1, 1, 3])
+    csv_col.download_button("Clips (CSV)", table.to_csv(index=False).encode("utf-8"), file_name=f"{stem}-clips.csv",
+                            mime="text/csv", icon=":material/download:", key="eval.download.csv", on_click="ignore",
+                            width="stretch")
+    json_col.download_button("Full report (JSON)", json.dumps(report.to_dict(), ensure_ascii=False, indent=1),
+                             file_name=f"{stem}-report.json", mime="application/json", icon=":material/download:",
+                             key="eval.download.json", on_click="ignore", width="stretch")
+    notes = report_notes(report)
     if notes:
         with st.expander(f"{len(notes)} note(s) from the run", icon=":material/info:"):
             for n in notes:
@@ -237,24 +282,26 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
                f"detector {report.settings.get('detector', '?')}")
 
 
-CLIP_COLUMNS = {  # widths in pixels: the eleven columns fit the page without scrolling sideways
-    "clip": st.column_config.TextColumn("clip", width=70),
-    "result": st.column_config.TextColumn("result", width=85),
-    "true product": st.column_config.TextColumn("true product", width=140),
-    "top-1": st.column_config.TextColumn("top-1", width=140),
-    "rank of truth": st.column_config.NumberColumn("rank", format="%d", width=50,
+CLIP_COLUMNS = {  # widths in pixels: the columns fit the page without scrolling sideways, names uncut
+    "clip": st.column_config.TextColumn("clip", width=58),
+    "result": st.column_config.TextColumn("result", width=70),
+    "true product": st.column_config.TextColumn("true product", width=208,
+                                                help="Its name; with its id when it is not the clip's own."),
+    "top-1": st.column_config.TextColumn("top-1", width=208),
+    "rank of truth": st.column_config.NumberColumn("rank", format="%d", width=42,
                                                    help="Rank of the true product in the clip's ranking."),
-    "votes": st.column_config.TextColumn("votes", width=60, help="Frames voting for the top-1 product."),
-    "margin": st.column_config.NumberColumn("margin", format="%+d", width=60,
+    "votes": st.column_config.TextColumn("votes", width=55, help="Frames voting for the top-1 product."),
+    "margin": st.column_config.NumberColumn("margin", format="%+d", width=55,
                                             help="Frames voting for the truth minus its best rival."),
-    "sure": st.column_config.TextColumn("sure", width=85, help="confident, or uncertain when the runner-up is close."),
+    "sure": st.column_config.TextColumn("sure", width=72, help="confident, or uncertain when the runner-up is close."),
     "evidence margin": st.column_config.NumberColumn(
-        "evidence margin", format="%+.3f", width=115,
+        "lead", format="%+.3f", width=56,
         help="The top product's evidence (mean best similarity per frame) minus the runner-up's; "
              "under +0.020 the answer is uncertain."),
-    "similarity": st.column_config.NumberColumn("similarity", format="%.2f", width=75,
-                                                help="Best similarity of the top-1 product."),
-    "time (s)": st.column_config.NumberColumn("time", format="%.1f s", width=60),
+    "evidence": st.column_config.NumberColumn("evidence", format="%.3f", width=65,
+                                              help="The top-1 product's evidence: its best similarity per frame, "
+                                                   "averaged over the sampled frames (the ranking key)."),
+    "time (s)": st.column_config.NumberColumn("time", format="%.1f s", width=50),
 }
 
 

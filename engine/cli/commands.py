@@ -54,11 +54,49 @@ def problem_report(problems: tuple[str, ...] | list[str], shown: int = SHOWN_PRO
     return lines
 
 
-def _print_result(result, top_k: int) -> None:
-    print(f"{result.clip}  ({result.timings.get('total', sum(result.timings.values())):.2f} s)")
+NAME_COLUMNS = 34  # terminal columns of the name column (wide characters count two)
+
+
+def format_result(result, top_k: int) -> str:
+    """A clip's answer: its verdict in a sentence, then the ranking as a table ordered by its key, the evidence
+    (each product's best similarity per sampled frame, averaged over the frames), with votes and best similarity."""
+    from engine.categories import fit
+
+    n = len(result.frames)
+    lines = [f"{result.clip}  ({result.timings.get('total', sum(result.timings.values())):.2f} s)",
+             f"  {verdict_sentence(result)}"]
+    if not result.ranking:
+        return "\n".join(lines)
+    key = "votes" if result.settings.get("rank_by") == "votes" else "evidence"
+    lines.append(f"  {'#':>2}  {'product':<10} {fit('name', NAME_COLUMNS)} {'evidence':>8} {'votes':>7} "
+                 f"{'best sim':>8}   (ranked by {key})")
     for i, p in enumerate(result.ranking[:top_k], 1):
-        print(f"  {i}. {p.product_id:<10} {p.name[:40]:<40} votes {p.votes:>2}  share {p.vote_share:.2f}  "
-              f"sim {p.best_similarity:.3f}")
+        lines.append(f"  {i:>2}. {p.product_id:<10} {fit(p.name, NAME_COLUMNS)} {p.mean_similarity:>8.3f} "
+                     f"{f'{p.votes}/{n}':>7} {p.best_similarity:>8.3f}")
+    return "\n".join(lines)
+
+
+def verdict_sentence(result) -> str:
+    """"confident: 900001 (Cream checked trousers): 10 of 10 sampled frames voted for it, ..." or the uncertain case
+    with its runner-up; the votes are always said to be whose."""
+    v, top = result.verdict, result.top
+    n = len(result.frames)
+    if top is None:
+        return "no verdict: no catalogue product matched any sampled frame"
+    said = f"{top.product_id} ({top.name})" if top.name and top.name != top.product_id else top.product_id
+    own = f"{top.votes} of {n} sampled frames voted for {top.product_id}, evidence {top.mean_similarity:.3f}"
+    if v.runner_up is None:
+        return f"confident: {said} is shown; {own}"
+    second = next(p for p in result.ranking if p.product_id == v.runner_up)
+    rival = f"runner-up {second.product_id}: {second.votes} votes, evidence {second.mean_similarity:.3f}"
+    if v.confident:
+        return f"confident: {said} is shown; {own} ({rival})"
+    return (f"uncertain: most likely {said}, but {second.product_id} is close; {own}; {rival} "
+            f"(evidence margin {v.evidence_margin:+.3f})")
+
+
+def _print_result(result, top_k: int) -> None:
+    print(format_result(result, top_k))
 
 
 def cmd_match(args: argparse.Namespace) -> int:

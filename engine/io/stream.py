@@ -10,11 +10,13 @@ one-line VideoError.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
 from engine.errors import VideoError
-from engine.io.video import is_url, open_capture, to_rgb
+from engine.io.fetch import Progress, readable, relabel
+from engine.io.video import is_url, no_video_message, open_capture, to_rgb
 from engine.types import Frame
 
 
@@ -22,14 +24,27 @@ from engine.types import Frame
 class StreamReader:
     """Sampled frames of a live source, a few at a time (``next_frames``), until it ends or is closed."""
 
-    def __init__(self, url: str | Path, every_s: float) -> None:
-        """``every_s``: seconds of stream between kept frames (the setting ``stream_every``, 2 s by default)."""
+    def __init__(self, url: str | Path, every_s: float, progress: Progress | None = None,
+                 download_limit_mb: float | None = None) -> None:
+        """``every_s``: seconds of stream between kept frames (the setting ``stream_every``, 2 s by default).
+        An HTTP(S) file its server cannot stream (no byte ranges) is fetched first, within the download limit
+        (engine.io.fetch; ``progress`` gets ("download", fraction)), and read from the local copy, at the same
+        stream times."""
         import cv2
 
         if every_s <= 0:
             raise VideoError("the sampling interval must be positive")
         self.url, self.every_s = str(url), float(every_s)
-        self._cap = open_capture(url)  # a one-line VideoError for a dead or unreachable source
+        self._local = contextlib.ExitStack()  # holds a fetched copy until close
+        try:  # a one-line VideoError for a dead, unreachable or too large source
+            source = self._local.enter_context(readable(url, progress, download_limit_mb))
+            try:
+                self._cap = open_capture(source)
+            except VideoError as e:
+                raise relabel(e, source, self.url) from e
+        except BaseException:
+            self._local.close()
+            raise
         self._fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
         self._read = 0  # frames decoded so far
         self._next_s = 0.0  # stream time of the next frame to keep
@@ -69,12 +84,13 @@ class StreamReader:
                     kept.append(Frame(index, round(t, 3), to_rgb(bgr)))
                     self._next_s = t + self.every_s
         if not kept and self._read == 0:
-            raise VideoError(f"{self.label}: no frame could be read from the stream")
+            raise VideoError(no_video_message(self.label) if is_url(self.url) else f"{self.label}: no video frame")
         return kept
 
     def close_locked(self) -> None:
         self.ended = True
         self._cap.release()
+        self._local.close()  # a fetched copy is removed (once)
 
     def close(self) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -77,8 +78,9 @@ def open_capture(path: str | Path):  # -> cv2.VideoCapture
     return cap
 
 
-def probe(path: str | Path) -> ClipInfo:
-    """Read a clip's frame count, fps and size without decoding it."""
+def probe(path: str | Path, label: str | Path | None = None) -> ClipInfo:
+    """Read a clip's frame count, fps and size without decoding it (``label``: how errors name it; default the
+    clip itself)."""
     import cv2
 
     cap = open_capture(path)
@@ -93,8 +95,14 @@ def probe(path: str | Path) -> ClipInfo:
     finally:
         cap.release()
     if info.width <= 0 or info.height <= 0:
-        raise VideoError(f"{_label(path)}: no video stream")
+        label = path if label is None else label
+        raise VideoError(no_video_message(label) if is_url(label) else f"{_label(label)}: no video stream")
     return info
+
+
+def no_video_message(url: str | Path) -> str:
+    """The one message for a URL that opens but yields no frame (the command line and the app both say it)."""
+    return f"{url}: no video frame could be read from this address (not a video, or a stream that has ended)"
 
 
 def _label(path: str | Path) -> str:
@@ -119,17 +127,21 @@ def to_rgb(bgr: np.ndarray, downscale: bool = True) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def sample_frames(path: str | Path, n: int = 10) -> list[Frame]:
-    """Decode n evenly spaced frames, seeking to each. Raises VideoError when none can be read."""
-    info = probe(path)
-    fps = info.fps if info.fps > 0 else 25.0
-    frames = read_frames(path, sample_indices(info.frame_count, n), fps) if info.frame_count > 0 else []
-    if not frames:  # unknown frame count or seeking failed: read sequentially, bounded
-        cap = open_capture(path)
-        try:
-            frames = _read_sequential(cap, n, fps)
-        finally:
-            cap.release()
+def sample_frames(path: str | Path, n: int = 10, progress: Callable[[str, float], None] | None = None) -> list[Frame]:
+    """Decode n evenly spaced frames, seeking to each. Raises VideoError when none can be read. An HTTP(S) file
+    its server cannot stream is fetched first (engine.io.fetch; ``progress`` gets ("download", fraction))."""
+    from engine.io.fetch import readable
+
+    with readable(path, progress) as source:
+        info = probe(source, path)
+        fps = info.fps if info.fps > 0 else 25.0
+        frames = read_frames(source, sample_indices(info.frame_count, n), fps) if info.frame_count > 0 else []
+        if not frames:  # unknown frame count or seeking failed: read sequentially, bounded
+            cap = open_capture(source)
+            try:
+                frames = _read_sequential(cap, n, fps)
+            finally:
+                cap.release()
     if not frames:
         raise VideoError(f"{_label(path)}: no frame could be decoded (truncated or not a video)")
     return frames

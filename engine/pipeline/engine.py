@@ -143,7 +143,7 @@ class Engine:
         """Like ``match``, also returning the decoded frames, so a caller that draws them decodes nothing again."""
         t0 = time.perf_counter()
         progress("decode", 0.0)
-        frames = sample_frames(clip, self.settings.detection.frames)
+        frames = sample_frames(clip, self.settings.detection.frames, progress)  # an unstreamable URL: downloaded
         decode_s = time.perf_counter() - t0
         return _with_decode_time(self.match_frames(frames, progress, clip_name=Path(clip).name), decode_s), frames
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from engine.io.fetch import Progress
 from engine.io.stream import StreamReader
 from engine.pipeline.engine import Engine
 from engine.pipeline.votes import rank
@@ -31,9 +32,13 @@ class LiveMatch:
     """A stream being matched: call ``step()`` again and again (each reads and matches ``per_step`` frames)."""
 
     def __init__(self, engine: Engine, url: str, every_s: float | None = None, per_step: int = 1,
-                 recent: int = RECENT_FRAMES) -> None:
+                 recent: int = RECENT_FRAMES, progress: Progress | None = None,
+                 download_limit_mb: float | None = None) -> None:
+        """``progress``: ("download", fraction) while a file its server cannot stream is fetched (engine.io.fetch,
+        at most ``download_limit_mb``; default engine.io.fetch.download_limit_mb())."""
         self.engine = engine
-        self.reader = StreamReader(url, engine.settings.detection.stream_every if every_s is None else every_s)
+        self.reader = StreamReader(url, engine.settings.detection.stream_every if every_s is None else every_s,
+                                   progress, download_limit_mb)
         self.per_step = max(1, int(per_step))
         self.recent: deque[FrameVote] = deque(maxlen=max(1, int(recent)))
         self.frames_seen = 0

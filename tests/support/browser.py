@@ -71,14 +71,15 @@ def full_page_screenshot(page, path: Path, width: int = 1400) -> None:
 
 
 @contextlib.contextmanager
-def serve_folder(folder: Path) -> Iterator[str]:
+def serve_folder(folder: Path, ranges: bool = True) -> Iterator[str]:
     """A local HTTP server over ``folder``, with byte ranges (as real servers have: FFmpeg reads an mp4 whose index
-    sits at its end by seeking); yields its base URL, and is shut down on exit."""
+    sits at its end by seeking), or without (``ranges=False``: the standard library's ``python -m http.server``,
+    which ignores a Range header); yields its base URL, and is shut down on exit."""
     import functools
     import http.server
     import threading
 
-    handler = functools.partial(_RangeHandler, directory=str(folder))
+    handler = functools.partial(_RangeHandler if ranges else _PlainHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -106,6 +107,13 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         return _Limited(f, end - start + 1)
+
+    def log_message(self, *args):
+        pass
+
+
+class _PlainHandler(http.server.SimpleHTTPRequestHandler):
+    """``python -m http.server`` as it is: the whole file for any request, Range ignored."""
 
     def log_message(self, *args):
         pass
