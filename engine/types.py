@@ -195,7 +195,7 @@ class ProductScore:
 # was chosen on watchlive-dev by the leave-one-clip-out calibration of ``python -m engine evaluate --compare``
 # (engine.eval.nested.calibrate_verdict): the smallest threshold whose confident answers on the other clips are at
 # least 90% right; see docs/results.md for its held-out accuracy and coverage.
-CONFIDENT_RELATIVE_MARGIN = 0.172
+CONFIDENT_RELATIVE_MARGIN = 0.183
 UNCERTAIN_BELOW = CONFIDENT_RELATIVE_MARGIN  # the former name
 
 
