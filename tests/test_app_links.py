@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apptest_support import TIMEOUT, APP, assert_clean, use_catalogue
+from support.apptest import TIMEOUT, APP, assert_clean, use_catalogue
 from streamlit.testing.v1 import AppTest
 
 

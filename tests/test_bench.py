@@ -73,7 +73,7 @@ def test_the_sidebar_speed_hint_reads_the_last_bench(monkeypatch, tmp_path):
     import os
     from pathlib import Path
 
-    from apptest_support import open_app
+    from support.apptest import open_app
 
     home = Path(os.environ["LIVEMATCH_HOME"])
 
