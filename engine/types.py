@@ -191,11 +191,11 @@ class ProductScore:
 
 
 # The verdict's rule. "confident" needs the top product to lead the runner-up on votes AND by at least this share of
-# its lead over the median product (the relative margin: scale-free, so it reads the same for any embedder). The value
+# its lead over the median product below the runner-up (the relative margin: scale-free, so it reads the same for any embedder). The value
 # was chosen on watchlive-dev by the leave-one-clip-out calibration of ``python -m engine evaluate --compare``
 # (engine.eval.nested.calibrate_verdict): the smallest threshold whose confident answers on the other clips are at
 # least 90% right; see docs/results.md for its held-out accuracy and coverage.
-CONFIDENT_RELATIVE_MARGIN = 0.183
+CONFIDENT_RELATIVE_MARGIN = 0.169
 UNCERTAIN_BELOW = CONFIDENT_RELATIVE_MARGIN  # the former name
 
 
@@ -203,14 +203,14 @@ UNCERTAIN_BELOW = CONFIDENT_RELATIVE_MARGIN  # the former name
 class Verdict:
     """How sure a clip's answer is: "confident", "uncertain" (the runner-up is close) or "none" (nothing matched).
     Confident when the top product leads the runner-up on votes and its relative margin (lead over the runner-up
-    divided by its lead over the median product) is at least the threshold (CONFIDENT_RELATIVE_MARGIN)."""
+    divided by its lead over the median of the products below the runner-up) is at least the threshold (CONFIDENT_RELATIVE_MARGIN)."""
 
     level: str
     top: str | None
     runner_up: str | None
     evidence_margin: float  # top minus runner-up, in mean best similarity per frame
     vote_margin: int  # top's votes minus the runner-up's
-    relative_margin: float = 0.0  # evidence_margin / (top minus the median product's evidence), 0..1
+    relative_margin: float = 0.0  # evidence_margin / (top minus the median below the runner-up), 0..1
 
     @property
     def confident(self) -> bool:
@@ -218,12 +218,15 @@ class Verdict:
 
 
 def relative_margin(ranking: tuple[ProductScore, ...] | list[ProductScore]) -> float:
-    """The top product's lead over the runner-up as a share of its lead over the median product (0 when no lead)."""
+    """The top product's lead over the runner-up as a share of its lead over the typical other product (the median
+    of those below the runner-up; with two products, of zero evidence): 0 when it does not lead. With the median of
+    all products instead, a catalogue of three would make the runner-up the median and every answer look sure."""
     if len(ranking) < 2:
         return 1.0 if ranking else 0.0
     evidence = sorted((p.mean_similarity for p in ranking), reverse=True)
-    spread = evidence[0] - float(np.median(evidence))
-    return round(max(0.0, evidence[0] - evidence[1]) / spread, 4) if spread > 1e-9 else 0.0
+    field = float(np.median(evidence[2:])) if len(evidence) > 2 else 0.0
+    spread = evidence[0] - field
+    return round(min(1.0, max(0.0, evidence[0] - evidence[1]) / spread), 4) if spread > 1e-9 else 0.0
 
 
 def verdict_of(ranking: tuple[ProductScore, ...] | list[ProductScore],

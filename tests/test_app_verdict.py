@@ -84,7 +84,7 @@ def test_a_confident_match_shows_the_green_banner_and_why_each_frame_voted(demo:
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     a, b, c = list(demo.products)[:3]
     clip = Path(demo.clips[a].path or "")
-    result = _result(demo, clip, [{a: 0.86, b: 0.70, c: 0.5}, {a: 0.84, b: 0.72, c: 0.5}, {a: 0.70, b: 0.83, c: 0.4}])
+    result = _result(demo, clip, [{a: 0.86, b: 0.70, c: 0.5}, {a: 0.84, b: 0.72, c: 0.5}, {a: 0.80, b: 0.83, c: 0.4}])
     assert result.verdict.confident
     at = _match_page(monkeypatch, demo, result, clip)
     assert at.success and "is shown in" in at.success[0].value and demo.products[a].name in at.success[0].value
@@ -105,7 +105,7 @@ def test_the_evaluate_page_says_how_it_ran_and_counts_uncertain_clips(demo: Cata
     a, b, c = list(demo.products)[:3]
     clip = Path(demo.clips[a].path or "")
     close = _result(demo, clip, [{a: 0.80, b: 0.79, c: 0.5}, {a: 0.78, b: 0.80, c: 0.5}, {a: 0.81, b: 0.79, c: 0.4}])
-    clear = _result(demo, clip, [{a: 0.86, b: 0.70, c: 0.5}, {a: 0.84, b: 0.72, c: 0.5}, {a: 0.70, b: 0.83, c: 0.4}])
+    clear = _result(demo, clip, [{a: 0.86, b: 0.70, c: 0.5}, {a: 0.84, b: 0.72, c: 0.5}, {a: 0.80, b: 0.83, c: 0.4}])
     outcomes = [ClipOutcome("900001", a, 1, a, close), ClipOutcome("900002", a, 1, a, clear)]
     settings = Settings.from_env(windows="refined", rank_by="similarity").flat()
     report = EvalReport(str(demo_dir), settings, metrics(outcomes), tuple(outcomes),

@@ -66,9 +66,11 @@ def test_ties_go_to_the_earlier_set_up_and_regions_break_ties() -> None:
 
 def test_relative_margin_verdict() -> None:
     ranking = _ranking({"a": 0.9, "b": 0.85, "c": 0.8, "d": 0.7, "e": 0.6}, {"a": 6, "b": 3})
-    v = verdict_of(ranking, 0.4)  # lead 0.05 over the runner-up, 0.1 over the median: relative 0.5
-    assert v.level == "confident" and abs(v.relative_margin - 0.5) < 1e-6
-    assert verdict_of(ranking, 0.6).level == "uncertain"
+    v = verdict_of(ranking, 0.2)  # lead 0.05 over the runner-up, 0.2 over the median below it (0.7): relative 0.25
+    assert v.level == "confident" and abs(v.relative_margin - 0.25) < 1e-6
+    assert verdict_of(ranking, 0.3).level == "uncertain"
+    three = _ranking({"a": 0.80, "b": 0.79, "c": 0.5}, {"a": 2, "b": 1})  # a close runner-up in a small catalogue
+    assert verdict_of(three, 0.1).level == "uncertain"
     no_vote_lead = _ranking({"a": 0.9, "b": 0.85, "c": 0.8}, {"a": 3, "b": 3})
     assert verdict_of(no_vote_lead, 0.0).level == "uncertain"
     assert verdict_of(()).level == "none"

@@ -148,7 +148,8 @@ def format_table(report: EvalReport) -> str:
                      f"{v.evidence_margin:>7.3f} {v.relative_margin:>5.2f}  {v.level:<10} {'ok' if o.correct else 'MISS'}")
     unsure = sum(not o.result.verdict.confident for o in report.clips)
     lines.append("evidence: the top product's best similarity per frame, averaged over the sampled frames; margin: "
-                 "over the runner-up; rel: that margin as a share of the top's lead over the median product; "
+                 "over the runner-up; rel: that margin as a share of the top's lead over the median product below the "
+                 "runner-up; "
                  f"uncertain: rel under {CONFIDENT_RELATIVE_MARGIN} or no vote lead ({unsure} clips)")
     m = report.metrics
     lines.append(f"clips {m.clips}  top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  MRR {m.mrr:.3f}  "

@@ -41,14 +41,12 @@ def nncf_available() -> bool:
     return True
 
 
-def int8_path(name: str) -> tuple[Path, str]:
-    """(cached int8 IR file, its key) of an exportable embedder."""
+def int8_path(name: str, onnx_key: str) -> tuple[Path, str]:
+    """(cached int8 IR file, its key) of an exportable embedder whose ONNX export has the key ``onnx_key``."""
     import nncf
 
     from engine.config import cache_home
-    from engine.models.runtime import onnx_path
 
-    _, onnx_key = onnx_path(name)
     key = hashlib.sha256("\n".join([onnx_key, nncf.__version__, QUANT_FORMAT,
                                     str(CALIBRATION_CROPS)]).encode()).hexdigest()[:16]
     return cache_home() / "openvino" / f"{name}-{key}-int8.xml", key
@@ -63,7 +61,7 @@ def calibration_crops(n: int = CALIBRATION_CROPS, seed: int = 0) -> list[np.ndar
     from engine.io.demo import generate_demo
     from engine.io.images import crop, read_rgb
     from engine.io.video import sample_frames
-    from engine.pipeline.windows import garment_windows
+    from engine.geometry import garment_windows
 
     demo = generate_demo(cache_home() / "calibration" / "demo", n_products=8, n_clips=4, seed=0)
     catalogue = load_catalogue(demo)
@@ -118,18 +116,18 @@ def recorded_key(model) -> str:  # model: openvino.Model
         return ""
 
 
-def ensure_int8(name: str, preprocess) -> tuple[Path, str]:
+def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx) -> tuple[Path, str]:
     """(the int8 IR of an exportable embedder, its key): the cached file, quantised first when it is missing,
     unreadable or not the expected model (its ONNX export is made first when that is missing). ``preprocess``: the
-    embedder's (crops -> (N, 3, H, W) float32), used on the calibration crops."""
+    embedder's (crops -> (N, 3, H, W) float32), used on the calibration crops; ``onnx_key`` and ``ensure_onnx``
+    (name -> the ONNX file, exported when missing) come from engine.models.runtime, which calls this."""
     if not nncf_available():
         raise ModelError("int8 needs NNCF: pip install -r requirements.txt, or use --precision f32")
     import openvino as ov
 
-    from engine.models.runtime import ensure_onnx
 
     with _lock:
-        path, key = int8_path(name)
+        path, key = int8_path(name, onnx_key)
         if path.is_file():
             try:
                 if recorded_key(ov.Core().read_model(str(path))) == key:

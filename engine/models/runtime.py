@@ -231,7 +231,8 @@ def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "aut
         if precision == "int8":
             from engine.models.quantize import ensure_int8
 
-            path, _ = ensure_int8(name, preprocess or onnx_cls.TORCH_CLASS.preprocess.__get__(onnx_cls))
+            path, _ = ensure_int8(name, preprocess or onnx_cls.TORCH_CLASS.preprocess.__get__(onnx_cls),
+                                  onnx_path(name)[1], ensure_onnx)
             try:
                 return OpenVinoBackbone(path, onnx_cls.dim, "int8", cpu_threads())
             except Exception as e:  # noqa: BLE001
