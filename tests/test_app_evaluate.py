@@ -38,9 +38,12 @@ def test_run_an_evaluation_and_inspect_it(home: Path, demo_dir: Path) -> None:
     table = at.dataframe[0].value
     assert list(table["clip"]) == [c.video_id for c in report.clips]
     figures = plotly_figures(at)
-    assert len(figures) == 2
+    assert len(figures) == 3
     assert list(figures[0]["data"][0]["x"]) == [c.video_id for c in report.clips]  # rank per clip
     assert figures[1]["data"][0]["type"] == "bar"  # vote margins
+    risk = figures[2]["data"][0]  # the verdict's risk-coverage curve: one point per clip, and the origin
+    assert len(risk["x"]) == len(report.clips) + 1 and max(risk["x"]) == 1.0
+    assert "Can the verdict be trusted?" in page_text(at)
     downloads = {d.proto.label: d for d in at.get("download_button")}  # the results, as CSV and JSON
     assert set(downloads) >= {"Clips (CSV)", "Full report (JSON)"}
 

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 def test_the_catalogue_folder_is_kept_in_the_url_and_a_link_reproduces_it(monkeypatch: pytest.MonkeyPatch,
                                                                            demo_dir: Path) -> None:
     use_catalogue(monkeypatch, "")  # the built-in demo by default
+    monkeypatch.setenv("LIVEMATCH_CATALOGUE_ROOTS", str(demo_dir))  # a folder visitors may open (docs/security.md)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert_clean(at)
     assert "catalogue" not in at.query_params  # the demo: a plain URL

@@ -116,7 +116,8 @@ def test_a_clip_from_a_server_without_byte_ranges_is_fetched_and_matched(monkeyp
 
     import streamlit as st
 
-    monkeypatch.setattr(st, "get_option", lambda name: 0.05 if name == "server.maxUploadSize" else None)
+    real = st.get_option
+    monkeypatch.setattr(st, "get_option", lambda name: 0.05 if name == "server.maxUploadSize" else real(name))
     at.button(key="match.stream_start").click().run()
     assert_clean(at)
     assert len(at.error) == 1 and "over the 0.05 MB download limit" in at.error[0].value

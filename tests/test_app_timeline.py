@@ -75,7 +75,7 @@ def test_the_chart_has_a_band_per_segment_one_colour_per_product_and_the_table_a
     a, b, none = {"A": 0.6, "B": 0.3}, {"A": 0.3, "B": 0.6}, {"A": 0.05, "B": 0.04}
     rows = [a] * 3 + [b] * 3 + [none] * 3 + [a] * 3
     frames = tuple(FrameEvidence(i, 2.0 * i, r, max(r, key=r.get)) for i, r in enumerate(rows))
-    t = Timeline("v.mp4", 2.0, 24.0, segment(frames, 24.0, 2.0), frames)
+    t = Timeline("v.mp4", 2.0, 24.0, segment(frames, 24.0, 2.0, none_below=0.2), frames)
     fig = timeline_chart(t, {"A": "Coat", "B": "Skirt"}, total_s=60.0)
     bars = [tr for tr in fig.data if tr.type == "bar"]
     assert [tr.legendgroup for tr in bars] == ["A", "B", "", "A"]
