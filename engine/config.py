@@ -189,6 +189,8 @@ OTHER_VARIABLES: dict[str, str] = {
     "LIVEMATCH_HOME": "caches, indexes, reports and trained models (default ~/.cache/livematch): cache_home()",
     "LIVEMATCH_DEMO_DIR": "where the built-in demo is generated (default <home>/demo)",
     "LIVEMATCH_CPU_THREADS": "threads of the embedder's runtime (a Ray worker sets it to its share of the cores)",
+    "LIVEMATCH_DOWNLOAD_LIMIT_MB": "the largest clip fetched from a server without byte ranges (default: the app's "
+                                   "upload limit, server.maxUploadSize): engine.io.fetch",
     "LIVEMATCH_MILVUS_TOKEN": "the Milvus server's token, when it wants one",
     "LIVEMATCH_MILVUS_TIMEOUT": "seconds for connecting to Milvus and for every call (default 10)",
     "LIVEMATCH_SSD300_WEIGHTS": "the weights file of the ssd300-vgg16 detector (torchvision's)",

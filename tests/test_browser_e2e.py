@@ -305,7 +305,8 @@ def test_a_link_with_the_catalogue_folder_reproduces_the_view(chromium: str, dem
 
     other = tmp_path / "other-catalogue"
     shutil.copytree(demo_dir, other, ignore=shutil.ignore_patterns("video"))
-    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir)}
+    env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(demo_dir),
+           "LIVEMATCH_CATALOGUE_ROOTS": str(other)}  # a folder visitors may open (docs/security.md)
     with _app_page(chromium, env, tmp_path / "streamlit.log") as (url, page):
         page.goto(f"{url}/catalogue")
         wait_idle(page, 120_000)

@@ -78,14 +78,14 @@ def test_weak_evidence_becomes_no_product_and_a_close_runner_up_is_uncertain():
 
 def test_a_product_missing_from_a_frames_kept_evidence_counts_as_its_lowest():
     frames = _evidence([{"A": 0.5, "B": 0.4}, {"A": 0.5}, {"A": 0.5, "B": 0.45}])
-    segs = segment(frames, end_s=6.0, every_s=2.0)
+    segs = segment(frames, end_s=6.0, every_s=2.0, none_below=0.2)
     assert len(segs) == 1 and segs[0].product_id == "A"
     assert segs[0].runner_up == "B" and segs[0].mean_evidence == pytest.approx(0.5)
 
 
 def test_a_timeline_round_trips_through_json_and_writes_csv():
     frames = _evidence([{"A": 0.6, "B": 0.2}] * 3)
-    t = Timeline("v.mp4", 2.0, 6.0, segment(frames, 6.0, 2.0), tuple(frames))
+    t = Timeline("v.mp4", 2.0, 6.0, segment(frames, 6.0, 2.0, none_below=0.2), tuple(frames))
     back = Timeline.from_dict(json.loads(json.dumps(t.to_dict())))
     assert back == t
     rows = t.to_csv().splitlines()

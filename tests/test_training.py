@@ -154,7 +154,7 @@ def test_checkpoint_versions_count_up(tmp_path):
 
 @pytest.mark.slow  # its fixture trains a head
 def test_engine_with_a_trained_head_matches_the_demo(demo_dir, catalogue, settings, triplet_ckpt, tmp_path):
-    s = settings.with_(head=str(triplet_ckpt), index_dir=str(tmp_path / "idx"))
+    s = settings.with_(embedder="efficientnet-lite0-gem", head=str(triplet_ckpt), index_dir=str(tmp_path / "idx"))
     engine = Engine(s)
     engine.build_index(catalogue, s.paths.index_dir)
     assert engine.index.model_key == engine.embedder.key and "/head:" in engine.index.model_key
