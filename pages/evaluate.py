@@ -40,7 +40,7 @@ def render_verdict_curve(report: EvalReport) -> None:
         return
     st.subheader("Can the verdict be trusted?", anchor=False)
     st.caption("Clips sorted by how sure the verdict is (its relative margin), surest first: the share answered "
-               "wrongly when only the surest clips are answered. Below the dotted line the verdict says confident.")
+               "wrongly when only the surest clips are answered. Left of the dotted line the verdict says confident.")
     st.plotly_chart(risk_coverage_chart(report), width="stretch", config={"displayModeBar": False})
     st.caption(format_calibration(calibrate_verdict(report.clips)).capitalize() + ".")
 

@@ -196,6 +196,7 @@ def test_a_refused_product_writes_nothing(editable: Path, pid: str, files: list,
     assert at.text_input(key="catalogue.new_id").value == pid  # kept, to be corrected
 
 
+@pytest.mark.slow
 def test_builtin_demo_is_read_only_and_can_be_copied(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path))
     use_catalogue(monkeypatch, "")

@@ -139,6 +139,7 @@ def test_an_unexpected_failure_while_storing_is_a_message_not_a_traceback(app_en
     assert kind == "error" and "server log" in message and "No space" not in message
 
 
+@pytest.mark.slow
 def test_correct_from_inspect_stores_the_frames_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, demo_dir: Path,
                                                       engine) -> None:
     import time

@@ -18,6 +18,7 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, demo_dir: Path) -> Pat
     return tmp_path
 
 
+@pytest.mark.slow
 def test_run_an_evaluation_and_inspect_it(home: Path, demo_dir: Path) -> None:
     at = open_app("evaluate")
     assert at.text_input(key="evaluate.dataset").value == str(demo_dir)

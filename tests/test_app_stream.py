@@ -56,6 +56,7 @@ def test_a_stream_is_matched_as_it_plays_until_it_ends(stream_env):
     assert at.button(key="match.stream_stop").disabled and not at.button(key="match.stream_start").disabled
 
 
+@pytest.mark.slow
 def test_stop_ends_the_live_view(stream_env):
     url, _, _ = stream_env
     at = _start(url)
@@ -97,6 +98,7 @@ def test_an_unexpected_failure_stops_the_stream_with_one_line(stream_env, monkey
     assert len(at.error) == 1
 
 
+@pytest.mark.slow
 def test_a_clip_from_a_server_without_byte_ranges_is_fetched_and_matched(monkeypatch, demo_dir: Path, serve):
     """Issue 20: `python -m http.server` serves no byte ranges; the clip is downloaded (within the upload limit)
     and matched; over the limit, the page says so in one line, as the command line does."""

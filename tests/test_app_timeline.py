@@ -30,6 +30,7 @@ def _open(vid: str):
     return at
 
 
+@pytest.mark.slow
 def test_a_short_clip_is_matched_unless_the_timeline_is_asked_for(sample):
     at = _open(sample)
     assert _toggle(at).value is False  # 2 s: not longer than a minute
@@ -54,6 +55,7 @@ def test_a_short_clip_is_matched_unless_the_timeline_is_asked_for(sample):
     assert len(downloads) == 2
 
 
+@pytest.mark.slow
 def test_stop_keeps_the_segments_so_far(sample, monkeypatch):
     monkeypatch.setattr("ui.timeline.STEP_BUDGET_S", 0.0)  # one step (4 frames... at most) per refresh
     monkeypatch.setenv("LIVEMATCH_STREAM_EVERY", "0.25")  # 8 frames: two steps

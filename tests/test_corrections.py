@@ -85,6 +85,7 @@ def test_one_frame_is_stored_with_its_source_and_bad_input_is_refused(private_en
         e.index.corrections.remove(["c-nope"])  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_corrections_made_with_another_model_are_refused_and_not_used(private_engine: Engine, demo_dir: Path,
                                                                      tmp_path: Path) -> None:
     e = private_engine

@@ -41,12 +41,14 @@ def test_every_frame_gets_regions_even_without_detections(engine, catalogue):
         assert region.neighbours[0].similarity >= region.neighbours[-1].similarity
 
 
+@pytest.mark.slow
 def test_fast_mode_agrees_with_the_accurate_mode_on_the_winner(engine, catalogue):
     fast = Engine(engine.settings.with_(windows="refined", refine_top=2), engine.detector, engine.embedder, engine.index)
     for vid in ("900001", "900002"):
         assert fast.match(catalogue.clips[vid].path).top.product_id == vid
 
 
+@pytest.mark.slow
 def test_batched_and_single_frame_paths_give_the_same_ranking(engine, catalogue):
     frames = sample_frames(catalogue.clips["900002"].path, engine.settings.detection.frames)
     batched = engine.match_frames(frames)
@@ -56,6 +58,7 @@ def test_batched_and_single_frame_paths_give_the_same_ranking(engine, catalogue)
         assert a.vote_similarity == pytest.approx(b.vote_similarity, abs=2e-3)
 
 
+@pytest.mark.slow
 def test_rebuild_embeds_only_what_changed(engine, catalogue, tmp_path):
     cache = EmbeddingCache(tmp_path / "cache")
     catalogue_regions(engine, catalogue, cache=cache)
@@ -93,6 +96,7 @@ def test_batch_mode_gives_the_same_rankings_as_one_at_a_time(engine, demo_dir, t
         assert [f.voted_product for f in batch[str(clip)].frames] == [f.voted_product for f in one.frames]
 
 
+@pytest.mark.slow
 def test_knn_category_of_matched_regions_is_the_products_category(engine, catalogue):
     result = engine.match(catalogue.clips["900003"].path)
     truth = catalogue.products["900003"].category

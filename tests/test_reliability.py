@@ -41,6 +41,7 @@ def test_zero_frame_clip_is_a_clear_error(tmp_path):
         sample_frames(_write(tmp_path / "zero.mp4", 0, (64, 32)), 5)
 
 
+@pytest.mark.slow
 def test_8k_clip_is_downscaled_on_decode(tmp_path):
     frames = sample_frames(_write(tmp_path / "8k.mp4", 2, (7680, 4320), fps=1), 2)
     assert frames and max(frames[0].image.shape[:2]) == MAX_DECODE_SIDE
@@ -116,6 +117,7 @@ def test_killing_a_rebuild_midway_leaves_the_previous_index_serving(tmp_path):
     assert not list((tmp_path / "builds").glob(".building-*"))
 
 
+@pytest.mark.slow
 def test_eight_concurrent_matches_share_one_engine_and_agree_with_single_runs(engine, demo_dir):
     fast = Engine(engine.settings.with_(frames=2, windows="refined", refine_top=1), engine.detector, engine.embedder,
                   engine.index)

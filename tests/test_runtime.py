@@ -370,6 +370,7 @@ def _demo_crops(demo_dir) -> list[np.ndarray]:
 INT8_MIN, INT8_MEAN = 0.95, 0.985
 
 
+@pytest.mark.slow
 def test_int8_vectors_stay_within_the_measured_cosine_of_f32(demo_dir):
     """The NNCF-quantised backbone (calibrated on the built-in demo) moves the vectors, within the cosine measured
     for it; the nearest catalogue region of a frame stays f32's or within a small margin of it."""
@@ -386,6 +387,7 @@ def test_int8_vectors_stay_within_the_measured_cosine_of_f32(demo_dir):
     assert cos.min() >= INT8_MIN and cos.mean() >= INT8_MEAN
 
 
+@pytest.mark.slow
 def test_int8_model_is_cached_reused_and_requantised_when_corrupt(tmp_path, monkeypatch):
     from engine.models import quantize
 

@@ -330,6 +330,7 @@ def _hostile_catalogue(root: Path) -> dict[str, str]:
             "image_annotation/outside/0.json": "outside", "image/nonutf8/\\xff\\xfe.jpg": "not UTF-8"}
 
 
+@pytest.mark.slow
 def test_build_index_skips_and_names_each_bad_file_and_exits_0(tmp_path: Path, engine) -> None:
     root = tmp_path / "hostile"
     bad = _hostile_catalogue(root)
@@ -427,6 +428,7 @@ def test_a_torn_last_line_does_not_swallow_the_next_correction(tmp_path: Path) -
     assert not (tmp_path / f"{first.correction_id}.npy").exists()  # its vectors were swept as an orphan
 
 
+@pytest.mark.slow
 def test_cli_after_truncating_the_log_the_next_correct_is_listed(engine, demo_dir: Path, tmp_path: Path) -> None:
     cat = load_catalogue(demo_dir)
     clip = next(c for c in cat.clips.values() if c.path and c.truth in cat.products)
@@ -522,6 +524,7 @@ def test_a_corrupt_milvus_lite_store_is_named_with_the_command_that_rebuilds_it(
 
 
 
+@pytest.mark.slow
 def test_a_damaged_or_corrupt_milvus_lite_store_is_said_never_a_silent_empty_answer(tmp_path: Path, demo_dir: Path,
                                                                                     engine) -> None:
     """The issue's reproduction: build-index and match said "cannot reach Milvus" or "one process at a time"; and a

@@ -144,6 +144,7 @@ def test_a_server_without_byte_ranges_cannot_be_streamed_so_the_file_is_fetched(
     assert not list(tmp_path.glob("livematch-fetch-*"))  # the copy went with the reader
 
 
+@pytest.mark.slow
 def test_cli_matches_a_clip_from_a_server_without_byte_ranges_and_both_paths_say_the_same_when_too_large(
         demo_dir, serve, monkeypatch):
     from tests.test_cli import run
@@ -163,6 +164,7 @@ def test_cli_matches_a_clip_from_a_server_without_byte_ranges_and_both_paths_say
     assert len(whole.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_fetched_file_that_is_no_video_is_named_by_its_address_in_both_modes(serve, tmp_path, demo_dir):
     from tests.test_cli import run
 

@@ -123,6 +123,7 @@ def test_joined_A_B_A_comes_back_as_three_segments_in_order(engine, joined):
     assert "3 product segment(s), 2 product(s)" in timeline.message
 
 
+@pytest.mark.slow
 def test_sequential_decoding_gives_the_same_segments(engine, joined):
     video, _ = joined
     seek = build_timeline(engine, video, TimelineParams(every_s=EVERY, decode="seek"))
@@ -140,6 +141,7 @@ def test_a_video_without_any_catalogue_product_gives_an_empty_timeline(engine, c
     assert "no catalogue product was found" in timeline.message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decode, why", [("seek", "no frame could be read at"), ("sequential", "the video ended at")])
 def test_a_stream_broken_mid_way_keeps_the_segments_found_so_far(engine, demo_dir, tmp_path, decode, why):
     from engine.io.catalogue import load_catalogue
@@ -190,6 +192,7 @@ def test_bad_input_is_a_one_line_error(engine, tmp_path):
         TimelineRun(engine, bad, TimelineParams(every_s=0))
 
 
+@pytest.mark.slow
 def test_command_line_timeline_writes_json_and_csv(demo_dir, joined, tmp_path):
     from tests.test_cli import run
 
@@ -223,6 +226,7 @@ def test_joined_dev_clips_117_134_117_come_back_in_order(tmp_path):
     assert score.max_boundary_error <= 4.0
 
 
+@pytest.mark.slow
 def test_command_line_live_timeline_of_a_served_video_prints_segments_as_they_close(demo_dir, joined, serve):
     from tests.test_cli import run
 
@@ -235,6 +239,7 @@ def test_command_line_live_timeline_of_a_served_video_prints_segments_as_they_cl
     assert "3 product segment(s)" in out.stdout
 
 
+@pytest.mark.slow
 def test_the_long_video_benchmark_reports_speed_memory_and_segments(settings, tmp_path):
     from engine.eval.timeline import long_video_bench
 
