@@ -217,16 +217,21 @@ class Verdict:
         return self.level == "confident"
 
 
+def relative_lead(evidence) -> float:
+    """The best value's lead over the second as a share of its lead over the typical other one (the median of
+    those below the second; with two values, of zero): 0 when it does not lead. With the median of all values
+    instead, three products would make the runner-up the median and every answer look sure."""
+    ordered = sorted((float(e) for e in evidence), reverse=True)
+    if len(ordered) < 2:
+        return 1.0 if ordered else 0.0
+    field = float(np.median(ordered[2:])) if len(ordered) > 2 else 0.0
+    spread = ordered[0] - field
+    return round(min(1.0, max(0.0, ordered[0] - ordered[1]) / spread), 4) if spread > 1e-9 else 0.0
+
+
 def relative_margin(ranking: tuple[ProductScore, ...] | list[ProductScore]) -> float:
-    """The top product's lead over the runner-up as a share of its lead over the typical other product (the median
-    of those below the runner-up; with two products, of zero evidence): 0 when it does not lead. With the median of
-    all products instead, a catalogue of three would make the runner-up the median and every answer look sure."""
-    if len(ranking) < 2:
-        return 1.0 if ranking else 0.0
-    evidence = sorted((p.mean_similarity for p in ranking), reverse=True)
-    field = float(np.median(evidence[2:])) if len(evidence) > 2 else 0.0
-    spread = evidence[0] - field
-    return round(min(1.0, max(0.0, evidence[0] - evidence[1]) / spread), 4) if spread > 1e-9 else 0.0
+    """The verdict's relative margin of a ranking: ``relative_lead`` of its products' evidence."""
+    return relative_lead([p.mean_similarity for p in ranking])
 
 
 def verdict_of(ranking: tuple[ProductScore, ...] | list[ProductScore],

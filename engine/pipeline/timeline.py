@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import EngineError, VideoError
-from engine.types import CONFIDENT_RELATIVE_MARGIN, Frame, FrameVote
+from engine.types import CONFIDENT_RELATIVE_MARGIN, Frame, FrameVote, relative_lead
 
 NO_PRODUCT = ""  # the "no product" state's id in segments (its verdict is "none")
 
@@ -269,9 +269,8 @@ def _segment(frames, m: np.ndarray, products: list[str], col: int, start: float,
     margin = float(means[col] - means[others[0]]) if others else float(means[col])
     votes = sum(1 for f in frames if f.voted == pid)
     runner_votes = sum(1 for f in frames if runner and f.voted == runner)
-    spread = float(means[col] - np.median(means)) if len(means) else 0.0
-    relative = margin / spread if spread > 1e-9 else 0.0
-    sure = round(relative, 4) >= CONFIDENT_RELATIVE_MARGIN and votes > runner_votes  # the clip verdict's rule
+    sure = (int(order[0]) == col and relative_lead(means) >= CONFIDENT_RELATIVE_MARGIN
+            and votes > runner_votes)  # the clip verdict's rule, for the segment's own product
     return Segment(round(start, 3), round(end, 3), pid, names.get(pid, pid), round(float(means[col]), 4), runner,
                    round(margin, 4), votes, "confident" if sure else "uncertain", first, first + len(frames) - 1)
 
