@@ -229,9 +229,9 @@ def test_train_the_garment_head_and_it_is_selected(small: Path) -> None:
     chosen = at.selectbox(key="cfg.garment_model").value
     assert chosen.endswith(".pt") and Path(chosen).is_file()
     assert at.session_state["livematch.settings"].models.garment_model == chosen
-    assert at.session_state["livematch.settings"].search.windows == Windows.EXHAUSTIVE  # Accurate: boxes cropped
-    at.segmented_control(key="cfg.search").set_value("Fast").run()
-    assert at.session_state["livematch.settings"].search.windows == Windows.POOLED  # Fast + garment head: pooled
+    assert at.session_state["livematch.settings"].search.windows == Windows.POOLED  # Standard + garment head: pooled
+    at.segmented_control(key="cfg.search").set_value("Exhaustive").run()
+    assert at.session_state["livematch.settings"].search.windows == Windows.EXHAUSTIVE  # Exhaustive: boxes cropped
     assert Path(chosen).name in page_text(at) or any(Path(chosen).name in str(df.value) for df in at.dataframe)
 
 

@@ -266,14 +266,14 @@ def test_heatmap_rows_have_room_for_their_names(result: MatchResult) -> None:
 def test_report_says_how_it_ran_and_which_clips_are_uncertain(result: MatchResult) -> None:
     sure = replace(result, ranking=(replace(result.ranking[0], mean_similarity=0.9),) + result.ranking[1:])
     outcomes = (ClipOutcome("A", "A", 1, "A", result), ClipOutcome("B", "A", 1, "A", sure))
-    settings = {"frames": 6, "windows": "refined", "domain_mean": "auto", "rank_by": "similarity"}
+    settings = {"frames": 6, "windows": "hybrid", "domain_mean": "auto", "rank_by": "similarity"}
     report = EvalReport("/data", settings, metrics(list(outcomes)), outcomes, index={"model_key": "gem+centred/ab"})
     assert uncertain_clips(report) == ["A"]  # A's top two have the same evidence
     table = clip_table(report, {})
     assert list(table["sure"]) == ["uncertain", "confident"]
     assert list(table["evidence margin"]) == pytest.approx([0.0, 0.13])
     assert dict(run_settings(report.settings, report.index)) == {
-        "windows": "garment windows, best refined (Fast)", "domain centring": "on",
+        "windows": "the region exact, garment windows pooled (Standard)", "domain centring": "on",
         "ranked by": "evidence, then votes", "frames": "6 per clip"}
     plain = {**settings, "windows": "whole", "domain_mean": "none", "rank_by": "votes"}
     line = run_line(plain, {"model_key": "gem"})

@@ -116,7 +116,7 @@ def test_the_evaluate_page_says_how_it_ran_and_counts_uncertain_clips(demo: Cata
     metric = {m.proto.label: m.value for m in at.metric}
     assert metric["Uncertain clips"] == "1 of 2"
     text = page_text(at)
-    assert ("windows: garment windows, best refined (Fast) · domain centring: on · ranked by: evidence, then votes "
+    assert ("windows: garment windows, best refined · domain centring: on · ranked by: evidence, then votes "
             f"· frames: {FRAMES} per clip") in text
     assert "uncertain: 900001" in text
     table = at.dataframe[0].value

@@ -58,14 +58,14 @@ def test_targets_include_the_previous_default_ratio_and_gpu_rows_only_as_not_mea
 def test_last_bench_is_saved_and_read_for_the_speed_hint(tmp_path):
     assert bench.load_last(tmp_path) is None
     neutral = bench.speed_hint(None)
-    assert "python -m engine bench" in neutral["accurate"] and "s per clip on" not in neutral["accurate"]
+    assert "python -m engine bench" in neutral["standard"] and "s per clip on" not in neutral["standard"]
     results = {"machine": {"cpu": "AMD EPYC 7B12"}, "e2e_s.default": 0.934,
-               "end_to_end_fast": {"median_s": 0.41}}
+               "end_to_end_exhaustive": {"median_s": 2.41}}
     path = bench.save_last(results, tmp_path)
     assert path == tmp_path / "bench" / "last.json" and bench.load_last(tmp_path) == results
     hint = bench.speed_hint(bench.load_last(tmp_path))
-    assert hint == {"accurate": "about 0.9 s per clip on AMD EPYC 7B12 (last bench)",
-                    "fast": "about 0.4 s per clip on AMD EPYC 7B12 (last bench)"}
+    assert hint == {"standard": "about 0.9 s per clip on AMD EPYC 7B12 (last bench)",
+                    "exhaustive": "about 2.4 s per clip on AMD EPYC 7B12 (last bench)"}
     path.write_text("{not json")
     assert bench.load_last(tmp_path) is None
 
@@ -81,7 +81,7 @@ def test_the_sidebar_speed_hint_reads_the_last_bench(monkeypatch, tmp_path):
 
     def help_text() -> str:
         at = open_app()
-        helps = [e.proto.help for e in at.sidebar.get("button_group") if "Accurate (default)" in e.proto.help]
+        helps = [e.proto.help for e in at.sidebar.get("button_group") if "Standard (default)" in e.proto.help]
         assert len(helps) == 1
         return helps[0]
 

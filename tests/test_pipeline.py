@@ -222,3 +222,45 @@ def test_match_clip_adds_its_timings_to_a_copy(settings, clip_path, monkeypatch)
     assert matched.timings == {"detect": 0.25, "embed": 0.5}
     assert list(result.timings)[:3] == ["detect", "embed", "decode"] and result.timings["decode"] >= 0
     assert result.timings["total"] == round(0.75 + result.timings["decode"], 4) and len(frames) > 0
+
+
+def test_hybrid_windows_are_the_exact_region_then_its_pooled_bands(engine, catalogue):
+    """The default strategy: row 0 of each region is the region cropped and embedded exactly, the other rows are its
+    garment bands pooled from one forward pass (the pooled strategy's own vectors), in garment_windows order."""
+    from engine.geometry import garment_windows
+    from engine.io.images import crop
+    from engine.pipeline.windows import HybridWindows, PooledWindows, QueryRegion, strategy_for
+
+    assert isinstance(strategy_for(engine.settings, engine.embedder, engine.index), HybridWindows)
+    frame = sample_frames(catalogue.clips["900001"].path, 2)[0]
+    h, w = frame.image.shape[:2]
+    regions = [QueryRegion(frame, (w * 0.2, h * 0.1, w * 0.8, h * 0.95), False),
+               QueryRegion(frame, (0.0, 0.0, float(w), float(h)), True)]
+    plan = HybridWindows(engine.embedder, 8).plan(regions)
+    pooled = PooledWindows(engine.embedder).pooled(regions)
+    n = len(garment_windows(regions[0].box))
+    assert plan.vectors.shape == (2 * n, engine.embedder.dim) and plan.windows[0] == garment_windows(regions[0].box)
+    exact = engine.embedder.embed([crop(frame.image, r.box) for r in regions])
+    for i in range(2):
+        np.testing.assert_allclose(plan.vectors[i * n], exact[i], atol=1e-4)
+        np.testing.assert_allclose(plan.vectors[i * n + 1:(i + 1) * n], pooled[i, 1:], atol=1e-4)
+        assert not np.allclose(plan.vectors[i * n], pooled[i, 0], atol=1e-2)  # the exact crop is not the pooled one
+    assert HybridWindows(engine.embedder, 8).plan([]).vectors.shape == (0, engine.embedder.dim)
+
+
+def test_the_224x176_members_embed_at_their_own_input_size():
+    """The default ensemble's members are the same networks at a 224x176 input: their own keys (so indexes and caches
+    never mix the two sizes), the same dimension, and vectors that differ from the 288x224 ones."""
+    from engine.models.ensemble import members_of
+
+    assert [m for m, _ in members_of("efficientnet-lite012-gem-224x176")] == [
+        "efficientnet-lite0-gem-224x176", "efficientnet-lite1-gem-224x176", "efficientnet-lite2-gem-224x176"]
+    small, large = get_embedder("efficientnet-lite0-gem-224x176"), get_embedder("efficientnet-lite0-gem")
+    assert small.input_hw == (224, 176) and large.input_hw == (288, 224)
+    assert small.key != large.key and small.dim == large.dim
+    assert small.preprocess([np.zeros((50, 40, 3), np.uint8)]).shape == (1, 3, 224, 176)
+    rng = np.random.default_rng(1)
+    crops = [rng.integers(0, 255, (300, 200, 3), dtype=np.uint8) for _ in range(2)]
+    a, b = small.embed(crops), large.embed(crops)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4)
+    assert float((a * b).sum(1).min()) < 0.9999  # a different input size gives a different (if close) vector

@@ -35,7 +35,7 @@ EMBEDDER_HELP = ("Lite0+1+2 ensemble: EfficientNet-Lite0, Lite1 and Lite2, each 
 STORE_KEY = "livematch.sidebar"  # widget key -> value, shared by every page's sidebar
 QUERY_CATALOGUE = "catalogue"  # the page URL's query parameter holding the catalogue folder
 URL_SEEN = "url.read"  # in the store: the page URL's parameters were read (once per session)
-SEARCH_MODES = list(SEARCH_PRESETS)  # "Fast", "Accurate" (the default, APP_PRESET)
+SEARCH_MODES = list(SEARCH_PRESETS)  # "Standard" (the default, APP_PRESET), "Exhaustive"
 FRAMES_RANGE = (1, 30)
 TOP_K_RANGE = (1, 10)
 
@@ -60,8 +60,8 @@ def _defaults(base: Settings) -> dict[str, object]:
 
 
 def _windows(mode: str, garment_head: bool) -> Windows:
-    """The window strategy of a search preset. With a garment head, Fast pools its boxes from one pass per region
-    and Accurate crops and embeds them."""
+    """The window strategy of a search preset. With a garment head, Standard pools its boxes from one pass per
+    region and Exhaustive crops and embeds them."""
     windows = SEARCH_PRESETS.get(mode, SEARCH_PRESETS[APP_PRESET])
     if garment_head:
         return Windows.EXHAUSTIVE if windows == Windows.EXHAUSTIVE else Windows.POOLED
@@ -146,10 +146,11 @@ def render_sidebar() -> Settings:
                          format_func=lambda n: MODEL_LABELS.get(n, n), help=EMBEDDER_HELP)
             st.segmented_control(
                 "Garment search", SEARCH_MODES, **_bound("cfg.search"),
-                help=f"Accurate (default): every garment window is embedded, the setting used for evaluation "
-                     f"({hint['accurate']}). Fast: every window is scored from one pass per region and the 3 best "
-                     f"are re-embedded ({hint['fast']}); it ranked 5 of 7 real clips first, against 7. With a "
-                     "trained garment head, Fast takes its boxes from that one pass and Accurate crops them.",
+                help=f"Standard (default): each person region is embedded exactly and its garment windows are "
+                     f"pooled from one pass per region, the setting used for evaluation ({hint['standard']}). "
+                     f"Exhaustive: every garment window is cropped and embedded ({hint['exhaustive']}); on the "
+                     "development set both ranked 6 of 7 real clips first. With a trained garment head, Standard "
+                     "takes its boxes from that one pass and Exhaustive crops them.",
             )
             _checkpoint_select(
                 base, "projection-head", "cfg.head", "Embedding head", "ImageNet features (no head)",

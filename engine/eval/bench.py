@@ -36,7 +36,7 @@ TARGETS = (
 # (``results["gpu"]``: the embedder's device was CUDA), else printed as not measured.
 GPU_TARGETS = (
     ("embed_per_s.default", ">=", 5000.0),  # regions/s, the default runtime's best batch
-    ("batch_clips_per_s_fast", ">=", 20.0),  # clips/s, 8 clips of 10 frames, fast windows
+    ("batch_clips_per_s_default", ">=", 20.0),  # clips/s, 8 clips of 10 frames, the default windows
 )
 # The previous default (``e2e_s.lite0_previous``): EfficientNet-Lite0 GeM, 10 exhaustive windows, domain mean auto.
 LITE0_PREVIOUS = {"embedder": "efficientnet-lite0-gem", "windows": "exhaustive", "window_stride": 0.2,
@@ -94,8 +94,9 @@ def instruction_sets(flags: set[str]) -> dict[str, bool]:
 
 
 def speed_hint(last: dict | None) -> dict[str, str]:
-    """The app's speed hints from the last bench's figures: {"accurate": ..., "fast": ...}, each "about X s per clip
-    on <cpu> (last bench)", or a neutral sentence when there is no bench result."""
+    """The app's speed hints from the last bench's figures: {"standard": ..., "exhaustive": ...} (the default
+    windows and every window embedded), each "about X s per clip on <cpu> (last bench)", or a neutral sentence when
+    there is no bench result."""
     def median(key: str) -> float | None:
         value = (last or {}).get(key)
         value = value.get("median_s") if isinstance(value, dict) else value
@@ -104,8 +105,8 @@ def speed_hint(last: dict | None) -> dict[str, str]:
     info = (last or {}).get("machine")
     cpu = info.get("cpu") if isinstance(info, dict) else (info.split(",")[0] if isinstance(info, str) else None)
     out = {}
-    for mode, key in (("accurate", "end_to_end_accurate"), ("fast", "end_to_end_fast")):
-        seconds = median("e2e_s.default") if mode == "accurate" and median("e2e_s.default") else median(key)
+    for mode, key in (("standard", "e2e_s.default"), ("exhaustive", "end_to_end_exhaustive")):
+        seconds = median(key)
         out[mode] = (f"about {seconds:.1f} s per clip on {cpu or 'this CPU'} (last bench)" if seconds
                      else "its time per clip on this machine: run python -m engine bench")
     return out
@@ -323,15 +324,15 @@ def _cpu_s() -> float:
 
 def _bench_runtimes_end_to_end(settings: Settings, catalogue, clip: str, detector, emb, index, work: Path, runs: int,
                                results: dict, out: Callable[[str], None], quick: bool = False) -> None:
-    """``e2e_s.default``: median seconds per clip with the default settings (the accurate mode's run when it is
+    """``e2e_s.default``: median seconds per clip with the default settings (the hybrid mode's run when it is
     the same); ``e2e_s.lite0_previous``: the previous default (``LITE0_PREVIOUS``) with the same runtime and
     precision, on its own index of the catalogue; ``e2e_s.torch_default``: the default settings with torch."""
     from engine.models import get_embedder
     from engine.pipeline.engine import Engine
 
     default = settings.with_(frames=10)
-    if default == settings.with_(frames=10, windows="exhaustive") and "end_to_end_accurate" in results:
-        results["e2e_s.default"] = results["end_to_end_accurate"]["median_s"]
+    if default == settings.with_(frames=10, windows="hybrid") and "end_to_end_hybrid" in results:
+        results["e2e_s.default"] = results["end_to_end_hybrid"]["median_s"]
     else:
         timed = _end_to_end(Engine(default, detector, emb, index), clip, runs, "default settings", out)
         results["e2e_s.default"] = timed["median_s"]
@@ -362,14 +363,14 @@ def _bench_runtimes_end_to_end(settings: Settings, catalogue, clip: str, detecto
 def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, work: Path, runs: int, results: dict,
                     out: Callable[[str], None], quick: bool = False) -> None:
     """End-to-end latency of each search mode (warm, by stage), then batch throughput of two of them; ``quick``:
-    the accurate and pooled modes and the previous default only."""
+    the hybrid (default), exhaustive and pooled modes and the previous default only."""
     from engine.pipeline.engine import Engine
     from engine.training.garments import GarmentConfig, train_garment_head
 
     engine = Engine(settings, detector, emb)
     engine.build_index(catalogue, work / "index")
     if quick:
-        for mode, windows in (("accurate", "exhaustive"), ("pooled", "pooled")):
+        for mode, windows in (("hybrid", "hybrid"), ("exhaustive", "exhaustive"), ("pooled", "pooled")):
             eng = Engine(settings.with_(frames=10, windows=windows), detector, emb, engine.index)
             results[f"end_to_end_{mode}"] = _end_to_end(eng, clip, runs, mode, out)
         _bench_runtimes_end_to_end(settings, catalogue, clip, detector, emb, engine.index, work, runs, results, out,
@@ -377,8 +378,8 @@ def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, wor
         return
     out("training a garment head on the generated catalogue (for the learned-region modes) ...")
     _, garment = train_garment_head(engine, catalogue, work / "garment-head.pt", GarmentConfig())
-    modes = (("accurate", {"windows": "exhaustive"}), ("fast", {"windows": "refined", "refine_top": 3}),
-             ("pooled", {"windows": "pooled"}),
+    modes = (("hybrid", {"windows": "hybrid"}), ("exhaustive", {"windows": "exhaustive"}),
+             ("refined", {"windows": "refined", "refine_top": 3}), ("pooled", {"windows": "pooled"}),
              ("learned regions", {"garment_model": garment["checkpoint"], "windows": "exhaustive"}),
              ("learned regions, pooled", {"garment_model": garment["checkpoint"], "windows": "pooled"}))
     for mode, overrides in modes:
@@ -386,7 +387,7 @@ def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, wor
         results[f"end_to_end_{mode.replace(' ', '_').replace(',', '')}"] = _end_to_end(eng, clip, runs, mode, out)
     _bench_runtimes_end_to_end(settings, catalogue, clip, detector, emb, engine.index, work, runs, results, out)
     batch = [clip] * 8
-    for mode, overrides in (modes[1], modes[-1]):  # fast, and learned regions pooled
+    for mode, overrides in (("default", modes[0][1]), modes[-1]):  # the default (hybrid), learned regions pooled
         eng = Engine(settings.with_(frames=10, **overrides), detector, emb, engine.index)
         t0 = time.perf_counter()
         n = sum(1 for _ in eng.match_many(batch))

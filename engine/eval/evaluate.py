@@ -211,5 +211,6 @@ def format_comparison(rows: list[tuple[str, EvalReport, float]]) -> str:
     if candidates:
         lines.append(format_nested(nested_loco(candidates)))
         if any(name in setups.REFERENCE for name, _, _ in rows):
-            lines.append("reference rows are shown, never chosen: they take a statistic from the clips they are scored on")
+            lines.append("reference and over-budget rows are shown, never chosen: they take a statistic from the clips "
+                         "they are scored on, or cost more CPU time per clip than the previous default")
     return "\n".join(lines)

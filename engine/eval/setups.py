@@ -18,31 +18,35 @@ BASELINE: Overrides = {"embedder": "efficientnet-lite0", "windows": "whole", **P
 PERSON_GEM: Overrides = {"windows": "whole"}
 DEFAULT: Overrides = {}
 
-LITE0: Overrides = {"embedder": "efficientnet-lite0-gem", "domain_mean": "none", "product_pooling": "max"}  # the
-# previous default, uncentred
+LITE0: Overrides = {"embedder": "efficientnet-lite0-gem", "domain_mean": "none", "product_pooling": "max",
+                    "windows": "exhaustive"}  # the previous default, uncentred
+ENS_288: Overrides = {"embedder": "efficientnet-lite012-gem"}  # the ensemble at its former input size, 288x224
+EXHAUSTIVE: Overrides = {"windows": "exhaustive"}  # every garment window cropped and embedded (10 per region)
 
 # The candidates ``evaluate --compare`` chooses among with the nested leave-one-clip-out figure, in order: a tie goes
 # to the earlier one, so a change must beat the set-up above it on the other clips to be chosen. None of them takes
-# a statistic from the clips it is scored on.
+# a statistic from the clips it is scored on, and each costs at most the previous default's CPU time per clip (the
+# speed budget: e2e_s.default / e2e_s.lite0_previous <= 1 in python -m engine bench; docs/performance-cpu.md).
 COMPARE: dict[str, Overrides] = {
     "Lite0, 10 windows, uncentred (the previous default without its mean)": LITE0,
-    "Lite0, 18 windows, uncentred": {**LITE0, **WINDOWS_18},
-    "Lite0+2 ensemble, 10 windows": {"embedder": "efficientnet-lite02-gem"},
-    "Lite0+1+2 ensemble, 10 windows": {"product_pooling": "max"},
-    "Lite0, 10 windows, product = mean of its regions": {**LITE0, "product_pooling": "mean"},
-    "Lite0+1+2 ensemble, 10 windows, product = mean of its regions (default)": {"product_pooling": "mean"},
-    "ensemble, 18 windows": {"product_pooling": "max", **WINDOWS_18},
-    "ensemble, whole person regions": {"product_pooling": "max", **PERSON_GEM},
-    "ensemble, pooled windows (one pass per region)": {"product_pooling": "max", "windows": "pooled"},
-    "ensemble, one vote per frame": {"product_pooling": "max", "rank_by": "votes"},
+    "ensemble, region exact + pooled windows (default)": DEFAULT,
+    "ensemble, pooled windows (one pass per region)": {"windows": "pooled"},
+    "ensemble, whole person regions": {"windows": "whole"},
+    "ensemble, region exact + pooled windows, product = its best region": {"product_pooling": "max"},
+    "ensemble, region exact + pooled windows, one vote per frame": {"rank_by": "votes"},
+    "ensemble at 288x224, region exact + pooled windows": ENS_288,
     "baseline: person regions, 1280-d head": BASELINE,
 }
 
-# Shown beside the candidates, never chosen: the previous default centres queries on a livestream mean computed from
-# watchlive-dev's own clips, so on those clips it is scored on data it was fitted to (on held-back clips it lost).
+# Shown beside the candidates, never chosen. The previous default centres queries on a livestream mean computed from
+# watchlive-dev's own clips, so on those clips it is scored on data it was fitted to (on held-back clips it lost);
+# the others cost more CPU time per clip than the previous default, over the speed budget a default must keep.
 REFERENCE: dict[str, Overrides] = {
-    "reference: previous default (Lite0, mean of these clips, 10 windows)": {"embedder": "efficientnet-lite0-gem",
-                                                                              "product_pooling": "max"},
+    "reference: previous default (Lite0, mean of these clips, 10 windows)": {**LITE0, "domain_mean": "auto"},
+    "over budget: the last release's default (ensemble at 288x224, 10 windows)": {**ENS_288, **EXHAUSTIVE},
+    "over budget: ensemble, 10 windows": EXHAUSTIVE,
+    "over budget: ensemble, 18 windows": {**EXHAUSTIVE, **WINDOWS_18},
+    "over budget: ensemble, refined windows (the 3 best of the pooled, exact)": {"windows": "refined"},
 }
 
 LEARNED: dict[str, Overrides] = {

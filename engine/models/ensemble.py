@@ -9,9 +9,9 @@ Members share one preprocessing (same input size, same normalisation): a batch o
 once and run through every member; feature maps (one forward pass per region and member) are pooled member by
 member, so the pooled and refined window strategies work on an ensemble too.
 
-Names: ``efficientnet-lite012-gem`` (the default: EfficientNet-Lite0, Lite1 and Lite2, GeM over each last stage,
-equal weights), or a spec ``ensemble:NAME[*W]+NAME[*W]...`` for experiments
-(``ensemble:efficientnet-lite0-gem+efficientnet-lite2-gem*2``).
+Names: ``efficientnet-lite012-gem-224x176`` (the default: EfficientNet-Lite0, Lite1 and Lite2, GeM over each last
+stage, equal weights, at a 224x176 input), ``efficientnet-lite012-gem`` (the same at 288x224), or a spec
+``ensemble:NAME[*W]+NAME[*W]...`` for experiments (``ensemble:efficientnet-lite0-gem+efficientnet-lite2-gem*2``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ ENSEMBLES: dict[str, tuple[tuple[str, float], ...]] = {
     "efficientnet-lite012-gem": (("efficientnet-lite0-gem", 1.0), ("efficientnet-lite1-gem", 1.0),
                                  ("efficientnet-lite2-gem", 1.0)),
     "efficientnet-lite02-gem": (("efficientnet-lite0-gem", 1.0), ("efficientnet-lite2-gem", 1.0)),
+    "efficientnet-lite012-gem-224x176": (("efficientnet-lite0-gem-224x176", 1.0), ("efficientnet-lite1-gem-224x176", 1.0),
+                                         ("efficientnet-lite2-gem-224x176", 1.0)),
 }
 
 

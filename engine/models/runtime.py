@@ -29,8 +29,9 @@ import numpy as np
 
 from engine.errors import ModelError
 from engine.io.files import atomic_write, file_digest
-from engine.models.embedders import (EfficientNetLite0GeM, EfficientNetLite1GeM, EfficientNetLite2GeM, TorchEmbedder,
-                                     resolve_device)
+from engine.models.embedders import (EfficientNetLite0GeM, EfficientNetLite0GeM176, EfficientNetLite1GeM,
+                                     EfficientNetLite1GeM176, EfficientNetLite2GeM, EfficientNetLite2GeM176,
+                                     TorchEmbedder, resolve_device)
 from engine.models.weights import efficientnet_lite0_file, efficientnet_lite1_file, efficientnet_lite2_file
 
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
@@ -301,8 +302,24 @@ class OnnxEfficientNetLite2GeM(OnnxEmbedder, EfficientNetLite2GeM):
     WEIGHTS = staticmethod(efficientnet_lite2_file)
 
 
+class OnnxEfficientNetLite0GeM176(OnnxEmbedder, EfficientNetLite0GeM176):
+    TORCH_CLASS = EfficientNetLite0GeM176
+    WEIGHTS = staticmethod(efficientnet_lite0_file)
+
+
+class OnnxEfficientNetLite1GeM176(OnnxEmbedder, EfficientNetLite1GeM176):
+    TORCH_CLASS = EfficientNetLite1GeM176
+    WEIGHTS = staticmethod(efficientnet_lite1_file)
+
+
+class OnnxEfficientNetLite2GeM176(OnnxEmbedder, EfficientNetLite2GeM176):
+    TORCH_CLASS = EfficientNetLite2GeM176
+    WEIGHTS = staticmethod(efficientnet_lite2_file)
+
+
 ONNX_EMBEDDERS: dict[str, type[OnnxEmbedder]] = {
-    c.name: c for c in (OnnxEfficientNetLite0GeM, OnnxEfficientNetLite1GeM, OnnxEfficientNetLite2GeM)}
+    c.name: c for c in (OnnxEfficientNetLite0GeM, OnnxEfficientNetLite1GeM, OnnxEfficientNetLite2GeM,
+                        OnnxEfficientNetLite0GeM176, OnnxEfficientNetLite1GeM176, OnnxEfficientNetLite2GeM176)}
 
 
 def build_onnx_embedder(name: str, device: str = "cpu", runtime: str = "onnxruntime",
