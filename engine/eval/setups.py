@@ -34,7 +34,6 @@ COMPARE: dict[str, Overrides] = {
     "ensemble, whole person regions": {"windows": "whole"},
     "ensemble, region exact + pooled windows, product = its best region": {"product_pooling": "max"},
     "ensemble, region exact + pooled windows, one vote per frame": {"rank_by": "votes"},
-    "ensemble at 288x224, region exact + pooled windows": ENS_288,
     "baseline: person regions, 1280-d head": BASELINE,
 }
 
@@ -47,6 +46,7 @@ REFERENCE: dict[str, Overrides] = {
     "over budget: ensemble, 10 windows": EXHAUSTIVE,
     "over budget: ensemble, 18 windows": {**EXHAUSTIVE, **WINDOWS_18},
     "over budget: ensemble, refined windows (the 3 best of the pooled, exact)": {"windows": "refined"},
+    "over budget: ensemble at 288x224, region exact + pooled windows": ENS_288,
 }
 
 LEARNED: dict[str, Overrides] = {
