@@ -182,7 +182,7 @@ def _engine(key: str, catalogue_root: str, build: str) -> Engine:
     """The workspace's ready engine (models loaded, the current index memory-mapped), cached and shared by all
     sessions (thread-safe). ``build`` is part of the key so that a rebuilt index is picked up."""
     engine = workspace.ready_engine(Settings.from_flat(json.loads(key)), catalogue_at(catalogue_root))
-    _ = engine.detector  # load now rather than inside the first match
+    engine.prepare()  # the detector loaded and the embedder compiled now rather than inside the first match
     return engine
 
 

@@ -107,6 +107,21 @@ def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str =
         return _cache[hkey]
 
 
+def prepare_embedder(embedder: Embedder, batch: int) -> None:
+    """Compile an embedder's exported backbones (OpenVINO; every member of an ensemble, side by side) for batches
+    of ``batch`` crops at its input size now, rather than at the first match. Nothing for other runtimes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = getattr(embedder, "base", embedder)  # a projection head runs on its base embedder
+    members = getattr(base, "members", [base])
+    backbones = [m.backbone for m in members if callable(getattr(getattr(m, "backbone", None), "prepare", None))]
+    if not backbones or batch < 1:
+        return
+    shape = (int(batch), 3, *base.input_hw)
+    with ThreadPoolExecutor(len(backbones)) as pool:  # OpenVINO compiles without the GIL
+        list(pool.map(lambda b: b.prepare(shape), backbones))
+
+
 def get_garment_head(path: str):  # -> engine.models.garments.GarmentHead
     """The process-wide garment head of that checkpoint (loaded on first use, reloaded when it changes)."""
     from engine.models.garments import GarmentHead
@@ -119,4 +134,4 @@ def get_garment_head(path: str):  # -> engine.models.garments.GarmentHead
 
 __all__ = ["DETECTORS", "EMBEDDERS", "Detector", "Embedder", "build_detector", "build_embedder", "embedder_names",
            "get_detector", "get_embedder",
-           "get_garment_head"]
+           "get_garment_head", "prepare_embedder"]

@@ -2,8 +2,19 @@
 
 It reads the same cached ONNX file as ONNX Runtime (engine.models.runtime exports it from the packaged
 weights) and compiles it for the CPU once per input shape (about 0.1 s; a compiled shape is 20-25% faster
-than OpenVINO's dynamic-shape model). The few shapes a process sees (the embedding batch and its remainders,
-the catalogue's) are kept, the least recently used dropped beyond ``MAX_SHAPES``.
+than OpenVINO's dynamic-shape model). The few shapes a process sees (the embedding batch, the catalogue's) are
+kept, the least recently used dropped beyond ``MAX_SHAPES``. A batch smaller than a compiled one of the same
+image size, by at most ``PAD_ROWS`` crops (the last, partial batch of a clip), runs padded with zeros in that
+compiled shape: the rows of a batch are computed independently, so its vectors are the same (checked by
+test_padded_batches_give_the_same_vectors), and no shape is compiled for each remainder.
+
+Compiled models are kept on disk (``compiled_cache_dir()``, ``<LIVEMATCH_HOME>/openvino-compiled``) through
+OpenVINO's own export_model/import_model, so a fresh process imports them instead of compiling (the first match of
+a fresh app). A blob's name digests everything it depends on (the model file's name, which carries its export key,
+size and mtime; the shape; the compile configuration with the precision; the OpenVINO version; the CPU's
+capabilities and ``ONEDNN_MAX_CPU_ISA``), and a sidecar holds its SHA-256: OpenVINO imports a blob whose weights
+were damaged without a word (and computes wrong vectors), so a blob whose digest does not match, or that fails to
+import, is deleted and compiled afresh.
 
 Precision ("auto", "bf16", "int8" or "f32"; ``LIVEMATCH_PRECISION``): "bf16" (OpenVINO's own default on a CPU that
 offers BF16, as the 2-core development CPU does), "f32" (``INFERENCE_PRECISION_HINT`` f32: no operation runs in bf16,
@@ -17,6 +28,9 @@ CPU plugin offers BF16, else f32.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -27,6 +41,9 @@ from engine.errors import ModelError
 
 PRECISIONS = ("auto", "bf16", "int8", "f32")
 MAX_SHAPES = 6
+PAD_ROWS = 8  # a batch runs padded in a compiled shape at most this many rows larger (cheaper than a compile)
+CACHE_COMPILED = True  # keep compiled models on disk (compiled_cache_dir), imported by the next process
+BLOB_FORMAT = "export_model/v1"  # bump to compile every cached blob again
 # Whether "auto" takes int8 on a CPU without bf16: only where int8 holds accuracy (dev region top-1 within 0.01 of
 # f32). Measured: 0.667 against 0.707 (docs/performance-cpu.md), so it does not.
 INT8_HOLDS_ACCURACY = False
@@ -55,8 +72,6 @@ def cpu_capabilities() -> tuple[str, ...]:
     without BF16 when ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below the bf16 instructions."""
     global _caps
     if _caps is None:
-        import os
-
         import openvino as ov
 
         caps = tuple(str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
@@ -87,16 +102,49 @@ def resolve_precision(precision: str, capabilities: tuple[str, ...] | None = Non
     return "f32"
 
 
+def compiled_cache_dir() -> Path:
+    """Where compiled models are kept between processes: ``<LIVEMATCH_HOME>/openvino-compiled``."""
+    from engine.config import cache_home
+
+    return cache_home() / "openvino-compiled"
+
+
+_core = None
+_core_lock = threading.Lock()
+
+
+def shared_core():  # -> openvino.Core
+    """The process's one OpenVINO Core (its CPU plugin is loaded once)."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            import openvino as ov
+
+            _core = ov.Core()
+        return _core
+
+
+ONNX_KEY_INFO = ["framework", "livematch_key"]  # where OpenVINO shows the ONNX export's metadata key
+
+
+def onnx_key_of(model) -> str:  # model: openvino.Model
+    """The key an ONNX export carries in its metadata (engine.models.runtime.META_KEY), as OpenVINO reads it;
+    "" when it has none. Read this way, checking an export needs no ``import onnx`` (0.6 s)."""
+    try:
+        return str(model.get_rt_info(ONNX_KEY_INFO).astype(str)) if model.has_rt_info(ONNX_KEY_INFO) else ""
+    except Exception:  # noqa: BLE001 - no such entry
+        return ""
+
+
 class OpenVinoBackbone:
     """An exported backbone (input (N, 3, H, W) -> feature map (N, C, h, w)) compiled by OpenVINO for the CPU:
-    the ONNX export at bf16 or f32, or its int8 IR (engine.models.quantize) at int8."""
+    the ONNX export at bf16 or f32, or its int8 IR (engine.models.quantize) at int8. ``key``: when given, the
+    ONNX export's metadata key (``onnx_key_of``) must be it."""
 
-    def __init__(self, path: Path, channels: int, precision: str = "auto", threads: int = 2) -> None:
-        import openvino as ov
-
+    def __init__(self, path: Path, channels: int, precision: str = "auto", threads: int = 2, key: str = "") -> None:
         self.path = Path(path)
         self.precision = resolve_precision(precision)
-        self._core = ov.Core()
+        self._core = shared_core()
         # int8: the quantised model's int8 layers run in int8 and the rest in f32, as on a CPU without bf16
         self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads),
                         "INFERENCE_PRECISION_HINT": "f32" if self.precision == "int8" else self.precision}
@@ -105,23 +153,104 @@ class OpenVinoBackbone:
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
             raise ModelError(f"OpenVINO cannot read {self.path.name} ({type(e).__name__})") from e
         out = self._model.outputs
-        if len(out) != 1 or out[0].get_partial_shape()[1].get_length() != channels:
+        if (len(out) != 1 or out[0].get_partial_shape()[1].get_length() != channels
+                or (key and onnx_key_of(self._model) != key)):
             raise ModelError(f"{self.path.name} is not the expected ONNX model")
+        files = [self.path] + [p for p in [self.path.with_suffix(".bin")] if self.path.suffix == ".xml"]  # IR: its weights
+        self._identity = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
         self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self._lock = threading.Lock()
+        self.cache_events: list[str] = []  # per compiled shape: "imported", "compiled" (and why, when a blob failed)
 
+    # ------------------------------------------------------------------ compiled models, on disk
+    def blob_path(self, shape: tuple[int, ...]) -> Path:
+        """Where the compiled model of a shape is kept: its name digests all it depends on."""
+        import openvino as ov
+
+        parts = [BLOB_FORMAT, ov.get_version(), *self._identity, "x".join(map(str, shape)),
+                 json.dumps(self._config, sort_keys=True), ",".join(cpu_capabilities()),
+                 os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()]
+        digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+        return compiled_cache_dir() / f"{self.path.stem}-{'x'.join(map(str, shape))}-{self.precision}-{digest}.blob"
+
+    def _import(self, blob: Path):  # -> openvino.CompiledModel | None
+        """The compiled model kept in ``blob`` when its digest matches its sidecar and OpenVINO imports it; else
+        None (a damaged or half-written blob is deleted)."""
+        sidecar = blob.with_suffix(".sha256")
+        if not (blob.is_file() and sidecar.is_file()):
+            return None
+        try:
+            data = blob.read_bytes()
+            if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
+                raise ValueError("digest mismatch")
+            compiled = self._core.import_model(data, "CPU", self._config)
+            if len(compiled.outputs) != 1:
+                raise ValueError("not one output")
+            self.cache_events.append("imported")
+            return compiled
+        except Exception as e:  # noqa: BLE001 - any failure: compile afresh
+            self.cache_events.append(f"discarded ({type(e).__name__})")
+            for p in (blob, sidecar):
+                p.unlink(missing_ok=True)
+            return None
+
+    def _keep(self, blob: Path, compiled) -> None:
+        """Write the compiled model and its digest (atomically each; the blob first). Best effort: a full disk or
+        a read-only home only costs the next process a compile."""
+        from engine.io.files import atomic_write
+
+        try:
+            data = compiled.export_model()
+            data = data.getvalue() if hasattr(data, "getvalue") else bytes(data)
+            with atomic_write(blob, binary=True) as f:
+                f.write(data)
+            with atomic_write(blob.with_suffix(".sha256")) as f:
+                f.write(hashlib.sha256(data).hexdigest())
+            stem = blob.name.rsplit("-", 1)[0] + "-"  # older blobs of this model, shape and precision
+            for old in blob.parent.glob(f"{stem}*"):
+                if old.stem != blob.stem:
+                    old.unlink(missing_ok=True)
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _compile(self, shape: tuple[int, ...]):  # -> openvino.CompiledModel
+        blob = self.blob_path(shape) if CACHE_COMPILED else None
+        compiled = self._import(blob) if blob is not None else None
+        if compiled is None:
+            model = self._model.clone()
+            model.reshape(list(shape))
+            compiled = self._core.compile_model(model, "CPU", self._config)
+            self.cache_events.append("compiled")
+            if blob is not None:
+                self._keep(blob, compiled)
+        return compiled
+
+    # ------------------------------------------------------------------ shapes
     def _request(self, shape: tuple[int, ...]):  # -> openvino.InferRequest
         with self._lock:
             if shape in self._compiled:
                 self._compiled.move_to_end(shape)
                 return self._compiled[shape]
-            model = self._model.clone()
-            model.reshape(list(shape))
-            request = self._core.compile_model(model, "CPU", self._config).create_infer_request()
+        request = self._compile(shape).create_infer_request()  # outside the lock: members compile in parallel
+        with self._lock:
             self._compiled[shape] = request
+            self._compiled.move_to_end(shape)
             while len(self._compiled) > MAX_SHAPES:
                 self._compiled.popitem(last=False)
             return request
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Compile (or import) the model for a shape now, rather than at its first run."""
+        self._request(tuple(int(v) for v in shape))
+
+    def _padded_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape a batch runs in: its own when compiled; else the smallest compiled one of the same image size
+        at most PAD_ROWS rows larger; else its own (compiled then)."""
+        with self._lock:
+            if shape in self._compiled:
+                return shape
+            larger = [s for s in self._compiled if s[1:] == shape[1:] and shape[0] < s[0] <= shape[0] + PAD_ROWS]
+        return min(larger) if larger else shape
 
     def execution_precisions(self, shape: tuple[int, ...]) -> dict[str, int]:
         """How many of the compiled model's operations run at each precision (``runtimePrecision``) for a shape:
@@ -135,6 +264,10 @@ class OpenVinoBackbone:
     def run(self, x: np.ndarray) -> np.ndarray:
         """(N, C, h, w) float32 feature maps of a preprocessed (N, 3, H, W) float32 batch."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        request = self._request(tuple(x.shape))
+        n = len(x)
+        shape = self._padded_shape(tuple(x.shape))
+        if shape[0] > n:
+            x = np.concatenate([x, np.zeros((shape[0] - n, *x.shape[1:]), np.float32)])
+        request = self._request(shape)
         with self._lock:  # one call at a time: each uses every core already
-            return np.array(request.infer({0: x})[0], dtype=np.float32, copy=True)
+            return np.array(request.infer({0: x})[0][:n], dtype=np.float32, copy=True)

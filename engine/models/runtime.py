@@ -202,9 +202,7 @@ def _open_backbone(path: Path, key: str, channels: int, runtime: str, precision:
     if runtime == "openvino":
         from engine.models.openvino_rt import OpenVinoBackbone
 
-        if not _onnx_key_ok(path, key):
-            raise ModelError(f"{path.name} is not the expected ONNX model")
-        return OpenVinoBackbone(path, channels, precision, cpu_threads())
+        return OpenVinoBackbone(path, channels, precision, cpu_threads(), key=key)  # checks the key itself
     return OrtBackbone(path, key, channels)
 
 

@@ -20,7 +20,7 @@ from engine.index.incremental import ProductUpdate, UpdateSummary, update_index
 from engine.index.store import ProductIndex, write_index
 from engine.io.catalogue import Catalogue
 from engine.io.video import sample_frames
-from engine.models import Detector, Embedder, get_detector, get_embedder
+from engine.models import Detector, Embedder, get_detector, get_embedder, prepare_embedder
 from engine.models.domain import DomainMean
 from engine.models.domain import resolve as resolve_domain_mean
 from engine.pipeline.catalogue import catalogue_regions, embed_chunk
@@ -61,6 +61,14 @@ class Engine:
             m = self.settings.models
             self._embedder = get_embedder(m.embedder, m.device, m.head, m.runtime, m.precision)
         return self._embedder
+
+    def prepare(self) -> None:
+        """Load the detector and compile the embedder for its batches now, side by side, rather than inside the
+        first match (what a fresh app's first match waits for)."""
+        with ThreadPoolExecutor(1) as pool:
+            detector = pool.submit(lambda: self.detector)
+            prepare_embedder(self.embedder, self.settings.models.batch_size)
+            detector.result()
 
     @property
     def domain_mean(self) -> DomainMean | None:

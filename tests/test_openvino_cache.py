@@ -1,0 +1,177 @@
+"""What makes a fresh process's first match faster must not change a vector: OpenVINO's compiled models kept on disk
+(imported by the next process; a damaged, stale or half-written blob is compiled afresh, never trusted), the last
+partial batch run padded in the compiled batch shape, and the backbones compiled ahead of the first match."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.models import openvino_rt as ovrt
+from engine.models import prepare_embedder
+from engine.models import runtime as rt
+
+pytest.importorskip("openvino")
+
+NAME = "efficientnet-lite0-gem"
+
+
+def _crops(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (int(rng.integers(60, 500)), int(rng.integers(40, 300)), 3), dtype=np.uint8)
+            for _ in range(n)]
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(-1)
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    """An empty compiled-model cache of its own (the ONNX export is the session's, made once)."""
+    monkeypatch.setattr(ovrt, "compiled_cache_dir", lambda: tmp_path / "openvino-compiled")
+    return tmp_path
+
+
+def _backbone(precision: str = "f32") -> ovrt.OpenVinoBackbone:
+    path, key = rt.onnx_path(NAME)
+    rt.ensure_onnx(NAME)
+    return ovrt.OpenVinoBackbone(path, rt.ONNX_EMBEDDERS[NAME].dim, precision, 2, key=key)
+
+
+def _before(monkeypatch) -> None:
+    """The behaviour before the start-up work: no cache on disk, every batch in its own compiled shape."""
+    monkeypatch.setattr(ovrt, "CACHE_COMPILED", False)
+    monkeypatch.setattr(ovrt, "PAD_ROWS", 0)
+
+
+def test_vectors_are_those_of_before(home, monkeypatch):
+    """12 crops in batches of 8 (the last one padded from 4 to 8), from a model imported from the disk cache,
+    against the same crops with no cache and no padding: the same vectors (the rows of a batch are independent)."""
+    crops = _crops(12, seed=1)
+    emb = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
+    emb.backbone = _backbone()  # compiles (8, ...) and keeps it on disk
+    emb.embed(crops[:8], 8)
+    assert emb.backbone.cache_events == ["compiled"]
+    emb.backbone = _backbone()  # a new backbone, as in a fresh process: imported, the 4-crop tail padded to 8
+    now = emb.embed(crops, 8)
+    assert emb.backbone.cache_events == ["imported"] and list(emb.backbone._compiled) == [(8, 3, *emb.input_hw)]
+    _before(monkeypatch)
+    emb.backbone = _backbone()
+    before = emb.embed(crops, 8)
+    assert emb.backbone.cache_events == ["compiled", "compiled"]  # (8, ...) and (4, ...)
+    assert _cosines(now, before).min() >= 0.99999
+    print(f"largest difference to before: {float(np.abs(now - before).max()):.2e}")
+
+
+def test_padded_batches_give_the_same_feature_maps(home):
+    backbone = _backbone()
+    pre = rt.ONNX_EMBEDDERS[NAME].TORCH_CLASS.preprocess.__get__(rt.ONNX_EMBEDDERS[NAME])
+    x = pre(_crops(8, seed=2))
+    full = backbone.run(x)
+    for n in (1, 3, 7):  # within PAD_ROWS of 8: run in the compiled (8, ...) shape
+        np.testing.assert_allclose(backbone.run(x[:n]), full[:n], rtol=0, atol=1e-5)
+    assert list(backbone._compiled) == [tuple(x.shape)]
+    own = _backbone()
+    own.run(x[:3])  # nothing compiled yet: its own shape
+    assert list(own._compiled) == [(3, *x.shape[1:])]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "empty", "sidecar", "no-sidecar"])
+def test_a_damaged_blob_is_compiled_afresh(home, damage):
+    """OpenVINO imports a blob with damaged weights without a word (measured: wrong feature maps); the digest
+    sidecar catches it. Every kind of damage: compiled afresh, the same output, no exception, a sound blob again."""
+    pre = rt.ONNX_EMBEDDERS[NAME].TORCH_CLASS.preprocess.__get__(rt.ONNX_EMBEDDERS[NAME])
+    x = pre(_crops(2, seed=3))
+    first = _backbone()
+    ref = first.run(x)
+    blob = first.blob_path(tuple(x.shape))
+    sidecar = blob.with_suffix(".sha256")
+    assert blob.is_file() and sidecar.is_file()
+    data = blob.read_bytes()
+    blob.chmod(0o600)
+    if damage == "flip":
+        blob.write_bytes(data[: len(data) // 2] + bytes(256) + data[len(data) // 2 + 256:])
+    elif damage == "truncate":
+        blob.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        blob.write_bytes(b"not a blob" * 100)
+    elif damage == "empty":
+        blob.write_bytes(b"")
+    elif damage == "sidecar":
+        sidecar.write_text("0" * 64)
+    else:
+        sidecar.unlink()
+    again = _backbone()
+    np.testing.assert_allclose(again.run(x), ref, rtol=0, atol=1e-6)
+    assert again.cache_events[-1] == "compiled"
+    third = _backbone()
+    np.testing.assert_allclose(third.run(x), ref, rtol=0, atol=1e-6)
+    assert third.cache_events == ["imported"]
+
+
+def test_an_unwritable_cache_only_costs_a_compile(home, monkeypatch):
+    (home / "openvino-compiled").write_text("a file where the folder would be")
+    pre = rt.ONNX_EMBEDDERS[NAME].TORCH_CLASS.preprocess.__get__(rt.ONNX_EMBEDDERS[NAME])
+    x = pre(_crops(2, seed=4))
+    a, b = _backbone(), _backbone()
+    np.testing.assert_allclose(a.run(x), b.run(x), rtol=0, atol=1e-6)
+    assert a.cache_events == b.cache_events == ["compiled"]
+
+
+def test_blob_names_follow_the_model_shape_precision_and_cpu(home, monkeypatch):
+    """A changed model file, shape, precision, OpenVINO build or CPU cap is a different blob, never a stale one;
+    only the newest blob of a model, shape and precision is kept."""
+    import os
+
+    backbone = _backbone()
+    shape = (8, 3, 288, 224)
+    name = backbone.blob_path(shape)
+    assert name == _backbone().blob_path(shape)
+    assert backbone.blob_path((4, 3, 288, 224)) != name
+    if "BF16" in ovrt.cpu_capabilities():
+        assert _backbone("bf16").blob_path(shape) != name
+    caps = ovrt.cpu_capabilities
+    monkeypatch.setattr(ovrt, "cpu_capabilities", lambda: ("FP32",))
+    assert backbone.blob_path(shape) != name
+    monkeypatch.setattr(ovrt, "cpu_capabilities", caps)
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41" if isa != "SSE41" else "AVX2")
+    assert backbone.blob_path(shape) != name
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert backbone.blob_path(shape) == name
+    backbone.prepare((2, 3, 288, 224))
+    old = backbone.blob_path((2, 3, 288, 224))
+    st = backbone.path.stat()
+    try:
+        os.utime(backbone.path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # as if the export were rewritten
+        newer = _backbone()
+        assert newer.blob_path((2, 3, 288, 224)) != old
+        newer.prepare((2, 3, 288, 224))
+        assert newer.cache_events == ["compiled"] and not old.exists()  # the stale blob is dropped
+        assert newer.blob_path((2, 3, 288, 224)).is_file()
+    finally:
+        os.utime(backbone.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_the_key_is_checked_without_onnx(home):
+    """OpenVINO reads the export's metadata key itself: a model with another key is refused."""
+    path, key = rt.onnx_path(NAME)
+    rt.ensure_onnx(NAME)
+    assert ovrt.onnx_key_of(ovrt.shared_core().read_model(str(path))) == key
+    with pytest.raises(Exception, match="not the expected"):
+        ovrt.OpenVinoBackbone(path, rt.ONNX_EMBEDDERS[NAME].dim, "f32", key=key + "-other")
+
+
+def test_prepare_compiles_every_member_for_the_batch(home):
+    from engine.models.ensemble import EnsembleEmbedder
+
+    lite0 = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
+    other = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
+    ens = EnsembleEmbedder("pair", [lite0, other], [1.0, 1.0])
+    prepare_embedder(ens, 8)
+    for m in (lite0, other):
+        assert list(m.backbone._compiled) == [(8, 3, *m.input_hw)]
+    before = [m.backbone.cache_events[:] for m in (lite0, other)]
+    ens.embed(_crops(5, seed=5), 8)  # padded into the prepared shape: nothing compiled at the first match
+    assert [m.backbone.cache_events for m in (lite0, other)] == before
