@@ -138,6 +138,8 @@ def test_blob_names_follow_the_model_shape_precision_and_cpu(home, monkeypatch):
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41" if isa != "SSE41" else "AVX2")
     assert backbone.blob_path(shape) != name
+    backbone.prepare((2, 3, 288, 224))
+    capped = backbone.blob_path((2, 3, 288, 224))
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
     assert backbone.blob_path(shape) == name
     backbone.prepare((2, 3, 288, 224))
@@ -149,6 +151,7 @@ def test_blob_names_follow_the_model_shape_precision_and_cpu(home, monkeypatch):
         assert newer.blob_path((2, 3, 288, 224)) != old
         newer.prepare((2, 3, 288, 224))
         assert newer.cache_events == ["compiled"] and not old.exists()  # the stale blob is dropped
+        assert capped.is_file()  # not the one of another CPU cap (a home shared by two machines keeps both)
         assert newer.blob_path((2, 3, 288, 224)).is_file()
     finally:
         os.utime(backbone.path, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -181,9 +181,10 @@ def update_index(settings: Settings, catalogue: Catalogue, changed: list[str],
 def _engine(key: str, catalogue_root: str, build: str) -> Engine:
     """The workspace's ready engine (models loaded, the current index memory-mapped), cached and shared by all
     sessions (thread-safe). ``build`` is part of the key so that a rebuilt index is picked up."""
-    engine = workspace.ready_engine(Settings.from_flat(json.loads(key)), catalogue_at(catalogue_root))
-    engine.prepare()  # the detector loaded and the embedder compiled now rather than inside the first match
-    return engine
+    settings = Settings.from_flat(json.loads(key))
+    engine = Engine(settings)
+    engine.prepare()  # the models loaded and compiled now, side by side, rather than inside the first match
+    return workspace.ready_engine(settings, catalogue_at(catalogue_root), engine=engine)
 
 
 def get_engine(settings: Settings, catalogue: Catalogue) -> Engine:

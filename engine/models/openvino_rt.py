@@ -164,14 +164,15 @@ class OpenVinoBackbone:
 
     # ------------------------------------------------------------------ compiled models, on disk
     def blob_path(self, shape: tuple[int, ...]) -> Path:
-        """Where the compiled model of a shape is kept: its name digests all it depends on."""
+        """Where the compiled model of a shape is kept: its name digests all it depends on, in two parts: the
+        environment (OpenVINO build, compile configuration, CPU), then the model file (name, size, mtime)."""
         import openvino as ov
 
-        parts = [BLOB_FORMAT, ov.get_version(), *self._identity, "x".join(map(str, shape)),
-                 json.dumps(self._config, sort_keys=True), ",".join(cpu_capabilities()),
-                 os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()]
-        digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
-        return compiled_cache_dir() / f"{self.path.stem}-{'x'.join(map(str, shape))}-{self.precision}-{digest}.blob"
+        env = [BLOB_FORMAT, ov.get_version(), json.dumps(self._config, sort_keys=True), ",".join(cpu_capabilities()),
+               os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()]
+        digests = [hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12] for parts in (env, self._identity)]
+        dims = "x".join(map(str, shape))
+        return compiled_cache_dir() / f"{self.path.stem}-{dims}-{self.precision}-{digests[0]}-{digests[1]}.blob"
 
     def _import(self, blob: Path):  # -> openvino.CompiledModel | None
         """The compiled model kept in ``blob`` when its digest matches its sidecar and OpenVINO imports it; else
@@ -206,7 +207,7 @@ class OpenVinoBackbone:
                 f.write(data)
             with atomic_write(blob.with_suffix(".sha256")) as f:
                 f.write(hashlib.sha256(data).hexdigest())
-            stem = blob.name.rsplit("-", 1)[0] + "-"  # older blobs of this model, shape and precision
+            stem = blob.name.rsplit("-", 1)[0] + "-"  # older blobs of this model, shape, precision and CPU
             for old in blob.parent.glob(f"{stem}*"):
                 if old.stem != blob.stem:
                     old.unlink(missing_ok=True)

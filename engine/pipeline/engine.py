@@ -63,8 +63,10 @@ class Engine:
         return self._embedder
 
     def prepare(self) -> None:
-        """Load the detector and compile the embedder for its batches now, side by side, rather than inside the
-        first match (what a fresh app's first match waits for)."""
+        """Load the models now rather than inside the first match (what a fresh app's first match waits for): the
+        detector in a thread (OpenCV reads its graph without the GIL, beside the import of torch that building
+        the embedder starts with), the embedder, then its backbones compiled for its batches. Before loading the
+        index (``workspace.ready_engine(..., engine=this)``) or after it: the same engine."""
         with ThreadPoolExecutor(1) as pool:
             detector = pool.submit(lambda: self.detector)
             prepare_embedder(self.embedder, self.settings.models.batch_size)
