@@ -117,6 +117,11 @@ def test_an_unwritable_cache_only_costs_a_compile(home, monkeypatch):
     a, b = _backbone(), _backbone()
     np.testing.assert_allclose(a.run(x), b.run(x), rtol=0, atol=1e-6)
     assert a.cache_events == b.cache_events == ["compiled"]
+    (home / "openvino-compiled").unlink()
+    a.blob_path(tuple(x.shape)).mkdir(parents=True)  # a folder where the blob would be
+    c = _backbone()
+    np.testing.assert_allclose(c.run(x), a.run(x), rtol=0, atol=1e-6)
+    assert c.cache_events == ["compiled"]
 
 
 def test_blob_names_follow_the_model_shape_precision_and_cpu(home, monkeypatch):

@@ -28,6 +28,7 @@ CPU plugin offers BF16, else f32.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -192,7 +193,8 @@ class OpenVinoBackbone:
         except Exception as e:  # noqa: BLE001 - any failure: compile afresh
             self.cache_events.append(f"discarded ({type(e).__name__})")
             for p in (blob, sidecar):
-                p.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a read-only cache: compiled afresh each time, still no error
+                    p.unlink(missing_ok=True)
             return None
 
     def _keep(self, blob: Path, compiled) -> None:
