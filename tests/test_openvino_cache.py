@@ -183,3 +183,22 @@ def test_prepare_compiles_every_member_for_the_batch(home):
     before = [m.backbone.cache_events[:] for m in (lite0, other)]
     ens.embed(_crops(5, seed=5), 8)  # padded into the prepared shape: nothing compiled at the first match
     assert [m.backbone.cache_events for m in (lite0, other)] == before
+
+
+def test_the_cache_keeps_the_most_recently_used_blobs(home, monkeypatch):
+    """Shapes vary with the clip (the pooled pass's regions per height): the folder keeps MAX_BLOBS per model file,
+    the most recently used (an import counts as a use)."""
+    monkeypatch.setattr(ovrt, "MAX_BLOBS", 2)
+    monkeypatch.setattr(ovrt, "PAD_ROWS", 0)
+    backbone = _backbone()
+    shapes = [(n, 3, 64, 64) for n in (1, 2, 3)]
+    backbone.prepare(shapes[0])
+    backbone.prepare(shapes[1])
+    import os
+    import time
+
+    os.utime(backbone.blob_path(shapes[1]), (time.time() - 60, time.time() - 60))  # (1, ...) used after (2, ...)
+    backbone.prepare(shapes[2])
+    kept = sorted(p.name for p in (home / "openvino-compiled").glob("*.blob"))
+    assert kept == sorted(backbone.blob_path(s).name for s in (shapes[0], shapes[2]))
+    assert len(list((home / "openvino-compiled").glob("*.sha256"))) == 2

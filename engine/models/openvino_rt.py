@@ -14,7 +14,8 @@ a fresh app). A blob's name digests everything it depends on (the model file's n
 size and mtime; the shape; the compile configuration with the precision; the OpenVINO version; the CPU's
 capabilities and ``ONEDNN_MAX_CPU_ISA``), and a sidecar holds its SHA-256: OpenVINO imports a blob whose weights
 were damaged without a word (and computes wrong vectors), so a blob whose digest does not match, or that fails to
-import, is deleted and compiled afresh.
+import, is deleted and compiled afresh. At most ``MAX_BLOBS`` blobs are kept per model file, precision and CPU,
+the most recently used.
 
 Precision ("auto", "bf16", "int8" or "f32"; ``LIVEMATCH_PRECISION``): "bf16" (OpenVINO's own default on a CPU that
 offers BF16, as the 2-core development CPU does), "f32" (``INFERENCE_PRECISION_HINT`` f32: no operation runs in bf16,
@@ -45,6 +46,7 @@ MAX_SHAPES = 6
 PAD_ROWS = 8  # a batch runs padded in a compiled shape at most this many rows larger (cheaper than a compile)
 CACHE_COMPILED = True  # keep compiled models on disk (compiled_cache_dir), imported by the next process
 BLOB_FORMAT = "export_model/v1"  # bump to compile every cached blob again
+MAX_BLOBS = 8  # compiled shapes kept on disk per model file, precision and CPU (12-18 MB each), most recent first
 # Whether "auto" takes int8 on a CPU without bf16: only where int8 holds accuracy (dev region top-1 within 0.01 of
 # f32). Measured: 0.667 against 0.707 (docs/performance-cpu.md), so it does not.
 INT8_HOLDS_ACCURACY = False
@@ -164,16 +166,36 @@ class OpenVinoBackbone:
         self.cache_events: list[str] = []  # per compiled shape: "imported", "compiled" (and why, when a blob failed)
 
     # ------------------------------------------------------------------ compiled models, on disk
-    def blob_path(self, shape: tuple[int, ...]) -> Path:
-        """Where the compiled model of a shape is kept: its name digests all it depends on, in two parts: the
-        environment (OpenVINO build, compile configuration, CPU), then the model file (name, size, mtime)."""
+    def _digests(self) -> tuple[str, str]:
+        """(environment, model file) digests of a blob's name: the OpenVINO build, compile configuration and CPU;
+        the model file's name, size and mtime."""
         import openvino as ov
 
         env = [BLOB_FORMAT, ov.get_version(), json.dumps(self._config, sort_keys=True), ",".join(cpu_capabilities()),
                os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()]
-        digests = [hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12] for parts in (env, self._identity)]
+        env_digest, model_digest = (hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+                                    for parts in (env, self._identity))
+        return env_digest, model_digest
+
+    def blob_path(self, shape: tuple[int, ...]) -> Path:
+        """Where the compiled model of a shape is kept: its name digests all it depends on (``_digests``)."""
+        env, model = self._digests()
         dims = "x".join(map(str, shape))
-        return compiled_cache_dir() / f"{self.path.stem}-{dims}-{self.precision}-{digests[0]}-{digests[1]}.blob"
+        return compiled_cache_dir() / f"{self.path.stem}-{dims}-{self.precision}-{env}-{model}.blob"
+
+    def _prune(self, blob: Path) -> None:
+        """Delete the stale blobs of this shape (another model file, same name, precision and CPU), and all but the
+        ``MAX_BLOBS`` most recently used of this model file (the hybrid windows' pooled pass meets a new shape
+        with many clips: the folder stays bounded)."""
+        env, model = self._digests()
+        stale = blob.name.rsplit("-", 1)[0] + "-"
+        mine = sorted(blob.parent.glob(f"{self.path.stem}-*-{self.precision}-{env}-{model}.blob"),
+                      key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        drop = [p for p in blob.parent.glob(f"{stale}*.blob") if p.name != blob.name] + mine[MAX_BLOBS:]
+        for old in drop:
+            for p in (old, old.with_suffix(".sha256")):
+                with contextlib.suppress(OSError):
+                    p.unlink(missing_ok=True)
 
     def _import(self, blob: Path):  # -> openvino.CompiledModel | None
         """The compiled model kept in ``blob`` when its digest matches its sidecar and OpenVINO imports it; else
@@ -189,6 +211,8 @@ class OpenVinoBackbone:
             if len(compiled.outputs) != 1:
                 raise ValueError("not one output")
             self.cache_events.append("imported")
+            with contextlib.suppress(OSError):
+                os.utime(blob)  # recently used: kept by _prune
             return compiled
         except Exception as e:  # noqa: BLE001 - any failure: compile afresh
             self.cache_events.append(f"discarded ({type(e).__name__})")
@@ -209,10 +233,7 @@ class OpenVinoBackbone:
                 f.write(data)
             with atomic_write(blob.with_suffix(".sha256")) as f:
                 f.write(hashlib.sha256(data).hexdigest())
-            stem = blob.name.rsplit("-", 1)[0] + "-"  # older blobs of this model, shape, precision and CPU
-            for old in blob.parent.glob(f"{stem}*"):
-                if old.stem != blob.stem:
-                    old.unlink(missing_ok=True)
+            self._prune(blob)
         except Exception:  # noqa: BLE001
             pass
 
