@@ -50,7 +50,8 @@ def main(home: Path, runs: int) -> None:
             print(f"  {case}: first page run {rows[-1][0]:.2f} s, first match {rows[-1][1]:.2f} s, "
                   f"{cpu:.2f} CPU s (load average {os.getloadavg()[0]:.2f})", flush=True)
         med = [statistics.median(r[i] for r in rows) for i in range(3)]
-        print(f"{case}, median of {runs}: first page run {med[0]:.2f} s, first match {med[1]:.2f} s, {med[2]:.2f} CPU s")
+        print(f"{case}, median of {runs}: first page run {med[0]:.2f} s, first match {med[1]:.2f} s, "
+              f"{med[2]:.2f} CPU s")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@
 
 All of them run on the warm-cache case: the built-in demo, its index, the ONNX exports and OpenVINO's compiled
 models of the embedding batch (engine.models.openvino_rt, ``<home>/openvino-compiled``) exist in the home before
-anything is timed, as on any start of the app after its first. engine/ imports no streamlit: the app runs in child processes only.
+anything is timed, as on any start of the app after its first. engine/ imports no streamlit: the app runs in child
+processes only.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ than OpenVINO's dynamic-shape model). The few shapes a process sees (the embeddi
 kept, the least recently used dropped beyond ``MAX_SHAPES``. A batch smaller than a compiled one of the same
 image size, by at most ``PAD_ROWS`` crops (the last, partial batch of a clip), runs padded with zeros in that
 compiled shape: the rows of a batch are computed independently, so its vectors are the same (checked by
-test_padded_batches_give_the_same_vectors), and no shape is compiled for each remainder.
+tests/test_openvino_cache.py), and no shape is compiled for each remainder.
 
 Compiled models are kept on disk (``compiled_cache_dir()``, ``<LIVEMATCH_HOME>/openvino-compiled``) through
 OpenVINO's own export_model/import_model, so a fresh process imports them instead of compiling (the first match of
@@ -159,7 +159,7 @@ class OpenVinoBackbone:
         if (len(out) != 1 or out[0].get_partial_shape()[1].get_length() != channels
                 or (key and onnx_key_of(self._model) != key)):
             raise ModelError(f"{self.path.name} is not the expected ONNX model")
-        files = [self.path] + [p for p in [self.path.with_suffix(".bin")] if self.path.suffix == ".xml"]  # IR: its weights
+        files = [self.path] + ([self.path.with_suffix(".bin")] if self.path.suffix == ".xml" else [])  # IR: + weights
         self._identity = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
         self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self._lock = threading.Lock()
