@@ -214,8 +214,8 @@ def test_joined_dev_clips_117_134_117_come_back_in_order(tmp_path):
     from engine.workspace import ready_engine
 
     dev = SHARED.parent / "watchlive-dev"
-    if not (dev / "video" / "000134.mp4").is_file():
-        pytest.skip("watchlive-dev is not here")
+    # the shared marker already skips a checkout without ../shared; with it, a missing dev clip is a broken setup
+    assert (dev / "video" / "000134.mp4").is_file(), f"{dev} lacks its clips"
     catalogue = load_catalogue(dev)
     truth = join_clips([(catalogue.clips[v].path, v) for v in ("000117", "000134", "000117")],
                        tmp_path / "joined.mp4")
