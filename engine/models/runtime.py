@@ -285,39 +285,17 @@ class OnnxEmbedder(TorchEmbedder):
         return self._pool(self._feature_map(x))
 
 
-class OnnxEfficientNetLite0GeM(OnnxEmbedder, EfficientNetLite0GeM):
-    TORCH_CLASS = EfficientNetLite0GeM
-    WEIGHTS = staticmethod(efficientnet_lite0_file)
-
-
-class OnnxEfficientNetLite1GeM(OnnxEmbedder, EfficientNetLite1GeM):
-    TORCH_CLASS = EfficientNetLite1GeM
-    WEIGHTS = staticmethod(efficientnet_lite1_file)
-
-
-class OnnxEfficientNetLite2GeM(OnnxEmbedder, EfficientNetLite2GeM):
-    TORCH_CLASS = EfficientNetLite2GeM
-    WEIGHTS = staticmethod(efficientnet_lite2_file)
-
-
-class OnnxEfficientNetLite0GeM176(OnnxEmbedder, EfficientNetLite0GeM176):
-    TORCH_CLASS = EfficientNetLite0GeM176
-    WEIGHTS = staticmethod(efficientnet_lite0_file)
-
-
-class OnnxEfficientNetLite1GeM176(OnnxEmbedder, EfficientNetLite1GeM176):
-    TORCH_CLASS = EfficientNetLite1GeM176
-    WEIGHTS = staticmethod(efficientnet_lite1_file)
-
-
-class OnnxEfficientNetLite2GeM176(OnnxEmbedder, EfficientNetLite2GeM176):
-    TORCH_CLASS = EfficientNetLite2GeM176
-    WEIGHTS = staticmethod(efficientnet_lite2_file)
+def _exported(torch_cls: type[TorchEmbedder], weights) -> type[OnnxEmbedder]:
+    """The ONNX embedder of a torch embedder: its preprocessing and pooling, the backbone run by ORT or OpenVINO."""
+    return type(f"Onnx{torch_cls.__name__}", (OnnxEmbedder, torch_cls),
+                {"TORCH_CLASS": torch_cls, "WEIGHTS": staticmethod(weights)})
 
 
 ONNX_EMBEDDERS: dict[str, type[OnnxEmbedder]] = {
-    c.name: c for c in (OnnxEfficientNetLite0GeM, OnnxEfficientNetLite1GeM, OnnxEfficientNetLite2GeM,
-                        OnnxEfficientNetLite0GeM176, OnnxEfficientNetLite1GeM176, OnnxEfficientNetLite2GeM176)}
+    c.name: c for c in (_exported(t, w) for t, w in (
+        (EfficientNetLite0GeM, efficientnet_lite0_file), (EfficientNetLite1GeM, efficientnet_lite1_file),
+        (EfficientNetLite2GeM, efficientnet_lite2_file), (EfficientNetLite0GeM176, efficientnet_lite0_file),
+        (EfficientNetLite1GeM176, efficientnet_lite1_file), (EfficientNetLite2GeM176, efficientnet_lite2_file)))}
 
 
 def build_onnx_embedder(name: str, device: str = "cpu", runtime: str = "onnxruntime",
