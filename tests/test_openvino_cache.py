@@ -171,18 +171,56 @@ def test_the_key_is_checked_without_onnx(home):
         ovrt.OpenVinoBackbone(path, rt.ONNX_EMBEDDERS[NAME].dim, "f32", key=key + "-other")
 
 
-def test_prepare_compiles_every_member_for_the_batch(home):
+def test_prepare_compiles_the_ensembles_vectors_model_for_the_batch(home):
     from engine.models.ensemble import EnsembleEmbedder
 
     lite0 = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
     other = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
     ens = EnsembleEmbedder("pair", [lite0, other], [1.0, 1.0])
+    assert ens.vectors_graph is not None
     prepare_embedder(ens, 8)
-    for m in (lite0, other):
-        assert list(m.backbone._compiled) == [(8, 3, *m.input_hw)]
-    before = [m.backbone.cache_events[:] for m in (lite0, other)]
+    assert list(ens.vectors_graph._compiled) == [(8, 3, *ens.input_hw)]
+    before = ens.vectors_graph.cache_events[:]
     ens.embed(_crops(5, seed=5), 8)  # padded into the prepared shape: nothing compiled at the first match
-    assert [m.backbone.cache_events for m in (lite0, other)] == before
+    assert ens.vectors_graph.cache_events == before
+    assert all(not m.backbone._compiled for m in (lite0, other))  # the members' own models are not needed for it
+
+
+def test_the_ensembles_one_model_gives_the_member_by_member_vectors(home):
+    """The ensemble's vectors from its one OpenVINO model (GeM, L2 and the weights in the graph) are those of its
+    members run one by one and pooled in torch, with unequal weights and members of different widths; a new process
+    imports the model from the disk cache and still gives them."""
+    from engine.models.ensemble import EnsembleEmbedder
+
+    lite0 = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
+    lite1 = rt.build_onnx_embedder("efficientnet-lite1-gem", runtime="openvino", precision="f32")
+    crops = _crops(11, seed=7)
+    ens = EnsembleEmbedder("pair", [lite0, lite1], [1.0, 3.0])
+    fused = ens.embed(crops, 8)
+    assert ens.vectors_graph.cache_events == ["compiled"]
+    again = EnsembleEmbedder("pair", [lite0, lite1], [1.0, 3.0])
+    assert np.array_equal(again.embed(crops, 8), fused) and again.vectors_graph.cache_events == ["imported"]
+    again.vectors_graph = None  # member by member, as before
+    one_by_one = again.embed(crops, 8)
+    assert fused.shape == (11, 640)
+    assert _cosines(fused, one_by_one).min() > 0.99999
+    assert np.abs(fused - one_by_one).max() < 1e-4
+    # the member weights land where they should: Lite1's slice carries 3/4 of the norm squared
+    assert np.allclose((fused[:, 320:] ** 2).sum(1), 0.75, atol=1e-5)
+    other = EnsembleEmbedder("pair", [lite0, lite1], [1.0, 1.0])
+    assert other.vectors_graph.blob_path((8, 3, 288, 224)) != ens.vectors_graph.blob_path((8, 3, 288, 224))
+
+
+def test_an_ensemble_with_a_torch_member_runs_member_by_member():
+    from engine.models import build_embedder
+    from engine.models.ensemble import EnsembleEmbedder
+
+    ov_member = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
+    torch_member = build_embedder(NAME, "cpu", runtime="torch")
+    ens = EnsembleEmbedder("mixed", [ov_member, torch_member], [1.0, 1.0])
+    assert ens.vectors_graph is None
+    vecs = ens.embed(_crops(3, seed=2), 8)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
 
 
 def test_the_cache_keeps_the_most_recently_used_blobs(home, monkeypatch):

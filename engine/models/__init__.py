@@ -108,13 +108,16 @@ def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str =
 
 
 def prepare_embedder(embedder: Embedder, batch: int) -> None:
-    """Compile an embedder's exported backbones (OpenVINO; every member of an ensemble, side by side) for batches
-    of ``batch`` crops at its input size now, rather than at the first match. Nothing for other runtimes."""
+    """Compile an embedder's exported backbones (OpenVINO; an ensemble's one vectors model, else every member side
+    by side) for batches of ``batch`` crops at its input size now, rather than at the first match. Nothing for
+    other runtimes."""
     from concurrent.futures import ThreadPoolExecutor
 
     base = getattr(embedder, "base", embedder)  # a projection head runs on its base embedder
     members = getattr(base, "members", [base])
-    backbones = [m.backbone for m in members if callable(getattr(getattr(m, "backbone", None), "prepare", None))]
+    fused = getattr(base, "vectors_graph", None)  # an OpenVINO ensemble embeds through one model
+    backbones = [fused] if fused is not None else [
+        m.backbone for m in members if callable(getattr(getattr(m, "backbone", None), "prepare", None))]
     if not backbones or batch < 1:
         return
     shape = (int(batch), 3, *base.input_hw)

@@ -214,15 +214,16 @@ class EfficientNetLite0GeM(TorchEmbedder):
         return torch.nn.Sequential(full.conv_stem, full.bn1, full.blocks)
 
     supports_bands = True
+    gem_p = 3.0  # its vector: GeM (this p) of the last stage, L2-normalised (an OpenVINO ensemble builds the same)
 
     def _features(self, x):
-        return gem(self._model(x).float(), 3.0)
+        return gem(self._model(x).float(), self.gem_p)
 
     def _feature_map(self, x):
         return self._model(x)
 
     def _pool(self, fmap):
-        return gem(fmap, 3.0)
+        return gem(fmap, self.gem_p)
 
 
 class EfficientNetLite1GeM(EfficientNetLite0GeM):

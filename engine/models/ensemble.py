@@ -78,6 +78,8 @@ class EnsembleEmbedder:
         self.supports_bands = all(getattr(m, "supports_bands", False) for m in members)
         self.runtime = "+".join(sorted({getattr(m, "runtime", "torch") for m in members}))
         self.precision = "+".join(sorted({getattr(m, "precision", "f32") for m in members}))
+        self.vectors_graph = _fused_vectors(name, self.members, self._scales)
+
 
     @property
     def slices(self) -> list[slice]:
@@ -95,6 +97,8 @@ class EnsembleEmbedder:
         return self.members[0].preprocess(crops, hw)
 
     def embed_preprocessed(self, batch: np.ndarray) -> np.ndarray:
+        if self.vectors_graph is not None:  # every member in one OpenVINO call, pooled in the graph
+            return self.vectors_graph.run(batch)
         return self._join([m.embed_preprocessed(batch) for m in self.members])
 
     def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
@@ -124,3 +128,21 @@ class EnsembleEmbedder:
         for i, fmap in enumerate(self.feature_maps(regions, batch_size)):
             out[i] = self.pool_boxes(fmap, [(0.0, y0, 1.0, y1) for y0, y1 in bands])
         return out
+
+
+def _fused_vectors(name: str, members: list, scales: list[float]):  # -> engine.models.openvino_rt.OpenVinoGraph | None
+    """The ensemble's vectors as one OpenVINO model (``openvino_rt.ensemble_vectors``) when every member is an
+    OpenVINO backbone with GeM pooling of one p at one precision; else None (the members run one by one)."""
+    backbones = [getattr(m, "backbone", None) for m in members]
+    ps = {getattr(m, "gem_p", None) for m in members}
+    if (any(getattr(m, "runtime", "") != "openvino" for m in members) or len(ps) != 1 or None in ps
+            or len({getattr(b, "precision", None) for b in backbones}) != 1):
+        return None
+    from engine.models.openvino_rt import OpenVinoBackbone, ensemble_vectors
+
+    if not all(isinstance(b, OpenVinoBackbone) for b in backbones):
+        return None
+    try:
+        return ensemble_vectors(name, backbones, scales, p=float(ps.pop()))
+    except Exception:  # noqa: BLE001 - a graph OpenVINO will not build: the members one by one, as before
+        return None

@@ -139,36 +139,33 @@ def onnx_key_of(model) -> str:  # model: openvino.Model
         return ""
 
 
-class OpenVinoBackbone:
-    """An exported backbone (input (N, 3, H, W) -> feature map (N, C, h, w)) compiled by OpenVINO for the CPU:
-    the ONNX export at bf16 or f32, or its int8 IR (engine.models.quantize) at int8. ``key``: when given, the
-    ONNX export's metadata key (``onnx_key_of``) must be it."""
+class OpenVinoGraph:
+    """An OpenVINO model (input (N, 3, H, W) float32 -> one float32 output) compiled for the CPU once per input
+    shape at a precision: the compiled shapes kept in memory (``MAX_SHAPES``) and on disk (``compiled_cache_dir``),
+    a short batch run padded in a compiled shape. ``stem`` names its blobs; ``identity`` (strings) is everything
+    the model is made of, digested into the blobs' names."""
 
-    def __init__(self, path: Path, channels: int, precision: str = "auto", threads: int = 2, key: str = "") -> None:
-        self.path = Path(path)
+    def __init__(self, model, stem: str, identity: list[str], precision: str = "auto", threads: int = 2) -> None:
+        self.stem = stem
         self.precision = resolve_precision(precision)
         self._core = shared_core()
         # int8: the quantised model's int8 layers run in int8 and the rest in f32, as on a CPU without bf16
         self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads),
                         "INFERENCE_PRECISION_HINT": "f32" if self.precision == "int8" else self.precision}
-        try:
-            self._model = self._core.read_model(str(self.path))
-        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
-            raise ModelError(f"OpenVINO cannot read {self.path.name} ({type(e).__name__})") from e
-        out = self._model.outputs
-        if (len(out) != 1 or out[0].get_partial_shape()[1].get_length() != channels
-                or (key and onnx_key_of(self._model) != key)):
-            raise ModelError(f"{self.path.name} is not the expected ONNX model")
-        files = [self.path] + ([self.path.with_suffix(".bin")] if self.path.suffix == ".xml" else [])  # IR: + weights
-        self._identity = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+        self._model = model
+        self._identity = list(identity)
         self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self._lock = threading.Lock()
         self.cache_events: list[str] = []  # per compiled shape: "imported", "compiled" (and why, when a blob failed)
 
+    @property
+    def model(self):  # -> openvino.Model, as read or built (not reshaped)
+        return self._model
+
     # ------------------------------------------------------------------ compiled models, on disk
     def _digests(self) -> tuple[str, str]:
-        """(environment, model file) digests of a blob's name: the OpenVINO build, compile configuration and CPU;
-        the model file's name, size and mtime."""
+        """(environment, model) digests of a blob's name: the OpenVINO build, compile configuration and CPU; the
+        model's identity (a model file's name, size and mtime)."""
         import openvino as ov
 
         env = [BLOB_FORMAT, ov.get_version(), json.dumps(self._config, sort_keys=True), ",".join(cpu_capabilities()),
@@ -181,7 +178,7 @@ class OpenVinoBackbone:
         """Where the compiled model of a shape is kept: its name digests all it depends on (``_digests``)."""
         env, model = self._digests()
         dims = "x".join(map(str, shape))
-        return compiled_cache_dir() / f"{self.path.stem}-{dims}-{self.precision}-{env}-{model}.blob"
+        return compiled_cache_dir() / f"{self.stem}-{dims}-{self.precision}-{env}-{model}.blob"
 
     def _prune(self, blob: Path) -> None:
         """Delete the stale blobs of this shape (another model file, same name, precision and CPU), and all but the
@@ -189,7 +186,7 @@ class OpenVinoBackbone:
         with many clips: the folder stays bounded)."""
         env, model = self._digests()
         stale = blob.name.rsplit("-", 1)[0] + "-"
-        mine = sorted(blob.parent.glob(f"{self.path.stem}-*-{self.precision}-{env}-{model}.blob"),
+        mine = sorted(blob.parent.glob(f"{self.stem}-*-{self.precision}-{env}-{model}.blob"),
                       key=lambda p: p.stat().st_mtime_ns, reverse=True)
         drop = [p for p in blob.parent.glob(f"{stale}*.blob") if p.name != blob.name] + mine[MAX_BLOBS:]
         for old in drop:
@@ -286,7 +283,8 @@ class OpenVinoBackbone:
         return dict(Counter(str(i["runtimePrecision"].astype(str)) for i in info if "runtimePrecision" in i))
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """(N, C, h, w) float32 feature maps of a preprocessed (N, 3, H, W) float32 batch."""
+        """The model's float32 output for a preprocessed (N, 3, H, W) float32 batch (a backbone's (N, C, h, w)
+        feature maps; an ensemble's (N, dim) vectors)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = len(x)
         shape = self._padded_shape(tuple(x.shape))
@@ -295,3 +293,59 @@ class OpenVinoBackbone:
         request = self._request(shape)
         with self._lock:  # one call at a time: each uses every core already
             return np.array(request.infer({0: x})[0][:n], dtype=np.float32, copy=True)
+
+
+class OpenVinoBackbone(OpenVinoGraph):
+    """An exported backbone (input (N, 3, H, W) -> feature map (N, C, h, w)) compiled by OpenVINO for the CPU:
+    the ONNX export at bf16 or f32, or its int8 IR (engine.models.quantize) at int8. ``key``: when given, the
+    ONNX export's metadata key (``onnx_key_of``) must be it."""
+
+    def __init__(self, path: Path, channels: int, precision: str = "auto", threads: int = 2, key: str = "") -> None:
+        self.path = Path(path)
+        core = shared_core()
+        try:
+            model = core.read_model(str(self.path))
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
+            raise ModelError(f"OpenVINO cannot read {self.path.name} ({type(e).__name__})") from e
+        out = model.outputs
+        if (len(out) != 1 or out[0].get_partial_shape()[1].get_length() != channels
+                or (key and onnx_key_of(model) != key)):
+            raise ModelError(f"{self.path.name} is not the expected ONNX model")
+        files = [self.path] + ([self.path.with_suffix(".bin")] if self.path.suffix == ".xml" else [])  # IR: + weights
+        super().__init__(model, self.path.stem, [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files],
+                         precision, threads)
+
+
+VECTORS_FORMAT = "gem-l2-weighted-concat/v1"  # bump when ensemble_vectors builds another graph
+
+
+def ensemble_vectors(name: str, backbones: list[OpenVinoBackbone], scales: list[float], p: float = 3.0,
+                     eps: float = 1e-6) -> OpenVinoGraph:
+    """An ensemble's vectors as one OpenVINO model: every member backbone on one shared input, each feature map
+    GeM-pooled (``p``, clamped at ``eps``), L2-normalised and scaled, then concatenated: what
+    ``EnsembleEmbedder.embed_preprocessed`` computes from the members (cosine 0.9999999 to it on the development
+    CPU), in one inference call instead of a call per member and pooling in torch (12% more regions/s at batch
+    8 on 2 AVX2 cores: docs/performance-cpu.md). The members must share one precision."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    precisions = {b.precision for b in backbones}
+    if len(precisions) != 1:
+        raise ModelError(f"ensemble members at several precisions: {sorted(precisions)}")
+    x = ops.parameter(ov.PartialShape([-1, 3, -1, -1]), np.float32, name="input")
+    parts = []
+    for backbone, scale in zip(backbones, scales):
+        member = backbone.model.clone()
+        (param,) = member.get_parameters()
+        for target in list(param.output(0).get_target_inputs()):
+            target.replace_source_output(x.output(0))
+        fmap = member.get_results()[0].input_value(0)
+        pooled = ops.power(ops.reduce_mean(ops.power(ops.maximum(fmap, np.float32(eps)), np.float32(p)),
+                                           np.array([2, 3], np.int64), keep_dims=False), np.float32(1.0 / p))
+        unit = ops.normalize_l2(pooled, np.array([1], np.int64), 1e-12, "max")
+        parts.append(ops.multiply(unit, np.float32(scale)))
+    model = ov.Model([ops.concat(parts, 1)], [x], name)
+    identity = [VECTORS_FORMAT, f"p={p!r} eps={eps!r}", *(f"{s!r}" for s in scales)]
+    identity += [part for b in backbones for part in b._identity]
+    return OpenVinoGraph(model, f"{name}-vectors", identity, backbones[0].precision,
+                         int(backbones[0]._config["INFERENCE_NUM_THREADS"]))
