@@ -1,4 +1,4 @@
-"""Cosine of each OpenVINO precision's vectors to f32's, per ensemble member and for the default ensemble, on crops
+"""Cosine of each OpenVINO precision's vectors to f32's, per member of the default ensemble and for it, on crops
 of a dataset: its annotated catalogue regions (the first 150) and 5 garment windows of a central box in each of 4
 frames per clip. The figures of docs/performance-cpu.md:
 
@@ -10,16 +10,27 @@ int8 models are quantised on first use (a few minutes per member on 2 cores), un
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from engine.io.catalogue import load_catalogue
-from engine.io.images import crop, read_rgb
-from engine.io.video import sample_frames
-from engine.models import get_embedder
-from engine.pipeline.windows import garment_windows
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the engine beside this folder
 
-MODELS = ("efficientnet-lite0-gem", "efficientnet-lite1-gem", "efficientnet-lite2-gem", "efficientnet-lite012-gem")
+from engine.io.catalogue import load_catalogue  # noqa: E402
+from engine.io.images import crop, read_rgb  # noqa: E402
+from engine.io.video import sample_frames  # noqa: E402
+from engine.models import get_embedder  # noqa: E402
+from engine.pipeline.windows import garment_windows  # noqa: E402
+
+
+
+def models() -> list[str]:
+    """The default embedder's members, then the default embedder itself (or just it, when it is one backbone)."""
+    from engine.config import Settings
+    from engine.models.ensemble import is_ensemble, members_of
+
+    name = Settings().models.embedder
+    return ([m for m, _ in members_of(name)] if is_ensemble(name) else []) + [name]
 
 
 def dataset_crops(root: str) -> list[np.ndarray]:
@@ -39,7 +50,7 @@ def dataset_crops(root: str) -> list[np.ndarray]:
 
 def main(root: str) -> None:
     crops = dataset_crops(root)
-    for name in MODELS:
+    for name in models():
         ref = get_embedder(name, "cpu", runtime="openvino", precision="f32").embed(crops, 8)
         for precision in ("bf16", "int8"):
             vec = get_embedder(name, "cpu", runtime="openvino", precision=precision).embed(crops, 8)
