@@ -20,11 +20,14 @@ the most recently used.
 Precision ("auto", "bf16", "int8" or "f32"; ``LIVEMATCH_PRECISION``): "bf16" (OpenVINO's own default on a CPU that
 offers BF16, as the 2-core development CPU does), "f32" (``INFERENCE_PRECISION_HINT`` f32: no operation runs in bf16,
 which ``execution_precisions`` shows), or "int8" (the NNCF-quantised model of engine.models.quantize, its other
-operations in f32). Measured on the development CPU (docs/performance-cpu.md): bf16 vectors are within cosine 0.997
-of f32's (mean 0.9996) and dev region top-1 is 0.693 against f32's 0.707 (one box of 75), clip top-1 the same;
-int8's are within 0.91 (mean 0.990), dev region top-1 0.667 and clip top-1 0.571 against 0.714, and int8 embedded
-only about 1.1x faster than f32 (with AVX-512 or capped to AVX2), so "auto" does not take it: auto is bf16 where the
-CPU plugin offers BF16, else f32.
+operations in f32). Measured on the development CPU with this release's default ensemble (docs/performance-cpu.md):
+bf16 vectors are within cosine 0.997 of f32's (mean 0.9995), dev region top-1 0.827 against f32's 0.840, at 2.2x
+f32's regions/s; int8's are within 0.944 (mean 0.990), region top-1 0.787, at 1.2x f32 capped to AVX2 (1.6x with
+AVX-512 VNNI); clip top-1 is 6/7 at each. Neither holds region top-1 within 0.01 of f32, so "auto" is f32 on every CPU
+(``BF16_HOLDS_ACCURACY``, ``INT8_HOLDS_ACCURACY``).
+
+An ensemble's vectors run as one model (``ensemble_vectors``): its members on one shared input, each feature map
+GeM-pooled, L2-normalised and weighted in the graph, concatenated.
 """
 
 from __future__ import annotations
@@ -48,11 +51,11 @@ CACHE_COMPILED = True  # keep compiled models on disk (compiled_cache_dir), impo
 BLOB_FORMAT = "export_model/v1"  # bump to compile every cached blob again
 MAX_BLOBS = 8  # compiled shapes kept on disk per model file, precision and CPU (12-18 MB each), most recent first
 # Whether "auto" takes int8 on a CPU without bf16: only where int8 holds accuracy (dev region top-1 within 0.01 of
-# f32). Measured: 0.667 against 0.707 (docs/performance-cpu.md), so it does not.
+# f32). Measured: 0.787 against 0.840 with this release's default (docs/performance-cpu.md), so it does not.
 INT8_HOLDS_ACCURACY = False
-# Measured on the development set with the default ensemble and mean pooling (python -m engine evaluate, each precision
-# in its own LIVEMATCH_HOME): region top-1 f32 0.800, bf16 0.787 (-0.013), int8 0.667 with the best region per product
-# against f32 0.707. A precision is a default only where region top-1 drops by at most 0.01: bf16 and int8 are opt-in.
+# Measured on the development set with the default ensemble (224x176, hybrid windows; python -m engine evaluate, each
+# precision in its own LIVEMATCH_HOME): region top-1 f32 0.840, bf16 0.827 (-0.013), int8 0.787 (-0.053); clip top-1
+# 6/7 at each. A precision is a default only where region top-1 drops by at most 0.01: bf16 and int8 are opt-in.
 BF16_HOLDS_ACCURACY = False
 
 
