@@ -240,3 +240,24 @@ def test_the_cache_keeps_the_most_recently_used_blobs(home, monkeypatch):
     kept = sorted(p.name for p in (home / "openvino-compiled").glob("*.blob"))
     assert kept == sorted(backbone.blob_path(s).name for s in (shapes[0], shapes[2]))
     assert len(list((home / "openvino-compiled").glob("*.sha256"))) == 2
+
+
+def test_region_batches_compile_one_shape_per_height_and_keep_the_feature_maps(home, monkeypatch):
+    """The one-pass-per-region batches (hybrid and pooled windows) on OpenVINO hold at most REGION_BATCH regions
+    and a shorter one runs padded to it: regions of two clips, in different numbers per height, compile one shape per
+    height, and their pooled bands are those of each region run alone, unpadded."""
+    emb = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
+    tall, wide = (np.full((420, 200, 3), 90, np.uint8), np.full((300, 280, 3), 160, np.uint8))
+    rng = np.random.default_rng(3)
+    clip_a = [np.clip(tall.astype(int) + rng.integers(-60, 60, tall.shape), 0, 255).astype(np.uint8) for _ in range(5)]
+    clip_b = clip_a[:2] + [wide] * 3
+    bands = [(0.0, 0.5), (0.4, 1.0)]
+    together = np.concatenate([emb.embed_bands(clip_a, bands), emb.embed_bands(clip_b, bands)])
+    heights = {s[2] for s in emb.backbone._compiled}
+    assert sorted(emb.backbone._compiled) == sorted((rt.REGION_BATCH, 3, h, emb.input_hw[1]) for h in heights)
+    assert len(heights) == 2 and emb.backbone.cache_events == ["compiled", "compiled"]
+    _before(monkeypatch)
+    alone = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
+    monkeypatch.setattr(rt, "REGION_BATCH", 1)  # every region in a batch of its own, nothing padded
+    one_by_one = np.concatenate([alone.embed_bands([r], bands) for r in clip_a + clip_b])
+    assert _cosines(together, one_by_one).min() > 0.99999

@@ -285,12 +285,13 @@ class OpenVinoGraph:
         info = (op.get_rt_info() for op in compiled.get_runtime_model().get_ops())
         return dict(Counter(str(i["runtimePrecision"].astype(str)) for i in info if "runtimePrecision" in i))
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray, bucket: int = 0) -> np.ndarray:
         """The model's float32 output for a preprocessed (N, 3, H, W) float32 batch (a backbone's (N, C, h, w)
-        feature maps; an ensemble's (N, dim) vectors)."""
+        feature maps; an ensemble's (N, dim) vectors). ``bucket``: a batch of fewer rows runs padded to that many
+        (one compiled shape per image size, whatever the batch)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         n = len(x)
-        shape = self._padded_shape(tuple(x.shape))
+        shape = (bucket, *x.shape[1:]) if 0 < n < bucket else self._padded_shape(tuple(x.shape))
         if shape[0] > n:
             x = np.concatenate([x, np.zeros((shape[0] - n, *x.shape[1:]), np.float32)])
         request = self._request(shape)

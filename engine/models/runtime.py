@@ -41,6 +41,10 @@ OPSET = 17
 INPUT, OUTPUT = "input", "fmap"
 META_KEY = "livematch_key"
 MAX_PIXELS = 16 * 288 * 224  # input pixels per ORT run (16 crops of 288x224)
+# OpenVINO: the one-pass-per-region batches (hybrid and pooled windows: regions grouped by height) hold at most this
+# many regions, and a shorter one runs padded to it, so each height has one compiled shape: a new clip's regions per
+# height compiled nothing new (docs/performance-cpu.md).
+REGION_BATCH = 4
 
 
 def onnxruntime_available() -> bool:
@@ -277,6 +281,18 @@ class OnnxEmbedder(TorchEmbedder):
 
     def _to_device(self, batch: np.ndarray) -> np.ndarray:
         return batch
+
+    def region_batches(self, regions: list[np.ndarray], batch_size: int = 16):
+        """As the torch embedder's, in batches of at most ``REGION_BATCH`` regions on OpenVINO."""
+        if self.runtime == "openvino":
+            batch_size = min(batch_size, REGION_BATCH)
+        return super().region_batches(regions, batch_size)
+
+    def feature_maps_preprocessed(self, batch: np.ndarray):  # -> torch.Tensor (N, C, h, w)
+        """On OpenVINO, a batch of fewer than ``REGION_BATCH`` regions runs padded to it: one compiled shape per
+        region height, whichever clip comes (the padded rows are computed apart and dropped)."""
+        bucket = REGION_BATCH if self.runtime == "openvino" else 0
+        return self._torch.from_numpy(self.backbone.run(batch, bucket) if bucket else self.backbone.run(batch))
 
     def _feature_map(self, x: np.ndarray):  # -> torch.Tensor (N, C, h, w)
         return self._torch.from_numpy(self.backbone.run(x))
