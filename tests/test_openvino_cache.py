@@ -183,7 +183,9 @@ def test_prepare_compiles_the_ensembles_vectors_model_for_the_batch(home):
     before = ens.vectors_graph.cache_events[:]
     ens.embed(_crops(5, seed=5), 8)  # padded into the prepared shape: nothing compiled at the first match
     assert ens.vectors_graph.cache_events == before
-    assert all(not m.backbone._compiled for m in (lite0, other))  # the members' own models are not needed for it
+    regions = sorted((rt.REGION_BATCH, 3, h, ens.input_hw[1]) for h in rt.PREPARED_REGION_HEIGHTS)
+    for m in (lite0, other):  # each member: only the region batches of the hybrid windows' pooled pass
+        assert sorted(m.backbone._compiled) == regions
 
 
 def test_the_ensembles_one_model_gives_the_member_by_member_vectors(home):

@@ -108,21 +108,28 @@ def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str =
 
 
 def prepare_embedder(embedder: Embedder, batch: int) -> None:
-    """Compile an embedder's exported backbones (OpenVINO; an ensemble's one vectors model, else every member side
-    by side) for batches of ``batch`` crops at its input size now, rather than at the first match. Nothing for
-    other runtimes."""
+    """Compile an embedder's OpenVINO models now, rather than at the first match, side by side: for batches of
+    ``batch`` crops at its input size (an ensemble's one vectors model, else each backbone), and each backbone for
+    the region batches of the hybrid and pooled windows at the usual heights of a person's box
+    (``runtime.PREPARED_REGION_HEIGHTS``). Nothing for other runtimes."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from engine.models.runtime import PREPARED_REGION_HEIGHTS, REGION_BATCH
 
     base = getattr(embedder, "base", embedder)  # a projection head runs on its base embedder
     members = getattr(base, "members", [base])
     fused = getattr(base, "vectors_graph", None)  # an OpenVINO ensemble embeds through one model
-    backbones = [fused] if fused is not None else [
-        m.backbone for m in members if callable(getattr(getattr(m, "backbone", None), "prepare", None))]
+    backbones = [m.backbone for m in members if getattr(m, "runtime", "") == "openvino"
+                 and callable(getattr(getattr(m, "backbone", None), "prepare", None))]
     if not backbones or batch < 1:
         return
-    shape = (int(batch), 3, *base.input_hw)
-    with ThreadPoolExecutor(len(backbones)) as pool:  # OpenVINO compiles without the GIL
-        list(pool.map(lambda b: b.prepare(shape), backbones))
+    h, w = base.input_hw
+    jobs = [[(fused, (int(batch), 3, h, w))]] if fused is not None else [[(b, (int(batch), 3, h, w))] for b in backbones]
+    if getattr(base, "supports_bands", False):
+        regions = [(REGION_BATCH, 3, height, w) for height in PREPARED_REGION_HEIGHTS]
+        jobs += [[(b, shape) for shape in regions] for b in backbones]
+    with ThreadPoolExecutor(len(jobs)) as pool:  # OpenVINO compiles without the GIL
+        list(pool.map(lambda todo: [graph.prepare(shape) for graph, shape in todo], jobs))
 
 
 def get_garment_head(path: str):  # -> engine.models.garments.GarmentHead
