@@ -65,13 +65,25 @@ class OpenCVSSD:
 DETECTOR_FORMAT = "tf-od-api-u8-nhwc/v1"  # bump when OpenVinoSSD feeds its graph otherwise
 
 
+def _score_floor(model) -> float:  # model: openvino.Model of a TensorFlow object-detection API graph
+    """The score below which the graph's own post-processing drops a box before its NMS (the ``score_threshold`` of
+    its pipeline config: 0.3 for SSD-MobileNet-v2 COCO, against 0.01 in OpenCV's text graph): the largest of its
+    ``FilterGreaterThan`` constants, inside the loop over the batch; 0 when it has none."""
+    floors = [float(np.max(c.get_data())) for op in model.get_ops() if op.get_type_name() == "Loop"
+              for c in op.get_function().get_ops()
+              if c.get_type_name() == "Constant" and "FilterGreaterThan" in c.get_friendly_name()]
+    return max(floors, default=0.0)
+
+
 class OpenVinoSSD:
     """The same SSD-MobileNet-v2 COCO graph as ``OpenCVSSD``, run by OpenVINO (f32, latency hint, one thread per
     CPU): the frozen graph is converted once to OpenVINO's IR (engine.models.openvino_rt.converted_ir) and compiled
     once per batch shape, kept on disk like the embedders'. ``resize`` (default): the frames are resized to 300x300
     here as OpenCV's ``blobFromImages`` does (cv2.resize, bilinear), so both detectors see the same pixels and the
     graph's own resize is the identity; else the graph resizes the full frames itself (TensorFlow's bilinear
-    resize, which samples other pixels). Agreement and speed against ``OpenCVSSD``: docs/detector-openvino.md."""
+    resize, which samples other pixels). The graph drops scores below its own ``min_threshold`` (0.3) before its
+    NMS, where OpenCV's text graph keeps those down to 0.01: at a threshold of 0.3 or above both give the same boxes;
+    a lower threshold is refused (ModelError). Agreement and speed against ``OpenCVSSD``: docs/detector-openvino.md."""
 
     name = "ssd-mobilenet-v2-coco-openvino"
     runtime = "OpenVINO f32"
@@ -94,12 +106,20 @@ class OpenVinoSSD:
             raise ModelError(f"{pb.name} is not the expected SSD graph (outputs {names})") from None
         if len(model.inputs) != 1 or model.inputs[0].get_element_type().get_type_name() != "u8":
             raise ModelError(f"{pb.name} is not the expected SSD graph (inputs {model.inputs})")
+        self.min_threshold = _score_floor(model)
         self.ir_event = converted.event
         self.resize = bool(resize)
         identity = [DETECTOR_FORMAT, f"sha256:{converted.source_digest}"]
         self._graph = OpenVinoGraph(model, OpenCVSSD.name, identity, precision="f32",
                                     threads=threads or cpu_threads(), outputs=len(model.outputs))
         self.classes = classes
+
+    def prepare(self, batch: int) -> None:
+        """Compile (or import) the model for ``batch`` frames now, rather than at the first detection (a compile
+        takes seconds); batches up to 8 frames smaller run padded in it (engine.models.openvino_rt.PAD_ROWS)."""
+        if not self.resize:
+            raise ValueError("prepare() needs resize: the full frames' shape is not known yet")
+        self._graph.prepare((int(batch), *self.input_size[::-1], 3))
 
     @property
     def cache_events(self) -> list[str]:
@@ -117,6 +137,9 @@ class OpenVinoSSD:
         return [np.asarray(im, np.uint8)[None] for im in images]  # the graph takes one image size per batch
 
     def detect(self, images: list[np.ndarray], threshold: float = 0.4) -> list[Detections]:
+        if np.float32(threshold) < np.float32(self.min_threshold):  # 0.3 is the graph's own float32 0.3
+            raise ModelError(f"{self.name} keeps only scores above {self.min_threshold:g} (its graph's own filter): "
+                             f"use a detection threshold of at least that, or the detector {OpenCVSSD.name}")
         if not images:
             return []
         rows: list[list[np.ndarray]] = []
