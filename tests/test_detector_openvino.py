@@ -29,16 +29,16 @@ ALL_CLASSES = tuple(COCO_TF.values()) + tuple(f"class {i}" for i in range(1, 91)
 
 @pytest.fixture(scope="module")
 def frames(demo_dir) -> list[np.ndarray]:
-    """4 frames of each of the small demo's 3 clips (270x480, portrait): a drawn presenter holding up a product.
+    """3 frames of each of the small demo's 3 clips (270x480, portrait): a drawn presenter holding up a product.
     Neither detector sees a person in them (not even at 0.1); at the graph's floor, 0.3, both find the same 2 boxes
     of another class, and the test compares every class."""
-    return [f.image for clip in sorted((demo_dir / "video").glob("*.mp4")) for f in sample_frames(clip, 4)]
+    return [f.image for clip in sorted((demo_dir / "video").glob("*.mp4")) for f in sample_frames(clip, 3)]
 
 
 @pytest.fixture(scope="module")
 def detectors(frames) -> tuple[OpenCVSSD, OpenVinoSSD]:
     ov = OpenVinoSSD(classes=ALL_CLASSES)
-    ov.prepare(len(frames))  # one compiled shape: smaller batches (side by side: 6 mosaics) run padded in it
+    ov.prepare(len(frames))  # one compiled shape (9 frames): every smaller batch runs padded in it (side by side: 1)
     return OpenCVSSD(classes=ALL_CLASSES), ov
 
 
@@ -95,7 +95,7 @@ def test_it_is_safe_to_share_between_threads(frames, detectors):
 def test_it_finds_the_person_in_real_frames_with_opencvs_boxes(detectors):
     """The sample's 2 real clips (../shared): a person in each frame, the same boxes as OpenCV's, per frame and with
     the frames side by side in pairs."""
-    frames = [f.image for clip in sorted((SHARED / "video").glob("*.mp4")) for f in sample_frames(clip, 3)]
+    frames = [f.image for clip in sorted((SHARED / "video").glob("*.mp4")) for f in sample_frames(clip, 4)]
     cv, ov = OpenCVSSD(), detectors[1]
     person = lambda found: [d[np.array([label == "person" for label in d.labels], bool)] for d in found]  # noqa: E731
     for run in (lambda d, f: d.detect(f, THRESHOLD), lambda d, f: detect_side_by_side(d, f, THRESHOLD)):
