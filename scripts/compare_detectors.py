@@ -1,4 +1,4 @@
-"""python scripts/compare_detectors.py [DATASET] [--seconds 20] [--raw] [--no-speed]
+"""python scripts/compare_detectors.py [DATASET] [--seconds 20] [--raw] [--no-speed] [--e2e RUNS]
 
 The person boxes of SSD-MobileNet-v2 COCO on OpenCV DNN (ssd-mobilenet-v2-coco, the default) and on OpenVINO
 (ssd-mobilenet-v2-coco-openvino) on the sampled frames of a dataset's clips (default ../shared/data/watchlive-dev),
@@ -9,7 +9,9 @@ frames (its graph resizes them itself) instead of frames resized to 300x300 as O
 
 Then the speed of both on the first clip's frames, batch 10 and side by side in pairs: the calls interleaved
 (A, B, A, B ...) until each has run ``--seconds``, so that a busy shared machine slows both alike; only the ratio
-means something there. Prefix with ``nice -n 10``; cap to AVX2 with ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``.
+means something there. ``--e2e RUNS``: then whole matches of that clip (default settings, 10 frames, the dataset as
+the catalogue, one index and embedder), RUNS per detector, interleaved: median seconds per clip and its detect
+stage. Prefix with ``nice -n 10``; cap to AVX2 with ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,30 @@ def speed(detectors: list, frames: list, threshold: float, seconds: float) -> No
               + f"; ratio {rates[1] / rates[0]:.2f}")
 
 
+def end_to_end(dataset: str, clip: Path, runs: int) -> None:
+    import statistics
+
+    from engine.io.catalogue import load_catalogue
+    from engine.models import get_detector
+    from engine.pipeline.engine import Engine
+    from engine.workspace import ready_engine
+
+    settings = Settings.from_env(catalogue=dataset, frames=10)
+    base = ready_engine(settings, load_catalogue(dataset))
+    engines = [Engine(settings.with_(detector=name), get_detector(name), base.embedder, base.index)
+               for name in (OpenCVSSD.name, OpenVinoSSD.name)]
+    timings: list[list[dict]] = [[] for _ in engines]
+    for eng in engines:
+        eng.match(clip)  # warm
+    for _ in range(runs):
+        for k, eng in enumerate(engines):  # interleaved
+            timings[k].append(eng.match(clip).timings)
+    for eng, ts in zip(engines, timings):
+        total = statistics.median(t["total"] for t in ts)
+        stages = ", ".join(f"{k} {statistics.median(t[k] for t in ts):.3f}" for k in ts[0] if k != "total")
+        print(f"  {eng.settings.models.detector:32s} median {total:.3f} s per clip ({stages})")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dataset", nargs="?", default=str(ROOT.parent / "shared" / "data" / "watchlive-dev"))
@@ -63,6 +89,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=20.0, help="seconds of calls per detector per speed figure")
     p.add_argument("--raw", action="store_true", help="also OpenVINO fed the full frames")
     p.add_argument("--no-speed", dest="speed", action="store_false")
+    p.add_argument("--no-agreement", dest="agreement", action="store_false")
+    p.add_argument("--e2e", type=int, default=0, help="whole matches of the first clip per detector, interleaved")
     args = p.parse_args()
     videos = sorted((Path(args.dataset) / "video").glob("*.mp4"))
     if not videos:
@@ -76,9 +104,10 @@ def main() -> int:
     t = time.perf_counter()
     ov = OpenVinoSSD()
     print(f"built {ov.name} in {time.perf_counter() - t:.2f} s (IR {ov.ir_event})")
-    print(f"{len(videos)} clips, {sum(map(len, clips))} frames, threshold {threshold}; "
-          f"boxes {cv.name} / {ov.name}:")
-    agreement(cv, ov, clips, threshold)
+    if args.agreement:
+        print(f"{len(videos)} clips, {sum(map(len, clips))} frames, threshold {threshold}; "
+              f"boxes {cv.name} / {ov.name}:")
+        agreement(cv, ov, clips, threshold)
     if args.raw:
         raw = OpenVinoSSD(resize=False)
         print(f"boxes {cv.name} / {ov.name} fed full frames (the graph resizes them):")
@@ -87,6 +116,9 @@ def main() -> int:
     if args.speed:
         print(f"speed on {videos[0].name}'s {len(clips[0])} frames, interleaved, {args.seconds:.0f} s each:")
         speed([cv, ov], clips[0], threshold, args.seconds)
+    if args.e2e:
+        print(f"end to end on {videos[0].name}, {args.e2e} warm runs each, interleaved:")
+        end_to_end(args.dataset, videos[0], args.e2e)
     return 0
 
 
