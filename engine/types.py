@@ -84,6 +84,19 @@ class Detections:
         return cls(boxes.astype(np.float32), rows[:, 2].astype(np.float32), labels)
 
     @classmethod
+    def from_tf_detection(
+        cls, boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray, count: float, width: int, height: int,
+        class_names: dict[int, str],
+    ) -> Detections:
+        """Build from one image's outputs of a TensorFlow object-detection API graph: the first ``count`` of its
+        (ymin, xmin, ymax, xmax) normalised boxes, class ids and scores."""
+        k = max(0, int(count))
+        yxyx = np.asarray(boxes, np.float32).reshape(-1, 4)[:k]
+        xyxy = np.clip(yxyx[:, [1, 0, 3, 2]], 0.0, 1.0) * np.array([width, height, width, height], np.float32)
+        labels = tuple(class_names.get(int(c), f"class {int(c)}") for c in np.asarray(classes).reshape(-1)[:k])
+        return cls(xyxy.astype(np.float32), np.asarray(scores, np.float32).reshape(-1)[:k].copy(), labels)
+
+    @classmethod
     def from_torchvision(cls, output: dict[str, Any], class_names: list[str]) -> Detections:
         """Build from one image's torchvision detection dict (boxes, scores, labels tensors)."""
         boxes = output["boxes"].detach().cpu().numpy().astype(np.float32)

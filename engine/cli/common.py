@@ -48,7 +48,8 @@ def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames")
     d = defaults()
     p.add_argument("--catalogue", help="catalogue folder (Tianchi layout or a folder per product); default: demo")
     p.add_argument("--index-dir", dest="index_dir", help="index folder (default: under $LIVEMATCH_HOME)")
-    p.add_argument("--detector", help=f"ssd-mobilenet-v2-coco or ssd300-vgg16 (default {d['detector']})")
+    p.add_argument("--detector", help="ssd-mobilenet-v2-coco (on OpenCV DNN), ssd-mobilenet-v2-coco-openvino (the "
+                                      f"same on OpenVINO) or ssd300-vgg16 (default {d['detector']})")
     p.add_argument("--embedder",
                    help="efficientnet-lite012-gem (the Lite0+1+2 ensemble), efficientnet-lite02-gem, "
                         "efficientnet-lite0-gem, efficientnet-lite1-gem, efficientnet-lite2-gem, efficientnet-lite0, "

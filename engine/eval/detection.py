@@ -95,3 +95,47 @@ def garment_detections(engine, head: GarmentHead | None, images: list[AnnotatedI
 def detection_ap(engine, head: GarmentHead | None, images: list[AnnotatedImage], top: int = 3) -> dict[str, float]:
     """AP@0.5 of garment boxes on annotated images; see :func:`garment_detections`."""
     return garment_detections(engine, head, images, top).ap()
+
+
+@dataclass(frozen=True)
+class BoxAgreement:
+    """How two detectors' boxes on the same images agree: each image's boxes paired one to one by the largest total
+    IoU (Hungarian), a pair counting as matched when its IoU is above ``min_iou``."""
+
+    boxes_a: int
+    boxes_b: int
+    ious: tuple[float, ...]  # of the matched pairs
+    unmatched_a: int
+    unmatched_b: int
+
+    @property
+    def matched(self) -> int:
+        return len(self.ious)
+
+    @property
+    def median_iou(self) -> float:
+        return float(np.median(self.ious)) if self.ious else float("nan")
+
+    @property
+    def min_iou(self) -> float:
+        return float(min(self.ious)) if self.ious else float("nan")
+
+    def line(self) -> str:
+        return (f"boxes {self.boxes_a} / {self.boxes_b}, matched {self.matched} (median IoU {self.median_iou:.4f}, "
+                f"lowest {self.min_iou:.4f}), unmatched {self.unmatched_a} / {self.unmatched_b}")
+
+
+def box_agreement(a: list, b: list, min_iou: float = 0.0) -> BoxAgreement:
+    """The agreement of two detectors' ``Detections`` on the same images (``a[i]`` and ``b[i]`` of image i)."""
+    from scipy.optimize import linear_sum_assignment
+
+    ious: list[float] = []
+    n_a = n_b = un_a = un_b = 0
+    for da, db in zip(a, b, strict=True):
+        m = iou_matrix(np.asarray(da.boxes, np.float32), np.asarray(db.boxes, np.float32))
+        rows, cols = linear_sum_assignment(-m) if m.size else (np.zeros(0, int), np.zeros(0, int))
+        good = [float(m[r, c]) for r, c in zip(rows, cols) if m[r, c] > min_iou]
+        ious += good
+        n_a, n_b = n_a + len(da.boxes), n_b + len(db.boxes)
+        un_a, un_b = un_a + len(da.boxes) - len(good), un_b + len(db.boxes) - len(good)
+    return BoxAgreement(n_a, n_b, tuple(ious), un_a, un_b)

@@ -1,4 +1,5 @@
-"""Region detectors: SSD-MobileNet-v2 COCO through OpenCV DNN (default), torchvision SSD300-VGG16 (option)."""
+"""Region detectors: SSD-MobileNet-v2 COCO through OpenCV DNN (default) or OpenVINO (option), torchvision
+SSD300-VGG16 (option)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,100 @@ class OpenCVSSD:
         for i, img in enumerate(images):
             h, w = img.shape[:2]
             det = Detections.from_opencv_ssd(rows[rows[:, 0] == i], w, h, COCO_TF)
+            keep = (det.scores >= threshold) & np.isin(np.array(det.labels, dtype=object), self.classes)
+            results.append(det[keep])
+        return results
+
+
+DETECTOR_FORMAT = "tf-od-api-u8-nhwc/v1"  # bump when OpenVinoSSD feeds its graph otherwise
+
+
+def _score_floor(model) -> float:  # model: openvino.Model of a TensorFlow object-detection API graph
+    """The score below which the graph's own post-processing drops a box before its NMS (the ``score_threshold`` of
+    its pipeline config: 0.3 for SSD-MobileNet-v2 COCO, against 0.01 in OpenCV's text graph): the largest of its
+    ``FilterGreaterThan`` constants, inside the loop over the batch; 0 when it has none."""
+    floors = [float(np.max(c.get_data())) for op in model.get_ops() if op.get_type_name() == "Loop"
+              for c in op.get_function().get_ops()
+              if c.get_type_name() == "Constant" and "FilterGreaterThan" in c.get_friendly_name()]
+    return max(floors, default=0.0)
+
+
+class OpenVinoSSD:
+    """The same SSD-MobileNet-v2 COCO graph as ``OpenCVSSD``, run by OpenVINO (f32, latency hint, one thread per
+    CPU): the frozen graph is converted once to OpenVINO's IR (engine.models.openvino_rt.converted_ir) and compiled
+    once per batch shape, kept on disk like the embedders'. ``resize`` (default): the frames are resized to 300x300
+    here as OpenCV's ``blobFromImages`` does (cv2.resize, bilinear), so both detectors see the same pixels and the
+    graph's own resize is the identity; else the graph resizes the full frames itself (TensorFlow's bilinear
+    resize, which samples other pixels). The graph drops scores below its own ``min_threshold`` (0.3) before its
+    NMS, where OpenCV's text graph keeps those down to 0.01: at a threshold of 0.3 or above both give the same boxes;
+    a lower threshold is refused (ModelError). Agreement and speed against ``OpenCVSSD``: docs/detector-openvino.md."""
+
+    name = "ssd-mobilenet-v2-coco-openvino"
+    runtime = "OpenVINO f32"
+    input_size = (300, 300)
+    OUTPUTS = ("detection_boxes:0", "detection_classes:0", "detection_scores:0", "num_detections:0")
+
+    def __init__(self, classes: tuple[str, ...] = PRODUCT_CLASSES, resize: bool = True, threads: int = 0) -> None:
+        from engine.models.openvino_rt import OpenVinoGraph, converted_ir, openvino_available
+        from engine.models.runtime import cpu_threads
+
+        if not openvino_available():
+            raise ModelError("OpenVINO is not installed: pip install -r requirements.txt")
+        pb, _ = ssd_mobilenet_files()
+        converted = converted_ir(pb, OpenCVSSD.name)
+        model = converted.model
+        names = [o.get_names() for o in model.outputs]
+        try:
+            self._order = [next(i for i, n in enumerate(names) if want in n) for want in self.OUTPUTS]
+        except StopIteration:
+            raise ModelError(f"{pb.name} is not the expected SSD graph (outputs {names})") from None
+        if len(model.inputs) != 1 or model.inputs[0].get_element_type().get_type_name() != "u8":
+            raise ModelError(f"{pb.name} is not the expected SSD graph (inputs {model.inputs})")
+        self.min_threshold = _score_floor(model)
+        self.ir_event = converted.event
+        self.resize = bool(resize)
+        identity = [DETECTOR_FORMAT, f"sha256:{converted.source_digest}"]
+        self._graph = OpenVinoGraph(model, OpenCVSSD.name, identity, precision="f32",
+                                    threads=threads or cpu_threads(), outputs=len(model.outputs))
+        self.classes = classes
+
+    def prepare(self, batch: int) -> None:
+        """Compile (or import) the model for ``batch`` frames now, rather than at the first detection (a compile
+        takes seconds); batches up to 8 frames smaller run padded in it (engine.models.openvino_rt.PAD_ROWS)."""
+        if not self.resize:
+            raise ValueError("prepare() needs resize: the full frames' shape is not known yet")
+        self._graph.prepare((int(batch), *self.input_size[::-1], 3))
+
+    @property
+    def cache_events(self) -> list[str]:
+        """Per compiled batch shape: "imported" from disk or "compiled" (see OpenVinoGraph)."""
+        return self._graph.cache_events
+
+    def _batches(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        import cv2
+
+        if self.resize:
+            return [np.stack([cv2.resize(np.ascontiguousarray(im, np.uint8), self.input_size,
+                                         interpolation=cv2.INTER_LINEAR) for im in images])]
+        if len({im.shape for im in images}) == 1:
+            return [np.stack([np.asarray(im, np.uint8) for im in images])]
+        return [np.asarray(im, np.uint8)[None] for im in images]  # the graph takes one image size per batch
+
+    def detect(self, images: list[np.ndarray], threshold: float = 0.4) -> list[Detections]:
+        if np.float32(threshold) < np.float32(self.min_threshold):  # 0.3 is the graph's own float32 0.3
+            raise ModelError(f"{self.name} keeps only scores above {self.min_threshold:g} (its graph's own filter): "
+                             f"use a detection threshold of at least that, or the detector {OpenCVSSD.name}")
+        if not images:
+            return []
+        rows: list[list[np.ndarray]] = []
+        for batch in self._batches(images):
+            outs = self._graph.infer(batch)  # thread-safe: one inference at a time
+            boxes, classes, scores, counts = (outs[i] for i in self._order)
+            rows += [[boxes[j], classes[j], scores[j], counts[j]] for j in range(len(batch))]
+        results = []
+        for img, (boxes, classes, scores, count) in zip(images, rows):
+            h, w = img.shape[:2]
+            det = Detections.from_tf_detection(boxes, classes, scores, count, w, h, COCO_TF)
             keep = (det.scores >= threshold) & np.isin(np.array(det.labels, dtype=object), self.classes)
             results.append(det[keep])
         return results
@@ -134,5 +229,6 @@ def detect_side_by_side(detector: Detector, images: list[np.ndarray], threshold:
 
 DETECTORS: dict[str, Callable[..., Detector]] = {
     OpenCVSSD.name: OpenCVSSD,
+    OpenVinoSSD.name: OpenVinoSSD,
     TorchvisionSSD300.name: TorchvisionSSD300,
 }

@@ -36,9 +36,12 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +118,92 @@ def compiled_cache_dir() -> Path:
     return cache_home() / "openvino-compiled"
 
 
+IR_FORMAT = "save_model-f32/v1"  # bump to convert every cached IR again
+IR_MANIFEST = "manifest.json"
+
+
+def ir_cache_dir() -> Path:
+    """Where models converted to OpenVINO's IR are kept: ``<LIVEMATCH_HOME>/openvino-ir``."""
+    from engine.config import cache_home
+
+    return cache_home() / "openvino-ir"
+
+
+@dataclass(frozen=True)
+class ConvertedModel:
+    """A model read through its cached IR (``converted_ir``): the model, its source file's SHA-256 and what the cache
+    did ("read"; "converted"; "discarded (why), converted")."""
+
+    model: Any  # openvino.Model
+    source_digest: str
+    event: str
+
+
+def _read_ir(folder: Path, source_digest: str):  # -> openvino.Model
+    """The IR in ``folder`` when its manifest names this source and format and its files' SHA-256 match; raises
+    otherwise."""
+    from engine.io.files import file_digest
+
+    manifest = json.loads((folder / IR_MANIFEST).read_text())
+    if manifest.get("format") != IR_FORMAT or manifest.get("source_sha256") != source_digest:
+        raise ValueError("another source or format")
+    for name in ("model.xml", "model.bin"):
+        if file_digest(folder / name) != manifest.get(name):
+            raise ValueError(f"{name}: digest mismatch")
+    return shared_core().read_model(str(folder / "model.xml"))
+
+
+def _write_ir(model, folder: Path, source_digest: str) -> None:
+    """Save ``model`` as f32 IR into ``folder`` with its manifest: written in a temporary folder beside it, renamed
+    into place at once (a half-written IR is never seen under its name; a concurrent writer's wins)."""
+    import tempfile
+
+    import openvino as ov
+
+    from engine.io.files import file_digest
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)  # the default would halve the weights
+        manifest = {"format": IR_FORMAT, "source_sha256": source_digest,
+                    **{name: file_digest(tmp / name) for name in ("model.xml", "model.bin")}}
+        (tmp / IR_MANIFEST).write_text(json.dumps(manifest, indent=1))
+        os.rename(tmp, folder)  # fails when another process put its IR there first: keep that one
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def converted_ir(source: Path, stem: str) -> ConvertedModel:
+    """A model file that OpenVINO reads slowly (a TensorFlow frozen graph: 5.4 s for the SSD's 70 MB, its IR 0.4 s)
+    read from its OpenVINO IR, converted once (f32 weights) and kept in ``ir_cache_dir()/<stem>-<digest>``, the
+    digest the source's SHA-256. A cached IR is read only when its manifest names this source and ``IR_FORMAT``
+    and its files' SHA-256 match; else it is deleted and converted again. Keeping it is best effort (a read-only
+    home converts in each process); IRs of other sources under the same stem are deleted."""
+    from engine.io.files import file_digest
+
+    source = Path(source)
+    digest = file_digest(source)
+    folder = ir_cache_dir() / f"{stem}-{digest[:16]}"
+    why = ""
+    if folder.exists():
+        try:
+            return ConvertedModel(_read_ir(folder, digest), digest, "read")
+        except Exception as e:  # noqa: BLE001 - any failure: convert afresh
+            why = f"discarded ({type(e).__name__}), "
+            shutil.rmtree(folder, ignore_errors=True)
+    try:
+        model = shared_core().read_model(str(source))
+    except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
+        raise ModelError(f"OpenVINO cannot read {source.name} ({type(e).__name__})") from e
+    with contextlib.suppress(Exception):  # noqa: BLE001 - a full disk or a read-only home: not kept
+        _write_ir(model, folder, digest)
+        for old in folder.parent.glob(f"{stem}-" + "?" * 16):
+            if old.is_dir() and old.name != folder.name:
+                shutil.rmtree(old, ignore_errors=True)
+    return ConvertedModel(model, digest, why + "converted")
+
+
 _core = None
 _core_lock = threading.Lock()
 
@@ -143,13 +232,17 @@ def onnx_key_of(model) -> str:  # model: openvino.Model
 
 
 class OpenVinoGraph:
-    """An OpenVINO model (input (N, 3, H, W) float32 -> one float32 output) compiled for the CPU once per input
-    shape at a precision: the compiled shapes kept in memory (``MAX_SHAPES``) and on disk (``compiled_cache_dir``),
-    a short batch run padded in a compiled shape. ``stem`` names its blobs; ``identity`` (strings) is everything
-    the model is made of, digested into the blobs' names."""
+    """An OpenVINO model (one batched input (N, ...) -> ``outputs`` outputs, each (N, ...)) compiled for the CPU once
+    per input shape at a precision: the compiled shapes kept in memory (``MAX_SHAPES``) and on disk
+    (``compiled_cache_dir``), a short batch run padded in a compiled shape. ``stem`` names its blobs; ``identity``
+    (strings) is everything the model is made of, digested into the blobs' names. ``run`` is the embedders' call
+    (a float32 (N, 3, H, W) batch -> the one float32 output); ``infer`` any input type and every output (the
+    OpenVINO detector's uint8 images -> boxes, classes, scores, counts)."""
 
-    def __init__(self, model, stem: str, identity: list[str], precision: str = "auto", threads: int = 2) -> None:
+    def __init__(self, model, stem: str, identity: list[str], precision: str = "auto", threads: int = 2,
+                 outputs: int = 1) -> None:
         self.stem = stem
+        self.outputs = int(outputs)
         self.precision = resolve_precision(precision)
         self._core = shared_core()
         # int8: the quantised model's int8 layers run in int8 and the rest in f32, as on a CPU without bf16
@@ -208,8 +301,8 @@ class OpenVinoGraph:
             if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
                 raise ValueError("digest mismatch")
             compiled = self._core.import_model(data, "CPU", self._config)
-            if len(compiled.outputs) != 1:
-                raise ValueError("not one output")
+            if len(compiled.outputs) != self.outputs:
+                raise ValueError(f"not {self.outputs} outputs")
             self.cache_events.append("imported")
             with contextlib.suppress(OSError):
                 os.utime(blob)  # recently used: kept by _prune
@@ -285,18 +378,25 @@ class OpenVinoGraph:
         info = (op.get_rt_info() for op in compiled.get_runtime_model().get_ops())
         return dict(Counter(str(i["runtimePrecision"].astype(str)) for i in info if "runtimePrecision" in i))
 
-    def run(self, x: np.ndarray, bucket: int = 0) -> np.ndarray:
-        """The model's float32 output for a preprocessed (N, 3, H, W) float32 batch (a backbone's (N, C, h, w)
-        feature maps; an ensemble's (N, dim) vectors). ``bucket``: a batch of fewer rows runs padded to that many
-        (one compiled shape per image size, whatever the batch)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
+    def infer(self, x: np.ndarray, bucket: int = 0) -> list[np.ndarray]:
+        """Every output of the model (copies, the batch's rows only) for a batch ``x`` of the input's type: a batch
+        short of a compiled shape runs padded with zero rows (the rows of a batch are computed independently).
+        ``bucket``: a batch of fewer rows runs padded to that many (one compiled shape per image size, whatever
+        the batch)."""
+        x = np.ascontiguousarray(x)
         n = len(x)
         shape = (bucket, *x.shape[1:]) if 0 < n < bucket else self._padded_shape(tuple(x.shape))
         if shape[0] > n:
-            x = np.concatenate([x, np.zeros((shape[0] - n, *x.shape[1:]), np.float32)])
+            x = np.concatenate([x, np.zeros((shape[0] - n, *x.shape[1:]), x.dtype)])
         request = self._request(shape)
         with self._lock:  # one call at a time: each uses every core already
-            return np.array(request.infer({0: x})[0][:n], dtype=np.float32, copy=True)
+            out = request.infer({0: x})
+            return [np.array(out[i][:n], copy=True) for i in range(self.outputs)]
+
+    def run(self, x: np.ndarray, bucket: int = 0) -> np.ndarray:
+        """The model's float32 output for a preprocessed (N, 3, H, W) float32 batch (a backbone's (N, C, h, w)
+        feature maps; an ensemble's (N, dim) vectors); ``bucket`` as in ``infer``."""
+        return self.infer(np.ascontiguousarray(x, dtype=np.float32), bucket)[0].astype(np.float32, copy=False)
 
 
 class OpenVinoBackbone(OpenVinoGraph):
