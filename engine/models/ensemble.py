@@ -80,7 +80,6 @@ class EnsembleEmbedder:
         self.precision = "+".join(sorted({getattr(m, "precision", "f32") for m in members}))
         self.vectors_graph = _fused_vectors(name, self.members, self._scales)
 
-
     @property
     def slices(self) -> list[slice]:
         """Where each member's (scaled) vector sits in an ensemble vector."""

@@ -43,7 +43,7 @@ META_KEY = "livematch_key"
 MAX_PIXELS = 16 * 288 * 224  # input pixels per ORT run (16 crops of 288x224)
 # OpenVINO: the one-pass-per-region batches (hybrid and pooled windows: regions grouped by height) hold at most this
 # many regions, and a shorter one runs padded to it, so each height has one compiled shape: a new clip's regions per
-# height compiled nothing new (docs/performance-cpu.md).
+# height compile nothing new (docs/performance-cpu.md).
 REGION_BATCH = 4
 # Region heights the app compiles before its first match (engine.models.prepare_embedder): those of a person's box at
 # most about 2.4 times as tall as wide (TorchEmbedder.region_batches). Other heights compile when a clip needs them.
