@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-# Isolate the engine's caches (embeddings, indexes, demo) from the user's before anything imports it.
-_HOME = Path(tempfile.mkdtemp(prefix="livematch-tests-"))
-os.environ["LIVEMATCH_HOME"] = str(_HOME)
+# Isolate the engine's caches (embeddings, indexes, demo) from the user's before anything imports it. Once per process:
+# a test module that imports this file as ``tests.conftest`` runs it a second time, which must not move the home.
+_HOME = Path(os.environ.get("LIVEMATCH_TESTS_HOME") or tempfile.mkdtemp(prefix="livematch-tests-"))
+os.environ["LIVEMATCH_TESTS_HOME"] = os.environ["LIVEMATCH_HOME"] = str(_HOME)
 os.environ.pop("LIVEMATCH_CATALOGUE", None)
 os.environ.pop("LIVEMATCH_DEMO_DIR", None)
 

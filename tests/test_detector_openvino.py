@@ -15,7 +15,7 @@ from engine.models import DETECTORS  # noqa: E402
 from engine.models import openvino_rt as ovrt  # noqa: E402
 from engine.models.detectors import (COCO_TF, PRODUCT_CLASSES, OpenCVSSD, OpenVinoSSD,  # noqa: E402
                                      detect_side_by_side)
-from tests.conftest import SHARED  # noqa: E402 - at collection: importing it later would move LIVEMATCH_HOME
+from tests.conftest import SHARED  # noqa: E402
 
 NAME = "ssd-mobilenet-v2-coco-openvino"
 THRESHOLD = 0.4  # Settings().detection.det_threshold
