@@ -183,7 +183,7 @@ def test_prepare_compiles_the_ensembles_vectors_model_for_the_batch(home):
     before = ens.vectors_graph.cache_events[:]
     ens.embed(_crops(5, seed=5), 8)  # padded into the prepared shape: nothing compiled at the first match
     assert ens.vectors_graph.cache_events == before
-    regions = sorted((rt.REGION_BATCH, 3, h, ens.input_hw[1]) for h in rt.PREPARED_REGION_HEIGHTS)
+    regions = sorted((ovrt.REGION_BATCH, 3, h, ens.input_hw[1]) for h in ovrt.PREPARED_REGION_HEIGHTS)
     for m in (lite0, other):  # each member: only the region batches of the hybrid windows' pooled pass
         assert sorted(m.backbone._compiled) == regions
 
@@ -256,10 +256,10 @@ def test_region_batches_compile_one_shape_per_height_and_keep_the_feature_maps(h
     bands = [(0.0, 0.5), (0.4, 1.0)]
     together = np.concatenate([emb.embed_bands(clip_a, bands), emb.embed_bands(clip_b, bands)])
     heights = {s[2] for s in emb.backbone._compiled}
-    assert sorted(emb.backbone._compiled) == sorted((rt.REGION_BATCH, 3, h, emb.input_hw[1]) for h in heights)
+    assert sorted(emb.backbone._compiled) == sorted((ovrt.REGION_BATCH, 3, h, emb.input_hw[1]) for h in heights)
     assert len(heights) == 2 and emb.backbone.cache_events == ["compiled", "compiled"]
     _before(monkeypatch)
     alone = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
-    monkeypatch.setattr(rt, "REGION_BATCH", 1)  # every region in a batch of its own, nothing padded
+    alone.backbone.region_batch = 1  # every region in a batch of its own, nothing padded
     one_by_one = np.concatenate([alone.embed_bands([r], bands) for r in clip_a + clip_b])
     assert _cosines(together, one_by_one).min() > 0.99999

@@ -111,23 +111,22 @@ def prepare_embedder(embedder: Embedder, batch: int) -> None:
     """Compile an embedder's OpenVINO models now, rather than at the first match, side by side: for batches of
     ``batch`` crops at its input size (an ensemble's one vectors model, else each backbone), and each backbone for
     the region batches of the hybrid and pooled windows at the usual heights of a person's box
-    (``runtime.PREPARED_REGION_HEIGHTS``). Nothing for other runtimes."""
+    (``openvino_rt.PREPARED_REGION_HEIGHTS``). Nothing for other runtimes."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from engine.models.runtime import PREPARED_REGION_HEIGHTS, REGION_BATCH
+    from engine.models.openvino_rt import PREPARED_REGION_HEIGHTS
 
     base = getattr(embedder, "base", embedder)  # a projection head runs on its base embedder
     members = getattr(base, "members", [base])
     fused = getattr(base, "vectors_graph", None)  # an OpenVINO ensemble embeds through one model
-    backbones = [m.backbone for m in members if getattr(m, "runtime", "") == "openvino"
-                 and callable(getattr(getattr(m, "backbone", None), "prepare", None))]
+    backbones = [m.backbone for m in members if callable(getattr(getattr(m, "backbone", None), "prepare", None))]
     if not backbones or batch < 1:
         return
     h, w = base.input_hw
-    jobs = [[(fused, (int(batch), 3, h, w))]] if fused is not None else [[(b, (int(batch), 3, h, w))] for b in backbones]
+    embed_shape = (int(batch), 3, h, w)
+    jobs = [[(fused, embed_shape)]] if fused is not None else [[(b, embed_shape)] for b in backbones]
     if getattr(base, "supports_bands", False):
-        regions = [(REGION_BATCH, 3, height, w) for height in PREPARED_REGION_HEIGHTS]
-        jobs += [[(b, shape) for shape in regions] for b in backbones]
+        jobs += [[(b, (b.region_batch, 3, height, w)) for height in PREPARED_REGION_HEIGHTS] for b in backbones]
     with ThreadPoolExecutor(len(jobs)) as pool:  # OpenVINO compiles without the GIL
         list(pool.map(lambda todo: [graph.prepare(shape) for graph, shape in todo], jobs))
 

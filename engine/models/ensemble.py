@@ -132,14 +132,12 @@ class EnsembleEmbedder:
 def _fused_vectors(name: str, members: list, scales: list[float]):  # -> engine.models.openvino_rt.OpenVinoGraph | None
     """The ensemble's vectors as one OpenVINO model (``openvino_rt.ensemble_vectors``) when every member is an
     OpenVINO backbone with GeM pooling of one p at one precision; else None (the members run one by one)."""
-    backbones = [getattr(m, "backbone", None) for m in members]
-    ps = {getattr(m, "gem_p", None) for m in members}
-    if (any(getattr(m, "runtime", "") != "openvino" for m in members) or len(ps) != 1 or None in ps
-            or len({getattr(b, "precision", None) for b in backbones}) != 1):
-        return None
     from engine.models.openvino_rt import OpenVinoBackbone, ensemble_vectors
 
-    if not all(isinstance(b, OpenVinoBackbone) for b in backbones):
+    backbones = [getattr(m, "backbone", None) for m in members]
+    ps = {getattr(m, "gem_p", None) for m in members}
+    if (not all(isinstance(b, OpenVinoBackbone) for b in backbones) or len(ps) != 1 or None in ps
+            or len({b.precision for b in backbones}) != 1):
         return None
     try:
         return ensemble_vectors(name, backbones, scales, p=float(ps.pop()))

@@ -52,6 +52,13 @@ MAX_SHAPES = 6
 PAD_ROWS = 8  # a batch runs padded in a compiled shape at most this many rows larger (cheaper than a compile)
 CACHE_COMPILED = True  # keep compiled models on disk (compiled_cache_dir), imported by the next process
 BLOB_FORMAT = "export_model/v1"  # bump to compile every cached blob again
+# A backbone's one-pass-per-region batches (hybrid and pooled windows: regions grouped by height) hold at most this
+# many regions, and a shorter one runs padded to it, so each height has one compiled shape: a new clip's regions per
+# height compile nothing new (docs/performance-cpu.md).
+REGION_BATCH = 4
+# Region heights the app compiles before its first match (engine.models.prepare_embedder): those of a person's box at
+# most about 2.4 times as tall as wide (TorchEmbedder.region_batches). Other heights compile when a clip needs them.
+PREPARED_REGION_HEIGHTS = (288, 384)
 MAX_BLOBS = 8  # compiled shapes kept on disk per model file, precision and CPU (12-18 MB each), most recent first
 # Whether "auto" takes int8 on a CPU without bf16: only where int8 holds accuracy (dev region top-1 within 0.01 of
 # f32). Measured: 0.787 against 0.840 with this release's default (docs/performance-cpu.md), so it does not.
@@ -243,6 +250,7 @@ class OpenVinoGraph:
                  outputs: int = 1) -> None:
         self.stem = stem
         self.outputs = int(outputs)
+        self.threads = int(threads)
         self.precision = resolve_precision(precision)
         self._core = shared_core()
         # int8: the quantised model's int8 layers run in int8 and the rest in f32, as on a CPU without bf16
@@ -404,6 +412,8 @@ class OpenVinoBackbone(OpenVinoGraph):
     the ONNX export at bf16 or f32, or its int8 IR (engine.models.quantize) at int8. ``key``: when given, the
     ONNX export's metadata key (``onnx_key_of``) must be it."""
 
+    region_batch = REGION_BATCH  # its one-pass-per-region batches: at most this many regions, a shorter one padded
+
     def __init__(self, path: Path, channels: int, precision: str = "auto", threads: int = 2, key: str = "") -> None:
         self.path = Path(path)
         core = shared_core()
@@ -451,5 +461,4 @@ def ensemble_vectors(name: str, backbones: list[OpenVinoBackbone], scales: list[
     model = ov.Model([ops.concat(parts, 1)], [x], name)
     identity = [VECTORS_FORMAT, f"p={p!r} eps={eps!r}", *(f"{s!r}" for s in scales)]
     identity += [part for b in backbones for part in b._identity]
-    return OpenVinoGraph(model, f"{name}-vectors", identity, backbones[0].precision,
-                         int(backbones[0]._config["INFERENCE_NUM_THREADS"]))
+    return OpenVinoGraph(model, f"{name}-vectors", identity, backbones[0].precision, backbones[0].threads)

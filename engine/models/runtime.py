@@ -41,13 +41,6 @@ OPSET = 17
 INPUT, OUTPUT = "input", "fmap"
 META_KEY = "livematch_key"
 MAX_PIXELS = 16 * 288 * 224  # input pixels per ORT run (16 crops of 288x224)
-# OpenVINO: the one-pass-per-region batches (hybrid and pooled windows: regions grouped by height) hold at most this
-# many regions, and a shorter one runs padded to it, so each height has one compiled shape: a new clip's regions per
-# height compile nothing new (docs/performance-cpu.md).
-REGION_BATCH = 4
-# Region heights the app compiles before its first match (engine.models.prepare_embedder): those of a person's box at
-# most about 2.4 times as tall as wide (TorchEmbedder.region_batches). Other heights compile when a clip needs them.
-PREPARED_REGION_HEIGHTS = (288, 384)
 
 
 def onnxruntime_available() -> bool:
@@ -169,6 +162,7 @@ class OrtBackbone:
                 or outputs[0].shape[1] != channels):
             raise ModelError(f"{self.path.name} is not the expected ONNX model")
         self._static: dict[tuple[int, ...], object] = {}
+        self.region_batch = 0  # the one-pass-per-region batches: any size
         self._seen: Counter[tuple[int, ...]] = Counter()
         self._lock = threading.Lock()
 
@@ -188,9 +182,10 @@ class OrtBackbone:
             self._static[shape] = _session(self.path, shape)
             return self._static[shape]
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray, bucket: int = 0) -> np.ndarray:
         """(N, C, h, w) float32 feature maps of a preprocessed (N, 3, H, W) float32 batch, run in chunks of at
-        most MAX_PIXELS input pixels: larger batches are no faster, and ORT keeps the memory of its largest run."""
+        most MAX_PIXELS input pixels: larger batches are no faster, and ORT keeps the memory of its largest run.
+        ``bucket`` is not used: the dynamic session takes a batch of any size (``region_batch`` is 0)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         step = max(1, MAX_PIXELS // max(1, x.shape[2] * x.shape[3]))
         outs = [self._pick(tuple(c.shape)).run([OUTPUT], {INPUT: c})[0]
@@ -286,16 +281,13 @@ class OnnxEmbedder(TorchEmbedder):
         return batch
 
     def region_batches(self, regions: list[np.ndarray], batch_size: int = 16):
-        """As the torch embedder's, in batches of at most ``REGION_BATCH`` regions on OpenVINO."""
-        if self.runtime == "openvino":
-            batch_size = min(batch_size, REGION_BATCH)
-        return super().region_batches(regions, batch_size)
+        """As the torch embedder's, in batches of at most the backbone's ``region_batch`` regions when it has one."""
+        return super().region_batches(regions, min(batch_size, self.backbone.region_batch or batch_size))
 
     def feature_maps_preprocessed(self, batch: np.ndarray):  # -> torch.Tensor (N, C, h, w)
-        """On OpenVINO, a batch of fewer than ``REGION_BATCH`` regions runs padded to it: one compiled shape per
-        region height, whichever clip comes (the padded rows are computed apart and dropped)."""
-        bucket = REGION_BATCH if self.runtime == "openvino" else 0
-        return self._torch.from_numpy(self.backbone.run(batch, bucket) if bucket else self.backbone.run(batch))
+        """The backbone's feature maps; a batch shorter than its ``region_batch`` runs padded to it (OpenVINO: one
+        compiled shape per region height, whichever clip comes; the padded rows are computed apart and dropped)."""
+        return self._torch.from_numpy(self.backbone.run(batch, self.backbone.region_batch))
 
     def _feature_map(self, x: np.ndarray):  # -> torch.Tensor (N, C, h, w)
         return self._torch.from_numpy(self.backbone.run(x))
