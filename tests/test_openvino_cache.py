@@ -263,3 +263,4 @@ def test_region_batches_compile_one_shape_per_height_and_keep_the_feature_maps(h
     alone.backbone.region_batch = 1  # every region in a batch of its own, nothing padded
     one_by_one = np.concatenate([alone.embed_bands([r], bands) for r in clip_a + clip_b])
     assert _cosines(together, one_by_one).min() > 0.99999
+

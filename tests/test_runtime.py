@@ -398,8 +398,8 @@ def test_int8_model_is_cached_reused_and_requantised_when_corrupt(tmp_path, monk
     first = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")
     path = first.backbone.path
     assert len(calls) == 1 and path.is_file() and path.with_suffix(".bin").is_file()
-    assert path.parent == tmp_path / "openvino" and path.name.endswith("-int8.xml")
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.with_suffix(".bin").name, path.name]
+    assert path.parent.parent == tmp_path / "openvino-ir" and path.parent.name.startswith(f"{NAME}-int8-")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["manifest.json", "model.bin", "model.xml"]
     crops = _crops(3, seed=2)
     ref = first.embed(crops)
     second = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")
@@ -408,6 +408,12 @@ def test_int8_model_is_cached_reused_and_requantised_when_corrupt(tmp_path, monk
     path.write_text("<not an openvino model/>")
     third = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")
     assert len(calls) == 2 and _cosines(third.embed(crops), ref).min() >= 0.9999
+    weights = third.backbone.path.with_suffix(".bin")  # a flipped byte OpenVINO itself would read without a word
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    fourth = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")
+    assert len(calls) == 3 and _cosines(fourth.embed(crops), ref).min() >= 0.9999
 
 
 def test_ensemble_feature_maps_resize_once_and_match_each_member(monkeypatch):

@@ -109,7 +109,7 @@ class OpenVinoSSD:
         self.min_threshold = _score_floor(model)
         self.ir_event = converted.event
         self.resize = bool(resize)
-        identity = [DETECTOR_FORMAT, f"sha256:{converted.source_digest}"]
+        identity = [DETECTOR_FORMAT, f"sha256:{converted.key}"]
         self._graph = OpenVinoGraph(model, OpenCVSSD.name, identity, precision="f32",
                                     threads=threads or cpu_threads(), outputs=len(model.outputs))
         self.classes = classes

@@ -41,7 +41,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -125,12 +125,13 @@ def compiled_cache_dir() -> Path:
     return cache_home() / "openvino-compiled"
 
 
-IR_FORMAT = "save_model-f32/v1"  # bump to convert every cached IR again
+IR_FORMAT = "kept-ir-f32/v2"  # bump to make every kept IR again
 IR_MANIFEST = "manifest.json"
 
 
 def ir_cache_dir() -> Path:
-    """Where models converted to OpenVINO's IR are kept: ``<LIVEMATCH_HOME>/openvino-ir``."""
+    """Where models kept as OpenVINO IR are: ``<LIVEMATCH_HOME>/openvino-ir`` (the converted detector graph, the
+    int8-quantised embedder backbones)."""
     from engine.config import cache_home
 
     return cache_home() / "openvino-ir"
@@ -138,29 +139,31 @@ def ir_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class ConvertedModel:
-    """A model read through its cached IR (``converted_ir``): the model, its source file's SHA-256 and what the cache
-    did ("read"; "converted"; "discarded (why), converted")."""
+    """A model read through its kept IR (``kept_ir``): the model, the key it was kept under (a converted file: the
+    file's SHA-256), where its IR is (``path``; missing when it could not be kept) and what the cache did ("read";
+    "converted"; "discarded (why), converted")."""
 
     model: Any  # openvino.Model
-    source_digest: str
+    key: str
+    path: Path
     event: str
 
 
-def _read_ir(folder: Path, source_digest: str):  # -> openvino.Model
-    """The IR in ``folder`` when its manifest names this source and format and its files' SHA-256 match; raises
+def _read_ir(folder: Path, key: str):  # -> openvino.Model
+    """The IR in ``folder`` when its manifest names this key and format and its files' SHA-256 match; raises
     otherwise."""
     from engine.io.files import file_digest
 
     manifest = json.loads((folder / IR_MANIFEST).read_text())
-    if manifest.get("format") != IR_FORMAT or manifest.get("source_sha256") != source_digest:
-        raise ValueError("another source or format")
+    if manifest.get("format") != IR_FORMAT or manifest.get("key") != key:
+        raise ValueError("another key or format")
     for name in ("model.xml", "model.bin"):
         if file_digest(folder / name) != manifest.get(name):
             raise ValueError(f"{name}: digest mismatch")
     return shared_core().read_model(str(folder / "model.xml"))
 
 
-def _write_ir(model, folder: Path, source_digest: str) -> None:
+def _write_ir(model, folder: Path, key: str) -> None:
     """Save ``model`` as f32 IR into ``folder`` with its manifest: written in a temporary folder beside it, renamed
     into place at once (a half-written IR is never seen under its name; a concurrent writer's wins)."""
     import tempfile
@@ -173,7 +176,7 @@ def _write_ir(model, folder: Path, source_digest: str) -> None:
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     try:
         ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)  # the default would halve the weights
-        manifest = {"format": IR_FORMAT, "source_sha256": source_digest,
+        manifest = {"format": IR_FORMAT, "key": key,
                     **{name: file_digest(tmp / name) for name in ("model.xml", "model.bin")}}
         (tmp / IR_MANIFEST).write_text(json.dumps(manifest, indent=1))
         os.rename(tmp, folder)  # fails when another process put its IR there first: keep that one
@@ -181,34 +184,43 @@ def _write_ir(model, folder: Path, source_digest: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def converted_ir(source: Path, stem: str) -> ConvertedModel:
-    """A model file that OpenVINO reads slowly (a TensorFlow frozen graph: 5.4 s for the SSD's 70 MB, its IR 0.4 s)
-    read from its OpenVINO IR, converted once (f32 weights) and kept in ``ir_cache_dir()/<stem>-<digest>``, the
-    digest the source's SHA-256. A cached IR is read only when its manifest names this source and ``IR_FORMAT``
-    and its files' SHA-256 match; else it is deleted and converted again. Keeping it is best effort (a read-only
-    home converts in each process); IRs of other sources under the same stem are deleted."""
-    from engine.io.files import file_digest
-
-    source = Path(source)
-    digest = file_digest(source)
-    folder = ir_cache_dir() / f"{stem}-{digest[:16]}"
-    why = ""
+def kept_ir(stem: str, key: str, make: Callable[[], Any]) -> ConvertedModel:
+    """The model ``make()`` builds (slowly: a conversion, a quantisation), kept as OpenVINO IR (f32 weights) in
+    ``ir_cache_dir()/<stem>-<key[:16]>`` and read from there next time. A kept IR is read only when its manifest
+    names this key and ``IR_FORMAT`` and its files' SHA-256 match (OpenVINO reads damaged weights without a word);
+    else it is deleted and made again. Keeping it is best effort (a read-only home makes it in each process; ``path``
+    is then missing); IRs of other keys under the same stem are deleted."""
+    folder = ir_cache_dir() / f"{stem}-{key[:16]}"
+    path, why = folder / "model.xml", ""
     if folder.exists():
         try:
-            return ConvertedModel(_read_ir(folder, digest), digest, "read")
-        except Exception as e:  # noqa: BLE001 - any failure: convert afresh
+            return ConvertedModel(_read_ir(folder, key), key, path, "read")
+        except Exception as e:  # noqa: BLE001 - any failure: make it afresh
             why = f"discarded ({type(e).__name__}), "
             shutil.rmtree(folder, ignore_errors=True)
-    try:
-        model = shared_core().read_model(str(source))
-    except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
-        raise ModelError(f"OpenVINO cannot read {source.name} ({type(e).__name__})") from e
+    model = make()
     with contextlib.suppress(Exception):  # noqa: BLE001 - a full disk or a read-only home: not kept
-        _write_ir(model, folder, digest)
+        _write_ir(model, folder, key)
         for old in folder.parent.glob(f"{stem}-" + "?" * 16):
             if old.is_dir() and old.name != folder.name:
                 shutil.rmtree(old, ignore_errors=True)
-    return ConvertedModel(model, digest, why + "converted")
+    return ConvertedModel(model, key, path, why + "converted")
+
+
+def converted_ir(source: Path, stem: str) -> ConvertedModel:
+    """A model file that OpenVINO reads slowly (a TensorFlow frozen graph: 5.4 s for the SSD's 70 MB, its IR 0.4 s)
+    read from its IR, converted once and kept by ``kept_ir`` under the file's SHA-256."""
+    from engine.io.files import file_digest
+
+    source = Path(source)
+
+    def read():  # -> openvino.Model
+        try:
+            return shared_core().read_model(str(source))
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
+            raise ModelError(f"OpenVINO cannot read {source.name} ({type(e).__name__})") from e
+
+    return kept_ir(stem, file_digest(source), read)
 
 
 _core = None
