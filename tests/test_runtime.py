@@ -307,7 +307,6 @@ def test_precision_resolution_per_cpu_capability(monkeypatch):
     """auto: bf16 where the CPU plugin offers BF16, else int8 where int8 holds accuracy (and NNCF is there), else
     f32; an explicit precision is taken as it is."""
     from engine.models import openvino_rt as ovrt
-    from engine.models import quantize
 
     assert resolve_precision("auto", WITH_BF16) == "f32"  # bf16 loses more than 0.01 region top-1: opt-in
     monkeypatch.setattr(ovrt, "BF16_HOLDS_ACCURACY", True)
@@ -315,9 +314,9 @@ def test_precision_resolution_per_cpu_capability(monkeypatch):
     monkeypatch.setattr(ovrt, "INT8_HOLDS_ACCURACY", True)
     assert resolve_precision("auto", AVX2_ONLY) == "int8"
     assert resolve_precision("auto", ("FP32", "BIN")) == "f32"  # no INT8 offered
-    monkeypatch.setattr(quantize, "nncf_available", lambda: False)
+    monkeypatch.setattr(ovrt, "nncf_available", lambda: False)
     assert resolve_precision("auto", AVX2_ONLY) == "f32"
-    monkeypatch.setattr(quantize, "nncf_available", lambda: True)
+    monkeypatch.setattr(ovrt, "nncf_available", lambda: True)
     monkeypatch.setattr(ovrt, "INT8_HOLDS_ACCURACY", False)
     assert resolve_precision("auto", AVX2_ONLY) == "f32"
     for p in ("bf16", "int8", "f32"):

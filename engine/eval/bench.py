@@ -222,8 +222,7 @@ def _runtimes(settings: Settings) -> tuple[str, list[tuple[str, str, str]]]:
     """(the default runtime, every (label, runtime, precision) worth comparing here): torch, and each runtime of
     the exported model that is installed (OpenVINO at its default precision, labelled "openvino", and at each other
     precision this CPU runs: "openvino_bf16", "openvino_int8" (with NNCF), "openvino_f32")."""
-    from engine.models.openvino_rt import cpu_capabilities, openvino_available, resolve_precision
-    from engine.models.quantize import nncf_available
+    from engine.models.openvino_rt import cpu_capabilities, nncf_available, openvino_available, resolve_precision
     from engine.models.runtime import onnxruntime_available, resolve_runtime
 
     m = settings.models

@@ -77,6 +77,15 @@ def openvino_available() -> bool:
     return True
 
 
+def nncf_available() -> bool:
+    """Whether NNCF (int8 quantisation, engine.models.quantize) can be imported."""
+    try:
+        import nncf  # noqa: F401
+    except Exception:  # noqa: BLE001 - a broken install is the same as a missing one
+        return False
+    return True
+
+
 _caps: tuple[str, ...] | None = None
 # ONEDNN_MAX_CPU_ISA values that leave no bf16 instructions to the CPU plugin (which still lists BF16 then, and
 # fails to compile at bf16): an AVX-512 or AMX machine capped to what an older CPU has.
@@ -110,11 +119,8 @@ def resolve_precision(precision: str, capabilities: tuple[str, ...] | None = Non
     caps = cpu_capabilities() if capabilities is None else capabilities
     if "BF16" in caps and BF16_HOLDS_ACCURACY:
         return "bf16"
-    if "INT8" in caps and INT8_HOLDS_ACCURACY:
-        from engine.models.quantize import nncf_available
-
-        if nncf_available():
-            return "int8"
+    if "INT8" in caps and INT8_HOLDS_ACCURACY and nncf_available():
+        return "int8"
     return "f32"
 
 

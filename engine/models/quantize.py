@@ -29,14 +29,6 @@ CALIBRATION_CROPS = 300  # NNCF's default subset size
 _lock = threading.Lock()
 
 
-def nncf_available() -> bool:
-    try:
-        import nncf  # noqa: F401
-    except Exception:  # noqa: BLE001 - a broken install is the same as a missing one
-        return False
-    return True
-
-
 def int8_key(onnx_key: str) -> str:
     """The key an int8 model is kept under: the ONNX export's key, NNCF's version and the calibration recipe."""
     import nncf
@@ -95,9 +87,10 @@ def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx) -> tuple[Path
     or made under another key (its ONNX export is made first when that is missing). ``preprocess``: the embedder's
     (crops -> (N, 3, H, W) float32), used on the calibration crops; ``onnx_key`` and ``ensure_onnx`` (name -> the
     ONNX file, exported when missing) come from engine.models.runtime, which calls this."""
+    from engine.models.openvino_rt import kept_ir, nncf_available
+
     if not nncf_available():
         raise ModelError("int8 needs NNCF: pip install -r requirements.txt, or use --precision f32")
-    from engine.models.openvino_rt import kept_ir
 
     def quantised():  # -> openvino.Model
         try:
