@@ -50,6 +50,7 @@ class ModelSettings:
     device: str = "auto"  # "auto", "cpu" or "cuda"
     runtime: str = "auto"  # embedder runtime: "auto" (the fastest installed on the CPU), "torch", "onnxruntime", "openvino"
     precision: str = "auto"  # OpenVINO: "auto" (f32: bf16 and int8 lose dev region top-1), "bf16", "int8" or "f32"
+    calibration: str = ""  # int8: the catalogue folder it is calibrated on ("": the configured catalogue, else the demo)
     batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
 
 

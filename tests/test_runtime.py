@@ -4,6 +4,8 @@ chosen as the settings say."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -413,6 +415,128 @@ def test_int8_model_is_cached_reused_and_requantised_when_corrupt(tmp_path, monk
     weights.write_bytes(bytes(data))
     fourth = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")
     assert len(calls) == 3 and _cosines(fourth.embed(crops), ref).min() >= 0.9999
+
+
+def _recording_quantiser(monkeypatch):
+    """Replace NNCF by a recorder (this is about which crops calibrate, not about quantising): the crops each
+    quantisation got; the model returned is the f32 export."""
+    import openvino as ov
+
+    from engine.models import quantize
+
+    seen: list[list[np.ndarray]] = []
+
+    def record(onnx_file, preprocess, crops):
+        seen.append(list(crops))
+        return ov.Core().read_model(str(onnx_file))
+
+    monkeypatch.setattr(quantize, "quantize_onnx", record)
+    return seen
+
+
+def test_int8_is_calibrated_on_the_served_catalogues_photos(tmp_path, monkeypatch, demo_dir):
+    """int8 calibrated on a catalogue reads its shop photos (whole images and annotated regions; a corrupt photo is
+    skipped, never an error), and is kept apart from the demo-calibrated model: both stay on disk."""
+    import shutil
+
+    from engine.models import quantize
+
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path / "home"))
+    seen = _recording_quantiser(monkeypatch)
+    shop = shutil.copytree(demo_dir, tmp_path / "shop")
+    catalogue = load_catalogue(shop)
+    photos = sorted({str(p) for prod in catalogue.products.values() for p in prod.images})
+    regions = sum(len(prod.regions) for prod in catalogue.products.values())
+    broken = Path(next(iter(catalogue.products.values())).images[0])
+    regions_on_broken = sum(1 for prod in catalogue.products.values() for r in prod.regions
+                            if str(r.image_path) == str(broken))
+    broken.write_bytes(b"not a jpeg")
+    first = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8", calibration=str(shop))
+    assert len(seen) == 1 and len(seen[0]) == len(photos) - 1 + regions - regions_on_broken
+    assert all(c.ndim == 3 and c.shape[2] == 3 for c in seen[0])
+    demo_calls = []
+    monkeypatch.setattr(quantize, "calibration_crops", lambda *a: demo_calls.append(1) or seen[0][:8])
+    second = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")  # no catalogue: the demo
+    assert len(seen) == 2 and demo_calls == [1]
+    assert first.backbone.path.parent != second.backbone.path.parent
+    assert first.backbone.path.is_file() and second.backbone.path.is_file()
+    again = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8", calibration=str(shop))
+    assert len(seen) == 2 and again.backbone.path == first.backbone.path  # kept: read, not quantised again
+
+
+def test_a_folder_without_photos_calibrates_on_the_demo(tmp_path, monkeypatch):
+    from engine.models import quantize
+
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path / "home"))
+    seen = _recording_quantiser(monkeypatch)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert quantize.catalogue_crops(empty) == [] and quantize.calibration_folder(tmp_path / "missing") == ""
+    demo_calls = []
+    few = [np.full((40, 30, 3), v, np.uint8) for v in range(8)]
+    monkeypatch.setattr(quantize, "calibration_crops", lambda *a: demo_calls.append(1) or few)
+    rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8", calibration=str(empty))
+    assert demo_calls == [1] and len(seen) == 1 and len(seen[0]) == 8
+
+
+def test_only_int8_embedders_depend_on_the_calibration(tmp_path, monkeypatch, demo_dir):
+    """One f32 embedder serves every catalogue (the calibration folder is ignored below int8); the engine passes
+    the catalogue it serves, or the calibration setting when one is set."""
+    from engine.config import Settings
+    from engine.models import _int8_calibration
+    from engine.pipeline.engine import Engine
+
+    plain = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
+    assert get_embedder(NAME, "cpu", runtime="openvino", precision="f32", calibration=str(demo_dir)) is plain
+    assert _int8_calibration("f32", str(demo_dir)) == "" and _int8_calibration("int8", "") == ""
+    assert _int8_calibration("int8", str(demo_dir)) == str(demo_dir.resolve())
+    calls = []
+    monkeypatch.setattr("engine.pipeline.engine.get_embedder", lambda *a: calls.append(a) or plain)
+    Engine(Settings().with_(catalogue=str(demo_dir), precision="int8")).embedder
+    Engine(Settings().with_(catalogue=str(demo_dir), calibration=str(tmp_path))).embedder
+    assert calls[0][-1] == str(demo_dir) and calls[1][-1] == str(tmp_path)
+
+
+class _Counting:
+    """An embedder that counts the crops it embeds."""
+
+    def __init__(self, emb) -> None:
+        self.emb, self.crops = emb, 0
+
+    def embed(self, crops, batch_size=32):
+        self.crops += len(crops)
+        return self.emb.embed(crops, batch_size)
+
+    def __getattr__(self, name):
+        return getattr(self.emb, name)
+
+
+def test_vectors_of_two_precisions_are_cached_and_indexed_apart(tmp_path, monkeypatch, demo_dir, settings):
+    """A catalogue embedded at f32 is embedded again at int8, not read from the f32 cache, and its index is keyed
+    apart (once, an f32 cache served int8 queries: dev region top-1 0.813 instead of int8's 0.853 or f32's 0.840);
+    f32 keeps the plain key, so existing caches and indexes stay valid."""
+    from engine.index.cache import EmbeddingCache
+    from engine.models.ensemble import EnsembleEmbedder
+    from engine.pipeline.catalogue import catalogue_regions
+    from engine.pipeline.engine import Engine
+
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path / "home"))
+    _recording_quantiser(monkeypatch)  # the int8 "model" is the f32 export: the keys are what is tested
+    f32 = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
+    int8 = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8", calibration=str(demo_dir))
+    assert f32.vectors_key == f32.key and int8.key == f32.key and int8.vectors_key.startswith(f32.key + "@int8:")
+    pair = EnsembleEmbedder("pair", [f32, int8], [1.0, 1.0])
+    assert pair.key == EnsembleEmbedder("pair", [f32, f32], [1.0, 1.0]).vectors_key != pair.vectors_key
+    catalogue = load_catalogue(demo_dir)
+    cache = EmbeddingCache(tmp_path / "cache")
+    embedded = []
+    for emb in (f32, int8, f32):
+        counting = _Counting(emb)
+        catalogue_regions(Engine(settings, embedder=counting), catalogue, cache=cache)
+        embedded.append(counting.crops)
+    assert embedded[0] >= sum(len(p.regions) for p in catalogue.products.values()) > 0
+    assert embedded == [embedded[0], embedded[0], 0]  # int8 missed f32's cache; f32 found its own again
+    assert Engine(settings, embedder=f32).index_key != Engine(settings, embedder=int8).index_key
 
 
 def test_ensemble_feature_maps_resize_once_and_match_each_member(monkeypatch):

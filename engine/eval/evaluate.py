@@ -93,9 +93,10 @@ def evaluate(dataset: str | Path, settings: Settings | None = None, engine: Engi
     """Build (or reuse, through the embedding cache) the index of ``dataset`` and match its clips
     (only those in ``clip_ids`` when given). Livestream examples (corrections) are not searched: they may come from
     these very clips (the Inspect page corrects them); ``eval-corrections`` measures them without leakage."""
-    settings = (settings or Settings()).with_(use_examples=False)
-    progress = progress or (lambda stage, f: None)
     catalogue = catalogue or load_catalogue(dataset)
+    settings = settings or Settings()  # int8 is calibrated on the catalogue served, as the app's is
+    settings = settings.with_(use_examples=False, calibration=settings.models.calibration or str(catalogue.root))
+    progress = progress or (lambda stage, f: None)
     engine = engine or Engine(settings)
     engine.settings = engine.settings.with_(use_examples=False)
     engine.build_index(catalogue, index_dir_for(catalogue.root, settings), lambda stage, f: progress(f"index: {stage}", f))

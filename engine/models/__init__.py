@@ -26,21 +26,24 @@ def build_detector(name: str, **kwargs: Any) -> Detector:
 
 
 def build_embedder(name: str, device: str = "auto", runtime: str = "torch", precision: str = "auto",
-                   **kwargs: Any) -> Embedder:
+                   calibration: str = "", **kwargs: Any) -> Embedder:
     """Build a fresh embedder by registry name, run by ``runtime`` (see engine.models.runtime) at ``precision``
-    (OpenVINO only: "auto", "bf16" or "f32")."""
+    (OpenVINO only: "auto", "bf16", "int8" or "f32"; int8 is calibrated on the catalogue folder ``calibration``, or
+    on the generated demo when it is "")."""
     from engine.models.ensemble import EnsembleEmbedder, is_ensemble, members_of
     from engine.models.runtime import EXPORTED, build_onnx_embedder, resolve_runtime
 
     if is_ensemble(name):  # members are the process-wide ones: an ensemble and its members share their models
         members = members_of(name)
-        return EnsembleEmbedder(name, [get_embedder(m, device, "", runtime, precision) for m, _ in members],
+        return EnsembleEmbedder(name, [get_embedder(m, device, "", runtime, precision, calibration)
+                                       for m, _ in members],
                                 [w for _, w in members])
     if name not in EMBEDDERS:
         raise KeyError(f"unknown embedder {name!r}; choose one of {', '.join(embedder_names())}")
     runtime = resolve_runtime(name, device, runtime)
     if runtime in EXPORTED:
-        return build_onnx_embedder(name, device=device, runtime=runtime, precision=precision)
+        return build_onnx_embedder(name, device=device, runtime=runtime, precision=precision,
+                                   calibration=calibration)
     return EMBEDDERS[name](device=device, **kwargs)
 
 
@@ -71,40 +74,54 @@ def get_detector(name: str) -> Detector:
 
 
 def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str = "auto",
-                 precision: str = "auto") -> Embedder:
+                 precision: str = "auto", calibration: str = "") -> Embedder:
     """The process-wide embedder of that name, device and runtime (built on first use), followed by the
     projection head checkpoint ``head`` when one is given (see ``python -m engine train-embedding``).
     ``runtime``: "auto" (on the CPU the fastest installed of OpenVINO and ONNX Runtime when the embedder has an
-    export, else torch), "torch", "onnxruntime" or "openvino"; ``precision``: OpenVINO's ("auto", "bf16", "f32")."""
+    export, else torch), "torch", "onnxruntime" or "openvino"; ``precision``: OpenVINO's ("auto", "bf16", "int8",
+    "f32"); ``calibration``: the catalogue folder int8 models are calibrated on ("": the generated demo; ignored at
+    any other precision, so one f32 embedder serves every catalogue)."""
     from engine.models.runtime import resolve_runtime
 
     from engine.models.ensemble import is_ensemble
 
-    key = ("embedder", name, device, runtime, precision)
+    calibration = _int8_calibration(precision, calibration)
+    key = ("embedder", name, device, runtime, precision, calibration)
     if is_ensemble(name):  # built outside the lock: its members take it
         with _lock:
             base = _cache.get(key)
         if base is None:
-            base = build_embedder(name, device=device, runtime=runtime, precision=precision)
+            base = build_embedder(name, device=device, runtime=runtime, precision=precision, calibration=calibration)
             with _lock:
                 base = _cache.setdefault(key, base)
     else:
         runtime = resolve_runtime(name, device, runtime)
         with _lock:
-            precision = precision if runtime == "openvino" else "auto"
-            key = ("embedder", name, device, runtime, precision)
+            precision, calibration = (precision, calibration) if runtime == "openvino" else ("auto", "")
+            key = ("embedder", name, device, runtime, precision, calibration)
             if key not in _cache:
-                _cache[key] = build_embedder(name, device=device, runtime=runtime, precision=precision)
+                _cache[key] = build_embedder(name, device=device, runtime=runtime, precision=precision,
+                                             calibration=calibration)
             base = _cache[key]
     if not head:
         return base
     from engine.models.heads import HeadEmbedder
 
-    hkey = ("head", name, device, runtime, precision, str(head), _signature(head))
+    hkey = ("head", name, device, runtime, precision, calibration, str(head), _signature(head))
     with _lock:
         if hkey not in _cache:
             _cache[hkey] = HeadEmbedder(base, head)
         return _cache[hkey]
+
+
+def _int8_calibration(precision: str, calibration: str) -> str:
+    """The calibration folder an embedder is built and cached with: resolved at int8, "" at any other precision."""
+    if not calibration:
+        return ""
+    from engine.models.openvino_rt import resolve_precision
+    from engine.models.quantize import calibration_folder
+
+    return calibration_folder(calibration) if resolve_precision(precision) == "int8" else ""
 
 
 def prepare_embedder(embedder: Embedder, batch: int) -> None:

@@ -27,7 +27,8 @@ _SHIFT = (-IMAGENET_MEAN / IMAGENET_STD).reshape(1, 3, 1, 1).astype(np.float32)
 class Embedder(Protocol):
     name: str
     dim: int
-    key: str  # identifies weights + preprocessing: caches and indexes built with another key are refused
+    key: str  # identifies weights + preprocessing: heads, domain means and checkpoints are made for a key
+    vectors_key: str  # key + how its vectors are computed (precision): embedding caches and indexes are keyed by it
     device: str
 
     def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
@@ -71,6 +72,12 @@ class TorchEmbedder:
 
     def _build(self):  # -> torch.nn.Module
         raise NotImplementedError
+
+    @property
+    def vectors_key(self) -> str:
+        """What cached vectors and indexes are keyed by: ``key`` (full precision; an exported backbone at a lower
+        precision adds it)."""
+        return self.key
 
     def _features(self, x):
         return self._model(x)

@@ -72,13 +72,17 @@ class EnsembleEmbedder:
         self.weights = [w / total for w in weights]
         self._scales = [math.sqrt(w) for w in self.weights]
         self.dim = int(sum(m.dim for m in members))
-        self.key = "ensemble/" + "+".join(f"{m.key}*{w:.4g}" for m, w in zip(members, self.weights)) + "/v1"
+        self.key = self._keyed([m.key for m in members])
+        self.vectors_key = self._keyed([m.vectors_key for m in members])  # the members' precisions included
         self.device = members[0].device
         self.input_hw = members[0].input_hw
         self.supports_bands = all(getattr(m, "supports_bands", False) for m in members)
         self.runtime = "+".join(sorted({getattr(m, "runtime", "torch") for m in members}))
         self.precision = "+".join(sorted({getattr(m, "precision", "f32") for m in members}))
         self.vectors_graph = _fused_vectors(name, self.members, self._scales)
+
+    def _keyed(self, keys: list[str]) -> str:
+        return "ensemble/" + "+".join(f"{k}*{w:.4g}" for k, w in zip(keys, self.weights)) + "/v1"
 
     @property
     def slices(self) -> list[slice]:

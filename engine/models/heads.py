@@ -101,7 +101,9 @@ class HeadEmbedder:
         self.dim = int(weight.shape[0])
         self.device = base.device
         self.name = f"{base.name}+{Path(checkpoint).stem}"
-        self.key = f"{base.key}/head:{checkpoint_digest(checkpoint)}"
+        digest = checkpoint_digest(checkpoint)
+        self.key = f"{base.key}/head:{digest}"
+        self.vectors_key = f"{base.vectors_key}/head:{digest}"  # the base's precision included
         self.supports_bands = getattr(base, "supports_bands", False)
 
     def project(self, vectors: np.ndarray) -> np.ndarray:

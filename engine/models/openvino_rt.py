@@ -428,12 +428,14 @@ class OpenVinoGraph:
 class OpenVinoBackbone(OpenVinoGraph):
     """An exported backbone (input (N, 3, H, W) -> feature map (N, C, h, w)) compiled by OpenVINO for the CPU:
     the ONNX export at bf16 or f32, or its int8 IR (engine.models.quantize) at int8. ``key``: when given, the
-    ONNX export's metadata key (``onnx_key_of``) must be it."""
+    ONNX export's metadata key (``onnx_key_of``) must be it; ``quantised``: an int8 IR's key (its calibration)."""
 
     region_batch = REGION_BATCH  # its one-pass-per-region batches: at most this many regions, a shorter one padded
 
-    def __init__(self, path: Path, channels: int, precision: str = "auto", threads: int = 2, key: str = "") -> None:
+    def __init__(self, path: Path, channels: int, precision: str = "auto", threads: int = 2, key: str = "",
+                 quantised: str = "") -> None:
         self.path = Path(path)
+        self.quantised = quantised
         core = shared_core()
         try:
             model = core.read_model(str(self.path))

@@ -1,17 +1,22 @@
 """Int8 embedder backbones: post-training static quantisation of an exported backbone with NNCF.
 
 The ONNX export (engine.models.runtime) is read by OpenVINO and quantised by ``nncf.quantize`` (weights per
-channel, activations per tensor, NNCF's "performance" preset with fast bias correction), calibrated on crops of the
-built-in demo (engine.io.demo: shop images, their annotated regions, clip frames and garment windows of them), so a
-fresh clone quantises offline. The quantised model is kept as OpenVINO IR by ``openvino_rt.kept_ir`` (under
-``<LIVEMATCH_HOME>/openvino-ir/<name>-int8-<key>/``, with the SHA-256 of its files); the key digests the ONNX
-export's key, NNCF's version and the calibration recipe (``QUANT_FORMAT``), so a change to any of them quantises
-again, and a kept model that is damaged or made under another key is quantised again.
+channel, activations per tensor, NNCF's "performance" preset with fast bias correction), calibrated on up to 300
+crops of real shop photos: the whole images and annotated regions of the catalogue being served (the ``calibration``
+setting, else the configured catalogue). Without one (the built-in demo, a fresh clone) it is calibrated on crops of
+the generated demo (engine.io.demo: shop images, their regions, clip frames and garment windows of them), so a fresh
+clone quantises offline. The quantised model is kept as OpenVINO IR by ``openvino_rt.kept_ir`` (under
+``<LIVEMATCH_HOME>/openvino-ir/<name>-int8[-<catalogue digest>]-<key>/``, with the SHA-256 of its files); the key
+digests the ONNX export's key, NNCF's version, the calibration recipe (``QUANT_FORMAT``) and the calibration
+catalogue's folder, so a change to any of them quantises again, and a kept model that is damaged or made under another
+key is quantised again. A catalogue's model is kept as it grows (its folder, not its files, names it): its vectors
+stay those its index was built with.
 
-Measured on the 2-core development CPU with this release's default (docs/performance-cpu.md): int8 vectors are within
-cosine 0.93 / 0.93 / 0.96 of f32's for Lite0 / Lite1 / Lite2 at 224x176 on 257 crops of watchlive-dev (means 0.988 /
-0.988 / 0.993), dev region top-1 falls from 0.840 to 0.787, and int8 embeds 1.2x faster than f32 capped to AVX2
-(1.6x with VNNI), so int8 is offered (``--precision int8``) but "auto" does not choose it (engine.models.openvino_rt).
+Why real photos (docs/performance-cpu.md, dev region top-1, f32 0.840): calibrated on the generated demo, int8 gives
+0.787 with VNNI; calibrated on the dev catalogue 0.853, and on another catalogue of 10 shop images (watchlive-sample)
+also 0.853. Capped to AVX2 (no VNNI: u8 x s8 products saturate) every calibration tried loses 0.01-0.07 (0.773-0.827,
+NNCF's overflow fix included), and int8 embeds 1.2x faster than f32 there (1.6x with VNNI), so int8 is offered
+(``--precision int8``) but "auto" does not choose it (engine.models.openvino_rt).
 """
 
 from __future__ import annotations
@@ -26,15 +31,53 @@ from engine.errors import ModelError
 
 QUANT_FORMAT = "nncf-ptq-performance-fbc/demo-calibration-v1"  # bump to quantise every cached model again
 CALIBRATION_CROPS = 300  # NNCF's default subset size
+MIN_CATALOGUE_CROPS = 8  # a catalogue with fewer readable crops is calibrated on the demo instead
 _lock = threading.Lock()
 
 
-def int8_key(onnx_key: str) -> str:
-    """The key an int8 model is kept under: the ONNX export's key, NNCF's version and the calibration recipe."""
+def int8_key(onnx_key: str, calibration: str = "") -> str:
+    """The key an int8 model is kept under: the ONNX export's key, NNCF's version, the calibration recipe and the
+    calibration catalogue's folder ("": the generated demo)."""
     import nncf
 
-    return hashlib.sha256("\n".join([onnx_key, nncf.__version__, QUANT_FORMAT,
-                                     str(CALIBRATION_CROPS)]).encode()).hexdigest()[:16]
+    parts = [onnx_key, nncf.__version__, QUANT_FORMAT, str(CALIBRATION_CROPS)] + ([calibration] if calibration else [])
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def calibration_folder(folder: str | Path | None) -> str:
+    """The catalogue folder int8 models are calibrated on, resolved ("" when none is given or it is not a folder:
+    the generated demo)."""
+    if not folder:
+        return ""
+    path = Path(folder).expanduser()
+    return str(path.resolve()) if path.is_dir() else ""
+
+
+def catalogue_crops(folder: str | Path, n: int = CALIBRATION_CROPS, seed: int = 0) -> list[np.ndarray]:
+    """Up to ``n`` RGB crops of a catalogue's own shop photos: whole images and annotated regions, in a seeded random
+    order. Unreadable images are skipped; a folder that is not a catalogue gives none."""
+    from engine.io.catalogue import load_catalogue
+    from engine.io.images import crop, read_rgb
+
+    try:
+        catalogue = load_catalogue(folder)
+    except Exception:  # noqa: BLE001 - not a catalogue: the caller falls back to the demo
+        return []
+    pool = [(path, None) for p in catalogue.products.values() for path in p.images]
+    pool += [(r.image_path, r.box) for p in catalogue.products.values() for r in p.regions]
+    out: list[np.ndarray] = []
+    for i in np.random.default_rng(seed).permutation(len(pool)):
+        if len(out) >= n:
+            break
+        path, box = pool[i]
+        try:
+            img = read_rgb(path)
+            c = img if box is None else crop(img, box)
+        except Exception:  # noqa: BLE001 - one bad photo never stops a quantisation
+            continue
+        if c.size and min(c.shape[:2]) >= 4:
+            out.append(c)
+    return out
 
 
 def calibration_crops(n: int = CALIBRATION_CROPS, seed: int = 0) -> list[np.ndarray]:
@@ -82,25 +125,32 @@ def quantize_onnx(onnx_file: Path, preprocess, crops: list[np.ndarray]):  # -> o
                          subset_size=len(crops), fast_bias_correction=True)
 
 
-def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx) -> tuple[Path, str]:
+def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx, calibration: str = "") -> tuple[Path, str]:
     """(the int8 IR of an exportable embedder, its key): the kept model, quantised first when it is missing, damaged
     or made under another key (its ONNX export is made first when that is missing). ``preprocess``: the embedder's
     (crops -> (N, 3, H, W) float32), used on the calibration crops; ``onnx_key`` and ``ensure_onnx`` (name -> the
-    ONNX file, exported when missing) come from engine.models.runtime, which calls this."""
+    ONNX file, exported when missing) come from engine.models.runtime, which calls this. ``calibration``: the
+    catalogue folder to calibrate on (``calibration_folder``; "" or fewer than ``MIN_CATALOGUE_CROPS`` readable
+    crops: the generated demo)."""
     from engine.models.openvino_rt import kept_ir, nncf_available
 
     if not nncf_available():
         raise ModelError("int8 needs NNCF: pip install -r requirements.txt, or use --precision f32")
+    folder = calibration_folder(calibration)
 
     def quantised():  # -> openvino.Model
         try:
-            return quantize_onnx(ensure_onnx(name), preprocess, calibration_crops())
+            crops = catalogue_crops(folder) if folder else []
+            if len(crops) < MIN_CATALOGUE_CROPS:
+                crops = calibration_crops()
+            return quantize_onnx(ensure_onnx(name), preprocess, crops)
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"NNCF could not quantise {name} ({type(e).__name__}: {e})") from e
 
     with _lock:
-        key = int8_key(onnx_key)
-        kept = kept_ir(f"{name}-int8", key, quantised)
+        key = int8_key(onnx_key, folder)
+        stem = f"{name}-int8" + (f"-{hashlib.sha256(folder.encode()).hexdigest()[:8]}" if folder else "")
+        kept = kept_ir(stem, key, quantised)
         if not kept.path.is_file():
             raise ModelError(f"the int8 {name} could not be kept under {kept.path.parent} (a full disk or a read-only "
                              "LIVEMATCH_HOME): use --precision f32")

@@ -220,10 +220,12 @@ def ensure_onnx(name: str) -> Path:
     return export_onnx(ONNX_EMBEDDERS[name].TORCH_CLASS, path, key)
 
 
-def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "auto", preprocess=None):
+def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "auto", preprocess=None,
+                  calibration: str = ""):
     """The exported backbone of an embedder, run by ONNX Runtime or OpenVINO: the cached file, exported first
     when it is missing, unreadable or not the expected model. OpenVINO at int8 runs the NNCF-quantised model
-    (engine.models.quantize; ``preprocess``, the embedder's, prepares its calibration crops)."""
+    (engine.models.quantize; ``preprocess``, the embedder's, prepares its calibration crops; ``calibration``: the
+    catalogue folder they come from, "" for the generated demo)."""
     onnx_cls = ONNX_EMBEDDERS[name]
     if runtime == "openvino":  # a bad precision is the caller's error, not a reason to export again
         from engine.models.openvino_rt import OpenVinoBackbone, resolve_precision
@@ -232,10 +234,10 @@ def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "aut
         if precision == "int8":
             from engine.models.quantize import ensure_int8
 
-            path, _ = ensure_int8(name, preprocess or onnx_cls.TORCH_CLASS.preprocess.__get__(onnx_cls),
-                                  onnx_path(name)[1], ensure_onnx)
+            path, int8_key = ensure_int8(name, preprocess or onnx_cls.TORCH_CLASS.preprocess.__get__(onnx_cls),
+                                  onnx_path(name)[1], ensure_onnx, calibration)
             try:
-                return OpenVinoBackbone(path, onnx_cls.dim, "int8", cpu_threads())
+                return OpenVinoBackbone(path, onnx_cls.dim, "int8", cpu_threads(), quantised=int8_key)
             except Exception as e:  # noqa: BLE001
                 raise ModelError(f"OpenVINO cannot load the int8 {name} ({type(e).__name__}: {e})") from e
     path, key = onnx_path(name)
@@ -262,7 +264,8 @@ class OnnxEmbedder(TorchEmbedder):
     TORCH_CLASS: type[TorchEmbedder] = TorchEmbedder
     WEIGHTS = staticmethod(lambda: Path())
 
-    def __init__(self, device: str = "cpu", runtime: str = "onnxruntime", precision: str = "auto") -> None:
+    def __init__(self, device: str = "cpu", runtime: str = "onnxruntime", precision: str = "auto",
+                 calibration: str = "") -> None:
         import torch
 
         if device not in ("auto", "cpu"):
@@ -274,8 +277,17 @@ class OnnxEmbedder(TorchEmbedder):
         self.half = False
         self._torch = torch
         self._lock = threading.Lock()
-        self.backbone = load_backbone(self.name, runtime, precision, self.preprocess)
+        self.backbone = load_backbone(self.name, runtime, precision, self.preprocess, calibration)
         self.precision = getattr(self.backbone, "precision", "f32")
+
+    @property
+    def vectors_key(self) -> str:
+        """``key`` at f32; else with the precision (and an int8 model's own key: its calibration), so embedding
+        caches and indexes never mix vectors of two precisions."""
+        if self.precision == "f32":
+            return self.key
+        quantised = getattr(self.backbone, "quantised", "")
+        return f"{self.key}@{self.precision}" + (f":{quantised}" if quantised else "")
 
     def _to_device(self, batch: np.ndarray) -> np.ndarray:
         return batch
@@ -310,7 +322,7 @@ ONNX_EMBEDDERS: dict[str, type[OnnxEmbedder]] = {
 
 
 def build_onnx_embedder(name: str, device: str = "cpu", runtime: str = "onnxruntime",
-                        precision: str = "auto") -> OnnxEmbedder:
+                        precision: str = "auto", calibration: str = "") -> OnnxEmbedder:
     if name not in ONNX_EMBEDDERS:
         raise ModelError(f"the embedder {name} has no ONNX export: use --runtime torch")
-    return ONNX_EMBEDDERS[name](device=device, runtime=runtime, precision=precision)
+    return ONNX_EMBEDDERS[name](device=device, runtime=runtime, precision=precision, calibration=calibration)

@@ -89,7 +89,7 @@ def embed_chunk(engine, jobs: list, cache: EmbeddingCache, problems: list[str]) 
                            {"boxes": boxes, "source": det.source})
             planned[i][3:] = [boxes, [product.category] * len(boxes), det.source]
     planned = [p for p in planned if p[3] is not None]
-    found: list[np.ndarray | None] = [cache.get(p[2], p[3], emb.key, emb.dim) for p in planned]
+    found: list[np.ndarray | None] = [cache.get(p[2], p[3], emb.vectors_key, emb.dim) for p in planned]
     missing = [i for i, v in enumerate(found) if v is None]
     ok = _read_images(planned, missing, images, problems)
     crops, owners = [], []
@@ -101,7 +101,7 @@ def embed_chunk(engine, jobs: list, cache: EmbeddingCache, problems: list[str]) 
         vecs = emb.embed(crops, s.models.batch_size)
         for i in ok:
             found[i] = vecs[[k for k, o in enumerate(owners) if o == i]]
-            cache.put(planned[i][2], planned[i][3], emb.key, found[i])
+            cache.put(planned[i][2], planned[i][3], emb.vectors_key, found[i])
     return [(p[0], p[1], p[3], p[4], p[5], v) for p, v in zip(planned, found)
             if v is not None and p[3] is not None]
 

@@ -59,7 +59,8 @@ class Engine:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             m = self.settings.models
-            self._embedder = get_embedder(m.embedder, m.device, m.head, m.runtime, m.precision)
+            self._embedder = get_embedder(m.embedder, m.device, m.head, m.runtime, m.precision,
+                                          m.calibration or self.settings.paths.catalogue)
         return self._embedder
 
     def prepare(self) -> None:
@@ -82,10 +83,10 @@ class Engine:
 
     @property
     def index_key(self) -> str:
-        """The model key an index is built and loaded with: the embedder's, plus the centring when it is on (an
-        index built without it is refused, and rebuilt by the callers that rebuild)."""
+        """The model key an index is built and loaded with: the embedder's vectors key (its precision included), plus
+        the centring when it is on (an index built without it is refused, and rebuilt by the callers that rebuild)."""
         dm = self.domain_mean
-        return self.embedder.key + (f"+centred/{dm.digest}" if dm is not None else "")
+        return self.embedder.vectors_key + (f"+centred/{dm.digest}" if dm is not None else "")
 
     # ----------------------------------------------------------------- catalogue side
     def build_index(self, catalogue: Catalogue, index_dir: str | Path, progress: Progress = _no_progress,
