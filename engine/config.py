@@ -49,7 +49,8 @@ class ModelSettings:
     domain_mean: str = "auto"  # livestream mean queries are centred on: "auto" (shipped per embedder), "none", a .npy
     device: str = "auto"  # "auto", "cpu" or "cuda"
     runtime: str = "auto"  # embedder runtime: "auto" (the fastest installed on the CPU), "torch", "onnxruntime", "openvino"
-    precision: str = "auto"  # OpenVINO: "auto" (f32: bf16 and int8 lose dev region top-1), "bf16", "int8" or "f32"
+    # OpenVINO: "auto" (f32: bf16, and int8 without VNNI, lose dev region top-1), "bf16", "int8" or "f32"
+    precision: str = "auto"
     calibration: str = ""  # int8: the catalogue folder it is calibrated on ("": the configured catalogue, else the demo)
     batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
 

@@ -62,8 +62,8 @@ def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames")
                    help=f"embedder runtime (default {d['runtime']}; auto: the fastest installed on the CPU, torch "
                         "on a GPU)")
     p.add_argument("--precision", choices=("auto", "bf16", "int8", "f32"),
-                   help=f"OpenVINO's precision (default {d['precision']}; auto: f32, as bf16 and int8 lose accuracy; "
-                        "int8 models are quantised with NNCF on first use: docs/performance-cpu.md)")
+                   help=f"OpenVINO's precision (default {d['precision']}; auto: f32, as bf16, and int8 without VNNI, "
+                        "lose accuracy; int8 models are quantised with NNCF on first use: docs/performance-cpu.md)")
     p.add_argument("--calibration", help="int8: the catalogue folder whose shop photos calibrate it (default: the "
                                          "catalogue served; the generated demo when there is none)")
     p.add_argument("--windows", choices=[w.value for w in Windows],

@@ -22,9 +22,10 @@ offers BF16, as the 2-core development CPU does), "f32" (``INFERENCE_PRECISION_H
 which ``execution_precisions`` shows), or "int8" (the NNCF-quantised model of engine.models.quantize, its other
 operations in f32). Measured on the development CPU with this release's default ensemble (docs/performance-cpu.md):
 bf16 vectors are within cosine 0.997 of f32's (mean 0.9995), dev region top-1 0.827 against f32's 0.840, at 2.2x
-f32's regions/s; int8's are within 0.944 (mean 0.990), region top-1 0.787, at 1.2x f32 capped to AVX2 (1.6x with
-AVX-512 VNNI); clip top-1 is 6/7 at each. Neither holds region top-1 within 0.01 of f32, so "auto" is f32 on every CPU
-(``BF16_HOLDS_ACCURACY``, ``INT8_HOLDS_ACCURACY``).
+f32's regions/s; int8 (calibrated on the catalogue's photos) is within 0.944 (mean 0.992), region top-1 0.853 with
+AVX-512 VNNI at 1.6x f32, but 0.800 capped to AVX2 (no VNNI) at 1.2x. bf16 does not hold region top-1 within 0.01 of
+f32, nor does int8 on the CPUs without bf16 (AVX2), so "auto" is f32 on every CPU (``BF16_HOLDS_ACCURACY``,
+``INT8_HOLDS_ACCURACY``).
 
 An ensemble's vectors run as one model (``ensemble_vectors``): its members on one shared input, each feature map
 GeM-pooled, L2-normalised and weighted in the graph, concatenated.
@@ -61,11 +62,13 @@ REGION_BATCH = 4
 PREPARED_REGION_HEIGHTS = (288, 384)
 MAX_BLOBS = 8  # compiled shapes kept on disk per model file, precision and CPU (12-18 MB each), most recent first
 # Whether "auto" takes int8 on a CPU without bf16: only where int8 holds accuracy (dev region top-1 within 0.01 of
-# f32). Measured: 0.787 against 0.840 with this release's default (docs/performance-cpu.md), so it does not.
+# f32). Measured with this release's default, calibrated on the catalogue's photos (docs/performance-cpu.md): 0.853
+# against 0.840 with VNNI, but 0.773-0.827 over every calibration tried capped to AVX2, the CPUs without bf16 most
+# people have, so it does not.
 INT8_HOLDS_ACCURACY = False
 # Measured on the development set with the default ensemble (224x176, hybrid windows; python -m engine evaluate, each
-# precision in its own LIVEMATCH_HOME): region top-1 f32 0.840, bf16 0.827 (-0.013), int8 0.787 (-0.053); clip top-1
-# 6/7 at each. A precision is a default only where region top-1 drops by at most 0.01: bf16 and int8 are opt-in.
+# precision keyed apart: Embedder.vectors_key): region top-1 f32 0.840, bf16 0.827 (-0.013); clip top-1 6/7 at each.
+# A precision is a default only where region top-1 drops by at most 0.01: bf16 and int8 are opt-in.
 BF16_HOLDS_ACCURACY = False
 
 
