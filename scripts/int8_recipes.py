@@ -34,10 +34,10 @@ def main(recipe: str, dataset: str, calibration: str = "") -> int:
     from engine.cli import main as cli
     from engine.models import quantize
 
-    def quantize_onnx(onnx_file, preprocess, crops):  # the shipped call, with the recipe's changes
+    def quantize_onnx(onnx_file, samples):  # the shipped call, with the recipe's changes
         import openvino as ov
 
-        kw = dict(preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(crops), fast_bias_correction=True)
+        kw = dict(preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(samples), fast_bias_correction=True)
         if "nodw" in changes:
             kw["ignored_scope"] = nncf.IgnoredScope(types=["GroupConvolution"])
         if "mixed" in changes:
@@ -49,7 +49,7 @@ def main(recipe: str, dataset: str, calibration: str = "") -> int:
 
             kw["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
         model = ov.Core().read_model(str(onnx_file))
-        return nncf.quantize(model, nncf.Dataset([preprocess([c]) for c in crops]), **kw)
+        return nncf.quantize(model, nncf.Dataset(samples), **kw)
 
     quantize.quantize_onnx = quantize_onnx
     quantize.QUANT_FORMAT += f"/recipe:{recipe}"  # never the shipped model's key

@@ -426,8 +426,8 @@ def _recording_quantiser(monkeypatch):
 
     seen: list[list[np.ndarray]] = []
 
-    def record(onnx_file, preprocess, crops):
-        seen.append(list(crops))
+    def record(onnx_file, samples):
+        seen.append(list(samples))
         return ov.Core().read_model(str(onnx_file))
 
     monkeypatch.setattr(quantize, "quantize_onnx", record)
@@ -435,8 +435,9 @@ def _recording_quantiser(monkeypatch):
 
 
 def test_int8_is_calibrated_on_the_served_catalogues_photos(tmp_path, monkeypatch, demo_dir):
-    """int8 calibrated on a catalogue reads its shop photos (whole images and annotated regions; a corrupt photo is
-    skipped, never an error), and is kept apart from the demo-calibrated model: both stay on disk."""
+    """int8 calibrated on a catalogue reads its shop photos (whole images and annotated regions, each made the
+    network's input as it is read; a corrupt photo is skipped, never an error), and is kept apart from the
+    demo-calibrated model: both stay on disk."""
     import shutil
 
     from engine.models import quantize
@@ -453,9 +454,12 @@ def test_int8_is_calibrated_on_the_served_catalogues_photos(tmp_path, monkeypatc
     broken.write_bytes(b"not a jpeg")
     first = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8", calibration=str(shop))
     assert len(seen) == 1 and len(seen[0]) == len(photos) - 1 + regions - regions_on_broken
-    assert all(c.ndim == 3 and c.shape[2] == 3 for c in seen[0])
+    assert all(s.shape == (1, 3, *first.input_hw) and s.dtype == np.float32 for s in seen[0])
+    photo = read_rgb(photos[-1]) if str(broken) != photos[-1] else read_rgb(photos[0])
+    assert any(np.allclose(s, first.preprocess([photo])) for s in seen[0])  # a whole photo, as the network sees it
     demo_calls = []
-    monkeypatch.setattr(quantize, "calibration_crops", lambda *a: demo_calls.append(1) or seen[0][:8])
+    few = [np.full((40, 30, 3), v, np.uint8) for v in range(8)]
+    monkeypatch.setattr(quantize, "calibration_crops", lambda *a: demo_calls.append(1) or few)
     second = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")  # no catalogue: the demo
     assert len(seen) == 2 and demo_calls == [1]
     assert first.backbone.path.parent != second.backbone.path.parent
@@ -475,8 +479,9 @@ def test_a_folder_without_photos_calibrates_on_the_demo(tmp_path, monkeypatch):
     demo_calls = []
     few = [np.full((40, 30, 3), v, np.uint8) for v in range(8)]
     monkeypatch.setattr(quantize, "calibration_crops", lambda *a: demo_calls.append(1) or few)
-    rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8", calibration=str(empty))
+    emb = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8", calibration=str(empty))
     assert demo_calls == [1] and len(seen) == 1 and len(seen[0]) == 8
+    assert np.allclose(seen[0][3], emb.preprocess([few[3]]))
 
 
 def test_only_int8_embedders_depend_on_the_calibration(tmp_path, monkeypatch, demo_dir):

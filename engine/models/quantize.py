@@ -13,10 +13,10 @@ key is quantised again. A catalogue's model is kept as it grows (its folder, not
 stay those its index was built with.
 
 Why real photos (docs/performance-cpu.md, dev region top-1, f32 0.840): calibrated on the generated demo, int8 gives
-0.787 with VNNI; calibrated on the dev catalogue 0.853, and on another catalogue of 10 shop images (watchlive-sample)
-also 0.853. Capped to AVX2 (no VNNI: u8 x s8 products saturate) every calibration tried loses 0.01-0.07 (0.773-0.827,
-NNCF's overflow fix included), and int8 embeds 1.2x faster than f32 there (1.6x with VNNI), so int8 is offered
-(``--precision int8``) but "auto" does not choose it (engine.models.openvino_rt).
+0.787 with VNNI; calibrated on the dev catalogue's photos 0.853, on another catalogue's (watchlive-sample: 59 photos,
+86 regions) 0.840; equivalent calibrations moved it within 0.827-0.853. Capped to AVX2 (no VNNI) every calibration and recipe tried loses 0.01-0.07 (0.773-0.827; NNCF's overflow
+fix and depthwise convolutions left in f32 included), and int8 embeds 1.2x faster than f32 there (1.6x with VNNI), so
+int8 is offered (``--precision int8``) but "auto" does not choose it (engine.models.openvino_rt).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -53,9 +54,11 @@ def calibration_folder(folder: str | Path | None) -> str:
     return str(path.resolve()) if path.is_dir() else ""
 
 
-def catalogue_crops(folder: str | Path, n: int = CALIBRATION_CROPS, seed: int = 0) -> list[np.ndarray]:
+def catalogue_crops(folder: str | Path, n: int = CALIBRATION_CROPS, seed: int = 0,
+                    prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
     """Up to ``n`` RGB crops of a catalogue's own shop photos: whole images and annotated regions, in a seeded random
-    order. Unreadable images are skipped; a folder that is not a catalogue gives none."""
+    order, each passed through ``prepare`` as it is read (``ensure_int8``: the network's input, so 300 large photos
+    are never held at once). Unreadable images are skipped; a folder that is not a catalogue gives none."""
     from engine.io.catalogue import load_catalogue
     from engine.io.images import crop, read_rgb
 
@@ -76,7 +79,7 @@ def catalogue_crops(folder: str | Path, n: int = CALIBRATION_CROPS, seed: int = 
         except Exception:  # noqa: BLE001 - one bad photo never stops a quantisation
             continue
         if c.size and min(c.shape[:2]) >= 4:
-            out.append(c)
+            out.append(prepare(c) if prepare else c)
     return out
 
 
@@ -113,16 +116,15 @@ def calibration_crops(n: int = CALIBRATION_CROPS, seed: int = 0) -> list[np.ndar
     return [c for c in picked if c.size and min(c.shape[:2]) >= 4]
 
 
-def quantize_onnx(onnx_file: Path, preprocess, crops: list[np.ndarray]):  # -> openvino.Model
-    """The ONNX backbone at ``onnx_file`` quantised to int8 with NNCF, calibrated on ``crops`` (each run through
-    ``preprocess``, one crop per calibration sample)."""
+def quantize_onnx(onnx_file: Path, samples: list[np.ndarray]):  # -> openvino.Model
+    """The ONNX backbone at ``onnx_file`` quantised to int8 with NNCF, calibrated on ``samples`` (the network's
+    input: one preprocessed crop, (1, 3, H, W) float32, each)."""
     import nncf
     import openvino as ov
 
     model = ov.Core().read_model(str(onnx_file))
-    dataset = nncf.Dataset([preprocess([c]) for c in crops])
-    return nncf.quantize(model, dataset, preset=nncf.QuantizationPreset.PERFORMANCE,
-                         subset_size=len(crops), fast_bias_correction=True)
+    return nncf.quantize(model, nncf.Dataset(samples), preset=nncf.QuantizationPreset.PERFORMANCE,
+                         subset_size=len(samples), fast_bias_correction=True)
 
 
 def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx, calibration: str = "") -> tuple[Path, str]:
@@ -140,10 +142,11 @@ def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx, calibration: 
 
     def quantised():  # -> openvino.Model
         try:
-            crops = catalogue_crops(folder) if folder else []
-            if len(crops) < MIN_CATALOGUE_CROPS:
-                crops = calibration_crops()
-            return quantize_onnx(ensure_onnx(name), preprocess, crops)
+            one = lambda c: preprocess([c])  # noqa: E731
+            samples = catalogue_crops(folder, prepare=one) if folder else []
+            if len(samples) < MIN_CATALOGUE_CROPS:
+                samples = [one(c) for c in calibration_crops()]
+            return quantize_onnx(ensure_onnx(name), samples)
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"NNCF could not quantise {name} ({type(e).__name__}: {e})") from e
 

@@ -234,10 +234,10 @@ def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "aut
         if precision == "int8":
             from engine.models.quantize import ensure_int8
 
-            path, int8_key = ensure_int8(name, preprocess or onnx_cls.TORCH_CLASS.preprocess.__get__(onnx_cls),
-                                  onnx_path(name)[1], ensure_onnx, calibration)
+            path, quantised = ensure_int8(name, preprocess or onnx_cls.TORCH_CLASS.preprocess.__get__(onnx_cls),
+                                          onnx_path(name)[1], ensure_onnx, calibration)
             try:
-                return OpenVinoBackbone(path, onnx_cls.dim, "int8", cpu_threads(), quantised=int8_key)
+                return OpenVinoBackbone(path, onnx_cls.dim, "int8", cpu_threads(), quantised=quantised)
             except Exception as e:  # noqa: BLE001
                 raise ModelError(f"OpenVINO cannot load the int8 {name} ({type(e).__name__}: {e})") from e
     path, key = onnx_path(name)
