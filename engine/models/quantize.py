@@ -14,9 +14,10 @@ stay those its index was built with.
 
 Why real photos (docs/performance-cpu.md, dev region top-1, f32 0.840): calibrated on the generated demo, int8 gives
 0.787 with VNNI; calibrated on the dev catalogue's photos 0.853, on another catalogue's (watchlive-sample: 59 photos,
-86 regions) 0.840; equivalent calibrations moved it within 0.827-0.853. Capped to AVX2 (no VNNI) every calibration and recipe tried loses 0.01-0.07 (0.773-0.827; NNCF's overflow
-fix and depthwise convolutions left in f32 included), and int8 embeds 1.2x faster than f32 there (1.6x with VNNI), so
-int8 is offered (``--precision int8``) but "auto" does not choose it (engine.models.openvino_rt).
+86 regions) 0.840; equivalent calibrations moved it within 0.827-0.853. Capped to AVX2 (no VNNI), the same model
+loses 0.013-0.067 over every calibration and recipe tried (0.773-0.827; NNCF's overflow fix and depthwise convolutions
+left in f32 included), and int8 embeds 1.2x faster than f32 there (1.6x with VNNI), so int8 is offered
+(``--precision int8``) but "auto" does not choose it (engine.models.openvino_rt).
 """
 
 from __future__ import annotations
