@@ -502,6 +502,45 @@ def test_only_int8_embedders_depend_on_the_calibration(tmp_path, monkeypatch, de
     assert calls[0][-1] == str(demo_dir) and calls[1][-1] == str(tmp_path)
 
 
+def test_a_machine_without_openvino_still_builds_an_engine_for_a_catalogue(monkeypatch, demo_dir):
+    """The calibration folder is looked at only where int8 may run: at "auto" with int8 not a default, OpenVINO is
+    not even asked (a machine without it runs torch)."""
+    from engine.models import _int8_calibration, openvino_rt as ovrt
+
+    def no_openvino(*a, **k):
+        raise AssertionError("OpenVINO asked for a calibration at auto")
+
+    monkeypatch.setattr(ovrt, "cpu_capabilities", no_openvino)
+    monkeypatch.setattr(ovrt, "openvino_available", lambda: False)
+    assert _int8_calibration("auto", str(demo_dir)) == "" and _int8_calibration("bf16", str(demo_dir)) == ""
+    monkeypatch.setattr(ovrt, "INT8_HOLDS_ACCURACY", True)
+    assert _int8_calibration("auto", str(demo_dir)) == ""  # int8 would be the default, but OpenVINO is missing
+
+
+def test_the_demo_and_small_folders_share_the_generated_demos_model(tmp_path, monkeypatch, demo_dir):
+    """The app's built-in demo, a folder listing fewer than 8 photos and regions, and a path that is not a folder
+    are all calibrated on the generated demo and share its one model; another catalogue gets a model of its own."""
+    import shutil
+
+    from engine.models import quantize
+
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LIVEMATCH_DEMO_DIR", str(demo_dir))
+    seen = _recording_quantiser(monkeypatch)
+    assert quantize.calibration_folder(demo_dir) == ""
+    tiny = tmp_path / "tiny" / "image" / "000001"
+    tiny.mkdir(parents=True)
+    shutil.copy(next((demo_dir / "image").rglob("*.jpg")), tiny / "0.jpg")
+    demo = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8")
+    for folder in (demo_dir, tmp_path / "tiny", tmp_path / "missing"):
+        same = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8", calibration=str(folder))
+        assert same.backbone.path == demo.backbone.path and same.vectors_key == demo.vectors_key
+    assert len(seen) == 1
+    other = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8",
+                                   calibration=str(shutil.copytree(demo_dir, tmp_path / "shop")))
+    assert len(seen) == 2 and other.backbone.path.parent != demo.backbone.path.parent
+
+
 class _Counting:
     """An embedder that counts the crops it embeds."""
 

@@ -120,6 +120,25 @@ def test_the_evaluate_page_refuses_a_dataset_outside_the_roots(monkeypatch: pyte
     assert any("outside the folders this app may open" in e.value for e in at.error)
 
 
+def test_int8_is_calibrated_on_the_operators_choice_never_on_a_visitors_catalogue(monkeypatch: pytest.MonkeyPatch,
+                                                                                   tmp_path: Path) -> None:
+    """A visitor who opens another catalogue never makes the server quantise on it: the app's engines take the
+    operator's calibration, else the operator's catalogue, else the built-in demo (one int8 model per server)."""
+    from engine.config import Settings
+    from ui.state import engine_settings
+
+    monkeypatch.delenv("LIVEMATCH_CALIBRATION", raising=False)
+    monkeypatch.delenv("LIVEMATCH_CATALOGUE", raising=False)
+    monkeypatch.setenv("LIVEMATCH_DEMO_DIR", str(tmp_path / "demo"))
+    visitor = Settings.from_env().with_(catalogue=str(tmp_path / "visitors"), precision="int8")
+    assert engine_settings(visitor).models.calibration == str(tmp_path / "demo")
+    monkeypatch.setenv("LIVEMATCH_CATALOGUE", str(tmp_path / "shop"))
+    assert engine_settings(visitor).models.calibration == str(tmp_path / "shop")
+    monkeypatch.setenv("LIVEMATCH_CALIBRATION", str(tmp_path / "photos"))
+    assert engine_settings(visitor).models.calibration == str(tmp_path / "photos")
+    assert engine_settings(visitor).paths.catalogue == str(tmp_path / "visitors")  # the visitor's catalogue is served
+
+
 # ============================================================================ editing off, and asked once
 def test_with_editing_off_nothing_can_be_added_removed_rebuilt_or_trained(monkeypatch: pytest.MonkeyPatch,
                                                                           demo_dir: Path, engine, tmp_path: Path) -> None:

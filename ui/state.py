@@ -42,9 +42,15 @@ def current_settings() -> Settings:
 
 
 def engine_settings(settings: Settings) -> Settings:
-    """The settings with display-only fields reset, so that changing them never reloads or re-matches."""
+    """The settings with display-only fields reset, so that changing them never reloads or re-matches; and int8
+    calibrated on what the operator chose (its calibration setting, else its catalogue, else the built-in demo),
+    never on a catalogue a visitor opens: one quantisation per server, not one per catalogue."""
+    from engine.io.demo import default_demo_dir
+
     defaults = Settings().flat()
-    return settings.with_(**{f: defaults[f] for f in DISPLAY_ONLY_FIELDS})
+    operator = operator_settings()
+    calibration = operator.models.calibration or operator.paths.catalogue or str(default_demo_dir())
+    return settings.with_(calibration=calibration, **{f: defaults[f] for f in DISPLAY_ONLY_FIELDS})
 
 
 def settings_key(settings: Settings) -> str:

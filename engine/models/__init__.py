@@ -115,13 +115,19 @@ def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str =
 
 
 def _int8_calibration(precision: str, calibration: str) -> str:
-    """The calibration folder an embedder is built and cached with: resolved at int8, "" at any other precision."""
-    if not calibration:
+    """The calibration folder an embedder is built and cached with: resolved at int8, "" at any other precision
+    (OpenVINO is asked only where "auto" may mean int8, so a machine without it still runs torch)."""
+    from engine.models import openvino_rt as ovrt
+
+    wanted = (precision or "auto").strip().lower()
+    if not calibration or wanted not in ("int8", "auto"):
         return ""
-    from engine.models.openvino_rt import resolve_precision
+    if wanted == "auto" and not (ovrt.INT8_HOLDS_ACCURACY and ovrt.openvino_available()
+                                 and ovrt.resolve_precision("auto") == "int8"):
+        return ""
     from engine.models.quantize import calibration_folder
 
-    return calibration_folder(calibration) if resolve_precision(precision) == "int8" else ""
+    return calibration_folder(calibration)
 
 
 def prepare_embedder(embedder: Embedder, batch: int) -> None:

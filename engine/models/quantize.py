@@ -23,6 +23,7 @@ left in f32 included), and int8 embeds 1.2x faster than f32 there (1.6x with VNN
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from pathlib import Path
 from typing import Callable
@@ -35,6 +36,7 @@ QUANT_FORMAT = "nncf-ptq-performance-fbc/demo-calibration-v1"  # bump to quantis
 CALIBRATION_CROPS = 300  # NNCF's default subset size
 MIN_CATALOGUE_CROPS = 8  # a catalogue with fewer readable crops is calibrated on the demo instead
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def int8_key(onnx_key: str, calibration: str = "") -> str:
@@ -47,12 +49,29 @@ def int8_key(onnx_key: str, calibration: str = "") -> str:
 
 
 def calibration_folder(folder: str | Path | None) -> str:
-    """The catalogue folder int8 models are calibrated on, resolved ("" when none is given or it is not a folder:
-    the generated demo)."""
+    """The catalogue folder int8 models are calibrated on, resolved; "" (the generated demo) when none is given, it
+    is the app's built-in demo, or it is not a folder (said in the log)."""
+    from engine.io.demo.dataset import default_demo_dir
+
     if not folder:
         return ""
     path = Path(folder).expanduser()
-    return str(path.resolve()) if path.is_dir() else ""
+    if not path.is_dir():
+        log.warning("int8 calibration: %s is not a folder; calibrating on the generated demo", folder)
+        return ""
+    resolved = path.resolve()
+    return "" if resolved == default_demo_dir().expanduser().resolve() else str(resolved)
+
+
+def _listed_crops(folder: str) -> int:
+    """How many photos and annotated regions a catalogue folder lists (none read); 0 when it is not a catalogue."""
+    from engine.io.catalogue import load_catalogue
+
+    try:
+        catalogue = load_catalogue(folder)
+    except Exception:  # noqa: BLE001 - not a catalogue
+        return 0
+    return sum(len(p.images) + len(p.regions) for p in catalogue.products.values())
 
 
 def catalogue_crops(folder: str | Path, n: int = CALIBRATION_CROPS, seed: int = 0,
@@ -77,10 +96,10 @@ def catalogue_crops(folder: str | Path, n: int = CALIBRATION_CROPS, seed: int = 
         try:
             img = read_rgb(path)
             c = img if box is None else crop(img, box)
+            if c.size and min(c.shape[:2]) >= 4:
+                out.append(prepare(c) if prepare else c)
         except Exception:  # noqa: BLE001 - one bad photo never stops a quantisation
             continue
-        if c.size and min(c.shape[:2]) >= 4:
-            out.append(prepare(c) if prepare else c)
     return out
 
 
@@ -129,24 +148,34 @@ def quantize_onnx(onnx_file: Path, samples: list[np.ndarray]):  # -> openvino.Mo
 
 
 def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx, calibration: str = "") -> tuple[Path, str]:
-    """(the int8 IR of an exportable embedder, its key): the kept model, quantised first when it is missing, damaged
-    or made under another key (its ONNX export is made first when that is missing). ``preprocess``: the embedder's
-    (crops -> (N, 3, H, W) float32), used on the calibration crops; ``onnx_key`` and ``ensure_onnx`` (name -> the
-    ONNX file, exported when missing) come from engine.models.runtime, which calls this. ``calibration``: the
-    catalogue folder to calibrate on (``calibration_folder``; "" or fewer than ``MIN_CATALOGUE_CROPS`` readable
-    crops: the generated demo)."""
+    """(the int8 IR of an exportable embedder, the SHA-256 of its weights): the kept model, quantised first when it
+    is missing, damaged or made under another key (its ONNX export is made first when that is missing).
+    ``preprocess``: the embedder's (crops -> (N, 3, H, W) float32), used on the calibration crops; ``onnx_key`` and
+    ``ensure_onnx`` (name -> the ONNX file, exported when missing) come from engine.models.runtime, which calls this.
+    ``calibration``: the catalogue folder to calibrate on (``calibration_folder``); one that lists fewer than
+    ``MIN_CATALOGUE_CROPS`` photos and regions shares the generated demo's model."""
+    from engine.io.files import file_digest
     from engine.models.openvino_rt import kept_ir, nncf_available
 
     if not nncf_available():
         raise ModelError("int8 needs NNCF: pip install -r requirements.txt, or use --precision f32")
     folder = calibration_folder(calibration)
+    if folder and _listed_crops(folder) < MIN_CATALOGUE_CROPS:
+        log.warning("int8 calibration: %s lists fewer than %d photos and regions; calibrating on the generated demo",
+                    folder, MIN_CATALOGUE_CROPS)
+        folder = ""
 
     def quantised():  # -> openvino.Model
         try:
             one = lambda c: preprocess([c])  # noqa: E731
             samples = catalogue_crops(folder, prepare=one) if folder else []
-            if len(samples) < MIN_CATALOGUE_CROPS:
+            if len(samples) < MIN_CATALOGUE_CROPS:  # its photos could not be read: said, and the demo's used
+                if folder:
+                    log.warning("int8 calibration: %d readable photos in %s; calibrating on the generated demo",
+                                len(samples), folder)
                 samples = [one(c) for c in calibration_crops()]
+            log.info("int8 %s: quantising, calibrated on %s (%d crops)", name, folder or "the generated demo",
+                     len(samples))
             return quantize_onnx(ensure_onnx(name), samples)
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"NNCF could not quantise {name} ({type(e).__name__}: {e})") from e
@@ -158,4 +187,4 @@ def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx, calibration: 
         if not kept.path.is_file():
             raise ModelError(f"the int8 {name} could not be kept under {kept.path.parent} (a full disk or a read-only "
                              "LIVEMATCH_HOME): use --precision f32")
-        return kept.path, key
+        return kept.path, file_digest(kept.path.with_suffix(".bin"))[:16]
