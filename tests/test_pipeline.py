@@ -131,6 +131,32 @@ def test_folder_catalogue_uses_detection_skips_corrupt_images_and_caches_regions
     np.testing.assert_allclose(vectors2, vectors)
 
 
+def test_small_chunks_give_what_one_chunk_gives_and_a_rebuild_decodes_nothing(engine, demo_dir, tmp_path,
+                                                                              monkeypatch):
+    """With chunks of 2 images: the same vectors, regions and problems, in the same order, as one chunk, for
+    annotated, detected and corrupt images alike; a second build from the cache decodes only the image it could
+    never read."""
+    import shutil
+
+    import engine.pipeline.catalogue as cat_mod
+
+    root = tmp_path / "mixed"
+    shutil.copytree(demo_dir, root)
+    shutil.copytree(demo_dir / "image" / "900001", root / "image" / "900099")  # not annotated: detected
+    broken = next((root / "image" / "900002").glob("*.jpg"))
+    broken.write_bytes(b"\xff\xd8\xff\xe0 broken")
+    catalogue = load_catalogue(root)
+    one = catalogue_regions(engine, catalogue, cache=EmbeddingCache(tmp_path / "one"), chunk=1000)
+    two = catalogue_regions(engine, catalogue, cache=EmbeddingCache(tmp_path / "two"), chunk=2)
+    assert one[1] == two[1] and one[2] == two[2] and len(two[2]) == 1 and broken.name in two[2][0]
+    assert {it.source for it in two[1]} > {"annotation"}  # annotated and detected regions both
+    np.testing.assert_allclose(one[0], two[0], atol=1e-5)
+    decoded = []
+    monkeypatch.setattr(cat_mod, "read_rgb", lambda p, _read=cat_mod.read_rgb: decoded.append(p) or _read(p))
+    again = catalogue_regions(engine, catalogue, cache=EmbeddingCache(tmp_path / "two"), chunk=2)
+    assert [str(p) for p in decoded] == [str(broken)] and again[1] == two[1]
+
+
 def test_ranking_names_the_best_matching_catalogue_image(engine, catalogue):
     result = engine.match(catalogue.clips["900002"].path)
     top = result.top
