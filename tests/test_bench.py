@@ -102,3 +102,24 @@ def test_the_bench_command_takes_quick_and_json():
     args = build_parser().parse_args(["bench", "--quick", "--runs", "3", "--json", "f.json"])
     assert args.quick and args.runs == 3 and args.json == "f.json"
     assert not build_parser().parse_args(["bench"]).quick
+
+
+def test_an_embedding_rate_is_the_median_of_its_windows(monkeypatch):
+    """One slow call (a first run of a shape, a busy moment) no longer decides a rate: on a fake clock, windows of
+    0.5, 2 and 4 items/s give 2."""
+    from types import SimpleNamespace
+
+    from engine.eval import bench
+
+    clock = [0.0]
+    steps = iter([0.5, 2.0, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25])  # a warm call, then the three windows' calls
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(bench, "_cpu_s", lambda: 2 * clock[0])
+
+    def one_item() -> int:
+        clock[0] += next(steps)
+        return 1
+
+    got: dict = {}
+    assert bench._rate(one_item, min_s=1.0, cpu=got, windows=3) == 2.0
+    assert got["per_cpu_s"] == 1.0  # two CPU seconds per second of the clock
