@@ -21,19 +21,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the engine beside this folder
 
 from engine.config import Settings  # noqa: E402
+from engine.eval.bench import EMBED_WINDOWS, rate  # noqa: E402
 from engine.models import get_embedder  # noqa: E402
 
 BATCH = 8
 CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 2, "INFERENCE_PRECISION_HINT": "f32"}
-
-
-def _rate(fn, per_call: int, seconds: float = 4.0) -> float:
-    fn()
-    calls, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        fn()
-        calls += 1
-    return per_call * calls / (time.perf_counter() - t0)
 
 
 def macs_per_item(model) -> dict[str, float]:
@@ -108,7 +100,7 @@ def main() -> None:
               f"{sorted(k)}")
     torch_emb = get_embedder(name, "cpu", runtime="torch")
     crops = [np.random.default_rng(i).integers(0, 255, (300, 200, 3), dtype=np.uint8) for i in range(BATCH)]
-    torch_rate = _rate(lambda: torch_emb.embed(crops, BATCH), BATCH)
+    torch_rate = rate(lambda: len(torch_emb.embed(crops, BATCH)), min_s=1.5, windows=EMBED_WINDOWS)  # as the bench
     need = 2.5 * torch_rate * total / 1e9
     print(f"torch, batch {BATCH}: {torch_rate:.1f} regions/s; 2.5x that is {2.5 * torch_rate:.1f} regions/s = "
           f"{need:.1f} G multiply-adds/s, {100 * need / ceiling:.0f}% of the best 1x1 convolution "

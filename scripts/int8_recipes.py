@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the engine beside this folder
@@ -34,24 +35,19 @@ def main(recipe: str, dataset: str, calibration: str = "") -> int:
     from engine.cli import main as cli
     from engine.models import quantize
 
-    def quantize_onnx(onnx_file, samples):  # the shipped call, with the recipe's changes
-        import openvino as ov
+    options = {}  # nncf.quantize's, over the shipped recipe (engine.models.quantize.quantize_onnx)
+    if "nodw" in changes:
+        options["ignored_scope"] = nncf.IgnoredScope(types=["GroupConvolution"])
+    if "mixed" in changes:
+        options["preset"] = nncf.QuantizationPreset.MIXED
+    if "fullbc" in changes:
+        options["fast_bias_correction"] = False
+    if "of" in changes:
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
-        kw = dict(preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(samples), fast_bias_correction=True)
-        if "nodw" in changes:
-            kw["ignored_scope"] = nncf.IgnoredScope(types=["GroupConvolution"])
-        if "mixed" in changes:
-            kw["preset"] = nncf.QuantizationPreset.MIXED
-        if "fullbc" in changes:
-            kw["fast_bias_correction"] = False
-        if "of" in changes:
-            from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+        options["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
 
-            kw["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
-        model = ov.Core().read_model(str(onnx_file))
-        return nncf.quantize(model, nncf.Dataset(samples), **kw)
-
-    quantize.quantize_onnx = quantize_onnx
+    quantize.quantize_onnx = partial(quantize.quantize_onnx, **options)
     quantize.QUANT_FORMAT += f"/recipe:{recipe}"  # never the shipped model's key
     argv = ["evaluate", "--dataset", dataset, "--precision", "int8"]
     if calibration == "demo":  # no catalogue crops: the generated demo's, as without a catalogue

@@ -121,5 +121,5 @@ def test_an_embedding_rate_is_the_median_of_its_windows(monkeypatch):
         return 1
 
     got: dict = {}
-    assert bench._rate(one_item, min_s=1.0, cpu=got, windows=3) == 2.0
+    assert bench.rate(one_item, min_s=1.0, cpu=got, windows=3) == 2.0
     assert got["per_cpu_s"] == 1.0  # two CPU seconds per second of the clock

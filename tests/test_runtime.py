@@ -488,13 +488,13 @@ def test_only_int8_embedders_depend_on_the_calibration(tmp_path, monkeypatch, de
     """One f32 embedder serves every catalogue (the calibration folder is ignored below int8); the engine passes
     the catalogue it serves, or the calibration setting when one is set."""
     from engine.config import Settings
-    from engine.models import _int8_calibration
+    from engine.models import int8_calibration
     from engine.pipeline.engine import Engine
 
     plain = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
     assert get_embedder(NAME, "cpu", runtime="openvino", precision="f32", calibration=str(demo_dir)) is plain
-    assert _int8_calibration("f32", str(demo_dir)) == "" and _int8_calibration("int8", "") == ""
-    assert _int8_calibration("int8", str(demo_dir)) == str(demo_dir.resolve())
+    assert int8_calibration("f32", str(demo_dir)) == "" and int8_calibration("int8", "") == ""
+    assert int8_calibration("int8", str(demo_dir)) == str(demo_dir.resolve())
     calls = []
     monkeypatch.setattr("engine.pipeline.engine.get_embedder", lambda *a: calls.append(a) or plain)
     Engine(Settings().with_(catalogue=str(demo_dir), precision="int8")).embedder
@@ -505,16 +505,16 @@ def test_only_int8_embedders_depend_on_the_calibration(tmp_path, monkeypatch, de
 def test_a_machine_without_openvino_still_builds_an_engine_for_a_catalogue(monkeypatch, demo_dir):
     """The calibration folder is looked at only where int8 may run: at "auto" with int8 not a default, OpenVINO is
     not even asked (a machine without it runs torch)."""
-    from engine.models import _int8_calibration, openvino_rt as ovrt
+    from engine.models import int8_calibration, openvino_rt as ovrt
 
     def no_openvino(*a, **k):
         raise AssertionError("OpenVINO asked for a calibration at auto")
 
     monkeypatch.setattr(ovrt, "cpu_capabilities", no_openvino)
     monkeypatch.setattr(ovrt, "openvino_available", lambda: False)
-    assert _int8_calibration("auto", str(demo_dir)) == "" and _int8_calibration("bf16", str(demo_dir)) == ""
+    assert int8_calibration("auto", str(demo_dir)) == "" and int8_calibration("bf16", str(demo_dir)) == ""
     monkeypatch.setattr(ovrt, "INT8_HOLDS_ACCURACY", True)
-    assert _int8_calibration("auto", str(demo_dir)) == ""  # int8 would be the default, but OpenVINO is missing
+    assert int8_calibration("auto", str(demo_dir)) == ""  # int8 would be the default, but OpenVINO is missing
 
 
 def test_the_demo_and_small_folders_share_the_generated_demos_model(tmp_path, monkeypatch, demo_dir):

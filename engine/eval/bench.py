@@ -186,7 +186,7 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _rate(fn: Callable[[], int], min_s: float = 1.0, cpu: dict | None = None, windows: int = 1) -> float:
+def rate(fn: Callable[[], int], min_s: float = 1.0, cpu: dict | None = None, windows: int = 1) -> float:
     """Items per second of fn (which returns how many items it processed), repeated for min_s; with ``windows``,
     the median of that many windows of min_s each (one slow call weighs less). With ``cpu``, its "per_cpu_s" is set
     to the items per CPU second (every thread's; the median window's), a figure a busy machine changes less."""
@@ -208,7 +208,7 @@ def _bench_detection(settings: Settings, clip: str, results: dict, out: Callable
     from engine.io.video import sample_frames
     from engine.models import get_detector
 
-    fps = _rate(lambda: len(sample_frames(clip, 10)))
+    fps = rate(lambda: len(sample_frames(clip, 10)))
     results["decode_frames_per_s"] = fps
     out(f"decode (seek to 10 sampled frames): {fps:8.1f} frames/s")
 
@@ -216,10 +216,10 @@ def _bench_detection(settings: Settings, clip: str, results: dict, out: Callable
     frames = [f.image for f in sample_frames(clip, 10)]
     from engine.models.detectors import detect_side_by_side
 
-    det_fps = _rate(lambda: len(detector.detect(frames, settings.detection.det_threshold)))
+    det_fps = rate(lambda: len(detector.detect(frames, settings.detection.det_threshold)))
     results["detect_frames_per_s"] = det_fps
     out(f"detect ({settings.models.detector}, batch 10): {det_fps:8.1f} frames/s")
-    sbs_fps = _rate(lambda: len(detect_side_by_side(detector, frames, settings.detection.det_threshold)))
+    sbs_fps = rate(lambda: len(detect_side_by_side(detector, frames, settings.detection.det_threshold)))
     results["detect_side_by_side_frames_per_s"] = sbs_fps
     out(f"detect, portrait frames side by side in pairs: {sbs_fps:8.1f} frames/s"
         + ("" if settings.detection.side_by_side else " (not used: side_by_side is off)"))
@@ -266,7 +266,7 @@ def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], Non
         rates, per_cpu = {}, {}
         for bs in sizes:
             got: dict = {}
-            rates[bs] = _rate(lambda: len(emb.embed(crops[:bs], bs)), min_s=1.5, cpu=got, windows=EMBED_WINDOWS)
+            rates[bs] = rate(lambda: len(emb.embed(crops[:bs], bs)), min_s=1.5, cpu=got, windows=EMBED_WINDOWS)
             per_cpu[bs] = got["per_cpu_s"]
         results[f"embed_per_cpu_s.{label}"] = max(per_cpu[bs] for bs in (1, 8, 32) if bs in per_cpu)
         if label == default:

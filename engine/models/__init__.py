@@ -85,7 +85,7 @@ def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str =
 
     from engine.models.ensemble import is_ensemble
 
-    calibration = _int8_calibration(precision, calibration)
+    calibration = int8_calibration(precision, calibration)
     key = ("embedder", name, device, runtime, precision, calibration)
     if is_ensemble(name):  # built outside the lock: its members take it
         with _lock:
@@ -114,7 +114,7 @@ def get_embedder(name: str, device: str = "auto", head: str = "", runtime: str =
         return _cache[hkey]
 
 
-def _int8_calibration(precision: str, calibration: str) -> str:
+def int8_calibration(precision: str, calibration: str) -> str:
     """The calibration folder an embedder is built and cached with: resolved at int8, "" at any other precision
     (OpenVINO is asked only where "auto" may mean int8, so a machine without it still runs torch)."""
     from engine.models import openvino_rt as ovrt

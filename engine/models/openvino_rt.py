@@ -149,18 +149,19 @@ def ir_cache_dir() -> Path:
 @dataclass(frozen=True)
 class ConvertedModel:
     """A model read through its kept IR (``kept_ir``): the model, the key it was kept under (a converted file: the
-    file's SHA-256), where its IR is (``path``; missing when it could not be kept) and what the cache did ("read";
-    "converted"; "discarded (why), converted")."""
+    file's SHA-256), where its IR is (``path``; missing when it could not be kept), what the cache did ("read";
+    "converted"; "discarded (why), converted") and the SHA-256 of its kept weights ("" when not kept by this call)."""
 
     model: Any  # openvino.Model
     key: str
     path: Path
     event: str
+    weights: str = ""
 
 
-def _read_ir(folder: Path, key: str):  # -> openvino.Model
-    """The IR in ``folder`` when its manifest names this key and format and its files' SHA-256 match; raises
-    otherwise."""
+def _read_ir(folder: Path, key: str):  # -> (openvino.Model, the weights' SHA-256)
+    """The IR in ``folder`` when its manifest names this key and format and its files' SHA-256 match, and the SHA-256
+    of its weights; raises otherwise."""
     from engine.io.files import file_digest
 
     manifest = json.loads((folder / IR_MANIFEST).read_text())
@@ -169,12 +170,13 @@ def _read_ir(folder: Path, key: str):  # -> openvino.Model
     for name in ("model.xml", "model.bin"):
         if file_digest(folder / name) != manifest.get(name):
             raise ValueError(f"{name}: digest mismatch")
-    return shared_core().read_model(str(folder / "model.xml"))
+    return shared_core().read_model(str(folder / "model.xml")), manifest["model.bin"]
 
 
-def _write_ir(model, folder: Path, key: str) -> None:
+def _write_ir(model, folder: Path, key: str) -> str:
     """Save ``model`` as f32 IR into ``folder`` with its manifest: written in a temporary folder beside it, renamed
-    into place at once (a half-written IR is never seen under its name; a concurrent writer's wins)."""
+    into place at once (a half-written IR is never seen under its name; a concurrent writer's wins); returns the
+    SHA-256 of the weights written."""
     import tempfile
 
     import openvino as ov
@@ -191,6 +193,7 @@ def _write_ir(model, folder: Path, key: str) -> None:
         os.rename(tmp, folder)  # fails when another process put its IR there first: keep that one
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return manifest["model.bin"]
 
 
 def kept_ir(stem: str, key: str, make: Callable[[], Any]) -> ConvertedModel:
@@ -199,21 +202,27 @@ def kept_ir(stem: str, key: str, make: Callable[[], Any]) -> ConvertedModel:
     names this key and ``IR_FORMAT`` and its files' SHA-256 match (OpenVINO reads damaged weights without a word);
     else it is deleted and made again. Keeping it is best effort (a read-only home makes it in each process; ``path``
     is then missing); IRs of other keys under the same stem are deleted."""
-    folder = ir_cache_dir() / f"{stem}-{key[:16]}"
-    path, why = folder / "model.xml", ""
+    folder = kept_ir_folder(stem, key)
+    path, why, weights = folder / "model.xml", "", ""
     if folder.exists():
         try:
-            return ConvertedModel(_read_ir(folder, key), key, path, "read")
+            model, weights = _read_ir(folder, key)
+            return ConvertedModel(model, key, path, "read", weights)
         except Exception as e:  # noqa: BLE001 - any failure: make it afresh
             why = f"discarded ({type(e).__name__}), "
             shutil.rmtree(folder, ignore_errors=True)
     model = make()
     with contextlib.suppress(Exception):  # noqa: BLE001 - a full disk or a read-only home: not kept
-        _write_ir(model, folder, key)
+        weights = _write_ir(model, folder, key)
         for old in folder.parent.glob(f"{stem}-" + "?" * 16):
             if old.is_dir() and old.name != folder.name:
                 shutil.rmtree(old, ignore_errors=True)
-    return ConvertedModel(model, key, path, why + "converted")
+    return ConvertedModel(model, key, path, why + "converted", weights)
+
+
+def kept_ir_folder(stem: str, key: str) -> Path:
+    """Where ``kept_ir`` keeps the IR of ``stem`` made under ``key``."""
+    return ir_cache_dir() / f"{stem}-{key[:16]}"
 
 
 def converted_ir(source: Path, stem: str) -> ConvertedModel:
@@ -431,7 +440,8 @@ class OpenVinoGraph:
 class OpenVinoBackbone(OpenVinoGraph):
     """An exported backbone (input (N, 3, H, W) -> feature map (N, C, h, w)) compiled by OpenVINO for the CPU:
     the ONNX export at bf16 or f32, or its int8 IR (engine.models.quantize) at int8. ``key``: when given, the
-    ONNX export's metadata key (``onnx_key_of``) must be it; ``quantised``: an int8 IR's key (its calibration)."""
+    ONNX export's metadata key (``onnx_key_of``) must be it; ``quantised``: an int8 IR's weights' SHA-256 (what its
+    calibration made), part of the embedder's ``vectors_key``."""
 
     region_batch = REGION_BATCH  # its one-pass-per-region batches: at most this many regions, a shorter one padded
 

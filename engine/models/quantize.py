@@ -63,17 +63,6 @@ def calibration_folder(folder: str | Path | None) -> str:
     return "" if resolved == default_demo_dir().expanduser().resolve() else str(resolved)
 
 
-def _listed_crops(folder: str) -> int:
-    """How many photos and annotated regions a catalogue folder lists (none read); 0 when it is not a catalogue."""
-    from engine.io.catalogue import load_catalogue
-
-    try:
-        catalogue = load_catalogue(folder)
-    except Exception:  # noqa: BLE001 - not a catalogue
-        return 0
-    return sum(len(p.images) + len(p.regions) for p in catalogue.products.values())
-
-
 def catalogue_crops(folder: str | Path, n: int = CALIBRATION_CROPS, seed: int = 0,
                     prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
     """Up to ``n`` RGB crops of a catalogue's own shop photos: whole images and annotated regions, in a seeded random
@@ -136,15 +125,17 @@ def calibration_crops(n: int = CALIBRATION_CROPS, seed: int = 0) -> list[np.ndar
     return [c for c in picked if c.size and min(c.shape[:2]) >= 4]
 
 
-def quantize_onnx(onnx_file: Path, samples: list[np.ndarray]):  # -> openvino.Model
+def quantize_onnx(onnx_file: Path, samples: list[np.ndarray], **options):  # -> openvino.Model
     """The ONNX backbone at ``onnx_file`` quantised to int8 with NNCF, calibrated on ``samples`` (the network's
-    input: one preprocessed crop, (1, 3, H, W) float32, each)."""
+    input: one preprocessed crop, (1, 3, H, W) float32, each). ``options``: ``nncf.quantize``'s, over the shipped
+    recipe (scripts/int8_recipes.py tries others)."""
     import nncf
     import openvino as ov
 
     model = ov.Core().read_model(str(onnx_file))
-    return nncf.quantize(model, nncf.Dataset(samples), preset=nncf.QuantizationPreset.PERFORMANCE,
-                         subset_size=len(samples), fast_bias_correction=True)
+    recipe = {"preset": nncf.QuantizationPreset.PERFORMANCE, "subset_size": len(samples),
+              "fast_bias_correction": True, **options}
+    return nncf.quantize(model, nncf.Dataset(samples), **recipe)
 
 
 def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx, calibration: str = "") -> tuple[Path, str]:
@@ -152,39 +143,45 @@ def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx, calibration: 
     is missing, damaged or made under another key (its ONNX export is made first when that is missing).
     ``preprocess``: the embedder's (crops -> (N, 3, H, W) float32), used on the calibration crops; ``onnx_key`` and
     ``ensure_onnx`` (name -> the ONNX file, exported when missing) come from engine.models.runtime, which calls this.
-    ``calibration``: the catalogue folder to calibrate on (``calibration_folder``); one that lists fewer than
-    ``MIN_CATALOGUE_CROPS`` photos and regions shares the generated demo's model."""
+    ``calibration``: the catalogue folder to calibrate on (``calibration_folder``). A folder's photos are read only
+    when its model is to be made; one with fewer than ``MIN_CATALOGUE_CROPS`` readable photos and regions shares the
+    generated demo's model."""
     from engine.io.files import file_digest
-    from engine.models.openvino_rt import kept_ir, nncf_available
+    from engine.models.openvino_rt import kept_ir, kept_ir_folder, nncf_available
 
     if not nncf_available():
         raise ModelError("int8 needs NNCF: pip install -r requirements.txt, or use --precision f32")
-    folder = calibration_folder(calibration)
-    if folder and _listed_crops(folder) < MIN_CATALOGUE_CROPS:
-        log.warning("int8 calibration: %s lists fewer than %d photos and regions; calibrating on the generated demo",
-                    folder, MIN_CATALOGUE_CROPS)
-        folder = ""
+
+    def one(crop: np.ndarray) -> np.ndarray:
+        return preprocess([crop])
+
+    folder, samples = calibration_folder(calibration), None
+    if folder and not kept_ir_folder(_stem(name, folder), int8_key(onnx_key, folder)).exists():
+        samples = catalogue_crops(folder, prepare=one)  # the model is to be made: its photos are needed now
+        if len(samples) < MIN_CATALOGUE_CROPS:
+            log.warning("int8 calibration: %d readable photos and regions in %s; the generated demo's model is used",
+                        len(samples), folder)
+            folder, samples = "", None
 
     def quantised():  # -> openvino.Model
         try:
-            one = lambda c: preprocess([c])  # noqa: E731
-            samples = catalogue_crops(folder, prepare=one) if folder else []
-            if len(samples) < MIN_CATALOGUE_CROPS:  # its photos could not be read: said, and the demo's used
-                if folder:
-                    log.warning("int8 calibration: %d readable photos in %s; calibrating on the generated demo",
-                                len(samples), folder)
-                samples = [one(c) for c in calibration_crops()]
+            made = samples if samples is not None else catalogue_crops(folder, prepare=one) if folder else []
+            if len(made) < MIN_CATALOGUE_CROPS:
+                made = [one(c) for c in calibration_crops()]
             log.info("int8 %s: quantising, calibrated on %s (%d crops)", name, folder or "the generated demo",
-                     len(samples))
-            return quantize_onnx(ensure_onnx(name), samples)
+                     len(made))
+            return quantize_onnx(ensure_onnx(name), made)
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"NNCF could not quantise {name} ({type(e).__name__}: {e})") from e
 
     with _lock:
-        key = int8_key(onnx_key, folder)
-        stem = f"{name}-int8" + (f"-{hashlib.sha256(folder.encode()).hexdigest()[:8]}" if folder else "")
-        kept = kept_ir(stem, key, quantised)
+        kept = kept_ir(_stem(name, folder), int8_key(onnx_key, folder), quantised)
         if not kept.path.is_file():
             raise ModelError(f"the int8 {name} could not be kept under {kept.path.parent} (a full disk or a read-only "
                              "LIVEMATCH_HOME): use --precision f32")
-        return kept.path, file_digest(kept.path.with_suffix(".bin"))[:16]
+        return kept.path, (kept.weights or file_digest(kept.path.with_suffix(".bin")))[:16]
+
+
+def _stem(name: str, folder: str) -> str:
+    """The kept int8 model's name: the embedder's, and the calibration folder's digest ("": the generated demo)."""
+    return f"{name}-int8" + (f"-{hashlib.sha256(folder.encode()).hexdigest()[:8]}" if folder else "")
