@@ -199,11 +199,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.report:
             print(f"report: {save_comparison(rows, args.report)}")
         return 0
-    report = evaluate(args.dataset, settings, progress=progress_bar("evaluate"))
+    report = evaluate(args.dataset, settings, progress=progress_bar("evaluate"), open_set=args.open_set)
     for s in report.skipped:
         print(f"skipped: {s}", file=sys.stderr)
-    print(format_table(report))
     out = save_report(report, args.report or report_path(settings, args.dataset))
+    print(format_table(report))
     print(f"report: {out}")
     if args.fail_under is not None and report.metrics.top1 < args.fail_under:
         print(f"error: top-1 {report.metrics.top1:.3f} is below {args.fail_under}", file=sys.stderr)

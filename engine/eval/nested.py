@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.types import ClipOutcome, EvalReport, relative_margin, verdict_of
+from engine.types import ClipOutcome, EvalReport, OpenSetOutcome, relative_margin, verdict_of
+from engine.verdict import CONFIDENT_RELATIVE_MARGIN, Outcome, VerdictRule, VerdictSignals, outcome_of, signals_of
 
 
 @dataclass(frozen=True)
@@ -197,3 +198,129 @@ def risk_coverage(outcomes: list[ClipOutcome] | tuple[ClipOutcome, ...]) -> list
         wrong += not ok
         out.append((round(i / len(points), 4), round(wrong / i, 4), m))
     return out
+
+
+# ------------------------------------------------------------------- the three-outcome verdict (with the open set)
+@dataclass(frozen=True)
+class RuleExample:
+    """One clip under the verdict: with its product present ("right" or "wrong" top-1) or removed ("absent")."""
+
+    clip: str
+    kind: str  # "right", "wrong" or "absent"
+    signals: VerdictSignals
+
+
+@dataclass(frozen=True)
+class RuleFit:
+    """A rule chosen on some clips, and the clips whose examples sit on each side of each threshold."""
+
+    rule: VerdictRule
+    lead_decided_by: tuple[str, ...]  # the confident-wrong-or-absent example it must exclude, the one above it
+    share_decided_by: tuple[str, ...]  # the right example it must keep, the one below it
+
+
+@dataclass(frozen=True)
+class RuleFold:
+    clip: str
+    rule: VerdictRule  # chosen on the other clips
+    present: str  # the held-out clip's outcome with its product present
+    correct: bool
+    absent: str | None  # ... and with it removed (None: no open-set run of that clip)
+
+
+@dataclass(frozen=True)
+class RuleCalibration:
+    """The three-outcome rule fitted on every clip, and each clip's outcomes under the rule fitted without it."""
+
+    fit_all: RuleFit
+    folds: tuple[RuleFold, ...]
+
+    def count(self, which: str, outcome: Outcome) -> int:
+        return sum(getattr(f, which) == outcome.value for f in self.folds)
+
+    @property
+    def confident_right(self) -> int:
+        return sum(f.correct for f in self.folds if f.present == Outcome.CONFIDENT.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _halfway_below(value: float, observed: list[float]) -> float:
+    below = [v for v in observed if v < value - 1e-9]
+    return round((value + max(below)) / 2, 4) if below else round(value, 4)
+
+
+def fit_rule(examples: list[RuleExample], relative: float = CONFIDENT_RELATIVE_MARGIN) -> RuleFit:
+    """The rule's two thresholds chosen on ``examples`` (the relative-margin condition stays at ``relative``):
+
+    - vote lead: just above the largest lead of an example that must not be confident (a wrong top-1, or a clip
+      whose product is absent) among those with every member agreeing and the relative margin met: halfway to the
+      next lead observed above it; at the smallest eligible lead (halfway to the one below) when none must be
+      excluded; above every lead when nothing is above it;
+    - "not in the catalogue" share: under the smallest vote share of a right answer on which the members disagree
+      (halfway down to the share observed below it), so no right answer seen is called absent; 0.5 when no right
+      answer had members disagreeing.
+    """
+    eligible = [e for e in examples if e.signals.unanimous and e.signals.relative_margin >= relative]
+    leads = sorted({e.signals.vote_lead for e in examples})
+    bad = [e for e in eligible if e.kind != "right"]
+    if bad:
+        worst = max(bad, key=lambda e: e.signals.vote_lead)
+        above = [e for e in eligible if e.signals.vote_lead > worst.signals.vote_lead + 1e-9]
+        if above:
+            nxt = min(above, key=lambda e: e.signals.vote_lead)
+            lead, by = round((worst.signals.vote_lead + nxt.signals.vote_lead) / 2, 4), (worst.clip, nxt.clip)
+        else:
+            lead, by = round(worst.signals.vote_lead + 0.05, 4), (worst.clip,)
+    elif eligible:
+        low = min(eligible, key=lambda e: e.signals.vote_lead)
+        lead, by = _halfway_below(low.signals.vote_lead, leads), (low.clip,)
+    else:
+        lead, by = 1.01, ()
+    shares = sorted({e.signals.vote_share for e in examples})
+    kept = [e for e in examples if e.kind == "right" and not e.signals.unanimous]
+    if kept:
+        low = min(kept, key=lambda e: e.signals.vote_share)
+        share, share_by = _halfway_below(low.signals.vote_share, shares), (low.clip,)
+    else:
+        share, share_by = 0.5, ()
+    return RuleFit(VerdictRule(vote_lead=lead, relative_margin=relative, absent_share=share), by, share_by)
+
+
+def rule_examples(closed: list[ClipOutcome] | tuple[ClipOutcome, ...],
+                  open_set: list[OpenSetOutcome] | tuple[OpenSetOutcome, ...] = ()) -> list[RuleExample]:
+    """The clips as examples of the rule: present (right or wrong top-1) and, from the open set, absent."""
+    out = [RuleExample(o.video_id, "right" if o.correct else "wrong", signals_of(o.result.ranking, o.result.frames))
+           for o in closed if o.truth is not None and o.result.ranking]
+    return out + [RuleExample(o.video_id, "absent", signals_of(o.result.ranking, o.result.frames))
+                  for o in open_set if o.result.ranking]
+
+
+def calibrate_rule(closed: list[ClipOutcome] | tuple[ClipOutcome, ...],
+                   open_set: list[OpenSetOutcome] | tuple[OpenSetOutcome, ...] = ()) -> RuleCalibration:
+    """Leave-one-clip-out: for each clip, the rule fitted on the other clips' examples (present and absent) and
+    applied to this clip's two (a clip's present and absent runs leave together)."""
+    examples = rule_examples(closed, open_set)
+    folds = []
+    for clip in sorted({e.clip for e in examples if e.kind != "absent"}):
+        rule = fit_rule([e for e in examples if e.clip != clip]).rule
+        mine = {e.kind: e for e in examples if e.clip == clip}
+        present = mine.get("right") or mine.get("wrong")
+        absent = mine.get("absent")
+        folds.append(RuleFold(clip, rule, outcome_of(present.signals, rule).value, present.kind == "right",  # type: ignore[union-attr]
+                              outcome_of(absent.signals, rule).value if absent else None))
+    return RuleCalibration(fit_rule(examples), tuple(folds))
+
+
+def format_rule_calibration(cal: RuleCalibration) -> str:
+    c, u, a = Outcome.CONFIDENT, Outcome.UNCERTAIN, Outcome.ABSENT
+    n_open = sum(f.absent is not None for f in cal.folds)
+    r = cal.fit_all.rule
+    return (f"three-outcome verdict, leave-one-clip-out (rule fitted on the other clips, present and removed): "
+            f"present: {cal.count('present', c)} of {len(cal.folds)} confident ({cal.confident_right} right), "
+            f"{cal.count('present', u)} uncertain, {cal.count('present', a)} not in catalogue; removed: "
+            f"{cal.count('absent', c)} of {n_open} confident, {cal.count('absent', a)} not in catalogue, "
+            f"{cal.count('absent', u)} uncertain. Fitted on all clips: vote lead >= {r.vote_lead} (decided by "
+            f"{', '.join(cal.fit_all.lead_decided_by) or 'no clip'}), not in catalogue under {r.absent_share:.2f} of "
+            f"the votes (decided by {', '.join(cal.fit_all.share_decided_by) or 'no clip'})")

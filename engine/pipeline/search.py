@@ -134,6 +134,28 @@ class _Pairs:
         return len(self.ids)
 
 
+def member_similarities(index: ProductIndex, vectors: np.ndarray, product_ids: list[str] | set[str],
+                        members: tuple[tuple[slice, float], ...], pooling: str = "max") -> tuple[dict[str, float], ...]:
+    """Each ensemble member's similarity of a region (its windows, ``vectors``) to each product, by that member's
+    cosine alone: the dot product of the member's slice of the (weighted, concatenated) vectors divided by its
+    weight, pooled over the product's catalogue regions as ``pooling`` says, the best window. ``members``: (slice,
+    weight) of each member (engine.models.ensemble.member_slices). The ranking does not use it; the verdict counts
+    how many members agree on the top product from it (livestream examples are not counted)."""
+    if not members:
+        return ()
+    prepared = np.asarray(index.prepare(vectors), np.float32)
+    out: list[dict[str, float]] = [{} for _ in members]
+    for pid in product_ids:
+        ids = index.product_items(pid)
+        if len(ids) == 0:
+            continue
+        regions = np.asarray(index.vectors[ids], np.float32)
+        for m, (part, weight) in enumerate(members):
+            sims = prepared[:, part] @ regions[:, part].T / weight
+            out[m][pid] = round(float(pool_product(sims, sims.shape[1], pooling).max()), 4)
+    return tuple(out)
+
+
 POOLINGS = ("max", "mean")
 
 
