@@ -7,10 +7,10 @@ ensemble members put the same product first did. The rule (``VerdictRule``, cali
 ``engine.eval.nested.calibrate_rule`` over the clips with their product present and removed):
 
 - **confident**: every ensemble member ranks the top product first (each member's own evidence summed over the
-  frames), it leads the runner-up on votes by at least ``vote_lead`` of the sampled frames, and its relative
-  margin is at least ``relative_margin``;
-- **not in the catalogue**: not confident, and the members do not agree (fewer than all put the top first) and the
-  top product has under ``absent_share`` of the frames' votes: no product is consistently nearest;
+  frames), in at least ``frames_agree`` of the sampled frames every member's best product is that product, and the
+  relative margin is at least ``relative_margin`` (the former rule's threshold, kept as a floor);
+- **not in the catalogue**: fewer than half the members rank the top product first: no product is consistently
+  nearest (no threshold);
 - **uncertain, most likely X**: otherwise.
 
 ``verdict_from_evidence(ranking, frames)`` gives the verdict of any ranking with its frames (a clip, or a timeline's
@@ -53,9 +53,8 @@ class VerdictRule:
     """The thresholds of the verdict (see the module's docstring). The defaults come from
     ``python -m engine evaluate --dataset DEV --open-set`` (docs/accuracy.md, "A verdict a person can trust")."""
 
-    vote_lead: float = 0.25  # the top's votes minus the runner-up's, as a share of the sampled frames
+    frames_agree: float = 0.35  # share of the sampled frames in which every member's best product is the top
     relative_margin: float = CONFIDENT_RELATIVE_MARGIN
-    absent_share: float = 0.5  # under it (with the members disagreeing): not in the catalogue
 
 
 DEFAULT_RULE = VerdictRule()
@@ -70,11 +69,17 @@ class VerdictSignals:
     vote_lead: float = 0.0  # its votes minus the runner-up's, as a share of the sampled frames
     members: int = 1  # ensemble members whose own ranking was kept
     members_agree: int = 1  # how many of them rank the top product first
+    frames_agree: float = 0.0  # share of the frames in which every member's best product is the top product
     top_similarity: float = 0.0  # the top product's evidence (mean best similarity per frame)
 
     @property
     def unanimous(self) -> bool:
         return self.members_agree >= self.members
+
+    @property
+    def minority(self) -> bool:
+        """Fewer than half the members rank the top product first."""
+        return 2 * self.members_agree < self.members
 
 
 @dataclass(frozen=True)
@@ -148,14 +153,27 @@ def signals_of(ranking: Sequence[ProductScore], frames: Sequence[FrameVote] = ()
     return VerdictSignals(
         relative_margin=relative_margin(ranking), vote_share=round(top.votes / n, 4),
         vote_lead=round((top.votes - second_votes) / n, 4), members=len(tops) or 1,
-        members_agree=sum(t == top.product_id for t in tops) if tops else 1, top_similarity=top.mean_similarity)
+        members_agree=sum(t == top.product_id for t in tops) if tops else 1,
+        frames_agree=round(frames_agreeing(frames, top.product_id) / n, 4) if frames else round(top.votes / n, 4),
+        top_similarity=top.mean_similarity)
+
+
+def frames_agreeing(frames: Sequence[FrameVote], product_id: str) -> int:
+    """Frames in which every member's best product is ``product_id`` (without member evidence: frames voting for
+    it)."""
+    def agrees(f: FrameVote) -> bool:
+        if not f.member_similarity:
+            return f.voted_product == product_id
+        return all(m and min(m, key=lambda p: (-m[p], p)) == product_id for m in f.member_similarity)
+
+    return sum(agrees(f) for f in frames)
 
 
 def outcome_of(s: VerdictSignals, rule: VerdictRule = DEFAULT_RULE) -> Outcome:
     """The rule (see the module's docstring) applied to a ranking's signals."""
-    if s.unanimous and s.vote_lead >= rule.vote_lead and s.relative_margin >= rule.relative_margin:
+    if s.unanimous and s.frames_agree >= rule.frames_agree and s.relative_margin >= rule.relative_margin:
         return Outcome.CONFIDENT
-    if not s.unanimous and s.vote_share < rule.absent_share:
+    if s.minority:
         return Outcome.ABSENT
     return Outcome.UNCERTAIN
 

@@ -147,22 +147,23 @@ def make_report(dataset: str | Path, settings: Settings, engine: Engine, outcome
 def format_table(report: EvalReport) -> str:
     """The per-clip table and the summary line, as printed by the CLI (with the open-set table when it was run)."""
     lines = [f"{'clip':<10} {'truth':<10} {'top-1':<10} {'rank':>5} {'votes':>6} {'evidence':>9} {'margin':>7} "
-             f"{'rel':>5} {'lead':>5} {'members':>7}  {'verdict':<16}"]
+             f"{'rel':>5} {'frames':>6} {'members':>7}  {'verdict':<16}"]
     for o in report.clips:
         ranking = o.result.ranking
         top = ranking[0] if ranking else None
         v = o.result.verdict
         lines.append(f"{o.video_id:<10} {str(o.truth):<10} {str(o.top):<10} {str(o.truth_rank or '-'):>5} "
                      f"{top.votes if top else 0:>6} {top.mean_similarity if top else 0.0:>9.3f} "
-                     f"{v.evidence_margin:>7.3f} {v.relative_margin:>5.2f} {v.signals.vote_lead:>5.2f} "
+                     f"{v.evidence_margin:>7.3f} {v.relative_margin:>5.2f} {v.signals.frames_agree:>6.2f} "
                      f"{f'{v.signals.members_agree}/{v.signals.members}':>7}  {v.level:<16} "
                      f"{'ok' if o.correct else 'MISS'}")
     rule = DEFAULT_RULE
     lines.append("evidence: the top product's best similarity per frame, averaged over the sampled frames; margin: "
                  "over the runner-up; rel: that margin as a share of the top's lead over the median product below the "
-                 "runner-up; lead: its votes minus the runner-up's, per frame; members: ensemble members ranking it "
-                 f"first. Confident: every member agrees, lead >= {rule.vote_lead}, rel >= {rule.relative_margin}; "
-                 f"not in catalogue: members disagree and under {rule.absent_share:.0%} of the votes")
+                 "runner-up; members: ensemble members ranking it "
+                 f"first; frames: the share of frames in which every member's best is it. Confident: every member "
+                 f"ranks it first, frames >= {rule.frames_agree}, rel >= {rule.relative_margin}; not in catalogue: "
+                 "fewer than half the members rank it first")
     m = report.metrics
     lines.append(f"clips {m.clips}  top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  MRR {m.mrr:.3f}  "
                  f"truth's vote share {m.vote_share:.2f}")

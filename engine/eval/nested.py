@@ -188,15 +188,25 @@ def format_calibration(cal: VerdictCalibration) -> str:
             f"confident right {acc}, uncertain right {unc}; threshold on all clips {cal.threshold_all:.3f}")
 
 
-def risk_coverage(outcomes: list[ClipOutcome] | tuple[ClipOutcome, ...]) -> list[tuple[float, float, float]]:
-    """(coverage, risk, relative margin) when only the clips at or above each relative margin are answered,
-    most sure first: the risk-coverage curve of the verdict's score."""
-    points = sorted(((relative_margin(o.result.ranking), o.correct) for o in outcomes
-                     if o.truth is not None and o.result.ranking), key=lambda p: -p[0])
+_SURENESS = {"confident": 0, "uncertain": 1, "not in catalogue": 2, "none": 3}
+
+
+def risk_coverage(outcomes: list[ClipOutcome] | tuple[ClipOutcome, ...]) -> list[tuple[float, float, float, str]]:
+    """(coverage, risk, vote lead, outcome) when only the surest clips are answered: confident first, then uncertain,
+    then not in the catalogue, within each the larger vote lead (then relative margin) first. The risk-coverage
+    curve of the verdict."""
+    rows = []
+    for o in outcomes:
+        if o.truth is None or not o.result.ranking:
+            continue
+        v = o.result.verdict
+        rows.append((_SURENESS[v.level], -v.signals.vote_lead, -v.relative_margin, v.signals.vote_lead, v.level,
+                     o.correct))
+    rows.sort(key=lambda r: r[:3])
     out, wrong = [], 0
-    for i, (m, ok) in enumerate(points, 1):
-        wrong += not ok
-        out.append((round(i / len(points), 4), round(wrong / i, 4), m))
+    for i, r in enumerate(rows, 1):
+        wrong += not r[5]
+        out.append((round(i / len(rows), 4), round(wrong / i, 4), r[3], r[4]))
     return out
 
 
@@ -212,11 +222,10 @@ class RuleExample:
 
 @dataclass(frozen=True)
 class RuleFit:
-    """A rule chosen on some clips, and the clips whose examples sit on each side of each threshold."""
+    """A rule chosen on some clips, and the clips whose examples decided its threshold."""
 
     rule: VerdictRule
-    lead_decided_by: tuple[str, ...]  # the confident-wrong-or-absent example it must exclude, the one above it
-    share_decided_by: tuple[str, ...]  # the right example it must keep, the one below it
+    decided_by: tuple[str, ...]  # the example it must exclude (wrong or absent) and the one just above it
 
 
 @dataclass(frozen=True)
@@ -246,46 +255,30 @@ class RuleCalibration:
         return asdict(self)
 
 
-def _halfway_below(value: float, observed: list[float]) -> float:
-    below = [v for v in observed if v < value - 1e-9]
-    return round((value + max(below)) / 2, 4) if below else round(value, 4)
-
-
 def fit_rule(examples: list[RuleExample], relative: float = CONFIDENT_RELATIVE_MARGIN) -> RuleFit:
-    """The rule's two thresholds chosen on ``examples`` (the relative-margin condition stays at ``relative``):
-
-    - vote lead: just above the largest lead of an example that must not be confident (a wrong top-1, or a clip
-      whose product is absent) among those with every member agreeing and the relative margin met: halfway to the
-      next lead observed above it; at the smallest eligible lead (halfway to the one below) when none must be
-      excluded; above every lead when nothing is above it;
-    - "not in the catalogue" share: under the smallest vote share of a right answer on which the members disagree
-      (halfway down to the share observed below it), so no right answer seen is called absent; 0.5 when no right
-      answer had members disagreeing.
-    """
+    """The rule's one fitted threshold, the share of frames on which every member agrees, chosen on ``examples``:
+    among the examples whose members all rank the top first and whose relative margin is at least ``relative`` (the
+    former threshold, not refitted), just above the largest share of an example that must not be confident (a wrong
+    top-1, or a clip whose product is absent): halfway to the next share observed above it among them; above every
+    share when none is above it; at the smallest when none must be excluded (nothing is known below it). "Not in
+    the catalogue" has no threshold (fewer than half the members agree)."""
     eligible = [e for e in examples if e.signals.unanimous and e.signals.relative_margin >= relative]
-    leads = sorted({e.signals.vote_lead for e in examples})
     bad = [e for e in eligible if e.kind != "right"]
+    key = lambda e: e.signals.frames_agree  # noqa: E731
     if bad:
-        worst = max(bad, key=lambda e: e.signals.vote_lead)
-        above = [e for e in eligible if e.signals.vote_lead > worst.signals.vote_lead + 1e-9]
+        worst = max(bad, key=key)
+        above = [e for e in eligible if key(e) > key(worst) + 1e-9]
         if above:
-            nxt = min(above, key=lambda e: e.signals.vote_lead)
-            lead, by = round((worst.signals.vote_lead + nxt.signals.vote_lead) / 2, 4), (worst.clip, nxt.clip)
+            nxt = min(above, key=key)
+            t, by = round((key(worst) + key(nxt)) / 2, 4), (worst.clip, nxt.clip)
         else:
-            lead, by = round(worst.signals.vote_lead + 0.05, 4), (worst.clip,)
+            t, by = round(key(worst) + 0.05, 4), (worst.clip,)
     elif eligible:
-        low = min(eligible, key=lambda e: e.signals.vote_lead)
-        lead, by = _halfway_below(low.signals.vote_lead, leads), (low.clip,)
+        low = min(eligible, key=key)
+        t, by = round(key(low), 4), (low.clip,)
     else:
-        lead, by = 1.01, ()
-    shares = sorted({e.signals.vote_share for e in examples})
-    kept = [e for e in examples if e.kind == "right" and not e.signals.unanimous]
-    if kept:
-        low = min(kept, key=lambda e: e.signals.vote_share)
-        share, share_by = _halfway_below(low.signals.vote_share, shares), (low.clip,)
-    else:
-        share, share_by = 0.5, ()
-    return RuleFit(VerdictRule(vote_lead=lead, relative_margin=relative, absent_share=share), by, share_by)
+        t, by = 1.01, ()
+    return RuleFit(VerdictRule(frames_agree=t, relative_margin=relative), by)
 
 
 def rule_examples(closed: list[ClipOutcome] | tuple[ClipOutcome, ...],
@@ -317,10 +310,11 @@ def format_rule_calibration(cal: RuleCalibration) -> str:
     c, u, a = Outcome.CONFIDENT, Outcome.UNCERTAIN, Outcome.ABSENT
     n_open = sum(f.absent is not None for f in cal.folds)
     r = cal.fit_all.rule
+    by = cal.fit_all.decided_by
     return (f"three-outcome verdict, leave-one-clip-out (rule fitted on the other clips, present and removed): "
             f"present: {cal.count('present', c)} of {len(cal.folds)} confident ({cal.confident_right} right), "
             f"{cal.count('present', u)} uncertain, {cal.count('present', a)} not in catalogue; removed: "
             f"{cal.count('absent', c)} of {n_open} confident, {cal.count('absent', a)} not in catalogue, "
-            f"{cal.count('absent', u)} uncertain. Fitted on all clips: vote lead >= {r.vote_lead} (decided by "
-            f"{', '.join(cal.fit_all.lead_decided_by) or 'no clip'}), not in catalogue under {r.absent_share:.2f} of "
-            f"the votes (decided by {', '.join(cal.fit_all.share_decided_by) or 'no clip'})")
+            f"{cal.count('absent', u)} uncertain; thresholds {', '.join(f'{f.rule.frames_agree:.2f}' for f in cal.folds)}. "
+            f"Fitted on all clips: members agree in >= {r.frames_agree:.2f} of the frames (decided by "
+            f"{len(by)} clip{'s' if len(by) != 1 else ''}: {', '.join(by) or '-'})")

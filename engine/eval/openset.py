@@ -68,11 +68,11 @@ def counts(outcomes: tuple[OpenSetOutcome, ...] | list[OpenSetOutcome]) -> dict[
 def format_open_set(outcomes: tuple[OpenSetOutcome, ...]) -> str:
     """The open-set table and its counts, as the CLI prints them."""
     lines = ["open set (each clip matched with its own product removed from the catalogue; any answer is wrong):",
-             f"{'clip':<10} {'removed':<10} {'top-1':<10} {'votes':>6} {'lead':>5} {'rel':>5} {'members':>7}  verdict"]
+             f"{'clip':<10} {'removed':<10} {'top-1':<10} {'votes':>6} {'frames':>6} {'rel':>5} {'members':>7}  verdict"]
     for o in outcomes:
         v, top = o.result.verdict, o.result.top
         s = v.signals
-        lines.append(f"{o.video_id:<10} {o.removed:<10} {str(o.top):<10} {s.vote_share:>6.2f} {s.vote_lead:>5.2f} "
+        lines.append(f"{o.video_id:<10} {o.removed:<10} {str(o.top):<10} {s.vote_share:>6.2f} {s.frames_agree:>6.2f} "
                      f"{s.relative_margin:>5.2f} {f'{s.members_agree}/{s.members}':>7}  {v.level}"
                      + (" (WRONG: confident)" if v.confident else ""))
     c = counts(outcomes)
