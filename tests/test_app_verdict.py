@@ -13,7 +13,8 @@ from engine.config import Settings
 from engine.eval.evaluate import metrics, save_report
 from engine.io.catalogue import Catalogue, load_catalogue
 from engine.io.video import sample_frames
-from engine.types import ClipOutcome, EvalReport, FrameVote, MatchResult, Neighbour, ProductScore, RegionMatch
+from engine.types import (ClipOutcome, EvalReport, FrameVote, MatchResult, Neighbour, OpenSetOutcome, ProductScore,
+                          RegionMatch)
 from engine.workspace import report_path
 from ui.names import bare_name
 
@@ -128,8 +129,10 @@ def test_the_evaluate_page_says_how_it_ran_and_counts_uncertain_clips(demo: Cata
     clear = _result(demo, clip, [{a: 0.86, b: 0.70, c: 0.5}, {a: 0.84, b: 0.72, c: 0.5}, {a: 0.80, b: 0.83, c: 0.4}])
     outcomes = [ClipOutcome("900001", a, 1, a, close), ClipOutcome("900002", a, 1, a, clear)]
     settings = Settings.from_env(windows="refined", rank_by="similarity").flat()
+    removed = (OpenSetOutcome("900001", a, b, close), OpenSetOutcome("900002", a, a, clear))
     report = EvalReport(str(demo_dir), settings, metrics(outcomes), tuple(outcomes),
-                        index={"model_key": "efficientnet-lite0-gem+centred/1234", "n_products": 5, "n_items": 15})
+                        index={"model_key": "efficientnet-lite0-gem+centred/1234", "n_products": 5, "n_items": 15},
+                        open_set=removed)
     save_report(report, report_path(Settings.from_env(), demo_dir))
     at = open_app("evaluate")
     assert_clean(at)
@@ -139,5 +142,7 @@ def test_the_evaluate_page_says_how_it_ran_and_counts_uncertain_clips(demo: Cata
     assert ("windows: garment windows, best refined · domain centring: on · ranked by: evidence, then votes "
             f"· frames: {FRAMES} per clip") in text
     assert "uncertain: 900001" in text
+    assert "1 of 2 still confident (wrong), 0 not in catalogue, 1 uncertain" in text  # the open-set run
+    assert "Three-outcome verdict, leave-one-clip-out" in text
     table = at.dataframe[0].value
     assert list(table["sure"]) == ["uncertain", "confident"]

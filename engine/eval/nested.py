@@ -183,7 +183,8 @@ def calibrate_verdict(outcomes: list[ClipOutcome] | tuple[ClipOutcome, ...], tar
 def format_calibration(cal: VerdictCalibration) -> str:
     acc = "-" if cal.confident_accuracy is None else f"{cal.confident_accuracy:.2f}"
     unc = "-" if cal.uncertain_accuracy is None else f"{cal.uncertain_accuracy:.2f}"
-    return (f"verdict, leave-one-clip-out (threshold chosen on the other clips for >= {cal.target:.0%} right): "
+    return (f"former verdict (relative margin and a vote lead), leave-one-clip-out (threshold chosen on the other "
+            f"clips for >= {cal.target:.0%} right): "
             f"{len(cal.confident)} of {len(cal.folds)} clips confident (coverage {cal.coverage:.2f}), "
             f"confident right {acc}, uncertain right {unc}; threshold on all clips {cal.threshold_all:.3f}")
 
