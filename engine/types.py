@@ -331,7 +331,10 @@ class EvalReport:
     open_set: tuple[OpenSetOutcome, ...] = ()  # with --open-set: each clip with its product removed
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The report, with each clip's verdict outcome beside it ("verdicts": derived, not read back)."""
+        return {**asdict(self), "verdicts": {
+            "clips": {o.video_id: o.result.verdict.level for o in self.clips},
+            "open_set": {o.video_id: o.result.verdict.level for o in self.open_set}}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalReport:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.eval.nested import RuleExample, calibrate_rule, fit_rule
@@ -110,6 +111,18 @@ def test_member_evidence_survives_the_report() -> None:
     assert again.verdict == result.verdict
 
 
+def test_the_json_report_carries_each_outcome_and_reads_back() -> None:
+    from engine.types import EvalReport, Metrics
+
+    present = _clip("a", True, CLEAR, _agreeing(CLEAR))
+    absent = OpenSetOutcome("a", "A", "B", _result(SCATTERED, [[dict(s), {**s, "B": 0.95}, {**s, "C": 0.95}]
+                                                               for s in SCATTERED]))
+    report = EvalReport("d", {}, Metrics(), (present,), open_set=(absent,))
+    d = json.loads(json.dumps(report.to_dict()))
+    assert d["verdicts"] == {"clips": {"a": "confident"}, "open_set": {"a": "not in catalogue"}}
+    assert EvalReport.from_dict(d) == report
+
+
 def _ex(clip: str, kind: str, frames: float, agree: int = 3) -> RuleExample:
     return RuleExample(clip, kind, VerdictSignals(0.5, 0.8, 0.6, 3, agree, frames))
 
@@ -162,6 +175,7 @@ def test_open_set_evaluation_removes_each_clips_product(tmp_path: Path, monkeypa
     assert out.returncode == 0, out.stderr
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert sorted(o["video_id"] for o in report["open_set"]) == sorted(c["video_id"] for c in report["clips"])
+    assert set(report["verdicts"]["open_set"]) == {o["video_id"] for o in report["open_set"]}
     for o in report["open_set"]:
         assert o["removed"] == o["video_id"] and o["top"] not in (None, o["removed"])
         assert all(p["product_id"] != o["removed"] for p in o["result"]["ranking"])
@@ -170,3 +184,38 @@ def test_open_set_evaluation_removes_each_clips_product(tmp_path: Path, monkeypa
     match = run("match", "--catalogue", str(data), str(next((data / "video").glob("*.mp4"))))
     assert match.returncode == 0, match.stderr
     assert any(s in match.stdout for s in ("confident:", "uncertain:", "not in the catalogue:"))
+
+
+def _member_vectors(rng, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n ensemble vectors of two members (4 dims each, equal weights): each member part unit-norm, scaled by
+    sqrt(0.5), concatenated (norm 1), as engine.models.ensemble builds them; and the two raw parts."""
+    a = rng.normal(size=(n, 4)).astype(np.float32)
+    b = rng.normal(size=(n, 4)).astype(np.float32)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    return np.concatenate([a, b], axis=1) * np.float32(np.sqrt(0.5)), a, b
+
+
+def test_member_similarities_are_each_members_cosine_and_match_the_search(tmp_path: Path) -> None:
+    from engine.config import SearchSettings
+    from engine.index.store import ProductIndex, write_index
+    from engine.pipeline.search import RegionPlan, member_similarities, search_region
+    from engine.types import RegionRef
+
+    rng = np.random.default_rng(0)
+    v, a, b = _member_vectors(rng, 6)  # six products, one region each
+    items = [RegionRef(f"p{i}", f"p{i}.jpg", (0.0, 0.0, 1.0, 1.0)) for i in range(6)]
+    write_index(tmp_path / "ix", v, items, {f"p{i}": {} for i in range(6)}, "m", n_trees=5)
+    index = ProductIndex.load(tmp_path / "ix")
+    q, qa, qb = _member_vectors(rng, 1)
+    members = ((slice(0, 4), 0.5), (slice(4, 8), 0.5))
+    per_member = member_similarities(index, q, [f"p{i}" for i in range(6)], members, "mean")
+    for i in range(6):  # each member's own cosine, not the weighted one
+        assert per_member[0][f"p{i}"] == pytest.approx(float(qa[0] @ a[i]), abs=1e-3)
+        assert per_member[1][f"p{i}"] == pytest.approx(float(qb[0] @ b[i]), abs=1e-3)
+    # the whole vector as the one member gives what the search ranks by
+    windows, _, _ = _member_vectors(rng, 3)
+    _, sims = search_region(index, RegionPlan((0.0, 0.0, 1.0, 1.0), [(0.0, 0.0, 1.0, 1.0)] * 3, []), windows, 1.0,
+                            "person", SearchSettings(neighbours=6, product_pooling="mean"))
+    whole = member_similarities(index, windows, list(sims), ((slice(0, 8), 1.0),), "mean")[0]
+    assert whole == pytest.approx(sims, abs=1e-3)

@@ -256,7 +256,8 @@ class Engine:
                 for pid, sim in sims.items():
                     per_product[pid] = max(per_product.get(pid, -1.0), sim)
                 for mine, theirs in zip(per_member, member_similarities(
-                        self.index, vectors, list(sims), members, self.settings.search.product_pooling)):
+                        self.index, vectors, list(sims), members, self.settings.search.product_pooling, examples,
+                        self.settings.search.example_offset)):
                     for pid, sim in theirs.items():
                         mine[pid] = max(mine.get(pid, -1.0), sim)
             votes.append(frame_vote(f.index, f.time_s, found, per_product, d.source, tuple(per_member)))
