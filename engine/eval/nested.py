@@ -300,9 +300,9 @@ def calibrate_rule(closed: list[ClipOutcome] | tuple[ClipOutcome, ...],
     for clip in sorted({e.clip for e in examples if e.kind != "absent"}):
         rule = fit_rule([e for e in examples if e.clip != clip]).rule
         mine = {e.kind: e for e in examples if e.clip == clip}
-        present = mine.get("right") or mine.get("wrong")
+        present = mine["right"] if "right" in mine else mine["wrong"]
         absent = mine.get("absent")
-        folds.append(RuleFold(clip, rule, outcome_of(present.signals, rule).value, present.kind == "right",  # type: ignore[union-attr]
+        folds.append(RuleFold(clip, rule, outcome_of(present.signals, rule).value, present.kind == "right",
                               outcome_of(absent.signals, rule).value if absent else None))
     return RuleCalibration(fit_rule(examples), tuple(folds))
 
@@ -316,6 +316,7 @@ def format_rule_calibration(cal: RuleCalibration) -> str:
             f"present: {cal.count('present', c)} of {len(cal.folds)} confident ({cal.confident_right} right), "
             f"{cal.count('present', u)} uncertain, {cal.count('present', a)} not in catalogue; removed: "
             f"{cal.count('absent', c)} of {n_open} confident, {cal.count('absent', a)} not in catalogue, "
-            f"{cal.count('absent', u)} uncertain; thresholds {', '.join(f'{f.rule.frames_agree:.2f}' for f in cal.folds)}. "
+            f"{cal.count('absent', u)} uncertain; thresholds "
+            f"{', '.join(f'{f.rule.frames_agree:.2f}' for f in cal.folds)}. "
             f"Fitted on all clips: members agree in >= {r.frames_agree:.2f} of the frames (decided by "
             f"{len(by)} clip{'s' if len(by) != 1 else ''}: {', '.join(by) or '-'})")

@@ -68,7 +68,8 @@ def counts(outcomes: tuple[OpenSetOutcome, ...] | list[OpenSetOutcome]) -> dict[
 def format_open_set(outcomes: tuple[OpenSetOutcome, ...]) -> str:
     """The open-set table and its counts, as the CLI prints them."""
     lines = ["open set (each clip matched with its own product removed from the catalogue; any answer is wrong):",
-             f"{'clip':<10} {'removed':<10} {'top-1':<10} {'votes':>6} {'frames':>6} {'rel':>5} {'members':>7}  verdict"]
+             f"{'clip':<10} {'removed':<10} {'top-1':<10} {'votes':>6} {'frames':>6} {'rel':>5} {'members':>7}"
+             "  verdict"]
     for o in outcomes:
         v, top = o.result.verdict, o.result.top
         s = v.signals
