@@ -212,7 +212,7 @@ def _verdict_banner(clip: str, result: MatchResult, names: dict[str, str], n_fra
     if verdict.absent:  # grey: no product of the catalogue is consistently nearest
         closest = ", ".join(_bold_label(names.get(pid, pid), pid) for pid in verdict.closest)
         s = verdict.signals
-        with st.container(border=True, key="verdict-absent"):
+        with st.container(border=True):
             st.markdown(f":gray[:material/block: **Not in the catalogue.** Closest in **{clip}**: {closest}, not a "
                         f"match. The frames do not agree on one product ({top.votes} of {n_frames} voted for the "
                         f"nearest) and {s.members - s.members_agree} of {s.members} models rank another first.]")
