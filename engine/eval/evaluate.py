@@ -23,7 +23,7 @@ from engine.io.video import read_frames
 from engine.pipeline.engine import Engine
 from engine.pipeline.search import product_scores
 from engine.types import ClipOutcome, EvalReport, Metrics, RegionOutcome
-from engine.verdict import DEFAULT_RULE, Outcome
+from engine.verdict import DEFAULT_RULE
 from engine.workspace import index_dir_for
 
 Progress = Callable[[str, float], None]
@@ -172,7 +172,7 @@ def format_table(report: EvalReport) -> str:
                      "(each box searched alone: feature quality without the detector)")
     scored = [o for o in report.clips if o.truth is not None]
     if scored:
-        c = outcome_counts(scored)
+        c = openset.outcome_counts(scored)
         right = sum(o.correct for o in scored if o.result.verdict.confident)
         lines.append(f"verdicts: {c['confident']} of {m.clips} clips confident ({right} right), "
                      f"{c['uncertain']} uncertain, {c['not in catalogue']} not in catalogue")
@@ -185,12 +185,6 @@ def format_table(report: EvalReport) -> str:
         if report.open_set:
             lines.append(format_rule_calibration(calibrate_rule(report.clips, report.open_set)))
     return "\n".join(lines)
-
-
-def outcome_counts(outcomes: list[ClipOutcome] | tuple[ClipOutcome, ...]) -> dict[str, int]:
-    """How many clips got each outcome."""
-    got = [o.result.verdict.outcome for o in outcomes]
-    return {k.value: sum(g is k for g in got) for k in (Outcome.CONFIDENT, Outcome.UNCERTAIN, Outcome.ABSENT)}
 
 
 def compare(dataset: str | Path, settings: Settings, progress: Progress | None = None,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Sequence
 
 from engine.errors import EngineError
 from engine.io.catalogue import Catalogue, ClipRef
 from engine.pipeline.engine import Engine
-from engine.types import OpenSetOutcome
+from engine.types import ClipOutcome, OpenSetOutcome
 from engine.verdict import Outcome
 
 Progress = Callable[[str, float], None]
@@ -59,8 +59,8 @@ def open_set(engine: Engine, catalogue: Catalogue, progress: Progress | None = N
     return tuple(sorted(out, key=lambda o: o.video_id))
 
 
-def counts(outcomes: tuple[OpenSetOutcome, ...] | list[OpenSetOutcome]) -> dict[str, int]:
-    """How many open-set clips got each outcome."""
+def outcome_counts(outcomes: Sequence[OpenSetOutcome | ClipOutcome]) -> dict[str, int]:
+    """How many clips (open-set or not) got each outcome."""
     got = [o.result.verdict.outcome for o in outcomes]
     return {k.value: sum(g is k for g in got) for k in (Outcome.CONFIDENT, Outcome.UNCERTAIN, Outcome.ABSENT)}
 
@@ -76,7 +76,7 @@ def format_open_set(outcomes: tuple[OpenSetOutcome, ...]) -> str:
         lines.append(f"{o.video_id:<10} {o.removed:<10} {str(o.top):<10} {s.vote_share:>6.2f} {s.frames_agree:>6.2f} "
                      f"{s.relative_margin:>5.2f} {f'{s.members_agree}/{s.members}':>7}  {v.level}"
                      + (" (WRONG: confident)" if v.confident else ""))
-    c = counts(outcomes)
+    c = outcome_counts(outcomes)
     lines.append(f"open set: {c['confident']} of {len(outcomes)} clips confident (each a confident mistake), "
                  f"{c['not in catalogue']} not in the catalogue, {c['uncertain']} uncertain")
     return "\n".join(lines)
