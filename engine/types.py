@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 
 from engine.geometry import Box
+from engine.verdict import (  # noqa: F401 - the verdict's records and rules, re-exported where they were
+    CONFIDENT_RELATIVE_MARGIN, UNCERTAIN_BELOW, Outcome, Verdict, VerdictSignals, relative_lead, relative_margin,
+    verdict_from_evidence, verdict_of)
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,9 @@ class FrameVote:
     region_source: str  # "detector" or "whole-frame"
     product_similarity: dict[str, float] = field(default_factory=dict)  # best similarity per product
     margin: float = 0.0  # the voted product's similarity minus the runner-up's
+    # per ensemble member: each product's best similarity over the frame's regions by that member's cosine alone
+    # (what the verdict's member agreement is counted from; empty when not computed)
+    member_similarity: tuple[dict[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,65 +209,6 @@ class ProductScore:
     best_box: Box | None = None
 
 
-# The verdict's rule. "confident" needs the top product to lead the runner-up on votes AND by at least this share of
-# its lead over the median product below the runner-up (the relative margin: scale-free, so it reads the same for any embedder). The value
-# was chosen on watchlive-dev by the leave-one-clip-out calibration of ``python -m engine evaluate --compare``
-# (engine.eval.nested.calibrate_verdict): the smallest threshold whose confident answers on the other clips are at
-# least 90% right; see docs/results.md for its held-out accuracy and coverage.
-CONFIDENT_RELATIVE_MARGIN = 0.169
-UNCERTAIN_BELOW = CONFIDENT_RELATIVE_MARGIN  # the former name
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """How sure a clip's answer is: "confident", "uncertain" (the runner-up is close) or "none" (nothing matched).
-    Confident when the top product leads the runner-up on votes and its relative margin (lead over the runner-up
-    divided by its lead over the median of the products below the runner-up) is at least the threshold (CONFIDENT_RELATIVE_MARGIN)."""
-
-    level: str
-    top: str | None
-    runner_up: str | None
-    evidence_margin: float  # top minus runner-up, in mean best similarity per frame
-    vote_margin: int  # top's votes minus the runner-up's
-    relative_margin: float = 0.0  # evidence_margin / (top minus the median below the runner-up), 0..1
-
-    @property
-    def confident(self) -> bool:
-        return self.level == "confident"
-
-
-def relative_lead(evidence) -> float:
-    """The best value's lead over the second as a share of its lead over the typical other one (the median of
-    those below the second; with two values, of zero): 0 when it does not lead. With the median of all values
-    instead, three products would make the runner-up the median and every answer look sure."""
-    ordered = sorted((float(e) for e in evidence), reverse=True)
-    if len(ordered) < 2:
-        return 1.0 if ordered else 0.0
-    field = float(np.median(ordered[2:])) if len(ordered) > 2 else 0.0
-    spread = ordered[0] - field
-    return round(min(1.0, max(0.0, ordered[0] - ordered[1]) / spread), 4) if spread > 1e-9 else 0.0
-
-
-def relative_margin(ranking: tuple[ProductScore, ...] | list[ProductScore]) -> float:
-    """The verdict's relative margin of a ranking: ``relative_lead`` of its products' evidence."""
-    return relative_lead([p.mean_similarity for p in ranking])
-
-
-def verdict_of(ranking: tuple[ProductScore, ...] | list[ProductScore],
-               threshold: float = CONFIDENT_RELATIVE_MARGIN) -> Verdict:
-    """The verdict of a ranking under a relative-margin threshold (the calibration tries several)."""
-    if not ranking:
-        return Verdict("none", None, None, 0.0, 0)
-    top = ranking[0]
-    if len(ranking) == 1:
-        return Verdict("confident", top.product_id, None, top.mean_similarity, top.votes, 1.0)
-    second = ranking[1]
-    evidence, votes = round(top.mean_similarity - second.mean_similarity, 4), top.votes - second.votes
-    rel = relative_margin(ranking)
-    sure = rel >= threshold and votes > 0
-    return Verdict("confident" if sure else "uncertain", top.product_id, second.product_id, evidence, votes, rel)
-
-
 @dataclass(frozen=True)
 class MatchResult:
     """Everything the pipeline knows about one clip."""
@@ -278,7 +225,8 @@ class MatchResult:
 
     @property
     def verdict(self) -> Verdict:
-        return verdict_of(self.ranking)
+        """The verdict of the ranking and its frames (engine.verdict)."""
+        return verdict_from_evidence(self.ranking, self.frames)
 
     def rank_of(self, product_id: str) -> int | None:
         """1-based rank of a product, or None when it is not ranked."""
@@ -299,7 +247,7 @@ class MatchResult:
                               tuple(Neighbour(_region(n["region"]), n["similarity"]) for n in r["neighbours"]),
                               _box(r.get("match_box"))) for r in f["regions"]),
             f["voted_product"], f["vote_similarity"], f["region_source"], dict(f.get("product_similarity", {})),
-            float(f.get("margin", 0.0)))
+            float(f.get("margin", 0.0)), tuple(dict(m) for m in f.get("member_similarity", ())))
             for f in d["frames"])
         ranking = tuple(ProductScore(**{**p, "frames": tuple(p["frames"]), "best_box": _box(p.get("best_box"))})
                         for p in d["ranking"])
@@ -328,6 +276,17 @@ class ClipOutcome:
     @property
     def correct(self) -> bool:
         return self.truth_rank == 1
+
+
+@dataclass(frozen=True)
+class OpenSetOutcome:
+    """A clip matched with its own product removed from the catalogue (``evaluate --open-set``): any answer is
+    wrong, and the verdict must not be confident."""
+
+    video_id: str
+    removed: str  # the clip's product, absent from the catalogue searched
+    top: str | None
+    result: MatchResult
 
 
 @dataclass(frozen=True)
@@ -369,9 +328,13 @@ class EvalReport:
     index: dict[str, Any] = field(default_factory=dict)  # the index's summary (see engine.index.store)
     created_at: str = ""
     version: int = 2
+    open_set: tuple[OpenSetOutcome, ...] = ()  # with --open-set: each clip with its product removed
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The report, with each clip's verdict outcome beside it ("verdicts": derived, not read back)."""
+        return {**asdict(self), "verdicts": {
+            "clips": {o.video_id: o.result.verdict.level for o in self.clips},
+            "open_set": {o.video_id: o.result.verdict.level for o in self.open_set}}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalReport:
@@ -379,4 +342,6 @@ class EvalReport:
         regions = tuple(RegionOutcome(**{**r, "box": _box(r["box"])}) for r in d.get("regions", ()))
         return cls(d["dataset"], dict(d["settings"]), Metrics(**d["metrics"]), clips, regions,
                    tuple(d.get("skipped", ())), tuple(d.get("problems", ())), dict(d.get("index", {})),
-                   d.get("created_at", ""), int(d.get("version", 2)))
+                   d.get("created_at", ""), int(d.get("version", 2)),
+                   tuple(OpenSetOutcome(**{**c, "result": MatchResult.from_dict(c["result"])})
+                         for c in d.get("open_set", ())))

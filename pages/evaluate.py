@@ -34,15 +34,17 @@ def saved_report(dataset: str) -> tuple[EvalReport, Path] | None:
 
 def render_verdict_curve(report: EvalReport) -> None:
     """How far the verdict can be trusted: the risk-coverage curve and the leave-one-clip-out calibration."""
-    from engine.eval.nested import calibrate_verdict, format_calibration
+    from engine.eval.nested import calibrate_rule, format_rule_calibration
 
     if sum(o.truth is not None for o in report.clips) < 2:
         return
     st.subheader("Can the verdict be trusted?", anchor=False)
-    st.caption("Clips sorted by how sure the verdict is (its relative margin), surest first: the share answered "
-               "wrongly when only the surest clips are answered. Left of the dotted line the verdict says confident.")
+    st.caption("Clips sorted by how sure the verdict is (confident, then uncertain, then not in the catalogue; within "
+               "each, the larger vote lead first): the share answered wrongly when only the surest clips are "
+               "answered. Left of the dotted line the verdict says confident.")
     st.plotly_chart(risk_coverage_chart(report), width="stretch", config={"displayModeBar": False})
-    st.caption(format_calibration(calibrate_verdict(report.clips)).capitalize() + ".")
+    if report.open_set:
+        st.caption(format_rule_calibration(calibrate_rule(report.clips, report.open_set)).capitalize() + ".")
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ from engine.config import Settings
 from engine.eval.evaluate import metrics, save_report
 from engine.io.catalogue import Catalogue, load_catalogue
 from engine.io.video import sample_frames
-from engine.types import ClipOutcome, EvalReport, FrameVote, MatchResult, Neighbour, ProductScore, RegionMatch
+from engine.types import (ClipOutcome, EvalReport, FrameVote, MatchResult, Neighbour, OpenSetOutcome, ProductScore,
+                          RegionMatch)
 from engine.workspace import report_path
 from ui.names import bare_name
 
@@ -80,6 +81,26 @@ def test_an_uncertain_match_shows_the_amber_banner_naming_the_runner_up(demo: Ca
     assert not [s.value for s in at.success if "is shown" in s.value]
 
 
+def test_a_match_not_in_the_catalogue_shows_the_grey_outcome_with_the_closest(demo: Catalogue,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    a, b, c = list(demo.products)[:3]
+    clip = Path(demo.clips[a].path or "")
+    scattered = _result(demo, clip, [{a: 0.80, b: 0.79, c: 0.78}, {a: 0.79, b: 0.80, c: 0.78},
+                                     {a: 0.80, b: 0.78, c: 0.79}])  # one vote each: no product consistently nearest
+    frames = tuple(replace(f, member_similarity=(dict(f.product_similarity), {**f.product_similarity, b: 0.9},
+                                                 {**f.product_similarity, c: 0.9})) for f in scattered.frames)
+    result = replace(scattered, frames=frames)
+    assert result.verdict.absent and result.verdict.closest[0] == a
+    at = _match_page(monkeypatch, demo, result, clip)
+    text = page_text(at)
+    assert "Not in the catalogue." in text and "not a match" in text
+    assert f"({a})" in text and f"({b})" in text
+    assert not [s.value for s in at.success if "is shown" in s.value]
+    assert not [w.value for w in at.warning if "Uncertain" in w.value]
+
+
 def test_a_confident_match_shows_the_green_banner_and_why_each_frame_voted(demo: Catalogue,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     a, b, c = list(demo.products)[:3]
@@ -108,16 +129,20 @@ def test_the_evaluate_page_says_how_it_ran_and_counts_uncertain_clips(demo: Cata
     clear = _result(demo, clip, [{a: 0.86, b: 0.70, c: 0.5}, {a: 0.84, b: 0.72, c: 0.5}, {a: 0.80, b: 0.83, c: 0.4}])
     outcomes = [ClipOutcome("900001", a, 1, a, close), ClipOutcome("900002", a, 1, a, clear)]
     settings = Settings.from_env(windows="refined", rank_by="similarity").flat()
+    removed = (OpenSetOutcome("900001", a, b, close), OpenSetOutcome("900002", a, a, clear))
     report = EvalReport(str(demo_dir), settings, metrics(outcomes), tuple(outcomes),
-                        index={"model_key": "efficientnet-lite0-gem+centred/1234", "n_products": 5, "n_items": 15})
+                        index={"model_key": "efficientnet-lite0-gem+centred/1234", "n_products": 5, "n_items": 15},
+                        open_set=removed)
     save_report(report, report_path(Settings.from_env(), demo_dir))
     at = open_app("evaluate")
     assert_clean(at)
     metric = {m.proto.label: m.value for m in at.metric}
-    assert metric["Uncertain clips"] == "1 of 2"
+    assert metric["Confident clips"] == "1 of 2"
     text = page_text(at)
     assert ("windows: garment windows, best refined · domain centring: on · ranked by: evidence, then votes "
             f"· frames: {FRAMES} per clip") in text
     assert "uncertain: 900001" in text
+    assert "1 of 2 still confident (wrong), 0 not in catalogue, 1 uncertain" in text  # the open-set run
+    assert "Three-outcome verdict, leave-one-clip-out" in text
     table = at.dataframe[0].value
     assert list(table["sure"]) == ["uncertain", "confident"]

@@ -97,6 +97,18 @@ def uncertain_clips(report: EvalReport) -> list[str]:
     return [o.video_id for o in report.clips if o.result.verdict.level == "uncertain"]
 
 
+def absent_clips(report: EvalReport) -> list[str]:
+    """Clips whose verdict is "not in the catalogue": no product is consistently nearest."""
+    return [o.video_id for o in report.clips if o.result.verdict.absent]
+
+
+def open_set_line(report: EvalReport) -> str:
+    """The open-set run in a line: "2 of 7 still confident (wrong), 3 not in catalogue, 2 uncertain"."""
+    got = [o.result.verdict.level for o in report.open_set]
+    return (f"{got.count('confident')} of {len(got)} still confident (wrong), {got.count('not in catalogue')} "
+            f"not in catalogue, {got.count('uncertain')} uncertain")
+
+
 def truth_margin(outcome: ClipOutcome) -> int | None:
     """Frames voting for the true product minus frames voting for its strongest rival (None without truth)."""
     if outcome.truth is None:
@@ -191,20 +203,22 @@ def margin_chart(report: EvalReport) -> go.Figure:
 
 
 def risk_coverage_chart(report: EvalReport) -> go.Figure:
-    """The verdict's risk-coverage curve: answering only the clips the verdict is surest of (highest relative
-    margin first), the share of answered clips that are wrong, against the share answered."""
+    """The verdict's risk-coverage curve: answering only the clips the verdict is surest of (confident first, then
+    uncertain, then not in the catalogue; within each, the larger vote lead first), the share of answered clips that
+    are wrong, against the share answered. Each point is coloured by its clip's outcome."""
     from engine.eval.nested import risk_coverage
-    from engine.types import CONFIDENT_RELATIVE_MARGIN
 
     points = risk_coverage(report.clips)
+    colours = {"confident": GOOD, "uncertain": WARN, "not in catalogue": MUTED}
     fig = go.Figure(go.Scatter(
-        x=[0.0] + [c for c, _, _ in points], y=[0.0] + [r for _, r, _ in points], mode="lines+markers",
-        line=dict(color=PRIMARY, shape="hv"), marker=dict(size=8, color=PRIMARY),
-        customdata=[None] + [m for _, _, m in points],
+        x=[0.0] + [p[0] for p in points], y=[0.0] + [p[1] for p in points], mode="lines+markers",
+        line=dict(color=PRIMARY, shape="hv"),
+        marker=dict(size=9, color=[PRIMARY] + [colours.get(p[3], PRIMARY) for p in points]),
+        customdata=[[None, ""]] + [[p[2], p[3]] for p in points],
         hovertemplate="answered %{x:.0%} of clips<br>wrong among them %{y:.0%}<br>"
-                      "relative margin ≥ %{customdata:.2f}<extra></extra>",
+                      "%{customdata[1]}, vote lead %{customdata[0]:.2f}<extra></extra>",
     ))
-    confident = [c for c, _, m in points if m >= CONFIDENT_RELATIVE_MARGIN]
+    confident = [p[0] for p in points if p[3] == "confident"]
     if confident:
         fig.add_vline(x=max(confident), line_dash="dot", line_color=MUTED,
                       annotation_text="confident verdicts", annotation_position="top left")

@@ -17,7 +17,8 @@ from engine.types import EvalReport
 from engine.types import FrameVote, MatchResult, Product, ProductScore, RegionRef
 
 from .correcting import correction_control, frame_correction
-from .charts import clip_table, margin_chart, rank_chart, report_notes, run_line, uncertain_clips, votes_heatmap
+from .charts import (absent_clips, clip_table, margin_chart, open_set_line, rank_chart, report_notes, run_line,
+                     uncertain_clips, votes_heatmap)
 from engine.index.corrections import SOURCE
 
 from .components import category_label, image_or_placeholder, product_card
@@ -198,14 +199,23 @@ def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop
 
 
 def _verdict_banner(clip: str, result: MatchResult, names: dict[str, str], n_frames: int) -> None:
-    """Green when the top product clearly leads; amber, with the runner-up named, when it is close. Every count of
-    votes says whose it is."""
+    """Green when the top product clearly leads; amber, with the runner-up named, when it is close; grey, the
+    nearest products named "closest, not a match", when no product is consistently nearest (engine.verdict). Every
+    count of votes says whose it is."""
     top, verdict = result.top, result.verdict
     own = (f"{top.votes} of {n_frames} sampled frame{'s' if n_frames != 1 else ''} voted for it "
            f"(evidence {top.mean_similarity:.3f})")
     if verdict.confident:
         st.success(f"{_bold_label(top.name, top.product_id)} is shown in **{clip}**: {own}.",
                    icon=":material/check_circle:")
+        return
+    if verdict.absent:  # grey: no product of the catalogue is consistently nearest
+        closest = ", ".join(_bold_label(names.get(pid, pid), pid) for pid in verdict.closest)
+        s = verdict.signals
+        with st.container(border=True):
+            st.markdown(f":gray[:material/block: **Not in the catalogue.** Closest in **{clip}**: {closest}, not a "
+                        f"match. The frames do not agree on one product ({top.votes} of {n_frames} voted for the "
+                        f"nearest) and {s.members - s.members_agree} of {s.members} models rank another first.]")
         return
     second = result.ranking[1]
     runner_up = _bold_label(names.get(second.product_id, second.name), second.product_id)
@@ -244,11 +254,18 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
                    help="Clips whose true product is among the first five.")
     cols[2].metric("MRR", f"{m.mrr:.3f}", border=True, help="Mean reciprocal rank of the true product.")
     cols[3].metric("Clips scored", m.clips, border=True)
-    cols[4].metric("Uncertain clips", f"{len(uncertain)} of {len(report.clips)}", border=True,
-                   help="Clips whose top product leads the runner-up by less than 0.02 in evidence, or does not "
-                        "also lead on votes: the app shows these with an amber “Uncertain” banner.")
+    absent = absent_clips(report)
+    cols[4].metric("Confident clips", f"{len(report.clips) - len(uncertain) - len(absent)} of {len(report.clips)}",
+                   border=True,
+                   help="Green: every model ranks the top product first and it leads clearly on votes. The others are "
+                        "amber (uncertain, most likely X) or grey (not in the catalogue: the nearest products, "
+                        "not a match).")
     st.markdown("**Run with** · " + run_line(report.settings, report.index)
-                + (f" · uncertain: {', '.join(uncertain)}" if uncertain else ""))
+                + (f" · uncertain: {', '.join(uncertain)}" if uncertain else "")
+                + (f" · not in catalogue: {', '.join(absent)}" if absent else ""))
+    if report.open_set:
+        st.markdown("**Open set** (each clip with its own product removed from the catalogue: any answer is wrong) · "
+                    + open_set_line(report))
 
     left, right = st.columns(2)
     with left:
@@ -293,7 +310,8 @@ CLIP_COLUMNS = {  # widths in pixels: the columns fit the page without scrolling
     "votes": st.column_config.TextColumn("votes", width=55, help="Frames voting for the top-1 product."),
     "margin": st.column_config.NumberColumn("margin", format="%+d", width=55,
                                             help="Frames voting for the truth minus its best rival."),
-    "sure": st.column_config.TextColumn("sure", width=72, help="confident, or uncertain when the runner-up is close."),
+    "sure": st.column_config.TextColumn("sure", width=72, help="confident; uncertain when the runner-up is close; "
+                                        "not in catalogue when no product is consistently nearest."),
     "evidence margin": st.column_config.NumberColumn(
         "lead", format="%+.3f", width=56,
         help="The top product's evidence (mean best similarity per frame) minus the runner-up's; "

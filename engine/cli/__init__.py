@@ -103,6 +103,9 @@ def _add_matching_commands(sub) -> None:
                    help="with --compare: train the learned parts per leave-products-out fold and compare them")
     p.add_argument("--folds", type=int, default=5, help="leave-products-out folds for --learned (default 5)")
     p.add_argument("--work-dir", dest="work_dir", help="where --learned keeps its fold checkpoints")
+    p.add_argument("--open-set", dest="open_set", action="store_true",
+                   help="also match each clip with its product removed from the catalogue (two halves) and count "
+                        "the clips still called confident")
     p.add_argument("--leave-clip-out-mean", dest="leave_clip_out_mean", action="store_true",
                    help="centre each clip on a livestream mean computed from the other clips only (no leakage)")
     add_model_options(p)

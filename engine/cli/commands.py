@@ -77,8 +77,8 @@ def format_result(result, top_k: int) -> str:
 
 
 def verdict_sentence(result) -> str:
-    """"confident: 900001 (Cream checked trousers): 10 of 10 sampled frames voted for it, ..." or the uncertain case
-    with its runner-up; the votes are always said to be whose."""
+    """"confident: 900001 (Cream checked trousers): 10 of 10 sampled frames voted for it, ...", the uncertain case
+    with its runner-up, or "not in the catalogue: closest ..., not a match"; the votes are always said to be whose."""
     v, top = result.verdict, result.top
     n = len(result.frames)
     if top is None:
@@ -91,6 +91,9 @@ def verdict_sentence(result) -> str:
     rival = f"runner-up {second.product_id}: {second.votes} votes, evidence {second.mean_similarity:.3f}"
     if v.confident:
         return f"confident: {said} is shown; {own} ({rival})"
+    if v.absent:
+        return (f"not in the catalogue: closest {', '.join(v.closest)}, not a match; {own}; "
+                f"{v.signals.members - v.signals.members_agree} of {v.signals.members} models rank another first")
     return (f"uncertain: most likely {said}, but {second.product_id} is close; {own}; {rival} "
             f"(evidence margin {v.evidence_margin:+.3f})")
 
@@ -199,11 +202,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.report:
             print(f"report: {save_comparison(rows, args.report)}")
         return 0
-    report = evaluate(args.dataset, settings, progress=progress_bar("evaluate"))
+    report = evaluate(args.dataset, settings, progress=progress_bar("evaluate"), open_set=args.open_set)
     for s in report.skipped:
         print(f"skipped: {s}", file=sys.stderr)
-    print(format_table(report))
     out = save_report(report, args.report or report_path(settings, args.dataset))
+    print(format_table(report))
     print(f"report: {out}")
     if args.fail_under is not None and report.metrics.top1 < args.fail_under:
         print(f"error: top-1 {report.metrics.top1:.3f} is below {args.fail_under}", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -14,14 +15,15 @@ import numpy as np
 
 from engine.config import Settings
 from engine.errors import EngineError
-from engine.eval import setups
+from engine.eval import openset, setups
 from engine.io.catalogue import Catalogue, ClipRef, load_catalogue
 from engine.io.files import atomic_write
 from engine.io.images import crop
 from engine.io.video import read_frames
 from engine.pipeline.engine import Engine
 from engine.pipeline.search import product_scores
-from engine.types import CONFIDENT_RELATIVE_MARGIN, ClipOutcome, EvalReport, Metrics, RegionOutcome
+from engine.types import ClipOutcome, EvalReport, Metrics, RegionOutcome
+from engine.verdict import DEFAULT_RULE
 from engine.workspace import index_dir_for
 
 Progress = Callable[[str, float], None]
@@ -89,10 +91,11 @@ def region_retrieval(engine: Engine, clips: list[ClipRef]) -> list[RegionOutcome
 
 def evaluate(dataset: str | Path, settings: Settings | None = None, engine: Engine | None = None,
              progress: Progress | None = None, catalogue: Catalogue | None = None,
-             clip_ids: set[str] | None = None) -> EvalReport:
+             clip_ids: set[str] | None = None, open_set: bool = False) -> EvalReport:
     """Build (or reuse, through the embedding cache) the index of ``dataset`` and match its clips
     (only those in ``clip_ids`` when given). Livestream examples (corrections) are not searched: they may come from
-    these very clips (the Inspect page corrects them); ``eval-corrections`` measures them without leakage."""
+    these very clips (the Inspect page corrects them); ``eval-corrections`` measures them without leakage.
+    With ``open_set``, each clip is also matched with its product removed from the catalogue (engine.eval.openset)."""
     catalogue = catalogue or load_catalogue(dataset)
     settings = settings or Settings()  # int8 is calibrated on the catalogue served, as the app's is
     settings = settings.with_(use_examples=False, calibration=settings.models.calibration or str(catalogue.root))
@@ -110,8 +113,13 @@ def evaluate(dataset: str | Path, settings: Settings | None = None, engine: Engi
         outcomes.append(outcome) if isinstance(outcome, ClipOutcome) else skipped.append(outcome)
     progress("regions", 0.0)
     regions = region_retrieval(engine, [c for c in clips if c.truth in engine.index.products])  # type: ignore[union-attr]
+    unknown = ()
+    if open_set:
+        kept = {o.video_id for o in outcomes}
+        unknown = openset.open_set(engine, replace(catalogue, clips={k: c for k, c in catalogue.clips.items()
+                                                                     if k in kept}), progress)
     progress("done", 1.0)
-    return make_report(dataset, settings, engine, outcomes, regions, skipped)
+    return replace(make_report(dataset, settings, engine, outcomes, regions, skipped), open_set=unknown)
 
 
 def match_outcome(engine: Engine, clip: ClipRef) -> ClipOutcome | str:
@@ -137,35 +145,45 @@ def make_report(dataset: str | Path, settings: Settings, engine: Engine, outcome
 
 
 def format_table(report: EvalReport) -> str:
-    """The per-clip table and the summary line, as printed by the CLI."""
+    """The per-clip table and the summary line, as printed by the CLI (with the open-set table when it was run)."""
     lines = [f"{'clip':<10} {'truth':<10} {'top-1':<10} {'rank':>5} {'votes':>6} {'evidence':>9} {'margin':>7} "
-             f"{'rel':>5}  {'verdict':<10}"]
+             f"{'rel':>5} {'frames':>6} {'members':>7}  {'verdict':<16}"]
     for o in report.clips:
         ranking = o.result.ranking
         top = ranking[0] if ranking else None
         v = o.result.verdict
         lines.append(f"{o.video_id:<10} {str(o.truth):<10} {str(o.top):<10} {str(o.truth_rank or '-'):>5} "
                      f"{top.votes if top else 0:>6} {top.mean_similarity if top else 0.0:>9.3f} "
-                     f"{v.evidence_margin:>7.3f} {v.relative_margin:>5.2f}  {v.level:<10} {'ok' if o.correct else 'MISS'}")
-    unsure = sum(not o.result.verdict.confident for o in report.clips)
+                     f"{v.evidence_margin:>7.3f} {v.relative_margin:>5.2f} {v.signals.frames_agree:>6.2f} "
+                     f"{f'{v.signals.members_agree}/{v.signals.members}':>7}  {v.level:<16} "
+                     f"{'ok' if o.correct else 'MISS'}")
+    rule = DEFAULT_RULE
     lines.append("evidence: the top product's best similarity per frame, averaged over the sampled frames; margin: "
                  "over the runner-up; rel: that margin as a share of the top's lead over the median product below the "
-                 "runner-up; "
-                 f"uncertain: rel under {CONFIDENT_RELATIVE_MARGIN} or no vote lead ({unsure} clips)")
+                 "runner-up; members: ensemble members ranking it "
+                 f"first; frames: the share of frames in which every member's best is it. Confident: every member "
+                 f"ranks it first, frames >= {rule.frames_agree}, rel >= {rule.relative_margin}; not in catalogue: "
+                 "fewer than half the members rank it first")
     m = report.metrics
     lines.append(f"clips {m.clips}  top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  MRR {m.mrr:.3f}  "
                  f"truth's vote share {m.vote_share:.2f}")
     if m.region_boxes:
         lines.append(f"annotated product boxes {m.region_boxes}  region top-1 {m.region_top1:.3f} "
                      "(each box searched alone: feature quality without the detector)")
-    confident = [o for o in report.clips if o.truth is not None and o.result.verdict.confident]
-    if confident:
-        right = sum(o.correct for o in confident)
-        lines.append(f"confident verdicts: {len(confident)} of {m.clips} clips, {right} right")
+    scored = [o for o in report.clips if o.truth is not None]
+    if scored:
+        c = openset.outcome_counts(scored)
+        right = sum(o.correct for o in scored if o.result.verdict.confident)
+        lines.append(f"verdicts: {c['confident']} of {m.clips} clips confident ({right} right), "
+                     f"{c['uncertain']} uncertain, {c['not in catalogue']} not in catalogue")
+    if report.open_set:
+        lines.append(openset.format_open_set(report.open_set))
     if m.clips > 1:
-        from engine.eval.nested import calibrate_verdict, format_calibration
+        from engine.eval.nested import calibrate_rule, calibrate_verdict, format_calibration, format_rule_calibration
 
         lines.append(format_calibration(calibrate_verdict(report.clips)))
+        if report.open_set:
+            lines.append(format_rule_calibration(calibrate_rule(report.clips, report.open_set)))
     return "\n".join(lines)
 
 

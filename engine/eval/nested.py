@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.types import ClipOutcome, EvalReport, relative_margin, verdict_of
+from engine.types import ClipOutcome, EvalReport, OpenSetOutcome, relative_margin, verdict_of
+from engine.verdict import CONFIDENT_RELATIVE_MARGIN, Outcome, VerdictRule, VerdictSignals, outcome_of, signals_of
 
 
 @dataclass(frozen=True)
@@ -182,18 +183,140 @@ def calibrate_verdict(outcomes: list[ClipOutcome] | tuple[ClipOutcome, ...], tar
 def format_calibration(cal: VerdictCalibration) -> str:
     acc = "-" if cal.confident_accuracy is None else f"{cal.confident_accuracy:.2f}"
     unc = "-" if cal.uncertain_accuracy is None else f"{cal.uncertain_accuracy:.2f}"
-    return (f"verdict, leave-one-clip-out (threshold chosen on the other clips for >= {cal.target:.0%} right): "
+    return (f"former verdict (relative margin and a vote lead), leave-one-clip-out (threshold chosen on the other "
+            f"clips for >= {cal.target:.0%} right): "
             f"{len(cal.confident)} of {len(cal.folds)} clips confident (coverage {cal.coverage:.2f}), "
             f"confident right {acc}, uncertain right {unc}; threshold on all clips {cal.threshold_all:.3f}")
 
 
-def risk_coverage(outcomes: list[ClipOutcome] | tuple[ClipOutcome, ...]) -> list[tuple[float, float, float]]:
-    """(coverage, risk, relative margin) when only the clips at or above each relative margin are answered,
-    most sure first: the risk-coverage curve of the verdict's score."""
-    points = sorted(((relative_margin(o.result.ranking), o.correct) for o in outcomes
-                     if o.truth is not None and o.result.ranking), key=lambda p: -p[0])
+_SURENESS = {"confident": 0, "uncertain": 1, "not in catalogue": 2, "none": 3}
+
+
+def risk_coverage(outcomes: list[ClipOutcome] | tuple[ClipOutcome, ...]) -> list[tuple[float, float, float, str]]:
+    """(coverage, risk, vote lead, outcome) when only the surest clips are answered: confident first, then uncertain,
+    then not in the catalogue, within each the larger vote lead (then relative margin) first. The risk-coverage
+    curve of the verdict."""
+    rows = []
+    for o in outcomes:
+        if o.truth is None or not o.result.ranking:
+            continue
+        v = o.result.verdict
+        rows.append((_SURENESS[v.level], -v.signals.vote_lead, -v.relative_margin, v.signals.vote_lead, v.level,
+                     o.correct))
+    rows.sort(key=lambda r: r[:3])
     out, wrong = [], 0
-    for i, (m, ok) in enumerate(points, 1):
-        wrong += not ok
-        out.append((round(i / len(points), 4), round(wrong / i, 4), m))
+    for i, r in enumerate(rows, 1):
+        wrong += not r[5]
+        out.append((round(i / len(rows), 4), round(wrong / i, 4), r[3], r[4]))
     return out
+
+
+# ------------------------------------------------------------------- the three-outcome verdict (with the open set)
+@dataclass(frozen=True)
+class RuleExample:
+    """One clip under the verdict: with its product present ("right" or "wrong" top-1) or removed ("absent")."""
+
+    clip: str
+    kind: str  # "right", "wrong" or "absent"
+    signals: VerdictSignals
+
+
+@dataclass(frozen=True)
+class RuleFit:
+    """A rule chosen on some clips, and the clips whose examples decided its threshold."""
+
+    rule: VerdictRule
+    decided_by: tuple[str, ...]  # the example it must exclude (wrong or absent) and the one just above it
+
+
+@dataclass(frozen=True)
+class RuleFold:
+    clip: str
+    rule: VerdictRule  # chosen on the other clips
+    present: str  # the held-out clip's outcome with its product present
+    correct: bool
+    absent: str | None  # ... and with it removed (None: no open-set run of that clip)
+
+
+@dataclass(frozen=True)
+class RuleCalibration:
+    """The three-outcome rule fitted on every clip, and each clip's outcomes under the rule fitted without it."""
+
+    fit_all: RuleFit
+    folds: tuple[RuleFold, ...]
+
+    def count(self, which: str, outcome: Outcome) -> int:
+        return sum(getattr(f, which) == outcome.value for f in self.folds)
+
+    @property
+    def confident_right(self) -> int:
+        return sum(f.correct for f in self.folds if f.present == Outcome.CONFIDENT.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fit_rule(examples: list[RuleExample], relative: float = CONFIDENT_RELATIVE_MARGIN) -> RuleFit:
+    """The rule's one fitted threshold, the share of frames on which every member agrees, chosen on ``examples``:
+    among the examples whose members all rank the top first and whose relative margin is at least ``relative`` (the
+    former threshold, not refitted), just above the largest share of an example that must not be confident (a wrong
+    top-1, or a clip whose product is absent): halfway to the next share observed above it among them; above every
+    share when none is above it; at the smallest when none must be excluded (nothing is known below it). "Not in
+    the catalogue" has no threshold (fewer than half the members agree)."""
+    eligible = [e for e in examples if e.signals.unanimous and e.signals.relative_margin >= relative]
+    bad = [e for e in eligible if e.kind != "right"]
+    key = lambda e: e.signals.frames_agree  # noqa: E731
+    if bad:
+        worst = max(bad, key=key)
+        above = [e for e in eligible if key(e) > key(worst) + 1e-9]
+        if above:
+            nxt = min(above, key=key)
+            t, by = round((key(worst) + key(nxt)) / 2, 4), (worst.clip, nxt.clip)
+        else:
+            t, by = round(key(worst) + 0.05, 4), (worst.clip,)
+    elif eligible:
+        low = min(eligible, key=key)
+        t, by = round(key(low), 4), (low.clip,)
+    else:
+        t, by = 1.01, ()
+    return RuleFit(VerdictRule(frames_agree=t, relative_margin=relative), by)
+
+
+def rule_examples(closed: list[ClipOutcome] | tuple[ClipOutcome, ...],
+                  open_set: list[OpenSetOutcome] | tuple[OpenSetOutcome, ...] = ()) -> list[RuleExample]:
+    """The clips as examples of the rule: present (right or wrong top-1) and, from the open set, absent."""
+    out = [RuleExample(o.video_id, "right" if o.correct else "wrong", signals_of(o.result.ranking, o.result.frames))
+           for o in closed if o.truth is not None and o.result.ranking]
+    return out + [RuleExample(o.video_id, "absent", signals_of(o.result.ranking, o.result.frames))
+                  for o in open_set if o.result.ranking]
+
+
+def calibrate_rule(closed: list[ClipOutcome] | tuple[ClipOutcome, ...],
+                   open_set: list[OpenSetOutcome] | tuple[OpenSetOutcome, ...] = ()) -> RuleCalibration:
+    """Leave-one-clip-out: for each clip, the rule fitted on the other clips' examples (present and absent) and
+    applied to this clip's two (a clip's present and absent runs leave together)."""
+    examples = rule_examples(closed, open_set)
+    folds = []
+    for clip in sorted({e.clip for e in examples if e.kind != "absent"}):
+        rule = fit_rule([e for e in examples if e.clip != clip]).rule
+        mine = {e.kind: e for e in examples if e.clip == clip}
+        present = mine["right"] if "right" in mine else mine["wrong"]
+        absent = mine.get("absent")
+        folds.append(RuleFold(clip, rule, outcome_of(present.signals, rule).value, present.kind == "right",
+                              outcome_of(absent.signals, rule).value if absent else None))
+    return RuleCalibration(fit_rule(examples), tuple(folds))
+
+
+def format_rule_calibration(cal: RuleCalibration) -> str:
+    c, u, a = Outcome.CONFIDENT, Outcome.UNCERTAIN, Outcome.ABSENT
+    n_open = sum(f.absent is not None for f in cal.folds)
+    r = cal.fit_all.rule
+    by = cal.fit_all.decided_by
+    return (f"three-outcome verdict, leave-one-clip-out (rule fitted on the other clips, present and removed): "
+            f"present: {cal.count('present', c)} of {len(cal.folds)} confident ({cal.confident_right} right), "
+            f"{cal.count('present', u)} uncertain, {cal.count('present', a)} not in catalogue; removed: "
+            f"{cal.count('absent', c)} of {n_open} confident, {cal.count('absent', a)} not in catalogue, "
+            f"{cal.count('absent', u)} uncertain; thresholds "
+            f"{', '.join(f'{f.rule.frames_agree:.2f}' for f in cal.folds)}. "
+            f"Fitted on all clips: members agree in >= {r.frames_agree:.2f} of the frames (decided by "
+            f"{len(by)} clip{'s' if len(by) != 1 else ''}: {', '.join(by) or '-'})")

@@ -335,6 +335,10 @@ class ProductIndex:
             out[pid] = (vectors @ np.asarray(self.vectors[idx]).T, idx)
         return out
 
+    def product_items(self, product_id: str) -> np.ndarray:
+        """The item ids of a product's catalogue regions (empty when it has none)."""
+        return self._by_product.get(product_id, np.zeros(0, int))
+
     def prepare(self, vectors: np.ndarray) -> np.ndarray:
         """Query vectors as the index compares them: centred on the livestream mean when the index is centred."""
         return vectors if self.query_mean is None else l2_normalise(np.asarray(vectors, np.float32) - self.query_mean)

@@ -133,6 +133,15 @@ class EnsembleEmbedder:
         return out
 
 
+def member_slices(embedder: object) -> tuple[tuple[slice, float], ...]:
+    """(slice, weight) of each member of an ensemble embedder, for per-member cosines (the dot product of two
+    vectors' slices divided by the weight); empty for any other embedder (one member: the whole vector)."""
+    if not isinstance(embedder, EnsembleEmbedder):
+        return ()
+    parts = embedder.slices() if callable(embedder.slices) else embedder.slices
+    return tuple(zip(parts, embedder.weights))
+
+
 def _fused_vectors(name: str, members: list, scales: list[float]):  # -> engine.models.openvino_rt.OpenVinoGraph | None
     """The ensemble's vectors as one OpenVINO model (``openvino_rt.ensemble_vectors``) when every member is an
     OpenVINO backbone with GeM pooling of one p at one precision; else None (the members run one by one)."""

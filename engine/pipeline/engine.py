@@ -22,10 +22,11 @@ from engine.io.catalogue import Catalogue
 from engine.io.video import sample_frames
 from engine.models import Detector, Embedder, get_detector, get_embedder, prepare_embedder
 from engine.models.domain import DomainMean
+from engine.models.ensemble import member_slices
 from engine.models.domain import resolve as resolve_domain_mean
 from engine.pipeline.catalogue import catalogue_regions, embed_chunk
 from engine.pipeline.regions import detect_regions
-from engine.pipeline.search import RegionPlan, search_region
+from engine.pipeline.search import RegionPlan, member_similarities, search_region
 from engine.pipeline.votes import frame_vote, rank
 from engine.pipeline.windows import QueryRegion, WindowPlan, strategy_for
 from engine.types import Detections, Frame, FrameVote, MatchResult
@@ -239,19 +240,27 @@ class Engine:
         """Every region of every frame searched through its windows; one vote per frame."""
         votes, row, k = [], 0, 0
         plan = query.plan
+        members = member_slices(self.embedder)
         for f, d in zip(query.frames, query.dets):
             found, per_product = [], {}
+            per_member: list[dict[str, float]] = [{} for _ in members]
             for score, label in zip(d.scores, d.labels):
                 n = len(plan.windows[k])
+                vectors = plan.vectors[row : row + n]
                 region, sims = search_region(self.index, RegionPlan(query.regions[k].box, plan.windows[k],
                                                                     plan.categories[k]),
-                                             plan.vectors[row : row + n], float(score), label,
+                                             vectors, float(score), label,
                                              self.settings.search, self.settings.index.search_k, examples)
                 row, k = row + n, k + 1
                 found.append(region)
                 for pid, sim in sims.items():
                     per_product[pid] = max(per_product.get(pid, -1.0), sim)
-            votes.append(frame_vote(f.index, f.time_s, found, per_product, d.source))
+                for mine, theirs in zip(per_member, member_similarities(
+                        self.index, vectors, list(sims), members, self.settings.search.product_pooling, examples,
+                        self.settings.search.example_offset)):
+                    for pid, sim in theirs.items():
+                        mine[pid] = max(mine.get(pid, -1.0), sim)
+            votes.append(frame_vote(f.index, f.time_s, found, per_product, d.source, tuple(per_member)))
         return votes
 
 

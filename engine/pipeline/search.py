@@ -134,6 +134,32 @@ class _Pairs:
         return len(self.ids)
 
 
+def member_similarities(index: ProductIndex, vectors: np.ndarray, product_ids: list[str] | set[str],
+                        members: tuple[tuple[slice, float], ...], pooling: str = "max",
+                        examples: ExampleSet = NO_EXAMPLES, offset: float = 0.0) -> tuple[dict[str, float], ...]:
+    """Each ensemble member's similarity of a region (its windows, ``vectors``) to each product, by that member's
+    cosine alone: the dot product of the member's slice of the (weighted, concatenated) vectors divided by its
+    weight, pooled over the product's catalogue regions and livestream examples (their cosines less ``offset``) as
+    ``pooling`` says (see pool_product), the best window. ``members``: (slice, weight) of each member
+    (engine.models.ensemble.member_slices). The ranking does not use it; the verdict counts how many members agree
+    on the top product from it."""
+    if not members:
+        return ()
+    prepared = np.asarray(index.prepare(vectors), np.float32)
+    out: list[dict[str, float]] = [{} for _ in members]
+    for pid in product_ids:
+        regions = np.asarray(index.vectors[index.product_items(pid)], np.float32)
+        ex = examples.by_product.get(pid) if len(examples) else None
+        extra = examples.vectors[ex] if ex is not None else np.zeros((0, prepared.shape[1]), np.float32)
+        if len(regions) + len(extra) == 0:
+            continue
+        for m, (part, weight) in enumerate(members):
+            sims = np.concatenate([prepared[:, part] @ regions[:, part].T / weight,
+                                   prepared[:, part] @ extra[:, part].T / weight - offset], axis=1)
+            out[m][pid] = round(float(pool_product(sims, len(regions), pooling).max()), 4)
+    return tuple(out)
+
+
 POOLINGS = ("max", "mean")
 
 

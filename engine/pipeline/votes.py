@@ -14,14 +14,16 @@ from engine.types import FrameVote, Neighbour, ProductScore, RegionMatch
 
 
 def frame_vote(index: int, time_s: float, regions: list[RegionMatch], per_product: dict[str, float],
-               source: str) -> FrameVote:
-    """A frame's vote: the product with the highest similarity over its regions, and its margin over the next."""
+               source: str, member_similarity: tuple[dict[str, float], ...] = ()) -> FrameVote:
+    """A frame's vote: the product with the highest similarity over its regions, and its margin over the next
+    (``member_similarity``: each ensemble member's own per-product similarities, kept for the verdict)."""
     ordered = sorted(per_product.values(), reverse=True)
     voted = max(per_product, key=per_product.get) if per_product else None  # type: ignore[arg-type]
     margin = ordered[0] - ordered[1] if len(ordered) > 1 else (ordered[0] if ordered else 0.0)
     return FrameVote(index, round(time_s, 3), tuple(regions), voted,
                      round(per_product.get(voted, 0.0), 4) if voted else 0.0, source,
-                     {k: round(v, 4) for k, v in per_product.items()}, round(margin, 4))
+                     {k: round(v, 4) for k, v in per_product.items()}, round(margin, 4),
+                     tuple({k: round(v, 4) for k, v in m.items()} for m in member_similarity))
 
 
 def rank(frames: list[FrameVote], products: dict[str, dict[str, Any]], rank_by: str = "similarity") -> list[ProductScore]:
