@@ -264,6 +264,14 @@ HOSTS = _fake({"cdn.example.com": ["93.184.216.34"], "rebound.example.com": ["12
     ("https://cdn.example.com:8443/x", "https://cdn.example.com", False, False),  # port not allowed
     ("https://nowhere.invalid/x", "https://*", False, False),  # cannot be resolved
     ("file:///etc/passwd", "", True, False), ("gopher://x/", "", True, False), ("not a url", "", True, False),
+    # IPv6 forms that carry an IPv4 address are judged by it (issue 30: Python calls these global)
+    ("http://[::127.0.0.1]/x", "http://*", False, False),  # IPv4-compatible
+    ("http://[64:ff9b::7f00:1]/x", "http://*", False, False),  # NAT64
+    ("http://[64:ff9b::a00:1]/x", "http://*", False, False),  # NAT64 of 10.0.0.1
+    ("http://[2002:7f00:1::]/x", "http://*", False, False),  # 6to4
+    ("http://[2002:a9fe:a9fe::]/x", "http://*", False, False),  # 6to4 of the metadata address
+    ("http://[::ffff:7f00:1]/x", "http://*", False, False),  # IPv4-mapped, hex
+    ("http://[64:ff9b::5db8:d822]/x", "http://*", False, True),  # NAT64 of a public address stays allowed
 ])
 def test_stream_addresses_follow_the_policy(url, allow, local, ok) -> None:
     if ok:
@@ -271,6 +279,12 @@ def test_stream_addresses_follow_the_policy(url, allow, local, ok) -> None:
     else:
         with pytest.raises(StreamError):
             check_stream_url(url, allow, local, HOSTS)
+
+
+@pytest.mark.parametrize("name", ["127.example.com", "127.0.0.1.nip.io", "127-0-0-1", "0.0.0.0", "10.0.0.1"])
+def test_a_name_that_starts_with_127_is_not_served_locally(name) -> None:
+    assert not served_locally(name)
+    assert served_locally("127.0.0.5") and served_locally("[::1]")
 
 
 def test_a_name_that_no_pattern_allows_is_not_even_looked_up() -> None:
@@ -626,3 +640,20 @@ def test_a_changed_milvus_uri_is_noticed_said_and_built_there(tmp_path: Path, de
     dead = old.with_(milvus_uri="http://127.0.0.1:1")  # a dead server: said, never the old store in silence
     with pytest.raises(EngineError, match="cannot reach Milvus at http://127.0.0.1:1"):
         workspace.ready_engine(dead, cat)
+
+
+def test_a_killed_fetch_leaves_no_folder_for_ever(tmp_path: Path) -> None:
+    """Issue 30: a killed `timeline` of a server without byte ranges left /tmp/livematch-fetch-* behind. Folders are
+    named by their process and swept once it is gone; a running process's folder is kept."""
+    from engine.io.fetch import FETCH_PREFIX, sweep_stale
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone = tmp_path / f"{FETCH_PREFIX}{dead.pid}-abc"
+    mine = tmp_path / f"{FETCH_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "unrelated"
+    for d in (gone, mine, other):
+        (d).mkdir()
+        (d / "clip.mp4").write_bytes(b"x")
+    assert sweep_stale(tmp_path) == [gone]
+    assert not gone.exists() and mine.exists() and other.exists()

@@ -12,7 +12,7 @@ import streamlit as st
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.io.catalogue import Catalogue
-from engine.io.urlpolicy import check_stream_url
+from engine.io.urlpolicy import StreamPolicy
 from engine.pipeline.live import LiveMatch, LiveUpdate
 from engine.render import annotate_frame, encode_jpeg, padded_crop, thumbnail
 from ui import state
@@ -113,7 +113,7 @@ def _start(settings: Settings, catalogue: Catalogue) -> None:
         st.session_state[ERROR_KEY] = "Paste a stream address first: http(s)://, rtsp:// or rtmp://."
         return
     try:  # only the schemes and hosts the operator allows (engine.io.urlpolicy, docs/security.md)
-        url = check_stream_url(url, state.operator_settings().access.stream_allow, state.is_local_server())
+        url = stream_policy().check(url)
     except EngineError as e:
         st.session_state[ERROR_KEY] = str(e)
         return
@@ -126,8 +126,9 @@ def _open(settings: Settings, catalogue: Catalogue, url: str) -> None:
     try:
         engine = state.get_engine(settings, catalogue)
         limit = float(st.get_option("server.maxUploadSize"))
+        policy = stream_policy()
         live = run_with_progress(lambda progress: LiveMatch(engine, url, per_step=FRAMES_PER_STEP, progress=progress,
-                                                            download_limit_mb=limit), describe_open)
+                                                            download_limit_mb=limit, policy=policy), describe_open)
     except EngineError as e:
         st.session_state[ERROR_KEY] = str(e)
         return
@@ -161,6 +162,11 @@ def _live_view(session: LiveSession, catalogue: Catalogue, settings: Settings) -
         analysis = Analysis(session.live.reader.label, result,
                             tuple(session.drawn.get(v.frame_index) for v in result.frames))
         render_live(analysis, catalogue, settings, [session.crops.get(v.frame_index) for v in result.frames])
+
+
+def stream_policy() -> StreamPolicy:
+    """The operator's stream policy for this server (every hop checked when it is guarded)."""
+    return StreamPolicy(state.operator_settings().access.stream_allow, state.is_local_server())
 
 
 def sampling_note(settings: Settings) -> str:

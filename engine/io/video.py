@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from engine.errors import VideoError
+from engine.io.egress import ffmpeg_options
 from engine.types import Frame
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
@@ -50,14 +51,16 @@ class ClipInfo:
 IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 
 
-def open_capture(path: str | Path):  # -> cv2.VideoCapture
+def open_capture(path: str | Path, options: str | None = None):  # -> cv2.VideoCapture
     """An opened capture of a file or URL (the one place a clip is opened: clips, frames, live streams); a missing,
-    empty, image or unreadable file, or a dead URL, is a one-line VideoError."""
+    empty, image or unreadable file, or a dead URL, is a one-line VideoError. ``options``: FFmpeg's options for
+    this open (``key;value|key;value``: engine.io.egress's proxy and protocol whitelist)."""
     import cv2
 
     if is_url(path):
-        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
-                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+        with ffmpeg_options(options):
+            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                             cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
         if not cap.isOpened():
             cap.release()
             raise VideoError(f"{path}: cannot open the stream (unreachable, or not a video)")
@@ -71,7 +74,8 @@ def open_capture(path: str | Path):  # -> cv2.VideoCapture
         head = f.read(16)
     if head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         raise VideoError(f"{p.name}: this is an image, not a video")
-    cap = cv2.VideoCapture(str(p))
+    with ffmpeg_options(options):
+        cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():
         cap.release()
         raise VideoError(f"{p.name}: not a readable video")
