@@ -657,3 +657,37 @@ def test_a_killed_fetch_leaves_no_folder_for_ever(tmp_path: Path) -> None:
         (d / "clip.mp4").write_bytes(b"x")
     assert sweep_stale(tmp_path) == [gone]
     assert not gone.exists() and mine.exists() and other.exists()
+
+
+def test_reports_of_datasets_outside_the_roots_are_shown_nowhere(monkeypatch: pytest.MonkeyPatch, demo_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """Issue 30: a report that an operator's `evaluate --dataset /secret/shop` wrote in the same home was listed on
+    Inspect with its product names; on Evaluate, a typed folder outside the roots showed its metrics. One check
+    (ui.state.may_see) now decides for every page."""
+    from support.apptest import plotly_figures
+
+    from engine.eval.evaluate import metrics, save_report
+    from engine.types import EvalReport
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LIVEMATCH_HOME", str(home))
+    use_catalogue(monkeypatch, demo_dir)
+    secret = tmp_path / "secret" / "shop"
+    secret.mkdir(parents=True)
+    report = EvalReport(str(secret), {}, metrics([]), (), created_at="2026-12-07T20:00:00")
+    save_report(report, home / "reports" / "shop.json")
+    at = open_app("inspect")
+    assert any("No evaluation report yet" in i.value for i in at.info)  # not listed
+    assert "secret" not in page_text(at)
+
+    at = open_app("evaluate")
+    at.text_input(key="evaluate.dataset").set_value(str(secret)).run()
+    assert_clean(at)
+    assert len(at.error) == 1 and "outside the folders this app may open" in at.error[0].value
+    assert not plotly_figures(at) and not at.metric
+
+    save_report(report, home / "reports" / f"{demo_dir.resolve().name}.json")  # an allowed name, a secret dataset
+    at = open_app("evaluate")
+    assert_clean(at)
+    assert any("outside the folders this app may open" in e.value for e in at.error)
+    assert not plotly_figures(at) and not at.metric

@@ -21,6 +21,7 @@ from ui.progress import run_with_progress, staged
 from ui.inspection import compare_frame
 from ui.matching import FRAME_LONG_SIDE, Analysis
 from ui.views import CROP, render_live
+from ui.text import md
 
 log = logging.getLogger(__name__)
 LIVE_KEY = "match.live"
@@ -87,7 +88,7 @@ def stream_panel(settings: Settings, catalogue: Catalogue) -> None:
         st.rerun()  # the buttons as they now are: Stop enabled, or Start again after an error
     error = st.session_state.pop(ERROR_KEY, None)
     if error:
-        st.error(error, icon=":material/error:")
+        st.error(md(error), icon=":material/error:")
     if session is None:
         st.caption("Paste the address of a live stream or a video file on a server, then press Start. The "
                    "ranking is updated as the stream plays, over its most recent frames.")
@@ -181,7 +182,7 @@ def sampling_note(settings: Settings) -> str:
 def _status(session: LiveSession) -> None:
     seen = session.live.frames_seen
     if session.error:
-        st.error(session.error, icon=":material/error:")
+        st.error(md(session.error), icon=":material/error:")
     elif session.running:
         st.info(f"**Live** · {seen} frames matched so far · the ranking pools the last "
                 f"{session.live.recent.maxlen} frames.", icon=":material/sensors:")

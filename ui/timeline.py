@@ -36,6 +36,7 @@ from ui.charts import FONT, MUTED, short
 from ui.components import guard
 from ui.matching import ClipSource, safe_filename
 from ui.media import thumb
+from ui.text import md
 
 log = logging.getLogger(__name__)
 RUN_KEY = "match.timeline"
@@ -233,7 +234,7 @@ def _start(settings: Settings, catalogue: Catalogue, source: ClipSource) -> None
             path.write_bytes(source.data or b"")
         run = TimelineRun(state.get_engine(settings, catalogue), path, TimelineParams())
     except EngineError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(md(e), icon=":material/error:")
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         return
@@ -260,15 +261,15 @@ def _render(session: TimelineSession, catalogue: Catalogue) -> None:
     run = session.run
     timeline = run.timeline()
     if session.error:
-        st.error(session.error, icon=":material/error:")
+        st.error(md(session.error), icon=":material/error:")
     if session.running:
         done = run.fraction
         st.progress(done, text=f"Building the timeline · {format_time(run.covered_s)} of "
                                f"{format_time(run.duration_s)} · {len(run.frames)} frames matched")
     elif timeline.status == "complete":
-        st.success(f"**{session.name}**: {timeline.message}.", icon=":material/timeline:")
+        st.success(f"**{md(session.name)}**: {md(timeline.message)}.", icon=":material/timeline:")
     else:
-        st.warning(f"**{session.name}**: {timeline.message}.", icon=":material/timeline:")
+        st.warning(f"**{md(session.name)}**: {md(timeline.message)}.", icon=":material/timeline:")
     if not timeline.segments:
         return
     names = {pid: p.name for pid, p in catalogue.products.items()}
@@ -317,7 +318,7 @@ def _chosen_segment(session: TimelineSession, timeline: Timeline, names: Mapping
         for col, i in zip(cols, kept[row: row + per_row]):
             f = frames[i]
             best = max(f.similarity.items(), key=lambda kv: kv[1]) if f.similarity else None
-            caption = f"{format_time(f.time_s)}" + (f" · {best[0]} {best[1]:.2f}" if best else "")
+            caption = f"{format_time(f.time_s)}" + (f" · {md(best[0])} {best[1]:.2f}" if best else "")
             col.image(session.thumbs[i], caption=caption, width="stretch")
 
 

@@ -58,6 +58,15 @@ def resolved(folder: str | Path) -> Path:
         raise CatalogueError(f"{folder}: not a usable folder ({type(e).__name__})") from None
 
 
+def within(folder: str | Path, roots: Iterable[str | Path]) -> bool:
+    """Whether ``folder`` lies under one of ``roots`` (``confine`` without the error): what a visitor may see."""
+    try:
+        confine(folder, roots)
+    except CatalogueError:
+        return False
+    return True
+
+
 def confine(folder: str | Path, roots: Iterable[str | Path]) -> Path:
     """The resolved folder when it lies under (or is) one of ``roots`` (resolved too); CatalogueError otherwise.
     A non-UTF-8 or NUL-bearing name is refused like any other outside folder."""
