@@ -27,12 +27,14 @@ class StreamReader:
     """Sampled frames of a live source, a few at a time (``next_frames``), until it ends or is closed."""
 
     def __init__(self, url: str | Path, every_s: float, progress: Progress | None = None,
-                 download_limit_mb: float | None = None, policy: StreamPolicy | None = None) -> None:
+                 download_limit_mb: float | None = None, policy: StreamPolicy | None = None,
+                 start_s: float = 0.0) -> None:
         """``every_s``: seconds of stream between kept frames (the setting ``stream_every``, 2 s by default).
         An HTTP(S) file its server cannot stream (no byte ranges) is fetched first, within the download limit
         (engine.io.fetch; ``progress`` gets ("download", fraction)), and read from the local copy, at the same
         stream times. ``policy``: the app's stream policy; when guarded, every address the stream leads to is
-        checked (engine.io.egress), and a refusal is a StreamError that says why."""
+        checked (engine.io.egress), and a refusal is a StreamError that says why. ``start_s``: the stream time of
+        the first frame to keep (a seeking reader that found a variable frame rate goes on from there)."""
         import cv2
 
         if every_s <= 0:
@@ -53,7 +55,7 @@ class StreamReader:
             raise
         self._fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
         self._read = 0  # frames decoded so far
-        self._next_s = 0.0  # stream time of the next frame to keep
+        self._next_s = float(start_s)  # stream time of the next frame to keep
         self._last_s, self._offset = 0.0, 0.0  # timestamps that jump back (HLS segments from 0) are carried on
         self.ended = False
         self._lock = threading.Lock()
