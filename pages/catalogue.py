@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import workspace
-from engine.io.catalogue import Catalogue
+from engine.io.catalogue import ALL_PROBLEMS, Catalogue
 from engine.io.editing import add_product, copy_catalogue, removal_plan, remove_product
 from engine.config import Settings
 from ui import state
@@ -172,7 +172,7 @@ def problems_panel(settings: Settings, catalogue: Catalogue) -> None:
         for note in notes[:200]:
             st.text(note)
         if len(notes) > 200:
-            st.caption(f"… and {len(notes) - 200} more (python -m engine build-index lists the first few).")
+            st.caption(f"… and {len(notes) - 200} more: {code(ALL_PROBLEMS)} prints all {len(notes)}.")
 
 
 with guard("the Catalogue page"):

@@ -691,3 +691,82 @@ def test_reports_of_datasets_outside_the_roots_are_shown_nowhere(monkeypatch: py
     assert_clean(at)
     assert any("outside the folders this app may open" in e.value for e in at.error)
     assert not plotly_figures(at) and not at.metric
+
+
+def test_an_unreadable_annotation_folder_costs_its_files_not_the_product(monkeypatch: pytest.MonkeyPatch,
+                                                                        demo_dir: Path, tmp_path: Path) -> None:
+    """Issue 30: an unreadable image_annotation/<id> folder dropped the whole product; the docs promise only that
+    file is lost. As root a chmod 000 is not enforced, so the folder's refusal is injected (and, as any other user,
+    made real with chmod)."""
+    root = copy_catalogue(demo_dir, tmp_path / "shop")
+    pid = sorted(p.name for p in (root / "image").iterdir())[0]
+    folder = root / "image_annotation" / pid
+    real_is_file = Path.is_file
+
+    def refused(self: Path) -> bool:
+        if folder in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", refused)
+    folder.chmod(0)
+    try:
+        catalogue = load_catalogue(root)
+    finally:
+        folder.chmod(0o755)
+    product = catalogue.products[pid]  # kept, with its images; its regions will be detected
+    assert product.images and not product.regions
+    assert any(f"image_annotation/{pid}/" in p and "unreadable" in p for p in catalogue.problems)
+    assert len(catalogue.products) == len(load_catalogue(demo_dir).products)
+
+
+def test_every_problem_can_be_seen_and_the_app_says_how(monkeypatch: pytest.MonkeyPatch, demo_dir: Path,
+                                                         tmp_path: Path) -> None:
+    """Issue 30: the Catalogue page listed 200 of 5005 problems and sent the reader to build-index, which printed
+    10. Now build-index --all-problems prints every one, and the page names that command."""
+    from engine.cli import build_parser
+    from engine.cli.commands import problem_report
+    from engine.io.catalogue import ALL_PROBLEMS
+
+    root = copy_catalogue(demo_dir, tmp_path / "shop")
+    pid = sorted(p.name for p in (root / "image").iterdir())[0]
+    for i in range(230):  # 230 names that are not UTF-8: one problem each
+        (root / "image" / pid).joinpath(os.fsdecode(b"bad\xff%d.jpg" % i)).write_bytes(b"x")
+    problems = load_catalogue(root).problems
+    assert len(problems) >= 230
+    assert len(problem_report(problems, len(problems))) == len(problems) + 1  # the count line, then each
+    short = problem_report(problems)
+    assert len(short) == 12 and ALL_PROBLEMS in short[-1]
+    assert build_parser().parse_args(["build-index", "--all-problems"]).all_problems
+    use_catalogue(monkeypatch, root)
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path / "home"))
+    at = open_app("catalogue")
+    assert any(ALL_PROBLEMS in c.value and f"prints all {len(problems)}" in c.value for c in at.caption)
+
+
+def test_an_upload_copy_whose_browser_left_is_swept(tmp_path: Path) -> None:
+    """Issue 30: the app's timeline upload folder outlived the browser session. A copy is removed when its run
+    ends; one that no run touched for UPLOAD_IDLE_S (its browser left mid-run) is swept when the next run starts,
+    as is one whose process is gone."""
+    import time as _time
+
+    from engine.io.fetch import sweep_stale
+    from ui.timeline import UPLOAD_IDLE_S, UPLOAD_PREFIX
+
+    idle = tmp_path / f"{UPLOAD_PREFIX}{os.getpid()}-idle"
+    busy = tmp_path / f"{UPLOAD_PREFIX}{os.getpid()}-busy"
+    for d in (idle, busy):
+        d.mkdir()
+        (d / "clip.mp4").write_bytes(b"x")
+    old = _time.time() - UPLOAD_IDLE_S - 60
+    os.utime(idle, (old, old))
+    assert sweep_stale(tmp_path, UPLOAD_PREFIX, UPLOAD_IDLE_S) == [idle]
+    assert busy.exists() and not idle.exists()
+    import types
+
+    from ui.timeline import TimelineSession
+
+    ended = TimelineSession("sha", "clip.mp4", types.SimpleNamespace(ended=True, close=lambda: None), busy)
+    assert not ended.running
+    ended.release_upload()  # what the page does once the run ends
+    assert not busy.exists() and ended.folder is None

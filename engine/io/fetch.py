@@ -17,6 +17,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 import tomllib
 import urllib.error
 import urllib.parse
@@ -188,7 +189,7 @@ def readable(source: str | Path, progress: Progress | None = None, limit_mb: flo
         yield remote.url if guard is not None else source
         return
     sweep_stale()
-    folder = Path(tempfile.mkdtemp(prefix=f"{FETCH_PREFIX}{os.getpid()}-"))  # mode 0700
+    folder = private_folder()
     try:
         local = download(remote.url if guard is not None else str(source), folder,
                          download_limit_mb() if limit_mb is None else limit_mb,
@@ -201,14 +202,27 @@ def readable(source: str | Path, progress: Progress | None = None, limit_mb: flo
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def sweep_stale(root: str | Path | None = None) -> list[Path]:
-    """Remove the fetch folders of processes that are gone (a killed ``timeline`` or app leaves its copy behind):
-    ``livematch-fetch-<pid>-*`` of this user whose process no longer runs. The folders removed."""
+def private_folder(prefix: str = FETCH_PREFIX) -> Path:
+    """A new private temporary folder (mode 0700) named by this process, so that ``sweep_stale`` can tell when
+    it was left behind."""
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+
+
+def sweep_stale(root: str | Path | None = None, prefix: str = FETCH_PREFIX, idle_s: float | None = None
+                ) -> list[Path]:
+    """Remove the temporary folders left behind (a killed ``timeline``, an app session that ended without closing
+    its run): ``<prefix><pid>-*`` of this user whose process no longer runs, or, with ``idle_s``, which nobody
+    touched for that long. The folders removed."""
     removed = []
-    for folder in Path(root or tempfile.gettempdir()).glob(f"{FETCH_PREFIX}*"):
-        pid = folder.name[len(FETCH_PREFIX):].partition("-")[0]
+    now = time.time()
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):].partition("-")[0]
         try:
-            if not pid.isdigit() or folder.is_symlink() or folder.stat().st_uid != os.getuid() or _alive(int(pid)):
+            stat = folder.lstat()
+            if not pid.isdigit() or folder.is_symlink() or stat.st_uid != os.getuid():
+                continue
+            idle = idle_s is not None and now - stat.st_mtime > idle_s
+            if _alive(int(pid)) and not idle:
                 continue
         except OSError:
             continue
