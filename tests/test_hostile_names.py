@@ -98,8 +98,9 @@ def test_hostile_names_stay_text_on_all_four_pages(hostile: Path) -> None:
 def test_the_helper_escapes_what_markdown_html_and_plotly_read() -> None:
     from ui.text import code, md, plot
 
-    assert md(HOSTILE) == (r'!\[px\](http://127.0.0.1:8799/px.png) \<b style="font-size:80px"\>x\</b\> '
-                           r'\<a href="http://127.0.0.1:8799/a"\>a\</a\> :red\[red\] \`tick')
+    assert md(HOSTILE) == (r'!\[px\](http:\/\/127.0.0.1:8799/px.png) \<b style="font-size:80px"\>x\</b\> '
+                           r'\<a href="http:\/\/127.0.0.1:8799/a"\>a\</a\> :red\[red\] \`tick')
+    assert md("see www.example.com") == r"see www\.example.com"
     assert md("Query: the frame's region") == "Query: the frame's region"  # plain text is left as it is
     assert md("two\nlines") == "two lines"
     assert code("a`b") == "``a`b``" and code("`x") == "`` `x ``" and code("plain") == "`plain`"

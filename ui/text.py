@@ -16,15 +16,18 @@ from __future__ import annotations
 import html
 import re
 
+_AUTOLINK = re.compile(r"://|(?i:www)\.")  # GFM links a bare http://… or www.… by itself
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>|~$])")  # with [ and < escaped no link, image, directive or tag forms
 
 
 def md(text: object) -> str:
     """``text`` shown as typed in Markdown: the characters that open a link, an image, a tag, a directive
     (``:red[...]``), emphasis, code, a table cell, strike-through or maths are backslash-escaped (CommonMark shows an
-    escaped character as itself); line breaks become spaces. Text without them is returned as it is."""
+    escaped character as itself), and ``://`` and ``www.`` so that no bare address becomes a link; line breaks
+    become spaces. Text without them is returned as it is."""
     plain = " ".join(str(text).splitlines())
-    return _MARKDOWN.sub(r"\\\1", plain)
+    escaped = _MARKDOWN.sub(r"\\\1", plain)
+    return _AUTOLINK.sub(lambda m: m.group(0).replace("/", "\\/").replace(".", "\\."), escaped)  # no autolink
 
 
 def code(text: object) -> str:
