@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 from support.apptest import assert_clean, open_app, plotly_figures, use_catalogue
 
+from engine.config import Settings
 from engine.io.editing import copy_catalogue
+from engine.workspace import corrections_store
+
+
+def file_digest_of(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 PIXEL = "http://127.0.0.1:8799/px.png"
 HOSTILE = f'![px]({PIXEL}) <b style="font-size:80px">x</b> <a href="http://127.0.0.1:8799/a">a</a> :red[red] `tick'
@@ -79,9 +87,15 @@ def test_hostile_names_stay_text_on_all_four_pages(hostile: Path) -> None:
     clip = next((hostile / "video").glob("9*.mp4")).read_bytes()
     at.file_uploader(key="match.upload").set_value((f"{CLIP}.mp4", clip, "video/mp4")).run()
     _assert_inert(at, "match, an upload")
+    key = f"match.correct.{file_digest_of(clip)[:16]}.clip"  # stored with the clip's hostile file name
+    at.button(key=f"{key}.apply").click().run()
+    at.button(key=f"{key}.confirm").click().run()
+    _assert_inert(at, "match, a correction stored")
+    assert corrections_store(Settings.from_env(), hostile).records(), "the correction was stored"
 
-    at.switch_page("pages/catalogue.py").run()  # Catalogue: cards, details, categories, problems
+    at.switch_page("pages/catalogue.py").run()  # Catalogue: cards, details, categories, problems, examples
     _assert_inert(at, "catalogue")
+    assert any(CLIP in t for t in _markdown_texts(at)), "the example's clip name is listed (in a code span)"
 
     at.switch_page("pages/evaluate.py").run()  # Evaluate: run it, then the report and its charts
     at.button(key="evaluate.run").click().run()

@@ -167,7 +167,7 @@ def readable(source: str | Path, progress: Progress | None = None, limit_mb: flo
     followed (and FFmpeg is given the address they lead to), a playlist's addresses are checked before any is
     fetched, and a refusal is a StreamError that says why."""
     guard = egress.for_policy(policy) if policy is not None and policy.guarded else None
-    if guard is not None and isinstance(source, str):
+    if guard is not None and isinstance(source, str) and "://" in source:
         policy.check(source)
     if not is_http(source):
         yield source
