@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import workspace
-from engine.io.catalogue import Catalogue
+from engine.io.catalogue import ALL_PROBLEMS, Catalogue
 from engine.io.editing import add_product, copy_catalogue, removal_plan, remove_product
 from engine.config import Settings
 from ui import state
@@ -16,6 +16,7 @@ from ui.training import training_panel
 from ui.correcting import examples_panel
 from ui.catalogue_views import SELECT_KEY, browse, build_note
 from ui.startup import prepare_builtin_demo
+from ui.text import code, md
 
 shell()
 
@@ -75,7 +76,7 @@ def add_panel(settings: Settings, catalogue: Catalogue, editing: bool) -> None:
             state.request_catalogue(copy)
         return
     layout = "image/<id>/<n>.jpg" if catalogue.layout == "tianchi" else "<id>/<n>.jpg"
-    st.caption(f"Images are checked first, then written to `{catalogue.root}` as `{layout}`; nothing is written if "
+    st.caption(f"Images are checked first, then written to {code(catalogue.root)} as {code(layout)}; nothing is written if "
                "any image cannot be read. The index is rebuilt right after (only the new images are embedded).")
     new = product_form(settings, keeps_boxes=catalogue.layout == "tianchi")
     if st.button("Add product", type="primary", icon=":material/add:", key="catalogue.add"):
@@ -102,13 +103,13 @@ def remove_button(settings: Settings, catalogue: Catalogue) -> None:
     if pending is not None and pending in catalogue.products:
         plan = removal_plan(catalogue.root, pending)
         name = catalogue.products[pending].name
-        confirm(f"Remove product {pending}?",
-                f"**{name}** ({pending}) leaves the catalogue and the index. This deletes its {plan.describe()} "
+        confirm(f"Remove product {md(pending)}?",
+                f"**{md(name)}** ({md(pending)}) leaves the catalogue and the index. This deletes its {plan.describe()} "
                 "from the catalogue folder:", [_relative(catalogue, p) for p in (*plan.images, *plan.annotations)],
                 "Remove", _remove, settings, catalogue, pending, note=plan.kept_note())
     if state.is_builtin_demo(settings) or pid not in catalogue.products or len(catalogue.products) < 2:
         return
-    st.button(f"Remove product {pid}…", icon=":material/delete:", key="catalogue.remove", on_click=ask,
+    st.button(f"Remove product {md(pid)}…", icon=":material/delete:", key="catalogue.remove", on_click=ask,
               args=(REMOVE, pid))
 
 
@@ -134,7 +135,7 @@ def main() -> None:
     settings = state.current_settings()
     notice = st.session_state.pop(NOTICE_KEY, None)
     if notice:
-        st.success(notice, icon=":material/check_circle:")
+        st.success(md(notice), icon=":material/check_circle:")
     with guard("the catalogue"):
         catalogue = state.get_catalogue(settings)
         editing = state.editing_enabled()
@@ -171,7 +172,7 @@ def problems_panel(settings: Settings, catalogue: Catalogue) -> None:
         for note in notes[:200]:
             st.text(note)
         if len(notes) > 200:
-            st.caption(f"… and {len(notes) - 200} more (python -m engine build-index lists the first few).")
+            st.caption(f"… and {len(notes) - 200} more: {code(ALL_PROBLEMS)} prints all {len(notes)}.")
 
 
 with guard("the Catalogue page"):

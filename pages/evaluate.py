@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from engine import workspace
-from engine.errors import EngineError
+from engine.errors import CatalogueError, EngineError
 from engine.types import EvalReport
 from ui import state
 from ui.shell import shell
@@ -15,6 +15,7 @@ from ui.components import guard, page_header
 from ui.charts import risk_coverage_chart, run_line
 from ui.evaluation import render_learned, run_evaluation
 from ui.views import product_names, render_report
+from ui.text import md
 
 shell()
 
@@ -66,9 +67,10 @@ def main() -> None:
                    "(change them in the sidebar). The report is saved for the Inspect page.")
         if run:
             _, path = run_evaluation(settings, dataset)
-            st.success(f"Evaluation finished: report saved to {path}.", icon=":material/check_circle:")
+            st.success(f"Evaluation finished: report saved to {md(path)}.", icon=":material/check_circle:")
         if not dataset:
             return
+        state.allowed_folder(dataset)  # a folder outside the roots: one line, no metrics (ui.state.may_see)
         found = saved_report(dataset)
         if found is None:
             st.info("No report for this dataset yet: run the evaluation to see its metrics and charts.",
@@ -76,6 +78,8 @@ def main() -> None:
             render_learned(settings, dataset)
             return
         report, path = found
+        if not state.may_see(report.dataset):
+            raise CatalogueError(f"{dataset}: its report names a dataset outside the folders this app may open")
         try:
             names = product_names(state.catalogue_at(report.dataset))
         except EngineError:

@@ -15,6 +15,7 @@ from ui.evaluation import run_evaluation
 from ui.inspect_views import CROP, clip_label, frame_card, overview, product_infos, product_name, report_label
 from ui.inspection import ProductInfo, compare_clip, visible_frames
 from ui.media import clip_crops
+from ui.text import code, md
 
 shell()
 
@@ -68,14 +69,14 @@ def inspect_clip(report: EvalReport, catalogue: Catalogue | None, infos: dict[st
     frames = visible_frames(clip, errors_only)
     path = catalogue.clips[clip.video_id].path if catalogue and clip.video_id in catalogue.clips else None
     if path is None:
-        st.warning(f"The clip {clip.video_id} is no longer in {report.dataset}; query regions cannot be shown.",
+        st.warning(f"The clip {md(clip.video_id)} is no longer in {md(report.dataset)}; query regions cannot be shown.",
                    icon=":material/videocam_off:")
     crops = clip_crops(path, clip.n_frames_setting, [(f.frame_index, f.query_box) for f in frames], CROP)
     if clip.correct:
         status = "correct"
     else:
         status = f"true product ranked {clip.truth_rank}" if clip.truth_rank else "true product not ranked"
-    st.markdown(f"#### {product_name(infos, clip.top)} chosen for clip `{clip.video_id}` · {status}")
+    st.markdown(f"#### {product_name(infos, clip.top)} chosen for clip {code(clip.video_id)} · {status}")
     st.caption("Left: the region of the frame that decided its vote. Middle: the catalogue region of the product it "
                "chose. Right: the true product's closest catalogue region in that frame (its cover image when it was "
                "not among the region's candidates).")
@@ -104,7 +105,7 @@ def main() -> None:
         catalogue = dataset_catalogue(report)
         infos = product_infos(report, catalogue)
         m = report.metrics
-        st.caption(f"Dataset `{report.dataset}` · {m.clips} clips · top-1 {m.top1:.0%} · "
+        st.caption(f"Dataset {code(report.dataset)} · {m.clips} clips · top-1 {m.top1:.0%} · "
                    f"top-5 {m.top5:.0%} · MRR {m.mrr:.3f}")
         overview([compare_clip(o, infos) for o in report.clips], infos)
         inspector(report, catalogue, infos)

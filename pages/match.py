@@ -20,6 +20,7 @@ from ui.names import clip_shows
 from ui.live import stream_panel
 from ui.timeline import timeline_chosen, timeline_panel
 from ui.views import render_match
+from ui.text import md
 
 shell()
 
@@ -64,7 +65,7 @@ def uploaded_source() -> ClipSource | None:
         key="match.upload", max_upload_size=limit,
     )
     if uploaded is not None and uploaded.size > limit * 1024 * 1024:
-        st.error(f"{uploaded.name}: {uploaded.size / 2**20:.0f} MB is over the {limit} MB upload limit.",
+        st.error(f"{md(uploaded.name)}: {uploaded.size / 2**20:.0f} MB is over the {limit} MB upload limit.",
                  icon=":material/error:")
         uploaded = None
     if uploaded is None:

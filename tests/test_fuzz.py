@@ -107,3 +107,52 @@ def test_catalogue_import_survives_any_annotation_file(tmp_path, doc):
     (root / "video_annotation" / "1.json").write_text(json.dumps(doc))
     cat = load_catalogue(root)
     assert list(cat.products) == ["1"]
+
+
+# ------------------------------------------------------------------------ issue 30: text, addresses, playlists
+@FUZZ
+@given(text=st.text(max_size=80))
+def test_escaped_text_never_opens_markup(text):
+    """Whatever a name holds, md() leaves no unescaped [, <, backtick or bare address, and plot() no tag."""
+    import re
+
+    from ui.text import code, md, plot
+
+    out = md(text)
+    assert "\n" not in out
+    unescaped = re.sub(r"\\.", "", out)  # what is left once every escaped character is taken out
+    assert not set("[]<>`*_|~$") & set(unescaped)
+    assert "://" not in unescaped
+    assert "<" not in plot(text) and ">" not in plot(text)
+    fence = code(text)
+    assert fence.startswith("`") and fence.endswith("`")
+
+
+@FUZZ
+@given(v4=st.integers(0, 2**32 - 1), form=st.sampled_from(["mapped", "compatible", "nat64", "6to4"]))
+def test_an_ipv6_address_that_carries_an_ipv4_one_is_judged_by_it(v4, form):
+    import ipaddress
+
+    from engine.io.urlpolicy import StreamError, check_stream_url
+
+    inner = ipaddress.IPv4Address(v4)
+    six = {"mapped": (0xFFFF << 32) | v4, "compatible": v4, "nat64": (0x64FF9B << 96) | v4,
+           "6to4": (0x2002 << 112) | (v4 << 80)}[form]
+    url = f"http://[{ipaddress.IPv6Address(six)}]/x"
+    if form == "compatible" and v4 <= 1:
+        return  # :: and ::1 are IPv6's own
+    try:
+        check_stream_url(url, "http://*", False, lambda h: [])
+        allowed = True
+    except StreamError:
+        allowed = False
+    assert allowed == inner.is_global
+
+
+@FUZZ
+@given(body=st.text(max_size=400))
+def test_any_playlist_text_gives_addresses_or_nothing(body):
+    from engine.io.playlists import addresses
+
+    media, nested = addresses("#EXTM3U\n" + body, "http://h/a/live.m3u8")
+    assert all(isinstance(u, str) for u in media + nested)

@@ -264,6 +264,14 @@ HOSTS = _fake({"cdn.example.com": ["93.184.216.34"], "rebound.example.com": ["12
     ("https://cdn.example.com:8443/x", "https://cdn.example.com", False, False),  # port not allowed
     ("https://nowhere.invalid/x", "https://*", False, False),  # cannot be resolved
     ("file:///etc/passwd", "", True, False), ("gopher://x/", "", True, False), ("not a url", "", True, False),
+    # IPv6 forms that carry an IPv4 address are judged by it (issue 30: Python calls these global)
+    ("http://[::127.0.0.1]/x", "http://*", False, False),  # IPv4-compatible
+    ("http://[64:ff9b::7f00:1]/x", "http://*", False, False),  # NAT64
+    ("http://[64:ff9b::a00:1]/x", "http://*", False, False),  # NAT64 of 10.0.0.1
+    ("http://[2002:7f00:1::]/x", "http://*", False, False),  # 6to4
+    ("http://[2002:a9fe:a9fe::]/x", "http://*", False, False),  # 6to4 of the metadata address
+    ("http://[::ffff:7f00:1]/x", "http://*", False, False),  # IPv4-mapped, hex
+    ("http://[64:ff9b::5db8:d822]/x", "http://*", False, True),  # NAT64 of a public address stays allowed
 ])
 def test_stream_addresses_follow_the_policy(url, allow, local, ok) -> None:
     if ok:
@@ -271,6 +279,12 @@ def test_stream_addresses_follow_the_policy(url, allow, local, ok) -> None:
     else:
         with pytest.raises(StreamError):
             check_stream_url(url, allow, local, HOSTS)
+
+
+@pytest.mark.parametrize("name", ["127.example.com", "127.0.0.1.nip.io", "127-0-0-1", "0.0.0.0", "10.0.0.1"])
+def test_a_name_that_starts_with_127_is_not_served_locally(name) -> None:
+    assert not served_locally(name)
+    assert served_locally("127.0.0.5") and served_locally("[::1]")
 
 
 def test_a_name_that_no_pattern_allows_is_not_even_looked_up() -> None:
@@ -626,3 +640,133 @@ def test_a_changed_milvus_uri_is_noticed_said_and_built_there(tmp_path: Path, de
     dead = old.with_(milvus_uri="http://127.0.0.1:1")  # a dead server: said, never the old store in silence
     with pytest.raises(EngineError, match="cannot reach Milvus at http://127.0.0.1:1"):
         workspace.ready_engine(dead, cat)
+
+
+def test_a_killed_fetch_leaves_no_folder_for_ever(tmp_path: Path) -> None:
+    """Issue 30: a killed `timeline` of a server without byte ranges left /tmp/livematch-fetch-* behind. Folders are
+    named by their process and swept once it is gone; a running process's folder is kept."""
+    from engine.io.fetch import FETCH_PREFIX, sweep_stale
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone = tmp_path / f"{FETCH_PREFIX}{dead.pid}-abc"
+    mine = tmp_path / f"{FETCH_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "unrelated"
+    for d in (gone, mine, other):
+        (d).mkdir()
+        (d / "clip.mp4").write_bytes(b"x")
+    assert sweep_stale(tmp_path) == [gone]
+    assert not gone.exists() and mine.exists() and other.exists()
+
+
+def test_reports_of_datasets_outside_the_roots_are_shown_nowhere(monkeypatch: pytest.MonkeyPatch, demo_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """Issue 30: a report that an operator's `evaluate --dataset /secret/shop` wrote in the same home was listed on
+    Inspect with its product names; on Evaluate, a typed folder outside the roots showed its metrics. One check
+    (ui.state.may_see) now decides for every page."""
+    from support.apptest import plotly_figures
+
+    from engine.eval.evaluate import metrics, save_report
+    from engine.types import EvalReport
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LIVEMATCH_HOME", str(home))
+    use_catalogue(monkeypatch, demo_dir)
+    secret = tmp_path / "secret" / "shop"
+    secret.mkdir(parents=True)
+    report = EvalReport(str(secret), {}, metrics([]), (), created_at="2026-12-07T20:00:00")
+    save_report(report, home / "reports" / "shop.json")
+    at = open_app("inspect")
+    assert any("No evaluation report yet" in i.value for i in at.info)  # not listed
+    assert "secret" not in page_text(at)
+
+    at = open_app("evaluate")
+    at.text_input(key="evaluate.dataset").set_value(str(secret)).run()
+    assert_clean(at)
+    assert len(at.error) == 1 and "outside the folders this app may open" in at.error[0].value
+    assert not plotly_figures(at) and not at.metric
+
+    save_report(report, home / "reports" / f"{demo_dir.resolve().name}.json")  # an allowed name, a secret dataset
+    at = open_app("evaluate")
+    assert_clean(at)
+    assert any("outside the folders this app may open" in e.value for e in at.error)
+    assert not plotly_figures(at) and not at.metric
+
+
+def test_an_unreadable_annotation_folder_costs_its_files_not_the_product(monkeypatch: pytest.MonkeyPatch,
+                                                                        demo_dir: Path, tmp_path: Path) -> None:
+    """Issue 30: an unreadable image_annotation/<id> folder dropped the whole product; the docs promise only that
+    file is lost. As root a chmod 000 is not enforced, so the folder's refusal is injected (and, as any other user,
+    made real with chmod)."""
+    root = copy_catalogue(demo_dir, tmp_path / "shop")
+    pid = sorted(p.name for p in (root / "image").iterdir())[0]
+    folder = root / "image_annotation" / pid
+    real_is_file = Path.is_file
+
+    def refused(self: Path) -> bool:
+        if folder in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", refused)
+    folder.chmod(0)
+    try:
+        catalogue = load_catalogue(root)
+    finally:
+        folder.chmod(0o755)
+    product = catalogue.products[pid]  # kept, with its images; its regions will be detected
+    assert product.images and not product.regions
+    assert any(f"image_annotation/{pid}/" in p and "unreadable" in p for p in catalogue.problems)
+    assert len(catalogue.products) == len(load_catalogue(demo_dir).products)
+
+
+def test_every_problem_can_be_seen_and_the_app_says_how(monkeypatch: pytest.MonkeyPatch, demo_dir: Path,
+                                                         tmp_path: Path) -> None:
+    """Issue 30: the Catalogue page listed 200 of 5005 problems and sent the reader to build-index, which printed
+    10. Now build-index --all-problems prints every one, and the page names that command."""
+    from engine.cli import build_parser
+    from engine.cli.commands import problem_report
+    from engine.io.catalogue import ALL_PROBLEMS
+
+    root = copy_catalogue(demo_dir, tmp_path / "shop")
+    pid = sorted(p.name for p in (root / "image").iterdir())[0]
+    for i in range(230):  # 230 names that are not UTF-8: one problem each
+        (root / "image" / pid).joinpath(os.fsdecode(b"bad\xff%d.jpg" % i)).write_bytes(b"x")
+    problems = load_catalogue(root).problems
+    assert len(problems) >= 230
+    assert len(problem_report(problems, len(problems))) == len(problems) + 1  # the count line, then each
+    short = problem_report(problems)
+    assert len(short) == 12 and ALL_PROBLEMS in short[-1]
+    assert build_parser().parse_args(["build-index", "--all-problems"]).all_problems
+    use_catalogue(monkeypatch, root)
+    monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path / "home"))
+    at = open_app("catalogue")
+    assert any(ALL_PROBLEMS in c.value and f"prints all {len(problems)}" in c.value for c in at.caption)
+
+
+def test_an_upload_copy_whose_browser_left_is_swept(tmp_path: Path) -> None:
+    """Issue 30: the app's timeline upload folder outlived the browser session. A copy is removed when its run
+    ends; one that no run touched for UPLOAD_IDLE_S (its browser left mid-run) is swept when the next run starts,
+    as is one whose process is gone."""
+    import time as _time
+
+    from engine.io.fetch import sweep_stale
+    from ui.timeline import UPLOAD_IDLE_S, UPLOAD_PREFIX
+
+    idle = tmp_path / f"{UPLOAD_PREFIX}{os.getpid()}-idle"
+    busy = tmp_path / f"{UPLOAD_PREFIX}{os.getpid()}-busy"
+    for d in (idle, busy):
+        d.mkdir()
+        (d / "clip.mp4").write_bytes(b"x")
+    old = _time.time() - UPLOAD_IDLE_S - 60
+    os.utime(idle, (old, old))
+    assert sweep_stale(tmp_path, UPLOAD_PREFIX, UPLOAD_IDLE_S) == [idle]
+    assert busy.exists() and not idle.exists()
+    import types
+
+    from ui.timeline import TimelineSession
+
+    ended = TimelineSession("sha", "clip.mp4", types.SimpleNamespace(ended=True, close=lambda: None), busy)
+    assert not ended.running
+    ended.release_upload()  # what the page does once the run ends
+    assert not busy.exists() and ended.folder is None

@@ -24,6 +24,7 @@ from engine.geometry import Box
 from engine.io.editing import decode_upload
 from engine.pipeline.regions import propose_boxes
 from engine.render import ANNOTATION, PERSON, Mark, draw_marks, encode_jpeg, fit, thumbnail
+from ui.text import md
 
 from . import state
 from .components import image_or_placeholder
@@ -183,9 +184,9 @@ def box_card(n: int, digest: str, p: Preview, keeps_boxes: bool) -> Box | None:
         if p.image is None:
             with slot.container():
                 image_or_placeholder(None)
-            st.warning(f"{p.note}: this image cannot be added.", icon=":material/broken_image:")
+            st.warning(f"{md(p.note)}: this image cannot be added.", icon=":material/broken_image:")
             return None
-        st.caption(_caption(p))
+        st.caption(md(_caption(p)))
         if not keeps_boxes:
             slot.image(_tile(p, p.proposal, False), width="stretch")
             return None

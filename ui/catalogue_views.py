@@ -11,6 +11,7 @@ import streamlit as st
 from engine.index.store import IndexSummary
 from engine.io.catalogue import Catalogue
 from engine.types import Product
+from ui.text import code, md
 
 from .components import category_label, image_or_placeholder
 from .media import annotated_image, thumb
@@ -105,14 +106,14 @@ def product_details(catalogue: Catalogue, p: Product) -> None:
     """Name, id, category, counts and clips, then the images with their annotated regions."""
     clips = [c.video_id for c in catalogue.clips.values() if c.truth == p.product_id and c.path]
     bare = bare_name(p.name, p.product_id)
-    facts = [f"**{bare}**" if bare else "", f"id `{p.product_id}`"]
+    facts = [f"**{md(bare)}**" if bare else "", f"id {code(p.product_id)}"]
     category = category_label(p.category)
     if category and category != bare:
-        facts.append(category)
+        facts.append(md(category))
     facts.append(f"{len(p.images)} image{'s' if len(p.images) != 1 else ''} · {len(p.regions)} annotated "
                  f"region{'s' if len(p.regions) != 1 else ''}")
     if clips:
-        facts.append(f"shown in clip{'s' if len(clips) > 1 else ''} {', '.join(clips)}")
+        facts.append(f"shown in clip{'s' if len(clips) > 1 else ''} {md(', '.join(clips))}")
     st.markdown(" · ".join(f for f in facts if f))
     if p.regions:
         st.caption("Green: the product's annotated region. White: other garments annotated in the same image.")

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from engine.types import ClipOutcome, EvalReport
 from engine.types import MatchResult
+from ui.text import plot
 
 from .names import bare_name
 
@@ -60,7 +61,7 @@ def votes_heatmap(result: MatchResult, names: Mapping[str, str], max_products: i
 def heat_label(name: str, product_id: str, n: int = 30) -> str:
     """A heat-map row name: the name (cut to ``n``) then the id, the id once."""
     bare = bare_name(name, product_id)
-    return f"{short(bare, n)} · {product_id}" if bare else product_id
+    return plot(f"{short(bare, n)} · {product_id}" if bare else product_id)
 
 
 # --------------------------------------------------------------------------------------------- reports
@@ -172,7 +173,7 @@ def rank_chart(report: EvalReport) -> go.Figure:
     ranks = [o.truth_rank for o in clips]
     colours = [GOOD if r == 1 else WARN if r and r <= 5 else BAD for r in ranks]
     fig = go.Figure(go.Scatter(
-        x=[o.video_id for o in clips], y=[r or missing for r in ranks], mode="markers+text",
+        x=[plot(o.video_id) for o in clips], y=[r or missing for r in ranks], mode="markers+text",
         text=[str(r) if r else "–" for r in ranks], textfont=dict(color="white", size=12),
         marker=dict(size=30, color=colours), showlegend=False,
         hovertemplate="clip %{x}<br>rank of the true product: %{text}<extra></extra>",
@@ -192,7 +193,7 @@ def margin_chart(report: EvalReport) -> go.Figure:
     clips = [(o, truth_margin(o)) for o in report.clips if o.truth is not None]
     colours = [GOOD if (m or 0) > 0 else BAD if (m or 0) < 0 else WARN for _, m in clips]
     fig = go.Figure(go.Bar(
-        x=[o.video_id for o, _ in clips], y=[m for _, m in clips], marker_color=colours,
+        x=[plot(o.video_id) for o, _ in clips], y=[m for _, m in clips], marker_color=colours,
         text=[f"{m:+d}" for _, m in clips], textposition="outside", cliponaxis=False,
         hovertemplate="clip %{x}<br>margin %{y:+d} frames<extra></extra>",
     ))

@@ -10,6 +10,7 @@ import streamlit as st
 
 from engine.categories import english
 from engine.errors import EngineError
+from ui.text import code, md
 
 from .names import bare_name
 
@@ -60,10 +61,10 @@ def guard(action: str = "this page") -> Iterator[None]:
     try:
         yield
     except EngineError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(md(e), icon=":material/error:")
     except Exception:  # noqa: BLE001 - nothing may reach the user as a traceback
         log.exception("unexpected error in %s", action)
-        st.error(f"Something went wrong while loading {action}. The details are in the server log; "
+        st.error(f"Something went wrong while loading {md(action)}. The details are in the server log; "
                  "try again, or change the settings in the sidebar.", icon=":material/error:")
 
 
@@ -74,12 +75,12 @@ def category_label(category: str) -> str:
 
 def image_or_placeholder(data: bytes | None, caption: str | None = None) -> None:
     if data is not None:
-        st.image(data, caption=caption, width="stretch")
+        st.image(data, caption=None if caption is None else md(caption), width="stretch")
     else:
         st.html('<div style="aspect-ratio:1;background:#f4f5fb;border-radius:8px;display:flex;'
                 'align-items:center;justify-content:center;color:#9ca3af;font-size:0.85rem">no image</div>')
         if caption:
-            st.caption(caption)
+            st.caption(md(caption))
 
 
 def product_card(rank: int, name: str, product_id: str, category: str, image: bytes | None, votes: int,
@@ -160,7 +161,7 @@ def confirm(title: str, text: str, details: list[str], label: str, action, *args
         st.markdown(text)
         if details:
             shown = details[:12] + ([f"… and {len(details) - 12} more"] if len(details) > 12 else [])
-            st.markdown("\n".join(f"- `{d}`" for d in shown))
+            st.markdown("\n".join(f"- {code(d)}" for d in shown))
         if note:
             st.caption(note)
         yes, no = st.columns(2)
@@ -171,7 +172,7 @@ def confirm(title: str, text: str, details: list[str], label: str, action, *args
             try:
                 action(*args)
             except EngineError as e:
-                st.error(f"Not done: {e}", icon=":material/error:")
+                st.error(f"Not done: {md(e)}", icon=":material/error:")
                 return
             _forget_question()
             st.rerun()

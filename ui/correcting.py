@@ -23,6 +23,7 @@ from engine.config import Settings
 from engine.errors import EngineError
 from engine.index.corrections import CorrectionStore
 from engine.io.catalogue import Catalogue
+from ui.text import code, md
 
 from . import state
 from .components import ask, asked, confirm, image_or_placeholder
@@ -75,7 +76,7 @@ def correction_control(settings: Settings, catalogue: Catalogue, clip: ClipSourc
     pids = sorted(catalogue.products)
     name = _clip_name(clip)
     scope = frames_phrase(frames, settings.detection.frames)
-    what = what or f"{scope[0].upper()}{scope[1:]} of {name}"
+    what = what or f"{scope[0].upper()}{scope[1:]} of {md(name)}"
     left, right = st.columns([3, 2], vertical_alignment="bottom")
     with left:
         pid = st.selectbox(f"{what}: which product is shown?", pids,
@@ -87,7 +88,7 @@ def correction_control(settings: Settings, catalogue: Catalogue, clip: ClipSourc
                                 "the Catalogue page, and undone from here.")
     with right:
         target = _label(catalogue, pid) if pid in catalogue.products else "…"
-        if st.button(f"Store as {target}…", key=f"{key}.apply", icon=":material/school:", disabled=pid is None,
+        if st.button(f"Store as {md(target)}…", key=f"{key}.apply", icon=":material/school:", disabled=pid is None,
                      width="stretch", help=f"Asks first: stores {scope} of {name} as examples of the chosen product."):
             _confirm(settings, catalogue, clip, frames, pid, key, scope, name)
     _show_notice(settings, catalogue, key)
@@ -100,7 +101,7 @@ def _confirm(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | 
     if st.session_state.pop(CLOSE_PREFIX + key, False):
         st.rerun()  # stored (or refused, or cancelled) in the button's callback: close, show the notice under it
     target = _label(catalogue, pid) if pid else "?"
-    st.markdown(f"Store **{scope}** of **{name}** as livestream examples of **{target}**?")
+    st.markdown(f"Store **{md(scope)}** of **{md(name)}** as livestream examples of **{md(target)}**?")
     st.caption("Every later match against this catalogue's index uses them, for every user of the index. You can "
                "undo it right after, under the control, or remove them on the Catalogue page.")
     store_col, cancel_col = st.columns(2)
@@ -129,14 +130,14 @@ def _frame_dialog(settings: Settings, catalogue: Catalogue, clip: ClipSource | s
         st.rerun()
     name = _clip_name(clip)
     pids = sorted(catalogue.products)
-    pid = st.selectbox(f"Frame #{frame_index} of {name}: which product is shown?", pids, index=None,
+    pid = st.selectbox(f"Frame #{frame_index} of {md(name)}: which product is shown?", pids, index=None,
                        key=f"{key}.product", format_func=lambda p: _label(catalogue, p),
                        placeholder="Choose the product it shows")
     if pid is None:
         st.caption("Nothing is stored until you choose a product and press Store.")
     else:
-        st.markdown(f"Store **frame #{frame_index}** of **{name}** as a livestream example of "
-                    f"**{_label(catalogue, pid)}**?")
+        st.markdown(f"Store **frame #{frame_index}** of **{md(name)}** as a livestream example of "
+                    f"**{md(_label(catalogue, pid))}**?")
         st.caption("Every later match against this catalogue's index uses it, for every user of the index. You can "
                    "undo it right after, under the frame, or remove it on the Catalogue page.")
     store_col, cancel_col = st.columns(2)
@@ -144,7 +145,7 @@ def _frame_dialog(settings: Settings, catalogue: Catalogue, clip: ClipSource | s
                      on_click=_apply_chosen, args=(settings, catalogue, clip, [frame_index], key))
     hint = st.session_state.pop(HINT_PREFIX + key, None)
     if hint:
-        st.warning(hint, icon=":material/touch_app:")
+        st.warning(md(hint), icon=":material/touch_app:")
     cancel_col.button("Cancel", key=f"{key}.cancel", width="stretch", on_click=_cancel, args=(key,))
 
 
@@ -187,7 +188,7 @@ def _apply(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | No
                    f"count{'s' if n == 1 else ''} as examples of {_label(catalogue, pid)}. The next match uses "
                    f"{'them' if n != 1 else 'it'}.")
         st.session_state[NOTICE_PREFIX + key] = ("success", message, tuple(c.correction_id for c in stored))
-        st.toast(message, icon=":material/school:")
+        st.toast(md(message), icon=":material/school:")
     except EngineError as e:
         st.session_state[NOTICE_PREFIX + key] = ("error", f"Not stored: {e}", ())
     except Exception:  # noqa: BLE001 - a callback's traceback would reach the page
@@ -219,15 +220,15 @@ def _show_notice(settings: Settings, catalogue: Catalogue, key: str, narrow: boo
     kind, message, ids = notice
     if kind == "success":
         text, undo = (st.container(), st.container()) if narrow else st.columns([5, 1], vertical_alignment="center")
-        text.success(message, icon=":material/check_circle:")
+        text.success(md(message), icon=":material/check_circle:")
         undo.button("Undo", key=f"{key}.undo", icon=":material/undo:", width="stretch", on_click=_undo,
                     args=(settings, catalogue, key, ids), help="Remove the examples just stored.")
         return
     st.session_state.pop(NOTICE_PREFIX + key, None)
     if kind == "info":
-        st.info(message, icon=":material/undo:")
+        st.info(md(message), icon=":material/undo:")
     else:
-        st.error(message, icon=":material/error:")
+        st.error(md(message), icon=":material/error:")
 
 
 def _show_list_notice(key: str) -> None:
@@ -236,9 +237,9 @@ def _show_list_notice(key: str) -> None:
         return
     kind, message = notice
     if kind == "success":
-        st.success(message, icon=":material/check_circle:")
+        st.success(md(message), icon=":material/check_circle:")
     else:
-        st.error(message, icon=":material/error:")
+        st.error(md(message), icon=":material/error:")
 
 
 # --------------------------------------------------------------------------------------------- catalogue
@@ -252,7 +253,7 @@ def examples_panel(settings: Settings, catalogue: Catalogue, editing: bool = Tru
     _show_list_notice(LIST_NOTICE)
     pending = asked(REMOVE_EXAMPLE) if editing else None
     if pending is not None:
-        confirm(f"Remove the livestream example {pending}?", "Matching stops using it at once. This deletes:",
+        confirm(f"Remove the livestream example {md(pending)}?", "Matching stops using it at once. This deletes:",
                 [p.name for p in store.files_of(pending)] + ["(and its line in the log is marked removed)"],
                 "Remove", _remove, str(store.folder), pending)
     records = store.records()
@@ -261,7 +262,7 @@ def examples_panel(settings: Settings, catalogue: Catalogue, editing: bool = Tru
                 "shows: its regions are stored here as examples of that product, used by every match from then on.",
                 icon=":material/school:")
         return
-    st.caption(f"{len(records)} corrected frame(s), stored in `{store.folder}` beside the index: a rebuild keeps "
+    st.caption(f"{len(records)} corrected frame(s), stored in {code(store.folder)} beside the index: a rebuild keeps "
                "them. Each is searched like a catalogue region of its product, in the livestream domain.")
     summary = workspace.index_summary(settings, catalogue.root)
     for c in records:
@@ -275,7 +276,7 @@ def examples_panel(settings: Settings, catalogue: Catalogue, editing: bool = Tru
             with image:
                 image_or_placeholder(thumb(str(store.image_path(c.correction_id)), c.boxes[0], (160, 160)))
             with text:
-                st.markdown(f"**{_label(catalogue, c.product_id)}**{unused}  \n`{c.clip}` · frame #{c.frame_index} "
+                st.markdown(f"**{md(_label(catalogue, c.product_id))}**{unused}  \n{code(c.clip)} · frame #{c.frame_index} "
                             f"({c.time_s:.1f} s) · {len(c.boxes)} region(s) · added "
                             f"{c.added_at[:16].replace('T', ' ')}")
             if editing:  # the button only asks; the dialog removes

@@ -9,6 +9,7 @@ import streamlit as st
 
 from engine.io.catalogue import Catalogue
 from engine.types import EvalReport
+from ui.text import code, md
 
 from .components import category_label, image_or_placeholder
 from .inspection import ClipComparison, FrameComparison, ProductInfo, Side
@@ -40,14 +41,15 @@ def overview(clips: list[ClipComparison], infos: dict[str, ProductInfo]) -> None
     with left, st.container(border=True):
         st.markdown(f"**:green[:material/check_circle:] Correct · {len(good)}**")
         for c in good:
-            st.markdown(f"`{c.video_id}` {product_name(infos, c.truth)} · {_frames_right(c)}")
+            st.markdown(f"{code(c.video_id)} {product_name(infos, c.truth)} · {_frames_right(c)}")
         if not good:
             st.caption("No clip was matched correctly.")
     with right, st.container(border=True):
         st.markdown(f"**:red[:material/cancel:] Incorrect · {len(bad)}**")
         for c in bad:
             rank = f"true product ranked {c.truth_rank}" if c.truth_rank else "true product not ranked"
-            st.markdown(f"`{c.video_id}` {product_name(infos, c.top)} instead of {product_name(infos, c.truth)} · {rank} · "
+            st.markdown(f"{code(c.video_id)} {product_name(infos, c.top)} instead of "
+                        f"{product_name(infos, c.truth)} · {rank} · "
                         f"{_frames_right(c)}")
         if not bad:
             st.caption("No errors: every clip's top product is the true one.")
@@ -61,7 +63,7 @@ def _frames_right(c: ClipComparison) -> str:
 def product_name(infos: dict[str, ProductInfo], pid: str | None) -> str:
     if pid is None:
         return "*nothing*"
-    return f"**{infos[pid].name}**" if pid in infos else f"**{pid}**"
+    return f"**{md(infos[pid].name)}**" if pid in infos else f"**{md(pid)}**"
 
 
 def clip_label(c: ClipComparison, infos: dict[str, ProductInfo]) -> str:
@@ -84,7 +86,7 @@ def frame_card(frame: FrameComparison, query: bytes | None, infos: dict[str, Pro
         verdict = (":green-badge[:material/check: right product]" if frame.correct
                    else ":red-badge[:material/close: wrong product]")
         cat = category_label(frame.category)
-        where = f"**Frame #{frame.frame_index}** · {frame.time_s:.1f} s" + (f" · {cat}" if cat else "")
+        where = f"**Frame #{frame.frame_index}** · {frame.time_s:.1f} s" + (f" · {md(cat)}" if cat else "")
         st.markdown(f"{where} &nbsp; {verdict}")
         cols = st.columns(3)
         with cols[0]:

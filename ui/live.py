@@ -12,7 +12,7 @@ import streamlit as st
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.io.catalogue import Catalogue
-from engine.io.urlpolicy import check_stream_url
+from engine.io.urlpolicy import StreamPolicy
 from engine.pipeline.live import LiveMatch, LiveUpdate
 from engine.render import annotate_frame, encode_jpeg, padded_crop, thumbnail
 from ui import state
@@ -21,6 +21,7 @@ from ui.progress import run_with_progress, staged
 from ui.inspection import compare_frame
 from ui.matching import FRAME_LONG_SIDE, Analysis
 from ui.views import CROP, render_live
+from ui.text import md
 
 log = logging.getLogger(__name__)
 LIVE_KEY = "match.live"
@@ -87,7 +88,7 @@ def stream_panel(settings: Settings, catalogue: Catalogue) -> None:
         st.rerun()  # the buttons as they now are: Stop enabled, or Start again after an error
     error = st.session_state.pop(ERROR_KEY, None)
     if error:
-        st.error(error, icon=":material/error:")
+        st.error(md(error), icon=":material/error:")
     if session is None:
         st.caption("Paste the address of a live stream or a video file on a server, then press Start. The "
                    "ranking is updated as the stream plays, over its most recent frames.")
@@ -113,7 +114,7 @@ def _start(settings: Settings, catalogue: Catalogue) -> None:
         st.session_state[ERROR_KEY] = "Paste a stream address first: http(s)://, rtsp:// or rtmp://."
         return
     try:  # only the schemes and hosts the operator allows (engine.io.urlpolicy, docs/security.md)
-        url = check_stream_url(url, state.operator_settings().access.stream_allow, state.is_local_server())
+        url = stream_policy().check(url)
     except EngineError as e:
         st.session_state[ERROR_KEY] = str(e)
         return
@@ -126,8 +127,9 @@ def _open(settings: Settings, catalogue: Catalogue, url: str) -> None:
     try:
         engine = state.get_engine(settings, catalogue)
         limit = float(st.get_option("server.maxUploadSize"))
+        policy = stream_policy()
         live = run_with_progress(lambda progress: LiveMatch(engine, url, per_step=FRAMES_PER_STEP, progress=progress,
-                                                            download_limit_mb=limit), describe_open)
+                                                            download_limit_mb=limit, policy=policy), describe_open)
     except EngineError as e:
         st.session_state[ERROR_KEY] = str(e)
         return
@@ -163,6 +165,11 @@ def _live_view(session: LiveSession, catalogue: Catalogue, settings: Settings) -
         render_live(analysis, catalogue, settings, [session.crops.get(v.frame_index) for v in result.frames])
 
 
+def stream_policy() -> StreamPolicy:
+    """The operator's stream policy for this server (every hop checked when it is guarded)."""
+    return StreamPolicy(state.operator_settings().access.stream_allow, state.is_local_server())
+
+
 def sampling_note(settings: Settings) -> str:
     """Why a stream and an upload of the same video can disagree: they are sampled at different frames."""
     every = settings.detection.stream_every
@@ -175,7 +182,7 @@ def sampling_note(settings: Settings) -> str:
 def _status(session: LiveSession) -> None:
     seen = session.live.frames_seen
     if session.error:
-        st.error(session.error, icon=":material/error:")
+        st.error(md(session.error), icon=":material/error:")
     elif session.running:
         st.info(f"**Live** · {seen} frames matched so far · the ranking pools the last "
                 f"{session.live.recent.maxlen} frames.", icon=":material/sensors:")

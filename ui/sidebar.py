@@ -10,6 +10,7 @@ from engine.config import APP_PRESET, SEARCH_PRESETS, Settings, Windows, preset_
 from engine.errors import EngineError
 from engine.eval.bench import load_last, speed_hint
 from engine.models import DETECTORS, embedder_names
+from ui.text import md
 
 from .state import PENDING_CATALOGUE_KEY, PENDING_PREFIX, SETTINGS_KEY, get_catalogue, is_builtin_demo, trained_checkpoints
 
@@ -197,11 +198,11 @@ def _catalogue_status(settings: Settings) -> None:
     try:
         catalogue = get_catalogue(settings)
     except EngineError as e:
-        st.error(str(e), icon=":material/folder_off:")
+        st.error(md(e), icon=":material/folder_off:")
         return
     except Exception:  # noqa: BLE001 - the page below reports the details
         st.error("This catalogue cannot be read.", icon=":material/folder_off:")
         return
     name = "Built-in demo" if is_builtin_demo(settings) else catalogue.root.rsplit("/", 1)[-1]
     clips = sum(1 for c in catalogue.clips.values() if c.path)
-    st.caption(f":material/inventory_2: **{name}** · {len(catalogue.products)} products · {clips} clips")
+    st.caption(f":material/inventory_2: **{md(name)}** · {len(catalogue.products)} products · {clips} clips")

@@ -15,10 +15,10 @@ import streamlit as st
 
 from engine import workspace
 from engine.config import Settings
-from engine.errors import CatalogueError
+from engine.errors import CatalogueError, EngineError
 from engine.eval.evaluate import load_report as load_saved_report
 from engine.index.store import IndexSummary
-from engine.io.access import confine, editing_allowed, served_locally
+from engine.io.access import confine, editing_allowed, served_locally, within
 from engine.io.catalogue import Catalogue, load_catalogue
 from engine.pipeline.engine import Engine
 from engine.types import EvalReport
@@ -93,6 +93,12 @@ def allowed_folder(folder: str | Path) -> Path:
     return confine(folder, workspace.app_catalogue_roots(operator_settings()))
 
 
+def may_see(folder: str | Path) -> bool:
+    """The one check of what a visitor may see: a catalogue, dataset, report or correction is shown only when its
+    folder lies under the configured roots (``allowed_folder``), whichever page or query parameter asks."""
+    return bool(str(folder or "").strip()) and within(folder, workspace.app_catalogue_roots(operator_settings()))
+
+
 # --------------------------------------------------------------------------------------------- catalogue
 def is_builtin_demo(settings: Settings) -> bool:
     return not settings.paths.catalogue.strip()
@@ -144,7 +150,9 @@ def _catalogue(root: str, signature: tuple[float, ...]) -> Catalogue:
 
 
 def catalogue_at(folder: str | Path) -> Catalogue:
-    """The catalogue in a folder (cached until products or clips are added or removed)."""
+    """The catalogue in a folder (cached until products or clips are added or removed); CatalogueError when the
+    folder lies outside the configured roots (``may_see``)."""
+    allowed_folder(folder)
     root = Path(folder).expanduser().absolute()
     if not root.is_dir():
         raise CatalogueError(f"catalogue folder not found: {root}")
@@ -213,12 +221,20 @@ def engine_key(settings: Settings, catalogue: Catalogue) -> str:
 
 # --------------------------------------------------------------------------------------------- reports
 def list_reports(settings: Settings) -> list[Path]:
-    """Saved evaluation reports, newest first."""
+    """Saved evaluation reports whose dataset this visitor may see (``may_see``), newest first: a report that an
+    operator's ``evaluate --dataset /elsewhere`` wrote in the same home is not listed."""
     folder = workspace.reports_dir(settings)
     if not folder.is_dir():
         return []
     files = [p for p in folder.glob("*.json") if p.is_file() and not p.name.startswith(".")]
-    return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+    return sorted((p for p in files if _visible_report(p)), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _visible_report(path: Path) -> bool:
+    try:
+        return may_see(load_report(path).dataset)
+    except EngineError:  # unreadable: listed, so that the page says so (it shows nothing of any dataset)
+        return True
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -11,9 +11,10 @@ run is replaced (or the session is let go).
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
+import os
 import shutil
-import tempfile
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import streamlit as st
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.io.catalogue import Catalogue
+from engine.io.fetch import private_folder, sweep_stale
 from engine.io.video import probe
 from engine.pipeline.timeline import Segment, Timeline, TimelineParams, TimelineRun, format_time
 from engine.render import encode_jpeg, thumbnail
@@ -36,6 +38,7 @@ from ui.charts import FONT, MUTED, short
 from ui.components import guard
 from ui.matching import ClipSource, safe_filename
 from ui.media import thumb
+from ui.text import md
 
 log = logging.getLogger(__name__)
 RUN_KEY = "match.timeline"
@@ -46,6 +49,8 @@ REFRESH_S = 0.5
 STEP_BUDGET_S = 1.0  # frames matched per refresh: for about this long
 MAX_THUMBS = 600
 THUMB = (96, 160)  # (width, height) of a kept frame's thumbnail
+UPLOAD_PREFIX = "livematch-timeline-"  # <tempdir>/livematch-timeline-<pid>-<random>/: an upload's copy for its run
+UPLOAD_IDLE_S = 600.0  # a copy no run touched for this long belongs to a browser that left: swept
 PALETTE = ("#4f46e5", "#10b981", "#f59e0b", "#ef4444", "#0ea5e9", "#a855f7", "#14b8a6", "#f97316", "#64748b",
            "#84cc16", "#ec4899", "#6366f1")
 
@@ -137,6 +142,12 @@ class TimelineSession:
     thumbs: dict[int, bytes] = field(default_factory=dict)  # frame position -> JPEG
     stride: int = 1
 
+    def release_upload(self) -> None:
+        """The run no longer reads the upload's copy (it ended): remove it now, not when the session is dropped."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
     def __post_init__(self) -> None:
         if self.folder is not None:  # removed with the session too, should it end without close()
             weakref.finalize(self, shutil.rmtree, str(self.folder), True)
@@ -159,6 +170,9 @@ class TimelineSession:
         """Match the next frames: one step, then more while within ``budget_s`` (default STEP_BUDGET_S)."""
         budget = STEP_BUDGET_S if budget_s is None else budget_s
         t0 = time.perf_counter()
+        if self.folder is not None:  # in use: an idle copy is swept (sweep_stale) once its browser has left
+            with contextlib.suppress(OSError):
+                os.utime(self.folder)
         while self.running:
             self.run.step(self.keep)
             if time.perf_counter() - t0 >= budget:
@@ -224,16 +238,17 @@ def _start(settings: Settings, catalogue: Catalogue, source: ClipSource) -> None
     if old is not None:
         old.close()
     folder = None
+    sweep_stale(prefix=UPLOAD_PREFIX, idle_s=UPLOAD_IDLE_S)  # copies of sessions whose browser left, or process died
     try:
         if source.path is not None:
             path = Path(source.path)
         else:
-            folder = Path(tempfile.mkdtemp(prefix="livematch-timeline-"))  # mode 0700
+            folder = private_folder(UPLOAD_PREFIX)  # mode 0700
             path = folder / safe_filename(source.name)
             path.write_bytes(source.data or b"")
         run = TimelineRun(state.get_engine(settings, catalogue), path, TimelineParams())
     except EngineError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(md(e), icon=":material/error:")
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         return
@@ -252,6 +267,7 @@ def _view(session: TimelineSession, catalogue: Catalogue) -> None:
                 log.exception("timeline of %s failed", session.name)
                 session.error = f"{session.name}: building the timeline failed; the details are in the server log."
             if not session.running:
+                session.release_upload()
                 st.rerun()  # the whole page: Stop is disabled, Restart enabled, the view stops refreshing
         _render(session, catalogue)
 
@@ -260,15 +276,15 @@ def _render(session: TimelineSession, catalogue: Catalogue) -> None:
     run = session.run
     timeline = run.timeline()
     if session.error:
-        st.error(session.error, icon=":material/error:")
+        st.error(md(session.error), icon=":material/error:")
     if session.running:
         done = run.fraction
         st.progress(done, text=f"Building the timeline · {format_time(run.covered_s)} of "
                                f"{format_time(run.duration_s)} · {len(run.frames)} frames matched")
     elif timeline.status == "complete":
-        st.success(f"**{session.name}**: {timeline.message}.", icon=":material/timeline:")
+        st.success(f"**{md(session.name)}**: {md(timeline.message)}.", icon=":material/timeline:")
     else:
-        st.warning(f"**{session.name}**: {timeline.message}.", icon=":material/timeline:")
+        st.warning(f"**{md(session.name)}**: {md(timeline.message)}.", icon=":material/timeline:")
     if not timeline.segments:
         return
     names = {pid: p.name for pid, p in catalogue.products.items()}
@@ -317,7 +333,7 @@ def _chosen_segment(session: TimelineSession, timeline: Timeline, names: Mapping
         for col, i in zip(cols, kept[row: row + per_row]):
             f = frames[i]
             best = max(f.similarity.items(), key=lambda kv: kv[1]) if f.similarity else None
-            caption = f"{format_time(f.time_s)}" + (f" · {best[0]} {best[1]:.2f}" if best else "")
+            caption = f"{format_time(f.time_s)}" + (f" · {md(best[0])} {best[1]:.2f}" if best else "")
             col.image(session.thumbs[i], caption=caption, width="stretch")
 
 

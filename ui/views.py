@@ -20,6 +20,7 @@ from .correcting import correction_control, frame_correction
 from .charts import (absent_clips, clip_table, margin_chart, open_set_line, rank_chart, report_notes, run_line,
                      uncertain_clips, votes_heatmap)
 from engine.index.corrections import SOURCE
+from ui.text import md
 
 from .components import category_label, image_or_placeholder, product_card
 from .inspection import FrameComparison, ProductInfo, compare_frame
@@ -56,7 +57,7 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings,
     result = analysis.result
     names = product_names(catalogue, {p.product_id: p.name for p in result.ranking})
     if result.top is None:
-        st.warning(f"{analysis.clip_name}: no catalogue product matched any sampled frame.",
+        st.warning(f"{md(analysis.clip_name)}: no catalogue product matched any sampled frame.",
                    icon=":material/search_off:")
         return
     _verdict_banner(analysis.clip_name, result, names, len(result.frames))
@@ -86,7 +87,7 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings,
 
 def _player(source: ClipSource) -> None:
     """The clip itself, playable (a browser plays MP4 and WebM; other containers may not play)."""
-    with st.expander(f"Play {source.name}", icon=":material/play_circle:"):
+    with st.expander(f"Play {md(source.name)}", icon=":material/play_circle:"):
         left, right = st.columns([1, 2])
         with left:
             st.video(source.data if source.data is not None else source.path)
@@ -178,7 +179,7 @@ def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop
     """A sampled frame with its vote, then the query region beside the catalogue region it matched."""
     voted = product_label(names.get(vote.voted_product, vote.voted_product), vote.voted_product) \
         if vote.voted_product else "no vote"
-    caption = f"#{vote.frame_index} · {vote.time_s:.1f} s → {voted}"
+    caption = f"#{vote.frame_index} · {vote.time_s:.1f} s → {md(voted)}"
     if image is not None:
         st.image(image, caption=caption, width="stretch")
     else:
@@ -206,20 +207,20 @@ def _verdict_banner(clip: str, result: MatchResult, names: dict[str, str], n_fra
     own = (f"{top.votes} of {n_frames} sampled frame{'s' if n_frames != 1 else ''} voted for it "
            f"(evidence {top.mean_similarity:.3f})")
     if verdict.confident:
-        st.success(f"{_bold_label(top.name, top.product_id)} is shown in **{clip}**: {own}.",
+        st.success(f"{_bold_label(top.name, top.product_id)} is shown in **{md(clip)}**: {own}.",
                    icon=":material/check_circle:")
         return
     if verdict.absent:  # grey: no product of the catalogue is consistently nearest
         closest = ", ".join(_bold_label(names.get(pid, pid), pid) for pid in verdict.closest)
         s = verdict.signals
         with st.container(border=True):
-            st.markdown(f":gray[:material/block: **Not in the catalogue.** Closest in **{clip}**: {closest}, not a "
+            st.markdown(f":gray[:material/block: **Not in the catalogue.** Closest in **{md(clip)}**: {closest}, not a "
                         f"match. The frames do not agree on one product ({top.votes} of {n_frames} voted for the "
                         f"nearest) and {s.members - s.members_agree} of {s.members} models rank another first.]")
         return
     second = result.ranking[1]
     runner_up = _bold_label(names.get(second.product_id, second.name), second.product_id)
-    st.warning(f"**Uncertain.** Most likely {_bold_label(top.name, top.product_id)} in **{clip}**: {own}. But "
+    st.warning(f"**Uncertain.** Most likely {_bold_label(top.name, top.product_id)} in **{md(clip)}**: {own}. But "
                f"{runner_up} is close: {second.votes} of {n_frames} voted for it (evidence "
                f"{second.mean_similarity:.3f}; margin {verdict.evidence_margin:+.3f}).", icon=":material/help:")
 
@@ -227,7 +228,7 @@ def _verdict_banner(clip: str, result: MatchResult, names: dict[str, str], n_fra
 def _bold_label(name: str, product_id: str) -> str:
     """**name** (id), the id once."""
     bare = bare_name(name, product_id)
-    return f"**{bare}** ({product_id})" if bare else f"**{product_id}**"
+    return f"**{md(bare)}** ({md(product_id)})" if bare else f"**{md(product_id)}**"
 
 
 def _summary(analysis: Analysis, catalogue: Catalogue) -> None:
@@ -260,9 +261,9 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
                    help="Green: every model ranks the top product first and it leads clearly on votes. The others are "
                         "amber (uncertain, most likely X) or grey (not in the catalogue: the nearest products, "
                         "not a match).")
-    st.markdown("**Run with** · " + run_line(report.settings, report.index)
-                + (f" · uncertain: {', '.join(uncertain)}" if uncertain else "")
-                + (f" · not in catalogue: {', '.join(absent)}" if absent else ""))
+    st.markdown("**Run with** · " + md(run_line(report.settings, report.index))
+                + (f" · uncertain: {md(', '.join(uncertain))}" if uncertain else "")
+                + (f" · not in catalogue: {md(', '.join(absent))}" if absent else ""))
     if report.open_set:
         st.markdown("**Open set** (each clip with its own product removed from the catalogue: any answer is wrong) · "
                     + open_set_line(report))
@@ -290,13 +291,13 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
     if notes:
         with st.expander(f"{len(notes)} note(s) from the run", icon=":material/info:"):
             for n in notes:
-                st.markdown(f"- {n}")
+                st.markdown(f"- {md(n)}")
     idx = report.index or {}
     when = report.created_at.replace("T", " ")[:16] if report.created_at else "at an unknown time"
     st.caption(f"Evaluated {when} · {idx.get('n_products', '?')} products, "
                f"{idx.get('n_items', '?')} regions indexed · "
-               f"embedder {idx.get('embedder') or idx.get('model_key', '?')} · "
-               f"detector {report.settings.get('detector', '?')}")
+               f"embedder {md(idx.get('embedder') or idx.get('model_key', '?'))} · "
+               f"detector {md(report.settings.get('detector', '?'))}")
 
 
 CLIP_COLUMNS = {  # widths in pixels: the columns fit the page without scrolling sideways, names uncut

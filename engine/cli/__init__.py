@@ -41,6 +41,8 @@ def _add_matching_commands(sub) -> None:
                    help="embed the images on Ray: a local Ray on this machine's cores, or the cluster at ADDRESS")
     p.add_argument("--ray-workers", dest="ray_workers", type=int, default=0,
                    help="Ray workers, each holding one loaded embedder (default: the cluster's CPUs, at most 8)")
+    p.add_argument("--all-problems", dest="all_problems", action="store_true",
+                   help="print every file skipped or partly read (by default the first 10)")
     add_model_options(p)
     p.set_defaults(func=cmd_build_index)
 

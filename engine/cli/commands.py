@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.cli.common import progress_bar, settings_from
 from engine.errors import EngineError
+from engine.io.catalogue import ALL_PROBLEMS
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ def cmd_build_index(args: argparse.Namespace) -> int:
                     ray_workers=args.ray_workers).index.summary
     print(f"index {m.build}: {m.n_products} products, {m.n_items} regions, {m.dim}-d {m.model_key}, "
           f"{m.build_seconds} s (cache hits {m.cache_hits}, misses {m.cache_misses})")
-    for line in problem_report(m.problems):
+    for line in problem_report(m.problems, len(m.problems) if args.all_problems else SHOWN_PROBLEMS):
         print(line, file=sys.stderr)
     return 0
 
@@ -49,8 +50,8 @@ def problem_report(problems: tuple[str, ...] | list[str], shown: int = SHOWN_PRO
              f"{min(shown, len(problems))}:"]
     lines += [f"  {p}" for p in problems[:shown]]
     if len(problems) > shown:
-        lines.append(f"  ... and {len(problems) - shown} more: all are listed on the app's Catalogue page and in "
-                     "the index's meta.json")
+        lines.append(f"  ... and {len(problems) - shown} more: {ALL_PROBLEMS} prints them all (they are in the "
+                     "index's meta.json too)")
     return lines
 
 

@@ -12,6 +12,7 @@ Pure functions over strings and paths; the app (ui/) reads Streamlit's options a
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -27,7 +28,12 @@ def served_locally(bind_address: str | None) -> bool:
     """True when a server bound to this address is reachable from this machine only. An empty address is
     Streamlit's default: every interface."""
     address = (bind_address or "").strip().lower()
-    return address in LOCAL_BINDS or address.startswith("127.")
+    if address in LOCAL_BINDS:
+        return True
+    try:  # an address literal: 127.x.y.z or ::1 (a name such as 127.example.com is not local)
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def editing_allowed(mode: str, bind_address: str | None) -> bool:
@@ -50,6 +56,15 @@ def resolved(folder: str | Path) -> Path:
         return Path(folder).expanduser().resolve()
     except (OSError, RuntimeError, ValueError) as e:  # a link loop, a NUL byte
         raise CatalogueError(f"{folder}: not a usable folder ({type(e).__name__})") from None
+
+
+def within(folder: str | Path, roots: Iterable[str | Path]) -> bool:
+    """Whether ``folder`` lies under one of ``roots`` (``confine`` without the error): what a visitor may see."""
+    try:
+        confine(folder, roots)
+    except CatalogueError:
+        return False
+    return True
 
 
 def confine(folder: str | Path, roots: Iterable[str | Path]) -> Path:

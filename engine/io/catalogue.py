@@ -25,6 +25,7 @@ from engine.types import Product, RegionRef
 from engine.io.video import VIDEO_SUFFIXES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+ALL_PROBLEMS = "python -m engine build-index --all-problems"  # prints every problem (the app shows 200)
 MAX_ANNOTATION_BYTES = 4 * 1024 * 1024  # one image's or one clip's annotation file
 MAX_INSTANCE_ID = 2**31 - 1
 MAX_FRAME_INDEX = 10**8
@@ -196,7 +197,11 @@ def fit_regions(regions: tuple[RegionRef, ...], image: Path, problems: list[str]
 
 def _read_json(path: Path, problems: list[str], root: Path,
                max_bytes: int = MAX_ANNOTATION_BYTES) -> dict[str, Any] | None:
-    if not path.is_file():
+    try:  # an unreadable folder (no permission) costs this file alone, not its product
+        if not path.is_file():
+            return None
+    except OSError as e:
+        problems.append(f"{rel(root, path)}: unreadable ({type(e).__name__}), ignored")
         return None
     if not _inside(root, path):
         problems.append(f"{rel(root, path)}: refused, it leads outside the catalogue")

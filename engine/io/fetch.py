@@ -17,6 +17,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 import tomllib
 import urllib.error
 import urllib.parse
@@ -26,6 +27,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from engine.errors import VideoError
+from engine.io import egress
+from engine.io.playlists import check_playlist
+from engine.io.urlpolicy import StreamError, StreamPolicy
 
 Progress = Callable[[str, float], None]
 DEFAULT_LIMIT_MB = 200  # Streamlit's own default for server.maxUploadSize
@@ -34,6 +38,7 @@ TIMEOUT_S = 15.0  # per connection and per read, as engine.io.video.STREAM_TIMEO
 CHUNK = 1 << 20
 PLAYLIST_TYPES = ("mpegurl", "dash+xml")
 PLAYLIST_SUFFIXES = (".m3u8", ".m3u", ".mpd")
+FETCH_PREFIX = "livematch-fetch-"  # <tempdir>/livematch-fetch-<pid>-<random>/, swept once its process is gone
 
 
 def download_limit_mb() -> float:
@@ -78,15 +83,18 @@ def is_http(url: str | Path) -> bool:
     return isinstance(url, str) and url.lower().startswith(("http://", "https://"))
 
 
-def probe_url(url: str, timeout_s: float = TIMEOUT_S) -> RemoteFile:
-    """Ask the server for the first byte: whether it serves ranges, and the file's length. A VideoError when the
-    server cannot be reached or has no such file (404, 410); a server that refuses the request otherwise is left
-    to FFmpeg (nothing known: no download)."""
+def probe_url(url: str, timeout_s: float = TIMEOUT_S, opener: urllib.request.OpenerDirector | None = None
+              ) -> RemoteFile:
+    """Ask the server for the first byte: whether it serves ranges, and the file's length (``url`` of the answer:
+    the address after any redirects). A VideoError when the server cannot be reached or has no such file (404,
+    410); a server that refuses the request otherwise is left to FFmpeg (nothing known: no download). ``opener``:
+    how to reach the server (engine.io.egress's, whose redirects are checked; urllib's default otherwise)."""
     request = urllib.request.Request(url, headers={"Range": "bytes=0-0", "User-Agent": "livematch"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - http(s) only, see is_http
+        with _open(opener)(request, timeout=timeout_s) as response:  # noqa: S310 - http(s) only
             status = response.status
             headers = response.headers
+            url = response.geturl() or url
     except urllib.error.HTTPError as e:
         if e.code in (404, 410):
             raise VideoError(f"{url}: cannot open the stream (the server answered {e.code} {e.reason})") from e
@@ -103,7 +111,7 @@ def probe_url(url: str, timeout_s: float = TIMEOUT_S) -> RemoteFile:
 
 
 def download(url: str, folder: Path, limit_mb: float, progress: Progress, size: int | None = None,
-             timeout_s: float = TIMEOUT_S) -> Path:
+             timeout_s: float = TIMEOUT_S, opener: urllib.request.OpenerDirector | None = None) -> Path:
     """Fetch ``url`` into ``folder`` (its file name kept, made safe), at most ``limit_mb`` megabytes, reporting
     ("download", fraction); a VideoError when it is too large, cut short or unreachable."""
     limit = int(limit_mb * 1024 * 1024)
@@ -115,7 +123,7 @@ def download(url: str, folder: Path, limit_mb: float, progress: Progress, size: 
     got = 0
     progress("download", 0.0)
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response, open(target, "wb") as out:  # noqa: S310
+        with _open(opener)(request, timeout=timeout_s) as response, open(target, "wb") as out:  # noqa: S310
             length = response.headers.get("Content-Length", "")
             size = int(length) if length.isdigit() else size
             if size is not None and size > limit:
@@ -140,6 +148,10 @@ def download(url: str, folder: Path, limit_mb: float, progress: Progress, size: 
     return target
 
 
+def _open(opener: urllib.request.OpenerDirector | None) -> Callable:
+    return opener.open if opener is not None else urllib.request.urlopen
+
+
 def too_large(url: str, size: int, limit_mb: float, more: bool = False) -> str:
     return (f"{url}: the server cannot stream this file (no byte ranges), and it is {'over ' if more else ''}"
             f"{size / 2**20:.1f} MB, over the {limit_mb:g} MB download limit (the upload limit, server.maxUploadSize; "
@@ -147,26 +159,86 @@ def too_large(url: str, size: int, limit_mb: float, more: bool = False) -> str:
 
 
 @contextlib.contextmanager
-def readable(source: str | Path, progress: Progress | None = None, limit_mb: float | None = None) -> Iterator[str | Path]:
+def readable(source: str | Path, progress: Progress | None = None, limit_mb: float | None = None,
+             policy: StreamPolicy | None = None) -> Iterator[str | Path]:
     """``source`` as FFmpeg can read it: a local copy of an HTTP(S) file its server cannot stream (removed on exit),
-    otherwise ``source`` itself (a file, a server with byte ranges, a playlist, a live stream, RTSP, RTMP)."""
+    otherwise ``source`` itself (a file, a server with byte ranges, a playlist, a live stream, RTSP, RTMP).
+    With a guarded ``policy`` every request passes engine.io.egress: redirects are checked before they are
+    followed (and FFmpeg is given the address they lead to), a playlist's addresses are checked before any is
+    fetched, and a refusal is a StreamError that says why."""
+    guard = egress.for_policy(policy) if policy is not None and policy.guarded else None
+    if guard is not None and isinstance(source, str) and "://" in source:
+        policy.check(source)
     if not is_http(source):
         yield source
         return
-    remote = probe_url(str(source))
-    if not remote.needs_download:
-        yield source
-        return
-    folder = Path(tempfile.mkdtemp(prefix="livematch-fetch-"))  # mode 0700
+    opener = guard.opener() if guard is not None else None
+    mark = guard.mark() if guard is not None else 0
     try:
-        local = download(str(source), folder, download_limit_mb() if limit_mb is None else limit_mb,
-                         progress or (lambda stage, fraction: None), remote.size)
+        remote = probe_url(str(source), opener=opener)
+        if guard is not None and remote.is_playlist:
+            check_playlist(remote.url, guard.policy, opener)
+    except VideoError as e:
+        refused = guard.refusals(mark) if guard is not None else []
+        if refused and not isinstance(e, StreamError):
+            raise StreamError(f"{source}: refused, {refused[0]}") from e
+        raise
+    if guard is not None and guard.refusals(mark):
+        raise StreamError(f"{source}: refused, {guard.refusals(mark)[0]}")
+    if not remote.needs_download:
+        yield remote.url if guard is not None else source
+        return
+    sweep_stale()
+    folder = private_folder()
+    try:
+        local = download(remote.url if guard is not None else str(source), folder,
+                         download_limit_mb() if limit_mb is None else limit_mb,
+                         progress or (lambda stage, fraction: None), remote.size, opener=opener)
         try:
             yield local
         except VideoError as e:
             raise relabel(e, local, str(source)) from e
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def private_folder(prefix: str = FETCH_PREFIX) -> Path:
+    """A new private temporary folder (mode 0700) named by this process, so that ``sweep_stale`` can tell when
+    it was left behind."""
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+
+
+def sweep_stale(root: str | Path | None = None, prefix: str = FETCH_PREFIX, idle_s: float | None = None
+                ) -> list[Path]:
+    """Remove the temporary folders left behind (a killed ``timeline``, an app session that ended without closing
+    its run): ``<prefix><pid>-*`` of this user whose process no longer runs, or, with ``idle_s``, which nobody
+    touched for that long. The folders removed."""
+    removed = []
+    now = time.time()
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):].partition("-")[0]
+        try:
+            stat = folder.lstat()
+            if not pid.isdigit() or folder.is_symlink() or stat.st_uid != os.getuid():
+                continue
+            idle = idle_s is not None and now - stat.st_mtime > idle_s
+            if _alive(int(pid)) and not idle:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def relabel(error: VideoError, local: str | Path, url: str) -> VideoError:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engine.errors import VideoError
 from engine.io.stream import StreamReader
-from engine.io.video import is_url, open_capture, probe, to_rgb
+from engine.io.video import VFR_TOLERANCE, is_url, open_capture, probe, to_rgb
 from engine.types import Frame
 
 DECODE_MODES = ("auto", "seek", "sequential")
@@ -33,6 +33,7 @@ class SeekReader:
         self.path, self.every_s, self.frame_count, self.fps = str(path), float(every_s), int(frame_count), float(fps)
         self._cap = open_capture(path)
         self._k = 0  # the next sample's number
+        self._in_order: StreamReader | None = None  # after a variable frame rate is found: read in order
         self.ended = False
         self.broken = ""  # why reading stopped before the end ("" when it did not)
         self._lock = threading.Lock()
@@ -51,6 +52,12 @@ class SeekReader:
         kept: list[Frame] = []
         with self._lock:
             while not self.ended and len(kept) < n:
+                if self._in_order is not None:
+                    more = self._in_order.next_frames(n - len(kept))
+                    kept += more
+                    if not more or self._in_order.ended:
+                        self._close_locked()
+                    continue
                 index = int(round(self._k * self.every_s * self.fps))
                 if index >= self.frame_count:
                     self._close_locked()
@@ -61,13 +68,20 @@ class SeekReader:
                     self.broken = f"{self.label}: no frame could be read at {index / self.fps:.1f} s"
                     self._close_locked()
                     break
-                kept.append(Frame(index, round(index / self.fps, 3), to_rgb(bgr)))
+                t = float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+                if abs(t - index / self.fps) > VFR_TOLERANCE / self.fps:  # a variable frame rate: the frame
+                    self._in_order = StreamReader(self.path, self.every_s, start_s=index / self.fps)  # numbers
+                    self._cap.release()  # say nothing of time; read on in order from this sample's time
+                    continue
+                kept.append(Frame(index, round(index / self.fps, 3), to_rgb(bgr)))  # = t, within half a frame
                 self._k += 1
         return kept
 
     def _close_locked(self) -> None:
         self.ended = True
         self._cap.release()
+        if self._in_order is not None:
+            self._in_order.close()
 
     def close(self) -> None:
         with self._lock:

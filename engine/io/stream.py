@@ -15,7 +15,9 @@ import threading
 from pathlib import Path
 
 from engine.errors import VideoError
+from engine.io import egress
 from engine.io.fetch import Progress, readable, relabel
+from engine.io.urlpolicy import StreamError, StreamPolicy
 from engine.io.video import is_url, no_video_message, open_capture, to_rgb
 from engine.types import Frame
 
@@ -25,29 +27,35 @@ class StreamReader:
     """Sampled frames of a live source, a few at a time (``next_frames``), until it ends or is closed."""
 
     def __init__(self, url: str | Path, every_s: float, progress: Progress | None = None,
-                 download_limit_mb: float | None = None) -> None:
+                 download_limit_mb: float | None = None, policy: StreamPolicy | None = None,
+                 start_s: float = 0.0) -> None:
         """``every_s``: seconds of stream between kept frames (the setting ``stream_every``, 2 s by default).
         An HTTP(S) file its server cannot stream (no byte ranges) is fetched first, within the download limit
         (engine.io.fetch; ``progress`` gets ("download", fraction)), and read from the local copy, at the same
-        stream times."""
+        stream times. ``policy``: the app's stream policy; when guarded, every address the stream leads to is
+        checked (engine.io.egress), and a refusal is a StreamError that says why. ``start_s``: the stream time of
+        the first frame to keep (a seeking reader that found a variable frame rate goes on from there)."""
         import cv2
 
         if every_s <= 0:
             raise VideoError("the sampling interval must be positive")
         self.url, self.every_s = str(url), float(every_s)
         self._local = contextlib.ExitStack()  # holds a fetched copy until close
+        self._guard = egress.for_policy(policy) if policy is not None and policy.guarded else None
+        self._mark = self._guard.mark() if self._guard is not None else 0
         try:  # a one-line VideoError for a dead, unreachable or too large source
-            source = self._local.enter_context(readable(url, progress, download_limit_mb))
+            source = self._local.enter_context(readable(url, progress, download_limit_mb, policy))
             try:
-                self._cap = open_capture(source)
+                self._cap = open_capture(source, self._guard.ffmpeg_options(source) if self._guard else None)
             except VideoError as e:
+                self._refused(e)
                 raise relabel(e, source, self.url) from e
         except BaseException:
             self._local.close()
             raise
         self._fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
         self._read = 0  # frames decoded so far
-        self._next_s = 0.0  # stream time of the next frame to keep
+        self._next_s = float(start_s)  # stream time of the next frame to keep
         self._last_s, self._offset = 0.0, 0.0  # timestamps that jump back (HLS segments from 0) are carried on
         self.ended = False
         self._lock = threading.Lock()
@@ -84,8 +92,18 @@ class StreamReader:
                     kept.append(Frame(index, round(t, 3), to_rgb(bgr)))
                     self._next_s = t + self.every_s
         if not kept and self._read == 0:
+            self._refused(None)
             raise VideoError(no_video_message(self.label) if is_url(self.url) else f"{self.label}: no video frame")
         return kept
+
+    @property
+    def refused(self) -> list[str]:
+        """Why the egress proxy refused requests of this stream (a redirect or segment elsewhere), one line each."""
+        return self._guard.refusals(self._mark) if self._guard is not None else []
+
+    def _refused(self, cause: Exception | None) -> None:
+        if self.refused:
+            raise StreamError(f"{self.label}: refused, {self.refused[0]}") from cause
 
     def close_locked(self) -> None:
         self.ended = True

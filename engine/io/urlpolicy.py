@@ -103,6 +103,13 @@ def system_resolver(host: str) -> list[str]:
 def check_stream_url(url: str, allow: str = "", local: bool = True, resolve: Resolver = system_resolver) -> str:
     """The address when the app may open it (see the module's docstring); StreamError with the reason otherwise.
     ``local``: the server listens on localhost alone. ``resolve``: host name -> addresses (replaced in tests)."""
+    return vet(url, allow, local, resolve)[0]
+
+
+def vet(url: str, allow: str = "", local: bool = True, resolve: Resolver = system_resolver,
+        always_resolve: bool = False) -> tuple[str, list[IPAddress]]:
+    """``check_stream_url``'s address and the addresses its host resolved to (the ones to connect to; empty when
+    nothing was resolved: a local server with no patterns, or ``local`` without ``always_resolve``)."""
     text = (url or "").strip()
     try:
         parts = urlsplit(text)
@@ -116,7 +123,7 @@ def check_stream_url(url: str, allow: str = "", local: bool = True, resolve: Res
         raise StreamError(f"{text}: the address names no host")
     patterns = parse_patterns(allow)
     if local and not patterns:
-        return text
+        return text, []
     if not patterns:
         raise StreamError("this server opens no stream addresses for its visitors; the operator allows some with "
                           "LIVEMATCH_STREAM_ALLOW (docs/security.md)")
@@ -126,7 +133,7 @@ def check_stream_url(url: str, allow: str = "", local: bool = True, resolve: Res
         raise StreamError(f"{scheme}://{host}:{port}: not an address this server may open (allowed: "
                           f"{', '.join(_shown(p) for p in patterns)})")  # refused before any name is looked up
     addresses: list[IPAddress] = []
-    if not local:  # resolved before anything is opened
+    if not local or always_resolve:  # resolved before anything is opened
         literal = _literal(host)
         try:
             found = [str(literal)] if literal is not None else resolve(host)
@@ -144,12 +151,53 @@ def check_stream_url(url: str, allow: str = "", local: bool = True, resolve: Res
         if not a.is_global and not explicit:
             raise StreamError(f"{host}: a loopback, private or link-local address ({a}); this server opens it only "
                               "when LIVEMATCH_STREAM_ALLOW names that host or its network")
-    return text
+    return text, addresses
+
+
+@dataclass(frozen=True)
+class StreamPolicy:
+    """The app's stream policy as one value: the ``stream_allow`` patterns and whether the server is local.
+    ``guarded``: every address the stream leads to (redirects, playlist entries) must pass it, so its bytes are
+    fetched through engine.io.egress; an unguarded policy (localhost, no patterns) opens anything, as the command
+    line does."""
+
+    allow: str = ""
+    local: bool = True
+    resolve: Resolver = system_resolver
+
+    @property
+    def guarded(self) -> bool:
+        return not (self.local and not parse_patterns(self.allow))
+
+    def check(self, url: str) -> str:
+        return vet(url, self.allow, self.local, self.resolve)[0]
+
+    def addresses(self, url: str) -> list[IPAddress]:
+        """The checked addresses to connect to for ``url`` (StreamError when it may not be opened)."""
+        return vet(url, self.allow, self.local, self.resolve, always_resolve=True)[1]
+
+
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
 
 
 def _plain(a: IPAddress) -> IPAddress:
-    """An IPv4 address written as IPv6 (::ffff:127.0.0.1) as the IPv4 address it is."""
-    return (a.ipv4_mapped or a) if isinstance(a, ipaddress.IPv6Address) else a
+    """An IPv6 address that carries an IPv4 one, judged as that IPv4 address: IPv4-mapped (::ffff:127.0.0.1),
+    IPv4-compatible (::127.0.0.1), NAT64 (64:ff9b::7f00:1), 6to4 (2002:7f00:1::) and Teredo (the client)."""
+    if not isinstance(a, ipaddress.IPv6Address):
+        return a
+    if a.ipv4_mapped is not None:
+        return a.ipv4_mapped
+    if a.sixtofour is not None:
+        return a.sixtofour
+    if a.teredo is not None:
+        return a.teredo[1]
+    value = int(a)
+    if a in NAT64 or a in NAT64_LOCAL:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if value >> 32 == 0 and value > 1:  # ::a.b.c.d (deprecated IPv4-compatible); :: and ::1 stay IPv6
+        return ipaddress.IPv4Address(value)
+    return a
 
 
 def _literal(host: str) -> IPAddress | None:

@@ -13,12 +13,15 @@ from typing import Callable
 import numpy as np
 
 from engine.errors import VideoError
+from engine.io.egress import ffmpeg_options
 from engine.types import Frame
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 MAX_DECODE_SIDE = 1280  # frames are downscaled to this longer side before anything else
 URL_SCHEMES = ("http://", "https://", "rtsp://", "rtmp://", "hls://")
 STREAM_TIMEOUT_MS = 15_000  # opening or reading a URL gives up after this long
+MAX_FRAME_PIXELS = 64_000_000  # as engine.io.images.MAX_PIXELS: a clip with larger frames is refused, not decoded
+VFR_TOLERANCE = 0.5  # frames: a seeked frame whose stream time is further from its number / fps marks a VFR file
 
 
 # FFmpeg's and OpenCV's own log lines ("Connection refused", "can't be used to capture by name") would follow our
@@ -50,18 +53,20 @@ class ClipInfo:
 IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 
 
-def open_capture(path: str | Path):  # -> cv2.VideoCapture
+def open_capture(path: str | Path, options: str | None = None):  # -> cv2.VideoCapture
     """An opened capture of a file or URL (the one place a clip is opened: clips, frames, live streams); a missing,
-    empty, image or unreadable file, or a dead URL, is a one-line VideoError."""
+    empty, image or unreadable file, or a dead URL, is a one-line VideoError. ``options``: FFmpeg's options for
+    this open (``key;value|key;value``: engine.io.egress's proxy and protocol whitelist)."""
     import cv2
 
     if is_url(path):
-        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
-                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+        with ffmpeg_options(options):
+            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                             cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
         if not cap.isOpened():
             cap.release()
             raise VideoError(f"{path}: cannot open the stream (unreachable, or not a video)")
-        return cap
+        return _bounded(cap, str(path))
     p = Path(path)
     if not p.is_file():
         raise VideoError(f"{p.name}: file not found")
@@ -71,11 +76,28 @@ def open_capture(path: str | Path):  # -> cv2.VideoCapture
         head = f.read(16)
     if head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         raise VideoError(f"{p.name}: this is an image, not a video")
-    cap = cv2.VideoCapture(str(p))
+    with ffmpeg_options(options):
+        cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():
         cap.release()
         raise VideoError(f"{p.name}: not a readable video")
+    return _bounded(cap, p.name)
+
+
+def _bounded(cap, label: str):  # -> cv2.VideoCapture
+    """The capture, unless its frames are over MAX_FRAME_PIXELS (said in one line, before a frame is decoded)."""
+    import cv2
+
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if w * h > MAX_FRAME_PIXELS:
+        cap.release()
+        raise VideoError(too_many_pixels(label, w, h))
     return cap
+
+
+def too_many_pixels(label: str, w: int, h: int) -> str:
+    return (f"{label}: its frames are {w}×{h} ({w * h / 1e6:.0f} Mpx), over the {MAX_FRAME_PIXELS / 1e6:.0f} Mpx a "
+            "video frame may have; scale it down first")
 
 
 def probe(path: str | Path, label: str | Path | None = None) -> ClipInfo:
@@ -121,6 +143,8 @@ def to_rgb(bgr: np.ndarray, downscale: bool = True) -> np.ndarray:
     import cv2
 
     h, w = bgr.shape[:2]
+    if h * w > MAX_FRAME_PIXELS:  # a stream whose frames grew after it was opened
+        raise VideoError(too_many_pixels("the video", w, h))
     if downscale and max(h, w) > MAX_DECODE_SIDE:
         scale = MAX_DECODE_SIDE / max(h, w)
         bgr = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
@@ -135,7 +159,10 @@ def sample_frames(path: str | Path, n: int = 10, progress: Callable[[str, float]
     with readable(path, progress) as source:
         info = probe(source, path)
         fps = info.fps if info.fps > 0 else 25.0
-        frames = read_frames(source, sample_indices(info.frame_count, n), fps) if info.frame_count > 0 else []
+        indices = sample_indices(info.frame_count, n) if info.frame_count > 0 else []
+        frames = _read_timed(source, indices, fps) if indices else []
+        if frames is None:  # variable frame rate: the same times, read in order with the stream's own clock
+            frames = read_by_time(source, [i / fps for i in indices], fps)
         if not frames:  # unknown frame count or seeking failed: read sequentially, bounded
             cap = open_capture(source)
             try:
@@ -161,6 +188,55 @@ def read_frames(path: str | Path, indices: list[int], fps: float = 0.0, downscal
             ok, bgr = cap.read()
             if ok and bgr is not None:
                 frames.append(Frame(idx, idx / fps, to_rgb(bgr, downscale)))
+    finally:
+        cap.release()
+    return frames
+
+
+def _read_timed(path: str | Path, indices: list[int], fps: float) -> list[Frame] | None:
+    """``read_frames`` by seeking, with each frame's time from the stream (its presentation time); None when a
+    frame's time is not its number over the frame rate (a variable-frame-rate file, where OpenCV's frame seek lands
+    elsewhere: the times must be read in order, ``read_by_time``)."""
+    import cv2
+
+    cap = open_capture(path)
+    frames: list[Frame] = []
+    try:
+        for idx in indices:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
+            ok, bgr = cap.read()
+            if not ok or bgr is None:
+                continue
+            t = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+            if abs(t - idx / fps) > VFR_TOLERANCE / fps or (frames and t <= frames[-1].time_s):
+                return None
+            frames.append(Frame(idx, idx / fps, to_rgb(bgr)))  # = t, within half a frame (as before)
+    finally:
+        cap.release()
+    return frames
+
+
+def read_by_time(path: str | Path, times: list[float], fps: float = 25.0) -> list[Frame]:
+    """The first frame at or after each of ``times`` (seconds, ascending), read in order: every frame is decoded
+    (``grab``), only the kept ones converted; each keeps its true number and presentation time. The reader for
+    variable-frame-rate files, where a frame's number says nothing about its time."""
+    import cv2
+
+    cap = open_capture(path)
+    frames: list[Frame] = []
+    todo = sorted(times)
+    index = 0
+    try:
+        while todo and cap.grab():
+            pos = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+            t = pos if pos > 0 or index == 0 else index / fps
+            if t + 1e-4 >= todo[0]:
+                while todo and t + 1e-4 >= todo[0]:
+                    todo.pop(0)
+                ok, bgr = cap.retrieve()
+                if ok and bgr is not None:
+                    frames.append(Frame(index, round(t, 3), to_rgb(bgr)))
+            index += 1
     finally:
         cap.release()
     return frames

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from engine.io.fetch import Progress
 from engine.io.stream import StreamReader
+from engine.io.urlpolicy import StreamPolicy
 from engine.pipeline.engine import Engine
 from engine.pipeline.votes import rank
 from engine.types import Frame, FrameVote, MatchResult
@@ -33,12 +34,13 @@ class LiveMatch:
 
     def __init__(self, engine: Engine, url: str, every_s: float | None = None, per_step: int = 1,
                  recent: int = RECENT_FRAMES, progress: Progress | None = None,
-                 download_limit_mb: float | None = None) -> None:
+                 download_limit_mb: float | None = None, policy: StreamPolicy | None = None) -> None:
         """``progress``: ("download", fraction) while a file its server cannot stream is fetched (engine.io.fetch,
-        at most ``download_limit_mb``; default engine.io.fetch.download_limit_mb())."""
+        at most ``download_limit_mb``; default engine.io.fetch.download_limit_mb()). ``policy``: the app's stream
+        policy (engine.io.urlpolicy), checked at every hop when guarded."""
         self.engine = engine
         self.reader = StreamReader(url, engine.settings.detection.stream_every if every_s is None else every_s,
-                                   progress, download_limit_mb)
+                                   progress, download_limit_mb, policy)
         self.per_step = max(1, int(per_step))
         self.recent: deque[FrameVote] = deque(maxlen=max(1, int(recent)))
         self.frames_seen = 0
