@@ -38,6 +38,10 @@ def build_embedder(name: str, device: str = "auto", runtime: str = "torch", prec
         return EnsembleEmbedder(name, [get_embedder(m, device, "", runtime, precision, calibration)
                                        for m, _ in members],
                                 [w for _, w in members])
+    from engine.models.tflite import TFLITE_EMBEDDERS
+
+    if name in TFLITE_EMBEDDERS:  # OpenVINO only: its weights are a TFLite file
+        return TFLITE_EMBEDDERS[name](device=device, runtime=resolve_runtime(name, device, runtime), precision=precision)
     if name not in EMBEDDERS:
         raise KeyError(f"unknown embedder {name!r}; choose one of {', '.join(embedder_names())}")
     runtime = resolve_runtime(name, device, runtime)
@@ -50,8 +54,9 @@ def build_embedder(name: str, device: str = "auto", runtime: str = "torch", prec
 def embedder_names() -> list[str]:
     """Every embedder a setting may name: the single backbones, then the named ensembles."""
     from engine.models.ensemble import ENSEMBLES
+    from engine.models.tflite import TFLITE_EMBEDDERS
 
-    return list(EMBEDDERS) + list(ENSEMBLES)
+    return list(EMBEDDERS) + list(TFLITE_EMBEDDERS) + list(ENSEMBLES)
 
 
 def _signature(path: str) -> tuple[int, int]:
