@@ -32,6 +32,8 @@ class Windows(str, Enum):
     REFINED = "refined"  # every window pooled from one pass per region, the best refine_top embedded exactly
     POOLED = "pooled"  # every window pooled from one pass per region (fastest)
     HYBRID = "hybrid"  # the region cropped and embedded exactly, its windows pooled from one pass (the default)
+    POSE = "pose"  # the region and upper-, lower- and full-body regions from its keypoints (MoveNet), cropped:
+    # 4 crops per person; the hybrid windows where no shoulders or hips are found
 
 
 @dataclass(frozen=True)

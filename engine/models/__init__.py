@@ -159,6 +159,17 @@ def prepare_embedder(embedder: Embedder, batch: int) -> None:
         list(pool.map(lambda todo: [graph.prepare(shape) for graph, shape in todo], jobs))
 
 
+def get_pose_estimator():  # -> engine.models.pose.PoseEstimator
+    """The process-wide body keypoint model (MoveNet Lightning, built on first use)."""
+    from engine.models.pose import PoseEstimator
+    from engine.models.runtime import cpu_threads
+
+    with _lock:
+        if ("pose",) not in _cache:
+            _cache[("pose",)] = PoseEstimator(cpu_threads())
+        return _cache[("pose",)]
+
+
 def get_garment_head(path: str):  # -> engine.models.garments.GarmentHead
     """The process-wide garment head of that checkpoint (loaded on first use, reloaded when it changes)."""
     from engine.models.garments import GarmentHead
@@ -171,4 +182,4 @@ def get_garment_head(path: str):  # -> engine.models.garments.GarmentHead
 
 __all__ = ["DETECTORS", "EMBEDDERS", "Detector", "Embedder", "build_detector", "build_embedder", "embedder_names",
            "get_detector", "get_embedder",
-           "get_garment_head", "prepare_embedder"]
+           "get_garment_head", "get_pose_estimator", "prepare_embedder"]
