@@ -122,3 +122,19 @@ def test_pose_windows_are_four_crops_for_a_person():
     assert len(plan.windows[0]) == 4 and plan.vectors.shape == (4, 384) and plan.windows[0][0] == regions[0].box
     (kp,) = pose.keypoints(img, [regions[0].box])  # the real model runs: 17 keypoints with scores in [0, 1]
     assert len(kp.xy) == 17 and all(0.0 <= s <= 1.0 for s in kp.scores)
+
+
+# ------------------------------------------------------------------ category-consistent matching
+def test_the_family_head_learns_families_from_catalogue_regions():
+    from engine.pipeline.families import FamilyHead, family
+
+    assert family("中等半身裙") == "skirts" and family("背带裤") == "trousers" and family("长袖Top") == "tops"
+    assert family("unknown") == ""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16))
+    cats = ["长袖上衣", "短裙", "长裤"]
+    vectors = np.concatenate([c + 0.1 * rng.normal(size=(20, 16)) for c in centres])
+    head = FamilyHead.fit(vectors, [c for c in cats for _ in range(20)] + [])
+    assert head is not None and sorted(head.classes) == ["skirts", "tops", "trousers"]
+    assert head.predict(centres) == ["tops", "skirts", "trousers"]
+    assert FamilyHead.fit(vectors[:20], ["长袖上衣"] * 20) is None  # one family: nothing to tell apart
