@@ -3,7 +3,8 @@
 
     python scripts/nested_subsets.py R --part "Lite3=+ Lite3" --part "keypoints=body regions from keypoints"
 
-A part is ``label=text``: its rows are the candidates whose name contains the text. Prints, per line, the candidates
+A part is ``label=text``: its rows are the candidates whose name contains the text. ``--extra name=report.json`` adds
+a set-up evaluated on its own (``evaluate --report``) as a candidate after the others. Prints, per line, the candidates
 used and the nested figure (clip top-1, MRR, region top-1 leave-clip-out, the set-up chosen on all clips).
 """
 
@@ -25,9 +26,14 @@ def main() -> None:
     ap.add_argument("report")
     ap.add_argument("--part", action="append", default=[], help="label=text in the candidates' names")
     ap.add_argument("--folds", action="store_true", help="print each figure's folds")
+    ap.add_argument("--extra", action="append", default=[],
+                    help="name=report.json: a set-up evaluated on its own (evaluate --report), added as a candidate")
     args = ap.parse_args()
     data = json.loads(Path(args.report).read_text(encoding="utf-8"))
     rows = [(r["setup"], EvalReport.from_dict(r["report"])) for r in data["rows"] if r["candidate"]]
+    for extra in args.extra:
+        name, path = extra.split("=", 1)
+        rows.append((name, EvalReport.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))))
     parts = dict(p.split("=", 1) for p in args.part)
 
     def figure(label: str, keep: list) -> None:
