@@ -32,7 +32,7 @@ def main() -> None:
     data = json.loads(Path(args.report).read_text(encoding="utf-8"))
     rows = [(r["setup"], EvalReport.from_dict(r["report"])) for r in data["rows"] if r["candidate"]]
     for extra in args.extra:
-        name, path = extra.split("=", 1)
+        name, _, path = extra.rpartition("=")
         rows.append((name, EvalReport.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))))
     parts = dict(p.split("=", 1) for p in args.part)
 

@@ -47,7 +47,7 @@ COMPARE: dict[str, Overrides] = {
 
 # Shown beside the candidates, never chosen. The previous default centres queries on a livestream mean computed from
 # watchlive-dev's own clips, so on those clips it is scored on data it was fitted to (on held-back clips it lost);
-# the others cost more CPU time per clip than the previous default, over the speed budget a default must keep.
+# the others cost more than 1.5x the previous default's CPU time per clip, over the speed budget a default must keep.
 REFERENCE: dict[str, Overrides] = {
     "reference: previous default (Lite0, mean of these clips, 10 windows)": {**LITE0, "domain_mean": "auto"},
     "over budget: the last release's default (ensemble at 288x224, 10 windows)": {**ENS_288, **EXHAUSTIVE},
