@@ -52,6 +52,7 @@ def test_lite3_needs_openvino_on_the_cpu():
             rt.resolve_runtime(LITE3, "cpu", runtime)
 
 
+@pytest.mark.slow  # exports and compiles the three other members on a fresh home
 def test_a_four_member_ensemble_slices_into_its_members():
     ens = get_embedder(FOUR, "cpu")
     members = [get_embedder(m.name, "cpu") for m in ens.members]
