@@ -32,6 +32,8 @@ class Windows(str, Enum):
     REFINED = "refined"  # every window pooled from one pass per region, the best refine_top embedded exactly
     POOLED = "pooled"  # every window pooled from one pass per region (fastest)
     HYBRID = "hybrid"  # the region cropped and embedded exactly, its windows pooled from one pass (the default)
+    POSE = "pose"  # the region and upper-, lower- and full-body regions from its keypoints (MoveNet), cropped:
+    # 4 crops per person; the hybrid windows where no shoulders or hips are found
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ class SearchSettings:
     neighbours: int = 50  # regions fetched from the index per query window
     region_candidates: int = 10  # products kept per region for display and inspection
     category_weight: float = 0.0  # similarity penalty for catalogue regions of another (merged) category
-    category_source: str = "fused"  # a window's category: "fused" (head + k-NN), "head" or "knn"
+    category_source: str = "fused"  # a window's category: "fused" (head + k-NN), "head", "knn", or "family" (a linear
+    # garment-family head fitted on the catalogue's regions: engine.pipeline.families)
     example_offset: float = 0.08  # a livestream example's (correction's) cosine counts this much less: examples share
     # the query domain, so other clips' frames resemble them more than any catalogue photo (README, Results)
     use_examples: bool = True  # search the livestream examples (corrections); evaluate turns it off (no leakage)

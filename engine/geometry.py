@@ -49,3 +49,57 @@ def clipped(box: Box | Iterable[float], image_hw: tuple[int, int]) -> Box:
     h, w = image_hw
     x0, y0, x1, y1 = (float(v) for v in box)
     return (max(0.0, min(x0, w)), max(0.0, min(y0, h)), max(0.0, min(x1, w)), max(0.0, min(y1, h)))
+
+
+# COCO keypoint indices (MoveNet's order): left before right.
+SHOULDERS, ELBOWS, WRISTS, HIPS, KNEES, ANKLES = (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)
+POSE_MIN_SCORE = 0.3  # a keypoint is used at this score or above
+POSE_MARGIN = 0.15  # above the shoulders and around the waist, as a share of the torso's height
+POSE_WIDEN_UPPER = 0.25  # each side of the arms' and torso's extent, as a share of the body's width (loose tops)
+POSE_WIDEN_LOWER = 0.5  # each side of the hips', knees' and ankles' extent (skirts flare past the legs)
+
+
+def pose_regions(region: Box, xy: list[tuple[float, float]] | tuple[tuple[float, float], ...],
+                 scores: list[float] | tuple[float, ...], min_score: float = POSE_MIN_SCORE) -> list[Box] | None:
+    """Upper-body, lower-body and full-body garment regions from a person's 17 keypoints (pixels of the frame),
+    clipped to the person's region; None when a shoulder or a hip is missing (scores under ``min_score``) or the
+    body is upside down: the caller falls back to fixed bands.
+
+    Upper body: from a margin above the shoulders to one below the hips, across the shoulders, arms and hips, widened
+    for loose tops. Lower body: from a margin above the hips to the ankles (else below the knees by a torso's
+    height, else the region's bottom), across the hips and legs, widened by half the body's width each side for
+    skirts. Full body: the union of both (dresses, overalls, coats)."""
+    ok = [s >= min_score for s in scores]
+
+    def seen(pairs: tuple[int, ...]) -> list[tuple[float, float]]:
+        return [xy[i] for i in pairs if ok[i]]
+
+    shoulders, hips = seen(SHOULDERS), seen(HIPS)
+    if not shoulders or not hips:
+        return None
+    top, waist = min(y for _, y in shoulders), sum(y for _, y in hips) / len(hips)
+    torso = waist - top
+    if torso <= 1.0:
+        return None
+    xs = [x for x, _ in shoulders + hips]
+    width = max(max(xs) - min(xs), 0.4 * torso)
+    rx0, ry0, rx1, ry1 = region
+    upper_x = [x for x, _ in shoulders + hips + seen(ELBOWS) + seen(WRISTS)]
+    legs = hips + seen(KNEES) + seen(ANKLES)
+    if seen(ANKLES):
+        bottom = max(y for _, y in seen(ANKLES)) + POSE_MARGIN * torso
+    elif seen(KNEES):
+        bottom = max(y for _, y in seen(KNEES)) + torso
+    else:
+        bottom = ry1
+    m = POSE_MARGIN * torso
+    upper = (min(upper_x) - POSE_WIDEN_UPPER * width, top - m, max(upper_x) + POSE_WIDEN_UPPER * width, waist + m)
+    lower = (min(x for x, _ in legs) - POSE_WIDEN_LOWER * width, waist - m,
+             max(x for x, _ in legs) + POSE_WIDEN_LOWER * width, bottom)
+    full = (min(upper[0], lower[0]), upper[1], max(upper[2], lower[2]), lower[3])
+
+    def inside(b: Box) -> Box:
+        x0, y0 = min(max(b[0], rx0), rx1), min(max(b[1], ry0), ry1)
+        return (x0, y0, max(x0 + 1.0, min(b[2], rx1)), max(y0 + 1.0, min(b[3], ry1)))
+
+    return [inside(upper), inside(lower), inside(full)]

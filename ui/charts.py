@@ -67,7 +67,8 @@ def heat_label(name: str, product_id: str, n: int = 30) -> str:
 # --------------------------------------------------------------------------------------------- reports
 WINDOW_NAMES = {"whole": "whole regions, no garment windows", "exhaustive": "every garment window (Exhaustive)",
                 "hybrid": "the region exact, garment windows pooled (Standard)",
-                "refined": "garment windows, best refined", "pooled": "pooled garment windows"}
+                "refined": "garment windows, best refined", "pooled": "pooled garment windows",
+                "pose": "the region and body regions from keypoints (4 crops)"}
 
 
 def run_settings(settings: Mapping[str, Any], index: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:

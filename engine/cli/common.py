@@ -89,6 +89,7 @@ def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames")
     p.add_argument("--rank-by", dest="rank_by", choices=("similarity", "votes"),
                    help=f"rank products by evidence summed over frames (similarity) or by one vote per frame "
                         f"(default {d['rank_by']})")
-    p.add_argument("--category-source", dest="category_source", choices=("fused", "head", "knn"),
-                   help=f"where a garment window's category comes from: fused (head + k-NN), head or knn "
+    p.add_argument("--category-source", dest="category_source", choices=("fused", "head", "knn", "family"),
+                   help=f"where a garment window's category comes from: fused (head + k-NN), head, knn, or family (a "
+                        f"linear garment-family head fitted on the catalogue's regions; with --category-weight) "
                         f"(default {d['category_source']})")

@@ -25,7 +25,7 @@ from engine.pipeline.engine import STAGES
 # The targets on a 2-core CPU: (result key, at most / at least, value); a key "a / b" is a ratio.
 TARGETS = (
     ("e2e_s.default", "<=", 1.0),
-    ("e2e_s.default / e2e_s.lite0_previous", "<=", 1.0),
+    ("e2e_s.default / e2e_s.lite0_previous", "<=", 1.5),  # the speed budget of a default (issue 29; was 1.0)
     ("embed_per_s.default / embed_per_s.torch", ">=", 2.5),
     ("index_images_per_s", ">=", 60.0),
     ("startup_s.first_page", "<=", 3.0),

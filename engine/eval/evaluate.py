@@ -231,5 +231,5 @@ def format_comparison(rows: list[tuple[str, EvalReport, float]]) -> str:
         lines.append(format_nested(nested_loco(candidates)))
         if any(name in setups.REFERENCE for name, _, _ in rows):
             lines.append("reference and over-budget rows are shown, never chosen: they take a statistic from the clips "
-                         "they are scored on, or cost more CPU time per clip than the previous default")
+                         "they are scored on, or cost more than 1.5x the previous default's CPU time per clip")
     return "\n".join(lines)

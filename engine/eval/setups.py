@@ -22,11 +22,17 @@ LITE0: Overrides = {"embedder": "efficientnet-lite0-gem", "domain_mean": "none",
                     "windows": "exhaustive"}  # the previous default, uncentred
 ENS_288: Overrides = {"embedder": "efficientnet-lite012-gem"}  # the ensemble at its former input size, 288x224
 EXHAUSTIVE: Overrides = {"windows": "exhaustive"}  # every garment window cropped and embedded (10 per region)
+LITE3: Overrides = {"embedder": "efficientnet-lite0123-gem-224x176"}  # + the packaged int8 Lite3, half the weight
+LITE3_QUARTER: Overrides = {"embedder": "ensemble:efficientnet-lite0-gem-224x176+efficientnet-lite1-gem-224x176"
+                                        "+efficientnet-lite2-gem-224x176+efficientnet-lite3-gem-224x176"}  # equal weights
+POSE: Overrides = {"windows": "pose"}  # the region + upper, lower and full body from MoveNet keypoints: 4 crops
 
 # The candidates ``evaluate --compare`` chooses among with the nested leave-one-clip-out figure, in order: a tie goes
 # to the earlier one, so a change must beat the set-up above it on the other clips to be chosen. None of them takes
-# a statistic from the clips it is scored on, and each costs at most the previous default's CPU time per clip (the
-# speed budget: e2e_s.default / e2e_s.lite0_previous <= 1 in python -m engine bench; docs/performance-cpu.md).
+# a statistic from the clips it is scored on, and each costs at most 1.5x the previous default's CPU time per clip
+# (the speed budget: e2e_s.default / e2e_s.lite0_previous <= 1.5 in python -m engine bench; scripts/cpu_per_clip.py
+# measures each set-up's ratio: docs/accuracy.md). Lite3 with the hybrid windows measured 1.60x, refined windows
+# 1.74x and the ensemble at 288x224 1.68x in the same run: shown, not chosen.
 COMPARE: dict[str, Overrides] = {
     "Lite0, 10 windows, uncentred (the previous default without its mean)": LITE0,
     "ensemble, region exact + pooled windows (default)": DEFAULT,
@@ -35,11 +41,13 @@ COMPARE: dict[str, Overrides] = {
     "ensemble, region exact + pooled windows, product = its best region": {"product_pooling": "max"},
     "ensemble, region exact + pooled windows, one vote per frame": {"rank_by": "votes"},
     "baseline: person regions, 1280-d head": BASELINE,
+    "ensemble, body regions from keypoints (4 crops per person)": POSE,
+    "ensemble + Lite3 (half the weight), body regions from keypoints": {**LITE3, **POSE},
 }
 
 # Shown beside the candidates, never chosen. The previous default centres queries on a livestream mean computed from
 # watchlive-dev's own clips, so on those clips it is scored on data it was fitted to (on held-back clips it lost);
-# the others cost more CPU time per clip than the previous default, over the speed budget a default must keep.
+# the others cost more than 1.5x the previous default's CPU time per clip, over the speed budget a default must keep.
 REFERENCE: dict[str, Overrides] = {
     "reference: previous default (Lite0, mean of these clips, 10 windows)": {**LITE0, "domain_mean": "auto"},
     "over budget: the last release's default (ensemble at 288x224, 10 windows)": {**ENS_288, **EXHAUSTIVE},
@@ -47,6 +55,8 @@ REFERENCE: dict[str, Overrides] = {
     "over budget: ensemble, 18 windows": {**EXHAUSTIVE, **WINDOWS_18},
     "over budget: ensemble, refined windows (the 3 best of the pooled, exact)": {"windows": "refined"},
     "over budget: ensemble at 288x224, region exact + pooled windows": ENS_288,
+    "over budget: ensemble + Lite3 (half the weight), region exact + pooled windows": LITE3,
+    "over budget: ensemble + Lite3 (a quarter of the weight), region exact + pooled windows": LITE3_QUARTER,
 }
 
 LEARNED: dict[str, Overrides] = {

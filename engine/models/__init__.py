@@ -38,6 +38,10 @@ def build_embedder(name: str, device: str = "auto", runtime: str = "torch", prec
         return EnsembleEmbedder(name, [get_embedder(m, device, "", runtime, precision, calibration)
                                        for m, _ in members],
                                 [w for _, w in members])
+    from engine.models.tflite import TFLITE_EMBEDDERS
+
+    if name in TFLITE_EMBEDDERS:  # OpenVINO only: its weights are a TFLite file
+        return TFLITE_EMBEDDERS[name](device=device, runtime=resolve_runtime(name, device, runtime), precision=precision)
     if name not in EMBEDDERS:
         raise KeyError(f"unknown embedder {name!r}; choose one of {', '.join(embedder_names())}")
     runtime = resolve_runtime(name, device, runtime)
@@ -50,8 +54,9 @@ def build_embedder(name: str, device: str = "auto", runtime: str = "torch", prec
 def embedder_names() -> list[str]:
     """Every embedder a setting may name: the single backbones, then the named ensembles."""
     from engine.models.ensemble import ENSEMBLES
+    from engine.models.tflite import TFLITE_EMBEDDERS
 
-    return list(EMBEDDERS) + list(ENSEMBLES)
+    return list(EMBEDDERS) + list(TFLITE_EMBEDDERS) + list(ENSEMBLES)
 
 
 def _signature(path: str) -> tuple[int, int]:
@@ -154,6 +159,17 @@ def prepare_embedder(embedder: Embedder, batch: int) -> None:
         list(pool.map(lambda todo: [graph.prepare(shape) for graph, shape in todo], jobs))
 
 
+def get_pose_estimator():  # -> engine.models.pose.PoseEstimator
+    """The process-wide body keypoint model (MoveNet Lightning, built on first use)."""
+    from engine.models.pose import PoseEstimator
+    from engine.models.runtime import cpu_threads
+
+    with _lock:
+        if ("pose",) not in _cache:
+            _cache[("pose",)] = PoseEstimator(cpu_threads())
+        return _cache[("pose",)]
+
+
 def get_garment_head(path: str):  # -> engine.models.garments.GarmentHead
     """The process-wide garment head of that checkpoint (loaded on first use, reloaded when it changes)."""
     from engine.models.garments import GarmentHead
@@ -166,4 +182,4 @@ def get_garment_head(path: str):  # -> engine.models.garments.GarmentHead
 
 __all__ = ["DETECTORS", "EMBEDDERS", "Detector", "Embedder", "build_detector", "build_embedder", "embedder_names",
            "get_detector", "get_embedder",
-           "get_garment_head", "prepare_embedder"]
+           "get_garment_head", "get_pose_estimator", "prepare_embedder"]

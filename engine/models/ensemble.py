@@ -29,6 +29,9 @@ ENSEMBLES: dict[str, tuple[tuple[str, float], ...]] = {
     "efficientnet-lite02-gem": (("efficientnet-lite0-gem", 1.0), ("efficientnet-lite2-gem", 1.0)),
     "efficientnet-lite012-gem-224x176": (("efficientnet-lite0-gem-224x176", 1.0), ("efficientnet-lite1-gem-224x176", 1.0),
                                          ("efficientnet-lite2-gem-224x176", 1.0)),
+    # Lite0+1+2 and the packaged int8 Lite3 (engine.models.tflite), Lite3 weighted as much as the three others
+    "efficientnet-lite0123-gem-224x176": (("efficientnet-lite0-gem-224x176", 1.0), ("efficientnet-lite1-gem-224x176", 1.0),
+                                          ("efficientnet-lite2-gem-224x176", 1.0), ("efficientnet-lite3-gem-224x176", 3.0)),
 }
 
 

@@ -41,6 +41,7 @@ OPSET = 17
 INPUT, OUTPUT = "input", "fmap"
 META_KEY = "livematch_key"
 MAX_PIXELS = 16 * 288 * 224  # input pixels per ORT run (16 crops of 288x224)
+OPENVINO_ONLY = ("efficientnet-lite3-gem-224x176",)  # engine.models.tflite.TFLITE_EMBEDDERS: no torch, no ONNX
 
 
 def onnxruntime_available() -> bool:
@@ -69,7 +70,7 @@ def resolve_runtime(name: str, device: str = "auto", runtime: str = "auto") -> s
     runtime = (runtime or "auto").strip().lower()
     if runtime not in RUNTIMES:
         raise ModelError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
-    if runtime == "torch":
+    if runtime == "torch" and name not in OPENVINO_ONLY:
         return "torch"
     from engine.models.ensemble import is_ensemble, members_of
 
@@ -78,6 +79,11 @@ def resolve_runtime(name: str, device: str = "auto", runtime: str = "auto") -> s
         return found.pop() if len(found) == 1 else "torch"
     exportable = name in ONNX_EMBEDDERS
     installed = {"openvino": openvino_available(), "onnxruntime": onnxruntime_available()}
+    if name in OPENVINO_ONLY:  # a TFLite file (engine.models.tflite): OpenVINO on the CPU, or nothing
+        if runtime not in ("auto", "openvino") or not installed["openvino"] or resolve_device(device) != "cpu":
+            raise ModelError(f"the embedder {name} runs only on OpenVINO on the CPU: pip install -r "
+                             "requirements.txt, and use --runtime auto or openvino with --device cpu")
+        return "openvino"
     if runtime == "auto":
         if not exportable or resolve_device(device) != "cpu":
             return "torch"

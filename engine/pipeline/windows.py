@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from engine.config import Settings, Windows
-from engine.geometry import BAND_STRIDE, Box, band_fractions, clipped, garment_windows, relative
+from engine.geometry import BAND_STRIDE, Box, band_fractions, clipped, garment_windows, pose_regions, relative
 from engine.io.images import crop
 from engine.models.embedders import Embedder
 from engine.types import Frame
@@ -166,6 +166,46 @@ class LearnedWindows:
         return WindowPlan(windows, categories, vectors)
 
 
+@dataclass(frozen=True)
+class PoseWindows:
+    """The region and three garment regions from its body keypoints (upper body, lower body, full body: see
+    engine.geometry.pose_regions), each cropped and embedded exactly: 4 crops per person instead of the 18 windows. A
+    region whose shoulders or hips are not found (a garment close-up, a person from behind in poor light) falls back
+    to the fixed bands: the hybrid windows (the region exact, its bands pooled), or every band cropped for an
+    embedder without feature maps."""
+
+    embedder: Embedder
+    pose: object  # engine.models.pose.PoseEstimator
+    batch: int
+
+    def plan(self, regions: list[QueryRegion]) -> WindowPlan:
+        found: list[list[Box] | None] = []
+        for r in regions:
+            (kp,) = self.pose.keypoints(r.frame.image, [r.box])  # type: ignore[attr-defined]
+            found.append(None if kp is None else pose_regions(r.box, kp.xy, kp.scores))
+        posed = [k for k, f in enumerate(found) if f is not None]
+        rest = [k for k, f in enumerate(found) if f is None]
+        parts: dict[int, tuple[list[Box], np.ndarray]] = {}
+        if posed:
+            windows = [[regions[k].box, *found[k]] for k in posed]  # type: ignore[misc]
+            vectors = _cropped(self.embedder, [regions[k] for k in posed], windows, self.batch).vectors
+            for n, k in enumerate(posed):
+                parts[k] = (windows[n], vectors[4 * n: 4 * n + 4])
+        if rest:
+            fallback: WindowStrategy = (HybridWindows(self.embedder, self.batch)
+                                        if getattr(self.embedder, "supports_bands", False)
+                                        else ExhaustiveWindows(self.embedder, self.batch))
+            plan = fallback.plan([regions[k] for k in rest])
+            row = 0
+            for k, ws in zip(rest, plan.windows):
+                parts[k] = (ws, plan.vectors[row: row + len(ws)])
+                row += len(ws)
+        ordered = [parts[k] for k in range(len(regions))]
+        vectors = (np.concatenate([v for _, v in ordered]) if ordered
+                   else np.zeros((0, self.embedder.dim), np.float32))
+        return WindowPlan([w for w, _ in ordered], [[] for _ in regions], vectors)
+
+
 def strategy_for(settings: Settings, embedder: Embedder, index: object) -> WindowStrategy:
     """The window strategy the settings name. With a garment head, ``pooled`` pools its boxes and every other
     strategy but ``whole`` crops them; an embedder without feature maps falls back to cropping every window."""
@@ -182,10 +222,14 @@ def strategy_for(settings: Settings, embedder: Embedder, index: object) -> Windo
         return LearnedWindows(embedder, head, s.garment_top, s.windows == Windows.POOLED, batch)
     if s.windows == Windows.WHOLE:
         return WholeRegions(embedder, batch)
-    if s.windows == Windows.EXHAUSTIVE or not getattr(embedder, "supports_bands", False):
+    if s.windows == Windows.EXHAUSTIVE or (s.windows != Windows.POSE and not getattr(embedder, "supports_bands", False)):
         return ExhaustiveWindows(embedder, batch, s.window_stride)
     if s.windows == Windows.POOLED:
         return PooledWindows(embedder)
     if s.windows == Windows.HYBRID:
         return HybridWindows(embedder, batch)
+    if s.windows == Windows.POSE:
+        from engine.models import get_pose_estimator
+
+        return PoseWindows(embedder, get_pose_estimator(), batch)
     return RefinedWindows(embedder, index, s.refine_top, batch)
