@@ -22,8 +22,13 @@ PRODUCTS = {"A": 40, "B": 120, "C": 200}  # each product's frames: a plain grey 
 class GridSource:
     """A frame every second; ``script`` gives the product each second shows (``"-"``: none)."""
 
+    label = "scripted"
+
     def __init__(self, script: str) -> None:
         self.script, self.k, self.ended = script, 0, False
+
+    def close(self) -> None:
+        self.ended = True
 
     def next_frames(self, n: int) -> list[Frame]:
         out = []
@@ -57,8 +62,15 @@ class ScriptedEngine:
     for the others (all 0.5 for a frame without one); it counts the frames it detects and matches."""
 
     def __init__(self) -> None:
+        from types import SimpleNamespace
+
         self.matched: list[float] = []
         self.detected = 0
+        self.index = SimpleNamespace(products={p: {"name": p} for p in PRODUCTS})
+        self.settings = SimpleNamespace(detection=SimpleNamespace(stream_every=2.0))
+
+    def examples(self):
+        return None
 
     def detect(self, frames):
         """One person, on the left of the frame, or on the right in the other scene (a stripe down the left)."""
@@ -184,3 +196,33 @@ def test_the_timeline_bench_writes_its_figures(settings, tmp_path):
     assert result["frames"] < result["previous_frames"] == 18
     assert len(result["live_latency_s"]) == 2
     assert any("per video hour" in line for line in lines)
+
+
+def test_the_progress_line_gives_video_time_and_the_time_left():
+    from ui.timeline import progress_text
+
+    assert progress_text(90.0, 600.0, 30.4, 12) == ("Building the timeline · 0:01:30 of 0:10:00 of video · about "
+                                                    "0:00:30 left · 12 frames matched")
+    assert "left" not in progress_text(0.0, 600.0, None, 0) and "left" not in progress_text(0.0, 0.0, None, 0)
+
+
+def test_a_running_timeline_keeps_settled_segments_and_ends_with_the_full_path(monkeypatch):
+    """An hour of stream, a product every 100 s: while it runs, segments closed 5 minutes back are kept as found
+    (each call segments the recent frames only); they are those of the full Viterbi path it ends with."""
+    import engine.io.sampler as sampler
+    from engine.pipeline.timeline import TimelineRun
+
+    script = "".join("ABC"[k % 3] * 100 for k in range(36))
+    monkeypatch.setattr(sampler, "open_sampler", lambda source, every, decode: (GridSource(script), 0.0))
+    run = TimelineRun(ScriptedEngine(), "stream", TimelineParams(every_s=2.0, batch=1, coarse_s=6.0))
+    running = None
+    while not run.ended:
+        run.step()
+        if not run.ended:
+            running = run.timeline()
+    assert run._fixed_frames > len(run.frames) / 2  # most of the stream was settled along the way
+    final = run.timeline()
+    assert [s.product_id for s in final.segments] == ["ABC"[k % 3] for k in range(36)]
+    closed = running.segments[:-1]
+    assert [(s.product_id, s.start_s, s.end_s, s.first) for s in closed] == [
+        (s.product_id, s.start_s, s.end_s, s.first) for s in final.segments[: len(closed)]]

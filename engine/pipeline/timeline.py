@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,6 +33,7 @@ from engine.types import Frame, FrameVote
 # A live run's coarse interval at most (timeline --live): a change is seen by the next coarse sample, and a segment is
 # printed once the frames around the change are matched (docs/timeline.md: within 10 s on 2 cores).
 LIVE_COARSE_S = 6.0
+FIX_AFTER_S = 300.0  # while a run goes on, segments closed this long (video time) before its last frame stay as found
 
 __all__ = ["LIVE_COARSE_S", "NO_PRODUCT", "FrameEvidence", "Segment", "Timeline", "TimelineParams", "TimelineRun", "build_timeline",
            "evidence_matrix", "format_time", "frame_weights", "relative_evidence", "segment", "segment_verdict",
@@ -165,6 +166,8 @@ class TimelineRun:
         self.names = {pid: str(p.get("name", pid)) for pid, p in engine.index.products.items()}
         self._t0 = time.perf_counter()
         self._seconds = 0.0
+        self._fixed: tuple[Segment, ...] = ()  # while running: segments kept as found (timeline())
+        self._fixed_frames = 0  # the frames they hold
 
     @property
     def label(self) -> str:
@@ -239,16 +242,36 @@ class TimelineRun:
         self.reader.close()
 
     def timeline(self) -> Timeline:
-        """The segments over the frames matched so far."""
+        """The segments over the frames matched so far. Once ended: the Viterbi path over every frame. While it runs
+        (a live stream, the app's refreshes): segments that closed more than FIX_AFTER_S of video before the last
+        frame are kept as found and only the frames since are segmented again, so each call costs the same however
+        long the stream has run."""
         complete = self.status == "complete" and self.duration_s > 0
         end = self.duration_s if complete else (self.covered_s + self.every_s / 2 if self.frames else 0.0)
         if self.duration_s > 0:
             end = min(end, self.duration_s)
         p = self.params
-        segments = segment(self.frames, end, self.every_s, p.switch_penalty, p.none_below, self.names,
-                           weighted=self.coarse)
+        if self.ended:
+            segments = segment(self.frames, end, self.every_s, p.switch_penalty, p.none_below, self.names,
+                               weighted=self.coarse)
+        else:
+            segments = self._running_segments(end)
         return Timeline(self.label, self.every_s, round(end, 3), segments, tuple(self.frames), self.status,
                         self.note, {**asdict(p), "every_s": self.every_s, "coarse": self.coarse}, round(self._seconds, 3))
+
+    def _running_segments(self, end: float) -> tuple[Segment, ...]:
+        p, off = self.params, self._fixed_frames
+        fresh = segment(self.frames[off:], end, self.every_s, p.switch_penalty, p.none_below, self.names,
+                        weighted=self.coarse)
+        start = self._fixed[-1].end_s if self._fixed else 0.0
+        fresh = tuple(replace(s, first=s.first + off, last=s.last + off, start_s=start if i == 0 else s.start_s)
+                      for i, s in enumerate(fresh))
+        out = self._fixed + fresh
+        settled = [s for s in fresh[:-1] if s.end_s <= self.covered_s - FIX_AFTER_S]
+        if settled:
+            self._fixed += tuple(settled)
+            self._fixed_frames = settled[-1].last + 1
+        return out
 
 
 def build_timeline(engine, source: str | Path, params: TimelineParams = TimelineParams(),
