@@ -104,13 +104,13 @@ def _run(script: str, coarse_s: float = 8.0, windows: int = 4) -> tuple[list[Fra
     return frames, engine, sampler
 
 
-def test_coarse_to_fine_finds_each_change_to_a_second_with_few_frames():
+def test_coarse_to_fine_finds_each_change_to_a_second_with_fewer_frames():
     script = "A" * 45 + "B" * 37 + "C" * 50 + "A" * 28  # changes at 45, 82 and 132 s; 160 s in all
     frames, engine, sampler = _run(script)
     times = [f.time_s for f in frames]
     assert times == sorted(times) and len(set(times)) == len(times)  # in time order, each frame once
     assert sampler.grid_frames == len(script)
-    assert len(frames) <= len(script) / 8 + 1 + 3 * 3 + 3  # the coarse samples, 3 halvings per change, the end
+    assert len(frames) <= len(script) / 8 + 1 + 7 * 3 + 1  # the coarse samples, the 7 between at a change, the end
     assert len(frames) < len(script) / 2  # fewer than a frame every 2 s
     for change in (45, 82, 132):  # the last frame before the change and the first after it are both matched
         assert change - 1 in times and change in times

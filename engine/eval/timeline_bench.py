@@ -134,7 +134,6 @@ def timeline_bench(settings, work: Path, out: Callable[[str], None] = print, par
         f"{SIZE[0]}x{SIZE[1]}) and its catalogue in {time.perf_counter() - t0:.1f} s")
     engine = ready_engine(settings.with_(catalogue=str(demo), index_dir=str(work / "timeline-bench-index")),
                           load_catalogue(demo))
-    engine.prepare()
     run_timeline(engine, video, replace(TimelineParams(), coarse_s=0), on_step=_stop_after(4))  # warm
     every = settings.detection.stream_every
     rss = {"models_loaded": round(current_rss_mb())}

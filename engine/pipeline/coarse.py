@@ -4,16 +4,17 @@ The source is read on a fine grid (one frame every ``fine_s``, 1 s: sequentially
 engine.io.stream) a few coarse windows at a time, and only some of those frames are matched:
 
 - one frame every ``coarse_s`` (8 s), the coarse samples, matched together in one batch;
-- between two coarse samples whose labels differ (the best product, or "no product" under ``none_below``), the
-  frame half-way, then half-way again on each side whose ends still differ, until the two frames that differ are
-  neighbours on the grid: the boundary is known to ``fine_s``, for about log2(coarse_s / fine_s) = 3 frames;
+- between two coarse samples whose labels differ (the best product, or "no product" under ``none_below``), every
+  grid frame between them, in one batch: the boundary is known to ``fine_s``. Halving instead (3 frames of the 7,
+  one after the other) matched fewer frames but took longer: OpenVINO runs a batch padded to a compiled shape (8
+  crops, 4 regions a height), so one frame costs about what a batch of seven does, and three batches of one cost
+  more than one of seven (the bench's coarse frames took 1.5 times a frame every 2 s);
 - between two coarse samples that agree but neither look alike (their small grey thumbnails correlate by less than
   1 - ``LOOK_ALIKE``) nor show the person in the same place (their main boxes overlap less than ``SAME_BOX_IOU``): a
   cut, another scene, the frame half-way too, so a product shown for less than a coarse window between two shots
   of the same one is looked for; where they agree and look alike, nothing more.
 
-The frames of each level of halving are matched in one batch, and a frame that barely differs from a frame already
-matched (``SAME_FRAME``) reuses its detection. Only the frames of the windows being read are held (a few dozen at
+A frame that barely differs from a frame already matched (``SAME_FRAME``) reuses its detection. Only the frames of the windows being read are held (a few dozen at
 most), and only their evidence is kept. The segmentation (engine.pipeline.segments) weighs each frame by the
 video it stands for, so a coarse sample counts as the frames it stands in for.
 """
@@ -115,14 +116,18 @@ class CoarseToFine:
         coarse = sorted(set(range(0, last, self.per)) | {last})
         self._match(points, [i for i in coarse if points[i].vote is None])
         pending = list(zip(coarse[:-1], coarse[1:]))
-        while pending:
-            mids, nxt = [], []
+        while pending:  # at most two rounds: the frames half-way between alike-labelled cuts, then the fills
+            todo, nxt = set(), []
             for a, b in pending:
-                if b - a > 1 and self._differ(points[a], points[b], b - a >= self.per):
+                if b - a <= 1:
+                    continue
+                if points[a].label != points[b].label:  # a change: every grid frame between, in one batch
+                    todo.update(range(a + 1, b))
+                elif b - a >= self.per and self._differ(points[a], points[b], True):
                     m = (a + b) // 2
-                    mids.append(m)
+                    todo.add(m)
                     nxt += [(a, m), (m, b)]
-            self._match(points, mids)
+            self._match(points, sorted(i for i in todo if points[i].vote is None))
             pending = nxt
         done = [p for p in points[1 if self.anchor is not None else 0:] if p.vote is not None]
         out = [p.frame for p in done], [p.vote for p in done]

@@ -60,7 +60,8 @@ class TimelineParams:
     keep: int = 20  # products kept per frame (the best ones): memory per frame stays bounded for any catalogue
     batch: int = 4  # frames matched per engine call; coarse to fine: coarse windows read per step
     decode: str = "auto"  # "auto", "seek" or "sequential" (engine.io.sampler; evenly spaced frames only)
-    coarse_s: float = 8.0  # coarse to fine: seconds between coarse samples (0: a frame every every_s, as before)
+    coarse_s: float = 8.0  # coarse to fine: seconds between coarse samples (0, or a video shorter than two coarse
+    # windows: a frame every every_s, as before)
     fine_s: float = 1.0  # coarse to fine: how closely a boundary is looked for (at most every_s)
 
     @property
@@ -152,14 +153,18 @@ class TimelineRun:
         self.every_s = float(engine.settings.detection.stream_every if params.every_s is None else params.every_s)
         self.coarse = params.coarse and params.coarse_s > min(params.fine_s, self.every_s)
         self.examples = engine.examples()
+        self.sampler: CoarseToFine | None = None
         if self.coarse:  # the fine grid read sequentially; only some of its frames are matched
             fine = min(params.fine_s, self.every_s)
             self.reader, self.duration_s = open_sampler(source, fine, "sequential")
-            self.sampler: CoarseToFine | None = CoarseToFine(engine, self.reader, params.coarse_s, fine, params.batch,
-                                                             params.keep, params.none_below, self.examples)
-        else:
+            if 0 < self.duration_s < 2 * params.coarse_s:  # a short clip: coarse to fine would save nothing
+                self.reader.close()
+                self.coarse = False
+            else:
+                self.sampler = CoarseToFine(engine, self.reader, params.coarse_s, fine, params.batch, params.keep,
+                                            params.none_below, self.examples)
+        if not self.coarse:
             self.reader, self.duration_s = open_sampler(source, self.every_s, params.decode)
-            self.sampler = None
         self.frames: list[FrameEvidence] = []
         self.status = "running"
         self.note = ""
