@@ -15,7 +15,7 @@ from engine.pipeline.timeline import TimelineParams, build_timeline
 from engine.pipeline.votes import frame_vote
 from engine.types import Detections, Frame
 
-PRODUCTS = {"A": 40, "B": 120, "C": 200}  # each product's frames: a plain grey of this level
+PRODUCTS = {"A": 40, "B": 120, "C": 200, "D": 250, "E": 251}  # each product's frames: a plain grey of this level
 
 
 # ------------------------------------------------------------------------------------- a scripted source
@@ -34,9 +34,11 @@ class GridSource:
         out = []
         while len(out) < n and self.k < len(self.script):
             shown = self.script[self.k]
-            level = PRODUCTS.get(shown.upper(), 0)
+            level = PRODUCTS.get("B" if shown == "u" else shown.upper(), 0)
             image = np.full((48, 32, 3), level, np.uint8)
-            if shown.islower():  # the same product in another scene: a stripe down the left
+            if shown == "u":  # B, but only just ahead of A: the frame is unsure of it
+                image[..., 1] = 255 - level
+            elif shown.islower():  # the same product in another scene: a stripe down the left
                 image[:, : 8 + self.k % 5] = 255 - level
             else:  # a stripe along the top that moves a little: frames are never identical
                 image[: 8 + self.k % 5] = 255 - level
@@ -88,6 +90,8 @@ class ScriptedEngine:
             level = int(f.image[-1, -1, 0])
             shown = next((p for p, v in PRODUCTS.items() if v == level), None)
             sims = {p: (0.9 if p == shown else 0.5) for p in PRODUCTS}
+            if shown == "B" and f.image[-1, -1, 1] != level:  # unsure: B only just ahead of A
+                sims.update(B=0.85, A=0.83)
             votes.append(frame_vote(f.index, f.time_s, [], sims, "detector"))
             self.matched.append(f.time_s)
         return _Result(votes)
@@ -126,6 +130,14 @@ def test_a_short_product_between_two_samples_of_the_same_one_is_looked_for_where
     assert "C" not in {frame_label(f, 0.72) for f in frames}
     frames, _, _ = _run("A" * 17 + "C" * 10 + "a" * 21, coarse_s=16.0)
     assert "C" in {frame_label(f, 0.72) for f in frames}
+
+
+def test_where_the_frames_are_unsure_of_their_product_frames_are_matched_every_2_s():
+    frames, _, _ = _run("B" * 41)
+    assert [f.time_s for f in frames] == [0, 8, 16, 24, 32, 40]
+    frames, _, _ = _run("u" * 41)
+    assert [f.time_s for f in frames] == list(range(0, 41, 2))
+    assert {frame_label(f, 0.72) for f in frames} == {"B"}
 
 
 def test_a_frame_that_barely_differs_reuses_its_detection():

@@ -9,6 +9,9 @@ engine.io.stream) a few coarse windows at a time, and only some of those frames 
   one after the other) matched fewer frames but took longer: OpenVINO runs a batch padded to a compiled shape (8
   crops, 4 regions a height), so one frame costs about what a batch of seven does, and three batches of one cost
   more than one of seven (the bench's coarse frames took 1.5 times a frame every 2 s);
+- between two coarse samples that agree where either is unsure of its product (``SURE_LEAD``), a frame every
+  ``dense_s`` (2 s), as evenly spaced sampling does, then every grid frame between those that differ: where the
+  evidence is weak, frames are not saved;
 - between two coarse samples that agree but neither look alike (their small grey thumbnails correlate by less than
   1 - ``LOOK_ALIKE``) nor show the person in the same place (their main boxes overlap less than ``SAME_BOX_IOU``): a
   cut, another scene, the frame half-way too, so a product shown for less than a coarse window between two shots
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.pipeline.segments import NO_PRODUCT, FrameEvidence
-from engine.types import Detections, Frame, FrameVote
+from engine.types import CONFIDENT_RELATIVE_MARGIN, Detections, Frame, FrameVote
 
 # Two frames look alike when their THUMB grey thumbnails correlate by at least 1 - LOOK_ALIKE (a change of light or
 # a small move keeps them alike; measured 1 - correlation: 0.02-0.16 between frames 8 s apart in a dev clip or a part
@@ -34,6 +37,11 @@ from engine.types import Detections, Frame, FrameVote
 LOOK_ALIKE = 0.25
 SAME_FRAME = 2.0  # mean absolute difference (0-255) of two thumbnails under which a frame reuses the other's detection
 THUMB = (16, 16)
+# A frame is sure of its product when the lead over the next is at least this share of its lead over the median
+# product (the clip verdict's confident margin): 0.3-0.6 in most frames of the bench's video; 0.02-0.35 in the
+# frames of dev clip 000117, where 012814 is close behind. Between two coarse samples of the same product where
+# either is unsure, frames are matched every ``dense_s``, as evenly spaced sampling does.
+SURE_LEAD = CONFIDENT_RELATIVE_MARGIN
 SAME_BOX_IOU = 0.6  # two frames whose main person boxes overlap this much show the person in the same place
 
 
@@ -68,6 +76,16 @@ def same_box(a: Detections | None, b: Detections | None, at_least: float = SAME_
     return bool(union > 0 and inter / union >= at_least)
 
 
+def frame_lead(vote: FrameVote) -> float:
+    """A frame's best product's lead over the next, as a share of its lead over the frame's median product (1: far
+    ahead of the rest; 0: tied with the next)."""
+    sims = sorted(vote.product_similarity.values(), reverse=True)
+    if len(sims) < 2:
+        return 1.0
+    spread = sims[0] - float(np.median(sims))
+    return (sims[0] - sims[1]) / spread if spread > 1e-9 else 0.0
+
+
 def frame_label(evidence: FrameEvidence, none_below: float) -> str:
     """What a frame shows on its own: its best product, or NO_PRODUCT when no product reaches ``none_below``."""
     if not evidence.similarity:
@@ -85,6 +103,7 @@ class _Point:
     vote: FrameVote | None = None
     dets: Detections | None = None
     label: str = NO_PRODUCT
+    sure: bool = False
 
 
 class CoarseToFine:
@@ -92,9 +111,10 @@ class CoarseToFine:
     ``windows`` coarse windows of grid frames and returns the frames it matched and their votes, in time order."""
 
     def __init__(self, engine, reader, coarse_s: float, fine_s: float, windows: int = 4, keep: int = 20,
-                 none_below: float = 0.72, examples=None) -> None:
+                 none_below: float = 0.72, examples=None, dense_s: float = 2.0) -> None:
         self.engine, self.reader = engine, reader
         self.per = max(2, int(round(coarse_s / fine_s)))  # grid frames per coarse window
+        self.dense = max(1, int(round(dense_s / fine_s)))  # grid frames between frames where the answer is unclear
         self.windows = max(1, int(windows))
         self.keep, self.none_below = keep, none_below
         self.examples = examples
@@ -116,13 +136,18 @@ class CoarseToFine:
         coarse = sorted(set(range(0, last, self.per)) | {last})
         self._match(points, [i for i in coarse if points[i].vote is None])
         pending = list(zip(coarse[:-1], coarse[1:]))
-        while pending:  # at most two rounds: the frames half-way between alike-labelled cuts, then the fills
+        while pending:  # a few rounds: frames every dense step or half-way, then the fills between those that differ
             todo, nxt = set(), []
             for a, b in pending:
                 if b - a <= 1:
                     continue
                 if points[a].label != points[b].label:  # a change: every grid frame between, in one batch
                     todo.update(range(a + 1, b))
+                elif not (points[a].sure and points[b].sure):  # unclear: as densely as evenly spaced frames
+                    inner = list(range(a + self.dense, b, self.dense))
+                    todo.update(inner)
+                    if inner:
+                        nxt += list(zip([a, *inner], [*inner, b]))
                 elif b - a >= self.per and self._differ(points[a], points[b], True):
                     m = (a + b) // 2
                     todo.add(m)
@@ -164,4 +189,5 @@ class CoarseToFine:
             p = points[i]
             p.vote, p.dets = vote, points[source.get(i, i)].dets
             p.label = frame_label(FrameEvidence.of(vote, self.keep), self.none_below)
+            p.sure = p.label == NO_PRODUCT or frame_lead(vote) >= SURE_LEAD
         self.matched += len(todo)

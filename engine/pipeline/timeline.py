@@ -162,7 +162,7 @@ class TimelineRun:
                 self.coarse = False
             else:
                 self.sampler = CoarseToFine(engine, self.reader, params.coarse_s, fine, params.batch, params.keep,
-                                            params.none_below, self.examples)
+                                            params.none_below, self.examples, dense_s=self.every_s)
         if not self.coarse:
             self.reader, self.duration_s = open_sampler(source, self.every_s, params.decode)
         self.frames: list[FrameEvidence] = []
