@@ -97,7 +97,7 @@ class ScriptedEngine:
         return _Result(votes)
 
 
-def _run(script: str, coarse_s: float = 8.0, windows: int = 4) -> tuple[list[FrameEvidence], ScriptedEngine, CoarseToFine]:
+def _run(script: str, coarse_s: float = 8.0, windows: int = 4) -> tuple[list, ScriptedEngine, CoarseToFine]:
     engine, source = ScriptedEngine(), GridSource(script)
     sampler = CoarseToFine(engine, source, coarse_s, 1.0, windows, none_below=0.72)
     frames: list[FrameEvidence] = []

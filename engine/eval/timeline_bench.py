@@ -155,16 +155,18 @@ def timeline_bench(settings, work: Path, out: Callable[[str], None] = print, par
         "frames": new["frames"], "previous_frames": old["frames"], "segments": new["segments"],
         "previous_segments": old["segments"], "in_order": new["in_order"], "previous_in_order": old["in_order"],
         "boundary_errors_s": new["boundary_errors_s"], "previous_boundary_errors_s": old["boundary_errors_s"],
-        "live_latency_s": latency, "sampler": new["sampler"], "params": {"every_s": every, "coarse_s":
-                                                                        TimelineParams.coarse_s, "fine_s": TimelineParams.fine_s},
+        "live_latency_s": latency, "sampler": new["sampler"], "params": {"every_s": every, "coarse_s": TimelineParams.coarse_s,
+                                                        "fine_s": TimelineParams.fine_s},
     }
     out(f"timeline, coarse to fine: {result['s_per_video_hour']:.0f} s per video hour ({result['frames']} frames), "
         f"accuracy {result['accuracy']:.3f}, largest boundary error {result['boundary_error_s']:.1f} s")
     out(f"timeline, a frame every {every:g} s (previous): {result['previous_s_per_video_hour']:.0f} s per video hour "
         f"({result['previous_frames']} frames), accuracy {result['previous_accuracy']:.3f}, largest boundary error "
-        f"{result['previous_boundary_error_s']:.1f} s; ratio {result['ratio']:.2f}; peak RSS {result['peak_rss_mb']:.0f} MB")
+        f"{result['previous_boundary_error_s']:.1f} s; ratio {result['ratio']:.2f}; "
+        f"peak RSS {result['peak_rss_mb']:.0f} MB")
     if latency:
-        out(f"timeline, live (coarse {LIVE_COARSE_S:g} s): a closed segment printed {', '.join(f'{v:.1f}' for v in latency)} s "
+        shown = ", ".join(f"{v:.1f}" for v in latency)
+        out(f"timeline, live (coarse {LIVE_COARSE_S:g} s): a closed segment printed {shown} s "
             f"after each product change (real-time arrival simulated)")
     return result
 

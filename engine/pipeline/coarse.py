@@ -17,9 +17,10 @@ engine.io.stream) a few coarse windows at a time, and only some of those frames 
   cut, another scene, the frame half-way too, so a product shown for less than a coarse window between two shots
   of the same one is looked for; where they agree and look alike, nothing more.
 
-A frame that barely differs from a frame already matched (``SAME_FRAME``) reuses its detection. Only the frames of the windows being read are held (a few dozen at
-most), and only their evidence is kept. The segmentation (engine.pipeline.segments) weighs each frame by the
-video it stands for, so a coarse sample counts as the frames it stands in for.
+A frame that barely differs from a frame already matched (``SAME_FRAME``) reuses its detection. Only the frames of
+the windows being read are held (a few dozen at most), and only their evidence is kept. The segmentation
+(engine.pipeline.segments) weighs each frame by the video it stands for, so a coarse sample counts as the frames it
+stands in for.
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ class CoarseToFine:
             return
         detected, source = [], {}
         for i in todo:
-            near = sorted((abs(j - i), j) for j in [*(j for j, p in enumerate(points) if p.dets is not None), *detected])
+            known = [j for j, p in enumerate(points) if p.dets is not None] + detected
+            near = sorted((abs(j - i), j) for j in known)
             same = next((j for _, j in near[:2] if difference(points[j].thumb, points[i].thumb) < SAME_FRAME), None)
             if same is None:
                 detected.append(i)

@@ -35,7 +35,8 @@ from engine.types import Frame, FrameVote
 LIVE_COARSE_S = 6.0
 FIX_AFTER_S = 300.0  # while a run goes on, segments closed this long (video time) before its last frame stay as found
 
-__all__ = ["LIVE_COARSE_S", "NO_PRODUCT", "FrameEvidence", "Segment", "Timeline", "TimelineParams", "TimelineRun", "build_timeline",
+__all__ = ["LIVE_COARSE_S", "NO_PRODUCT", "FrameEvidence", "Segment", "Timeline", "TimelineParams", "TimelineRun",
+           "build_timeline",
            "evidence_matrix", "format_time", "frame_weights", "relative_evidence", "segment", "segment_verdict",
            "viterbi"]
 
@@ -262,7 +263,8 @@ class TimelineRun:
         else:
             segments = self._running_segments(end)
         return Timeline(self.label, self.every_s, round(end, 3), segments, tuple(self.frames), self.status,
-                        self.note, {**asdict(p), "every_s": self.every_s, "coarse": self.coarse}, round(self._seconds, 3))
+                        self.note, {**asdict(p), "every_s": self.every_s, "coarse": self.coarse},
+                        round(self._seconds, 3))
 
     def _running_segments(self, end: float) -> tuple[Segment, ...]:
         p, off = self.params, self._fixed_frames
