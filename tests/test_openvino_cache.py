@@ -73,9 +73,34 @@ def test_padded_batches_give_the_same_feature_maps(home):
         np.testing.assert_allclose(backbone.run(x[:n]), full[:n], rtol=0, atol=1e-5)
     assert list(backbone._compiled) == [tuple(x.shape)]
     own = _backbone()
-    own.run(x[:3])  # nothing compiled yet: its own shape
-    assert list(own._compiled) == [(3, *x.shape[1:])]
+    own.run(x[:3])  # nothing compiled yet: its rows rounded up to a bucket (4)
+    assert list(own._compiled) == [(4, *x.shape[1:])]
 
+
+@pytest.mark.parametrize("n, rows", [(1, 1), (2, 2), (3, 4), (5, 8), (8, 8), (9, 16), (33, 64), (200, 200)])
+def test_a_new_batch_size_is_rounded_up_to_a_bucket(n, rows):
+    assert ovrt.bucket_rows(n) == rows
+
+
+def test_the_compiled_shapes_stay_bounded_whatever_the_batch_sizes(home):
+    """Batches of every size from 1 to 20 and four region heights: a bounded set of shapes is compiled (buckets)
+    and at most MAX_SHAPES are held, each batch's vectors the same as run alone."""
+    backbone = _backbone()
+    pre = rt.ONNX_EMBEDDERS[NAME].TORCH_CLASS.preprocess.__get__(rt.ONNX_EMBEDDERS[NAME])
+    crops = _crops(20, seed=4)
+    x = pre(crops)
+    full = backbone.run(x)  # 20 rows: compiled at 32
+    seen = set()
+    for n in range(1, 21):
+        np.testing.assert_allclose(backbone.run(x[:n]), full[:n], rtol=0, atol=1e-5)
+        seen |= set(backbone._compiled)
+        assert len(backbone._compiled) <= ovrt.MAX_SHAPES
+    for h in (288, 384, 480, 576):
+        backbone.run(pre(crops[:3], (h, x.shape[3])))
+        seen |= set(backbone._compiled)
+        assert len(backbone._compiled) <= ovrt.MAX_SHAPES
+    assert {s[0] for s in seen} <= set(ovrt.BATCH_BUCKETS)
+    assert len(seen) <= 6 + 3  # 20 batch sizes in 6 buckets (1 to 32 rows); 3 more heights at 4 rows
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "empty", "sidecar", "no-sidecar"])
 def test_a_damaged_blob_is_compiled_afresh(home, damage):

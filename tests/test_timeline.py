@@ -93,7 +93,7 @@ def test_a_timeline_round_trips_through_json_and_writes_csv():
 
 
 # ------------------------------------------------------------------------------------------- whole videos
-EVERY = 0.5
+EVERY = 0.5  # a frame every 0.5 s (coarse_s=0: evenly spaced frames; coarse to fine: tests/test_timeline_coarse.py)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def joined(demo_dir: Path, tmp_path_factory) -> tuple[Path, tuple]:
 
 def test_joined_A_B_A_comes_back_as_three_segments_in_order(engine, joined):
     video, truth = joined
-    timeline = build_timeline(engine, video, TimelineParams(every_s=EVERY))
+    timeline = build_timeline(engine, video, TimelineParams(every_s=EVERY, coarse_s=0))
     a, b = truth[0].product_id, truth[2].product_id
     assert [s.product_id for s in timeline.segments] == [a, b, a]
     assert timeline.status == "complete" and timeline.end_s == pytest.approx(12.0)
@@ -126,15 +126,15 @@ def test_joined_A_B_A_comes_back_as_three_segments_in_order(engine, joined):
 @pytest.mark.slow
 def test_sequential_decoding_gives_the_same_segments(engine, joined):
     video, _ = joined
-    seek = build_timeline(engine, video, TimelineParams(every_s=EVERY, decode="seek"))
-    seq = build_timeline(engine, video, TimelineParams(every_s=EVERY, decode="sequential"))
+    seek = build_timeline(engine, video, TimelineParams(every_s=EVERY, decode="seek", coarse_s=0))
+    seq = build_timeline(engine, video, TimelineParams(every_s=EVERY, decode="sequential", coarse_s=0))
     assert [s.product_id for s in seq.segments] == [s.product_id for s in seek.segments]
     assert [f.time_s for f in seq.frames] == pytest.approx([f.time_s for f in seek.frames], abs=0.06)
 
 
 def test_a_video_without_any_catalogue_product_gives_an_empty_timeline(engine, clip_path):
     video = clip_path(n_frames=40, size=(270, 480), fps=10.0)  # plain grey frames
-    timeline = build_timeline(engine, video, TimelineParams(every_s=EVERY))
+    timeline = build_timeline(engine, video, TimelineParams(every_s=EVERY, coarse_s=0))
     assert timeline.status == "complete" and len(timeline.frames) == 8
     assert timeline.product_segments == ()
     assert all(s.verdict == "none" for s in timeline.segments)
@@ -152,7 +152,7 @@ def test_a_stream_broken_mid_way_keeps_the_segments_found_so_far(engine, demo_di
     join_clips([(clips[v].path, v) for v in (a, a, b, b)], video, size=(270, 480))
     data = video.read_bytes()
     video.write_bytes(data[: int(len(data) * 0.7)])  # cut during B
-    timeline = build_timeline(engine, video, TimelineParams(every_s=EVERY, decode=decode))
+    timeline = build_timeline(engine, video, TimelineParams(every_s=EVERY, decode=decode, coarse_s=0))
     assert timeline.status == "broken" and why in timeline.note, timeline.note
     assert [s.product_id for s in timeline.segments] == [a, b]
     assert 4.0 < timeline.end_s < 7.0
@@ -160,7 +160,7 @@ def test_a_stream_broken_mid_way_keeps_the_segments_found_so_far(engine, demo_di
 
 
 def test_a_source_that_fails_mid_way_keeps_what_it_read(engine, joined, monkeypatch):
-    run = TimelineRun(engine, joined[0], TimelineParams(every_s=EVERY, batch=4))
+    run = TimelineRun(engine, joined[0], TimelineParams(every_s=EVERY, batch=4, coarse_s=0))
     run.step()
     run.step()
 
@@ -175,7 +175,7 @@ def test_a_source_that_fails_mid_way_keeps_what_it_read(engine, joined, monkeypa
 
 
 def test_stop_keeps_the_segments_so_far(engine, joined):
-    run = TimelineRun(engine, joined[0], TimelineParams(every_s=EVERY, batch=4))
+    run = TimelineRun(engine, joined[0], TimelineParams(every_s=EVERY, batch=4, coarse_s=0))
     run.step()
     run.stop()
     assert run.ended and run.step() == 0
@@ -197,7 +197,8 @@ def test_command_line_timeline_writes_json_and_csv(demo_dir, joined, tmp_path):
     from tests.test_cli import run
 
     out_json, out_csv = tmp_path / "t.json", tmp_path / "t.csv"
-    out = run("timeline", str(joined[0]), "--catalogue", str(demo_dir), "--every", str(EVERY), "--frames", "4",
+    out = run("timeline", str(joined[0]), "--catalogue", str(demo_dir), "--every", str(EVERY), "--coarse", "0",
+              "--frames", "4",
               "--json", str(out_json), "--csv", str(out_csv))
     assert out.returncode == 0, out.stderr
     assert "3 product segment(s)" in out.stdout and "verdict" in out.stdout
@@ -231,7 +232,8 @@ def test_command_line_live_timeline_of_a_served_video_prints_segments_as_they_cl
     from tests.test_cli import run
 
     url = f"{serve(joined[0].parent)}/{joined[0].name}"
-    out = run("timeline", url, "--live", "--catalogue", str(demo_dir), "--every", str(EVERY), "--frames", "4")
+    out = run("timeline", url, "--live", "--catalogue", str(demo_dir), "--every", str(EVERY), "--coarse", "0",
+              "--frames", "4")
     assert out.returncode == 0, out.stderr
     a, b = joined[1][0].product_id, joined[1][2].product_id
     closed = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("0:00:")]

@@ -120,6 +120,14 @@ def segment_table(timeline: Timeline, names: Mapping[str, str], frame_thumbs: Ma
     return pd.DataFrame(rows)
 
 
+def progress_text(covered_s: float, duration_s: float, eta_s: float | None, frames: int) -> str:
+    """The progress line of a timeline being built: how far through the video (in video time), an estimate of the
+    time left (once there is a pace to go by) and the frames matched so far."""
+    where = f"{format_time(covered_s)} of {format_time(duration_s)}" if duration_s > 0 else format_time(covered_s)
+    left = f" · about {format_time(eta_s)} left" if eta_s is not None and covered_s > 0 else ""
+    return f"Building the timeline · {where} of video{left} · {frames} frames matched"
+
+
 def _segment_thumb(s: Segment, frame_thumbs: Mapping[int, bytes]) -> bytes | None:
     """The kept thumbnail nearest the middle of the segment."""
     inside = [i for i in frame_thumbs if s.first <= i <= s.last]
@@ -278,9 +286,7 @@ def _render(session: TimelineSession, catalogue: Catalogue) -> None:
     if session.error:
         st.error(md(session.error), icon=":material/error:")
     if session.running:
-        done = run.fraction
-        st.progress(done, text=f"Building the timeline · {format_time(run.covered_s)} of "
-                               f"{format_time(run.duration_s)} · {len(run.frames)} frames matched")
+        st.progress(run.fraction, text=progress_text(run.covered_s, run.duration_s, run.eta_s, len(run.frames)))
     elif timeline.status == "complete":
         st.success(f"**{md(session.name)}**: {md(timeline.message)}.", icon=":material/timeline:")
     else:

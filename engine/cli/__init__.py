@@ -15,7 +15,7 @@ from engine.cli.corrections import add_correction_commands
 from engine.config import DetectionSettings
 from engine.errors import EngineError
 from engine.io.sampler import DECODE_MODES
-from engine.pipeline.timeline import TimelineParams
+from engine.pipeline.timeline import LIVE_COARSE_S, TimelineParams
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,8 +74,9 @@ def _add_matching_commands(sub) -> None:
     p.add_argument("--none-below", dest="none_below", type=float,
                    help=f"evidence under which a frame leans to 'no product' (default {TimelineParams.none_below:g})")
     p.add_argument("--decode", choices=DECODE_MODES, default="auto",
-                   help="seek to each sampled frame, or read sequentially (default auto: seek in a file whose samples "
-                        "are 30 frames or more apart)")
+                   help="with --coarse 0: seek to each sampled frame, or read sequentially (default auto: seek in a "
+                        "file whose samples are 30 frames or more apart)")
+    _coarse_option(p)
     add_model_options(p)
     p.set_defaults(func=cmd_timeline)
 
@@ -91,6 +92,7 @@ def _add_matching_commands(sub) -> None:
     p.add_argument("--switch-penalty", dest="switch_penalty", type=float)
     p.add_argument("--none-below", dest="none_below", type=float)
     p.add_argument("--decode", choices=DECODE_MODES, default="auto")
+    _coarse_option(p)
     p.add_argument("--json", help="write the scores as JSON here")
     add_model_options(p)
     p.set_defaults(func=cmd_timeline_eval)
@@ -150,6 +152,12 @@ def _add_other_commands(sub) -> None:
                         "wall-second and peak RSS (slow: about 10 minutes for 2 hours on 2 cores; default: off)")
     p.add_argument("--only", choices=("all", "timeline"), default="all",
                    help="timeline: only the long-video timeline benchmark (2 hours unless --timeline-hours)")
+    p.add_argument("--timeline", action="store_true",
+                   help="only the timeline benchmark: a generated 10-minute video with 9 product changes, coarse to "
+                        "fine against a frame every 2 s (seconds per video hour, peak RSS, boundary error, accuracy, "
+                        "live latency)")
+    p.add_argument("--timeline-parts", dest="timeline_parts", type=int, default=10,
+                   help="with --timeline: parts of 60 s in the video (default 10)")
     p.add_argument("--json", help="also write the figures as JSON here")
     p.add_argument("--quick", action="store_true",
                    help="only what the end-to-end and embedding targets name (for a slow or busy machine)")
@@ -189,3 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _coarse_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--coarse", dest="coarse_s", type=float, default=TimelineParams.coarse_s,
+                   help=f"seconds between coarse samples: frames in between are matched only where the answer changes "
+                        f"(default {TimelineParams.coarse_s:g}; with --live at most "
+                        f"{LIVE_COARSE_S:g}; 0: a frame every --every seconds, as before)")

@@ -191,7 +191,7 @@ def long_video_bench(settings, hours: float, work: Path, out: Callable[[str], No
     out(f"timeline: decoding the first 10 minutes' sampled frames: seek {decode['seek_s']:.2f} s, sequential with "
         f"drops {decode['sequential_s']:.2f} s ({decode['seek_frames']:.0f} frames)")
     engine = ready_engine(settings.with_(catalogue=str(demo), index_dir=str(work / "timeline-index")), catalogue)
-    params = replace(TimelineParams(), every_s=every_s or settings.detection.stream_every)
+    params = replace(TimelineParams(), every_s=every_s or settings.detection.stream_every, coarse_s=0)  # as before
     rss: list[float] = []
     marks = {"next": 0.0}
 

@@ -49,8 +49,15 @@ import numpy as np
 from engine.errors import ModelError
 
 PRECISIONS = ("auto", "bf16", "int8", "f32")
-MAX_SHAPES = 6
+# Compiled shapes kept in memory per graph, the least recently used dropped beyond (and imported again from the disk
+# cache when needed: 0.1-0.3 s). Each compiled backbone shape holds 70-90 MB (its weights and buffers; measured on
+# the development CPU), and a whole video meets several region heights per backbone: with 6, the resident memory of a
+# long timeline rose in steps from 1.2 to 2.1 GB, one step per new shape (docs/timeline.md).
+MAX_SHAPES = 3
 PAD_ROWS = 8  # a batch runs padded in a compiled shape at most this many rows larger (cheaper than a compile)
+# A batch of a size not compiled yet (and not within PAD_ROWS of a compiled one) runs padded to the next of these
+# rows (a power of two): the batch sizes a process compiles stay few, whatever the number of regions per call.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 CACHE_COMPILED = True  # keep compiled models on disk (compiled_cache_dir), imported by the next process
 BLOB_FORMAT = "export_model/v1"  # bump to compile every cached blob again
 # A backbone's one-pass-per-region batches (hybrid and pooled windows: regions grouped by height) hold at most this
@@ -268,6 +275,12 @@ def onnx_key_of(model) -> str:  # model: openvino.Model
         return ""
 
 
+def bucket_rows(n: int) -> int:
+    """The rows a batch of ``n`` runs in when no compiled shape fits it: the next of BATCH_BUCKETS (``n`` itself past
+    the largest)."""
+    return next((b for b in BATCH_BUCKETS if b >= n), n)
+
+
 class OpenVinoGraph:
     """An OpenVINO model (one batched input (N, ...) -> ``outputs`` outputs, each (N, ...)) compiled for the CPU once
     per input shape at a precision: the compiled shapes kept in memory (``MAX_SHAPES``) and on disk
@@ -400,12 +413,12 @@ class OpenVinoGraph:
 
     def _padded_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The shape a batch runs in: its own when compiled; else the smallest compiled one of the same image size
-        at most PAD_ROWS rows larger; else its own (compiled then)."""
+        at most PAD_ROWS rows larger; else its rows rounded up to the next of BATCH_BUCKETS (compiled then)."""
         with self._lock:
             if shape in self._compiled:
                 return shape
             larger = [s for s in self._compiled if s[1:] == shape[1:] and shape[0] < s[0] <= shape[0] + PAD_ROWS]
-        return min(larger) if larger else shape
+        return min(larger) if larger else (bucket_rows(shape[0]), *shape[1:])
 
     def execution_precisions(self, shape: tuple[int, ...]) -> dict[str, int]:
         """How many of the compiled model's operations run at each precision (``runtimePrecision``) for a shape:

@@ -197,17 +197,28 @@ class Engine:
         progress("vote", 1.0)
         return MatchResult(clip_name, tuple(votes), tuple(ranking), timings, self.settings.flat())
 
-    def query(self, frames: list[Frame], stage: _Stopwatch | None = None) -> Query:
-        """The frames' regions, their windows and the windows' vectors (detect and embed): what is searched."""
+    def query(self, frames: list[Frame], stage: _Stopwatch | None = None,
+              dets: list[Detections | None] | None = None) -> Query:
+        """The frames' regions, their windows and the windows' vectors (detect and embed): what is searched.
+        ``dets``: per frame, regions already found (a frame that barely differs from one detected before reuses its
+        regions: engine.pipeline.coarse), or None to detect them."""
         index = self.loaded_index()
         stage = stage or _Stopwatch({}, _no_progress)
         with stage("detect"):
-            dets = detect_regions(self.detector, [f.image for f in frames], self.settings.detection)
+            given = list(dets) if dets is not None else [None] * len(frames)
+            todo = [i for i, d in enumerate(given) if d is None]
+            for i, d in zip(todo, self.detect([frames[i] for i in todo])):
+                given[i] = d
+            dets = given  # type: ignore[assignment]
         with stage("embed"):
             regions = [QueryRegion(f, tuple(float(v) for v in b), d.source == "whole-frame")
                        for f, d in zip(frames, dets) for b in d.boxes]
             plan = strategy_for(self.settings, self.embedder, index).plan(regions)
         return Query(frames, dets, regions, plan)
+
+    def detect(self, frames: list[Frame]) -> list[Detections]:
+        """The product regions of each frame (the whole frame where nothing is detected), as ``query`` finds them."""
+        return detect_regions(self.detector, [f.image for f in frames], self.settings.detection) if frames else []
 
     def frame_evidence(self, frames: list[Frame], examples: ExampleSet | None = None) -> list[FrameVote]:
         """Each frame's vote and per-product evidence (its best similarity to every candidate product), exactly as

@@ -1,16 +1,18 @@
 """A product timeline of a whole video or stream: which catalogue product is shown, from when to when.
 
-Frames are sampled every ``every_s`` seconds along the video (engine.io.sampler: seeking in files, reading and
-dropping frames in streams) and matched a few at a time as the engine matches a clip's frames
-(``Engine.frame_evidence``): each frame gives every candidate product's best similarity. Only that evidence is
-kept (the ``keep`` best products of each frame), never the frames, so memory stays flat over hours of video.
+Frames are matched as the engine matches a clip's frames (``Engine.frame_evidence``): each frame gives every
+candidate product's best similarity. Only that evidence is kept (the ``keep`` best products of each frame), never
+the frames, so memory stays flat over hours of video. Which frames: by default coarse to fine
+(engine.pipeline.coarse: one frame every ``coarse_s``, more only where the answer changes, boundaries to
+``fine_s``); with ``coarse_s`` 0, every ``every_s`` seconds (engine.io.sampler: seeking in files, reading and
+dropping frames in streams), as before.
 
-Segments come from a Viterbi path over one state per product plus a "no product" state: a frame scores its
-similarity to the state's product (the "no product" state scores ``none_below``), and every change of state
-costs ``switch_penalty``. The path with the highest total is the timeline: a product holds a segment when its
-evidence beats the others' by more than the cost of switching, and "no product" holds the stretches where no
-product reaches ``none_below``. Each segment carries its product's mean evidence, the runner-up's, the margin and
-a verdict, with the rules of a clip's verdict (engine.types.Verdict).
+Segments come from a Viterbi path over one state per product plus a "no product" state (engine.pipeline.segments):
+a frame scores its similarity to the state's product (the "no product" state scores ``none_below``), and every
+change of state costs ``switch_penalty``. The path with the highest total is the timeline: a product holds a
+segment when its evidence beats the others' by more than the cost of switching, and "no product" holds the
+stretches where no product reaches ``none_below``. Each segment carries its product's mean evidence, the
+runner-up's, the margin and a verdict, with the rules of a clip's verdict (engine.types.Verdict).
 """
 
 from __future__ import annotations
@@ -18,16 +20,25 @@ from __future__ import annotations
 import csv
 import io
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from engine.errors import EngineError, VideoError
-from engine.types import CONFIDENT_RELATIVE_MARGIN, Frame, FrameVote, relative_lead
+from engine.pipeline.coarse import CoarseToFine
+from engine.pipeline.segments import (NO_PRODUCT, FrameEvidence, Segment, evidence_matrix, format_time,
+                                      frame_weights, relative_evidence, segment, segment_verdict, viterbi)
+from engine.types import Frame, FrameVote
 
-NO_PRODUCT = ""  # the "no product" state's id in segments (its verdict is "none")
+# A live run's coarse interval at most (timeline --live): a change is seen by the next coarse sample, and a segment is
+# printed once the frames around the change are matched (docs/timeline.md: within 10 s on 2 cores).
+LIVE_COARSE_S = 6.0
+FIX_AFTER_S = 300.0  # while a run goes on, segments closed this long (video time) before its last frame stay as found
+
+__all__ = ["LIVE_COARSE_S", "NO_PRODUCT", "FrameEvidence", "Segment", "Timeline", "TimelineParams", "TimelineRun",
+           "build_timeline",
+           "evidence_matrix", "format_time", "frame_weights", "relative_evidence", "segment", "segment_verdict",
+           "viterbi"]
 
 
 @dataclass(frozen=True)
@@ -48,58 +59,16 @@ class TimelineParams:
     switch_penalty: float = 1.0
     none_below: float = 0.72
     keep: int = 20  # products kept per frame (the best ones): memory per frame stays bounded for any catalogue
-    batch: int = 4  # frames matched per engine call
-    decode: str = "auto"  # "auto", "seek" or "sequential" (engine.io.sampler)
-
-
-@dataclass(frozen=True)
-class FrameEvidence:
-    """One sampled frame's evidence: its best similarity to each of its best products, and its vote."""
-
-    frame_index: int
-    time_s: float
-    similarity: dict[str, float]
-    voted: str | None
-
-    @classmethod
-    def of(cls, vote: FrameVote, keep: int = 20) -> FrameEvidence:
-        best = sorted(vote.product_similarity.items(), key=lambda kv: -kv[1])[: max(1, keep)]
-        return cls(vote.frame_index, vote.time_s, dict(best), vote.voted_product)
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A stretch of the video given to one product (``product_id`` NO_PRODUCT: none).
-
-    ``mean_evidence``: the product's similarity averaged over the segment's sampled frames; ``runner_up`` and
-    ``margin``: the next product by the same average and how far behind it is; ``votes``: the segment's frames
-    that voted for the product. ``verdict``: "confident" when the margin is at least UNCERTAIN_BELOW and the
-    product also leads on votes, else "uncertain"; "none" for a stretch without a product. ``first`` and
-    ``last`` index the timeline's frames."""
-
-    start_s: float
-    end_s: float
-    product_id: str
-    name: str
-    mean_evidence: float
-    runner_up: str | None
-    margin: float
-    votes: int
-    verdict: str
-    first: int
-    last: int
+    batch: int = 4  # frames matched per engine call; coarse to fine: coarse windows read per step
+    decode: str = "auto"  # "auto", "seek" or "sequential" (engine.io.sampler; evenly spaced frames only)
+    coarse_s: float = 8.0  # coarse to fine: seconds between coarse samples (0, or a video shorter than two coarse
+    # windows: a frame every every_s, as before)
+    fine_s: float = 1.0  # coarse to fine: how closely a boundary is looked for (at most every_s)
 
     @property
-    def frames(self) -> int:
-        return self.last - self.first + 1
-
-    @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
-
-    @property
-    def is_product(self) -> bool:
-        return self.product_id != NO_PRODUCT
+    def coarse(self) -> bool:
+        """Whether frames are sampled coarse to fine (else evenly, every ``every_s``)."""
+        return self.coarse_s > 0 and (self.every_s is None or self.coarse_s > min(self.fine_s, self.every_s))
 
 
 STATUSES = ("running", "complete", "stopped", "broken")
@@ -167,114 +136,6 @@ class Timeline:
         return out.getvalue()
 
 
-def format_time(seconds: float) -> str:
-    s = int(round(max(0.0, seconds)))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-# ---------------------------------------------------------------------------------------------------- segmenting
-def viterbi(scores: np.ndarray, switch_penalty: float) -> np.ndarray:
-    """The state path maximising the summed ``scores[t, path[t]]`` less ``switch_penalty`` per change of state.
-
-    ``scores``: (frames, states). O(frames x states): the best way into a state is either staying in it or
-    switching from the best state of the frame before (one penalty, whichever state that is). Ties stay, and
-    among states keep the lowest index."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2:
-        raise ValueError("scores must be (frames, states)")
-    n, k = scores.shape
-    if n == 0 or k == 0:
-        return np.zeros(0, dtype=np.int64)
-    back = np.zeros((n, k), dtype=np.int64)
-    total = scores[0].copy()
-    states = np.arange(k)
-    for t in range(1, n):
-        j = int(np.argmax(total))
-        switch = total[j] - switch_penalty
-        moves = switch > total
-        back[t] = np.where(moves, j, states)
-        total = np.where(moves, switch, total) + scores[t]
-    path = np.zeros(n, dtype=np.int64)
-    path[-1] = int(np.argmax(total))
-    for t in range(n - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
-
-
-def evidence_matrix(frames: list[FrameEvidence] | tuple[FrameEvidence, ...]) -> tuple[list[str], np.ndarray]:
-    """(products, frames x products similarity). A product missing from a frame's kept best ones gets that
-    frame's lowest kept similarity (it was no better); a frame without any evidence gets -1 everywhere."""
-    products = sorted({p for f in frames for p in f.similarity})
-    col = {p: i for i, p in enumerate(products)}
-    m = np.full((len(frames), len(products)), -1.0)
-    for t, f in enumerate(frames):
-        if f.similarity:
-            m[t] = min(f.similarity.values())
-            for p, v in f.similarity.items():
-                m[t, col[p]] = v
-    return products, m
-
-
-def relative_evidence(m: np.ndarray) -> np.ndarray:
-    """Each frame's similarities as its products' lead over the frame's median product, divided by the best
-    product's lead: the best scores 1, the median 0 (a frame whose products all tie scores 0 everywhere)."""
-    if m.size == 0:
-        return m
-    med = np.median(m, axis=1, keepdims=True)
-    spread = m.max(axis=1, keepdims=True) - med
-    return np.where(spread > 1e-9, (m - med) / np.maximum(spread, 1e-9), 0.0)
-
-
-def _no_product_scores(m: np.ndarray, none_below: float) -> np.ndarray:
-    """The "no product" state's score per frame: above any product's (1) where the frame's best similarity stays
-    under ``none_below``, else below every product but the weakest (a product must be shown to hold a frame)."""
-    best = m.max(axis=1, keepdims=True) if m.size else np.full((len(m), 1), -1.0)
-    return np.where(best < none_below, 1.5, -0.5)
-
-
-def segment(frames: list[FrameEvidence] | tuple[FrameEvidence, ...], end_s: float, every_s: float,
-            switch_penalty: float = TimelineParams.switch_penalty, none_below: float = TimelineParams.none_below,
-            names: dict[str, str] | None = None) -> tuple[Segment, ...]:
-    """Segments of a sequence of sampled frames (in time order). A segment runs from half-way between its first
-    frame and the frame before (0 for the first) to half-way to the frame after (``end_s`` for the last)."""
-    if not frames:
-        return ()
-    products, m = evidence_matrix(frames)
-    scores = np.concatenate([_no_product_scores(m, none_below), relative_evidence(m)], axis=1)  # state 0: none
-    path = viterbi(scores, switch_penalty)
-    times = [f.time_s for f in frames]
-    cuts = [0] + [t for t in range(1, len(path)) if path[t] != path[t - 1]] + [len(path)]
-    names = names or {}
-    out = []
-    for a, b in zip(cuts[:-1], cuts[1:]):
-        start = 0.0 if a == 0 else (times[a - 1] + times[a]) / 2
-        end = max(end_s, times[-1]) if b == len(path) else (times[b - 1] + times[b]) / 2
-        state = int(path[a])
-        out.append(_segment(frames[a:b], m[a:b], products, state - 1, start, end, a, names))
-    return tuple(out)
-
-
-def _segment(frames, m: np.ndarray, products: list[str], col: int, start: float, end: float, first: int,
-             names: dict[str, str]) -> Segment:
-    means = m.mean(axis=0) if len(products) else np.zeros(0)
-    order = np.argsort(-means, kind="stable")
-    if col < 0:  # no product: the best product's evidence is shown, for what it is worth
-        best = int(order[0]) if len(order) else -1
-        return Segment(round(start, 3), round(end, 3), NO_PRODUCT, "no product",
-                       round(float(means[best]), 4) if best >= 0 else 0.0, products[best] if best >= 0 else None,
-                       0.0, 0, "none", first, first + len(frames) - 1)
-    pid = products[col]
-    others = [int(i) for i in order if int(i) != col]
-    runner = products[others[0]] if others else None
-    margin = float(means[col] - means[others[0]]) if others else float(means[col])
-    votes = sum(1 for f in frames if f.voted == pid)
-    runner_votes = sum(1 for f in frames if runner and f.voted == runner)
-    sure = (int(order[0]) == col and relative_lead(means) >= CONFIDENT_RELATIVE_MARGIN
-            and votes > runner_votes)  # the clip verdict's rule, for the segment's own product
-    return Segment(round(start, 3), round(end, 3), pid, names.get(pid, pid), round(float(means[col]), 4), runner,
-                   round(margin, 4), votes, "confident" if sure else "uncertain", first, first + len(frames) - 1)
-
-
 # ---------------------------------------------------------------------------------------------------- running
 Progress = Callable[[str, float], None]
 
@@ -291,14 +152,28 @@ class TimelineRun:
             raise EngineError("no index loaded: build or load one first")
         self.params = params
         self.every_s = float(engine.settings.detection.stream_every if params.every_s is None else params.every_s)
-        self.reader, self.duration_s = open_sampler(source, self.every_s, params.decode)
+        self.coarse = params.coarse and params.coarse_s > min(params.fine_s, self.every_s)
+        self.examples = engine.examples()
+        self.sampler: CoarseToFine | None = None
+        if self.coarse:  # the fine grid read sequentially; only some of its frames are matched
+            fine = min(params.fine_s, self.every_s)
+            self.reader, self.duration_s = open_sampler(source, fine, "sequential")
+            if 0 < self.duration_s < 2 * params.coarse_s:  # a short clip: coarse to fine would save nothing
+                self.reader.close()
+                self.coarse = False
+            else:
+                self.sampler = CoarseToFine(engine, self.reader, params.coarse_s, fine, params.batch, params.keep,
+                                            params.none_below, self.examples, dense_s=self.every_s)
+        if not self.coarse:
+            self.reader, self.duration_s = open_sampler(source, self.every_s, params.decode)
         self.frames: list[FrameEvidence] = []
         self.status = "running"
         self.note = ""
-        self.examples = engine.examples()
         self.names = {pid: str(p.get("name", pid)) for pid, p in engine.index.products.items()}
         self._t0 = time.perf_counter()
         self._seconds = 0.0
+        self._fixed: tuple[Segment, ...] = ()  # while running: segments kept as found (timeline())
+        self._fixed_frames = 0  # the frames they hold
 
     @property
     def label(self) -> str:
@@ -314,6 +189,16 @@ class TimelineRun:
         return self.frames[-1].time_s if self.frames else 0.0
 
     @property
+    def eta_s(self) -> float | None:
+        """Seconds of work left, estimated from the pace so far (None while unknown: no duration, or nothing yet)."""
+        if self.ended:
+            return 0.0
+        if self.duration_s <= 0 or self.covered_s <= 0:
+            return None
+        spent = time.perf_counter() - self._t0
+        return max(0.0, spent / self.covered_s * (self.duration_s - self.covered_s))
+
+    @property
     def fraction(self) -> float:
         """How far through the video (0 while its duration is unknown)."""
         if self.status == "complete":
@@ -326,11 +211,14 @@ class TimelineRun:
         if self.ended:
             return 0
         try:
-            frames = self.reader.next_frames(self.params.batch)
+            if self.sampler is not None:
+                frames, votes = self.sampler.next()
+            else:
+                frames = self.reader.next_frames(self.params.batch)
+                votes = self.engine.frame_evidence(frames, self.examples) if frames else []
         except VideoError as e:
             return self._finish("broken", str(e))
         if frames:
-            votes = self.engine.frame_evidence(frames, self.examples)
             self.frames.extend(FrameEvidence.of(v, self.params.keep) for v in votes)
             if on_frames is not None:
                 on_frames(frames, votes)
@@ -360,15 +248,37 @@ class TimelineRun:
         self.reader.close()
 
     def timeline(self) -> Timeline:
-        """The segments over the frames matched so far."""
+        """The segments over the frames matched so far. Once ended: the Viterbi path over every frame. While it runs
+        (a live stream, the app's refreshes): segments that closed more than FIX_AFTER_S of video before the last
+        frame are kept as found and only the frames since are segmented again, so each call costs the same however
+        long the stream has run."""
         complete = self.status == "complete" and self.duration_s > 0
         end = self.duration_s if complete else (self.covered_s + self.every_s / 2 if self.frames else 0.0)
         if self.duration_s > 0:
             end = min(end, self.duration_s)
         p = self.params
-        segments = segment(self.frames, end, self.every_s, p.switch_penalty, p.none_below, self.names)
+        if self.ended:
+            segments = segment(self.frames, end, self.every_s, p.switch_penalty, p.none_below, self.names,
+                               weighted=self.coarse)
+        else:
+            segments = self._running_segments(end)
         return Timeline(self.label, self.every_s, round(end, 3), segments, tuple(self.frames), self.status,
-                        self.note, {**asdict(p), "every_s": self.every_s}, round(self._seconds, 3))
+                        self.note, {**asdict(p), "every_s": self.every_s, "coarse": self.coarse},
+                        round(self._seconds, 3))
+
+    def _running_segments(self, end: float) -> tuple[Segment, ...]:
+        p, off = self.params, self._fixed_frames
+        fresh = segment(self.frames[off:], end, self.every_s, p.switch_penalty, p.none_below, self.names,
+                        weighted=self.coarse)
+        start = self._fixed[-1].end_s if self._fixed else 0.0
+        fresh = tuple(replace(s, first=s.first + off, last=s.last + off, start_s=start if i == 0 else s.start_s)
+                      for i, s in enumerate(fresh))
+        out = self._fixed + fresh
+        settled = [s for s in fresh[:-1] if s.end_s <= self.covered_s - FIX_AFTER_S]
+        if settled:
+            self._fixed += tuple(settled)
+            self._fixed_frames = settled[-1].last + 1
+        return out
 
 
 def build_timeline(engine, source: str | Path, params: TimelineParams = TimelineParams(),

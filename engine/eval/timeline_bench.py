@@ -1,0 +1,182 @@
+"""The timeline benchmark (``python -m engine bench --timeline``): a generated livestream-like video, its timeline
+built coarse to fine (this release) and with a frame every 2 s (the previous release), in the same process:
+processing seconds per hour of video, peak memory, boundary errors and accuracy, and how soon a live run knows of a
+product change.
+
+The video: the demo's clips made long (``part_frames`` frames each, written at ``fps``: 120 frames at 2 fps make a
+60-second part in which the camera and the light drift slowly) joined in ``ORDER``, so the product changes every
+part, ten parts (ten minutes, nine changes) by default, at 240x320. Generation is deterministic (seeded) and takes
+seconds. The catalogue is the demo's (8 products). See docs/timeline.md for measured figures.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from engine.eval.timeline import Part, current_rss_mb, run_timeline, score_timeline
+from engine.pipeline.timeline import LIVE_COARSE_S, TimelineParams, TimelineRun
+
+ORDER = (0, 1, 2, 3, 4, 5, 6, 7, 2, 5)  # the clips shown, one part each: the product changes at every part
+SIZE = (270, 480)  # (width, height): small portrait frames, a quarter of 540x960
+
+
+def join_frames(clips: list[tuple[str | Path, str]], out: Path, fps: float = 2.0) -> tuple[Part, ...]:
+    """Write every frame of each clip (path, product shown), in order, into one video at ``fps`` (a clip of n frames
+    becomes n / fps seconds: the demo's 120-frame clips, 60-second parts at 2 fps); the clips share one frame
+    size. Returns the true parts."""
+    import cv2
+
+    from engine.errors import VideoError
+    from engine.io.video import open_capture
+
+    writer, truth, t = None, [], 0.0
+    try:
+        for path, product in clips:
+            cap = open_capture(path)
+            n = 0
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                if writer is None:
+                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, bgr.shape[1::-1])
+                    if not writer.isOpened():
+                        raise VideoError(f"OpenCV cannot write mp4 video to {out}")
+                writer.write(bgr)
+                n += 1
+            cap.release()
+            truth.append(Part(round(t, 3), round(t + n / fps, 3), product))
+            t += n / fps
+    finally:
+        if writer is not None:
+            writer.release()
+    return tuple(truth)
+
+
+def bench_video(work: Path, parts: int = 10, part_frames: int = 120, fps: float = 2.0):  # -> (demo, video, truth)
+    """Generate the demo catalogue and the joined video (``parts`` parts of ``part_frames`` frames at ``fps``)."""
+    from engine.io.demo import generate_demo
+
+    demo = generate_demo(work / "timeline-bench-demo", n_products=8, n_clips=8, frames_per_clip=part_frames,
+                         frame_size=SIZE, seed=11)
+    clips = sorted((demo / "video").glob("*.mp4"))
+    video = work / f"timeline-bench-{parts}x{part_frames}.mp4"
+    chosen = [clips[ORDER[k % len(ORDER)] % len(clips)] for k in range(parts)]
+    return demo, video, join_frames([(c, c.stem) for c in chosen], video, fps)
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(engine, video: Path, params: TimelineParams, truth: tuple[Part, ...]) -> dict:
+    t0, c0 = time.perf_counter(), _cpu_s()
+    run = TimelineRun(engine, video, params)
+    try:
+        while not run.ended:
+            run.step()
+    finally:
+        run.close()
+    timeline = run.timeline()
+    wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
+    score = score_timeline(timeline, truth)
+    hours = timeline.end_s / 3600
+    sampler = run.sampler
+    return {"s_per_video_hour": round(wall / hours, 1), "cpu_s_per_video_hour": round(cpu / hours, 1),
+            "wall_s": round(wall, 1), "frames": len(timeline.frames), "segments": len(timeline.segments),
+            "accuracy": score.accuracy, "boundary_error_s": score.max_boundary_error,
+            "boundary_errors_s": list(score.boundary_errors), "in_order": score.in_order,
+            "sampler": {"grid_frames_read": sampler.grid_frames, "matched": sampler.matched,
+                        "detections_reused": sampler.reused} if sampler is not None else {}}
+
+
+def live_latency(engine, video: Path, truth: tuple[Part, ...], seconds: float,
+                 params: TimelineParams) -> list[float]:
+    """How long after each product change (in the first ``seconds`` of the video) a live run prints the segment
+    it closes, as if the video arrived in real time: a step can start once its frames have been streamed and
+    the step before has finished; each step's own processing time is measured."""
+    run = TimelineRun(engine, video, params)
+    done, shown, printed = 0.0, 0, []  # when the last step finished (stream time), segments printed so far
+    try:
+        while not run.ended and run.covered_s < seconds:
+            t0 = time.perf_counter()
+            run.step()
+            closed = run.timeline().segments[:-1]
+            arrived = run.sampler.read_until_s if run.sampler is not None else run.covered_s
+            done = max(done, arrived) + time.perf_counter() - t0
+            printed += [(s.end_s, done) for s in closed[shown:]]
+            shown = max(shown, len(closed))
+    finally:
+        run.close()
+    changes = [p.start_s for p, q in zip(truth[1:], truth[:-1]) if p.product_id != q.product_id and p.start_s < seconds]
+    out = []
+    for c in changes:  # the first segment printed that ends within 2 s of the change
+        at = [when for end, when in printed if abs(end - c) <= 2.0]
+        out.append(round(min(at) - c, 1) if at else float("inf"))
+    return out
+
+
+def timeline_bench(settings, work: Path, out: Callable[[str], None] = print, parts: int = 10,
+                   part_frames: int = 120, live_s: float = 180.0) -> dict:
+    """The ``timeline`` figures of ``bench --timeline`` (see the module's docstring)."""
+    from engine.io.catalogue import load_catalogue
+    from engine.workspace import ready_engine
+
+    t0 = time.perf_counter()
+    demo, video, truth = bench_video(work, parts, part_frames)
+    out(f"timeline: wrote a {truth[-1].end_s / 60:.1f}-minute video ({len(truth)} parts, "
+        f"{sum(p.product_id != q.product_id for p, q in zip(truth[1:], truth[:-1]))} product changes, "
+        f"{SIZE[0]}x{SIZE[1]}) and its catalogue in {time.perf_counter() - t0:.1f} s")
+    engine = ready_engine(settings.with_(catalogue=str(demo), index_dir=str(work / "timeline-bench-index")),
+                          load_catalogue(demo))
+    run_timeline(engine, video, replace(TimelineParams(), coarse_s=0), on_step=_stop_after(4))  # warm
+    every = settings.detection.stream_every
+    rss = {"models_loaded": round(current_rss_mb())}
+    new = _timed(engine, video, TimelineParams(every_s=every), truth)
+    rss["after_coarse_to_fine"] = round(current_rss_mb())
+    old = _timed(engine, video, TimelineParams(every_s=every, coarse_s=0), truth)
+    rss["after_previous"] = round(current_rss_mb())
+    live_params = TimelineParams(every_s=every, coarse_s=LIVE_COARSE_S, batch=1)
+    latency = live_latency(engine, video, truth, min(live_s, truth[-1].end_s), live_params) if live_s > 0 else []
+    result = {
+        "video_minutes": round(truth[-1].end_s / 60, 2), "parts": len(truth), "size": list(SIZE),
+        "s_per_video_hour": new["s_per_video_hour"], "previous_s_per_video_hour": old["s_per_video_hour"],
+        "ratio": round(new["s_per_video_hour"] / old["s_per_video_hour"], 3),
+        "cpu_s_per_video_hour": new["cpu_s_per_video_hour"],
+        "previous_cpu_s_per_video_hour": old["cpu_s_per_video_hour"],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "rss_mb": rss,
+        "boundary_error_s": new["boundary_error_s"], "previous_boundary_error_s": old["boundary_error_s"],
+        "accuracy": new["accuracy"], "previous_accuracy": old["accuracy"],
+        "frames": new["frames"], "previous_frames": old["frames"], "segments": new["segments"],
+        "previous_segments": old["segments"], "in_order": new["in_order"], "previous_in_order": old["in_order"],
+        "boundary_errors_s": new["boundary_errors_s"], "previous_boundary_errors_s": old["boundary_errors_s"],
+        "live_latency_s": latency, "sampler": new["sampler"], "params": {"every_s": every, "coarse_s": TimelineParams.coarse_s,
+                                                        "fine_s": TimelineParams.fine_s},
+    }
+    out(f"timeline, coarse to fine: {result['s_per_video_hour']:.0f} s per video hour ({result['frames']} frames), "
+        f"accuracy {result['accuracy']:.3f}, largest boundary error {result['boundary_error_s']:.1f} s")
+    out(f"timeline, a frame every {every:g} s (previous): {result['previous_s_per_video_hour']:.0f} s per video hour "
+        f"({result['previous_frames']} frames), accuracy {result['previous_accuracy']:.3f}, largest boundary error "
+        f"{result['previous_boundary_error_s']:.1f} s; ratio {result['ratio']:.2f}; "
+        f"peak RSS {result['peak_rss_mb']:.0f} MB")
+    if latency:
+        shown = ", ".join(f"{v:.1f}" for v in latency)
+        out(f"timeline, live (coarse {LIVE_COARSE_S:g} s): a closed segment printed {shown} s "
+            f"after each product change (real-time arrival simulated)")
+    return result
+
+
+def _stop_after(steps: int) -> Callable[[TimelineRun], None]:
+    seen = {"n": 0}
+
+    def on_step(run: TimelineRun) -> None:
+        seen["n"] += 1
+        if seen["n"] >= steps:
+            run.stop()
+
+    return on_step

@@ -1,0 +1,195 @@
+"""Coarse-to-fine sampling of a timeline: frames are matched where the answer changes, not every few seconds.
+
+The source is read on a fine grid (one frame every ``fine_s``, 1 s: sequentially, decoding only the grid's frames,
+engine.io.stream) a few coarse windows at a time, and only some of those frames are matched:
+
+- one frame every ``coarse_s`` (8 s), the coarse samples, matched together in one batch;
+- between two coarse samples whose labels differ (the best product, or "no product" under ``none_below``), every
+  grid frame between them, in one batch: the boundary is known to ``fine_s``. Halving instead (3 frames of the 7,
+  one after the other) matched fewer frames but took longer: OpenVINO runs a batch padded to a compiled shape (8
+  crops, 4 regions a height), so one frame costs about what a batch of seven does, and three batches of one cost
+  more than one of seven (the bench's coarse frames took 1.5 times a frame every 2 s);
+- between two coarse samples that agree where either is unsure of its product (``SURE_LEAD``), a frame every
+  ``dense_s`` (2 s), as evenly spaced sampling does, then every grid frame between those that differ: where the
+  evidence is weak, frames are not saved;
+- between two coarse samples that agree but neither look alike (their small grey thumbnails correlate by less than
+  1 - ``LOOK_ALIKE``) nor show the person in the same place (their main boxes overlap less than ``SAME_BOX_IOU``): a
+  cut, another scene, the frame half-way too, so a product shown for less than a coarse window between two shots
+  of the same one is looked for; where they agree and look alike, nothing more.
+
+A frame that barely differs from a frame already matched (``SAME_FRAME``) reuses its detection. Only the frames of
+the windows being read are held (a few dozen at most), and only their evidence is kept. The segmentation
+(engine.pipeline.segments) weighs each frame by the video it stands for, so a coarse sample counts as the frames it
+stands in for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.pipeline.segments import NO_PRODUCT, FrameEvidence
+from engine.types import CONFIDENT_RELATIVE_MARGIN, Detections, Frame, FrameVote
+
+# Two frames look alike when their THUMB grey thumbnails correlate by at least 1 - LOOK_ALIKE (a change of light or
+# a small move keeps them alike; measured 1 - correlation: 0.02-0.16 between frames 8 s apart in a dev clip or a part
+# of the bench's video, 0.30-0.64 across a cut between parts, 0.45-0.51 between dev clips 000117 and 000134).
+LOOK_ALIKE = 0.25
+SAME_FRAME = 2.0  # mean absolute difference (0-255) of two thumbnails under which a frame reuses the other's detection
+THUMB = (16, 16)
+# A frame is sure of its product when the lead over the next is at least this share of its lead over the median
+# product (the clip verdict's confident margin): 0.3-0.6 in most frames of the bench's video; 0.02-0.35 in the
+# frames of dev clip 000117, where 012814 is close behind. Between two coarse samples of the same product where
+# either is unsure, frames are matched every ``dense_s``, as evenly spaced sampling does.
+SURE_LEAD = CONFIDENT_RELATIVE_MARGIN
+SAME_BOX_IOU = 0.6  # two frames whose main person boxes overlap this much show the person in the same place
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """A small grey float32 thumbnail of an RGB frame, for ``difference``."""
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    return cv2.resize(grey, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two thumbnails (0-255)."""
+    return float(np.mean(np.abs(a - b)))
+
+
+def dissimilarity(a: np.ndarray, b: np.ndarray) -> float:
+    """1 - the correlation of two thumbnails (0: alike up to brightness and contrast; 1 and more: unrelated)."""
+    a, b = a - a.mean(), b - b.mean()
+    norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return 1.0 - float((a * b).sum()) / norm if norm > 1e-6 else float(difference(a, b) > SAME_FRAME)
+
+
+def same_box(a: Detections | None, b: Detections | None, at_least: float = SAME_BOX_IOU) -> bool:
+    """Whether two frames' most confident detected boxes overlap by at least ``at_least`` (intersection over union);
+    False when either frame has no detected box (only the whole frame)."""
+    if a is None or b is None or not len(a) or not len(b) or "whole-frame" in (a.source, b.source):
+        return False
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = (d.boxes[int(np.argmax(d.scores))] for d in (a, b))
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return bool(union > 0 and inter / union >= at_least)
+
+
+def frame_lead(vote: FrameVote) -> float:
+    """A frame's best product's lead over the next, as a share of its lead over the frame's median product (1: far
+    ahead of the rest; 0: tied with the next)."""
+    sims = sorted(vote.product_similarity.values(), reverse=True)
+    if len(sims) < 2:
+        return 1.0
+    spread = sims[0] - float(np.median(sims))
+    return (sims[0] - sims[1]) / spread if spread > 1e-9 else 0.0
+
+
+def frame_label(evidence: FrameEvidence, none_below: float) -> str:
+    """What a frame shows on its own: its best product, or NO_PRODUCT when no product reaches ``none_below``."""
+    if not evidence.similarity:
+        return NO_PRODUCT
+    pid, sim = max(evidence.similarity.items(), key=lambda kv: kv[1])
+    return pid if sim >= none_below else NO_PRODUCT
+
+
+@dataclass
+class _Point:
+    """A grid frame of the windows being read (``frame`` None once let go), matched or not yet."""
+
+    frame: Frame | None
+    thumb: np.ndarray
+    vote: FrameVote | None = None
+    dets: Detections | None = None
+    label: str = NO_PRODUCT
+    sure: bool = False
+
+
+class CoarseToFine:
+    """Matches the frames of a grid reader (``next_frames(n)``, ``ended``) coarse to fine: each ``next()`` reads
+    ``windows`` coarse windows of grid frames and returns the frames it matched and their votes, in time order."""
+
+    def __init__(self, engine, reader, coarse_s: float, fine_s: float, windows: int = 4, keep: int = 20,
+                 none_below: float = 0.72, examples=None, dense_s: float = 2.0) -> None:
+        self.engine, self.reader = engine, reader
+        self.per = max(2, int(round(coarse_s / fine_s)))  # grid frames per coarse window
+        self.dense = max(1, int(round(dense_s / fine_s)))  # grid frames between frames where the answer is unclear
+        self.windows = max(1, int(windows))
+        self.keep, self.none_below = keep, none_below
+        self.examples = examples
+        self.anchor: _Point | None = None  # the last matched frame of the windows before
+        self.grid_frames = 0  # grid frames read
+        self.matched = 0  # frames matched
+        self.reused = 0  # detections reused
+        self.read_until_s = 0.0  # stream time of the last grid frame read
+
+    def next(self) -> tuple[list[Frame], list[FrameVote]]:
+        need = self.per * self.windows + (0 if self.anchor is not None else 1)
+        frames = self.reader.next_frames(need)
+        self.grid_frames += len(frames)
+        if not frames:
+            return [], []
+        self.read_until_s = frames[-1].time_s
+        points = ([self.anchor] if self.anchor is not None else []) + [_Point(f, thumbnail(f.image)) for f in frames]
+        last = len(points) - 1
+        coarse = sorted(set(range(0, last, self.per)) | {last})
+        self._match(points, [i for i in coarse if points[i].vote is None])
+        pending = list(zip(coarse[:-1], coarse[1:]))
+        while pending:  # a few rounds: frames every dense step or half-way, then the fills between those that differ
+            todo, nxt = set(), []
+            for a, b in pending:
+                if b - a <= 1:
+                    continue
+                if points[a].label != points[b].label:  # a change: every grid frame between, in one batch
+                    todo.update(range(a + 1, b))
+                elif not (points[a].sure and points[b].sure):  # unclear: as densely as evenly spaced frames
+                    inner = list(range(a + self.dense, b, self.dense))
+                    todo.update(inner)
+                    if inner:
+                        nxt += list(zip([a, *inner], [*inner, b]))
+                elif b - a >= self.per and self._differ(points[a], points[b], True):
+                    m = (a + b) // 2
+                    todo.add(m)
+                    nxt += [(a, m), (m, b)]
+            self._match(points, sorted(i for i in todo if points[i].vote is None))
+            pending = nxt
+        done = [p for p in points[1 if self.anchor is not None else 0:] if p.vote is not None]
+        out = [p.frame for p in done], [p.vote for p in done]
+        self.anchor = points[last]
+        self.anchor.frame = None  # its evidence, thumbnail and detection stay; the image goes
+        return out  # type: ignore[return-value]
+
+    def _differ(self, a: _Point, b: _Point, whole_window: bool) -> bool:
+        """Whether to look between two matched frames: their labels differ, or (a whole coarse window apart) they
+        neither look alike nor show the person in the same place."""
+        if a.label != b.label:
+            return True
+        return whole_window and dissimilarity(a.thumb, b.thumb) > LOOK_ALIKE and not same_box(a.dets, b.dets)
+
+    def _match(self, points: list[_Point], todo: list[int]) -> None:
+        """Match the points ``todo`` in one batch. A point that barely differs (``SAME_FRAME``) from one of the two
+        nearest points already matched or being detected reuses that point's detection."""
+        if not todo:
+            return
+        detected, source = [], {}
+        for i in todo:
+            known = [j for j, p in enumerate(points) if p.dets is not None] + detected
+            near = sorted((abs(j - i), j) for j in known)
+            same = next((j for _, j in near[:2] if difference(points[j].thumb, points[i].thumb) < SAME_FRAME), None)
+            if same is None:
+                detected.append(i)
+            else:
+                source[i] = same
+        for i, dets in zip(detected, self.engine.detect([points[i].frame for i in detected])):
+            points[i].dets = dets
+        self.reused += len(source)
+        query = self.engine.query([points[i].frame for i in todo], dets=[points[source.get(i, i)].dets for i in todo])
+        votes = self.engine.match_query(query, self.examples).frames
+        for i, vote in zip(todo, votes):
+            p = points[i]
+            p.vote, p.dets = vote, points[source.get(i, i)].dets
+            p.label = frame_label(FrameEvidence.of(vote, self.keep), self.none_below)
+            p.sure = p.label == NO_PRODUCT or frame_lead(vote) >= SURE_LEAD
+        self.matched += len(todo)

@@ -1,0 +1,240 @@
+"""Coarse-to-fine timelines: the sampler on a scripted source (which product each second shows), weighted
+segments, then a video joined from the demo clips, against a frame every 2 s, and the timeline bench's figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from engine.eval.timeline import score_timeline
+from engine.pipeline.coarse import CoarseToFine, dissimilarity, frame_label, same_box, thumbnail
+from engine.pipeline.segments import FrameEvidence, frame_weights, segment
+from engine.pipeline.timeline import TimelineParams, build_timeline
+from engine.pipeline.votes import frame_vote
+from engine.types import Detections, Frame
+
+PRODUCTS = {"A": 40, "B": 120, "C": 200, "D": 250, "E": 251}  # each product's frames: a plain grey of this level
+
+
+# ------------------------------------------------------------------------------------- a scripted source
+class GridSource:
+    """A frame every second; ``script`` gives the product each second shows (``"-"``: none)."""
+
+    label = "scripted"
+
+    def __init__(self, script: str) -> None:
+        self.script, self.k, self.ended = script, 0, False
+
+    def close(self) -> None:
+        self.ended = True
+
+    def next_frames(self, n: int) -> list[Frame]:
+        out = []
+        while len(out) < n and self.k < len(self.script):
+            shown = self.script[self.k]
+            level = PRODUCTS.get("B" if shown == "u" else shown.upper(), 0)
+            image = np.full((48, 32, 3), level, np.uint8)
+            if shown == "u":  # B, but only just ahead of A: the frame is unsure of it
+                image[..., 1] = 255 - level
+            elif shown.islower():  # the same product in another scene: a stripe down the left
+                image[:, : 8 + self.k % 5] = 255 - level
+            else:  # a stripe along the top that moves a little: frames are never identical
+                image[: 8 + self.k % 5] = 255 - level
+            out.append(Frame(self.k * 20, float(self.k), image))
+            self.k += 1
+        self.ended = self.k >= len(self.script)
+        return out
+
+
+@dataclass
+class _Query:
+    frames: list
+    dets: list
+
+
+@dataclass
+class _Result:
+    frames: list
+
+
+class ScriptedEngine:
+    """Stands for Engine.query / match_query: a frame's evidence is 0.9 for the product its grey level shows, 0.5
+    for the others (all 0.5 for a frame without one); it counts the frames it detects and matches."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.matched: list[float] = []
+        self.detected = 0
+        self.index = SimpleNamespace(products={p: {"name": p} for p in PRODUCTS})
+        self.settings = SimpleNamespace(detection=SimpleNamespace(stream_every=2.0))
+
+    def examples(self):
+        return None
+
+    def detect(self, frames):
+        """One person, on the left of the frame, or on the right in the other scene (a stripe down the left)."""
+        self.detected += len(frames)
+        boxes = [[16, 4, 30, 44] if f.image[-1, 0, 0] != f.image[-1, -1, 0] else [2, 4, 16, 44] for f in frames]
+        return [Detections(np.array([b], np.float32), np.array([0.9], np.float32), ("person",)) for b in boxes]
+
+    def query(self, frames, dets=None):
+        assert dets is not None and all(d is not None for d in dets)  # the sampler detects, or reuses, first
+        return _Query(frames, list(dets))
+
+    def match_query(self, query, examples=None):
+        votes = []
+        for f in query.frames:
+            level = int(f.image[-1, -1, 0])
+            shown = next((p for p, v in PRODUCTS.items() if v == level), None)
+            sims = {p: (0.9 if p == shown else 0.5) for p in PRODUCTS}
+            if shown == "B" and f.image[-1, -1, 1] != level:  # unsure: B only just ahead of A
+                sims.update(B=0.85, A=0.83)
+            votes.append(frame_vote(f.index, f.time_s, [], sims, "detector"))
+            self.matched.append(f.time_s)
+        return _Result(votes)
+
+
+def _run(script: str, coarse_s: float = 8.0, windows: int = 4) -> tuple[list, ScriptedEngine, CoarseToFine]:
+    engine, source = ScriptedEngine(), GridSource(script)
+    sampler = CoarseToFine(engine, source, coarse_s, 1.0, windows, none_below=0.72)
+    frames: list[FrameEvidence] = []
+    while not source.ended:
+        got, votes = sampler.next()
+        assert [f.time_s for f in got] == [v.time_s for v in votes]
+        frames += [FrameEvidence.of(v) for v in votes]
+    return frames, engine, sampler
+
+
+def test_coarse_to_fine_finds_each_change_to_a_second_with_fewer_frames():
+    script = "A" * 45 + "B" * 37 + "C" * 50 + "A" * 28  # changes at 45, 82 and 132 s; 160 s in all
+    frames, engine, sampler = _run(script)
+    times = [f.time_s for f in frames]
+    assert times == sorted(times) and len(set(times)) == len(times)  # in time order, each frame once
+    assert sampler.grid_frames == len(script)
+    assert len(frames) <= len(script) / 8 + 1 + 7 * 3 + 1  # the coarse samples, the 7 between at a change, the end
+    assert len(frames) < len(script) / 2  # fewer than a frame every 2 s
+    for change in (45, 82, 132):  # the last frame before the change and the first after it are both matched
+        assert change - 1 in times and change in times
+    segs = segment(frames, float(len(script)), 2.0, weighted=True)
+    assert [s.product_id for s in segs] == ["A", "B", "C", "A"]
+    assert [s.start_s for s in segs[1:]] == pytest.approx([44.5, 81.5, 131.5])
+
+
+def test_a_short_product_between_two_samples_of_the_same_one_is_looked_for_where_the_frames_differ():
+    # C shows for 10 s between coarse samples 16 s apart that both show A: when those frames look alike nothing is
+    # looked for between them (the documented limit); when A is in another scene after C, it is, and C is found.
+    frames, _, _ = _run("A" * 17 + "C" * 10 + "A" * 21, coarse_s=16.0)
+    assert "C" not in {frame_label(f, 0.72) for f in frames}
+    frames, _, _ = _run("A" * 17 + "C" * 10 + "a" * 21, coarse_s=16.0)
+    assert "C" in {frame_label(f, 0.72) for f in frames}
+
+
+def test_where_the_frames_are_unsure_of_their_product_frames_are_matched_every_2_s():
+    frames, _, _ = _run("B" * 41)
+    assert [f.time_s for f in frames] == [0, 8, 16, 24, 32, 40]
+    frames, _, _ = _run("u" * 41)
+    assert [f.time_s for f in frames] == list(range(0, 41, 2))
+    assert {frame_label(f, 0.72) for f in frames} == {"B"}
+
+
+def test_a_frame_that_barely_differs_reuses_its_detection():
+    engine, source = ScriptedEngine(), GridSource("A" * 40)
+    source.next_frames = lambda n, _next=source.next_frames: [  # every frame the same image
+        Frame(f.index, f.time_s, np.full((48, 32, 3), 40, np.uint8)) for f in _next(n)]
+    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72)
+    while not source.ended:
+        sampler.next()
+    assert sampler.matched == 6 and engine.detected == 1 and sampler.reused == 5
+
+
+def test_frame_differences_and_boxes():
+    a = np.zeros((48, 32, 3), np.uint8)
+    a[:24] = 200
+    b = (a.astype(np.int16) // 2 + 20).astype(np.uint8)  # the same picture, darker and flatter
+    c = a[::-1].copy()  # another picture
+    assert dissimilarity(thumbnail(a), thumbnail(b)) < 0.01 < 1.0 < dissimilarity(thumbnail(a), thumbnail(c))
+    box = lambda *xy: Detections(np.array([xy], np.float32), np.array([0.9], np.float32), ("person",))  # noqa: E731
+    assert same_box(box(0, 0, 10, 20), box(1, 0, 11, 20)) and not same_box(box(0, 0, 10, 20), box(10, 0, 20, 20))
+    assert not same_box(Detections.whole(32, 48), Detections.whole(32, 48))
+
+
+def test_weighted_segments_count_a_frame_by_the_video_it_stands_for():
+    assert frame_weights([0, 2, 4, 6], 2.0).tolist() == [1, 1, 1, 1]
+    assert frame_weights([0, 8, 9, 10], 2.0).tolist() == [4, 2.25, 0.5, 0.5]
+    a, b = {"A": 0.9, "B": 0.5, "C": 0.4}, {"A": 0.5, "B": 0.9, "C": 0.4}
+    frames = [FrameEvidence(i, t, r, max(r, key=r.get)) for i, (t, r) in enumerate(
+        [(0, a), (8, a), (16, a), (17, b), (24, b), (32, b)])]
+    weighted = segment(frames, 36.0, 2.0, switch_penalty=1.0, none_below=0.2, weighted=True)
+    assert [(s.product_id, s.start_s) for s in weighted] == [("A", 0.0), ("B", 16.5)]
+
+
+# ------------------------------------------------------------------------------------- a real video
+@pytest.fixture(scope="module")
+def long_parts(demo_dir, tmp_path_factory):
+    """The small demo's clips A, B, C, A, each of its 40 frames written at 2 fps (20 s a part): 80 s."""
+    from engine.eval.timeline_bench import join_frames
+    from engine.io.catalogue import load_catalogue
+
+    clips = load_catalogue(demo_dir).clips
+    a, b, c = sorted(clips)[:3]
+    out = tmp_path_factory.mktemp("coarse") / "abca.mp4"
+    return out, join_frames([(clips[v].path, v) for v in (a, b, c, a)], out, fps=2.0)
+
+
+def test_coarse_to_fine_matches_a_frame_every_2_s_with_fewer_frames(engine, long_parts):
+    video, truth = long_parts
+    coarse = build_timeline(engine, video, TimelineParams(every_s=2.0))
+    even = build_timeline(engine, video, TimelineParams(every_s=2.0, coarse_s=0))
+    assert coarse.params["coarse"] and not even.params["coarse"]
+    fine, previous = score_timeline(coarse, truth), score_timeline(even, truth)
+    assert fine.order == previous.order == tuple(p.product_id for p in truth)
+    assert fine.max_boundary_error <= previous.max_boundary_error <= 1.0
+    assert fine.accuracy >= previous.accuracy - 0.01
+    assert len(coarse.frames) < len(even.frames) == 40
+
+
+@pytest.mark.slow
+def test_the_timeline_bench_writes_its_figures(settings, tmp_path):
+    from engine.eval.timeline_bench import timeline_bench
+
+    lines: list[str] = []
+    result = timeline_bench(settings, tmp_path, lines.append, parts=3, part_frames=24, live_s=30.0)
+    for key in ("s_per_video_hour", "previous_s_per_video_hour", "peak_rss_mb", "boundary_error_s", "accuracy"):
+        assert isinstance(result[key], float) and result[key] >= 0, key
+    assert result["video_minutes"] == pytest.approx(0.6) and result["parts"] == 3  # 3 parts of 12 s
+    assert result["previous_frames"] == 18 and result["frames"] > 0  # parts of 12 s: too short to save frames
+    assert len(result["live_latency_s"]) == 2
+    assert any("per video hour" in line for line in lines)
+
+
+def test_the_progress_line_gives_video_time_and_the_time_left():
+    from ui.timeline import progress_text
+
+    assert progress_text(90.0, 600.0, 30.4, 12) == ("Building the timeline · 0:01:30 of 0:10:00 of video · about "
+                                                    "0:00:30 left · 12 frames matched")
+    assert "left" not in progress_text(0.0, 600.0, None, 0) and "left" not in progress_text(0.0, 0.0, None, 0)
+
+
+def test_a_running_timeline_keeps_settled_segments_and_ends_with_the_full_path(monkeypatch):
+    """An hour of stream, a product every 100 s: while it runs, segments closed 5 minutes back are kept as found
+    (each call segments the recent frames only); they are those of the full Viterbi path it ends with."""
+    import engine.io.sampler as sampler
+    from engine.pipeline.timeline import TimelineRun
+
+    script = "".join("ABC"[k % 3] * 100 for k in range(36))
+    monkeypatch.setattr(sampler, "open_sampler", lambda source, every, decode: (GridSource(script), 0.0))
+    run = TimelineRun(ScriptedEngine(), "stream", TimelineParams(every_s=2.0, batch=1, coarse_s=6.0))
+    running = None
+    while not run.ended:
+        run.step()
+        if not run.ended:
+            running = run.timeline()
+    assert run._fixed_frames > len(run.frames) / 2  # most of the stream was settled along the way
+    final = run.timeline()
+    assert [s.product_id for s in final.segments] == ["ABC"[k % 3] for k in range(36)]
+    closed = running.segments[:-1]
+    assert [(s.product_id, s.start_s, s.end_s, s.first) for s in closed] == [
+        (s.product_id, s.start_s, s.end_s, s.first) for s in final.segments[: len(closed)]]
