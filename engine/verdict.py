@@ -22,12 +22,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Protocol, Sequence
 
 import numpy as np
 
 if TYPE_CHECKING:  # annotations only: engine.types imports this module
     from engine.types import FrameVote, ProductScore
+
+
+class MemberEvidence(Protocol):
+    """What the verdict reads of a frame: a clip's FrameVote, or a timeline's FrameEvidence."""
+
+    @property
+    def voted_product(self) -> str | None: ...
+
+    @property
+    def member_similarity(self) -> tuple[dict[str, float], ...]: ...
 
 
 class Outcome(str, Enum):
@@ -127,7 +137,7 @@ def relative_margin(ranking: Sequence[ProductScore]) -> float:
     return relative_lead([p.mean_similarity for p in ranking])
 
 
-def member_tops(frames: Sequence[FrameVote]) -> list[str | None]:
+def member_tops(frames: Sequence[MemberEvidence]) -> list[str | None]:
     """Each ensemble member's own first product: its per-frame best similarities (``FrameVote.member_similarity``)
     summed over the frames, ties to the smaller id. Empty when the frames carry no member evidence."""
     n = max((len(f.member_similarity) for f in frames), default=0)
@@ -158,10 +168,10 @@ def signals_of(ranking: Sequence[ProductScore], frames: Sequence[FrameVote] = ()
         top_similarity=top.mean_similarity)
 
 
-def frames_agreeing(frames: Sequence[FrameVote], product_id: str) -> int:
+def frames_agreeing(frames: Sequence[MemberEvidence], product_id: str) -> int:
     """Frames in which every member's best product is ``product_id`` (without member evidence: frames voting for
     it)."""
-    def agrees(f: FrameVote) -> bool:
+    def agrees(f: MemberEvidence) -> bool:
         if not f.member_similarity:
             return f.voted_product == product_id
         return all(m and min(m, key=lambda p: (-m[p], p)) == product_id for m in f.member_similarity)

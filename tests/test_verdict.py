@@ -219,3 +219,22 @@ def test_member_similarities_are_each_members_cosine_and_match_the_search(tmp_pa
                             "person", SearchSettings(neighbours=6, product_pooling="mean"))
     whole = member_similarities(index, windows, list(sims), ((slice(0, 8), 1.0),), "mean")[0]
     assert whole == pytest.approx(sims, abs=1e-3)
+
+
+def test_a_timeline_segment_gets_the_clip_verdicts_three_outcomes():
+    """A segment's verdict follows the clip's rule: members agreeing in every frame make it confident; members that
+    each rank another product first make it "not in catalogue"; without member evidence the votes stand in."""
+    from engine.pipeline.segments import FrameEvidence, segment
+
+    def frame(i: int, members: tuple[dict[str, float], ...]) -> FrameEvidence:
+        sim = {"A": 0.9, "B": 0.7, "C": 0.6, "D": 0.5}
+        return FrameEvidence(i, 2.0 * i, sim, "A", members)
+
+    agree = tuple({"A": 0.9, "B": 0.7, "C": 0.6} for _ in range(3))
+    split = ({"A": 0.9, "B": 0.7}, {"B": 0.9, "A": 0.7}, {"C": 0.9, "A": 0.7})
+    sure = segment([frame(i, agree) for i in range(6)], 12.0, 2.0)
+    absent = segment([frame(i, split) for i in range(6)], 12.0, 2.0)
+    bare = segment([frame(i, ()) for i in range(6)], 12.0, 2.0)
+    assert [s.verdict for s in sure] == ["confident"]
+    assert [s.verdict for s in absent] == ["not in catalogue"]
+    assert [s.verdict for s in bare] == ["confident"]

@@ -13,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.types import CONFIDENT_RELATIVE_MARGIN, FrameVote, relative_lead
+from engine.types import FrameVote, relative_lead
+from engine.verdict import DEFAULT_RULE, VerdictRule, VerdictSignals, frames_agreeing, member_tops, outcome_of
 
 NO_PRODUCT = ""  # the "no product" state's id in segments (its verdict is "none")
 SWITCH_PENALTY = 1.0  # the defaults of engine.pipeline.timeline.TimelineParams (see its docstring)
@@ -28,11 +29,19 @@ class FrameEvidence:
     time_s: float
     similarity: dict[str, float]
     voted: str | None
+    member_similarity: tuple[dict[str, float], ...] = ()  # each ensemble member's own (FrameVote's), for the verdict
 
     @classmethod
     def of(cls, vote: FrameVote, keep: int = 20) -> FrameEvidence:
         best = sorted(vote.product_similarity.items(), key=lambda kv: -kv[1])[: max(1, keep)]
-        return cls(vote.frame_index, vote.time_s, dict(best), vote.voted_product)
+        members = tuple(dict(sorted(m.items(), key=lambda kv: -kv[1])[: max(1, keep)])
+                        for m in vote.member_similarity)
+        return cls(vote.frame_index, vote.time_s, dict(best), vote.voted_product, members)
+
+    @property
+    def voted_product(self) -> str | None:
+        """The vote under FrameVote's name (engine.verdict reads either record)."""
+        return self.voted
 
 
 @dataclass(frozen=True)
@@ -41,8 +50,8 @@ class Segment:
 
     ``mean_evidence``: the product's similarity averaged over the segment's sampled frames; ``runner_up`` and
     ``margin``: the next product by the same average and how far behind it is; ``votes``: the segment's frames
-    that voted for the product. ``verdict``: "confident" when the margin is at least UNCERTAIN_BELOW and the
-    product also leads on votes, else "uncertain"; "none" for a stretch without a product. ``first`` and
+    that voted for the product. ``verdict``: the clip verdict's three outcomes over the segment's frames
+    ("confident", "uncertain", "not in catalogue": engine.verdict); "none" for a stretch without a product. ``first`` and
     ``last`` index the timeline's frames."""
 
     start_s: float
@@ -190,16 +199,28 @@ def _segment(frames, m: np.ndarray, w: np.ndarray, products: list[str], col: int
     margin = float(means[col] - means[others[0]]) if others else float(means[col])
     votes = sum(1 for f in frames if f.voted == pid)
     runner_votes = sum(1 for f in frames if runner and f.voted == runner)
-    verdict = segment_verdict(means, col, votes, runner_votes)
+    verdict = segment_verdict(means, col, votes, runner_votes, frames, pid)
     return Segment(round(start, 3), round(end, 3), pid, names.get(pid, pid), round(float(means[col]), 4), runner,
                    round(margin, 4), votes, verdict, first, first + len(frames) - 1)
 
 
-def segment_verdict(means: np.ndarray, col: int, votes: int, runner_votes: int) -> str:
-    """A product segment's verdict from its products' mean evidence (``col``: the segment's product), its votes and
-    the runner-up's: the clip verdict's rule, "confident" when the product leads by the relative margin and on
-    votes, else "uncertain". The one place a segment's verdict is decided (a verdict that also says "not in the
-    catalogue" belongs here)."""
+def segment_verdict(means: np.ndarray, col: int, votes: int, runner_votes: int,
+                    frames: Sequence[FrameEvidence] = (), product_id: str | None = None,
+                    rule: VerdictRule = DEFAULT_RULE) -> str:
+    """A product segment's verdict by the clip verdict's rule (engine.verdict.outcome_of) over the segment's frames:
+    its products' mean evidence (``col``: the segment's product ``product_id``), its votes and the runner-up's, and
+    the ensemble members' own evidence where the frames carry it. "confident", "uncertain" or "not in catalogue":
+    the one place a segment's verdict is decided."""
     order = np.argsort(-means, kind="stable")
-    sure = (int(order[0]) == col and relative_lead(means) >= CONFIDENT_RELATIVE_MARGIN and votes > runner_votes)
-    return "confident" if sure else "uncertain"
+    if int(order[0]) != col or votes <= runner_votes:  # the path chose it, but it does not lead here
+        return "uncertain"
+    n = max(1, len(frames))
+    tops = member_tops(frames) if product_id is not None else []
+    signals = VerdictSignals(
+        relative_margin=relative_lead(means), vote_share=round(votes / n, 4),
+        vote_lead=round((votes - runner_votes) / n, 4), members=len(tops) or 1,
+        members_agree=sum(t == product_id for t in tops) if tops else 1,
+        frames_agree=(round(frames_agreeing(frames, product_id) / n, 4)
+                      if frames and product_id is not None else round(votes / n, 4)),
+        top_similarity=float(means[col]))
+    return outcome_of(signals, rule).value

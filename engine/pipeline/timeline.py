@@ -118,7 +118,8 @@ class Timeline:
     def from_dict(cls, d: dict[str, Any]) -> Timeline:
         return cls(d["source"], float(d["every_s"]), float(d["end_s"]),
                    tuple(Segment(**s) for s in d["segments"]),
-                   tuple(FrameEvidence(int(f["frame_index"]), float(f["time_s"]), dict(f["similarity"]), f["voted"])
+                   tuple(FrameEvidence(int(f["frame_index"]), float(f["time_s"]), dict(f["similarity"]), f["voted"],
+                                       tuple(dict(m) for m in f.get("member_similarity", ())))
                          for f in d["frames"]),
                    d.get("status", "complete"), d.get("note", ""), dict(d.get("params", {})),
                    float(d.get("seconds", 0.0)))
