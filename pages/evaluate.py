@@ -42,7 +42,8 @@ def render_verdict_curve(report: EvalReport) -> None:
     st.caption("Clips sorted by how sure the verdict is (its relative margin), surest first: the share answered "
                "wrongly when only the surest clips are answered. Left of the dotted line the verdict says confident.")
     st.plotly_chart(risk_coverage_chart(report), width="stretch", config={"displayModeBar": False})
-    st.caption(format_calibration(calibrate_verdict(report.clips)).capitalize() + ".")
+    st.caption("Not this run's verdicts (counted above): had the threshold been chosen on the other clips, the "
+               + format_calibration(calibrate_verdict(report.clips)) + ".")
 
 
 def main() -> None:

@@ -211,10 +211,10 @@ def test_report_table_and_charts(result: MatchResult) -> None:
     report = _report(result)
     assert [truth_margin(o) for o in report.clips] == [1, -1, -2, None]
     table = clip_table(report, {"A": "Red skirt", "B": "Blue top"})
-    assert list(table["result"]) == ["✓ correct", "✗ wrong", "✗ wrong", "– no truth"]
+    assert list(table["result"]) == ["✓ correct", "✗ wrong", "✗ wrong", "○ absent"]
     # the clip's own product by name (the clip column shows its id); another product with its id
     assert list(table["top-1"]) == ["Red skirt", "Red skirt (A)", "Red skirt (A)", "Red skirt (A)"]
-    assert list(table["true product"]) == ["Red skirt", "Blue top", "Z", "not in catalogue"]
+    assert list(table["true product"]) == ["Red skirt", "Blue top", "Z", "not in the catalogue"]
     ranks = rank_chart(report)
     assert list(ranks.data[0].y) == [1, 2, 6] and list(ranks.layout.yaxis.ticktext)[-1] == "not ranked"
     assert list(margin_chart(report).data[0].y) == [1, -1, -2]
@@ -279,6 +279,16 @@ def test_report_says_how_it_ran_and_which_clips_are_uncertain(result: MatchResul
     line = run_line(plain, {"model_key": "gem"})
     assert line == "windows: whole regions, no garment windows · domain centring: off · ranked by: votes · frames: 6 per clip"
     assert "domain centring: off" in run_line(plain)  # no index: read from the setting
+
+
+def test_next_run_and_last_run_name_the_same_centring_for_auto() -> None:
+    """Issue 32: Evaluate said "Next run: domain centring: auto" above "Run with · domain centring: off"."""
+    from engine.config import Settings
+
+    flat = Settings().flat()  # the default ensemble ships no livestream mean: auto is off
+    assert flat["domain_mean"] == "auto"
+    assert "domain centring: off" in run_line(flat)
+    assert "domain centring: on" in run_line({**flat, "embedder": "efficientnet-lite0-gem"})  # a shipped mean
 
 
 def test_a_product_card_labels_the_matched_region_with_its_own_category() -> None:

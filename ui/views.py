@@ -243,7 +243,11 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
     cols[1].metric("Top-5 accuracy", f"{m.top5:.0%}", border=True,
                    help="Clips whose true product is among the first five.")
     cols[2].metric("MRR", f"{m.mrr:.3f}", border=True, help="Mean reciprocal rank of the true product.")
-    cols[3].metric("Clips scored", m.clips, border=True)
+    absent = sum(o.truth is None for o in report.clips)
+    cols[3].metric("Clips scored", m.clips, border=True,
+                   delta=f"+{absent} absent-product clip{'s' if absent != 1 else ''}" if absent else None,
+                   delta_color="off", help="Clips whose product is in the catalogue; clips of a product the catalogue "
+                   "does not have are counted apart (absent-product clips): no product is the right answer for them.")
     cols[4].metric("Uncertain clips", f"{len(uncertain)} of {len(report.clips)}", border=True,
                    help="Clips whose top product leads the runner-up by less than 0.02 in evidence, or does not "
                         "also lead on votes: the app shows these with an amber “Uncertain” banner.")
