@@ -120,13 +120,18 @@ def _card_image(p: ProductScore, product: Product | None) -> bytes | None:
 
 
 def card_region(p: ProductScore, product: Product | None) -> RegionRef | None:
-    """The region a product's card draws: the catalogue's own record of the best-matching box (its annotated
-    category and whether it is the product), or an unlabelled detected region; None without one."""
+    """The region a product's card draws: the product's own sold-item region (instance_id != 0) in the photo that
+    matched best, even when another garment of that photo (instance 0: the trousers under a top) matched; the
+    matched box as the catalogue recorded it when the photo has no sold-item region; an unlabelled detected region
+    when the catalogue has no record of it; None without one."""
     path, box = p.best_image, p.best_box
     if path is None or box is None:
         return None
     regions = product.regions if product is not None else ()
     own = next((r for r in regions if r.image_path == path and _same_box(r.box, box)), None)
+    if own is not None and own.instance_id == 0:
+        sold = next((r for r in regions if r.image_path == path and r.instance_id != 0), None)
+        return sold or own
     return own or RegionRef(p.product_id, path, box, "", 1, "detected")
 
 
@@ -177,11 +182,12 @@ def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop
     """A sampled frame with its vote, then the query region beside the catalogue region it matched."""
     voted = product_label(names.get(vote.voted_product, vote.voted_product), vote.voted_product) \
         if vote.voted_product else "no vote"
-    caption = f"#{vote.frame_index} · {vote.time_s:.1f} s → {voted}"
     if image is not None:
-        st.image(image, caption=caption, width="stretch")
-    else:
-        st.caption(caption + " · frame unavailable")
+        st.image(image, width="stretch")
+    # fixed-height lines (ellipsis, full text on hover): every card of a row keeps the same height
+    when = f"#{vote.frame_index} · {vote.time_s:.1f} s" + ("" if image is not None else " · frame unavailable")
+    st.html(f'<div class="lm-meta"><div class="lm-line">{html.escape(when)}</div><div class="lm-line" '
+            f'title="{html.escape(voted)}">voted for <b>{html.escape(voted)}</b></div></div>')
     chosen = why.chosen
     if chosen.product_id is None:
         return
@@ -189,12 +195,13 @@ def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop
     with left:
         image_or_placeholder(crop, "query")
     with right:
-        where = "catalogue" if chosen.from_neighbours else "cover photo"
-        where = "correction" if chosen.source == SOURCE else where  # a livestream example
+        where = "catalogue" if chosen.from_neighbours else "cover"
+        where = "example" if chosen.source == SOURCE else where  # a livestream example (a correction)
         image_or_placeholder(thumb(chosen.image_path, chosen.box, CROP), where)
-    category = category_label(why.category) or "garment"
-    similarity = f" · similarity {chosen.similarity:.2f}" if chosen.similarity is not None else ""
-    st.html(f'<div class="lm-meta" title="{html.escape(category)}">{html.escape(category)}{similarity}</div>')
+    category = category_label(why.category) or "garment"  # the matched region's own category, not the product's
+    similarity = f"similarity {chosen.similarity:.2f}" if chosen.similarity is not None else "&nbsp;"
+    st.html(f'<div class="lm-meta"><div class="lm-line" title="{html.escape(category)}">region: '
+            f'{html.escape(category)}</div><div class="lm-line">{similarity}</div></div>')
 
 
 def _verdict_banner(clip: str, result: MatchResult, names: dict[str, str], n_frames: int) -> None:
