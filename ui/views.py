@@ -296,9 +296,9 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
 CLIP_COLUMNS = {  # widths in pixels: the columns fit the page without scrolling sideways, names uncut
     "clip": st.column_config.TextColumn("clip", width=58),
     "result": st.column_config.TextColumn("result", width=70),
-    "true product": st.column_config.TextColumn("true product", width=208,
+    "true product": st.column_config.TextColumn("true product", width=300,
                                                 help="Its name; with its id when it is not the clip's own."),
-    "top-1": st.column_config.TextColumn("top-1", width=208),
+    "top-1": st.column_config.TextColumn("top-1", width=300),
     "rank of truth": st.column_config.NumberColumn("rank", format="%d", width=42,
                                                    help="Rank of the true product in the clip's ranking."),
     "votes": st.column_config.TextColumn("votes", width=55, help="Frames voting for the top-1 product."),
