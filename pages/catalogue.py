@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine import workspace
 from engine.io.catalogue import Catalogue
-from engine.io.editing import add_product, copy_catalogue, removal_plan, remove_product
+from engine.io.editing import add_product, copy_catalogue, read_only_reason, removal_plan, remove_product
 from engine.config import Settings
 from ui import state
 from ui.shell import shell
@@ -74,6 +74,11 @@ def add_panel(settings: Settings, catalogue: Catalogue, editing: bool) -> None:
             st.session_state[NOTICE_KEY] = f"Now using the editable catalogue in {copy}."
             state.request_catalogue(copy)
         return
+    locked = read_only_reason(catalogue.root)
+    if locked:
+        st.info(f"Products cannot be added here: {locked}. Copy the catalogue to a folder of your own to edit it.",
+                icon=":material/lock:")
+        return
     layout = "image/<id>/<n>.jpg" if catalogue.layout == "tianchi" else "<id>/<n>.jpg"
     st.caption(f"Images are checked first, then written to `{catalogue.root}` as `{layout}`; nothing is written if "
                "any image cannot be read. The index is rebuilt right after (only the new images are embedded).")
@@ -108,8 +113,12 @@ def remove_button(settings: Settings, catalogue: Catalogue) -> None:
                 "Remove", _remove, settings, catalogue, pending, note=plan.kept_note())
     if state.is_builtin_demo(settings) or pid not in catalogue.products or len(catalogue.products) < 2:
         return
+    locked = read_only_reason(catalogue.root)
     st.button(f"Remove product {pid}…", icon=":material/delete:", key="catalogue.remove", on_click=ask,
-              args=(REMOVE, pid))
+              args=(REMOVE, pid), disabled=bool(locked),
+              help=f"Not here: {locked}. Copy the catalogue to a folder of your own to edit it." if locked else None)
+    if locked:
+        st.caption(f":material/lock: Products cannot be removed: {locked}.")
 
 
 def _relative(catalogue: Catalogue, path) -> str:
