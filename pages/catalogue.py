@@ -15,7 +15,7 @@ from ui.components import EDITING_OFF, ask, asked, confirm, guard, page_header, 
 from ui.training import training_panel
 from ui.correcting import examples_panel
 from ui.catalogue_views import SELECT_KEY, browse, build_note
-from ui.startup import prepare_builtin_demo
+from ui.startup import prepare_index
 
 shell()
 
@@ -147,7 +147,7 @@ def main() -> None:
     with guard("the catalogue"):
         catalogue = state.get_catalogue(settings)
         editing = state.editing_enabled()
-        prepare_builtin_demo(settings, catalogue)
+        prepare_index(settings, catalogue)
         index_panel(settings, catalogue, editing)
         browse_tab, add_tab, train_tab, examples_tab = st.tabs([
             ":material/grid_view: Products", ":material/add_circle: Add a product",

@@ -214,7 +214,8 @@ def test_builtin_demo_is_read_only_and_can_be_copied(monkeypatch: pytest.MonkeyP
     assert at.text_input(key="cfg.catalogue").value == str(copy)
     assert at.success and str(copy) in at.success[0].value
     assert not any("read-only" in i.value for i in at.info)
-    assert "not built yet" in page_text(at)  # a copy is a catalogue of one's own: indexed when asked
+    # issue 32: a catalogue of one's own is indexed as soon as it is opened too, not at its first match
+    assert [(s.label.split(" is ready")[0], s.state) for s in at.status] == [("`user`", "complete")]
     assert at.text_input(key="catalogue.new_id")  # the form is offered now
 
 
