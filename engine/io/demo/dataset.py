@@ -28,9 +28,10 @@ import numpy as np
 
 from engine.errors import EngineError
 from engine.io.demo.clips import FPS, clip_frames
-from engine.io.demo.sprites import MAX_PRODUCTS, DemoProduct, plan_products, render_sprite, shop_image
+from engine.io.demo.presenter import model_photo
+from engine.io.demo.sprites import SHOP_SIZE, MAX_PRODUCTS, DemoProduct, plan_products, render_sprite, shop_image
 
-DEMO_VERSION = 2  # 2: a presenter wearing the product, eight patterns, clips of absent products
+DEMO_VERSION = 2  # 2: a presenter wearing the product (and a model in a shop photo), eight patterns, absent products
 BUILTIN: dict[str, int] = {"n_products": 8, "n_clips": 4, "n_absent": 1}  # the app's and `engine demo`'s demo
 SHOP_IMAGES_PER_PRODUCT = 3
 ANNOTATE_EVERY = 10
@@ -59,6 +60,14 @@ def _write_clip(path: Path, frames: Iterator[tuple[np.ndarray, list[int]]], size
     return boxes
 
 
+def on_model(sprite, p: DemoProduct, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+    """The last shop photo of a product: worn by a model, as shops photograph garments (the clips show it worn)."""
+    img, outline = model_photo(sprite, p.category, rng, SHOP_SIZE)
+    lo, hi = np.floor(outline.min(axis=0)), np.ceil(outline.max(axis=0))
+    box = [int(np.clip(v, 0, SHOP_SIZE - 1)) for v in (lo[0], lo[1], hi[0], hi[1])]
+    return img, box
+
+
 def _annotation(box: list[int], p: DemoProduct) -> dict[str, Any]:
     return {"box": box, "label": p.category, "instance_id": int(p.item_id) * 100 + 1, "viewpoint": 0, "display": 1}
 
@@ -79,7 +88,7 @@ def _build(out: Path, params: dict[str, Any]) -> None:
         rng = np.random.default_rng([seed, 2, i])
         (out / "image" / p.item_id).mkdir(parents=True)
         for k in range(SHOP_IMAGES_PER_PRODUCT):
-            img, box = shop_image(sprite, rng)
+            img, box = shop_image(sprite, rng) if k < SHOP_IMAGES_PER_PRODUCT - 1 else on_model(sprite, p, rng)
             cv2.imwrite(str(out / "image" / p.item_id / f"{k}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
             _write_json(out / "image_annotation" / p.item_id / f"{k}.json",
                         {"item_id": p.item_id, "img_name": f"{k}.jpg", "annotations": [_annotation(box, p)]})

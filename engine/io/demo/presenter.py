@@ -25,7 +25,7 @@ PLAIN_TOPS = ((212, 212, 208), (185, 190, 196))
 # Where each category's sprite sits on the body, in head units u: (top edge below the head's top, width).
 _WORN: dict[str, tuple[float, float]] = {
     "短袖上衣": (1.40, 3.30), "长袖上衣": (1.40, 3.50), "短外套": (1.38, 3.10),
-    "短袖连衣裙": (1.40, 3.00), "短裙": (3.85, 2.30), "长裤": (3.85, 1.90),
+    "短袖连衣裙": (1.40, 3.00), "短裙": (3.60, 2.70), "长裤": (3.75, 2.00),
 }
 _TOPS = ("短袖上衣", "长袖上衣", "短外套")
 _BOTTOMS = ("短裙", "长裤")
@@ -149,3 +149,19 @@ def _face(img: np.ndarray, alpha: np.ndarray, c: tuple[float, float], u: float, 
                  2, _AA)
     cv2.line(img, point(cx, cy), point(cx - 0.03 * u, cy + 0.15 * u), tuple(int(v * 0.8) for v in skin), 1, _AA)
     cv2.ellipse(img, point(cx, cy + 0.27 * u), point(0.12 * u, 0.04 * u), 0, 0, 180, (70, 70, 170), 2, _AA)
+
+
+def model_photo(product: Sprite, category: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A catalogue photo of the product worn by a model on a studio background, framed on the product (as shops
+    photograph garments); returns the photo (BGR) and the product's outline in it."""
+    tone = rng.uniform(225, 250) + np.float32(rng.uniform(-6, 6, 3))
+    img = np.broadcast_to(np.float32(tone) * np.linspace(1.02, 0.94, size, dtype=np.float32)[:, None, None],
+                          (size, size, 3))
+    img = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    model = dress(product, category, 60.0, rng)
+    lo, hi = model.product_outline.min(axis=0), model.product_outline.max(axis=0)
+    scale = rng.uniform(0.6, 0.75) * size / float(max(hi - lo))
+    m = similarity_transform((size / 2 + rng.uniform(-8, 8), size / 2 + rng.uniform(-8, 8)), rng.uniform(-3, 3),
+                             scale, tuple((lo + hi) / 2))
+    paste(img, model.figure, m)
+    return img, apply_affine(m, model.product_outline)
