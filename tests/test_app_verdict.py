@@ -121,5 +121,7 @@ def test_the_evaluate_page_says_how_it_ran_and_counts_uncertain_clips(demo: Cata
     assert ("windows: garment windows, best refined · domain centring: on · ranked by: evidence, then votes "
             f"· frames: {FRAMES} per clip") in text
     assert "uncertain: 900001" in text
+    # issue 32: "Uncertain clips 0 of 4" above "2 of 4 clips confident": the second is a recalibration, said so
+    assert "Not this run's verdicts (counted above): had the threshold been chosen on the other clips" in text
     table = at.dataframe[0].value
     assert list(table["sure"]) == ["uncertain", "confident"]
