@@ -31,7 +31,7 @@ PENDING_CATALOGUE_KEY = "livematch.pending_catalogue"
 PENDING_PREFIX = "livematch.pending."  # + a sidebar widget key: a value to apply before the widget is drawn
 NOTICE_KEY = "catalogue.notice"
 DISPLAY_ONLY_FIELDS = ("top_k",)  # settings that change what is shown, not what is computed
-describe_demo = staged({"": (0.0, 1.0, "First start: generating the built-in demo (8 products, 4 livestream clips)…")})
+describe_demo = staged({"": (0.0, 1.0, "First start: generating the built-in demo (8 products, 5 livestream clips)…")})
 _DEMOS_READY: set[Path] = set()  # built-in demo folders this process has prepared (checked without a bar since)
 
 
