@@ -225,3 +225,21 @@ def test_the_presenter_is_found_by_the_person_detector(tmp_path: Path) -> None:
             found += len(boxes) > 0
             total += 1
     assert found >= 0.6 * total, f"a person found in {found} of {total} frames"
+
+
+@pytest.mark.slow
+def test_the_builtin_demo_is_right_on_every_clip_of_a_catalogue_product(tmp_path: Path) -> None:
+    """Issue 32: the demo's first clip came out confidently wrong ("Purple checked skirt" as a long-sleeve top,
+    10 of 10 frames). Every clip of a catalogue product must be right (confident or uncertain), and the clip of the
+    absent product is counted apart, not as a miss."""
+    from engine.config import Settings
+    from engine.eval.evaluate import evaluate, format_table
+    from engine.io.demo import BUILTIN
+
+    out = generate_demo(tmp_path / "demo", **BUILTIN)
+    report = evaluate(str(out), Settings.from_env(index_dir=str(tmp_path / "index")))
+    present = [o for o in report.clips if o.truth is not None]
+    assert len(present) == 4 and all(o.truth_rank == 1 for o in present), format_table(report)
+    assert [o.video_id for o in report.clips if o.truth is None] == ["900009"]
+    assert report.metrics.clips == 4 and report.metrics.top1 == 1.0
+    assert "absent-product clips 1 (900009)" in format_table(report)
