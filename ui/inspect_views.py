@@ -47,10 +47,13 @@ def overview(clips: list[ClipComparison], infos: dict[str, ProductInfo]) -> None
     with right, st.container(border=True):
         st.markdown(f"**:red[:material/cancel:] Incorrect · {len(bad)}**")
         for c in bad:
+            if c.truth is None:  # an absent product's clip: no product is right for it
+                st.markdown(f"`{c.video_id}` {product_name(infos, c.top, c.video_id)} chosen · the clip shows a "
+                            "product not in the catalogue")
+                continue
             rank = f"true product ranked {c.truth_rank}" if c.truth_rank else "true product not ranked"
-            truth = product_name(infos, c.truth, c.video_id) if c.truth else "a product not in the catalogue"
-            st.markdown(f"`{c.video_id}` {product_name(infos, c.top, c.video_id)} instead of {truth} · {rank} · "
-                        f"{_frames_right(c)}")
+            st.markdown(f"`{c.video_id}` {product_name(infos, c.top, c.video_id)} instead of "
+                        f"{product_name(infos, c.truth, c.video_id)} · {rank} · {_frames_right(c)}")
         if not bad:
             st.caption("No errors: every clip's top product is the true one.")
 
