@@ -80,6 +80,9 @@ class SearchSettings:
     # garment-family head fitted on the catalogue's regions: engine.pipeline.families)
     example_offset: float = 0.08  # a livestream example's (correction's) cosine counts this much less: examples share
     # the query domain, so other clips' frames resemble them more than any catalogue photo (README, Results)
+    example_bound: float = 0.93  # a livestream example counts only for query windows at least this similar to it
+    # (cosine, in the query domain): near-duplicates of the corrected frames, not another product's clip in the same
+    # room; chosen leave-one-clip-out with `python -m engine eval-corrections` (docs/app-behaviour.md)
     use_examples: bool = True  # search the livestream examples (corrections); evaluate turns it off (no leakage)
     product_pooling: str = "mean"  # a product's similarity to a window: "max" (its best catalogue region) or "mean"
     # (the mean over its catalogue regions: every view must fit, so a product with many generic views is no hub)

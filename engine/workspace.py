@@ -25,9 +25,9 @@ def catalogue_root(settings: Settings) -> Path:
     """The configured catalogue folder; the built-in demo (generated on first use) when none is set."""
     if settings.paths.catalogue:
         return Path(settings.paths.catalogue)
-    from engine.io.demo import default_demo_dir, generate_demo
+    from engine.io.demo import builtin_demo
 
-    return generate_demo(default_demo_dir())
+    return builtin_demo()
 
 
 def app_catalogue_roots(operator: Settings) -> list[Path]:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine import workspace
 from engine.io.catalogue import ALL_PROBLEMS, Catalogue
-from engine.io.editing import add_product, copy_catalogue, removal_plan, remove_product
+from engine.io.editing import add_product, copy_catalogue, read_only_reason, removal_plan, remove_product
 from engine.config import Settings
 from ui import state
 from ui.shell import shell
@@ -15,7 +15,7 @@ from ui.components import EDITING_OFF, ask, asked, confirm, guard, page_header, 
 from ui.training import training_panel
 from ui.correcting import examples_panel
 from ui.catalogue_views import SELECT_KEY, browse, build_note
-from ui.startup import prepare_builtin_demo
+from ui.startup import prepare_index
 from ui.text import code, md
 
 shell()
@@ -75,6 +75,11 @@ def add_panel(settings: Settings, catalogue: Catalogue, editing: bool) -> None:
             st.session_state[NOTICE_KEY] = f"Now using the editable catalogue in {copy}."
             state.request_catalogue(copy)
         return
+    locked = read_only_reason(catalogue.root)
+    if locked:
+        st.info(f"Products cannot be added here: {md(locked)}. Copy the catalogue to a folder of your own to edit it.",
+                icon=":material/lock:")
+        return
     layout = "image/<id>/<n>.jpg" if catalogue.layout == "tianchi" else "<id>/<n>.jpg"
     st.caption(f"Images are checked first, then written to {code(catalogue.root)} as {code(layout)}; nothing is written if "
                "any image cannot be read. The index is rebuilt right after (only the new images are embedded).")
@@ -109,8 +114,12 @@ def remove_button(settings: Settings, catalogue: Catalogue) -> None:
                 "Remove", _remove, settings, catalogue, pending, note=plan.kept_note())
     if state.is_builtin_demo(settings) or pid not in catalogue.products or len(catalogue.products) < 2:
         return
+    locked = read_only_reason(catalogue.root)
     st.button(f"Remove product {md(pid)}…", icon=":material/delete:", key="catalogue.remove", on_click=ask,
-              args=(REMOVE, pid))
+              args=(REMOVE, pid), disabled=bool(locked),
+              help=f"Not here: {md(locked)}. Copy the catalogue to a folder of your own to edit it." if locked else None)
+    if locked:
+        st.caption(f":material/lock: Products cannot be removed: {md(locked)}.")
 
 
 def _relative(catalogue: Catalogue, path) -> str:
@@ -139,7 +148,7 @@ def main() -> None:
     with guard("the catalogue"):
         catalogue = state.get_catalogue(settings)
         editing = state.editing_enabled()
-        prepare_builtin_demo(settings, catalogue)
+        prepare_index(settings, catalogue)
         index_panel(settings, catalogue, editing)
         browse_tab, add_tab, train_tab, examples_tab = st.tabs([
             ":material/grid_view: Products", ":material/add_circle: Add a product",

@@ -12,7 +12,7 @@ from engine.io.catalogue import Catalogue
 from engine.config import Settings
 from ui import state
 from ui.shell import shell
-from ui.startup import prepare_builtin_demo
+from ui.startup import prepare_index
 from ui.components import empty_state, guard, page_header
 from ui.matching import UPLOAD_TYPES, Analysis, ClipSource, analyse_cached, cached_file_sha256, upload_source
 from ui.progress import describe_match, run_with_progress
@@ -118,13 +118,14 @@ def main() -> None:
     settings = state.current_settings()
     with guard("the catalogue"):
         catalogue = state.get_catalogue(settings)
-        prepare_builtin_demo(settings, catalogue)
+        state.start_indexing(settings, catalogue)  # in the background, before anything is drawn below
         source = choose_source(catalogue)
         if source == STREAM:
             stream_panel(settings, catalogue)
             return
         with result_area(source.sha256 if source is not None else None):
             if source is None:
+                prepare_index(settings, catalogue)  # the upload stays usable above while the index is built
                 how_it_works(settings)
                 return
             with guard(source.name):

@@ -1,7 +1,7 @@
 """Take full-page screenshots of every page of the app into assets/screenshots/.
 
 Match (with a result, another clip's result for the frames, the first clip with an uncertain verdict if there is
-one, and reading a stream URL), Inspect (all frames, then errors only), Catalogue (and its Learned models tab, after
+one, a clip of a product the catalogue does not have, and reading a stream URL), Inspect (all frames, then errors only), Catalogue (and its Learned models tab, after
 training a garment head) and Evaluate.
 
     python scripts/screenshots.py [--catalogue FOLDER] [--frames N] [--home DIR] [--out DIR]
@@ -30,9 +30,9 @@ OUT = ROOT / "assets" / "screenshots"
 WIDTH = 1400
 
 
-def prepare(home: Path, catalogue: str, frames: int) -> tuple[Path, list[Path]]:
-    """Generate the demo if needed and save an evaluation report; returns (catalogue folder, its clips, the one to
-    upload first last)."""
+def prepare(home: Path, catalogue: str, frames: int) -> tuple[Path, list[Path], list[Path]]:
+    """Generate the demo if needed and save an evaluation report; returns (catalogue folder, the clips of its
+    products with the one to upload first last, the clips of products it does not have)."""
     os.environ["LIVEMATCH_HOME"] = str(home)
     from engine.io.catalogue import load_catalogue
     from engine.config import Settings
@@ -42,17 +42,22 @@ def prepare(home: Path, catalogue: str, frames: int) -> tuple[Path, list[Path]]:
     settings = Settings.from_env(catalogue=catalogue, frames=frames)
     root = catalogue_root(settings).absolute()
     cat = load_catalogue(root)
-    clips = [c for c in cat.clips.values() if c.path]
+    clips = [c for c in cat.clips.values() if c.path and c.truth is not None]
+    absent = [Path(c.path or "") for c in cat.clips.values() if c.path and c.truth is None]
     if not clips:
-        raise SystemExit(f"{root} has no clips to show")
+        raise SystemExit(f"{root} has no clips of its products to show")
     t = time.perf_counter()
     report = evaluate(str(root), settings, catalogue=cat)
     save_report(report, home / "reports" / f"{root.name}.json")
     print(f"evaluation: top-1 {report.metrics.top1:.2f} in {time.perf_counter() - t:.0f} s", flush=True)
-    return root, [Path(c.path or "") for c in clips]
+    return root, [Path(c.path or "") for c in clips], absent
 
 
-def shoot(url: str, clips: list[Path], out: Path = OUT) -> list[Path]:
+VERDICT = ('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentWarning"], '
+           '[data-testid="stAlertContentInfo"]')  # confident, uncertain, not in the catalogue
+
+
+def shoot(url: str, clips: list[Path], out: Path = OUT, absent: list[Path] = ()) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     shots = []
@@ -84,6 +89,11 @@ def shoot(url: str, clips: list[Path], out: Path = OUT) -> list[Path]:
             if uncertain is None:
                 print("no clip of this catalogue gets an uncertain verdict: match-uncertain.png is left as it is")
             shots += [s for s in (why, uncertain) if s is not None]
+            for clip in absent[:1]:  # a product the catalogue does not have: whatever the verdict says
+                page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(clip))
+                page.locator(VERDICT).filter(has_text=clip.name).first.wait_for(timeout=300_000)
+                wait_idle(page)
+                shots.append(_save(page, out, "match-absent"))
 
             page.goto(f"{url}/inspect")
             wait_idle(page)
@@ -154,13 +164,15 @@ def main() -> int:
         print("chromium is not installed: apt-get install -y chromium", file=sys.stderr)
         return 2
     home = args.home or Path(tempfile.mkdtemp(prefix="livematch-shots-"))
-    root, clips = prepare(home, args.catalogue, args.frames)
+    started = time.perf_counter()
+    root, clips, absent = prepare(home, args.catalogue, args.frames)
     env = {"LIVEMATCH_HOME": str(home), "LIVEMATCH_CATALOGUE": args.catalogue, "LIVEMATCH_FRAMES": str(args.frames)}
     env["LIVEMATCH_STREAM_EVERY"] = "1"  # the demo's clips are short: a frame every second of them
     with app_server(env, home / "streamlit.log") as url:
         if not args.only_stream:
-            shoot(url, clips, args.out)
+            shoot(url, clips, args.out, absent)
         shoot_stream(url, clips[-1], args.out)
+    print(f"screenshots taken in {time.perf_counter() - started:.0f} s", flush=True)
     return 0
 
 

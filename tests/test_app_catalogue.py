@@ -214,7 +214,8 @@ def test_builtin_demo_is_read_only_and_can_be_copied(monkeypatch: pytest.MonkeyP
     assert at.text_input(key="cfg.catalogue").value == str(copy)
     assert at.success and str(copy) in at.success[0].value
     assert not any("read-only" in i.value for i in at.info)
-    assert "not built yet" in page_text(at)  # a copy is a catalogue of one's own: indexed when asked
+    # issue 32: a catalogue of one's own is indexed as soon as it is opened too, not at its first match
+    assert [(s.label.split(" is ready")[0], s.state) for s in at.status] == [("`user`", "complete")]
     assert at.text_input(key="catalogue.new_id")  # the form is offered now
 
 
@@ -245,3 +246,25 @@ def test_a_rectangle_dragged_on_the_image_becomes_the_box() -> None:
     assert drawn_box(None, 320, (640, 480)) is None
     flat = {"selection": {"box": [{"x": [10.0, 10.2], "y": [5.0, 50.0]}]}}
     assert drawn_box(flat, 320, (320, 240)) is None  # no area
+
+
+def test_a_read_only_catalogue_offers_no_remove_and_no_add(monkeypatch: pytest.MonkeyPatch, demo_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """Issue 32: the Catalogue page offered "Remove product" on a read-only shared data folder."""
+    copy = copy_catalogue(demo_dir, tmp_path / "shared")
+    folders = (copy / "image", copy / "image_annotation", copy)
+    for d in folders:
+        d.chmod(0o555)
+    try:
+        use_catalogue(monkeypatch, copy)
+        at = open_app("catalogue")
+        pid = sorted(load_catalogue(copy).products)[1]
+        at.button(key=f"catalogue.view.{pid}").click().run()
+        assert_clean(at)
+        assert at.button(key="catalogue.remove").disabled
+        text = page_text(at)
+        assert f"Products cannot be removed: {copy} is not writable" in text
+        assert "Products cannot be added here" in text and not [b for b in at.button if b.key == "catalogue.add"]
+    finally:
+        for d in folders:
+            d.chmod(0o755)

@@ -82,6 +82,9 @@ def test_correct_from_match_then_list_and_remove_on_the_catalogue_page(app_env: 
     # re-ranked at once: the corrected product now leads the clip
     assert cat.products[other].name in at.success[0].value
     assert len(store.records()) == FRAMES and {c.product_id for c in store.records()} == {other}
+    _store(at, f"{prefix}clip")  # the same frames again: nothing is added, and the page says so
+    assert len(store.records()) == FRAMES
+    assert any("Already stored" in str(i.value) and "nothing was added" in str(i.value) for i in at.info)
 
     at.switch_page("pages/catalogue.py").run()
     assert_clean(at)

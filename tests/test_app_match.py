@@ -43,8 +43,8 @@ def test_upload_shows_frames_votes_and_the_right_product(app_env: Path) -> None:
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     assert at.success and name in at.success[0].value and "presenter clip.mp4" in at.success[0].value
-    # the sampled frames, each captioned with the product it voted for
-    captions = [c for img in at.image for c in img.captions if c.startswith("#")]
+    # the sampled frames, each with the product it voted for on a fixed-height line under it
+    captions = [str(h.value) for h in at.get("html") if "voted for <b>" in str(h.value)]
     assert len(captions) == FRAMES
     assert sum(name in c for c in captions) >= 2
     # the votes chart: one heatmap row per leading product, the truth on top

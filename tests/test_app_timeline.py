@@ -84,7 +84,24 @@ def test_the_chart_has_a_band_per_segment_one_colour_per_product_and_the_table_a
     assert bars[0].marker.color == bars[3].marker.color != bars[1].marker.color
     assert [tr.showlegend for tr in bars] == [True, True, True, False]
     assert "Coat" in bars[0].hovertemplate and tuple(fig.layout.xaxis.range) == (0, 60.0)
+    # issue 32: a time axis, its labels not under the legend
+    assert fig.layout.xaxis.title.text == "time in the video (h:mm:ss)" and fig.layout.legend.y > 1
+    assert list(fig.layout.xaxis.ticktext)[:3] == ["0:00:00", "0:00:10", "0:00:20"]
     table = segment_table(t, {"A": "Coat"}, {0: b"\xff\xd8jpeg", 7: b"\xff\xd8jpeg"}, {"A": None, "B": None})
     assert list(table["id"]) == ["A", "B", "-", "A"] and list(table["name"])[2] == "no product"
     assert table["frame"][0].startswith("data:image/jpeg;base64,") and table["frame"][2].startswith("data:")
     assert table["frame"].isna().tolist() == [False, True, False, True]  # segments 2 and 4 kept no thumbnail
+
+
+def test_the_headline_counts_in_proper_english():
+    """Issue 32: "1 product segment(s), 1 product(s)"."""
+    from engine.pipeline.timeline import FrameEvidence, Timeline, segment
+    from ui.timeline import headline
+
+    a, b = {"A": 0.6, "B": 0.3}, {"A": 0.3, "B": 0.6}
+    one = tuple(FrameEvidence(i, 2.0 * i, a, "A") for i in range(4))
+    t = Timeline("v.mp4", 2.0, 8.0, segment(one, 8.0, 2.0, none_below=0.2), one)
+    assert headline(t).startswith("1 product segment, 1 product (")
+    two = tuple(FrameEvidence(i, 2.0 * i, r, max(r, key=r.get)) for i, r in enumerate([a] * 3 + [b] * 3))
+    t = Timeline("v.mp4", 2.0, 12.0, segment(two, 12.0, 2.0, none_below=0.2), two)
+    assert headline(t).startswith("2 product segments, 2 products (")

@@ -211,10 +211,10 @@ def test_report_table_and_charts(result: MatchResult) -> None:
     report = _report(result)
     assert [truth_margin(o) for o in report.clips] == [1, -1, -2, None]
     table = clip_table(report, {"A": "Red skirt", "B": "Blue top"})
-    assert list(table["result"]) == ["✓ correct", "✗ wrong", "✗ wrong", "– no truth"]
+    assert list(table["result"]) == ["✓ correct", "✗ wrong", "✗ wrong", "○ absent"]
     # the clip's own product by name (the clip column shows its id); another product with its id
     assert list(table["top-1"]) == ["Red skirt", "Red skirt (A)", "Red skirt (A)", "Red skirt (A)"]
-    assert list(table["true product"]) == ["Red skirt", "Blue top", "Z", "not in catalogue"]
+    assert list(table["true product"]) == ["Red skirt", "Blue top", "Z", "not in the catalogue"]
     ranks = rank_chart(report)
     assert list(ranks.data[0].y) == [1, 2, 6] and list(ranks.layout.yaxis.ticktext)[-1] == "not ranked"
     assert list(margin_chart(report).data[0].y) == [1, -1, -2]
@@ -252,7 +252,7 @@ def test_sample_clip_names_show_the_id_once() -> None:
     names = {"000134": "000134 · short-sleeve dress", "A": "Red skirt"}
     assert clip_shows("000134", "000134", names) == "short-sleeve dress"
     assert clip_shows("v7", "000134", names) == "short-sleeve dress (000134)"
-    assert clip_shows("A", "A", names) == "Red skirt" and clip_shows("v", None, names) == "an unknown product"
+    assert clip_shows("A", "A", names) == "Red skirt" and clip_shows("v", None, names) == "a product not in the catalogue"
 
 
 def test_heatmap_rows_have_room_for_their_names(result: MatchResult) -> None:
@@ -281,6 +281,16 @@ def test_report_says_how_it_ran_and_which_clips_are_uncertain(result: MatchResul
     assert "domain centring: off" in run_line(plain)  # no index: read from the setting
 
 
+def test_next_run_and_last_run_name_the_same_centring_for_auto() -> None:
+    """Issue 32: Evaluate said "Next run: domain centring: auto" above "Run with · domain centring: off"."""
+    from engine.config import Settings
+
+    flat = Settings().flat()  # the default ensemble ships no livestream mean: auto is off
+    assert flat["domain_mean"] == "auto"
+    assert "domain centring: off" in run_line(flat)
+    assert "domain centring: on" in run_line({**flat, "embedder": "efficientnet-lite0-gem"})  # a shipped mean
+
+
 def test_a_product_card_labels_the_matched_region_with_its_own_category() -> None:
     """Issue 20: on a top's card, the trousers box that matched best was labelled "short-sleeve top" (the product's
     category); the card now draws the region as the catalogue annotated it."""
@@ -292,7 +302,9 @@ def test_a_product_card_labels_the_matched_region_with_its_own_category() -> Non
     product = Product("000103", "000103 · short-sleeve top", ("/c/0.jpg",), (top, trousers), "短袖上衣")
     score = ProductScore("000103", product.name, 1, 0.1, 0.29, 0.19, (), "/c/0.jpg", "/c/0.jpg",
                          (12.0, 55.0, 88.0, 150.0))
-    assert card_region(score, product) == trousers  # its own label (trousers), drawn as another garment
+    assert card_region(score, product) == top  # issue 32: the card boxes the product itself, not the trousers
+    alone = Product("000103", product.name, ("/c/0.jpg",), (trousers,), "短袖上衣")
+    assert card_region(score, alone) == trousers  # a photo without the sold item: the matched box, labelled trousers
     detected = ProductScore("000103", product.name, 1, 0.1, 0.29, 0.19, (), "/c/0.jpg", "/c/0.jpg", (0, 0, 5, 5))
     assert card_region(detected, product).category == ""  # a detected region: no category claimed
 
@@ -305,3 +317,20 @@ def test_what_a_correction_stores_is_said_in_plain_grammar() -> None:
     assert frames_phrase([1, 5], 10) == "2 frames (#1, #5)"
     assert frames_phrase(list(range(0, 400, 40)), 10) == "these 10 frames"
     assert frames_phrase(None, 10) == "the 10 sampled frames" and frames_phrase(None, 1) == "the 1 sampled frame"
+
+
+def test_a_product_without_a_name_is_called_by_its_category_and_id_once() -> None:
+    """Issue 32: Tianchi data has no names: "short skirt / 000117" with a blank category line on Match, and
+    "000117 000117 · short skirt" on Inspect."""
+    from ui.inspect_views import plain_name
+    from ui.inspection import ProductInfo
+    from ui.names import display_name, has_own_name
+
+    assert display_name("000117 · short skirt", "000117", "短裙") == "short skirt · 000117"
+    assert not has_own_name("000117 · short skirt", "000117", "短裙")
+    assert display_name("Purple zigzag skirt", "900003", "短裙") == "Purple zigzag skirt"
+    assert has_own_name("Purple zigzag skirt", "900003", "短裙")
+    assert display_name("000117", "000117") == "000117"
+    infos = {"000117": ProductInfo("000117 · short skirt", "短裙", None)}
+    assert plain_name(infos, "000117", clip="000117") == "short skirt"  # beside its own clip's id: the id once
+    assert plain_name(infos, "000117", clip="000134") == "short skirt · 000117"

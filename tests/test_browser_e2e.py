@@ -124,6 +124,15 @@ def test_upload_a_clip_and_see_the_product(chromium: str, demo_dir: Path, tmp_pa
         assert page.locator('[data-testid="stPlotlyChart"]').count() == 1
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.get_by_text("Page not found").count() == 0
+        # issue 32: frame cards of one row end level (their Correct… buttons at one height), and the captions under
+        # the crops keep to one line ("correctio/n" broke mid-word)
+        tops = [round(b["y"]) for b in (page.get_by_role("button", name="Correct…").nth(i).bounding_box()
+                                        for i in range(page.get_by_role("button", name="Correct…").count()))]
+        assert len(tops) == 3 and max(tops) - min(tops) <= 1, tops
+        captions = page.locator('[data-testid="stImageCaption"]')
+        heights = {round(captions.nth(i).bounding_box()["height"]) for i in range(captions.count())
+                   if captions.nth(i).inner_text() in ("query", "catalogue", "cover", "example")}
+        assert len(heights) == 1, heights
         shot = tmp_path / "match.png"
         full_page_screenshot(page, shot)
         assert shot.stat().st_size > 50_000

@@ -118,7 +118,10 @@ def test_cli_correct_list_remove_round_trip(engine: Engine, settings, demo_dir: 
     common = ["--catalogue", str(demo_dir), "--index-dir", str(tmp_path / "cli-index")]
     assert main(["correct", str(clip), "--product", truth, "--frames", "0,2", "--sample", "4", *common]) == 0
     out = capsys.readouterr().out
-    assert f"stored 2 livestream example(s) of {truth}" in out
+    assert f"stored 2 livestream examples of {truth}" in out
+    assert main(["correct", str(clip), "--product", truth, "--frames", "0,2", "--sample", "4", *common]) == 0
+    assert f"nothing stored: these frames of {clip.name} are already livestream examples of {truth}" in \
+        capsys.readouterr().out  # the same frames twice: a no-op that says so
     assert main(["corrections", *common]) == 0
     listing = capsys.readouterr().out
     ids = [line.split()[0] for line in listing.splitlines() if line.startswith("c")]
@@ -162,3 +165,32 @@ def test_examples_follow_the_shop_filter(private_engine: Engine, demo_dir: Path)
     assert e.match(clip).top.product_id == truth  # type: ignore[union-attr]
     elsewhere = Engine(e.settings.with_(shop="a shop that sells nothing"), e.detector, e.embedder, e.index)
     assert truth not in {p.product_id for p in elsewhere.match(clip).ranking}
+
+
+def test_storing_the_same_frames_twice_adds_nothing(tmp_path: Path) -> None:
+    store = CorrectionStore(tmp_path / "corrections")
+    frames = [(i, i / 20, [(0.0, 0.0, 10.0, 10.0)], np.ones((1, 4), np.float32), None) for i in (3, 7)]
+    assert len(store.add_frames("p1", "a.mp4", "sha-a", frames, "key")) == 2
+    log = store.log.read_bytes()
+    assert store.add_frames("p1", "a.mp4", "sha-a", frames, "key") == []
+    assert store.log.read_bytes() == log  # not even a line
+    more = store.add_frames("p1", "a.mp4", "sha-a", frames + [(9, 0.45, [(0.0, 0.0, 5.0, 5.0)],
+                                                               np.ones((1, 4), np.float32), None)], "key")
+    assert [c.frame_index for c in more] == [9]  # only the new frame
+    assert len(store.add_frames("p2", "a.mp4", "sha-a", frames, "key")) == 2  # another product: a new correction
+    assert len(store.records()) == 5
+
+
+def test_an_example_counts_only_for_near_duplicate_queries() -> None:
+    from engine.index.corrections import ExampleSet
+    from engine.types import RegionRef
+
+    example = np.float32([[1.0, 0.0]])
+    refs = [RegionRef("p1", "x.jpg", (0.0, 0.0, 1.0, 1.0), "", 0, SOURCE)]
+    examples = ExampleSet.from_raw([example], refs, lambda v: v, 2)
+    near, far = np.float32([0.99, 0.141]), np.float32([0.8, 0.6])  # cosines 0.99 and 0.8
+    queries = np.stack([near, far])
+    assert examples.similarities(queries)["p1"][0][:, 0] == pytest.approx([0.99, 0.8])  # no bound
+    bounded = examples.similarities(queries, 0.9)["p1"][0][:, 0]
+    assert bounded[0] == pytest.approx(0.99) and bounded[1] == -np.inf
+    assert examples.similarities(far[None], 0.9) == {}  # no query near it: the product is not even a candidate

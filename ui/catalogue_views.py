@@ -15,7 +15,7 @@ from ui.text import code, md
 
 from .components import category_label, image_or_placeholder
 from .media import annotated_image, thumb
-from .names import bare_name, product_label
+from .names import bare_name, display_name, has_own_name, product_label
 from .views import category_names
 
 PER_ROW = 5
@@ -44,13 +44,14 @@ def product_card(catalogue: Catalogue, p: Product) -> None:
     with st.container(border=True):
         image_or_placeholder(thumb(p.cover_image))
         n = len(p.images)
-        title = bare_name(p.name, p.product_id) or p.product_id  # the id once: "000117 · short skirt" is its name
-        category = category_label(p.category)
-        category = "" if category == title else category
+        title = display_name(p.name, p.product_id, p.category)  # the id once: "short skirt · 000117"
+        named = has_own_name(p.name, p.product_id, p.category)
+        images = f'{n} image{"s" if n != 1 else ""}'
+        first = f"{p.product_id} · {images}" if named else images
+        second = category_label(p.category) if named else "no name in the catalogue"
         st.html(f'<div class="lm-name" title="{_escape(title)}">{_escape(title)}</div>'
-                f'<div class="lm-meta"><div class="lm-line">{_escape(p.product_id)} · {n} '
-                f'image{"s" if n != 1 else ""}</div><div class="lm-line" title="{_escape(category)}">'
-                f'{_escape(category) or "&nbsp;"}</div></div>')
+                f'<div class="lm-meta"><div class="lm-line">{_escape(first)}</div><div class="lm-line" '
+                f'title="{_escape(second)}">{_escape(second) or "&nbsp;"}</div></div>')
         if st.button("Details", key=f"catalogue.view.{p.product_id}", on_click=select_product,
                      args=(p.product_id,), icon=":material/visibility:", width="stretch", type="tertiary"):
             details_dialog(catalogue, p.product_id)  # shown where the person is looking, over the grid

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
+from engine.models.domain import SHIPPED_DIR
 from engine.types import ClipOutcome, EvalReport
 from engine.types import MatchResult
 from ui.text import plot
@@ -81,12 +82,19 @@ def run_settings(settings: Mapping[str, Any], index: Mapping[str, Any] | None = 
     mean = str(settings.get("domain_mean", "auto"))
     if key:
         centring = "on" if "+centred" in key else "off"
+    elif mean == "auto":  # on only where a livestream mean ships for the embedder (engine.models.domain.resolve)
+        centring = "on" if _ships_mean(str(settings.get("embedder", ""))) else "off"
     else:
-        centring = "off" if mean == "none" else ("auto" if mean == "auto" else "on")
+        centring = "off" if mean in ("none", "off", "") else "on"
     rank_by = str(settings.get("rank_by", "similarity"))
     ranking = "evidence, then votes" if rank_by == "similarity" else "votes"
     return [("windows", windows), ("domain centring", centring), ("ranked by", ranking),
             ("frames", f"{settings.get('frames', '?')} per clip")]
+
+
+def _ships_mean(embedder: str) -> bool:
+    """Whether a livestream mean is shipped for this embedder setting (what "auto" centring uses)."""
+    return any(p.name.startswith(f"livestream-mean-{embedder}_") for p in SHIPPED_DIR.glob("livestream-mean-*.npy"))
 
 
 def run_line(settings: Mapping[str, Any], index: Mapping[str, Any] | None = None) -> str:
@@ -99,7 +107,7 @@ def uncertain_clips(report: EvalReport) -> list[str]:
     return [o.video_id for o in report.clips if o.result.verdict.level == "uncertain"]
 
 
-def absent_clips(report: EvalReport) -> list[str]:
+def not_in_catalogue_clips(report: EvalReport) -> list[str]:
     """Clips whose verdict is "not in the catalogue": no product is consistently nearest."""
     return [o.video_id for o in report.clips if o.result.verdict.absent]
 
@@ -152,8 +160,8 @@ def clip_table(report: EvalReport, names: Mapping[str, str]) -> pd.DataFrame:
         n_frames = len(o.result.frames)
         rows.append({
             "clip": o.video_id,
-            "result": "✓ correct" if o.correct else ("– no truth" if o.truth is None else "✗ wrong"),
-            "true product": _short(o.truth, o.video_id, names) if o.truth else "not in catalogue",
+            "result": "✓ correct" if o.correct else ("○ absent" if o.truth is None else "✗ wrong"),
+            "true product": _short(o.truth, o.video_id, names) if o.truth else "not in the catalogue",
             "top-1": _short(o.top, o.video_id, names) if o.top else "no match",
             "rank of truth": o.truth_rank,
             "votes": f"{top.votes if top else 0} / {n_frames}",

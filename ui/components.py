@@ -12,7 +12,7 @@ from engine.categories import english
 from engine.errors import EngineError
 from ui.text import code, md
 
-from .names import bare_name
+from .names import display_name, has_own_name
 
 log = logging.getLogger("livematch.app")
 
@@ -86,20 +86,21 @@ def image_or_placeholder(data: bytes | None, caption: str | None = None) -> None
 def product_card(rank: int, name: str, product_id: str, category: str, image: bytes | None, votes: int,
                  n_frames: int, share: float, best: float, mean: float) -> None:
     """A product of a match: image, rank, name, id and category, votes with their share, similarities.
-    The id is shown once: a name that carries it ("000134 · short-sleeve dress") loses it, and a category that
-    only repeats the name is left out."""
+    The id is shown once: a product without a name of its own is called "short-sleeve dress · 000134"
+    (``ui.names.display_name``)."""
     badge = ('<span class="lm-badge best">&#9733; Best match</span>' if rank == 1
              else f'<span class="lm-badge">#{rank}</span>')
     width = f"{min(max(share, 0.0), 1.0) * 100:.0f}%"
-    title = bare_name(name, product_id) or product_id
+    title = display_name(name, product_id, category)
     cat = category_label(category)
-    cat = "" if cat == title else cat
+    # two lines under the name: its id and category, or for a product named "category · id", that it has no name
+    first, second = (product_id, cat) if has_own_name(name, product_id, category) else ("", "no name in the catalogue")
     with st.container(border=True):
         image_or_placeholder(image)
         st.html(
             f'{badge}<div class="lm-name" title="{_escape(title)}">{_escape(title)}</div>'
-            f'<div class="lm-meta"><div class="lm-line">{_escape(product_id)}</div>'
-            f'<div class="lm-line" title="{_escape(cat)}">{_escape(cat) or "&nbsp;"}</div></div>'
+            f'<div class="lm-meta"><div class="lm-line">{_escape(first) or "&nbsp;"}</div>'
+            f'<div class="lm-line" title="{_escape(second)}">{_escape(second) or "&nbsp;"}</div></div>'
             f'<div class="lm-votes"><span>{votes} of {n_frames} frame{"s" if n_frames != 1 else ""}</span>'
             f'<b>{share:.0%}</b></div><div class="lm-bar"><div style="width:{width}"></div></div>'
             f'<div class="lm-row" title="The ranking key: best similarity per frame, averaged over the frames">'

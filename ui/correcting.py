@@ -31,6 +31,7 @@ from .matching import ClipSource
 from .media import thumb
 from .names import product_label
 
+TOAST_PREFIX = "correcting.toast."  # + the control's key: the message of a store, toasted once by the next run
 NOTICE_PREFIX = "correcting.notice."  # + the control's key: ("success" | "error" | "info", message, stored ids)
 CLOSE_PREFIX = "correcting.close."  # + the control's key: the dialog's Store or Cancel was pressed: close it
 HINT_PREFIX = "correcting.hint."  # + the control's key: a hint shown in the open dialog
@@ -182,13 +183,20 @@ def _apply(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | No
         engine = state.get_engine(settings, catalogue)
         with clip.materialise() as path:
             stored = engine.correct(path, pid, frames, clip_name=clip.name, clip_sha256=clip.sha256)
+        if not stored:
+            st.session_state[NOTICE_PREFIX + key] = (
+                "same", f"Already stored: {'this frame' if frames and len(frames) == 1 else 'these frames'} of "
+                        f"{clip.name} {'is' if frames and len(frames) == 1 else 'are'} livestream examples of "
+                        f"{_label(catalogue, pid)} already; nothing was added.", ())
+            return
         frames_text = ", ".join(f"#{c.frame_index}" for c in stored)
         n = len(stored)
         message = (f"Learned: {n} frame{'s' if n != 1 else ''} of {clip.name} ({frames_text}) now "
                    f"count{'s' if n == 1 else ''} as examples of {_label(catalogue, pid)}. The next match uses "
                    f"{'them' if n != 1 else 'it'}.")
         st.session_state[NOTICE_PREFIX + key] = ("success", message, tuple(c.correction_id for c in stored))
-        st.toast(md(message), icon=":material/school:")
+        st.session_state[TOAST_PREFIX + key] = message  # shown by the next run: a callback inside a dialog (a
+        # fragment) that draws an element makes Streamlit log "A fragment rerun was triggered with a callback ..."
     except EngineError as e:
         st.session_state[NOTICE_PREFIX + key] = ("error", f"Not stored: {e}", ())
     except Exception:  # noqa: BLE001 - a callback's traceback would reach the page
@@ -214,6 +222,9 @@ def _undo(settings: Settings, catalogue: Catalogue, key: str, ids: tuple[str, ..
 def _show_notice(settings: Settings, catalogue: Catalogue, key: str, narrow: bool = False) -> None:
     """What the control last did: a stored correction stays shown with its Undo (under it when ``narrow``); other
     notices show once."""
+    toast = st.session_state.pop(TOAST_PREFIX + key, None)
+    if toast:
+        st.toast(md(toast), icon=":material/school:")
     notice = st.session_state.get(NOTICE_PREFIX + key)
     if notice is None:
         return
@@ -227,6 +238,8 @@ def _show_notice(settings: Settings, catalogue: Catalogue, key: str, narrow: boo
     st.session_state.pop(NOTICE_PREFIX + key, None)
     if kind == "info":
         st.info(md(message), icon=":material/undo:")
+    elif kind == "same":
+        st.info(md(message), icon=":material/info:")
     else:
         st.error(md(message), icon=":material/error:")
 

@@ -12,6 +12,7 @@ from engine.types import EvalReport
 from ui.text import code, md
 
 from .components import category_label, image_or_placeholder
+from .names import display_name, has_own_name
 from .inspection import ClipComparison, FrameComparison, ProductInfo, Side
 from .media import thumb
 
@@ -41,16 +42,19 @@ def overview(clips: list[ClipComparison], infos: dict[str, ProductInfo]) -> None
     with left, st.container(border=True):
         st.markdown(f"**:green[:material/check_circle:] Correct · {len(good)}**")
         for c in good:
-            st.markdown(f"{code(c.video_id)} {product_name(infos, c.truth)} · {_frames_right(c)}")
+            st.markdown(f"{code(c.video_id)} {product_name(infos, c.truth, c.video_id)} · {_frames_right(c)}")
         if not good:
             st.caption("No clip was matched correctly.")
     with right, st.container(border=True):
         st.markdown(f"**:red[:material/cancel:] Incorrect · {len(bad)}**")
         for c in bad:
+            if c.truth is None:  # an absent product's clip: no product is right for it
+                st.markdown(f"{code(c.video_id)} {product_name(infos, c.top, c.video_id)} chosen · the clip shows a "
+                            "product not in the catalogue")
+                continue
             rank = f"true product ranked {c.truth_rank}" if c.truth_rank else "true product not ranked"
-            st.markdown(f"{code(c.video_id)} {product_name(infos, c.top)} instead of "
-                        f"{product_name(infos, c.truth)} · {rank} · "
-                        f"{_frames_right(c)}")
+            st.markdown(f"{code(c.video_id)} {product_name(infos, c.top, c.video_id)} instead of "
+                        f"{product_name(infos, c.truth, c.video_id)} · {rank} · {_frames_right(c)}")
         if not bad:
             st.caption("No errors: every clip's top product is the true one.")
 
@@ -60,22 +64,33 @@ def _frames_right(c: ClipComparison) -> str:
     return f"{right} of {len(c.frames)} frames right"
 
 
-def product_name(infos: dict[str, ProductInfo], pid: str | None) -> str:
+def plain_name(infos: dict[str, ProductInfo], pid: str, clip: str = "") -> str:
+    """A product's display name; beside a clip of the same id, an unnamed product is its category alone (the id
+    once: "`000117` short skirt", not "000117 000117 · short skirt")."""
+    if pid not in infos:
+        return pid
+    info = infos[pid]
+    if pid == clip and not has_own_name(info.name, pid, info.category):
+        return category_label(info.category) or pid
+    return display_name(info.name, pid, info.category)
+
+
+def product_name(infos: dict[str, ProductInfo], pid: str | None, clip: str = "") -> str:
     if pid is None:
         return "*nothing*"
-    return f"**{md(infos[pid].name)}**" if pid in infos else f"**{md(pid)}**"
+    return f"**{md(plain_name(infos, pid, clip))}**"
 
 
 def clip_label(c: ClipComparison, infos: dict[str, ProductInfo]) -> str:
     mark = "✓" if c.correct else "✗"
-    truth = infos[c.truth].name if c.truth in infos else (c.truth or "unknown")
+    truth = plain_name(infos, c.truth, c.video_id) if c.truth else "a product not in the catalogue"
     return f"{mark} {c.video_id} · {truth}"
 
 
 def _side_caption(label: str, side: Side | None, infos: dict[str, ProductInfo]) -> str:
     if side is None or side.product_id is None:
         return f"{label}: none"
-    name = infos[side.product_id].name if side.product_id in infos else side.product_id
+    name = plain_name(infos, side.product_id)
     sim = f" · {side.similarity:.3f}" if side.similarity is not None else ""
     where = "" if side.from_neighbours else " · cover image"
     return f"{label}: {name}{sim}{where}"

@@ -23,6 +23,7 @@ from engine.io.catalogue import Catalogue, load_catalogue
 from engine.pipeline.engine import Engine
 from engine.types import EvalReport
 
+from . import indexing
 from .progress import describe_index_build, run_with_progress, staged
 
 SETTINGS_KEY = "livematch.settings"
@@ -30,7 +31,7 @@ PENDING_CATALOGUE_KEY = "livematch.pending_catalogue"
 PENDING_PREFIX = "livematch.pending."  # + a sidebar widget key: a value to apply before the widget is drawn
 NOTICE_KEY = "catalogue.notice"
 DISPLAY_ONLY_FIELDS = ("top_k",)  # settings that change what is shown, not what is computed
-describe_demo = staged({"": (0.0, 1.0, "First start: generating the built-in demo (8 products, 4 livestream clips)…")})
+describe_demo = staged({"": (0.0, 1.0, "First start: generating the built-in demo (8 products, 5 livestream clips)…")})
 _DEMOS_READY: set[Path] = set()  # built-in demo folders this process has prepared (checked without a bar since)
 
 
@@ -182,6 +183,25 @@ def build_index(settings: Settings, catalogue: Catalogue) -> IndexSummary | None
     return index_summary(settings, catalogue.root)
 
 
+def start_indexing(settings: Settings, catalogue: Catalogue) -> indexing.IndexJob | None:
+    """Start building the catalogue's missing index in the background (ui.indexing): the build already running for
+    its index folder, a new one, or None when the index exists."""
+    s = engine_settings(settings)
+    key = str(workspace.index_dir_for(catalogue.root, s))
+    job = indexing.running(key)
+    if job is None and index_summary(settings, catalogue.root) is not None:
+        return None
+    n_images = sum(len(p.images) for p in catalogue.products.values())
+    return job or indexing.start(key, n_images, lambda progress: workspace.build_index(s, catalogue, progress))
+
+
+def await_index(settings: Settings, catalogue: Catalogue) -> None:
+    """Wait for the catalogue's index with a progress bar and an estimate, starting its build if need be."""
+    job = start_indexing(settings, catalogue)
+    if job is not None:
+        indexing.wait(job, "the built-in demo" if is_builtin_demo(settings) else f"`{Path(catalogue.root).name}`")
+
+
 def update_index(settings: Settings, catalogue: Catalogue, changed: list[str],
                  removed: list[str] = ()) -> IndexSummary | None:
     """After an edit: the milvus backend upserts or deletes only these products' rows, the others rebuild."""
@@ -202,9 +222,9 @@ def _engine(key: str, catalogue_root: str, build: str) -> Engine:
 
 
 def get_engine(settings: Settings, catalogue: Catalogue) -> Engine:
-    """The shared engine for these settings and this catalogue; a missing index is built first, with progress."""
-    if index_summary(settings, catalogue.root) is None:
-        build_index(settings, catalogue)
+    """The shared engine for these settings and this catalogue; a missing index is built first (or the build that
+    opening the catalogue started is waited for), with progress."""
+    await_index(settings, catalogue)
     return _engine(settings_key(settings), catalogue.root, _build_name(settings, catalogue))
 
 

@@ -84,13 +84,27 @@ def timeline_chart(timeline: Timeline, names: Mapping[str, str], total_s: float 
     end = max(timeline.end_s, total_s, 1.0)
     step = _tick_step(end)
     ticks = [t * step for t in range(int(end // step) + 1)]
-    fig.update_layout(barmode="overlay", height=150, margin=dict(l=10, r=10, t=10, b=10), font=FONT,
+    # the legend above the band, the time axis (ticks and its title) below it: a legend under the band covered the
+    # tick labels, and the band read as having no time axis
+    fig.update_layout(barmode="overlay", height=200, margin=dict(l=10, r=10, t=10, b=10), font=FONT,
                       plot_bgcolor="white", paper_bgcolor="white", bargap=0.15,
-                      legend=dict(orientation="h", yanchor="top", y=-0.35, x=0))
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     fig.update_xaxes(range=[0, end], tickvals=ticks, ticktext=[format_time(t) for t in ticks], showgrid=True,
-                     gridcolor="#eef0f6", title=None)
+                     gridcolor="#eef0f6", title=dict(text="time in the video (h:mm:ss)", standoff=6), automargin=True,
+                     showline=True, linecolor="#c5cad8", ticks="outside")
     fig.update_yaxes(visible=False)
     return fig
+
+
+def headline(timeline: Timeline) -> str:
+    """The timeline's one-line outcome, with "1 product segment, 1 product" rather than the engine's
+    "1 product segment(s), 1 product(s)"."""
+    n_segments = len(timeline.product_segments)
+    n_products = len({s.product_id for s in timeline.product_segments})
+    counted = f"{n_segments} product segment(s), {n_products} product(s)"
+    said = (f"{n_segments} product segment{'s' if n_segments != 1 else ''}, "
+            f"{n_products} product{'s' if n_products != 1 else ''}")
+    return timeline.message.replace(counted, said)
 
 
 def _tick_step(end: float) -> float:
@@ -288,9 +302,9 @@ def _render(session: TimelineSession, catalogue: Catalogue) -> None:
     if session.running:
         st.progress(run.fraction, text=progress_text(run.covered_s, run.duration_s, run.eta_s, len(run.frames)))
     elif timeline.status == "complete":
-        st.success(f"**{md(session.name)}**: {md(timeline.message)}.", icon=":material/timeline:")
+        st.success(f"**{md(session.name)}**: {md(headline(timeline))}.", icon=":material/timeline:")
     else:
-        st.warning(f"**{md(session.name)}**: {md(timeline.message)}.", icon=":material/timeline:")
+        st.warning(f"**{md(session.name)}**: {md(headline(timeline))}.", icon=":material/timeline:")
     if not timeline.segments:
         return
     names = {pid: p.name for pid, p in catalogue.products.items()}

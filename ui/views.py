@@ -17,7 +17,7 @@ from engine.types import EvalReport
 from engine.types import FrameVote, MatchResult, Product, ProductScore, RegionRef
 
 from .correcting import correction_control, frame_correction
-from .charts import (absent_clips, clip_table, margin_chart, open_set_line, rank_chart, report_notes, run_line,
+from .charts import (not_in_catalogue_clips, clip_table, margin_chart, open_set_line, rank_chart, report_notes, run_line,
                      uncertain_clips, votes_heatmap)
 from engine.index.corrections import SOURCE
 from ui.text import md
@@ -122,13 +122,18 @@ def _card_image(p: ProductScore, product: Product | None) -> bytes | None:
 
 
 def card_region(p: ProductScore, product: Product | None) -> RegionRef | None:
-    """The region a product's card draws: the catalogue's own record of the best-matching box (its annotated
-    category and whether it is the product), or an unlabelled detected region; None without one."""
+    """The region a product's card draws: the product's own sold-item region (instance_id != 0) in the photo that
+    matched best, even when another garment of that photo (instance 0: the trousers under a top) matched; the
+    matched box as the catalogue recorded it when the photo has no sold-item region; an unlabelled detected region
+    when the catalogue has no record of it; None without one."""
     path, box = p.best_image, p.best_box
     if path is None or box is None:
         return None
     regions = product.regions if product is not None else ()
     own = next((r for r in regions if r.image_path == path and _same_box(r.box, box)), None)
+    if own is not None and own.instance_id == 0:
+        sold = next((r for r in regions if r.image_path == path and r.instance_id != 0), None)
+        return sold or own
     return own or RegionRef(p.product_id, path, box, "", 1, "detected")
 
 
@@ -179,11 +184,12 @@ def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop
     """A sampled frame with its vote, then the query region beside the catalogue region it matched."""
     voted = product_label(names.get(vote.voted_product, vote.voted_product), vote.voted_product) \
         if vote.voted_product else "no vote"
-    caption = f"#{vote.frame_index} · {vote.time_s:.1f} s → {md(voted)}"
     if image is not None:
-        st.image(image, caption=caption, width="stretch")
-    else:
-        st.caption(caption + " · frame unavailable")
+        st.image(image, width="stretch")
+    # fixed-height lines (ellipsis, full text on hover): every card of a row keeps the same height
+    when = f"#{vote.frame_index} · {vote.time_s:.1f} s" + ("" if image is not None else " · frame unavailable")
+    st.html(f'<div class="lm-meta"><div class="lm-line">{html.escape(when)}</div><div class="lm-line" '
+            f'title="{html.escape(voted)}">voted for <b>{html.escape(voted)}</b></div></div>')
     chosen = why.chosen
     if chosen.product_id is None:
         return
@@ -191,12 +197,13 @@ def _frame_card(vote: FrameVote, image: bytes | None, why: FrameComparison, crop
     with left:
         image_or_placeholder(crop, "query")
     with right:
-        where = "catalogue" if chosen.from_neighbours else "cover photo"
-        where = "correction" if chosen.source == SOURCE else where  # a livestream example
+        where = "catalogue" if chosen.from_neighbours else "cover"
+        where = "example" if chosen.source == SOURCE else where  # a livestream example (a correction)
         image_or_placeholder(thumb(chosen.image_path, chosen.box, CROP), where)
-    category = category_label(why.category) or "garment"
-    similarity = f" · similarity {chosen.similarity:.2f}" if chosen.similarity is not None else ""
-    st.html(f'<div class="lm-meta" title="{html.escape(category)}">{html.escape(category)}{similarity}</div>')
+    category = category_label(why.category) or "garment"  # the matched region's own category, not the product's
+    similarity = f"similarity {chosen.similarity:.2f}" if chosen.similarity is not None else "&nbsp;"
+    st.html(f'<div class="lm-meta"><div class="lm-line" title="{html.escape(category)}">region: '
+            f'{html.escape(category)}</div><div class="lm-line">{similarity}</div></div>')
 
 
 def _verdict_banner(clip: str, result: MatchResult, names: dict[str, str], n_frames: int) -> None:
@@ -254,16 +261,20 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
     cols[1].metric("Top-5 accuracy", f"{m.top5:.0%}", border=True,
                    help="Clips whose true product is among the first five.")
     cols[2].metric("MRR", f"{m.mrr:.3f}", border=True, help="Mean reciprocal rank of the true product.")
-    cols[3].metric("Clips scored", m.clips, border=True)
-    absent = absent_clips(report)
-    cols[4].metric("Confident clips", f"{len(report.clips) - len(uncertain) - len(absent)} of {len(report.clips)}",
+    absent = sum(o.truth is None for o in report.clips)
+    cols[3].metric("Clips scored", m.clips, border=True,
+                   delta=f"+{absent} absent" if absent else None,
+                   delta_color="off", help="Clips whose product is in the catalogue; clips of a product the catalogue "
+                   "does not have are counted apart (absent-product clips): no product is the right answer for them.")
+    grey = not_in_catalogue_clips(report)
+    cols[4].metric("Confident clips", f"{len(report.clips) - len(uncertain) - len(grey)} of {len(report.clips)}",
                    border=True,
                    help="Green: every model ranks the top product first and it leads clearly on votes. The others are "
                         "amber (uncertain, most likely X) or grey (not in the catalogue: the nearest products, "
                         "not a match).")
     st.markdown("**Run with** · " + md(run_line(report.settings, report.index))
                 + (f" · uncertain: {md(', '.join(uncertain))}" if uncertain else "")
-                + (f" · not in catalogue: {md(', '.join(absent))}" if absent else ""))
+                + (f" · not in catalogue: {md(', '.join(grey))}" if grey else ""))
     if report.open_set:
         st.markdown("**Open set** (each clip with its own product removed from the catalogue: any answer is wrong) · "
                     + open_set_line(report))
@@ -278,7 +289,8 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
 
     st.markdown("**Clips**")
     table = clip_table(report, names)
-    st.dataframe(table, hide_index=True, width="stretch", column_config=CLIP_COLUMNS)
+    st.dataframe(table, hide_index=True, width="stretch", column_config=CLIP_COLUMNS,
+                 column_order=[c for c in table.columns if c in CLIP_COLUMNS])
     stem = Path(report.dataset).name or "evaluation"
     csv_col, json_col, _ = st.columns([1, 1, 3])
     csv_col.download_button("Clips (CSV)", table.to_csv(index=False).encode("utf-8"), file_name=f"{stem}-clips.csv",
@@ -300,27 +312,28 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
                f"detector {md(report.settings.get('detector', '?'))}")
 
 
-CLIP_COLUMNS = {  # widths in pixels: the columns fit the page without scrolling sideways, names uncut
+# Widths in pixels: the shown columns fit the page's 940 px at a 1400 px window without scrolling sideways, and a
+# name with its id ("Green checked long-sleeve top (900008)") uncut. The vote margin of the truth is left to its
+# chart above (and the CSV), to make room for the names.
+CLIP_COLUMNS = {
     "clip": st.column_config.TextColumn("clip", width=58),
-    "result": st.column_config.TextColumn("result", width=70),
-    "true product": st.column_config.TextColumn("true product", width=208,
+    "result": st.column_config.TextColumn("result", width=64),
+    "true product": st.column_config.TextColumn("true product", width=235,
                                                 help="Its name; with its id when it is not the clip's own."),
-    "top-1": st.column_config.TextColumn("top-1", width=208),
-    "rank of truth": st.column_config.NumberColumn("rank", format="%d", width=42,
+    "top-1": st.column_config.TextColumn("top-1", width=262),
+    "rank of truth": st.column_config.NumberColumn("rank", format="%d", width=38,
                                                    help="Rank of the true product in the clip's ranking."),
-    "votes": st.column_config.TextColumn("votes", width=55, help="Frames voting for the top-1 product."),
-    "margin": st.column_config.NumberColumn("margin", format="%+d", width=55,
-                                            help="Frames voting for the truth minus its best rival."),
-    "sure": st.column_config.TextColumn("sure", width=72, help="confident; uncertain when the runner-up is close; "
+    "votes": st.column_config.TextColumn("votes", width=50, help="Frames voting for the top-1 product."),
+    "sure": st.column_config.TextColumn("sure", width=70, help="confident; uncertain when the runner-up is close; "
                                         "not in catalogue when no product is consistently nearest."),
     "evidence margin": st.column_config.NumberColumn(
-        "lead", format="%+.3f", width=56,
+        "lead", format="%+.3f", width=52,
         help="The top product's evidence (mean best similarity per frame) minus the runner-up's; "
              "under +0.020 the answer is uncertain."),
-    "evidence": st.column_config.NumberColumn("evidence", format="%.3f", width=65,
+    "evidence": st.column_config.NumberColumn("evidence", format="%.3f", width=58,
                                               help="The top-1 product's evidence: its best similarity per frame, "
                                                    "averaged over the sampled frames (the ranking key)."),
-    "time (s)": st.column_config.NumberColumn("time", format="%.1f s", width=50),
+    "time (s)": st.column_config.NumberColumn("time", format="%.1f s", width=46),
 }
 
 

@@ -32,7 +32,8 @@ def _add_matching_commands(sub) -> None:
     p = sub.add_parser("demo", help="generate the built-in demo catalogue and clips")
     p.add_argument("--out", help="output folder (default: ~/.cache/livematch/demo)")
     p.add_argument("--products", type=int, default=8)
-    p.add_argument("--clips", type=int, default=4)
+    p.add_argument("--clips", type=int, default=4, help="clips of catalogue products (default: 4)")
+    p.add_argument("--absent", type=int, default=1, help="clips of products left out of the catalogue (default: 1)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 

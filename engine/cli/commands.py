@@ -18,7 +18,8 @@ from engine.io.catalogue import ALL_PROBLEMS
 def cmd_demo(args: argparse.Namespace) -> int:
     from engine.io.demo import default_demo_dir, generate_demo
 
-    out = generate_demo(args.out or default_demo_dir(), n_products=args.products, n_clips=args.clips, seed=args.seed)
+    out = generate_demo(args.out or default_demo_dir(), n_products=args.products, n_clips=args.clips, seed=args.seed,
+                        n_absent=args.absent)
     print(out)
     return 0
 

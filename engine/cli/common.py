@@ -80,6 +80,9 @@ def add_model_options(p: argparse.ArgumentParser, frames_flag: str = "--frames")
     p.add_argument("--example-offset", dest="example_offset", type=float,
                    help="a livestream example's (correction's) similarity counts this much less "
                         f"(default {d['example_offset']})")
+    p.add_argument("--example-bound", dest="example_bound", type=float,
+                   help="a livestream example counts only for query windows at least this similar to it "
+                        f"(cosine; default {d['example_bound']})")
     p.add_argument("--domain-mean", dest="domain_mean",
                    help=f"livestream mean queries are centred on: auto (the embedder's shipped mean; the "
                         f"ensemble has none: no centring), none, or a .npy file (default {d['domain_mean']})")

@@ -66,8 +66,13 @@ def cmd_correct(args: argparse.Namespace) -> int:
     engine = ready_engine(settings, progress=progress_bar("index"))
     check_product(engine, args.product, args.regions)
     stored = engine.correct(clip, args.product, frames, args.regions)
-    print(f"stored {len(stored)} livestream example(s) of {args.product} from {Path(str(clip)).name}: frames "
-          + ", ".join(f"#{c.frame_index}" for c in stored))
+    name = Path(str(clip)).name
+    if not stored:
+        print(f"nothing stored: these frames of {name} are already livestream examples of {args.product}")
+        return 0
+    n = len(stored)
+    print(f"stored {n} livestream example{'s' if n != 1 else ''} of {args.product} from {name}: "
+          f"frame{'s' if n != 1 else ''} " + ", ".join(f"#{c.frame_index}" for c in stored))
     for c in stored:
         print(f"  {c.correction_id}  frame #{c.frame_index}  {len(c.boxes)} region(s)")
     return 0
@@ -99,7 +104,7 @@ def cmd_corrections(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_corrections(args: argparse.Namespace) -> int:
-    from engine.eval.corrections import evaluate_corrections, format_rows
+    from engine.eval.corrections import evaluate_corrections, format_bound, format_rows
     from engine.pipeline.correcting import REGION_CHOICES
 
     choices = tuple(r.strip() for r in args.regions.split(",") if r.strip())
@@ -110,6 +115,8 @@ def cmd_eval_corrections(args: argparse.Namespace) -> int:
         offsets = tuple(float(v) for v in args.offsets.split(",") if v.strip())
     except ValueError:
         raise EngineError(f"--offsets {args.offsets!r}: expected comma-separated numbers") from None
-    rows = evaluate_corrections(args.dataset, settings_from(args), choices, progress_bar("eval-corrections"), offsets)
+    rows, bound = evaluate_corrections(args.dataset, settings_from(args), choices, progress_bar("eval-corrections"),
+                                       offsets)
     print(format_rows(rows))
+    print(format_bound(bound))
     return 0

@@ -144,6 +144,16 @@ def make_report(dataset: str | Path, settings: Settings, engine: Engine, outcome
     )
 
 
+def absent_clips(report: EvalReport) -> list[str]:
+    """Clips whose product is not in the catalogue (open set: a truth id absent from its images), by video id."""
+    return [o.video_id for o in report.clips if o.truth is None]
+
+
+def clip_mark(o: ClipOutcome) -> str:
+    """The table's last column: ok, MISS, or absent (a clip of a product the catalogue does not have)."""
+    return "absent" if o.truth is None else ("ok" if o.correct else "MISS")
+
+
 def format_table(report: EvalReport) -> str:
     """The per-clip table and the summary line, as printed by the CLI (with the open-set table when it was run)."""
     lines = [f"{'clip':<10} {'truth':<10} {'top-1':<10} {'rank':>5} {'votes':>6} {'evidence':>9} {'margin':>7} "
@@ -156,7 +166,7 @@ def format_table(report: EvalReport) -> str:
                      f"{top.votes if top else 0:>6} {top.mean_similarity if top else 0.0:>9.3f} "
                      f"{v.evidence_margin:>7.3f} {v.relative_margin:>5.2f} {v.signals.frames_agree:>6.2f} "
                      f"{f'{v.signals.members_agree}/{v.signals.members}':>7}  {v.level:<16} "
-                     f"{'ok' if o.correct else 'MISS'}")
+                     f"{clip_mark(o)}")
     rule = DEFAULT_RULE
     lines.append("evidence: the top product's best similarity per frame, averaged over the sampled frames; margin: "
                  "over the runner-up; rel: that margin as a share of the top's lead over the median product below the "
@@ -167,6 +177,10 @@ def format_table(report: EvalReport) -> str:
     m = report.metrics
     lines.append(f"clips {m.clips}  top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  MRR {m.mrr:.3f}  "
                  f"truth's vote share {m.vote_share:.2f}")
+    absent = absent_clips(report)
+    if absent:
+        lines.append(f"absent-product clips {len(absent)} ({', '.join(absent)}): their product is not in the catalogue, "
+                     "so they are left out of top-1, top-5 and MRR; the right answer for them is not a product")
     if m.region_boxes:
         lines.append(f"annotated product boxes {m.region_boxes}  region top-1 {m.region_top1:.3f} "
                      "(each box searched alone: feature quality without the detector)")

@@ -61,6 +61,11 @@ class Correction:
     added_at: str
     regions: str = "product"  # how the regions were chosen (engine.pipeline.correcting.REGION_CHOICES)
 
+    @property
+    def frame_key(self) -> tuple[str, int]:
+        """Which frame of which clip it is (the clip's SHA-256, or its name when it has none)."""
+        return self.clip_sha256 or self.clip, self.frame_index
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.correction_id, "product_id": self.product_id, "clip": self.clip,
                 "clip_sha256": self.clip_sha256, "frame_index": self.frame_index, "time_s": self.time_s,
@@ -99,12 +104,17 @@ class ExampleSet:
         return cls(prepare(np.concatenate(vectors).astype(np.float32)), tuple(refs),
                    {p: np.array(ids, int) for p, ids in by_product.items()}, note)
 
-    def similarities(self, prepared: np.ndarray) -> dict[str, tuple[np.ndarray, list[RegionRef]]]:
-        """For each product with examples: cosine matrix (queries x its examples) and those examples."""
+    def similarities(self, prepared: np.ndarray, bound: float = -1.0) -> dict[str, tuple[np.ndarray, list[RegionRef]]]:
+        """For each product with an example at least ``bound`` similar to some query: cosine matrix (queries x its
+        examples) and those examples. Cosines under ``bound`` are -inf: an example counts only where a query is a
+        near-duplicate of it, never for a merely similar frame (another product's clip in the same room)."""
         if not self.refs:
             return {}
         sims = np.asarray(prepared, np.float32) @ self.vectors.T
-        return {pid: (sims[:, idx], [self.refs[i] for i in idx]) for pid, idx in self.by_product.items()}
+        if bound > -1.0:
+            sims = np.where(sims >= bound, sims, -np.inf).astype(np.float32)
+        out = {pid: (sims[:, idx], [self.refs[i] for i in idx]) for pid, idx in self.by_product.items()}
+        return {pid: v for pid, v in out.items() if np.isfinite(v[0]).any()}
 
 
 NO_EXAMPLES = ExampleSet(np.zeros((0, 0), np.float32), ())
@@ -159,7 +169,8 @@ class CorrectionStore:
                    regions: str = "product") -> list[Correction]:
         """Store corrected frames of one clip, (frame index, time, boxes, vectors, JPEG or None) each, all or none:
         their files first, then one log line naming them all. Refused when the store holds corrections made with
-        another model key."""
+        another model key. A frame already stored as an example of this product (same clip, same frame number) is
+        not stored again: returns only what was added ([] when every frame was there already)."""
         if not frames or any(len(b) == 0 or len(b) != len(v) for _, _, b, v, _ in frames):
             raise CorrectionError("no region to store for this frame")
         with self._locked():
@@ -169,6 +180,10 @@ class CorrectionStore:
                                       f"{others[0]!r}, not {model_key!r}: remove them first (python -m engine "
                                       "corrections --clear) or switch back to that model")
             self._sweep()
+            have = {c.frame_key for c in self.records() if c.product_id == product_id}
+            frames = [f for f in frames if (clip_sha256 or clip, int(f[0])) not in have]
+            if not frames:
+                return []
             stamp, added = time.strftime("%Y%m%d%H%M%S"), time.strftime("%Y-%m-%dT%H:%M:%S%z")
             made = []
             for frame_index, time_s, boxes, vectors, jpeg in frames:

@@ -29,6 +29,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,25 @@ MAX_ID_LENGTH = 64
 JPEG_QUALITY = 92
 MIN_BOX_SIDE = 2  # pixels, inside the image
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def read_only_reason(root: str | Path) -> str:
+    """Why a catalogue folder cannot be edited ("" when it can): on a read-only file system, or its folders
+    (the folder, image/ and image_annotation/ of the Tianchi layout) not writable by their permission bits, which
+    are respected even by root (a shared data folder marked r-x is meant to stay as it is)."""
+    folder = Path(root)
+    for d in (folder, folder / "image", folder / "image_annotation"):
+        if not d.is_dir():
+            continue
+        try:
+            if os.statvfs(d).f_flag & os.ST_RDONLY:
+                return f"{folder} is on a read-only file system"
+            mode = d.stat().st_mode
+        except OSError as e:
+            return f"{d} cannot be read ({type(e).__name__})"
+        if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(d, os.W_OK):
+            return f"{d} is not writable"
+    return ""
 
 
 def validate_product_id(product_id: str) -> str:

@@ -69,7 +69,7 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
     Returns the region's match and every candidate product's similarity.
     """
     hits_per_window = [index.search(v, s.neighbours, search_k, shop=s.shop or None) for v in vectors]
-    extra = examples.similarities(index.prepare(vectors)) if len(examples) else {}
+    extra = examples.similarities(index.prepare(vectors), s.example_bound) if len(examples) else {}
     if s.shop:  # only that shop's products, examples included
         extra = {pid: v for pid, v in extra.items() if str((index.products.get(pid) or {}).get("shop") or "") == s.shop}
     candidates = list(dict.fromkeys([index.items[i].product_id for hits in hits_per_window for i, _ in hits]
@@ -182,11 +182,12 @@ def pool_product(sims: np.ndarray, n_catalogue: int, pooling: str) -> np.ndarray
 
 
 def product_scores(index: ProductIndex, vector: np.ndarray, examples: ExampleSet = NO_EXAMPLES,
-                   offset: float = 0.0, pooling: str = "max") -> dict[str, float]:
+                   offset: float = 0.0, pooling: str = "max", bound: float = -1.0) -> dict[str, float]:
     """One query vector compared exactly with every product's regions and livestream examples (their cosines less
-    ``offset``): each product's similarity, pooled over its catalogue regions as ``pooling`` says."""
+    ``offset``, those under ``bound`` left out): each product's similarity, pooled over its catalogue regions as
+    ``pooling`` says."""
     sims = {pid: float(pool_product(m, m.shape[1], pooling)[0])
             for pid, (m, _) in index.product_similarities(vector[None], list(index.products)).items()}
-    for pid, (m, _) in (examples.similarities(index.prepare(vector[None])) if len(examples) else {}).items():
+    for pid, (m, _) in (examples.similarities(index.prepare(vector[None]), bound) if len(examples) else {}).items():
         sims[pid] = max(sims.get(pid, -1.0), float(m.max()) - offset)
     return sims

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from engine.io.demo.clips import FPS
-from engine.io.demo.dataset import DEMO_VERSION, default_demo_dir, generate_demo
+from engine.io.demo.dataset import BUILTIN, DEMO_VERSION, builtin_demo, default_demo_dir, generate_demo
 from engine.io.demo.sprites import DEMO_CATEGORIES, MAX_PRODUCTS
 
-__all__ = ["DEMO_CATEGORIES", "DEMO_VERSION", "FPS", "MAX_PRODUCTS", "default_demo_dir", "generate_demo"]
+__all__ = ["BUILTIN", "DEMO_CATEGORIES", "DEMO_VERSION", "FPS", "MAX_PRODUCTS", "builtin_demo", "default_demo_dir",
+           "generate_demo"]

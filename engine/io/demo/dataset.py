@@ -28,9 +28,11 @@ import numpy as np
 
 from engine.errors import EngineError
 from engine.io.demo.clips import FPS, clip_frames
-from engine.io.demo.sprites import MAX_PRODUCTS, DemoProduct, plan_products, render_sprite, shop_image
+from engine.io.demo.presenter import model_photo
+from engine.io.demo.sprites import SHOP_SIZE, MAX_PRODUCTS, DemoProduct, plan_products, render_sprite, shop_image
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: a presenter wearing the product (and a model in a shop photo), eight patterns, absent products
+BUILTIN: dict[str, int] = {"n_products": 8, "n_clips": 4, "n_absent": 1}  # the app's and `engine demo`'s demo
 SHOP_IMAGES_PER_PRODUCT = 3
 ANNOTATE_EVERY = 10
 
@@ -58,6 +60,14 @@ def _write_clip(path: Path, frames: Iterator[tuple[np.ndarray, list[int]]], size
     return boxes
 
 
+def on_model(sprite, p: DemoProduct, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+    """The last shop photo of a product: worn by a model, as shops photograph garments (the clips show it worn)."""
+    img, outline = model_photo(sprite, p.category, rng, SHOP_SIZE)
+    lo, hi = np.floor(outline.min(axis=0)), np.ceil(outline.max(axis=0))
+    box = [int(np.clip(v, 0, SHOP_SIZE - 1)) for v in (lo[0], lo[1], hi[0], hi[1])]
+    return img, box
+
+
 def _annotation(box: list[int], p: DemoProduct) -> dict[str, Any]:
     return {"box": box, "label": p.category, "instance_id": int(p.item_id) * 100 + 1, "viewpoint": 0, "display": 1}
 
@@ -70,20 +80,24 @@ def _write_json(path: Path, obj: Any, **kwargs: Any) -> None:
 def _build(out: Path, params: dict[str, Any]) -> None:
     """Write the whole dataset under ``out``, which exists and is empty; demo.json comes last."""
     seed, size, n_frames = params["seed"], tuple(params["frame_size"]), params["frames_per_clip"]
-    products = plan_products(params["n_products"], seed)
-    sprites = [render_sprite(p) for p in products]
+    n_products, absent = params["n_products"], params.get("n_absent", 0)
+    planned = plan_products(n_products + absent, seed)
+    products = planned[:n_products]
+    sprites = [render_sprite(p) for p in planned]
     for i, (p, sprite) in enumerate(zip(products, sprites)):
         rng = np.random.default_rng([seed, 2, i])
         (out / "image" / p.item_id).mkdir(parents=True)
         for k in range(SHOP_IMAGES_PER_PRODUCT):
-            img, box = shop_image(sprite, rng)
+            img, box = shop_image(sprite, rng) if k < SHOP_IMAGES_PER_PRODUCT - 1 else on_model(sprite, p, rng)
             cv2.imwrite(str(out / "image" / p.item_id / f"{k}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
             _write_json(out / "image_annotation" / p.item_id / f"{k}.json",
                         {"item_id": p.item_id, "img_name": f"{k}.jpg", "annotations": [_annotation(box, p)]})
     (out / "video").mkdir()
     (out / "video_annotation").mkdir()
-    for i, p in enumerate(products[: params["n_clips"]]):
-        frames = clip_frames(sprites[i], size, n_frames, np.random.default_rng([seed, 3, i]))
+    shown = list(range(params["n_clips"])) + list(range(n_products, n_products + absent))
+    for i in shown:
+        p = planned[i]
+        frames = clip_frames(sprites[i], p.category, size, n_frames, np.random.default_rng([seed, 3, i]))
         boxes = _write_clip(out / "video" / f"{p.item_id}.mp4", frames, size, n_frames)
         annotated = [{"frame_index": f, "annotations": [_annotation(boxes[f], p)]}
                      for f in range(0, n_frames, ANNOTATE_EVERY)]
@@ -91,7 +105,8 @@ def _build(out: Path, params: dict[str, Any]) -> None:
     _write_json(out / "demo.json", {
         "version": DEMO_VERSION, "seed": seed, "params": params,
         "products": {p.item_id: {"name": p.name, "category": p.category} for p in products},
-        "clips": {p.item_id: p.item_id for p in products[: params["n_clips"]]},
+        "clips": {planned[i].item_id: planned[i].item_id for i in shown},
+        "absent": {p.item_id: {"name": p.name, "category": p.category} for p in planned[n_products:]},
     }, ensure_ascii=False, indent=1)
 
 
@@ -105,8 +120,12 @@ def _is_current(out: Path, params: dict[str, Any]) -> bool:
 
 
 def generate_demo(out_dir: str | Path, n_products: int = 8, n_clips: int = 4, seed: int = 0,
-                  frames_per_clip: int = 60, frame_size: tuple[int, int] = (270, 480)) -> Path:
+                  frames_per_clip: int = 60, frame_size: tuple[int, int] = (270, 480), n_absent: int = 0) -> Path:
     """Write the demo dataset to ``out_dir`` and return it.
+
+    ``n_absent`` clips show products that are not in the catalogue (no shop images): their truth, the clip's
+    video_id, is absent from ``image/``, so a right answer is "not in the catalogue" (open set). The built-in demo
+    has one (``BUILTIN``).
 
     ``frame_size`` is (width, height), portrait like real livestreams (540x960); both must be even. Clip ``i``
     shows product ``i``, and its video_id is that product's item_id. A finished demo with the same parameters
@@ -120,6 +139,8 @@ def generate_demo(out_dir: str | Path, n_products: int = 8, n_clips: int = 4, se
         raise ValueError(f"n_products must be between 1 and {MAX_PRODUCTS}, got {n_products}")
     if not 0 <= n_clips <= n_products:
         raise ValueError(f"n_clips must be between 0 and n_products ({n_products}), got {n_clips}")
+    if not 0 <= n_absent or n_products + n_absent > MAX_PRODUCTS:
+        raise ValueError(f"n_absent must be between 0 and {MAX_PRODUCTS - n_products}, got {n_absent}")
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     if frames_per_clip < 1:
@@ -128,6 +149,8 @@ def generate_demo(out_dir: str | Path, n_products: int = 8, n_clips: int = 4, se
         raise ValueError(f"frame_size must be even and at least 64x64, got {width}x{height}")
     params = {"n_products": int(n_products), "n_clips": int(n_clips), "seed": int(seed),
               "frames_per_clip": int(frames_per_clip), "frame_size": [width, height], "fps": FPS}
+    if n_absent:  # only then, so that the parameters (and the files) of a demo without one stay as they were
+        params["n_absent"] = int(n_absent)
     if _is_current(out, params):
         return out
     _check_replaceable(out)
@@ -172,3 +195,8 @@ def default_demo_dir() -> Path:
 
     env = os.environ.get("LIVEMATCH_DEMO_DIR")
     return Path(env).expanduser() if env else Settings().home / "demo"
+
+
+def builtin_demo(out_dir: str | Path | None = None) -> Path:
+    """The built-in demo (``BUILTIN``) in ``out_dir``, default ``default_demo_dir()``, generated when missing."""
+    return generate_demo(out_dir or default_demo_dir(), **BUILTIN)

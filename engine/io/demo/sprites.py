@@ -56,7 +56,7 @@ _PALETTE: tuple[tuple[str, tuple[int, int, int]], ...] = (
     ("Sky-blue", (120, 180, 230)), ("Brown", (120, 75, 45)), ("Cream", (235, 228, 205)),
 )
 _ACCENTS: tuple[tuple[int, int, int], ...] = ((248, 248, 244), (25, 25, 30)) + tuple(c for _, c in _PALETTE)
-_PATTERNS = ("striped", "polka-dot", "checked", "logo", "gradient", "colour-block")
+_PATTERNS = ("striped", "polka-dot", "checked", "logo", "gradient", "colour-block", "zigzag", "argyle")
 MAX_PRODUCTS = 3 * len(_PALETTE)  # (colour, pattern) stays unique up to here
 
 
@@ -99,7 +99,8 @@ def _luma(bgr: tuple[int, int, int]) -> float:
 
 
 def plan_products(n: int, seed: int) -> list[DemoProduct]:
-    """Assign each product a category, colour and pattern; the first six cover six different categories."""
+    """Assign each product a category, colour and pattern: the first six cover six different categories, the first
+    eight eight different patterns, and no two share a colour."""
     rng = np.random.default_rng([seed, 0])
     colours = rng.permutation(len(_PALETTE))
     categories = [list(DEMO_CATEGORIES)[k] for k in rng.permutation(len(DEMO_CATEGORIES))]
@@ -110,7 +111,7 @@ def plan_products(n: int, seed: int) -> list[DemoProduct]:
         colour_name, rgb = _PALETTE[colours[i % len(_PALETTE)]]
         colour = _bgr(rgb)
         category = categories[i % len(categories)]
-        pattern = patterns[(i + i // len(categories)) % len(patterns)]
+        pattern = patterns[(i + i // len(patterns)) % len(patterns)]
         contrasting = [a for a in _ACCENTS if abs(_luma(a) - _luma(colour)) > 0.35]
         accent = contrasting[int(prng.integers(len(contrasting)))]
         letters = "".join(prng.choice(list("ABDEHKLMNRSTVXZ"), size=2))
@@ -137,6 +138,11 @@ def _pattern(p: DemoProduct, w: int, h: int) -> np.ndarray:
         t = 0.45 * ((np.mod(xx, q) < q / 2).astype(np.float32) + (np.mod(yy, q) < q / 2))
     elif p.pattern == "gradient":
         t = (u - u.min()) / max(float(np.ptp(u)), 1.0)
+    elif p.pattern == "zigzag":
+        v = -xx * math.sin(a) + yy * math.cos(a)
+        t = (np.mod(u + 0.6 * np.abs(np.mod(v, q) - q / 2), q) < 0.4 * q).astype(np.float32)
+    elif p.pattern == "argyle":
+        t = (np.abs(np.mod(xx, q) - q / 2) + np.abs(np.mod(yy, 1.4 * q) - 0.7 * q) < 0.32 * q).astype(np.float32)
     elif p.pattern == "colour-block":
         t = (u > float(np.median(u))).astype(np.float32)
     else:  # logo: plain fabric, the emblem is drawn later
