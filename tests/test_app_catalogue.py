@@ -19,6 +19,7 @@ from engine.io.editing import copy_catalogue
 from engine.categories import english
 from engine.index.store import IndexSummary
 from ui.adding import HAND_DRAWN, to_percent, to_pixels
+from ui.text import md
 from ui.catalogue_views import build_note
 
 
@@ -263,7 +264,7 @@ def test_a_read_only_catalogue_offers_no_remove_and_no_add(monkeypatch: pytest.M
         assert_clean(at)
         assert at.button(key="catalogue.remove").disabled
         text = page_text(at)
-        assert f"Products cannot be removed: {copy} is not writable" in text
+        assert f"Products cannot be removed: {md(str(copy))} is not writable" in text  # the path shown as text
         assert "Products cannot be added here" in text and not [b for b in at.button if b.key == "catalogue.add"]
     finally:
         for d in folders:

@@ -71,10 +71,11 @@ def test_sample_clip_is_matched_and_cached(app_env: Path) -> None:
     assert set(picker.options) == {f"{v} · shows {cat.products[v].name}" for v in cat.clips}
     picker.set_value("900002").run()
     assert_clean(at)
-    assert cat.products["900002"].name in at.success[0].value
+    banner = [e.value for e in (*at.success, *at.warning)]  # green, or amber "most likely" (3 frames are few)
+    assert len(banner) == 1 and cat.products["900002"].name in banner[0].split(" in ")[0]
     at.run()  # a rerun is served from the cache: same result, no progress bar left behind
     assert_clean(at)
-    assert cat.products["900002"].name in at.success[0].value
+    assert [e.value for e in (*at.success, *at.warning)] == banner
     assert not [p for p in at.get("progress") if "Embedding" in str(p.proto.text)]
 
 
