@@ -9,8 +9,9 @@ ensemble members put the same product first did. The rule (``VerdictRule``, cali
 - **confident**: every ensemble member ranks the top product first (each member's own evidence summed over the
   frames), in at least ``frames_agree`` of the sampled frames every member's best product is that product, and the
   relative margin is at least ``relative_margin`` (the former rule's threshold, kept as a floor);
-- **not in the catalogue**: fewer than half the members rank the top product first: no product is consistently
-  nearest (no threshold);
+- **not in the catalogue**: no product is consistently nearest: fewer than half the members rank the top product
+  first, or in no sampled frame do all members put it first and it has no clear lead (relative margin under
+  ``relative_margin``) (no fitted threshold);
 - **uncertain, most likely X**: otherwise.
 
 ``verdict_from_evidence(ranking, frames)`` gives the verdict of any ranking with its frames (a clip, or a timeline's
@@ -183,7 +184,7 @@ def outcome_of(s: VerdictSignals, rule: VerdictRule = DEFAULT_RULE) -> Outcome:
     """The rule (see the module's docstring) applied to a ranking's signals."""
     if s.unanimous and s.frames_agree >= rule.frames_agree and s.relative_margin >= rule.relative_margin:
         return Outcome.CONFIDENT
-    if s.minority:
+    if s.minority or (s.frames_agree <= 0.0 and s.relative_margin < rule.relative_margin):
         return Outcome.ABSENT
     return Outcome.UNCERTAIN
 

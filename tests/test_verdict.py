@@ -238,3 +238,16 @@ def test_a_timeline_segment_gets_the_clip_verdicts_three_outcomes():
     assert [s.verdict for s in sure] == ["confident"]
     assert [s.verdict for s in absent] == ["not in catalogue"]
     assert [s.verdict for s in bare] == ["confident"]
+
+
+def test_no_frame_of_agreement_and_no_clear_lead_is_not_in_the_catalogue():
+    """Members that agree on the clip's sum but never within one frame, with no clear lead: no product is
+    consistently nearest. The same frame share with a clear lead stays uncertain."""
+    from engine.verdict import Outcome, VerdictSignals, outcome_of
+
+    never = VerdictSignals(relative_margin=0.02, members=3, members_agree=2, frames_agree=0.0)
+    lead = VerdictSignals(relative_margin=0.22, members=3, members_agree=2, frames_agree=0.0)
+    some = VerdictSignals(relative_margin=0.02, members=3, members_agree=2, frames_agree=0.2)
+    assert outcome_of(never) is Outcome.ABSENT
+    assert outcome_of(lead) is Outcome.UNCERTAIN
+    assert outcome_of(some) is Outcome.UNCERTAIN

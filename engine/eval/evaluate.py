@@ -173,7 +173,7 @@ def format_table(report: EvalReport) -> str:
                  "runner-up; members: ensemble members ranking it "
                  f"first; frames: the share of frames in which every member's best is it. Confident: every member "
                  f"ranks it first, frames >= {rule.frames_agree}, rel >= {rule.relative_margin}; not in catalogue: "
-                 "fewer than half the members rank it first")
+                 "fewer than half the members rank it first, or no frame in which all do and rel < " f"{rule.relative_margin}")
     m = report.metrics
     lines.append(f"clips {m.clips}  top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  MRR {m.mrr:.3f}  "
                  f"truth's vote share {m.vote_share:.2f}")

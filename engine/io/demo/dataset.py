@@ -29,9 +29,9 @@ import numpy as np
 from engine.errors import EngineError
 from engine.io.demo.clips import FPS, clip_frames
 from engine.io.demo.presenter import model_photo
-from engine.io.demo.sprites import SHOP_SIZE, MAX_PRODUCTS, DemoProduct, plan_products, render_sprite, shop_image
+from engine.io.demo.sprites import SHOP_SIZE, MAX_PRODUCTS, DemoProduct, absent_product, plan_products, render_sprite, shop_image
 
-DEMO_VERSION = 2  # 2: a presenter wearing the product (and a model in a shop photo), eight patterns, absent products
+DEMO_VERSION = 3  # 2: a presenter wearing the product (and a model in a shop photo), eight patterns, absent products; 3: plain
 BUILTIN: dict[str, int] = {"n_products": 8, "n_clips": 4, "n_absent": 1}  # the app's and `engine demo`'s demo
 SHOP_IMAGES_PER_PRODUCT = 3
 ANNOTATE_EVERY = 10
@@ -83,6 +83,7 @@ def _build(out: Path, params: dict[str, Any]) -> None:
     n_products, absent = params["n_products"], params.get("n_absent", 0)
     planned = plan_products(n_products + absent, seed)
     products = planned[:n_products]
+    planned = products + [absent_product(p, products) for p in planned[n_products:]]
     sprites = [render_sprite(p) for p in planned]
     for i, (p, sprite) in enumerate(zip(products, sprites)):
         rng = np.random.default_rng([seed, 2, i])

@@ -123,6 +123,22 @@ def plan_products(n: int, seed: int) -> list[DemoProduct]:
     return products
 
 
+def absent_product(planned: DemoProduct, catalogue: list[DemoProduct]) -> DemoProduct:
+    """A product the shop does not sell, for a demo clip whose right answer is "not in the catalogue": plain fabric
+    (no catalogue product is plain) in the palette's colour farthest from every catalogue product's colour. Drawn
+    as ``planned`` would be otherwise (its kind, id and seed). The planned one could share a pattern and a near
+    colour with a catalogue product (an orange striped skirt beside a mustard striped top: called confidently the
+    top, docs/accuracy.md); the demo shows the outcome for a product that is plainly not there."""
+    used = {_bgr(rgb) for _, rgb in _PALETTE} & {p.colour for p in catalogue}
+
+    def distance(rgb: tuple[int, int, int]) -> float:
+        return min((float(np.linalg.norm(np.float32(_bgr(rgb)) - np.float32(c))) for c in used), default=0.0)
+
+    name, rgb = max((c for c in _PALETTE if _bgr(c[1]) not in used), key=lambda c: distance(c[1]))
+    return DemoProduct(planned.item_id, planned.category, f"{name} plain {_SHAPES[planned.category][0]}",
+                       _bgr(rgb), planned.accent, "plain", planned.angle, planned.period, planned.mark)
+
+
 def _pattern(p: DemoProduct, w: int, h: int) -> np.ndarray:
     """The product's fabric over the whole canvas, as h x w x 3 float32."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -145,7 +161,7 @@ def _pattern(p: DemoProduct, w: int, h: int) -> np.ndarray:
         t = (np.abs(np.mod(xx, q) - q / 2) + np.abs(np.mod(yy, 1.4 * q) - 0.7 * q) < 0.32 * q).astype(np.float32)
     elif p.pattern == "colour-block":
         t = (u > float(np.median(u))).astype(np.float32)
-    else:  # logo: plain fabric, the emblem is drawn later
+    else:  # logo (the emblem is drawn later) and plain: plain fabric
         t = np.zeros((h, w), np.float32)
     colour, accent = np.float32(p.colour), np.float32(p.accent)
     return colour * (1 - t[..., None]) + accent * t[..., None]
