@@ -91,7 +91,8 @@ def shoot(url: str, clips: list[Path], out: Path = OUT, absent: list[Path] = ())
             shots += [s for s in (why, uncertain) if s is not None]
             for clip in absent[:1]:  # a product the catalogue does not have: whatever the verdict says
                 page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(clip))
-                page.locator(VERDICT).filter(has_text=clip.name).first.wait_for(timeout=300_000)
+                grey = page.get_by_text("Not in the catalogue.")  # the grey verdict is a bordered block, no alert
+                page.locator(VERDICT).filter(has_text=clip.name).or_(grey).first.wait_for(timeout=300_000)
                 wait_idle(page)
                 shots.append(_save(page, out, "match-absent"))
 
