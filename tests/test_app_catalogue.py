@@ -213,7 +213,7 @@ def test_builtin_demo_is_read_only_and_can_be_copied(monkeypatch: pytest.MonkeyP
     copy = tmp_path / "catalogues" / "user"
     assert (copy / "image").is_dir() and (copy / "video").is_dir()
     assert at.text_input(key="cfg.catalogue").value == str(copy)
-    assert at.success and str(copy) in at.success[0].value
+    assert at.success and md(str(copy)) in at.success[0].value  # the path shown as text
     assert not any("read-only" in i.value for i in at.info)
     # issue 32: a catalogue of one's own is indexed as soon as it is opened too, not at its first match
     assert [(s.label.split(" is ready")[0], s.state) for s in at.status] == [("`user`", "complete")]

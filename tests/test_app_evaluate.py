@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from support.apptest import assert_clean, open_app, page_text, plotly_figures, use_catalogue
 
+from ui.text import md
 from engine.eval.evaluate import load_report
 
 
@@ -28,7 +29,7 @@ def test_run_an_evaluation_and_inspect_it(home: Path, demo_dir: Path) -> None:
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     saved = home / "reports" / f"{demo_dir.name}.json"
-    assert saved.is_file() and str(saved) in at.success[0].value
+    assert saved.is_file() and md(str(saved)) in at.success[0].value  # the path shown as text
     report = load_report(saved)
     assert report.metrics.clips == 3
 

@@ -43,7 +43,7 @@ def test_a_short_clip_is_matched_unless_the_timeline_is_asked_for(sample):
         at.run()
         assert_clean(at)
     text = page_text(at)
-    assert "1 product segment(s), 1 product(s) (4 frames" in text, text
+    assert "1 product segment, 1 product (4 frames" in text, text
     bands = [t for fig in plotly_figures(at) for t in fig["data"] if t.get("type") == "bar"]
     assert len(bands) == 1 and bands[0]["legendgroup"] == sample
     table = at.dataframe[0].value

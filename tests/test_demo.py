@@ -33,7 +33,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_demo_json_describes_products_and_clips(demo: Path) -> None:
     meta = _load(demo / "demo.json")
-    assert meta["version"] == 2 and meta["seed"] == 0
+    assert meta["version"] == 3 and meta["seed"] == 0
     assert list(meta["products"]) == ["900001", "900002", "900003", "900004"]
     for product in meta["products"].values():
         assert product["category"] in DEMO_CATEGORIES
