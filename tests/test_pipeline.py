@@ -50,6 +50,10 @@ def test_fast_mode_agrees_with_the_accurate_mode_on_the_winner(engine, catalogue
 
 @pytest.mark.slow
 def test_batched_and_single_frame_paths_give_the_same_ranking(engine, catalogue):
+    """Batching frames changes nothing of their embedding, search and votes. Side-by-side detection is off here: it
+    detects portrait frames in pairs (one SSD pass on both), so a frame alone can get other boxes by design (the demo's
+    presenter: 0.8146 paired, 0.8357 alone); test_side_by_side_finds_the_same_people_on_real_frames checks pairing."""
+    engine = Engine(engine.settings.with_(side_by_side=False), engine.detector, engine.embedder, engine.index)
     frames = sample_frames(catalogue.clips["900002"].path, engine.settings.detection.frames)
     batched = engine.match_frames(frames)
     singles = [engine.match_frames([f]).frames[0] for f in frames]
