@@ -148,8 +148,9 @@ def main() -> None:
     with guard("the catalogue"):
         catalogue = state.get_catalogue(settings)
         editing = state.editing_enabled()
-        prepare_index(settings, catalogue)
-        index_panel(settings, catalogue, editing)
+        with st.container():  # one place whether the index's status box is drawn or not: the tabs below keep
+            prepare_index(settings, catalogue)  # theirs, and the open tab stays open when the box goes
+            index_panel(settings, catalogue, editing)
         browse_tab, add_tab, train_tab, examples_tab = st.tabs([
             ":material/grid_view: Products", ":material/add_circle: Add a product",
             ":material/model_training: Learned models", ":material/school: Livestream examples"])

@@ -54,8 +54,10 @@ def _assert_shows(at, clip: str, data: bytes, product: str, gone: tuple[str, str
     digest = hashlib.sha256(data).hexdigest()
     assert at.session_state["match.upload_sha256"][1] == digest
     assert at.session_state["match.shown_sha256"] == digest
-    assert len(at.success) == 1, [s.value for s in at.success]
-    assert product in at.success[0].value and clip in at.success[0].value
+    # one verdict banner: green, or amber "Uncertain. Most likely ..." (the stricter rule; 3 frames are few)
+    banners = [e.value for e in (*at.success, *at.warning)]
+    assert len(banners) == 1, banners
+    assert product in banners[0] and clip in banners[0] and "Not in the catalogue" not in banners[0]
     text = page_text(at)
     assert f"Best match</span><div class=\"lm-name\" title=\"{product}\"" in text
     gone_clip, gone_product = gone

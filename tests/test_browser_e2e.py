@@ -277,7 +277,8 @@ def test_a_correction_offers_only_the_result_on_screen_and_asks_first(chromium: 
         if SHOTS:
             full_page_screenshot(page, Path(SHOTS) / "e2e-correct-dialog.png")
         dialog.get_by_role("button", name="Store", exact=True).click()
-        page.get_by_text("Learned: 3 frames of 900003.mp4").wait_for(timeout=120_000)
+        page.locator('[data-testid="stAlertContentSuccess"]').filter(  # the notice on the page, not its toast
+            has_text="Learned: 3 frames of 900003.mp4").wait_for(timeout=120_000)
         wait_idle(page, 120_000)
         records = store.records()
         assert len(records) == 3 and {(c.product_id, c.clip) for c in records} == {(top.product_id, f"{clip_b}.mp4")}
@@ -361,7 +362,8 @@ def test_a_product_box_is_drawn_by_dragging_on_the_image(chromium: str, demo_dir
         chart = page.locator('[class*="st-key-catalogue-box-0-"] [data-testid="stPlotlyChart"]')
         chart.wait_for(timeout=120_000)
         wait_idle(page, 120_000)
-        page.wait_for_timeout(1000)
+        chart.scroll_into_view_if_needed()  # the mouse acts in the viewport: the whole chart in it, wherever the
+        page.wait_for_timeout(1000)  # lines above it (the index's build note) put it
         area = chart.locator(".nsewdrag").first.bounding_box()
         x0, y0 = area["x"] + area["width"] * 0.25, area["y"] + area["height"] * 0.5
         page.mouse.move(x0, y0)
