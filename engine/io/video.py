@@ -177,6 +177,19 @@ def sample_frames(path: str | Path, n: int = 10, progress: Callable[[str, float]
 def read_frames(path: str | Path, indices: list[int], fps: float = 0.0, downscale: bool = True) -> list[Frame]:
     """The frames at ``indices``, by seeking to each (the one reader for matching, training and evaluation).
     Frames that cannot be read are left out; ``downscale=False`` keeps annotated frames at their own size."""
+    return _seek(path, indices, fps, downscale, timed=False) or []
+
+
+def _read_timed(path: str | Path, indices: list[int], fps: float) -> list[Frame] | None:
+    """``read_frames`` by seeking, with each frame's time from the stream (its presentation time); None when a
+    frame's time is not its number over the frame rate (a variable-frame-rate file, where OpenCV's frame seek lands
+    elsewhere: the times must be read in order, ``read_by_time``)."""
+    return _seek(path, indices, fps, True, timed=True)
+
+
+def _seek(path: str | Path, indices: list[int], fps: float, downscale: bool, timed: bool) -> list[Frame] | None:
+    """Seek to each index and decode; ``timed``: None as soon as a frame's presentation time is not its number
+    over the frame rate (or goes back)."""
     import cv2
 
     cap = open_capture(path)
@@ -186,31 +199,13 @@ def read_frames(path: str | Path, indices: list[int], fps: float = 0.0, downscal
         for idx in indices:
             cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
             ok, bgr = cap.read()
-            if ok and bgr is not None:
-                frames.append(Frame(idx, idx / fps, to_rgb(bgr, downscale)))
-    finally:
-        cap.release()
-    return frames
-
-
-def _read_timed(path: str | Path, indices: list[int], fps: float) -> list[Frame] | None:
-    """``read_frames`` by seeking, with each frame's time from the stream (its presentation time); None when a
-    frame's time is not its number over the frame rate (a variable-frame-rate file, where OpenCV's frame seek lands
-    elsewhere: the times must be read in order, ``read_by_time``)."""
-    import cv2
-
-    cap = open_capture(path)
-    frames: list[Frame] = []
-    try:
-        for idx in indices:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
-            ok, bgr = cap.read()
             if not ok or bgr is None:
                 continue
-            t = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
-            if abs(t - idx / fps) > VFR_TOLERANCE / fps or (frames and t <= frames[-1].time_s):
-                return None
-            frames.append(Frame(idx, idx / fps, to_rgb(bgr)))  # = t, within half a frame (as before)
+            if timed:
+                t = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+                if abs(t - idx / fps) > VFR_TOLERANCE / fps or (frames and t <= frames[-1].time_s):
+                    return None
+            frames.append(Frame(idx, idx / fps, to_rgb(bgr, downscale)))  # timed: = t, within half a frame
     finally:
         cap.release()
     return frames
