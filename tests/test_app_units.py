@@ -215,6 +215,7 @@ def test_report_table_and_charts(result: MatchResult) -> None:
     # the clip's own product by name (the clip column shows its id); another product with its id
     assert list(table["top-1"]) == ["Red skirt", "Red skirt (A)", "Red skirt (A)", "Red skirt (A)"]
     assert list(table["true product"]) == ["Red skirt", "Blue top", "Z", "not in the catalogue"]
+    assert list(table["rank of truth"]) == ["1", "2", "–", "–"]  # not "None" for an unranked or absent truth
     ranks = rank_chart(report)
     assert list(ranks.data[0].y) == [1, 2, 6] and list(ranks.layout.yaxis.ticktext)[-1] == "not ranked"
     assert list(margin_chart(report).data[0].y) == [1, -1, -2]

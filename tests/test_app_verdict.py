@@ -97,6 +97,8 @@ def test_a_match_not_in_the_catalogue_shows_the_grey_outcome_with_the_closest(de
     text = page_text(at)
     assert "Not in the catalogue." in text and "not a match" in text
     assert f"({a})" in text and f"({b})" in text
+    # its first card is the nearest product, not a "Best match"
+    assert "Best match</span>" not in text and "Nearest, not a match</span>" in text
     assert not [s.value for s in at.success if "is shown" in s.value]
     assert not [w.value for w in at.warning if "Uncertain" in w.value]
 
@@ -109,6 +111,7 @@ def test_a_confident_match_shows_the_green_banner_and_why_each_frame_voted(demo:
     assert result.verdict.confident
     at = _match_page(monkeypatch, demo, result, clip)
     assert at.success and "is shown in" in at.success[0].value and demo.products[a].name in at.success[0].value
+    assert "Best match</span>" in page_text(at) and "Nearest, not a match" not in page_text(at)
     assert not [w.value for w in at.warning if "Uncertain" in w.value]
     # every frame: its query region (decoded from the upload) beside the catalogue region it matched
     captions = [c for img in at.image for c in img.captions]

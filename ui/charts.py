@@ -163,7 +163,7 @@ def clip_table(report: EvalReport, names: Mapping[str, str]) -> pd.DataFrame:
             "result": "✓ correct" if o.correct else ("○ absent" if o.truth is None else "✗ wrong"),
             "true product": _short(o.truth, o.video_id, names) if o.truth else "not in the catalogue",
             "top-1": _short(o.top, o.video_id, names) if o.top else "no match",
-            "rank of truth": o.truth_rank,
+            "rank of truth": "–" if o.truth_rank is None else str(o.truth_rank),
             "votes": f"{top.votes if top else 0} / {n_frames}",
             "margin": truth_margin(o),
             "sure": o.result.verdict.level,

@@ -84,12 +84,18 @@ def image_or_placeholder(data: bytes | None, caption: str | None = None) -> None
 
 
 def product_card(rank: int, name: str, product_id: str, category: str, image: bytes | None, votes: int,
-                 n_frames: int, share: float, best: float, mean: float) -> None:
+                 n_frames: int, share: float, best: float, mean: float, absent: bool = False) -> None:
     """A product of a match: image, rank, name, id and category, votes with their share, similarities.
     The id is shown once: a product without a name of its own is called "short-sleeve dress · 000134"
-    (``ui.names.display_name``)."""
-    badge = ('<span class="lm-badge best">&#9733; Best match</span>' if rank == 1
-             else f'<span class="lm-badge">#{rank}</span>')
+    (``ui.names.display_name``). When the verdict is "not in the catalogue" (``absent``) the first card is only the
+    nearest product, and its badge says so instead of "Best match"."""
+    if rank == 1 and not absent:
+        badge = '<span class="lm-badge best">&#9733; Best match</span>'
+    elif rank == 1:
+        badge = '<span class="lm-badge">Nearest, not a match</span>'
+    else:
+        badge = f'<span class="lm-badge">#{rank}</span>'
+
     width = f"{min(max(share, 0.0), 1.0) * 100:.0f}%"
     title = display_name(name, product_id, category)
     cat = category_label(category)

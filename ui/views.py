@@ -108,7 +108,8 @@ def _top_products(result: MatchResult, catalogue: Catalogue, settings: Settings)
                 product = catalogue.products.get(p.product_id)
                 category = product.category if product else ""
                 product_card(rank, p.name, p.product_id, category, _card_image(p, product),
-                             p.votes, n_frames, p.vote_share, p.best_similarity, p.mean_similarity)
+                             p.votes, n_frames, p.vote_share, p.best_similarity, p.mean_similarity,
+                             absent=result.verdict.absent)
 
 
 def _card_image(p: ProductScore, product: Product | None) -> bytes | None:
@@ -318,18 +319,19 @@ def render_report(report: EvalReport, names: dict[str, str]) -> None:
 CLIP_COLUMNS = {
     "clip": st.column_config.TextColumn("clip", width=58),
     "result": st.column_config.TextColumn("result", width=64),
-    "true product": st.column_config.TextColumn("true product", width=235,
+    "true product": st.column_config.TextColumn("true product", width=219,
                                                 help="Its name; with its id when it is not the clip's own."),
-    "top-1": st.column_config.TextColumn("top-1", width=262),
-    "rank of truth": st.column_config.NumberColumn("rank", format="%d", width=38,
-                                                   help="Rank of the true product in the clip's ranking."),
+    "top-1": st.column_config.TextColumn("top-1", width=244),
+    "rank of truth": st.column_config.TextColumn("rank", width=38,
+                                                 help="Rank of the true product in the clip's ranking "
+                                                      "(– when it is not ranked or not in the catalogue)."),
     "votes": st.column_config.TextColumn("votes", width=50, help="Frames voting for the top-1 product."),
-    "sure": st.column_config.TextColumn("sure", width=70, help="confident; uncertain when the runner-up is close; "
-                                        "not in catalogue when no product is consistently nearest."),
+    "sure": st.column_config.TextColumn("verdict", width=104, help="confident; uncertain when the runner-up is "
+                                        "close or the models disagree; not in catalogue when no product is "
+                                        "consistently nearest."),
     "evidence margin": st.column_config.NumberColumn(
         "lead", format="%+.3f", width=52,
-        help="The top product's evidence (mean best similarity per frame) minus the runner-up's; "
-             "under +0.020 the answer is uncertain."),
+        help="The top product's evidence (mean best similarity per frame) minus the runner-up's."),
     "evidence": st.column_config.NumberColumn("evidence", format="%.3f", width=58,
                                               help="The top-1 product's evidence: its best similarity per frame, "
                                                    "averaged over the sampled frames (the ranking key)."),
