@@ -54,7 +54,7 @@ class ModelSettings:
     garment_model: str = setting("", "garment head checkpoint from train-garments: learned garment regions",
                                  unset="none, searched garment windows")
     # Not a closed set: "auto" (the embedder's shipped mean), "none", or the path of any .npy file, so it stays text;
-    # engine.models.domain.resolve_domain_mean reads it and says what is wrong with a bad one.
+    # engine.models.domain.resolve reads it and says what is wrong with a bad one.
     domain_mean: str = setting("auto", "livestream mean queries are centred on: auto (the embedder's shipped mean; "
                                "the ensemble has none: no centring), none, or a .npy file")
     device: Device = setting(Device.AUTO, "where the models run")
