@@ -10,6 +10,7 @@ through ``variable()``, so that this module reads every one; ``environment_varia
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
@@ -158,14 +159,9 @@ class Settings:
 
     @classmethod
     def settings_fields(cls) -> dict[str, tuple[str, Any, type]]:
-        """Flat field name -> (its group, its dataclass field, its type): what the command line's options and
-        ``environment_variables()`` are made from."""
-        out = {}
-        for g in GROUPS:
-            group = type(getattr(cls(), g))
-            hints = get_type_hints(group)
-            out.update({f.name: (g, f, hints[f.name]) for f in fields(group)})
-        return out
+        """Flat field name -> (its group, its dataclass field, its type): what values are coerced to, and what the
+        command line's options and ``environment_variables()`` are made from."""
+        return _settings_fields()
 
     def with_(self, **flat: Any) -> Settings:
         """A copy with fields changed by their flat names (``frames=6``); None values are ignored. A value of the
@@ -206,6 +202,16 @@ class Settings:
     @property
     def home(self) -> Path:
         return cache_home()
+
+
+@functools.cache
+def _settings_fields() -> dict[str, tuple[str, Any, type]]:
+    out = {}
+    for g in GROUPS:
+        group = type(getattr(Settings(), g))
+        hints = get_type_hints(group)
+        out.update({f.name: (g, f, hints[f.name]) for f in fields(group)})
+    return out
 
 
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
