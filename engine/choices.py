@@ -79,6 +79,6 @@ class IndexBackend(StrEnum):
 class Editing(StrEnum):
     """Whether the app may add, remove, rebuild, correct and train (docs/security.md)."""
 
+    AUTO = "auto"  # on only while the server listens on localhost alone
     ON = "on"
     OFF = "off"
-    AUTO = "auto"  # on only while the server listens on localhost alone
