@@ -229,6 +229,15 @@ def test_the_old_option_names_still_work():
     assert (args.seed, args.steps) == (3, 5)
 
 
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help_and_runs_a_function(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([command, "--help"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith(f"usage: python -m engine {command}")
+    module, name = COMMANDS[command].split(":")
+    assert callable(getattr(__import__(module, fromlist=[name]), name))
+
+
 def test_the_help_stays_short_and_fast():
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "engine", "match", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
