@@ -247,3 +247,15 @@ def test_the_help_stays_short_and_fast():
     assert "models settings:" in out.stdout and "LIVEMATCH_<NAME>" in out.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert not imported & {"torch", "openvino", "engine.pipeline.engine"}  # commands import the library when they run
+
+
+def test_the_commands_modules_import_without_the_optional_packages():
+    """Their imports are at the top, so each must import where OpenVINO, ONNX Runtime, FAISS, hnswlib, Milvus and Ray
+    are missing (those are imported where they are used)."""
+    code = ("import importlib, sys\n"
+            "for m in ('openvino', 'onnxruntime', 'nncf', 'faiss', 'hnswlib', 'pymilvus', 'ray'): sys.modules[m] = None\n"
+            "from engine.cli import COMMANDS\n"
+            "for m in sorted({t.split(':')[0] for t in COMMANDS.values()}): importlib.import_module(m)\n"
+            "print('imported')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "imported", out.stderr
