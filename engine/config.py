@@ -1,18 +1,29 @@
 """Settings, in six groups a person can hold in their head: paths, models, detection, search, index, access.
 
 Every field can come from the environment as ``LIVEMATCH_<FIELD>`` (field names are unique across the
-groups, so ``LIVEMATCH_FRAMES=6`` or ``LIVEMATCH_INDEX_BACKEND=faiss`` need no group prefix). The few
-``LIVEMATCH_*`` variables that are not fields are listed in ``OTHER_VARIABLES`` below, so that this module names
-every one; ``environment_variables()`` gives them all with what each sets.
+groups, so ``LIVEMATCH_FRAMES=6`` or ``LIVEMATCH_INDEX_BACKEND=faiss`` need no group prefix) and, but for the app's
+access group, from the command line as ``--<field>`` (engine.cli.common generates the options from the fields: their
+type, their help from ``setting(help=...)``, an Enum's values as the choices). Every closed set of values is an
+Enum (engine.choices). The few ``LIVEMATCH_*`` variables that are not fields are listed in ``OTHER_VARIABLES`` below and read
+through ``variable()``, so that this module reads every one; ``environment_variables()`` gives them all.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
+
+from engine.choices import (CategorySource, Device, Editing, IndexBackend, Precision,
+                            ProductPooling, RankBy, Runtime, Windows)
+from engine.errors import EngineError
+
+
+class SettingError(EngineError, ValueError):
+    """A setting's value is not one it can take (from the environment, the command line or code)."""
 
 
 def cache_home() -> Path:
@@ -20,97 +31,111 @@ def cache_home() -> Path:
     return Path(os.environ.get("LIVEMATCH_HOME", Path.home() / ".cache" / "livematch"))
 
 
-class Windows(str, Enum):
-    """How a detected region is searched for garments (see engine.pipeline.windows).
-
-    With a garment head (``models.garment_model``), ``pooled`` takes its boxes from one pass per region and
-    every other strategy crops and embeds them.
-    """
-
-    WHOLE = "whole"  # the detected region alone (the plain baseline)
-    EXHAUSTIVE = "exhaustive"  # every garment window cropped and embedded (accurate, slowest)
-    REFINED = "refined"  # every window pooled from one pass per region, the best refine_top embedded exactly
-    POOLED = "pooled"  # every window pooled from one pass per region (fastest)
-    HYBRID = "hybrid"  # the region cropped and embedded exactly, its windows pooled from one pass (the default)
-    POSE = "pose"  # the region and upper-, lower- and full-body regions from its keypoints (MoveNet), cropped:
-    # 4 crops per person; the hybrid windows where no shoulders or hips are found
+def setting(default: Any, help: str, *, flags: tuple[str, ...] = (), unset: str = "") -> Any:  # noqa: A002
+    """A settings field: its default, its help (the command line's and ``environment_variables()``'), its options
+    (default ``--<name with dashes>``) and, for an empty default, what empty means."""
+    return field(default=default, metadata={"help": help, "flags": flags, "unset": unset})
 
 
 @dataclass(frozen=True)
 class PathSettings:
-    catalogue: str = ""  # dataset folder; empty means the built-in demo
-    index_dir: str = ""  # where the index lives; empty means <home>/index/<catalogue hash>
+    catalogue: str = setting("", "catalogue folder (Tianchi layout or a folder per product)",
+                             unset="the built-in demo")
+    index_dir: str = setting("", "index folder", unset="<home>/index/<catalogue hash>, $LIVEMATCH_HOME")
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    detector: str = "ssd-mobilenet-v2-coco"
-    embedder: str = "efficientnet-lite012-gem-224x176"  # Lite0+1+2 ensemble at 224x176 (engine.models.ensemble)
-    head: str = ""  # projection head checkpoint from train-embedding ("" = the backbone's own features)
-    garment_model: str = ""  # garment region head from train-garments ("" = searched garment windows)
-    domain_mean: str = "auto"  # livestream mean queries are centred on: "auto" (shipped per embedder), "none", a .npy
-    device: str = "auto"  # "auto", "cpu" or "cuda"
-    runtime: str = "auto"  # embedder runtime: "auto" (the fastest installed on the CPU), "torch", "onnxruntime", "openvino"
-    # OpenVINO: "auto" (f32: bf16, and int8 without VNNI, lose dev region top-1), "bf16", "int8" or "f32"
-    precision: str = "auto"
-    calibration: str = ""  # int8: the catalogue folder it is calibrated on ("": the configured catalogue, else the demo)
-    batch_size: int = 8  # on 2-core CPUs batches of 8 embed fastest (see python -m engine bench)
+    detector: str = setting("ssd-mobilenet-v2-coco", "ssd-mobilenet-v2-coco (on OpenCV DNN), "
+                            "ssd-mobilenet-v2-coco-openvino (the same on OpenVINO) or ssd300-vgg16")
+    embedder: str = setting("efficientnet-lite012-gem-224x176", "efficientnet-lite012-gem (the Lite0+1+2 ensemble), "
+                            "efficientnet-lite02-gem, efficientnet-lite0-gem, efficientnet-lite1-gem, "
+                            "efficientnet-lite2-gem, efficientnet-lite0, resnet50, or ensemble:NAME[*W]+NAME[*W]")
+    head: str = setting("", "projection head checkpoint from train-embedding", unset="none, the backbone's features")
+    garment_model: str = setting("", "garment head checkpoint from train-garments: learned garment regions",
+                                 unset="none, searched garment windows")
+    # Not a closed set: "auto" (the embedder's shipped mean), "none", or the path of any .npy file, so it stays text;
+    # engine.models.domain.resolve reads it and says what is wrong with a bad one.
+    domain_mean: str = setting("auto", "livestream mean queries are centred on: auto (the embedder's shipped mean; "
+                               "the ensemble has none: no centring), none, or a .npy file")
+    device: Device = setting(Device.AUTO, "where the models run")
+    runtime: Runtime = setting(Runtime.AUTO, "embedder runtime (auto: the fastest installed on the CPU, torch on a "
+                               "GPU)")
+    precision: Precision = setting(Precision.AUTO, "OpenVINO's precision (auto: f32, as bf16, and int8 without VNNI, "
+                                   "lose accuracy; int8 models are quantised with NNCF on first use: "
+                                   "docs/performance-cpu.md)")
+    calibration: str = setting("", "int8: the catalogue folder whose shop photos calibrate it",
+                               unset="the catalogue served; the generated demo when there is none")
+    batch_size: int = setting(8, "regions embedded per batch (python -m engine bench measures each size)")
 
 
 @dataclass(frozen=True)
 class DetectionSettings:
-    frames: int = 10  # frames sampled evenly from a clip
-    stream_every: float = 2.0  # live streams: seconds of stream between sampled frames
-    det_threshold: float = 0.4
-    side_by_side: bool = True  # detect on portrait frames set side by side in pairs (half the SSD passes)
-    max_regions: int = 2  # detector regions kept per frame, highest score first
-    min_region_area: float = 0.02  # ignore boxes smaller than this fraction of the frame (avatars, passers-by)
+    frames: int = setting(10, "frames sampled evenly per clip")
+    stream_every: float = setting(2.0, "live streams and timelines: seconds between sampled frames",
+                                  flags=("--every", "--stream-every"))
+    det_threshold: float = setting(0.4, "detection score threshold")
+    side_by_side: bool = setting(True, "detect on portrait frames set side by side in pairs (half the SSD passes)")
+    max_regions: int = setting(2, "detector regions kept per frame, highest score first")
+    min_region_area: float = setting(0.02, "boxes smaller than this fraction of the frame are ignored (avatars, "
+                                     "passers-by)")
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    windows: Windows = Windows.HYBRID
-    refine_top: int = 3  # windows embedded exactly per region with Windows.REFINED
-    window_stride: float = 0.2  # Windows.EXHAUSTIVE: step between garment windows (0.2: 10 per region; 0.1: 18)
-    garment_top: int = 3  # garment boxes per region kept by the garment head
-    neighbours: int = 50  # regions fetched from the index per query window
-    region_candidates: int = 10  # products kept per region for display and inspection
-    category_weight: float = 0.0  # similarity penalty for catalogue regions of another (merged) category
-    category_source: str = "fused"  # a window's category: "fused" (head + k-NN), "head", "knn", or "family" (a linear
-    # garment-family head fitted on the catalogue's regions: engine.pipeline.families)
-    example_offset: float = 0.08  # a livestream example's (correction's) cosine counts this much less: examples share
-    # the query domain, so other clips' frames resemble them more than any catalogue photo (README, Results)
-    example_bound: float = 0.93  # a livestream example counts only for query windows at least this similar to it
-    # (cosine, in the query domain): near-duplicates of the corrected frames, not another product's clip in the same
-    # room; chosen leave-one-clip-out with `python -m engine eval-corrections` (docs/app-behaviour.md)
-    use_examples: bool = True  # search the livestream examples (corrections); evaluate turns it off (no leakage)
-    product_pooling: str = "mean"  # a product's similarity to a window: "max" (its best catalogue region) or "mean"
-    # (the mean over its catalogue regions: every view must fit, so a product with many generic views is no hub)
-    rank_by: str = "similarity"  # clip ranking: "similarity" (evidence summed over frames) or "votes" (one per frame)
-    top_k: int = 5  # products shown (display only)
-    shop: str = ""  # search only this shop's products ("" = every shop)
+    windows: Windows = setting(Windows.HYBRID, "how regions are searched for garments (whole: the detected regions "
+                               "alone, the plain baseline)")
+    refine_top: int = setting(3, "with --windows refined: windows re-embedded exactly per region")
+    window_stride: float = setting(0.2, "with --windows exhaustive: step between garment windows (0.2: 10 per region; "
+                                   "0.1: 18)")
+    garment_top: int = setting(3, "garment boxes per region kept by the garment head")
+    neighbours: int = setting(50, "regions fetched from the index per query window")
+    region_candidates: int = setting(10, "products kept per region for display and inspection")
+    category_weight: float = setting(0.0, "similarity penalty for catalogue regions of another category (needs "
+                                     "--garment-model, or --category-source family)")
+    category_source: CategorySource = setting(CategorySource.FUSED, "where a garment window's category comes from: "
+                                              "fused (head + k-NN), head, knn, or family (a linear garment-family head "
+                                              "fitted on the catalogue's regions)")
+    # Examples share the query domain, so other clips' frames resemble them more than any catalogue photo: their
+    # cosine counts less, and only for near-duplicates of the corrected frames (the values were chosen
+    # leave-one-clip-out with `python -m engine eval-corrections`: docs/app-behaviour.md).
+    example_offset: float = setting(0.08, "a livestream example's (correction's) similarity counts this much less")
+    example_bound: float = setting(0.93, "a livestream example counts only for query windows at least this similar "
+                                   "to it (cosine)")
+    use_examples: bool = setting(True, "search the livestream examples (corrections); evaluate turns it off (no "
+                                 "leakage)")
+    product_pooling: ProductPooling = setting(ProductPooling.MEAN, "a product's similarity to a window: its best "
+                                              "catalogue region (max) or the mean over them")
+    rank_by: RankBy = setting(RankBy.SIMILARITY, "rank products by evidence summed over frames (similarity) or by "
+                              "one vote per frame")
+    top_k: int = setting(5, "products shown (display only)")
+    shop: str = setting("", "search only this shop's products (products.json \"shop\")", unset="every shop")
 
 
 @dataclass(frozen=True)
 class IndexSettings:
-    index_backend: str = "annoy"  # "annoy", "faiss" for very large catalogues, or "milvus" (see README: Deployment)
-    milvus_uri: str = ""  # milvus backend: "" = a Milvus Lite file under the home, or http://host:19530
-    n_trees: int = 50
-    search_k: int = -1  # -1: Annoy's default (n_trees * n)
-    seed: int = 0
+    index_backend: IndexBackend = setting(IndexBackend.ANNOY, "the index: annoy, faiss for very large catalogues, or "
+                                          "milvus (README: Deployment)")
+    milvus_uri: str = setting("", "milvus backend: the server, http://host:19530",
+                              unset="a Milvus Lite file under the home")
+    n_trees: int = setting(50, "Annoy's trees")
+    search_k: int = setting(-1, "Annoy's search_k (-1: n_trees * n)")
+    seed: int = setting(0, "the index's random seed")
 
 
 @dataclass(frozen=True)
 class AccessSettings:
-    """What a visitor of the app may do (docs/security.md). The command line is the operator's and ignores them."""
+    """What a visitor of the app may do (docs/security.md). The command line is the operator's and ignores them:
+    they have no options, only their environment variables."""
 
-    catalogue_roots: str = ""  # folders (os.pathsep- or comma-separated) under which the app may open a catalogue,
-    # besides the built-in demo, its editable copies and LIVEMATCH_CATALOGUE itself
-    editing: str = "auto"  # add, remove, rebuild, correct, train in the app: "on", "off", or "auto" (on only while
-    # the server listens on localhost alone)
-    stream_allow: str = ""  # stream addresses the app may open, comma-separated scheme://host patterns
-    # ("https://*.example.com", "rtsp://10.0.0.5", "rtsp://10.1.0.0/16", "https://*"); "" = any address while
-    # the server listens on localhost alone, none beyond it
+    catalogue_roots: str = setting("", "folders (os.pathsep- or comma-separated) under which the app may open a "
+                                   "catalogue, besides the built-in demo, its editable copies and "
+                                   "LIVEMATCH_CATALOGUE itself", unset="none")
+    editing: Editing = setting(Editing.AUTO, "add, remove, rebuild, correct, train in the app (auto: on only while "
+                               "the server listens on localhost alone)")
+    stream_allow: str = setting("", "stream addresses the app may open, comma-separated scheme://host patterns "
+                                "(\"https://*.example.com\", \"rtsp://10.0.0.5\", \"rtsp://10.1.0.0/16\", \"https://*\")",
+                                unset="any address while the server listens on localhost alone, none beyond it")
 
 
 GROUPS = ("paths", "models", "detection", "search", "index", "access")
@@ -132,8 +157,18 @@ class Settings:
         """Flat field name -> its group."""
         return {f.name: g for g in GROUPS for f in fields(getattr(cls(), g))}
 
+    @classmethod
+    def settings_fields(cls) -> dict[str, tuple[str, Any, type]]:
+        """Flat field name -> (its group, its dataclass field, its type): what values are coerced to, and what the
+        command line's options and ``environment_variables()`` are made from."""
+        return _settings_fields()
+
     def with_(self, **flat: Any) -> Settings:
-        """A copy with fields changed by their flat names (``frames=6``); None values are ignored."""
+        """A copy with fields changed by their flat names (``frames=6``); None values are ignored. A value of the
+        wrong kind raises SettingError, which names what the field takes."""
+        return self._with(flat, "{name}")
+
+    def _with(self, flat: dict[str, Any], label: str) -> Settings:
         owners = self.field_names()
         unknown = set(flat) - set(owners)
         if unknown:
@@ -141,7 +176,7 @@ class Settings:
         changes: dict[str, dict[str, Any]] = {}
         for name, value in flat.items():
             if value is not None:
-                changes.setdefault(owners[name], {})[name] = _coerce(name, value)
+                changes.setdefault(owners[name], {})[name] = _coerce(name, value, label)
         return replace(self, **{g: replace(getattr(self, g), **c) for g, c in changes.items()})
 
     @classmethod
@@ -149,7 +184,7 @@ class Settings:
         """Defaults, then ``LIVEMATCH_*`` environment variables, then explicit overrides (flat names)."""
         env = {name: os.environ[f"LIVEMATCH_{name.upper()}"] for name in cls.field_names()
                if f"LIVEMATCH_{name.upper()}" in os.environ}
-        return cls().with_(**env).with_(**overrides)
+        return cls()._with(env, "LIVEMATCH_{NAME}").with_(**overrides)
 
     def flat(self) -> dict[str, Any]:
         """Every field by its flat name (enums as their values): the form reports and keys use."""
@@ -169,20 +204,48 @@ class Settings:
         return cache_home()
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """A value of the field's own type; text from the environment or the command line is parsed."""
-    default = getattr(getattr(Settings(), Settings.field_names()[name]), name)
-    if isinstance(default, Enum):
-        return type(default)(value.value if isinstance(value, Enum) else str(value).strip().lower())
-    if isinstance(default, bool):  # bool("0") would be True
-        return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
-    return type(default)(value)
+@functools.cache
+def _settings_fields() -> dict[str, tuple[str, Any, type]]:
+    out = {}
+    for g in GROUPS:
+        group = type(getattr(Settings(), g))
+        hints = get_type_hints(group)
+        out.update({f.name: (g, f, hints[f.name]) for f in fields(group)})
+    return out
 
 
-# The search presets the app offers. "Standard" is the default strategy, the one the command line and evaluation use
-# (its time per clip: python -m engine bench, docs/performance-cpu.md); "Exhaustive" crops and embeds every garment
-# window, about twice the work, and ranked the same 6 of 7 development clips first (docs/accuracy.md). APP_PRESET names
-# the app's choice in one place, should it ever differ from the default.
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+KINDS = {int: "a whole number", float: "a number", bool: f"one of {', '.join(TRUE_WORDS + FALSE_WORDS[:-1])}"}
+
+
+def _coerce(name: str, value: Any, label: str = "{name}") -> Any:
+    """A value of the field's own type; text from the environment or the command line is parsed. ``label`` says
+    where the value came from in the error ("{name}" or "LIVEMATCH_{NAME}")."""
+    kind = Settings.settings_fields()[name][2]
+    if kind is str:
+        return str(value)
+    text = str(value.value if isinstance(value, Enum) else value).strip()
+    try:
+        if issubclass(kind, Enum):
+            return kind(text.lower())
+        if kind is bool:  # bool("0") would be True
+            if isinstance(value, bool):
+                return value
+            if text.lower() not in TRUE_WORDS + FALSE_WORDS:
+                raise ValueError(text)
+            return text.lower() in TRUE_WORDS
+        return kind(value if isinstance(value, (int, float)) and not isinstance(value, bool) else text)
+    except (TypeError, ValueError):
+        allowed = (f"one of {', '.join(m.value for m in kind)}" if issubclass(kind, Enum)
+                   else KINDS.get(kind, kind.__name__))
+        where = label.format(name=name, NAME=name.upper())
+        raise SettingError(f"{where}={text!r}: expected {allowed}") from None
+
+
+# The search presets the app offers. "Standard" is the default strategy, the one the command line and evaluation use;
+# "Exhaustive" crops and embeds every garment window (the time per clip of each: python -m engine bench,
+# docs/performance-cpu.md; their accuracy: docs/accuracy.md). APP_PRESET names the app's choice in one place, should it
+# ever differ from the default.
 SEARCH_PRESETS: dict[str, Windows] = {"Standard": Windows.HYBRID, "Exhaustive": Windows.EXHAUSTIVE}
 APP_PRESET = "Standard"
 
@@ -192,9 +255,10 @@ def preset_of(settings: Settings) -> str:
     return "Exhaustive" if settings.search.windows == Windows.EXHAUSTIVE else "Standard"
 
 
-# The LIVEMATCH_* variables that are not Settings fields: each is read where it is used (a model's weights file by
-# its builder, the Milvus token by the client, ...), and named here, the one list of them. tests/test_settings.py
-# checks that no module reads a LIVEMATCH_* variable that is neither a field nor listed here.
+# The LIVEMATCH_* variables that are not Settings fields: each is read through ``variable()`` (or a function below)
+# when it is used (a model's weights file by its builder, the Milvus token by the client, ...), and named here, the
+# one list of them. tests/test_settings.py checks that no module reads a LIVEMATCH_* variable that is neither a field
+# nor listed here, and that no module but this one reads one from os.environ.
 OTHER_VARIABLES: dict[str, str] = {
     "LIVEMATCH_HOME": "caches, indexes, reports and trained models (default ~/.cache/livematch): cache_home()",
     "LIVEMATCH_DEMO_DIR": "where the built-in demo is generated (default <home>/demo)",
@@ -218,8 +282,34 @@ TEST_VARIABLES: dict[str, str] = {
 
 def environment_variables() -> dict[str, str]:
     """Every LIVEMATCH_* variable the library and the app read, with what it sets: one per Settings field (its
-    group and default), then the others."""
+    group, default and help), then the others."""
     defaults = Settings().flat()
-    fields_ = {f"LIVEMATCH_{name.upper()}": f"setting {group}.{name} (default {defaults[name]!r})"
-               for name, group in Settings.field_names().items()}
+    fields_ = {f"LIVEMATCH_{name.upper()}": f"setting {group}.{name} (default {defaults[name]!r}): {f.metadata['help']}"
+               for name, (group, f, _) in Settings.settings_fields().items()}
     return {**fields_, **OTHER_VARIABLES}
+
+
+def variable(name: str, default: str = "") -> str:
+    """The value of one of the ``OTHER_VARIABLES`` (``default`` when unset), read now: the one place they are read."""
+    if name not in OTHER_VARIABLES:
+        raise KeyError(f"{name} is not declared in engine.config.OTHER_VARIABLES")
+    return os.environ.get(name, default)
+
+
+def set_from_environment(name: str) -> bool:
+    """Whether the environment sets the settings field ``name`` (``LIVEMATCH_<NAME>``), rather than its default."""
+    if name not in Settings.field_names():
+        raise KeyError(f"unknown setting: {name}")
+    return f"LIVEMATCH_{name.upper()}" in os.environ
+
+
+def cpu_threads() -> int | None:
+    """``LIVEMATCH_CPU_THREADS`` as a count (at least 1), None when it is unset or not a number: a Ray worker holds
+    fewer cores than the machine and says how many here."""
+    raw = variable("LIVEMATCH_CPU_THREADS").strip()
+    return max(1, int(raw)) if raw.isdigit() else None
+
+
+def progress_forced() -> bool:
+    """``LIVEMATCH_PROGRESS=1``: progress bars on the command line even when stderr is not a terminal."""
+    return variable("LIVEMATCH_PROGRESS") == "1"

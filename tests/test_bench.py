@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from engine.eval import bench
+from engine.eval import bench_machine
 
 CPUINFO_AVX2 = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -23,30 +23,30 @@ flags\t\t: avx2 avx512f avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8
 
 
 def test_instruction_sets_from_cpuinfo_flags():
-    name, flags = bench.cpu_info(CPUINFO_AVX2)
+    name, flags = bench_machine.cpu_info(CPUINFO_AVX2)
     assert name == "AMD EPYC 7B12"
-    assert bench.instruction_sets(flags) == {"AVX2": True, "AVX-512": False, "VNNI": False, "AVX512_BF16": False,
+    assert bench_machine.instruction_sets(flags) == {"AVX2": True, "AVX-512": False, "VNNI": False, "AVX512_BF16": False,
                                              "AMX": False}
-    name, flags = bench.cpu_info(CPUINFO_SPR)
+    name, flags = bench_machine.cpu_info(CPUINFO_SPR)
     assert name.startswith("Intel(R) Xeon(R) Platinum")
-    assert all(bench.instruction_sets(flags).values())
-    assert bench.instruction_sets({"avx_vnni"})["VNNI"] and not bench.instruction_sets({"avx_vnni"})["AVX-512"]
+    assert all(bench_machine.instruction_sets(flags).values())
+    assert bench_machine.instruction_sets({"avx_vnni"})["VNNI"] and not bench_machine.instruction_sets({"avx_vnni"})["AVX-512"]
 
 
 def test_machine_lists_instruction_sets_and_openvino_capabilities():
-    info = bench.machine()
+    info = bench_machine.machine()
     assert set(info["instruction_sets"]) == {"AVX2", "AVX-512", "VNNI", "AVX512_BF16", "AMX"}
     assert all(isinstance(v, bool) for v in info["instruction_sets"].values())
     assert info["cpu"] and info["cores"] >= 1
     assert "FP32" in info["openvino_cpu_capabilities"]  # OpenVINO is a requirement
-    line = bench.describe_machine(info)
+    line = bench_machine.describe_machine(info)
     assert info["cpu"] in line and "OpenVINO CPU capabilities" in line
     json.dumps(info)  # goes into the JSON as it is
 
 
 def test_targets_include_the_previous_default_ratio_and_gpu_rows_only_as_not_measured():
     lines: list[str] = []
-    bench.check_targets({"e2e_s.default": 0.9, "e2e_s.lite0_previous": 0.5, "startup_s.first_match": 9.0}, lines.append)
+    bench_machine.check_targets({"e2e_s.default": 0.9, "e2e_s.lite0_previous": 0.5, "startup_s.first_match": 9.0}, lines.append)
     text = "\n".join(lines)
     assert "e2e_s.default / e2e_s.lite0_previous <= 1.5: 1.80 (NOT met)" in text
     assert "e2e_s.default <= 1: 0.90 (met)" in text and "startup_s.first_match <= 8: 9.00 (NOT met)" in text
@@ -56,18 +56,18 @@ def test_targets_include_the_previous_default_ratio_and_gpu_rows_only_as_not_mea
 
 
 def test_last_bench_is_saved_and_read_for_the_speed_hint(tmp_path):
-    assert bench.load_last(tmp_path) is None
-    neutral = bench.speed_hint(None)
+    assert bench_machine.load_last(tmp_path) is None
+    neutral = bench_machine.speed_hint(None)
     assert "python -m engine bench" in neutral["standard"] and "s per clip on" not in neutral["standard"]
     results = {"machine": {"cpu": "AMD EPYC 7B12"}, "e2e_s.default": 0.934,
                "end_to_end_exhaustive": {"median_s": 2.41}}
-    path = bench.save_last(results, tmp_path)
-    assert path == tmp_path / "bench" / "last.json" and bench.load_last(tmp_path) == results
-    hint = bench.speed_hint(bench.load_last(tmp_path))
+    path = bench_machine.save_last(results, tmp_path)
+    assert path == tmp_path / "bench" / "last.json" and bench_machine.load_last(tmp_path) == results
+    hint = bench_machine.speed_hint(bench_machine.load_last(tmp_path))
     assert hint == {"standard": "about 0.9 s per clip on AMD EPYC 7B12 (last bench)",
                     "exhaustive": "about 2.4 s per clip on AMD EPYC 7B12 (last bench)"}
     path.write_text("{not json")
-    assert bench.load_last(tmp_path) is None
+    assert bench_machine.load_last(tmp_path) is None
 
 
 def test_the_sidebar_speed_hint_reads_the_last_bench(monkeypatch, tmp_path):
@@ -89,7 +89,7 @@ def test_the_sidebar_speed_hint_reads_the_last_bench(monkeypatch, tmp_path):
     assert not last.exists()
     assert "run python -m engine bench" in help_text() and "last bench" not in help_text()
     try:
-        bench.save_last({"machine": {"cpu": "Test CPU 9000"}, "e2e_s.default": 1.23}, home)
+        bench_machine.save_last({"machine": {"cpu": "Test CPU 9000"}, "e2e_s.default": 1.23}, home)
         text = help_text()
         assert "about 1.2 s per clip on Test CPU 9000 (last bench)" in text and "1.8 s" not in text
     finally:

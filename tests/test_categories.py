@@ -56,7 +56,7 @@ def _score(pid: str, name: str, votes: int, mean: float) -> ProductScore:
 
 
 def test_the_command_lines_table_stays_aligned_with_chinese_names() -> None:
-    from engine.cli.commands import format_result
+    from engine.cli.match import format_result
 
     ranking = (_score("012814", "012814 · 长袖衬衫", 3, 0.47), _score("000117", "000117 · short skirt", 1, 0.436),
                _score("900009", "超长的中文商品名称超长的中文商品名称超长的中文商品名称", 0, 0.2),

@@ -45,11 +45,11 @@ def detectors(frames) -> tuple[OpenCVSSD, OpenVinoSSD]:
 def test_the_registry_and_the_command_line_know_the_name():
     import argparse
 
-    from engine.cli.common import add_model_options
+    from engine.cli.common import add_settings_options
 
     assert NAME in DETECTORS and DETECTORS[NAME] is OpenVinoSSD
     p = argparse.ArgumentParser()
-    add_model_options(p)
+    add_settings_options(p)
     assert NAME in "".join(p.format_help().split())  # argparse wraps the help at its hyphens
     assert p.parse_args(["--detector", NAME]).detector == NAME
     assert OpenVinoSSD.runtime == "OpenVINO f32"

@@ -278,7 +278,7 @@ def test_settings_and_cli_carry_the_runtime():
 
 
 def test_bench_prints_each_target_met_or_not():
-    from engine.eval.bench import check_targets
+    from engine.eval.bench_machine import check_targets
 
     lines: list[str] = []
     check_targets({"e2e_s.default": 1.2, "embed_per_s.default": 300.0, "embed_per_s.torch": 100.0,
@@ -292,7 +292,7 @@ def test_bench_prints_each_target_met_or_not():
 
 
 def test_bench_compares_the_gpu_targets_when_it_ran_on_a_gpu():
-    from engine.eval.bench import check_targets
+    from engine.eval.bench_machine import check_targets
 
     lines: list[str] = []
     check_targets({"gpu": True, "embed_per_s.default": 6000.0, "batch_clips_per_s_default": 12.5}, lines.append)

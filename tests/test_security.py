@@ -725,7 +725,7 @@ def test_every_problem_can_be_seen_and_the_app_says_how(monkeypatch: pytest.Monk
     """Issue 30: the Catalogue page listed 200 of 5005 problems and sent the reader to build-index, which printed
     10. Now build-index --all-problems prints every one, and the page names that command."""
     from engine.cli import build_parser
-    from engine.cli.commands import problem_report
+    from engine.cli.catalogue import problem_report
     from engine.io.catalogue import ALL_PROBLEMS
 
     root = copy_catalogue(demo_dir, tmp_path / "shop")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
-from engine.config import APP_PRESET, SEARCH_PRESETS, Settings, Windows, preset_of
+from engine.config import APP_PRESET, SEARCH_PRESETS, Settings, Windows, preset_of, set_from_environment
 from engine.errors import EngineError
-from engine.eval.bench import load_last, speed_hint
+from engine.eval.bench_machine import load_last, speed_hint
 from engine.models import DETECTORS, embedder_names
 from ui.text import md
 
@@ -58,7 +56,7 @@ def _defaults(base: Settings) -> dict[str, object]:
         "cfg.embedder": base.models.embedder,
         "cfg.head": base.models.head,
         "cfg.garment_model": base.models.garment_model,
-        "cfg.search": preset_of(base) if "LIVEMATCH_WINDOWS" in os.environ else APP_PRESET,
+        "cfg.search": preset_of(base) if set_from_environment("windows") else APP_PRESET,
         "cfg.shop": base.search.shop,
     }
 

@@ -6,36 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.cli.common import add_model_options, progress_bar, settings_from
+from engine.cli.common import progress_bar, settings_from
 from engine.errors import EngineError
-
-
-def add_correction_commands(sub) -> None:
-    from engine.pipeline.correcting import REGION_CHOICES
-
-    p = sub.add_parser("correct", help="store frames of a clip as livestream examples of a product (no rebuild)")
-    p.add_argument("clip", help="a video file (or URL)")
-    p.add_argument("--product", required=True, help="the product the clip shows")
-    p.add_argument("--frames", dest="positions",
-                   help="comma-separated positions among the sampled frames, from 0 (default: every sampled frame)")
-    p.add_argument("--regions", default="product", choices=REGION_CHOICES,
-                   help="which regions of a frame are stored (default product: the window closest to the product)")
-    add_model_options(p, frames_flag="--sample")
-    p.set_defaults(func=cmd_correct)
-
-    p = sub.add_parser("corrections", help="list the livestream examples of the catalogue's index, or remove some")
-    p.add_argument("--remove", help="comma-separated correction ids to remove")
-    p.add_argument("--clear", action="store_true", help="remove every livestream example")
-    add_model_options(p)
-    p.set_defaults(func=cmd_corrections)
-
-    p = sub.add_parser("eval-corrections", help="correct the first half of each clip, match the second: before/after")
-    p.add_argument("--dataset", required=True, help="a dataset in the Tianchi layout")
-    p.add_argument("--regions", default=",".join(REGION_CHOICES),
-                   help=f"comma-separated region choices to compare (default {','.join(REGION_CHOICES)})")
-    p.add_argument("--offsets", default="", help="comma-separated example offsets to compare (default: none)")
-    add_model_options(p)
-    p.set_defaults(func=cmd_eval_corrections)
+from engine.eval.corrections import evaluate_corrections, format_bound, format_rows
+from engine.io.video import is_url, probe, sample_indices
+from engine.pipeline.correcting import REGION_CHOICES, check_product
+from engine.workspace import catalogue_root, corrections_store, ready_engine
 
 
 def _positions(value: str | None) -> list[int] | None:
@@ -48,10 +24,6 @@ def _positions(value: str | None) -> list[int] | None:
 
 
 def cmd_correct(args: argparse.Namespace) -> int:
-    from engine.io.video import is_url, probe, sample_indices
-    from engine.pipeline.correcting import check_product
-    from engine.workspace import ready_engine
-
     settings = settings_from(args)
     clip = args.clip if is_url(args.clip) else Path(args.clip)
     positions = _positions(args.positions)
@@ -79,8 +51,6 @@ def cmd_correct(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace):
-    from engine.workspace import catalogue_root, corrections_store
-
     settings = settings_from(args)
     return corrections_store(settings, catalogue_root(settings))
 
@@ -104,9 +74,6 @@ def cmd_corrections(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_corrections(args: argparse.Namespace) -> int:
-    from engine.eval.corrections import evaluate_corrections, format_bound, format_rows
-    from engine.pipeline.correcting import REGION_CHOICES
-
     choices = tuple(r.strip() for r in args.regions.split(",") if r.strip())
     unknown = [r for r in choices if r not in REGION_CHOICES]
     if unknown or not choices:

@@ -8,7 +8,6 @@ matches), and the app's start-up with the built-in demo already built (engine.ev
 
 from __future__ import annotations
 
-import platform
 import resource
 import statistics
 import tempfile
@@ -20,170 +19,27 @@ from typing import Callable
 import numpy as np
 
 from engine.config import Settings
-from engine.pipeline.engine import STAGES
+from engine.eval.bench_machine import check_targets, describe_machine, load_average, machine, peak_memory_mb
+from engine.eval.startup import measure_serving_rss, measure_startup
+from engine.eval.timeline import long_video_bench
+from engine.index.cache import EmbeddingCache
+from engine.io.catalogue import load_catalogue
+from engine.io.demo import generate_demo
+from engine.io.video import sample_frames
+from engine.models import get_detector, get_embedder
+from engine.models.detectors import detect_side_by_side
+from engine.models.openvino_rt import cpu_capabilities, nncf_available, openvino_available, resolve_precision
+from engine.models.runtime import onnxruntime_available, resolve_runtime
+from engine.pipeline.catalogue import catalogue_regions
+from engine.pipeline.engine import STAGES, Engine
+from engine.training.garments import GarmentConfig, train_garment_head
 
-# The targets on a 2-core CPU: (result key, at most / at least, value); a key "a / b" is a ratio.
-TARGETS = (
-    ("e2e_s.default", "<=", 1.0),
-    ("e2e_s.default / e2e_s.lite0_previous", "<=", 1.5),  # the speed budget of a default (issue 29; was 1.0)
-    ("embed_per_s.default / embed_per_s.torch", ">=", 2.5),
-    ("index_images_per_s", ">=", 60.0),
-    ("startup_s.first_page", "<=", 3.0),
-    ("startup_s.first_match", "<=", 8.0),
-    ("peak_rss_mb", "<=", 1500.0),
-)
-# The targets on one data-centre GPU (an H100): the same bench's keys, compared only when it ran on a GPU
-# (``results["gpu"]``: the embedder's device was CUDA), else printed as not measured.
-GPU_TARGETS = (
-    ("embed_per_s.default", ">=", 5000.0),  # regions/s, the default runtime's best batch
-    ("batch_clips_per_s_default", ">=", 20.0),  # clips/s, 8 clips of 10 frames, the default windows
-)
 # The previous default (``e2e_s.lite0_previous``): EfficientNet-Lite0 GeM, 10 exhaustive windows, domain mean auto.
 LITE0_PREVIOUS = {"embedder": "efficientnet-lite0-gem", "windows": "exhaustive", "window_stride": 0.2,
                   "domain_mean": "auto"}
-# CPU instruction sets the bench reports: name -> any of these /proc/cpuinfo flags.
-INSTRUCTION_SETS = {"AVX2": ("avx2",), "AVX-512": ("avx512f",), "VNNI": ("avx512_vnni", "avx_vnni"),
-                    "AVX512_BF16": ("avx512_bf16",), "AMX": ("amx_tile", "amx_bf16", "amx_int8")}
 # Embedding rates are the median of this many 1.5 s windows: PyTorch's single windows moved by up to 40% between
 # quiet runs (its batch of 32: 16-28 regions/s), and the embedding target is a ratio to it.
 EMBED_WINDOWS = 3
-LAST_BENCH = ("bench", "last.json")  # under the livematch home: the last bench's figures (the app's speed hint)
-
-
-def check_targets(results: dict, out: Callable[[str], None]) -> None:
-    """Print each target beside what this run measured, met or not; the GPU targets only where a GPU ran."""
-    _check(TARGETS, results, out, "")
-    if results.get("gpu"):
-        _check(GPU_TARGETS, results, out, "GPU ")
-    else:
-        for key, op, target in GPU_TARGETS:
-            out(f"target GPU {key} {op} {target:g}: not measured (no GPU in this run)")
-
-
-def _check(targets: tuple, results: dict, out: Callable[[str], None], prefix: str) -> None:
-    for key, op, target in targets:
-        if "/" in key:
-            a, b = (k.strip() for k in key.split("/"))
-            value = results[a] / results[b] if results.get(a) is not None and results.get(b) else None
-        else:
-            value = results.get(key)
-        if value is None:
-            out(f"target {prefix}{key} {op} {target:g}: not measured")
-            continue
-        met = value <= target if op == "<=" else value >= target
-        out(f"target {prefix}{key} {op} {target:g}: {value:.2f} ({'met' if met else 'NOT met'})")
-
-
-def cpu_info(text: str | None = None) -> tuple[str, set[str]]:
-    """(the CPU's model name, its /proc/cpuinfo flags) from ``text`` (default: this machine's /proc/cpuinfo)."""
-    if text is None:
-        try:
-            text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            text = ""
-    name, flags = "", set()
-    for line in text.splitlines():  # the first processor's lines
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and not name:
-            name = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
-    return name or platform.processor() or platform.machine(), flags
-
-
-def instruction_sets(flags: set[str]) -> dict[str, bool]:
-    """AVX2, AVX-512, VNNI, AVX512_BF16 and AMX: whether the CPU flags name each."""
-    return {k: any(f in flags for f in names) for k, names in INSTRUCTION_SETS.items()}
-
-
-def speed_hint(last: dict | None) -> dict[str, str]:
-    """The app's speed hints from the last bench's figures: {"standard": ..., "exhaustive": ...} (the default
-    windows and every window embedded), each "about X s per clip on <cpu> (last bench)", or a neutral sentence when
-    there is no bench result."""
-    def median(key: str) -> float | None:
-        value = (last or {}).get(key)
-        value = value.get("median_s") if isinstance(value, dict) else value
-        return float(value) if isinstance(value, (int, float)) else None
-
-    info = (last or {}).get("machine")
-    cpu = info.get("cpu") if isinstance(info, dict) else (info.split(",")[0] if isinstance(info, str) else None)
-    out = {}
-    for mode, key in (("standard", "e2e_s.default"), ("exhaustive", "end_to_end_exhaustive")):
-        seconds = median(key)
-        out[mode] = (f"about {seconds:.1f} s per clip on {cpu or 'this CPU'} (last bench)" if seconds
-                     else "its time per clip on this machine: run python -m engine bench")
-    return out
-
-
-def machine() -> dict:
-    """Where the bench runs: the CPU, its instruction sets, OpenVINO's CPU capabilities (what its plugin will use;
-    ``ONEDNN_MAX_CPU_ISA``, when set, caps the instruction sets oneDNN uses), the GPU, the library versions."""
-    import os
-
-    import torch
-
-    cpu, flags = cpu_info()
-    info: dict = {"cpu": cpu, "cores": os.cpu_count(), "instruction_sets": instruction_sets(flags),
-                  "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
-                  "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU",
-                  "torch": torch.__version__, "load_average": _load()}
-    try:
-        import openvino as ov
-
-        from engine.models.openvino_rt import cpu_capabilities
-
-        info["openvino"] = ov.get_version()
-        info["openvino_cpu_capabilities"] = list(cpu_capabilities())
-    except Exception:  # noqa: BLE001 - not installed
-        info["openvino_cpu_capabilities"] = []
-    return info
-
-
-def _load() -> list[float]:
-    """The 1, 5 and 15 minute load averages: more than the cores means the figures count waits for a core."""
-    import os
-
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return []
-
-
-def describe_machine(info: dict) -> str:
-    """One line: the CPU, cores, instruction sets present, OpenVINO's capabilities, the GPU."""
-    isa = [k for k, v in info.get("instruction_sets", {}).items() if v]
-    capped = f" (oneDNN capped at {info['onednn_max_cpu_isa']})" if info.get("onednn_max_cpu_isa") else ""
-    return (f"{info.get('cpu')}, {info.get('cores')} cores, {' '.join(isa) or 'no AVX2'}{capped}; OpenVINO CPU "
-            f"capabilities {', '.join(info.get('openvino_cpu_capabilities', [])) or 'n/a'}; {info.get('gpu')}; "
-            f"load average {info.get('load_average')}")
-
-
-def save_last(results: dict, home: Path) -> Path:
-    """Write the bench's figures to ``<home>/bench/last.json`` (the app's speed hint reads them)."""
-    import json
-
-    from engine.io.files import atomic_write
-
-    path = home.joinpath(*LAST_BENCH)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as f:
-        f.write(json.dumps(results, indent=1))
-    return path
-
-
-def load_last(home: Path) -> dict | None:
-    """The last bench's figures, or None when there are none (or they cannot be read)."""
-    import json
-
-    try:
-        data = json.loads(home.joinpath(*LAST_BENCH).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def peak_memory_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rate(fn: Callable[[], int], min_s: float = 1.0, cpu: dict | None = None, windows: int = 1) -> float:
@@ -205,17 +61,12 @@ def rate(fn: Callable[[], int], min_s: float = 1.0, cpu: dict | None = None, win
 
 def _bench_detection(settings: Settings, clip: str, results: dict, out: Callable[[str], None]):  # -> Detector
     """Decode and detection rates on the clip's 10 sampled frames; returns the detector."""
-    from engine.io.video import sample_frames
-    from engine.models import get_detector
-
     fps = rate(lambda: len(sample_frames(clip, 10)))
     results["decode_frames_per_s"] = fps
     out(f"decode (seek to 10 sampled frames): {fps:8.1f} frames/s")
 
     detector = get_detector(settings.models.detector)
     frames = [f.image for f in sample_frames(clip, 10)]
-    from engine.models.detectors import detect_side_by_side
-
     det_fps = rate(lambda: len(detector.detect(frames, settings.detection.det_threshold)))
     results["detect_frames_per_s"] = det_fps
     out(f"detect ({settings.models.detector}, batch 10): {det_fps:8.1f} frames/s")
@@ -230,9 +81,6 @@ def _runtimes(settings: Settings) -> tuple[str, list[tuple[str, str, str]]]:
     """(the default runtime, every (label, runtime, precision) worth comparing here): torch, and each runtime of
     the exported model that is installed (OpenVINO at its default precision, labelled "openvino", and at each other
     precision this CPU runs: "openvino_bf16", "openvino_int8" (with NNCF), "openvino_f32")."""
-    from engine.models.openvino_rt import cpu_capabilities, nncf_available, openvino_available, resolve_precision
-    from engine.models.runtime import onnxruntime_available, resolve_runtime
-
     m = settings.models
     default = resolve_runtime(m.embedder, m.device, m.runtime)
     tried = [("torch", "torch", "auto")]
@@ -251,8 +99,6 @@ def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], Non
                      quick: bool = False):  # -> Embedder
     """Embedding rates of random crops by batch size, for each runtime (``embed_per_s.<runtime>``: the best over
     batches of 1, 8 and 32; ``embed_per_s.default``: the default runtime's); returns the default embedder."""
-    from engine.models import get_embedder
-
     m = settings.models
     default, tried = _runtimes(settings)
     if quick:  # torch and the default runtime, at the engine's batch size
@@ -289,10 +135,6 @@ def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], Non
 def _bench_indexing(settings: Settings, catalogue, detector, emb, work: Path, results: dict,
                     out: Callable[[str], None], quick: bool = False) -> None:
     """Cold-cache catalogue indexing rates, from annotated regions and from detection."""
-    from engine.index.cache import EmbeddingCache
-    from engine.pipeline.catalogue import catalogue_regions
-    from engine.pipeline.engine import Engine
-
     kinds = (("annotated regions", "ann", True), ("detection", "det", False))
     for label, cache_root, use_annotations in kinds[:1] if quick else kinds:
         cat = catalogue if use_annotations else replace(
@@ -334,9 +176,6 @@ def _bench_runtimes_end_to_end(settings: Settings, catalogue, clip: str, detecto
     """``e2e_s.default``: median seconds per clip with the default settings (the hybrid mode's run when it is
     the same); ``e2e_s.lite0_previous``: the previous default (``LITE0_PREVIOUS``) with the same runtime and
     precision, on its own index of the catalogue; ``e2e_s.torch_default``: the default settings with torch."""
-    from engine.models import get_embedder
-    from engine.pipeline.engine import Engine
-
     default = settings.with_(frames=10)
     if default == settings.with_(frames=10, windows="hybrid") and "end_to_end_hybrid" in results:
         results["e2e_s.default"] = results["end_to_end_hybrid"]["median_s"]
@@ -347,10 +186,8 @@ def _bench_runtimes_end_to_end(settings: Settings, catalogue, clip: str, detecto
     if previous.models.embedder == default.models.embedder and previous.search == default.search:
         results["e2e_s.lite0_previous"] = results["e2e_s.default"]
     else:  # the same runtime and precision, its own index of the same catalogue
-        from engine.models import get_embedder as _get
-
         m = previous.models
-        lite0 = Engine(previous, detector, _get(m.embedder, m.device, m.head, m.runtime, m.precision))
+        lite0 = Engine(previous, detector, get_embedder(m.embedder, m.device, m.head, m.runtime, m.precision))
         lite0.build_index(catalogue, work / "index-lite0")
         timed = _end_to_end(lite0, clip, runs, "previous default (Lite0, 10 exhaustive windows)", out)
         results["e2e_s.lite0_previous"] = timed["median_s"]
@@ -371,9 +208,6 @@ def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, wor
                     out: Callable[[str], None], quick: bool = False) -> None:
     """End-to-end latency of each search mode (warm, by stage), then batch throughput of two of them; ``quick``:
     the hybrid (default), exhaustive and pooled modes and the previous default only."""
-    from engine.pipeline.engine import Engine
-    from engine.training.garments import GarmentConfig, train_garment_head
-
     engine = Engine(settings, detector, emb)
     engine.build_index(catalogue, work / "index")
     if quick:
@@ -406,8 +240,6 @@ def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, wor
 def run_timeline(settings: Settings, hours: float, out: Callable[[str], None] = print,
                  workdir: Path | None = None) -> dict:
     """Only the long-video timeline benchmark (``bench --only timeline``): result key ``timeline``."""
-    from engine.eval.timeline import long_video_bench
-
     work = Path(workdir or tempfile.mkdtemp(prefix="livematch-bench-"))
     results: dict = {"machine": machine()}
     out(f"machine: {describe_machine(results['machine'])}")
@@ -421,10 +253,6 @@ def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, w
     (for a slow or busy machine): the figures the end-to-end and embedding targets name, and nothing else (no
     batch-size sweep, ONNX Runtime, other precisions, detection indexing, learned-region modes, torch end to end,
     batch throughput, serving memory or start-up). ``timeline_hours`` > 0 adds the long-video timeline bench."""
-    from engine.io.catalogue import load_catalogue
-    from engine.io.demo import generate_demo
-    from engine.eval.startup import measure_serving_rss, measure_startup
-
     work = Path(workdir or tempfile.mkdtemp(prefix="livematch-bench-"))
     results: dict = {"machine": machine(), "quick": quick,
                      "settings": {"windows": settings.search.windows.value, "embedder": settings.models.embedder}}
@@ -451,10 +279,8 @@ def run(settings: Settings, runs: int = 5, out: Callable[[str], None] = print, w
         measure_serving_rss(settings, demo, work / "index", clip, results, out)
         measure_startup(settings.home, work, results, out)
     if timeline_hours > 0:
-        from engine.eval.timeline import long_video_bench
-
         results["timeline"] = long_video_bench(settings, timeline_hours, work, out)
-    results["load_average_at_end"] = _load()
+    results["load_average_at_end"] = load_average()
     out(f"load average at the end: {results['load_average_at_end']} ({results['machine']['cores']} cores)")
     check_targets(results, out)
     return results

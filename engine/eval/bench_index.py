@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from engine.eval.bench_common import IndexBench, bench_exact_filtered, exact_topk, latency
+from engine.eval.bench_milvus import bench_milvus
 
 
 def clustered_vectors(n: int, dim: int, per_product: int = 10, n_categories: int = 50, seed: int = 0,
@@ -133,8 +134,6 @@ def run(sizes: list[int], dim: int = 320, n_queries: int = 200, n_trees: int = 5
                 elif name == "faiss":
                     got = bench_faiss(base, queries, truth)
                 elif name == "milvus":
-                    from engine.eval.bench_milvus import bench_milvus
-
                     got = bench_milvus(base, queries, truth)
                 else:
                     got = bench_hnsw(base, queries, truth)

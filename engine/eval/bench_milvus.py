@@ -6,23 +6,22 @@ The collection goes into a temporary Milvus Lite file unless ``LIVEMATCH_MILVUS_
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from engine.config import Settings
 from engine.eval.bench_common import PER_PRODUCT, IndexBench, filtered_truth, latency, shops_of
+from engine.index import milvus
 
 
 def bench_milvus(base: np.ndarray, queries: np.ndarray, truth: np.ndarray, shop: int = 3) -> list[IndexBench]:
-    import pymilvus  # noqa: F401 - an ImportError here is reported as "not installed"
-
-    from engine.index import milvus
+    import pymilvus  # noqa: F401 - an optional dependency: an ImportError here is reported as "not installed"
 
     with tempfile.TemporaryDirectory() as d:
-        uri = os.environ.get("LIVEMATCH_MILVUS_URI") or str(Path(d) / "bench.db")
+        uri = Settings.from_env().index.milvus_uri or str(Path(d) / "bench.db")
         target = milvus.MilvusTarget(uri, f"lm_bench_{len(base)}")
         t0 = time.perf_counter()
         client = milvus.create_collection(target, base.shape[1], "bench")

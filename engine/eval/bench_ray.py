@@ -19,6 +19,12 @@ import cv2
 import numpy as np
 
 from engine.config import Settings
+from engine.index.cache import EmbeddingCache
+from engine.index.ray_build import ray_catalogue_regions, ray_module, start_ray
+from engine.io.catalogue import load_catalogue
+from engine.io.demo.sprites import plan_products, render_sprite, shop_image
+from engine.pipeline.catalogue import catalogue_regions
+from engine.pipeline.engine import Engine, chunk_embedder
 
 
 @dataclass(frozen=True)
@@ -33,8 +39,6 @@ class RayBench:
 def generate_catalogue(out: Path, n_images: int, per_product: int = 4, seed: int = 0) -> Path:
     """n_images shop photos of n_images / per_product products, each with its product box; products.json gives
     every product a name and one of five shops."""
-    from engine.io.demo.sprites import plan_products, render_sprite, shop_image
-
     products = plan_products(-(-n_images // per_product), seed)
     names = {}
     for i, p in enumerate(products):
@@ -54,12 +58,6 @@ def generate_catalogue(out: Path, n_images: int, per_product: int = 4, seed: int
 
 def run(n_images: int = 2000, workers: tuple[int, ...] = (1, 2), plain: bool = True, settings: Settings | None = None,
         print_row: Callable[[RayBench], None] = print) -> list[RayBench]:
-    from engine.index.cache import EmbeddingCache
-    from engine.index.ray_build import ray_catalogue_regions, ray_module, start_ray
-    from engine.io.catalogue import load_catalogue
-    from engine.pipeline.catalogue import catalogue_regions
-    from engine.pipeline.engine import Engine, chunk_embedder
-
     settings = settings or Settings.from_env()
     rows: list[RayBench] = []
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as d:

@@ -18,10 +18,11 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+from engine.choices import Editing
 from engine.errors import CatalogueError, EngineError
 
 LOCAL_BINDS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]", "ip6-localhost"})
-EDITING_MODES = ("auto", "on", "off")
+EDITING_MODES = tuple(m.value for m in Editing)  # the editing setting's values: auto, on, off
 
 
 def served_locally(bind_address: str | None) -> bool:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from engine.config import variable
 from engine.errors import VideoError
 from engine.io import egress
 from engine.io.playlists import check_playlist
@@ -43,7 +44,7 @@ FETCH_PREFIX = "livematch-fetch-"  # <tempdir>/livematch-fetch-<pid>-<random>/, 
 
 def download_limit_mb() -> float:
     """LIVEMATCH_DOWNLOAD_LIMIT_MB, else the app's upload limit (server.maxUploadSize), else 200."""
-    env = os.environ.get("LIVEMATCH_DOWNLOAD_LIMIT_MB", "").strip()
+    env = variable("LIVEMATCH_DOWNLOAD_LIMIT_MB").strip()
     if env:
         try:
             limit = float(env)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.config import cpu_threads as configured_cpu_threads
 from engine.errors import ModelError
 from engine.io.files import atomic_write, file_digest
 from engine.models.embedders import (EfficientNetLite0GeM, EfficientNetLite0GeM176, EfficientNetLite1GeM,
@@ -53,8 +54,8 @@ def onnxruntime_available() -> bool:
 
 
 def cpu_threads() -> int:
-    if os.environ.get("LIVEMATCH_CPU_THREADS", "").isdigit():  # a Ray worker holds fewer cores than the machine
-        return max(1, int(os.environ["LIVEMATCH_CPU_THREADS"]))
+    if configured_cpu_threads() is not None:  # a Ray worker holds fewer cores than the machine
+        return configured_cpu_threads()
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):

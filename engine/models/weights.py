@@ -6,6 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from engine.config import variable
 from engine.errors import ModelError
 
 
@@ -71,7 +72,7 @@ def imagenet_labels() -> list[str]:
 
 def local_weights(env_var: str, default_name: str) -> Path | None:
     """A user-provided weights file: $env_var, else torch hub's cache; None when absent."""
-    explicit = os.environ.get(env_var)
+    explicit = variable(env_var)
     if explicit:
         return Path(explicit) if Path(explicit).is_file() else None
     hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints" / default_name

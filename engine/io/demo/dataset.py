@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
+from engine.config import cache_home, variable
 from engine.errors import EngineError
 from engine.io.demo.clips import FPS, clip_frames
 from engine.io.demo.presenter import model_photo
@@ -192,10 +193,8 @@ def _check_replaceable(out: Path) -> None:
 
 def default_demo_dir() -> Path:
     """Where the app keeps its demo: ``$LIVEMATCH_DEMO_DIR``, else ``<livematch home>/demo``."""
-    from engine.config import Settings
-
-    env = os.environ.get("LIVEMATCH_DEMO_DIR")
-    return Path(env).expanduser() if env else Settings().home / "demo"
+    env = variable("LIVEMATCH_DEMO_DIR")
+    return Path(env).expanduser() if env else cache_home() / "demo"
 
 
 def builtin_demo(out_dir: str | Path | None = None) -> Path:
