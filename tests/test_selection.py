@@ -126,8 +126,8 @@ def test_ensemble_specs() -> None:
 def test_default_ensemble_on_real_weights_is_normalised_and_shares_members() -> None:
     from engine.models import get_embedder
 
-    ens = get_embedder("efficientnet-lite012-gem", "cpu", "", "torch")
-    lite0 = get_embedder("efficientnet-lite0-gem", "cpu", "", "torch")
+    ens = get_embedder("efficientnet-lite012-gem", device="cpu", runtime="torch")
+    lite0 = get_embedder("efficientnet-lite0-gem", device="cpu", runtime="torch")
     assert ens.members[0] is lite0 and ens.dim == 320 + 320 + 352 and ens.supports_bands
     crops = [np.random.default_rng(i).integers(0, 255, (120, 80, 3)).astype(np.uint8) for i in range(3)]
     v = ens.embed(crops)
