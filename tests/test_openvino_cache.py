@@ -4,8 +4,6 @@ partial batch run padded in the compiled batch shape, and the backbones compiled
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import pytest
 
@@ -17,6 +15,11 @@ from engine.models.embedders import preprocess
 pytest.importorskip("openvino")
 
 NAME = "efficientnet-lite0-gem"
+
+
+def _preprocess(crops: list[np.ndarray], hw: tuple[int, int] | None = None) -> np.ndarray:
+    """The embedder's preprocessing, at its input size unless ``hw`` is given."""
+    return preprocess(crops, hw or rt.exported_config(NAME).input_hw)
 
 
 def _crops(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -69,7 +72,7 @@ def test_vectors_are_those_of_before(home, monkeypatch):
 
 def test_padded_batches_give_the_same_feature_maps(home):
     backbone = _backbone()
-    pre = partial(preprocess, hw=rt.exported_config(NAME).input_hw)
+    pre = _preprocess
     x = pre(_crops(8, seed=2))
     full = backbone.run(x)
     for n in (1, 3, 7):  # within PAD_ROWS of 8: run in the compiled (8, ...) shape
@@ -89,7 +92,7 @@ def test_the_compiled_shapes_stay_bounded_whatever_the_batch_sizes(home):
     """Batches of every size from 1 to 20 and four region heights: a bounded set of shapes is compiled (buckets)
     and at most MAX_SHAPES are held, each batch's vectors the same as run alone."""
     backbone = _backbone()
-    pre = partial(preprocess, hw=rt.exported_config(NAME).input_hw)
+    pre = _preprocess
     crops = _crops(20, seed=4)
     x = pre(crops)
     full = backbone.run(x)  # 20 rows: compiled at 32
@@ -109,7 +112,7 @@ def test_the_compiled_shapes_stay_bounded_whatever_the_batch_sizes(home):
 def test_a_damaged_blob_is_compiled_afresh(home, damage):
     """OpenVINO imports a blob with damaged weights without a word (measured: wrong feature maps); the digest
     sidecar catches it. Every kind of damage: compiled afresh, the same output, no exception, a sound blob again."""
-    pre = partial(preprocess, hw=rt.exported_config(NAME).input_hw)
+    pre = _preprocess
     x = pre(_crops(2, seed=3))
     first = _backbone()
     ref = first.run(x)
@@ -140,7 +143,7 @@ def test_a_damaged_blob_is_compiled_afresh(home, damage):
 
 def test_an_unwritable_cache_only_costs_a_compile(home, monkeypatch):
     (home / "openvino-compiled").write_text("a file where the folder would be")
-    pre = partial(preprocess, hw=rt.exported_config(NAME).input_hw)
+    pre = _preprocess
     x = pre(_crops(2, seed=4))
     a, b = _backbone(), _backbone()
     np.testing.assert_allclose(a.run(x), b.run(x), rtol=0, atol=1e-6)

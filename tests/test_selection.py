@@ -91,7 +91,7 @@ def test_threshold_is_the_smallest_that_keeps_confident_answers_right() -> None:
 class _Fake:
     def __init__(self, dim: int, seed: int) -> None:
         self.dim, self.key, self.device, self.input_hw = dim, f"fake{seed}", "cpu", (8, 8)
-        self.vectors_key = self.key
+        self.vectors_key, self.runtime, self.precision, self.supports_bands = self.key, "torch", "f32", False
         self._w = np.random.default_rng(seed).normal(size=(8 * 8 * 3, dim)).astype(np.float32)
 
     def preprocess(self, crops, hw=None):

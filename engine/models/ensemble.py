@@ -23,7 +23,7 @@ import numpy as np
 from engine.errors import ModelError
 from engine.models.embedders import DEFAULT_INPUT, EfficientNetLiteGeM, TorchEmbedder
 from engine.models.openvino_rt import OpenVinoBackbone, OpenVinoGraph
-from engine.models.protocols import Exported
+from engine.models.protocols import Exported, pools_bands
 from engine.models.registry import (EnsembleConfig, embedder_entry, ensemble_config, register_ensemble,
                                     registered_ensembles)
 
@@ -102,7 +102,7 @@ class EnsembleEmbedder:
         self.vectors_key = self._keyed([m.vectors_key for m in members])  # the members' precisions included
         self.device = members[0].device
         self.input_hw = members[0].input_hw
-        self.supports_bands = all(m.supports_bands for m in members)
+        self.supports_bands = all(pools_bands(m) for m in members)
         self.runtime = "+".join(sorted({m.runtime for m in members}))
         self.precision = "+".join(sorted({m.precision for m in members}))
         self.vectors_graph = _fused_vectors(name, self.members, self._scales)
