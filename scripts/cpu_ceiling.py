@@ -75,7 +75,7 @@ def main() -> None:
     from engine.models.openvino_rt import cpu_capabilities
 
     name = Settings().models.embedder
-    ov_emb = get_embedder(name, "cpu", runtime="openvino", precision="f32")
+    ov_emb = get_embedder(name, device="cpu", runtime="openvino", precision="f32")
     graph = getattr(ov_emb, "vectors_graph", None) or ov_emb.backbone
     hw = tuple(ov_emb.input_hw)
     one = graph.model.clone()
@@ -98,7 +98,7 @@ def main() -> None:
         ceiling = max(ceiling, rate)
         print(f"1x1 convolution {channels}->{channels} at {size}x{size}, batch {BATCH}: {rate:.1f} G multiply-adds/s "
               f"{sorted(k)}")
-    torch_emb = get_embedder(name, "cpu", runtime="torch")
+    torch_emb = get_embedder(name, device="cpu", runtime="torch")
     crops = [np.random.default_rng(i).integers(0, 255, (300, 200, 3), dtype=np.uint8) for i in range(BATCH)]
     torch_rate = rate(lambda: len(torch_emb.embed(crops, BATCH)), min_s=1.5, windows=EMBED_WINDOWS)  # as the bench
     need = 2.5 * torch_rate * total / 1e9

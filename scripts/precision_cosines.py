@@ -56,9 +56,9 @@ def main(root: str) -> None:
     crops = dataset_crops(root)
     precisions = (["bf16"] if "BF16" in cpu_capabilities() else []) + ["int8"]  # bf16: where the CPU runs it
     for name in models():
-        ref = get_embedder(name, "cpu", runtime="openvino", precision="f32").embed(crops, 8)
+        ref = get_embedder(name, device="cpu", runtime="openvino", precision="f32").embed(crops, 8)
         for precision in precisions:
-            vec = get_embedder(name, "cpu", runtime="openvino", precision=precision, calibration=root).embed(crops, 8)
+            vec = get_embedder(name, device="cpu", runtime="openvino", precision=precision, calibration=root).embed(crops, 8)
             cos = (ref * vec).sum(1)
             print(f"{name} {precision}: cosine to f32 over {len(crops)} crops: min {cos.min():.4f} "
                   f"mean {cos.mean():.4f}", flush=True)

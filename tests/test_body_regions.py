@@ -30,7 +30,7 @@ def _crops(n: int = 6) -> list[np.ndarray]:
 
 def test_lite3_loads_from_the_wheel_and_gives_unit_vectors_of_its_width():
     assert packaged_tflite(LITE3_FILE).is_file() and LITE3 in embedder_names()
-    lite3 = get_embedder(LITE3, "cpu")
+    lite3 = get_embedder(LITE3, device="cpu")
     assert isinstance(lite3, EfficientNetLite3GeM) and lite3.dim == 384 and lite3.input_hw == (224, 176)
     v = lite3.embed(_crops())
     assert v.shape == (6, 384) and np.isfinite(v).all() and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
@@ -41,7 +41,7 @@ def test_lite3_loads_from_the_wheel_and_gives_unit_vectors_of_its_width():
 
 
 def test_lite3_runs_its_quantised_convolutions_in_int8():
-    ran = get_embedder(LITE3, "cpu").backbone.execution_precisions((1, 3, 224, 176))
+    ran = get_embedder(LITE3, device="cpu").backbone.execution_precisions((1, 3, 224, 176))
     assert ran.get("i8", 0) > 0 and ran.get("u8", 0) > 0
 
 
@@ -54,8 +54,8 @@ def test_lite3_needs_openvino_on_the_cpu():
 
 @pytest.mark.slow  # exports and compiles the three other members on a fresh home
 def test_a_four_member_ensemble_slices_into_its_members():
-    ens = get_embedder(FOUR, "cpu")
-    members = [get_embedder(m.name, "cpu") for m in ens.members]
+    ens = get_embedder(FOUR, device="cpu")
+    members = [get_embedder(m.name, device="cpu") for m in ens.members]
     assert [m.dim for m in ens.members] == [320, 320, 352, 384] and ens.dim == 1376
     assert [s.stop - s.start for s in ens.slices] == [320, 320, 352, 384] and ens.slices[-1].stop == ens.dim
     assert np.isclose(ens.weights[3], 0.5) and ens.vectors_graph is not None  # one OpenVINO model for all four
@@ -99,7 +99,7 @@ class _NoBody:
 
 
 def test_pose_windows_fall_back_to_the_bands_without_keypoints():
-    emb = get_embedder(LITE3, "cpu")
+    emb = get_embedder(LITE3, device="cpu")
     img = np.random.default_rng(1).integers(0, 255, (300, 200, 3)).astype(np.uint8)
     regions = [QueryRegion(Frame(0, 0.0, img), (20.0, 10.0, 180.0, 290.0), False)]
     plan = PoseWindows(emb, _NoBody(), 8).plan(regions)
@@ -109,7 +109,7 @@ def test_pose_windows_fall_back_to_the_bands_without_keypoints():
 
 
 def test_pose_windows_are_four_crops_for_a_person():
-    emb = get_embedder(LITE3, "cpu")
+    emb = get_embedder(LITE3, device="cpu")
     pose = get_pose_estimator()
     img = np.random.default_rng(2).integers(0, 255, (300, 200, 3)).astype(np.uint8)
 

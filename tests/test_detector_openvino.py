@@ -12,6 +12,7 @@ from engine.errors import ModelError  # noqa: E402
 from engine.eval.detection import box_agreement  # noqa: E402
 from engine.io.video import sample_frames  # noqa: E402
 from engine.models import DETECTORS  # noqa: E402
+from engine.models import openvino_ir  # noqa: E402
 from engine.models import openvino_rt as ovrt  # noqa: E402
 from engine.models.detectors import (COCO_TF, PRODUCT_CLASSES, OpenCVSSD, OpenVinoSSD,  # noqa: E402
                                      detect_side_by_side)
@@ -131,7 +132,7 @@ def _y(model) -> np.ndarray:
 
 @pytest.fixture()
 def tiny(tmp_path, monkeypatch):
-    monkeypatch.setattr(ovrt, "ir_cache_dir", lambda: tmp_path / "openvino-ir")
+    monkeypatch.setattr(openvino_ir, "ir_cache_dir", lambda: tmp_path / "openvino-ir")
     src = tmp_path / "src" / "tiny.xml"
     src.parent.mkdir()
     _tiny_source(src)
@@ -155,29 +156,29 @@ def _damage(folder, how: str) -> None:
 
 
 def test_the_ir_is_converted_once_then_read(tiny):
-    first = ovrt.converted_ir(tiny, "tiny")
-    second = ovrt.converted_ir(tiny, "tiny")
+    first = openvino_ir.converted_ir(tiny, "tiny")
+    second = openvino_ir.converted_ir(tiny, "tiny")
     assert (first.event, second.event) == ("converted", "read")
     assert first.key == second.key
     np.testing.assert_array_equal(_y(second.model), np.arange(8, dtype=np.float32).reshape(2, 4) * 2 + 1)
-    assert not [p for p in (ovrt.ir_cache_dir()).iterdir() if p.name.startswith(".")]  # no temporary folder left
+    assert not [p for p in (openvino_ir.ir_cache_dir()).iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
 @pytest.mark.parametrize("how", ["flip", "truncate", "manifest", "xml", "missing"])
 def test_a_damaged_ir_is_converted_again(tiny, how):
-    first = ovrt.converted_ir(tiny, "tiny")
-    (folder,) = ovrt.ir_cache_dir().iterdir()
+    first = openvino_ir.converted_ir(tiny, "tiny")
+    (folder,) = openvino_ir.ir_cache_dir().iterdir()
     _damage(folder, how)
-    again = ovrt.converted_ir(tiny, "tiny")
+    again = openvino_ir.converted_ir(tiny, "tiny")
     assert again.event.startswith("discarded (") and again.event.endswith("converted")
     np.testing.assert_array_equal(_y(again.model), _y(first.model))
-    assert ovrt.converted_ir(tiny, "tiny").event == "read"  # the rebuilt IR is kept
+    assert openvino_ir.converted_ir(tiny, "tiny").event == "read"  # the rebuilt IR is kept
 
 
 def test_another_source_replaces_the_kept_ir(tiny):
-    ovrt.converted_ir(tiny, "tiny")
-    old = {p.name for p in ovrt.ir_cache_dir().iterdir()}
+    openvino_ir.converted_ir(tiny, "tiny")
+    old = {p.name for p in openvino_ir.ir_cache_dir().iterdir()}
     tiny.write_text(tiny.read_text().replace('name="tiny"', 'name="tiny2"'))  # another source: another digest
-    assert ovrt.converted_ir(tiny, "tiny").event == "converted"
-    new = {p.name for p in ovrt.ir_cache_dir().iterdir()}
+    assert openvino_ir.converted_ir(tiny, "tiny").event == "converted"
+    new = {p.name for p in openvino_ir.ir_cache_dir().iterdir()}
     assert len(new) == 1 and new != old  # the stale IR is deleted

@@ -10,10 +10,16 @@ import pytest
 from engine.models import openvino_rt as ovrt
 from engine.models import prepare_embedder
 from engine.models import runtime as rt
+from engine.models.embedders import preprocess
 
 pytest.importorskip("openvino")
 
 NAME = "efficientnet-lite0-gem"
+
+
+def _preprocess(crops: list[np.ndarray], hw: tuple[int, int] | None = None) -> np.ndarray:
+    """The embedder's preprocessing, at its input size unless ``hw`` is given."""
+    return preprocess(crops, hw or rt.exported_config(NAME).input_hw)
 
 
 def _crops(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -36,7 +42,7 @@ def home(tmp_path, monkeypatch):
 def _backbone(precision: str = "f32") -> ovrt.OpenVinoBackbone:
     path, key = rt.onnx_path(NAME)
     rt.ensure_onnx(NAME)
-    return ovrt.OpenVinoBackbone(path, rt.ONNX_EMBEDDERS[NAME].dim, precision, 2, key=key)
+    return ovrt.OpenVinoBackbone(path, rt.exported_config(NAME).dim, precision, 2, key=key)
 
 
 def _before(monkeypatch) -> None:
@@ -66,7 +72,7 @@ def test_vectors_are_those_of_before(home, monkeypatch):
 
 def test_padded_batches_give_the_same_feature_maps(home):
     backbone = _backbone()
-    pre = rt.ONNX_EMBEDDERS[NAME].TORCH_CLASS.preprocess.__get__(rt.ONNX_EMBEDDERS[NAME])
+    pre = _preprocess
     x = pre(_crops(8, seed=2))
     full = backbone.run(x)
     for n in (1, 3, 7):  # within PAD_ROWS of 8: run in the compiled (8, ...) shape
@@ -86,7 +92,7 @@ def test_the_compiled_shapes_stay_bounded_whatever_the_batch_sizes(home):
     """Batches of every size from 1 to 20 and four region heights: a bounded set of shapes is compiled (buckets)
     and at most MAX_SHAPES are held, each batch's vectors the same as run alone."""
     backbone = _backbone()
-    pre = rt.ONNX_EMBEDDERS[NAME].TORCH_CLASS.preprocess.__get__(rt.ONNX_EMBEDDERS[NAME])
+    pre = _preprocess
     crops = _crops(20, seed=4)
     x = pre(crops)
     full = backbone.run(x)  # 20 rows: compiled at 32
@@ -106,7 +112,7 @@ def test_the_compiled_shapes_stay_bounded_whatever_the_batch_sizes(home):
 def test_a_damaged_blob_is_compiled_afresh(home, damage):
     """OpenVINO imports a blob with damaged weights without a word (measured: wrong feature maps); the digest
     sidecar catches it. Every kind of damage: compiled afresh, the same output, no exception, a sound blob again."""
-    pre = rt.ONNX_EMBEDDERS[NAME].TORCH_CLASS.preprocess.__get__(rt.ONNX_EMBEDDERS[NAME])
+    pre = _preprocess
     x = pre(_crops(2, seed=3))
     first = _backbone()
     ref = first.run(x)
@@ -137,7 +143,7 @@ def test_a_damaged_blob_is_compiled_afresh(home, damage):
 
 def test_an_unwritable_cache_only_costs_a_compile(home, monkeypatch):
     (home / "openvino-compiled").write_text("a file where the folder would be")
-    pre = rt.ONNX_EMBEDDERS[NAME].TORCH_CLASS.preprocess.__get__(rt.ONNX_EMBEDDERS[NAME])
+    pre = _preprocess
     x = pre(_crops(2, seed=4))
     a, b = _backbone(), _backbone()
     np.testing.assert_allclose(a.run(x), b.run(x), rtol=0, atol=1e-6)
@@ -193,7 +199,7 @@ def test_the_key_is_checked_without_onnx(home):
     rt.ensure_onnx(NAME)
     assert ovrt.onnx_key_of(ovrt.shared_core().read_model(str(path))) == key
     with pytest.raises(Exception, match="not the expected"):
-        ovrt.OpenVinoBackbone(path, rt.ONNX_EMBEDDERS[NAME].dim, "f32", key=key + "-other")
+        ovrt.OpenVinoBackbone(path, rt.exported_config(NAME).dim, "f32", key=key + "-other")
 
 
 def test_prepare_compiles_the_ensembles_vectors_model_for_the_batch(home):
@@ -239,11 +245,11 @@ def test_the_ensembles_one_model_gives_the_member_by_member_vectors(home):
 
 
 def test_an_ensemble_with_a_torch_member_runs_member_by_member():
-    from engine.models import build_embedder
+    from engine.models import create_embedder
     from engine.models.ensemble import EnsembleEmbedder
 
     ov_member = rt.build_onnx_embedder(NAME, runtime="openvino", precision="f32")
-    torch_member = build_embedder(NAME, "cpu", runtime="torch")
+    torch_member = create_embedder(NAME, device="cpu", runtime="torch")
     ens = EnsembleEmbedder("mixed", [ov_member, torch_member], [1.0, 1.0])
     assert ens.vectors_graph is None
     vecs = ens.embed(_crops(3, seed=2), 8)

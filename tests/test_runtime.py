@@ -13,7 +13,7 @@ from engine.errors import ModelError
 from engine.io.catalogue import load_catalogue
 from engine.io.images import crop, read_rgb
 from engine.io.video import sample_frames
-from engine.models import build_embedder, get_embedder
+from engine.models import create_embedder, get_embedder
 from engine.models import runtime as rt
 from engine.models.openvino_rt import resolve_precision
 
@@ -24,14 +24,14 @@ NAME = "efficientnet-lite0-gem"
 def pair(request):
     """(torch, exported) embedders of the default model on the CPU; the exported one at full precision."""
     runtime, _, precision = request.param.partition("-")
-    return get_embedder(NAME, "cpu", runtime="torch"), get_embedder(NAME, "cpu", runtime=runtime,
+    return get_embedder(NAME, device="cpu", runtime="torch"), get_embedder(NAME, device="cpu", runtime=runtime,
                                                                     precision=precision or "auto")
 
 
 @pytest.fixture(scope="module")
 def default_ov():
     """OpenVINO at its default precision (f32 on every CPU: bf16 and int8 are opt-in)."""
-    return get_embedder(NAME, "cpu", runtime="openvino", precision="auto")
+    return get_embedder(NAME, device="cpu", runtime="openvino", precision="auto")
 
 
 def _crops(n: int = 12, seed: int = 0) -> list[np.ndarray]:
@@ -117,8 +117,8 @@ def test_default_precision_vectors_and_neighbours_stay_close_to_torch(default_ov
 
     assert default_ov.precision == "f32"
     offers_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    bf16 = get_embedder(NAME, "cpu", runtime="openvino", precision="bf16") if offers_bf16 else default_ov
-    torch_emb = get_embedder(NAME, "cpu", runtime="torch")
+    bf16 = get_embedder(NAME, device="cpu", runtime="openvino", precision="bf16") if offers_bf16 else default_ov
+    torch_emb = get_embedder(NAME, device="cpu", runtime="torch")
     crops = _crops()
     assert _cosines(torch_emb.embed(crops, 5), bf16.embed(crops, 5)).min() >= 0.99
     catalogue = load_catalogue(demo_dir)
@@ -176,17 +176,17 @@ def test_export_is_cached_reused_and_reexported_when_corrupt(tmp_path, monkeypat
 
 
 def test_export_key_follows_weights_preprocessing_and_torch(tmp_path):
-    from engine.models.embedders import EfficientNetLite0GeM
+    from dataclasses import replace
 
+    config = rt.exported_config(NAME)
     w1, w2 = tmp_path / "a.pth", tmp_path / "b.pth"
     w1.write_bytes(b"weights one")
     w2.write_bytes(b"weights two")
+    other = replace(config, key_format=config.key_format + "/other-preprocessing")
 
-    class Other(EfficientNetLite0GeM):
-        key = EfficientNetLite0GeM.key + "/other-preprocessing"
-
-    keys = {rt.export_key(EfficientNetLite0GeM, w1), rt.export_key(EfficientNetLite0GeM, w2), rt.export_key(Other, w1)}
-    assert len(keys) == 3 and rt.export_key(EfficientNetLite0GeM, w1) == rt.export_key(EfficientNetLite0GeM, w1)
+    keys = {rt.export_key(config, w1), rt.export_key(config, w2), rt.export_key(other, w1),
+            rt.export_key(config.at((224, 176)), w1)}
+    assert len(keys) == 4 and rt.export_key(config, w1) == rt.export_key(config, w1)
 
 
 def test_recurring_shapes_get_a_fixed_shape_session(pair):
@@ -210,7 +210,7 @@ def test_openvino_compiles_each_shape_once_and_keeps_the_recent_ones(monkeypatch
     from engine.models import openvino_rt as ovrt
 
     monkeypatch.setattr(ovrt, "MAX_SHAPES", 2)
-    emb = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
+    emb = get_embedder(NAME, device="cpu", runtime="openvino", precision="f32")
     backbone = ovrt.OpenVinoBackbone(emb.backbone.path, emb.dim, "f32")
     xs = [emb.preprocess(_crops(n, seed=n)) for n in (1, 2, 3)]
     first = backbone.run(xs[0])
@@ -242,7 +242,7 @@ def test_runtime_choice(monkeypatch):
     with pytest.raises(ModelError, match="CPU"):
         rt.resolve_runtime(NAME, "cuda", "onnxruntime")
     with pytest.raises(ModelError, match="no ONNX export"):
-        build_embedder("efficientnet-lite0", "cpu", runtime="onnxruntime")
+        create_embedder("efficientnet-lite0", device="cpu", runtime="onnxruntime")
     import engine.models.openvino_rt as ovrt
 
     monkeypatch.setattr(ovrt, "openvino_available", lambda: False)
@@ -259,9 +259,9 @@ def test_runtime_choice(monkeypatch):
 
 def test_get_embedder_caches_per_runtime(pair):
     torch_emb, ort_emb = pair
-    assert get_embedder(NAME, "cpu", runtime=ort_emb.runtime, precision=ort_emb.precision) is ort_emb
-    assert get_embedder(NAME, "cpu").runtime == "openvino"  # auto on the CPU
-    assert get_embedder(NAME, "cpu", runtime="torch") is torch_emb
+    assert get_embedder(NAME, device="cpu", runtime=ort_emb.runtime, precision=ort_emb.precision) is ort_emb
+    assert get_embedder(NAME, device="cpu").runtime == "openvino"  # auto on the CPU
+    assert get_embedder(NAME, device="cpu", runtime="torch") is torch_emb
     assert not hasattr(torch_emb, "backbone")
 
 
@@ -349,7 +349,7 @@ def test_f32_really_switches_bf16_off():
     AVX512_BF16 OpenVINO would otherwise pick bf16 itself); at bf16, where offered, some do."""
     from engine.models import openvino_rt as ovrt
 
-    emb = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
+    emb = get_embedder(NAME, device="cpu", runtime="openvino", precision="f32")
     shape = (2, 3, *emb.input_hw)
     f32 = ovrt.OpenVinoBackbone(emb.backbone.path, emb.dim, "f32").execution_precisions(shape)
     assert "bf16" not in f32 and f32.get("f32", 0) > 50
@@ -375,8 +375,8 @@ INT8_MIN, INT8_MEAN = 0.95, 0.985
 def test_int8_vectors_stay_within_the_measured_cosine_of_f32(demo_dir):
     """The NNCF-quantised backbone (calibrated on the built-in demo) moves the vectors, within the cosine measured
     for it; the nearest catalogue region of a frame stays f32's or within a small margin of it."""
-    f32 = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
-    int8 = get_embedder(NAME, "cpu", runtime="openvino", precision="int8")
+    f32 = get_embedder(NAME, device="cpu", runtime="openvino", precision="f32")
+    int8 = get_embedder(NAME, device="cpu", runtime="openvino", precision="int8")
     assert int8.precision == "int8" and int8.key == f32.key and int8.backbone.path.suffix == ".xml"
     shape = (2, 3, *int8.input_hw)
     ran = int8.backbone.execution_precisions(shape)
@@ -491,15 +491,15 @@ def test_only_int8_embedders_depend_on_the_calibration(tmp_path, monkeypatch, de
     from engine.models import int8_calibration
     from engine.pipeline.engine import Engine
 
-    plain = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
-    assert get_embedder(NAME, "cpu", runtime="openvino", precision="f32", calibration=str(demo_dir)) is plain
+    plain = get_embedder(NAME, device="cpu", runtime="openvino", precision="f32")
+    assert get_embedder(NAME, device="cpu", runtime="openvino", precision="f32", calibration=str(demo_dir)) is plain
     assert int8_calibration("f32", str(demo_dir)) == "" and int8_calibration("int8", "") == ""
     assert int8_calibration("int8", str(demo_dir)) == str(demo_dir.resolve())
     calls = []
-    monkeypatch.setattr("engine.pipeline.engine.get_embedder", lambda *a: calls.append(a) or plain)
+    monkeypatch.setattr("engine.pipeline.engine.get_embedder", lambda *a, **kw: calls.append(kw) or plain)
     Engine(Settings().with_(catalogue=str(demo_dir), precision="int8")).embedder
     Engine(Settings().with_(catalogue=str(demo_dir), calibration=str(tmp_path))).embedder
-    assert calls[0][-1] == str(demo_dir) and calls[1][-1] == str(tmp_path)
+    assert calls[0]["calibration"] == str(demo_dir) and calls[1]["calibration"] == str(tmp_path)
 
 
 def test_a_machine_without_openvino_still_builds_an_engine_for_a_catalogue(monkeypatch, demo_dir):
@@ -566,7 +566,7 @@ def test_vectors_of_two_precisions_are_cached_and_indexed_apart(tmp_path, monkey
 
     monkeypatch.setenv("LIVEMATCH_HOME", str(tmp_path / "home"))
     _recording_quantiser(monkeypatch)  # the int8 "model" is the f32 export: the keys are what is tested
-    f32 = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
+    f32 = get_embedder(NAME, device="cpu", runtime="openvino", precision="f32")
     int8 = rt.build_onnx_embedder(NAME, runtime="openvino", precision="int8", calibration=str(demo_dir))
     assert f32.vectors_key == f32.key and int8.key == f32.key and int8.vectors_key.startswith(f32.key + "@int8:")
     pair = EnsembleEmbedder("pair", [f32, int8], [1.0, 1.0])
@@ -588,7 +588,7 @@ def test_ensemble_feature_maps_resize_once_and_match_each_member(monkeypatch):
     and equal each member's own."""
     from engine.models.ensemble import EnsembleEmbedder
 
-    lite0 = get_embedder(NAME, "cpu", runtime="openvino", precision="f32")
+    lite0 = get_embedder(NAME, device="cpu", runtime="openvino", precision="f32")
     ens = EnsembleEmbedder("pair", [lite0, lite0], [1.0, 2.0])
     regions = _crops(5, seed=6)
     own = lite0.feature_maps(regions, 2)

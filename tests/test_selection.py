@@ -91,7 +91,7 @@ def test_threshold_is_the_smallest_that_keeps_confident_answers_right() -> None:
 class _Fake:
     def __init__(self, dim: int, seed: int) -> None:
         self.dim, self.key, self.device, self.input_hw = dim, f"fake{seed}", "cpu", (8, 8)
-        self.vectors_key = self.key
+        self.vectors_key, self.runtime, self.precision, self.supports_bands = self.key, "torch", "f32", False
         self._w = np.random.default_rng(seed).normal(size=(8 * 8 * 3, dim)).astype(np.float32)
 
     def preprocess(self, crops, hw=None):
@@ -126,8 +126,8 @@ def test_ensemble_specs() -> None:
 def test_default_ensemble_on_real_weights_is_normalised_and_shares_members() -> None:
     from engine.models import get_embedder
 
-    ens = get_embedder("efficientnet-lite012-gem", "cpu", "", "torch")
-    lite0 = get_embedder("efficientnet-lite0-gem", "cpu", "", "torch")
+    ens = get_embedder("efficientnet-lite012-gem", device="cpu", runtime="torch")
+    lite0 = get_embedder("efficientnet-lite0-gem", device="cpu", runtime="torch")
     assert ens.members[0] is lite0 and ens.dim == 320 + 320 + 352 and ens.supports_bands
     crops = [np.random.default_rng(i).integers(0, 255, (120, 80, 3)).astype(np.uint8) for i in range(3)]
     v = ens.embed(crops)

@@ -32,7 +32,7 @@ def catalogue(demo_dir):
 
 @pytest.fixture(scope="module")
 def base():
-    return get_embedder("efficientnet-lite0-gem", "cpu")
+    return get_embedder("efficientnet-lite0-gem", device="cpu")
 
 
 @pytest.fixture(scope="module")

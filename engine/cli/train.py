@@ -34,7 +34,7 @@ def _training_catalogue(args: argparse.Namespace):
 def cmd_train_embedding(args: argparse.Namespace) -> int:
     settings, catalogue, products = _training_catalogue(args)
     config = TripletConfig(mode=args.mode, views=args.views, out_dim=args.dim, steps=args.steps, seed=args.seed)
-    embedder = get_embedder(settings.models.embedder, settings.models.device)
+    embedder = get_embedder(settings.models.embedder, device=settings.models.device)
     report = train_projection(embedder, catalogue, args.out, config,
                               products, progress_bar("train-embedding"), home=settings.home)
     print(f"checkpoint {report.checkpoint}")

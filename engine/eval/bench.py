@@ -107,7 +107,7 @@ def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], Non
     crops = [rng.integers(0, 255, (300, 200, 3), dtype=np.uint8) for _ in range(128)]
     results["embed_regions_per_s"], results["embed_regions_per_s_by_runtime"] = {}, {}
     for label, runtime, precision in tried:
-        emb = get_embedder(m.embedder, m.device, runtime=runtime, precision=precision)
+        emb = get_embedder(m.embedder, device=m.device, runtime=runtime, precision=precision)
         sizes = (8,) if quick else (1, 8, 32, 128) if label == default else (1, 8, 32)
         rates, per_cpu = {}, {}
         for bs in sizes:
@@ -129,7 +129,7 @@ def _bench_embedding(settings: Settings, results: dict, out: Callable[[str], Non
         out(f"embedding, default runtime ({default}) against torch: "
             f"{results['embed_per_s.default'] / results['embed_per_s.torch']:.2f}x the regions/s, "
             f"{results['embed_per_cpu_s.default'] / results['embed_per_cpu_s.torch']:.2f}x per CPU second")
-    return get_embedder(m.embedder, m.device, runtime=default, precision=m.precision)
+    return get_embedder(m.embedder, device=m.device, runtime=default, precision=m.precision)
 
 
 def _bench_indexing(settings: Settings, catalogue, detector, emb, work: Path, results: dict,
@@ -187,7 +187,8 @@ def _bench_runtimes_end_to_end(settings: Settings, catalogue, clip: str, detecto
         results["e2e_s.lite0_previous"] = results["e2e_s.default"]
     else:  # the same runtime and precision, its own index of the same catalogue
         m = previous.models
-        lite0 = Engine(previous, detector, get_embedder(m.embedder, m.device, m.head, m.runtime, m.precision))
+        lite0 = Engine(previous, detector, get_embedder(m.embedder, device=m.device, head=m.head, runtime=m.runtime,
+                                                        precision=m.precision))
         lite0.build_index(catalogue, work / "index-lite0")
         timed = _end_to_end(lite0, clip, runs, "previous default (Lite0, 10 exhaustive windows)", out)
         results["e2e_s.lite0_previous"] = timed["median_s"]
@@ -197,7 +198,7 @@ def _bench_runtimes_end_to_end(settings: Settings, catalogue, clip: str, detecto
         return
     if quick:
         return
-    torch_emb = get_embedder(settings.models.embedder, settings.models.device, runtime="torch")
+    torch_emb = get_embedder(settings.models.embedder, device=settings.models.device, runtime="torch")
     eng = Engine(default.with_(runtime="torch"), detector, torch_emb, index)
     results["e2e_s.torch_default"] = _end_to_end(eng, clip, runs, "default settings, torch runtime", out)["median_s"]
     out(f"end to end, default settings: {results['e2e_s.default']:.2f} s ({_runtimes(settings)[0]}), "

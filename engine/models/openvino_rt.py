@@ -1,12 +1,11 @@
 """The OpenVINO runtime for an exported embedder backbone on the CPU.
 
-It reads the same cached ONNX file as ONNX Runtime (engine.models.runtime exports it from the packaged
-weights) and compiles it for the CPU once per input shape (about 0.1 s; a compiled shape is 20-25% faster
-than OpenVINO's dynamic-shape model). The few shapes a process sees (the embedding batch, the catalogue's) are
-kept, the least recently used dropped beyond ``MAX_SHAPES``. A batch smaller than a compiled one of the same
-image size, by at most ``PAD_ROWS`` crops (the last, partial batch of a clip), runs padded with zeros in that
-compiled shape: the rows of a batch are computed independently, so its vectors are the same (checked by
-tests/test_openvino_cache.py), and no shape is compiled for each remainder.
+It reads the same cached ONNX file as ONNX Runtime (engine.models.runtime exports it from the packaged weights) and
+compiles it for the CPU once per input shape (faster than OpenVINO's dynamic-shape model). The few shapes a process
+sees are kept, the least recently used dropped beyond ``MAX_SHAPES``. A batch smaller than a compiled one of the same
+image size by at most ``PAD_ROWS`` crops runs padded with zeros in that compiled shape: the rows of a batch are
+computed independently, so its vectors are the same (tests/test_openvino_cache.py), and no shape is compiled for each
+remainder.
 
 Compiled models are kept on disk (``compiled_cache_dir()``, ``<LIVEMATCH_HOME>/openvino-compiled``) through
 OpenVINO's own export_model/import_model, so a fresh process imports them instead of compiling (the first match of
@@ -18,17 +17,11 @@ import, is deleted and compiled afresh. At most ``MAX_BLOBS`` blobs are kept per
 the most recently used.
 
 Precision ("auto", "bf16", "int8" or "f32"; ``LIVEMATCH_PRECISION``): "bf16" (OpenVINO's own default on a CPU that
-offers BF16, as the 2-core development CPU does), "f32" (``INFERENCE_PRECISION_HINT`` f32: no operation runs in bf16,
-which ``execution_precisions`` shows), or "int8" (the NNCF-quantised model of engine.models.quantize, its other
-operations in f32). Measured on the development CPU with this release's default ensemble (docs/performance-cpu.md):
-bf16 vectors are within cosine 0.997 of f32's (mean 0.9995), dev region top-1 0.827 against f32's 0.840, at 2.2x
-f32's regions/s; int8 (calibrated on the catalogue's photos) is within 0.944 (mean 0.992), region top-1 0.853 with
-AVX-512 VNNI at 1.6x f32, but 0.800 capped to AVX2 (no VNNI) at 1.2x. bf16 does not hold region top-1 within 0.01 of
-f32, nor does int8 on the CPUs without bf16 (AVX2), so "auto" is f32 on every CPU (``BF16_HOLDS_ACCURACY``,
-``INT8_HOLDS_ACCURACY``).
-
-An ensemble's vectors run as one model (``ensemble_vectors``): its members on one shared input, each feature map
-GeM-pooled, L2-normalised and weighted in the graph, concatenated.
+offers BF16), "f32" (``INFERENCE_PRECISION_HINT`` f32: no operation runs in bf16, which ``execution_precisions``
+shows), or "int8" (the NNCF-quantised model of engine.models.quantize, its other operations in f32). "auto" is f32 on
+every CPU: neither bf16 nor int8 (without VNNI) holds region top-1 within 0.01 of f32 (``BF16_HOLDS_ACCURACY``,
+``INT8_HOLDS_ACCURACY``; the figures and their commands: docs/performance-cpu.md). Models kept as IR (the converted
+detector, int8 backbones): engine.models.openvino_ir.
 """
 
 from __future__ import annotations
@@ -37,16 +30,15 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
+from engine.config import cache_home
 from engine.errors import ModelError
+from engine.io.files import atomic_write
 
 PRECISIONS = ("auto", "bf16", "int8", "f32")
 # Compiled shapes kept in memory per graph, the least recently used dropped beyond (and imported again from the disk
@@ -68,14 +60,10 @@ REGION_BATCH = 4
 # most about 2.4 times as tall as wide (TorchEmbedder.region_batches). Other heights compile when a clip needs them.
 PREPARED_REGION_HEIGHTS = (288, 384)
 MAX_BLOBS = 8  # compiled shapes kept on disk per model file, precision and CPU (12-18 MB each), most recent first
-# Whether "auto" takes int8 on a CPU without bf16: only where int8 holds accuracy (dev region top-1 within 0.01 of
-# f32). Measured with this release's default, calibrated on the catalogue's photos (docs/performance-cpu.md): 0.853
-# against 0.840 with VNNI, but 0.773-0.827 over every calibration tried capped to AVX2, the CPUs without bf16 most
-# people have, so it does not.
+# Whether "auto" takes int8 (on a CPU without bf16) or bf16: only where it holds dev region top-1 within 0.01 of f32,
+# which neither does on the CPUs most people have (measured with the default ensemble, each precision keyed apart by
+# Embedder.vectors_key: docs/performance-cpu.md). Both stay opt-in.
 INT8_HOLDS_ACCURACY = False
-# Measured on the development set with the default ensemble (224x176, hybrid windows; python -m engine evaluate, each
-# precision keyed apart: Embedder.vectors_key): region top-1 f32 0.840, bf16 0.827 (-0.013); clip top-1 6/7 at each.
-# A precision is a default only where region top-1 drops by at most 0.01: bf16 and int8 are opt-in.
 BF16_HOLDS_ACCURACY = False
 
 
@@ -118,9 +106,9 @@ def cpu_capabilities() -> tuple[str, ...]:
 
 def resolve_precision(precision: str, capabilities: tuple[str, ...] | None = None) -> str:
     """"bf16", "int8" or "f32". "auto": bf16 where the CPU plugin offers BF16 and bf16 holds accuracy
-    (``BF16_HOLDS_ACCURACY``); else int8 where it offers INT8,
-    int8 holds accuracy (``INT8_HOLDS_ACCURACY``) and NNCF is installed (int8 models are quantised on first use);
-    else f32. ``capabilities``: the CPU plugin's (default: this CPU's)."""
+    (``BF16_HOLDS_ACCURACY``); else int8 where it offers INT8, int8 holds accuracy (``INT8_HOLDS_ACCURACY``) and NNCF
+    is installed (int8 models are quantised on first use); else f32. ``capabilities``: the CPU plugin's (default:
+    this CPU's)."""
     precision = (precision or "auto").strip().lower()
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
@@ -136,120 +124,10 @@ def resolve_precision(precision: str, capabilities: tuple[str, ...] | None = Non
 
 def compiled_cache_dir() -> Path:
     """Where compiled models are kept between processes: ``<LIVEMATCH_HOME>/openvino-compiled``."""
-    from engine.config import cache_home
-
     return cache_home() / "openvino-compiled"
 
 
-IR_FORMAT = "kept-ir-f32/v2"  # bump to make every kept IR again
-IR_MANIFEST = "manifest.json"
-
-
-def ir_cache_dir() -> Path:
-    """Where models kept as OpenVINO IR are: ``<LIVEMATCH_HOME>/openvino-ir`` (the converted detector graph, the
-    int8-quantised embedder backbones)."""
-    from engine.config import cache_home
-
-    return cache_home() / "openvino-ir"
-
-
-@dataclass(frozen=True)
-class ConvertedModel:
-    """A model read through its kept IR (``kept_ir``): the model, the key it was kept under (a converted file: the
-    file's SHA-256), where its IR is (``path``; missing when it could not be kept), what the cache did ("read";
-    "converted"; "discarded (why), converted") and the SHA-256 of its kept weights ("" when not kept by this call)."""
-
-    model: Any  # openvino.Model
-    key: str
-    path: Path
-    event: str
-    weights: str = ""
-
-
-def _read_ir(folder: Path, key: str):  # -> (openvino.Model, the weights' SHA-256)
-    """The IR in ``folder`` when its manifest names this key and format and its files' SHA-256 match, and the SHA-256
-    of its weights; raises otherwise."""
-    from engine.io.files import file_digest
-
-    manifest = json.loads((folder / IR_MANIFEST).read_text())
-    if manifest.get("format") != IR_FORMAT or manifest.get("key") != key:
-        raise ValueError("another key or format")
-    for name in ("model.xml", "model.bin"):
-        if file_digest(folder / name) != manifest.get(name):
-            raise ValueError(f"{name}: digest mismatch")
-    return shared_core().read_model(str(folder / "model.xml")), manifest["model.bin"]
-
-
-def _write_ir(model, folder: Path, key: str) -> str:
-    """Save ``model`` as f32 IR into ``folder`` with its manifest: written in a temporary folder beside it, renamed
-    into place at once (a half-written IR is never seen under its name; a concurrent writer's wins); returns the
-    SHA-256 of the weights written."""
-    import tempfile
-
-    import openvino as ov
-
-    from engine.io.files import file_digest
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-    try:
-        ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)  # the default would halve the weights
-        manifest = {"format": IR_FORMAT, "key": key,
-                    **{name: file_digest(tmp / name) for name in ("model.xml", "model.bin")}}
-        (tmp / IR_MANIFEST).write_text(json.dumps(manifest, indent=1))
-        os.rename(tmp, folder)  # fails when another process put its IR there first: keep that one
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return manifest["model.bin"]
-
-
-def kept_ir(stem: str, key: str, make: Callable[[], Any]) -> ConvertedModel:
-    """The model ``make()`` builds (slowly: a conversion, a quantisation), kept as OpenVINO IR (f32 weights) in
-    ``ir_cache_dir()/<stem>-<key[:16]>`` and read from there next time. A kept IR is read only when its manifest
-    names this key and ``IR_FORMAT`` and its files' SHA-256 match (OpenVINO reads damaged weights without a word);
-    else it is deleted and made again. Keeping it is best effort (a read-only home makes it in each process; ``path``
-    is then missing); IRs of other keys under the same stem are deleted."""
-    folder = kept_ir_folder(stem, key)
-    path, why, weights = folder / "model.xml", "", ""
-    if folder.exists():
-        try:
-            model, weights = _read_ir(folder, key)
-            return ConvertedModel(model, key, path, "read", weights)
-        except Exception as e:  # noqa: BLE001 - any failure: make it afresh
-            why = f"discarded ({type(e).__name__}), "
-            shutil.rmtree(folder, ignore_errors=True)
-    model = make()
-    with contextlib.suppress(Exception):  # noqa: BLE001 - a full disk or a read-only home: not kept
-        weights = _write_ir(model, folder, key)
-        for old in folder.parent.glob(f"{stem}-" + "?" * 16):
-            if old.is_dir() and old.name != folder.name:
-                shutil.rmtree(old, ignore_errors=True)
-    return ConvertedModel(model, key, path, why + "converted", weights)
-
-
-def kept_ir_folder(stem: str, key: str) -> Path:
-    """Where ``kept_ir`` keeps the IR of ``stem`` made under ``key``."""
-    return ir_cache_dir() / f"{stem}-{key[:16]}"
-
-
-def converted_ir(source: Path, stem: str) -> ConvertedModel:
-    """A model file that OpenVINO reads slowly (a TensorFlow frozen graph: 5.4 s for the SSD's 70 MB, its IR 0.4 s)
-    read from its IR, converted once and kept by ``kept_ir`` under the file's SHA-256."""
-    from engine.io.files import file_digest
-
-    source = Path(source)
-
-    def read():  # -> openvino.Model
-        try:
-            return shared_core().read_model(str(source))
-        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
-            raise ModelError(f"OpenVINO cannot read {source.name} ({type(e).__name__})") from e
-
-    return kept_ir(stem, file_digest(source), read)
-
-
-_core = None
-_core_lock = threading.Lock()
+_core, _core_lock = None, threading.Lock()
 
 
 def shared_core():  # -> openvino.Core
@@ -296,7 +174,7 @@ class OpenVinoGraph:
         self.threads = int(threads)
         self.precision = resolve_precision(precision)
         self._core = shared_core()
-        # int8: the quantised model's int8 layers run in int8 and the rest in f32, as on a CPU without bf16
+        # int8: the quantised model's int8 layers run in int8, the rest in f32
         self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads),
                         "INFERENCE_PRECISION_HINT": "f32" if self.precision == "int8" else self.precision}
         self._model = model
@@ -368,8 +246,6 @@ class OpenVinoGraph:
     def _keep(self, blob: Path, compiled) -> None:
         """Write the compiled model and its digest (atomically each; the blob first). Best effort: a full disk or
         a read-only home only costs the next process a compile."""
-        from engine.io.files import atomic_write
-
         try:
             data = compiled.export_model()
             data = data.getvalue() if hasattr(data, "getvalue") else bytes(data)
@@ -423,8 +299,6 @@ class OpenVinoGraph:
     def execution_precisions(self, shape: tuple[int, ...]) -> dict[str, int]:
         """How many of the compiled model's operations run at each precision (``runtimePrecision``) for a shape:
         what the CPU plugin really does with the precision hint."""
-        from collections import Counter
-
         compiled = self._request(tuple(shape)).get_compiled_model()
         info = (op.get_rt_info() for op in compiled.get_runtime_model().get_ops())
         return dict(Counter(str(i["runtimePrecision"].astype(str)) for i in info if "runtimePrecision" in i))
@@ -474,37 +348,3 @@ class OpenVinoBackbone(OpenVinoGraph):
         files = [self.path] + ([self.path.with_suffix(".bin")] if self.path.suffix == ".xml" else [])  # IR: + weights
         super().__init__(model, self.path.stem, [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files],
                          precision, threads)
-
-
-VECTORS_FORMAT = "gem-l2-weighted-concat/v1"  # bump when ensemble_vectors builds another graph
-
-
-def ensemble_vectors(name: str, backbones: list[OpenVinoBackbone], scales: list[float], p: float = 3.0,
-                     eps: float = 1e-6) -> OpenVinoGraph:
-    """An ensemble's vectors as one OpenVINO model: every member backbone on one shared input, each feature map
-    GeM-pooled (``p``, clamped at ``eps``), L2-normalised and scaled, then concatenated: what
-    ``EnsembleEmbedder.embed_preprocessed`` computes from the members (cosine 0.9999999 to it on the development
-    CPU), in one inference call instead of a call per member and pooling in torch (12% more regions/s at batch
-    8 on 2 AVX2 cores: docs/performance-cpu.md). The members must share one precision."""
-    import openvino as ov
-    from openvino import opset13 as ops
-
-    precisions = {b.precision for b in backbones}
-    if len(precisions) != 1:
-        raise ModelError(f"ensemble members at several precisions: {sorted(precisions)}")
-    x = ops.parameter(ov.PartialShape([-1, 3, -1, -1]), np.float32, name="input")
-    parts = []
-    for backbone, scale in zip(backbones, scales):
-        member = backbone.model.clone()
-        (param,) = member.get_parameters()
-        for target in list(param.output(0).get_target_inputs()):
-            target.replace_source_output(x.output(0))
-        fmap = member.get_results()[0].input_value(0)
-        pooled = ops.power(ops.reduce_mean(ops.power(ops.maximum(fmap, np.float32(eps)), np.float32(p)),
-                                           np.array([2, 3], np.int64), keep_dims=False), np.float32(1.0 / p))
-        unit = ops.normalize_l2(pooled, np.array([1], np.int64), 1e-12, "max")
-        parts.append(ops.multiply(unit, np.float32(scale)))
-    model = ov.Model([ops.concat(parts, 1)], [x], name)
-    identity = [VECTORS_FORMAT, f"p={p!r} eps={eps!r}", *(f"{s!r}" for s in scales)]
-    identity += [part for b in backbones for part in b._identity]
-    return OpenVinoGraph(model, f"{name}-vectors", identity, backbones[0].precision, backbones[0].threads)

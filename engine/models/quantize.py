@@ -5,7 +5,7 @@ channel, activations per tensor, NNCF's "performance" preset with fast bias corr
 crops of real shop photos: the whole images and annotated regions of the catalogue being served (the ``calibration``
 setting, else the configured catalogue). Without one (the built-in demo, a fresh clone) it is calibrated on crops of
 the generated demo (engine.io.demo: shop images, their regions, clip frames and garment windows of them), so a fresh
-clone quantises offline. The quantised model is kept as OpenVINO IR by ``openvino_rt.kept_ir`` (under
+clone quantises offline. The quantised model is kept as OpenVINO IR by ``openvino_ir.kept_ir`` (under
 ``<LIVEMATCH_HOME>/openvino-ir/<name>-int8[-<catalogue digest>]-<key>/``, with the SHA-256 of its files); the key
 digests the ONNX export's key, NNCF's version, the calibration recipe (``QUANT_FORMAT``) and the calibration
 catalogue's folder, so a change to any of them quantises again, and a kept model that is damaged or made under another
@@ -30,7 +30,17 @@ from typing import Callable
 
 import numpy as np
 
+from engine.config import cache_home
 from engine.errors import ModelError
+from engine.geometry import garment_windows
+from engine.io.catalogue import load_catalogue
+from engine.io.demo import generate_demo
+from engine.io.demo.dataset import default_demo_dir
+from engine.io.files import file_digest
+from engine.io.images import crop, read_rgb
+from engine.io.video import sample_frames
+from engine.models import openvino_rt as ovrt
+from engine.models.openvino_ir import kept_ir, kept_ir_folder
 
 QUANT_FORMAT = "nncf-ptq-performance-fbc/demo-calibration-v1"  # bump to quantise every cached model again
 CALIBRATION_CROPS = 300  # NNCF's default subset size
@@ -51,8 +61,6 @@ def int8_key(onnx_key: str, calibration: str = "") -> str:
 def calibration_folder(folder: str | Path | None) -> str:
     """The catalogue folder int8 models are calibrated on, resolved; "" (the generated demo) when none is given, it
     is the app's built-in demo, or it is not a folder (said in the log)."""
-    from engine.io.demo.dataset import default_demo_dir
-
     if not folder:
         return ""
     path = Path(folder).expanduser()
@@ -68,9 +76,6 @@ def catalogue_crops(folder: str | Path, n: int = CALIBRATION_CROPS, seed: int = 
     """Up to ``n`` RGB crops of a catalogue's own shop photos: whole images and annotated regions, in a seeded random
     order, each passed through ``prepare`` as it is read (``ensure_int8``: the network's input, so 300 large photos
     are never held at once). Unreadable images are skipped; a folder that is not a catalogue gives none."""
-    from engine.io.catalogue import load_catalogue
-    from engine.io.images import crop, read_rgb
-
     try:
         catalogue = load_catalogue(folder)
     except Exception:  # noqa: BLE001 - not a catalogue: the caller falls back to the demo
@@ -96,13 +101,6 @@ def calibration_crops(n: int = CALIBRATION_CROPS, seed: int = 0) -> list[np.ndar
     """``n`` RGB crops of the built-in demo (generated once under the livematch home), the kinds of crops the
     pipeline embeds: whole shop images, their annotated regions, whole clip frames, and garment windows of frames
     (the exhaustive strategy's windows of a random box in the frame). Seeded: the same crops on every machine."""
-    from engine.config import cache_home
-    from engine.io.catalogue import load_catalogue
-    from engine.io.demo import generate_demo
-    from engine.io.images import crop, read_rgb
-    from engine.io.video import sample_frames
-    from engine.geometry import garment_windows
-
     demo = generate_demo(cache_home() / "calibration" / "demo", n_products=8, n_clips=4, seed=0)
     catalogue = load_catalogue(demo)
     rng = np.random.default_rng(seed)
@@ -146,10 +144,7 @@ def ensure_int8(name: str, preprocess, onnx_key: str, ensure_onnx, calibration: 
     ``calibration``: the catalogue folder to calibrate on (``calibration_folder``). A folder's photos are read only
     when its model is to be made; one with fewer than ``MIN_CATALOGUE_CROPS`` readable photos and regions shares the
     generated demo's model."""
-    from engine.io.files import file_digest
-    from engine.models.openvino_rt import kept_ir, kept_ir_folder, nncf_available
-
-    if not nncf_available():
+    if not ovrt.nncf_available():
         raise ModelError("int8 needs NNCF: pip install -r requirements.txt, or use --precision f32")
 
     def one(crop: np.ndarray) -> np.ndarray:

@@ -1,18 +1,16 @@
 """Inference runtimes for region embedders: PyTorch (training, GPU) or ONNX Runtime (CPU inference).
 
-An embedder with an ONNX export (see ``ONNX_EMBEDDERS``) has its backbone exported on first use, from the
-packaged weights, to ``<LIVEMATCH_HOME>/onnx/<name>-<key>.onnx``. The key digests the weights file's content,
-the embedder's ``key`` (preprocessing), the torch version and the export format, so a change to any of them
-exports again; a cached file that ONNX Runtime cannot load, or that is not the expected model, is exported
-again too. The ONNX embedder subclasses the torch one: same ``name``, ``dim`` and ``key`` (indexes and
-embedding caches are shared), same preprocessing, same GeM pooling, same band pooling; only the backbone's
-forward pass runs in ONNX Runtime (graph optimisation level ALL, one intra-op thread per CPU).
+An embedder with an ONNX export (``register_export``: the EfficientNet-Lite GeM family) has its backbone exported
+on first use, from the packaged weights, to ``<LIVEMATCH_HOME>/onnx/<name>-<key>.onnx``. The key digests the weights
+file's content, the embedder's ``key`` (preprocessing), the torch version and the export format, so a change to any
+of them exports again; a cached file that ONNX Runtime cannot load, or that is not the expected model, is exported
+again too. The ONNX embedder subclasses the torch one: same config (``name``, ``dim``, ``key``: indexes and embedding
+caches are shared), same preprocessing, same GeM pooling, same band pooling; only the backbone's forward pass runs in
+ONNX Runtime (graph optimisation level ALL, one intra-op thread per CPU) or OpenVINO.
 
-Measured on the 2-core development CPU (EfficientNet-Lite0, 288x224, ``python -m engine bench`` on a quiet machine):
-ONNX Runtime gives the torch vectors (cosine >= 0.99999) at 1.8-2.0x the regions/s (129 against 64 at best). Dynamic int8 quantisation
-(onnxruntime.quantization) was 2-6x slower than fp32 there and moved the vectors (lowest cosine to fp32 0.89
-per tensor, 0.96 per channel), so it is not offered; static int8 (NNCF, calibrated) runs on OpenVINO instead
-(``--precision int8``, engine.models.quantize).
+ONNX Runtime gives the torch vectors, faster on the CPU; dynamic int8 quantisation (onnxruntime.quantization) was
+slower than fp32 and moved the vectors, so it is not offered: static int8 (NNCF, calibrated) runs on OpenVINO instead
+(``--precision int8``, engine.models.quantize). Figures and their commands: docs/performance-cpu.md.
 """
 
 from __future__ import annotations
@@ -27,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.config import cpu_threads as configured_cpu_threads
+from engine.config import cache_home, cpu_threads as configured_cpu_threads
 from engine.errors import ModelError
 from engine.io.files import atomic_write, file_digest
-from engine.models.embedders import (EfficientNetLite0GeM, EfficientNetLite0GeM176, EfficientNetLite1GeM,
-                                     EfficientNetLite1GeM176, EfficientNetLite2GeM, EfficientNetLite2GeM176,
-                                     TorchEmbedder, resolve_device)
-from engine.models.weights import efficientnet_lite0_file, efficientnet_lite1_file, efficientnet_lite2_file
+from engine.models import openvino_rt as ovrt
+from engine.models.embedders import EfficientNetLiteGeM, preprocess, resolve_device
+from engine.models.ensemble import is_ensemble, members_of
+from engine.models.quantize import ensure_int8
+from engine.models.registry import EmbedderConfig, embedder_entry, register_export, registered_embedders
+from engine.models.weights import efficientnet_lite_file
 
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 EXPORTED = ("onnxruntime", "openvino")  # runtimes that run the exported ONNX backbone
@@ -42,7 +42,6 @@ OPSET = 17
 INPUT, OUTPUT = "input", "fmap"
 META_KEY = "livematch_key"
 MAX_PIXELS = 16 * 288 * 224  # input pixels per ORT run (16 crops of 288x224)
-OPENVINO_ONLY = ("efficientnet-lite3-gem-224x176",)  # engine.models.tflite.TFLITE_EMBEDDERS: no torch, no ONNX
 
 
 def onnxruntime_available() -> bool:
@@ -66,21 +65,19 @@ def resolve_runtime(name: str, device: str = "auto", runtime: str = "auto") -> s
     """The runtime ("torch", "onnxruntime" or "openvino") of an embedder on a device. "auto" picks, on the CPU
     and for an embedder with an ONNX export, the fastest installed: OpenVINO, then ONNX Runtime, then torch.
     An explicit runtime that cannot be honoured is a ModelError."""
-    from engine.models.openvino_rt import openvino_available
-
     runtime = (runtime or "auto").strip().lower()
     if runtime not in RUNTIMES:
         raise ModelError(f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
-    if runtime == "torch" and name not in OPENVINO_ONLY:
+    entry = None if is_ensemble(name) else embedder_entry(name)
+    runs_on = entry.all_runtimes if entry is not None else ("torch",)  # an unknown name: refused when built
+    if runtime == "torch" and "torch" in runs_on:
         return "torch"
-    from engine.models.ensemble import is_ensemble, members_of
-
     if is_ensemble(name):  # every member resolved on its own; an ensemble runs where all its members can
         found = {resolve_runtime(m, device, runtime) for m, _ in members_of(name)}
         return found.pop() if len(found) == 1 else "torch"
-    exportable = name in ONNX_EMBEDDERS
-    installed = {"openvino": openvino_available(), "onnxruntime": onnxruntime_available()}
-    if name in OPENVINO_ONLY:  # a TFLite file (engine.models.tflite): OpenVINO on the CPU, or nothing
+    exportable = "onnxruntime" in runs_on
+    installed = {"openvino": ovrt.openvino_available(), "onnxruntime": onnxruntime_available()}
+    if "torch" not in runs_on:  # a TFLite file (engine.models.tflite): OpenVINO on the CPU, or nothing
         if runtime not in ("auto", "openvino") or not installed["openvino"] or resolve_device(device) != "cpu":
             raise ModelError(f"the embedder {name} runs only on OpenVINO on the CPU: pip install -r "
                              "requirements.txt, and use --runtime auto or openvino with --device cpu")
@@ -90,7 +87,7 @@ def resolve_runtime(name: str, device: str = "auto", runtime: str = "auto") -> s
             return "torch"
         return next((r for r in ("openvino", "onnxruntime") if installed[r]), "torch")
     if not exportable:
-        raise ModelError(f"the embedder {name} has no ONNX export (those with one: {', '.join(ONNX_EMBEDDERS)}): "
+        raise ModelError(f"the embedder {name} has no ONNX export (those with one: {', '.join(exportable_names())}): "
                          "use --runtime torch")
     if not installed[runtime]:
         raise ModelError(f"{runtime} is not installed: pip install -r requirements.txt, or use --runtime torch")
@@ -99,31 +96,42 @@ def resolve_runtime(name: str, device: str = "auto", runtime: str = "auto") -> s
     return runtime
 
 
-def export_key(torch_cls: type[TorchEmbedder], weights: Path) -> str:
+def exportable_names() -> list[str]:
+    """The registered embedders with an ONNX export."""
+    return [n for n in registered_embedders() if (e := embedder_entry(n)) is not None and e.exported is not None]
+
+
+def exported_config(name: str) -> EmbedderConfig:
+    """The config of an embedder with an ONNX export; a ModelError for any other name."""
+    entry = embedder_entry(name)
+    if entry is None or entry.exported is None:
+        raise ModelError(f"the embedder {name} has no ONNX export: use --runtime torch")
+    return entry.config
+
+
+def export_key(config: EmbedderConfig, weights: Path) -> str:
     """Digest of the weights file's content, the embedder's key, the torch version and the export format."""
     import torch
 
-    parts = [file_digest(weights), torch_cls.key, torch.__version__, EXPORT_FORMAT]
+    parts = [file_digest(weights), config.key, torch.__version__, EXPORT_FORMAT]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def onnx_path(name: str) -> tuple[Path, str]:
     """(cached ONNX file, its key) of an exportable embedder."""
-    from engine.config import cache_home
-
-    onnx_cls = ONNX_EMBEDDERS[name]
-    key = export_key(onnx_cls.TORCH_CLASS, onnx_cls.WEIGHTS())
-    return cache_home() / "onnx" / f"{name}-{key}.onnx", key
+    config = exported_config(name)
+    key = export_key(config, efficientnet_lite_file(config.variant))
+    return cache_home() / "onnx" / f"{config.name}-{key}.onnx", key
 
 
-def export_onnx(torch_cls: type[TorchEmbedder], path: Path, key: str) -> Path:
+def export_onnx(config: EmbedderConfig, path: Path, key: str) -> Path:
     """Export the torch embedder's backbone (input (N, 3, H, W) -> last-stage feature map (N, C, h, w)),
     with dynamic batch, height and width, to ``path`` (atomically), its key in the model's metadata."""
     import onnx
     import torch
 
-    model = torch_cls(device="cpu")._model.float().eval()
-    x = torch.zeros((1, 3, *torch_cls.input_hw), dtype=torch.float32)
+    model = EfficientNetLiteGeM(config, device="cpu")._model.float().eval()
+    x = torch.zeros((1, 3, *config.input_hw), dtype=torch.float32)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer warnings
@@ -131,7 +139,7 @@ def export_onnx(torch_cls: type[TorchEmbedder], path: Path, key: str) -> Path:
                           input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_axes={INPUT: {0: "n", 2: "h", 3: "w"}, OUTPUT: {0: "n", 2: "fh", 3: "fw"}})
     proto = onnx.load_model_from_string(buf.getvalue())
-    onnx.helper.set_model_props(proto, {META_KEY: key, "embedder_key": torch_cls.key})
+    onnx.helper.set_model_props(proto, {META_KEY: key, "embedder_key": config.key})
     with atomic_write(path, binary=True) as f:
         f.write(proto.SerializeToString())
     return path
@@ -170,6 +178,7 @@ class OrtBackbone:
             raise ModelError(f"{self.path.name} is not the expected ONNX model")
         self._static: dict[tuple[int, ...], object] = {}
         self.region_batch = 0  # the one-pass-per-region batches: any size
+        self.precision, self.quantised = "f32", ""
         self._seen: Counter[tuple[int, ...]] = Counter()
         self._lock = threading.Lock()
 
@@ -209,9 +218,7 @@ def _onnx_key_ok(path: Path, key: str) -> bool:
 
 def _open_backbone(path: Path, key: str, channels: int, runtime: str, precision: str):
     if runtime == "openvino":
-        from engine.models.openvino_rt import OpenVinoBackbone
-
-        return OpenVinoBackbone(path, channels, precision, cpu_threads(), key=key)  # checks the key itself
+        return ovrt.OpenVinoBackbone(path, channels, precision, cpu_threads(), key=key)  # checks the key itself
     return OrtBackbone(path, key, channels)
 
 
@@ -224,68 +231,62 @@ def ensure_onnx(name: str) -> Path:
             return path
     except Exception:  # noqa: BLE001 - corrupt: export it again
         pass
-    return export_onnx(ONNX_EMBEDDERS[name].TORCH_CLASS, path, key)
+    return export_onnx(exported_config(name), path, key)
 
 
-def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "auto", preprocess=None,
+def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "auto", prepare=None,
                   calibration: str = ""):
     """The exported backbone of an embedder, run by ONNX Runtime or OpenVINO: the cached file, exported first
     when it is missing, unreadable or not the expected model. OpenVINO at int8 runs the NNCF-quantised model
-    (engine.models.quantize; ``preprocess``, the embedder's, prepares its calibration crops; ``calibration``: the
-    catalogue folder they come from, "" for the generated demo)."""
-    onnx_cls = ONNX_EMBEDDERS[name]
+    (engine.models.quantize; ``prepare``, the embedder's preprocessing, prepares its calibration crops;
+    ``calibration``: the catalogue folder they come from, "" for the generated demo)."""
+    config = exported_config(name)
     if runtime == "openvino":  # a bad precision is the caller's error, not a reason to export again
-        from engine.models.openvino_rt import OpenVinoBackbone, resolve_precision
-
-        precision = resolve_precision(precision)
+        precision = ovrt.resolve_precision(precision)
         if precision == "int8":
-            from engine.models.quantize import ensure_int8
-
-            path, quantised = ensure_int8(name, preprocess or onnx_cls.TORCH_CLASS.preprocess.__get__(onnx_cls),
+            path, quantised = ensure_int8(name, prepare or (lambda crops: preprocess(crops, config.input_hw)),
                                           onnx_path(name)[1], ensure_onnx, calibration)
             try:
-                return OpenVinoBackbone(path, onnx_cls.dim, "int8", cpu_threads(), quantised=quantised)
+                return ovrt.OpenVinoBackbone(path, config.dim, "int8", cpu_threads(), quantised=quantised)
             except Exception as e:  # noqa: BLE001
                 raise ModelError(f"OpenVINO cannot load the int8 {name} ({type(e).__name__}: {e})") from e
     path, key = onnx_path(name)
     if path.is_file():
         try:
-            return _open_backbone(path, key, onnx_cls.dim, runtime, precision)
+            return _open_backbone(path, key, config.dim, runtime, precision)
         except Exception:  # noqa: BLE001 - corrupt or foreign file: export it again
             pass
-    export_onnx(onnx_cls.TORCH_CLASS, path, key)
+    export_onnx(config, path, key)
     try:
-        return _open_backbone(path, key, onnx_cls.dim, runtime, precision)
+        return _open_backbone(path, key, config.dim, runtime, precision)
     except Exception as e:  # noqa: BLE001
         raise ModelError(f"{runtime} cannot load the exported {name} ({type(e).__name__}: {e})") from e
 
 
-class OnnxEmbedder(TorchEmbedder):
-    """The torch embedder it is mixed into (second base), with the backbone exported to ONNX and run on the CPU
-    by ONNX Runtime or OpenVINO.
+@register_export(EfficientNetLiteGeM)
+class OnnxEmbedder(EfficientNetLiteGeM):
+    """An EfficientNet-Lite GeM embedder with its backbone exported to ONNX and run on the CPU by ONNX Runtime or
+    OpenVINO.
 
     Everything but the backbone's forward pass is the torch embedder's own code: preprocessing, batching,
     GeM and band pooling (over torch tensors made from ORT's output without a copy)."""
 
-    runtime = "onnxruntime"
-    TORCH_CLASS: type[TorchEmbedder] = TorchEmbedder
-    WEIGHTS = staticmethod(lambda: Path())
-
-    def __init__(self, device: str = "cpu", runtime: str = "onnxruntime", precision: str = "auto",
-                 calibration: str = "") -> None:
+    def __init__(self, config: EmbedderConfig, device: str = "cpu", runtime: str = "onnxruntime",
+                 precision: str = "auto", calibration: str = "") -> None:
         import torch
 
         if device not in ("auto", "cpu"):
             raise ModelError(f"the {runtime} runtime runs on the CPU: use --device cpu, or --runtime torch")
         if runtime not in EXPORTED:
             raise ModelError(f"{runtime} does not run exported models")
+        self.configure(config)
         self.runtime = runtime
         self.device = "cpu"
         self.half = False
         self._torch = torch
         self._lock = threading.Lock()
         self.backbone = load_backbone(self.name, runtime, precision, self.preprocess, calibration)
-        self.precision = getattr(self.backbone, "precision", "f32")
+        self.precision = self.backbone.precision
 
     @property
     def vectors_key(self) -> str:
@@ -293,7 +294,7 @@ class OnnxEmbedder(TorchEmbedder):
         caches and indexes never mix vectors of two precisions."""
         if self.precision == "f32":
             return self.key
-        quantised = getattr(self.backbone, "quantised", "")
+        quantised = self.backbone.quantised
         return f"{self.key}@{self.precision}" + (f":{quantised}" if quantised else "")
 
     def _to_device(self, batch: np.ndarray) -> np.ndarray:
@@ -315,21 +316,7 @@ class OnnxEmbedder(TorchEmbedder):
         return self._pool(self._feature_map(x))
 
 
-def _exported(torch_cls: type[TorchEmbedder], weights) -> type[OnnxEmbedder]:
-    """The ONNX embedder of a torch embedder: its preprocessing and pooling, the backbone run by ORT or OpenVINO."""
-    return type(f"Onnx{torch_cls.__name__}", (OnnxEmbedder, torch_cls),
-                {"TORCH_CLASS": torch_cls, "WEIGHTS": staticmethod(weights)})
-
-
-ONNX_EMBEDDERS: dict[str, type[OnnxEmbedder]] = {
-    c.name: c for c in (_exported(t, w) for t, w in (
-        (EfficientNetLite0GeM, efficientnet_lite0_file), (EfficientNetLite1GeM, efficientnet_lite1_file),
-        (EfficientNetLite2GeM, efficientnet_lite2_file), (EfficientNetLite0GeM176, efficientnet_lite0_file),
-        (EfficientNetLite1GeM176, efficientnet_lite1_file), (EfficientNetLite2GeM176, efficientnet_lite2_file)))}
-
-
 def build_onnx_embedder(name: str, device: str = "cpu", runtime: str = "onnxruntime",
                         precision: str = "auto", calibration: str = "") -> OnnxEmbedder:
-    if name not in ONNX_EMBEDDERS:
-        raise ModelError(f"the embedder {name} has no ONNX export: use --runtime torch")
-    return ONNX_EMBEDDERS[name](device=device, runtime=runtime, precision=precision, calibration=calibration)
+    return OnnxEmbedder(exported_config(name), device=device, runtime=runtime, precision=precision,
+                        calibration=calibration)

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import ModelError
-from engine.models.embedders import IMAGENET_MEAN, IMAGENET_STD, DEFAULT_INPUT, EfficientNetLite0GeM
+from engine.models.embedders import IMAGENET_MEAN, IMAGENET_STD, DEFAULT_INPUT, EfficientNetLiteGeM
 from engine.models.openvino_rt import OpenVinoBackbone, OpenVinoGraph, REGION_BATCH, resolve_precision, shared_core
+from engine.models.registry import EmbedderConfig, register_embedder
+from engine.models.runtime import cpu_threads
 from engine.models.weights import packaged_tflite
 
 LITE3_FILE = "efficientnet_lite3.tflite"
@@ -83,22 +85,22 @@ class TfliteBackbone(OpenVinoBackbone):
                                [CUT_FORMAT, f"{self.path.name}:{st.st_size}:{st.st_mtime_ns}"], precision, threads)
 
 
-class EfficientNetLite3GeM(EfficientNetLite0GeM):
+LITE3 = EmbedderConfig("efficientnet-lite3-gem", "efficientnet-lite3-gem/in1k-tflite-int8/{size}/p3/v1", LITE3_CHANNELS,
+                       input_hw=DEFAULT_INPUT, bare_hw=None, variant=3)
+
+
+@register_embedder(LITE3, runtimes=("openvino",))
+class EfficientNetLite3GeM(EfficientNetLiteGeM):
     """EfficientNet-Lite3's last stage (384 channels, int8 as shipped), GeM-pooled (p=3), at the ensemble's 224x176
     input, run by OpenVINO from the packaged TFLite file."""
 
-    name = "efficientnet-lite3-gem-224x176"
-    dim = LITE3_CHANNELS
-    key = "efficientnet-lite3-gem/in1k-tflite-int8/224x176/p3/v1"
-    input_hw = DEFAULT_INPUT
     runtime = "openvino"
 
-    def __init__(self, device: str = "cpu", runtime: str = "openvino", precision: str = "auto",  # noqa: D107
-                 calibration: str = "") -> None:
+    def __init__(self, config: EmbedderConfig = LITE3, device: str = "cpu", runtime: str = "openvino",  # noqa: D107
+                 precision: str = "auto", calibration: str = "") -> None:
         import torch
 
-        from engine.models.runtime import cpu_threads
-
+        self.configure(config)
         if device not in ("auto", "cpu"):
             raise ModelError(f"{self.name} runs on the CPU through OpenVINO: use --device cpu")
         if runtime not in ("auto", "openvino"):
@@ -128,6 +130,3 @@ class EfficientNetLite3GeM(EfficientNetLite0GeM):
 
     def _features(self, x: np.ndarray):  # -> torch.Tensor (N, dim)
         return self._pool(self._feature_map(x))
-
-
-TFLITE_EMBEDDERS: dict[str, type[EfficientNetLite3GeM]] = {EfficientNetLite3GeM.name: EfficientNetLite3GeM}

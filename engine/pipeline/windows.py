@@ -12,14 +12,18 @@ garment positions, instead of a fixed guess.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from engine.config import Settings, Windows
+from engine.errors import ModelError
 from engine.geometry import BAND_STRIDE, Box, band_fractions, clipped, garment_windows, pose_regions, relative
 from engine.io.images import crop
-from engine.models.embedders import Embedder
+from engine.models import get_garment_head, get_pose_estimator
+from engine.models.garments import GarmentHead, window_geometry
+from engine.models.pose import PoseEstimator
+from engine.models.protocols import BandPooler, Embedder, base_of, pools_bands
 from engine.types import Frame
 
 
@@ -44,6 +48,12 @@ class WindowPlan:
 
 class WindowStrategy(Protocol):
     def plan(self, regions: list[QueryRegion]) -> WindowPlan: ...
+
+
+class NearestSearch(Protocol):
+    """What the refined windows need of an index (engine.index.store.ProductIndex): (item id, similarity) hits."""
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[Any, float]]: ...
 
 
 def _cropped(embedder: Embedder, regions: list[QueryRegion], windows: list[list[Box]], batch: int) -> WindowPlan:
@@ -81,12 +91,11 @@ class ExhaustiveWindows:
 class PooledWindows:
     """Every garment window pooled from one forward pass per region (regional pooling of the feature map)."""
 
-    embedder: Embedder
+    embedder: BandPooler
 
     def pooled(self, regions: list[QueryRegion]) -> np.ndarray:
         """(regions, windows, dim)."""
-        return self.embedder.embed_bands([crop(r.frame.image, r.box) for r in regions],  # type: ignore[attr-defined]
-                                         band_fractions())
+        return self.embedder.embed_bands([crop(r.frame.image, r.box) for r in regions], band_fractions())
 
     def plan(self, regions: list[QueryRegion]) -> WindowPlan:
         vectors = self.pooled(regions).reshape(-1, self.embedder.dim)
@@ -100,7 +109,7 @@ class HybridWindows:
     boxes look like after the same resize, the pooled bands keep the region's proportions. On the development set it
     ranks as the 10 exhaustive windows do at about a third of their work (docs/accuracy.md)."""
 
-    embedder: Embedder
+    embedder: BandPooler
     batch: int
 
     def plan(self, regions: list[QueryRegion]) -> WindowPlan:
@@ -116,8 +125,8 @@ class RefinedWindows:
     """Every window pooled (coarse), then the region itself and its ``top`` best windows, ranked by their
     nearest catalogue similarity, cropped and embedded exactly."""
 
-    embedder: Embedder
-    index: object  # engine.index.store.ProductIndex
+    embedder: BandPooler
+    index: NearestSearch
     top: int
     batch: int
 
@@ -126,7 +135,7 @@ class RefinedWindows:
         chosen: list[list[Box]] = []
         for r, vecs in zip(regions, coarse):
             ws = garment_windows(r.box)
-            nearest = [self.index.search(v, 1) for v in vecs[1:]]  # type: ignore[attr-defined]
+            nearest = [self.index.search(v, 1) for v in vecs[1:]]
             best = [hits[0][1] if hits else -1.0 for hits in nearest]
             top = sorted(1 + int(i) for i in np.argsort(best)[::-1][: self.top])
             chosen.append([ws[0]] + [ws[i] for i in top])
@@ -138,28 +147,26 @@ class LearnedWindows:
     """The garment head's ``top`` boxes per region, each with a category distribution, from one forward pass
     per region; the boxes are then cropped and embedded, or (``pooled``) pooled from that same pass."""
 
-    embedder: Embedder
-    head: object  # engine.models.garments.GarmentHead
+    embedder: BandPooler  # its base pools bands (a projection head: the head's base)
+    base: BandPooler
+    head: GarmentHead
     top: int
     pooled: bool
     batch: int
 
     def plan(self, regions: list[QueryRegion]) -> WindowPlan:
-        from engine.models.garments import window_geometry
-
-        emb = self.embedder
-        base = getattr(emb, "base", emb)
+        emb, base = self.embedder, self.base
         boxes = [clipped(r.box, r.frame.image.shape[:2]) for r in regions]
         fmaps = base.feature_maps([crop(r.frame.image, b) for r, b in zip(regions, boxes)])
         bands = [(0.0, y0, 1.0, y1) for y0, y1 in band_fractions()]
         windows, categories, pooled = [], [], []
         for r, box, fmap in zip(regions, boxes, fmaps):
-            found = self.head.detect(garment_windows(box), base.pool_boxes(fmap, bands),  # type: ignore[attr-defined]
+            found = self.head.detect(garment_windows(box), base.pool_boxes(fmap, bands),
                                      window_geometry(box, r.frame.image.shape[:2], r.whole), self.top)
             windows.append([tuple(float(v) for v in b) for b in found.boxes])
             categories.append(list(found.classes))
             if self.pooled:  # pooled from the region's feature map: no second pass
-                pooled.append(emb.pool_boxes(fmap, [relative(b, box) for b in windows[-1]]))  # type: ignore[attr-defined]
+                pooled.append(emb.pool_boxes(fmap, [relative(b, box) for b in windows[-1]]))
         if not self.pooled:
             return WindowPlan(windows, categories, _cropped(emb, regions, windows, self.batch).vectors)
         vectors = np.concatenate(pooled) if pooled else np.zeros((0, emb.dim), np.float32)
@@ -175,25 +182,26 @@ class PoseWindows:
     embedder without feature maps."""
 
     embedder: Embedder
-    pose: object  # engine.models.pose.PoseEstimator
+    pose: PoseEstimator
     batch: int
 
     def plan(self, regions: list[QueryRegion]) -> WindowPlan:
-        found: list[list[Box] | None] = []
-        for r in regions:
-            (kp,) = self.pose.keypoints(r.frame.image, [r.box])  # type: ignore[attr-defined]
-            found.append(None if kp is None else pose_regions(r.box, kp.xy, kp.scores))
-        posed = [k for k, f in enumerate(found) if f is not None]
-        rest = [k for k, f in enumerate(found) if f is None]
+        found: dict[int, list[Box]] = {}  # region -> its three body regions, where its keypoints were found
+        for k, r in enumerate(regions):
+            (kp,) = self.pose.keypoints(r.frame.image, [r.box])
+            body = None if kp is None else pose_regions(r.box, kp.xy, kp.scores)
+            if body is not None:
+                found[k] = list(body)
+        posed = list(found)
+        rest = [k for k in range(len(regions)) if k not in found]
         parts: dict[int, tuple[list[Box], np.ndarray]] = {}
         if posed:
-            windows = [[regions[k].box, *found[k]] for k in posed]  # type: ignore[misc]
+            windows = [[regions[k].box, *found[k]] for k in posed]
             vectors = _cropped(self.embedder, [regions[k] for k in posed], windows, self.batch).vectors
             for n, k in enumerate(posed):
                 parts[k] = (windows[n], vectors[4 * n: 4 * n + 4])
         if rest:
-            fallback: WindowStrategy = (HybridWindows(self.embedder, self.batch)
-                                        if getattr(self.embedder, "supports_bands", False)
+            fallback: WindowStrategy = (HybridWindows(self.embedder, self.batch) if pools_bands(self.embedder)
                                         else ExhaustiveWindows(self.embedder, self.batch))
             plan = fallback.plan([regions[k] for k in rest])
             row = 0
@@ -206,30 +214,25 @@ class PoseWindows:
         return WindowPlan([w for w, _ in ordered], [[] for _ in regions], vectors)
 
 
-def strategy_for(settings: Settings, embedder: Embedder, index: object) -> WindowStrategy:
+def strategy_for(settings: Settings, embedder: Embedder, index: NearestSearch) -> WindowStrategy:
     """The window strategy the settings name. With a garment head, ``pooled`` pools its boxes and every other
     strategy but ``whole`` crops them; an embedder without feature maps falls back to cropping every window."""
     s, batch = settings.search, settings.models.batch_size
     if settings.models.garment_model and s.windows != Windows.WHOLE:
-        from engine.errors import ModelError
-        from engine.models import get_garment_head
-
         head = get_garment_head(settings.models.garment_model)
-        base = getattr(embedder, "base", embedder)
-        if head.meta.get("base_key") != base.key or not getattr(base, "supports_bands", False):
+        base = base_of(embedder)
+        if head.meta.get("base_key") != base.key or not pools_bands(base):
             raise ModelError(f"the garment head was trained on {head.meta.get('base_key')}, not on {base.key}: "
                              "choose the embedder it was trained for, or train one for this embedder")
-        return LearnedWindows(embedder, head, s.garment_top, s.windows == Windows.POOLED, batch)
+        return LearnedWindows(embedder, base, head, s.garment_top, s.windows == Windows.POOLED, batch)
     if s.windows == Windows.WHOLE:
         return WholeRegions(embedder, batch)
-    if s.windows == Windows.EXHAUSTIVE or (s.windows != Windows.POSE and not getattr(embedder, "supports_bands", False)):
+    if s.windows == Windows.POSE:
+        return PoseWindows(embedder, get_pose_estimator(), batch)
+    if s.windows == Windows.EXHAUSTIVE or not pools_bands(embedder):
         return ExhaustiveWindows(embedder, batch, s.window_stride)
     if s.windows == Windows.POOLED:
         return PooledWindows(embedder)
     if s.windows == Windows.HYBRID:
         return HybridWindows(embedder, batch)
-    if s.windows == Windows.POSE:
-        from engine.models import get_pose_estimator
-
-        return PoseWindows(embedder, get_pose_estimator(), batch)
     return RefinedWindows(embedder, index, s.refine_top, batch)
