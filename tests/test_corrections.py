@@ -11,6 +11,7 @@ import pytest
 from engine.errors import EngineError
 from engine.index.corrections import SOURCE, CorrectionStore
 from engine.io.catalogue import load_catalogue
+from engine.pipeline.correcting import ClipCorrection, correct_clip
 from engine.pipeline.engine import Engine
 
 
@@ -42,7 +43,7 @@ def test_a_correction_wins_the_clip_is_removable_and_survives_a_rebuild(private_
     other = _wrong_product(e, before, truth)
     assert before.top.product_id != other  # type: ignore[union-attr]
 
-    stored = e.correct(clip, other)
+    stored = correct_clip(e, ClipCorrection(clip, other))
     assert len(stored) == len(before.frames) and all(c.product_id == other for c in stored)
     assert {c.frame_index for c in stored} == {f.frame_index for f in before.frames}
     after = e.match(clip)
@@ -71,16 +72,16 @@ def test_one_frame_is_stored_with_its_source_and_bad_input_is_refused(private_en
     e = private_engine
     clip, truth = _clip(demo_dir)
     frame = e.match(clip).frames[1].frame_index
-    [c] = e.correct(clip, truth, [frame], regions="regions")
+    [c] = correct_clip(e, ClipCorrection(clip, truth, [frame], regions="regions"))
     assert (c.product_id, c.clip, c.frame_index, c.regions) == (truth, clip.name, frame, "regions")
     assert len(c.clip_sha256) == 64 and c.added_at and len(c.boxes) >= 1
     assert e.index.corrections.image_path(c.correction_id).is_file()  # type: ignore[union-attr]
     with pytest.raises(EngineError, match="unknown product"):
-        e.correct(clip, "no-such-product")
+        correct_clip(e, ClipCorrection(clip, "no-such-product"))
     with pytest.raises(EngineError, match="file not found"):
-        e.correct(clip.with_name("missing.mp4"), truth)
+        correct_clip(e, ClipCorrection(clip.with_name("missing.mp4"), truth))
     with pytest.raises(EngineError, match="cannot be read"):
-        e.correct(clip, truth, [10_000])
+        correct_clip(e, ClipCorrection(clip, truth, [10_000]))
     with pytest.raises(EngineError, match="no livestream example"):
         e.index.corrections.remove(["c-nope"])  # type: ignore[union-attr]
 
@@ -94,12 +95,12 @@ def test_corrections_made_with_another_model_are_refused_and_not_used(private_en
     dim = e.index.dim  # type: ignore[union-attr]
     store.add(truth, "x.mp4", "", 0, 0.0, [(0, 0, 10, 10)], np.ones((1, dim), np.float32), "another-model")
     with pytest.raises(EngineError, match="another-model"):
-        e.correct(clip, truth)
+        correct_clip(e, ClipCorrection(clip, truth))
     examples = e.index.refresh_examples()  # type: ignore[union-attr]
     assert len(examples) == 0 and "another model" in examples.note
     store.remove(["all"])
     assert store.records() == []
-    assert e.correct(clip, truth, [e.match(clip).frames[0].frame_index])
+    assert correct_clip(e, ClipCorrection(clip, truth, [e.match(clip).frames[0].frame_index]))
 
 
 def test_store_skips_a_torn_line(tmp_path: Path) -> None:
@@ -148,7 +149,7 @@ def test_evaluate_does_not_search_livestream_examples(private_engine: Engine, de
     e = private_engine
     clip, truth = _clip(demo_dir)
     other = _wrong_product(e, e.match(clip), truth)
-    e.correct(clip, other)
+    correct_clip(e, ClipCorrection(clip, other))
     assert e.match(clip).top.product_id == other  # type: ignore[union-attr]
     own = settings.with_(index_dir=str(tmp_path / "index"))
     report = evaluate(demo_dir, own, engine=Engine(own, detector=e.detector, embedder=e.embedder))
@@ -161,7 +162,7 @@ def test_examples_follow_the_shop_filter(private_engine: Engine, demo_dir: Path)
     """With "only this shop", another shop's product cannot come back through its livestream examples."""
     e = private_engine
     clip, truth = _clip(demo_dir)
-    e.correct(clip, truth)
+    correct_clip(e, ClipCorrection(clip, truth))
     assert e.match(clip).top.product_id == truth  # type: ignore[union-attr]
     elsewhere = Engine(e.settings.with_(shop="a shop that sells nothing"), e.detector, e.embedder, e.index)
     assert truth not in {p.product_id for p in elsewhere.match(clip).ranking}

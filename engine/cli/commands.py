@@ -106,6 +106,7 @@ def _print_result(result, top_k: int) -> None:
 
 def cmd_match(args: argparse.Namespace) -> int:
     from engine.io.video import VIDEO_SUFFIXES, is_url
+    from engine.pipeline.sources import ClipPaths
     from engine.workspace import ready_engine
 
     settings = settings_from(args)
@@ -128,7 +129,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     results, failed = [], 0
     if batch:
         bar = progress_bar("match")
-        for clip, result in engine.match_many(clips, bar):
+        for clip, result in engine.match(ClipPaths(tuple(clips)), bar):
             if isinstance(result, EngineError):
                 failed += 1
                 print(f"error: {result}", file=sys.stderr)

@@ -49,7 +49,7 @@ def _positions(value: str | None) -> list[int] | None:
 
 def cmd_correct(args: argparse.Namespace) -> int:
     from engine.io.video import is_url, probe, sample_indices
-    from engine.pipeline.correcting import check_product
+    from engine.pipeline.correcting import ClipCorrection, check_product, correct_clip
     from engine.workspace import ready_engine
 
     settings = settings_from(args)
@@ -65,7 +65,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
         frames = [sampled[i] for i in positions]
     engine = ready_engine(settings, progress=progress_bar("index"))
     check_product(engine, args.product, args.regions)
-    stored = engine.correct(clip, args.product, frames, args.regions)
+    stored = correct_clip(engine, ClipCorrection(clip, args.product, frames, args.regions))
     name = Path(str(clip)).name
     if not stored:
         print(f"nothing stored: these frames of {name} are already livestream examples of {args.product}")

@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.config import Settings
 from engine.pipeline.engine import STAGES
+from engine.pipeline.sources import ClipPaths
 
 # The targets on a 2-core CPU: (result key, at most / at least, value); a key "a / b" is a ratio.
 TARGETS = (
@@ -397,7 +398,7 @@ def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, wor
     for mode, overrides in (("default", modes[0][1]), modes[-1]):  # the default (hybrid), learned regions pooled
         eng = Engine(settings.with_(frames=10, **overrides), detector, emb, engine.index)
         t0 = time.perf_counter()
-        n = sum(1 for _ in eng.match_many(batch))
+        n = sum(1 for _ in eng.match(ClipPaths(tuple(batch))))
         rate = n / (time.perf_counter() - t0)
         results[f"batch_clips_per_s_{mode.replace(' ', '_').replace(',', '')}"] = rate
         out(f"batch matching ({mode}), {n} clips of 10 frames, decode overlapped: {rate:6.2f} clips/s")
