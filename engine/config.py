@@ -20,6 +20,11 @@ def cache_home() -> Path:
     return Path(os.environ.get("LIVEMATCH_HOME", Path.home() / ".cache" / "livematch"))
 
 
+def milvus_uri_from_env() -> str:
+    """``LIVEMATCH_MILVUS_URI`` now (the ``milvus_uri`` field's variable): the URI when settings leave it empty."""
+    return os.environ.get("LIVEMATCH_MILVUS_URI", "")
+
+
 class Windows(str, Enum):
     """How a detected region is searched for garments (see engine.pipeline.windows).
 

@@ -533,14 +533,15 @@ def _need_milvus() -> None:
 
 
 def _small_index(index_dir: Path, uri: str, model_key: str = "m"):
+    from engine.index.protocol import IndexSpec
     from engine.index.store import write_index
     from engine.types import RegionRef
 
     rng = np.random.default_rng(0)
     v = rng.normal(size=(12, 8)).astype(np.float32)
     items = [RegionRef(f"p{i % 3}", f"/x/{i}.jpg", (0, 0, 1, 1), "", 0, "whole") for i in range(12)]
-    return write_index(index_dir, v, items, {f"p{k}": {"name": f"P{k}"} for k in range(3)}, model_key,
-                       backend="milvus", uri=uri)
+    return write_index(index_dir, IndexSpec(v, items, {f"p{k}": {"name": f"P{k}"} for k in range(3)}, model_key,
+                       backend="milvus", uri=uri))
 
 
 def test_a_corrupt_milvus_lite_store_is_named_with_the_command_that_rebuilds_it(tmp_path: Path) -> None:
@@ -625,12 +626,12 @@ def test_a_changed_milvus_uri_is_noticed_said_and_built_there(tmp_path: Path, de
     _need_milvus()
     from engine import workspace
     from engine.index import milvus
-    from engine.index.store import current_build
+    from engine.index.store import current_build, moved_reason
 
     cat = load_catalogue(demo_dir)
     old = settings.with_(index_backend="milvus", milvus_uri=str(tmp_path / "a.db"), index_dir=str(tmp_path / "ix"))
     workspace.build_index(old, cat)
-    assert workspace.milvus_moved(old, tmp_path / "ix") == ""
+    assert moved_reason(tmp_path / "ix", old.index) == ""
     new = old.with_(milvus_uri=str(tmp_path / "b.db"))
     with caplog.at_level("WARNING"):
         e = workspace.ready_engine(new, cat)

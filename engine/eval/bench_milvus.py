@@ -6,13 +6,13 @@ The collection goes into a temporary Milvus Lite file unless ``LIVEMATCH_MILVUS_
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from engine.config import milvus_uri_from_env
 from engine.eval.bench_common import PER_PRODUCT, IndexBench, filtered_truth, latency, shops_of
 
 
@@ -22,7 +22,7 @@ def bench_milvus(base: np.ndarray, queries: np.ndarray, truth: np.ndarray, shop:
     from engine.index import milvus
 
     with tempfile.TemporaryDirectory() as d:
-        uri = os.environ.get("LIVEMATCH_MILVUS_URI") or str(Path(d) / "bench.db")
+        uri = milvus_uri_from_env() or str(Path(d) / "bench.db")
         target = milvus.MilvusTarget(uri, f"lm_bench_{len(base)}")
         t0 = time.perf_counter()
         client = milvus.create_collection(target, base.shape[1], "bench")

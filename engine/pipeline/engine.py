@@ -17,7 +17,8 @@ from engine.errors import EngineError
 from engine.index.cache import EmbeddingCache
 from engine.index.corrections import NO_EXAMPLES, ExampleSet
 from engine.index.incremental import ProductUpdate, UpdateSummary, update_index
-from engine.index.store import ProductIndex, write_index
+from engine.index.protocol import IndexSpec
+from engine.index.store import ProductIndex, check_reachable, write_index
 from engine.io.catalogue import Catalogue
 from engine.io.video import sample_frames
 from engine.models import Detector, Embedder, get_detector, get_embedder, prepare_embedder
@@ -97,10 +98,7 @@ class Engine:
         """Embed the catalogue and publish a new index (atomically); load it into this engine.
         With ``ray_address`` ("local" starts a local Ray) the images are embedded by Ray workers."""
         t0 = time.perf_counter()
-        if self.settings.index.index_backend == "milvus":  # an unreachable server fails now, not after embedding
-            from engine.index.milvus import ping, resolve_uri
-
-            ping(resolve_uri(self.settings.index.milvus_uri or None))
+        check_reachable(self.settings.index)  # an unreachable server fails now, not after embedding
         cache = EmbeddingCache(self.settings.home / "embeddings")
         if ray_address:
             from engine.index.ray_build import ray_catalogue_regions
@@ -112,15 +110,14 @@ class Engine:
         progress("index", 0.0)
         products = product_entries(catalogue, {it.product_id for it in items})
         ix = self.settings.index
-        build = write_index(
-            index_dir, vectors, items, products, self.index_key, ix.n_trees, ix.seed, backend=ix.index_backend,
+        build = write_index(index_dir, IndexSpec(
+            vectors, items, products, self.index_key, ix.n_trees, ix.seed, backend=ix.index_backend,
             uri=ix.milvus_uri or None,
             query_mean=self.domain_mean.vector if self.domain_mean is not None else None,
             extra={"catalogue": catalogue.root, "embedder": self.embedder.name, "detector": self.settings.models.detector,
                    "build_seconds": round(time.perf_counter() - t0, 2), "cache": {"hits": cache.hits, "misses": cache.misses},
                    "problems": list(catalogue.problems) + problems,
-                   "domain_mean": self.domain_mean.source if self.domain_mean is not None else None},
-        )
+                   "domain_mean": self.domain_mean.source if self.domain_mean is not None else None}))
         progress("index", 1.0)
         self.load_index(index_dir)
         return build

@@ -186,8 +186,8 @@ def member_similarities(index: ProductIndex, vectors: np.ndarray, product_ids: l
     cosine alone: the dot product of the member's slice of the (weighted, concatenated) vectors divided by its
     weight, pooled over the product's catalogue regions and livestream examples (their cosines less
     ``s.example_offset``) as ``s.product_pooling`` says (see pool_product), the best window. ``members``: (slice,
-    weight) of each member (engine.models.ensemble.member_slices). The ranking does not use it; the verdict counts how many members agree
-    on the top product from it."""
+    weight) of each member (engine.models.ensemble.member_slices). The ranking does not use it; the verdict counts
+    how many members agree on the top product from it."""
     if not members:
         return ()
     pooling, offset = s.product_pooling, s.example_offset
