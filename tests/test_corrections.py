@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.errors import EngineError
-from engine.index.corrections import SOURCE, CorrectionStore
+from engine.index.corrections import SOURCE, CorrectedFrame, CorrectionStore
 from engine.io.catalogue import load_catalogue
 from engine.pipeline.correcting import ClipCorrection, correct_clip
 from engine.pipeline.engine import Engine
@@ -93,7 +93,8 @@ def test_corrections_made_with_another_model_are_refused_and_not_used(private_en
     clip, truth = _clip(demo_dir)
     store = CorrectionStore(tmp_path / "index" / "corrections")
     dim = e.index.dim  # type: ignore[union-attr]
-    store.add(truth, "x.mp4", "", 0, 0.0, [(0, 0, 10, 10)], np.ones((1, dim), np.float32), "another-model")
+    store.add(truth, "x.mp4", "", CorrectedFrame(0, 0.0, [(0, 0, 10, 10)], np.ones((1, dim), np.float32)),
+              "another-model")
     with pytest.raises(EngineError, match="another-model"):
         correct_clip(e, ClipCorrection(clip, truth))
     examples = e.index.refresh_examples()  # type: ignore[union-attr]
@@ -105,7 +106,7 @@ def test_corrections_made_with_another_model_are_refused_and_not_used(private_en
 
 def test_store_skips_a_torn_line(tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path)
-    c = store.add("p1", "a.mp4", "", 3, 0.1, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32), "k")
+    c = store.add("p1", "a.mp4", "", CorrectedFrame(3, 0.1, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32)), "k")
     with open(store.log, "a") as f:
         f.write('{"add": {"id": "half')
     assert [r.correction_id for r in store.records()] == [c.correction_id]
@@ -170,13 +171,13 @@ def test_examples_follow_the_shop_filter(private_engine: Engine, demo_dir: Path)
 
 def test_storing_the_same_frames_twice_adds_nothing(tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path / "corrections")
-    frames = [(i, i / 20, [(0.0, 0.0, 10.0, 10.0)], np.ones((1, 4), np.float32), None) for i in (3, 7)]
+    frames = [CorrectedFrame(i, i / 20, [(0.0, 0.0, 10.0, 10.0)], np.ones((1, 4), np.float32)) for i in (3, 7)]
     assert len(store.add_frames("p1", "a.mp4", "sha-a", frames, "key")) == 2
     log = store.log.read_bytes()
     assert store.add_frames("p1", "a.mp4", "sha-a", frames, "key") == []
     assert store.log.read_bytes() == log  # not even a line
-    more = store.add_frames("p1", "a.mp4", "sha-a", frames + [(9, 0.45, [(0.0, 0.0, 5.0, 5.0)],
-                                                               np.ones((1, 4), np.float32), None)], "key")
+    more = store.add_frames("p1", "a.mp4", "sha-a", frames + [CorrectedFrame(9, 0.45, [(0.0, 0.0, 5.0, 5.0)],
+                                                                             np.ones((1, 4), np.float32))], "key")
     assert [c.frame_index for c in more] == [9]  # only the new frame
     assert len(store.add_frames("p2", "a.mp4", "sha-a", frames, "key")) == 2  # another product: a new correction
     assert len(store.records()) == 5

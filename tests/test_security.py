@@ -26,7 +26,7 @@ from hypothesis import strategies as hst
 from PIL import Image
 
 from engine.errors import CatalogueError, EngineError
-from engine.index.corrections import CorrectionStore
+from engine.index.corrections import CorrectedFrame, CorrectionStore
 from engine.io.access import confine, editing_allowed, served_locally, split_roots
 from engine.io.catalogue import load_catalogue
 from engine.io.editing import copy_catalogue, removal_plan, remove_product
@@ -452,10 +452,12 @@ def test_annotated_boxes_are_scaled_with_a_downscaled_photo_and_a_box_outside_is
 # ============================================================================ the corrections log
 def test_a_torn_last_line_does_not_swallow_the_next_correction(tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path)
-    first = store.add("p1", "a.mp4", "", 3, 0.1, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32), "k")
+    first = store.add("p1", "a.mp4", "", CorrectedFrame(3, 0.1, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32)),
+                      "k")
     data = store.log.read_bytes()
     store.log.write_bytes(data[: len(data) - 20])  # the last line torn by a crash
-    second = store.add("p2", "a.mp4", "", 4, 0.2, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32), "k")
+    second = store.add("p2", "a.mp4", "", CorrectedFrame(4, 0.2, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32)),
+                       "k")
     assert [c.correction_id for c in store.records()] == [second.correction_id]
     assert store.log.read_bytes().count(b"\n") == 1 and first.correction_id not in store.log.read_text()
     assert not (tmp_path / f"{first.correction_id}.npy").exists()  # its vectors were swept as an orphan
@@ -492,13 +494,14 @@ def slow(path, *a, **k):
 corrections.atomic_write = slow
 store = corrections.CorrectionStore(sys.argv[1])
 v = np.ones((1, 4), np.float32)
-store.add_frames("p1", "a.mp4", "", [(i, i * 0.5, [(0, 0, 5, 5)], v, b"jpeg") for i in range(5)], "k")
+store.add_frames("p1", "a.mp4", "", [corrections.CorrectedFrame(i, i * 0.5, [(0, 0, 5, 5)], v, b"jpeg")
+                                     for i in range(5)], "k")
 """
 
 
 def test_a_killed_correct_stores_no_frame_and_leaves_no_orphans(tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path / "corrections")
-    kept = store.add("p0", "b.mp4", "", 0, 0.0, [(0, 0, 5, 5)], np.ones((1, 4), np.float32), "k")
+    kept = store.add("p0", "b.mp4", "", CorrectedFrame(0, 0.0, [(0, 0, 5, 5)], np.ones((1, 4), np.float32)), "k")
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_CORRECT, str(store.folder)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -515,7 +518,8 @@ def test_a_killed_correct_stores_no_frame_and_leaves_no_orphans(tmp_path: Path) 
 
 def test_clear_removes_every_file_orphans_included(tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path / "corrections")
-    store.add("p0", "b.mp4", "", 0, 0.0, [(0, 0, 5, 5)], np.ones((1, 4), np.float32), "k", jpeg=b"jpeg")
+    store.add("p0", "b.mp4", "", CorrectedFrame(0, 0.0, [(0, 0, 5, 5)], np.ones((1, 4), np.float32), jpeg=b"jpeg"),
+              "k")
     (store.folder / "c20990101000000-abcdef.npy").write_bytes(b"orphan")
     (store.folder / ".c20990101000000-abcdef.npy-x1.tmp").write_bytes(b"half written")
     (store.folder / "notes.txt").write_text("not the store's")

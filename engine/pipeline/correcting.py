@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.geometry import Box
-from engine.index.corrections import SOURCE, Correction, CorrectionError, ExampleSet
+from engine.index.corrections import SOURCE, CorrectedFrame, Correction, CorrectionError, ExampleSet
 from engine.io.files import file_digest
 from engine.io.video import is_url, read_frames, sample_frames
 from engine.pipeline.engine import Engine, query_frames
@@ -121,7 +121,7 @@ def correct_clip(engine: Engine, c: ClipCorrection) -> list[Correction]:
         if missing:
             raise CorrectionError(f"{name}: frame {missing[0]} cannot be read (the clip is shorter?)")
     digest = c.clip_sha256 or ("" if is_url(clip) else file_digest(clip))
-    found = [(fx.frame.index, fx.frame.time_s, fx.boxes, fx.vectors, encode_jpeg(fx.frame.image))
+    found = [CorrectedFrame(fx.frame.index, fx.frame.time_s, fx.boxes, fx.vectors, encode_jpeg(fx.frame.image))
              for fx in examples_of(engine, query_frames(engine, decoded), product_id, regions)]
     # every frame in one log line: a correct killed half-way stores none of them, never a part
     stored = index.corrections.add_frames(product_id, name, digest, found, index.model_key, regions) if found else []
