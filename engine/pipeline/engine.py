@@ -195,7 +195,7 @@ class Engine:
 
     def _match_frames(self, frames: list[Frame], clip_name: str, progress: Progress, examples: ExampleSet | None,
                       decode_s: float | None = None) -> MatchResult:
-        self.loaded_index()
+        self.loaded_index()  # no index: the RuntimeError before any work
         timings: dict[str, float] = {}
         stage = _Stopwatch(timings, progress)
         query = query_frames(self, frames, stage=stage)
