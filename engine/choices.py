@@ -82,3 +82,14 @@ class Editing(StrEnum):
     AUTO = "auto"  # on only while the server listens on localhost alone
     ON = "on"
     OFF = "off"
+
+
+class CorrectionRegions(StrEnum):
+    """What a correction stores of each frame (engine.pipeline.correcting)."""
+
+    PRODUCT = "product"  # the detected region that best matches the corrected product
+    REGIONS = "regions"  # every detected region
+    WINDOWS = "windows"  # every garment window of every region
+
+
+REGION_CHOICES = tuple(r.value for r in CorrectionRegions)

@@ -37,6 +37,11 @@ def setting(default: Any, help: str, *, flags: tuple[str, ...] = (), unset: str 
     return field(default=default, metadata={"help": help, "flags": flags, "unset": unset})
 
 
+def milvus_uri_from_env() -> str:
+    """``LIVEMATCH_MILVUS_URI`` now (the ``milvus_uri`` field's variable): the URI when settings leave it empty."""
+    return os.environ.get("LIVEMATCH_MILVUS_URI", "")
+
+
 @dataclass(frozen=True)
 class PathSettings:
     catalogue: str = setting("", "catalogue folder (Tianchi layout or a folder per product)",

@@ -87,12 +87,13 @@ class Detections:
         return cls(boxes.astype(np.float32), rows[:, 2].astype(np.float32), labels)
 
     @classmethod
-    def from_tf_detection(
-        cls, boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray, count: float, width: int, height: int,
-        class_names: dict[int, str],
-    ) -> Detections:
-        """Build from one image's outputs of a TensorFlow object-detection API graph: the first ``count`` of its
-        (ymin, xmin, ymax, xmax) normalised boxes, class ids and scores."""
+    def from_tf_detection(cls, outputs: tuple[np.ndarray, np.ndarray, np.ndarray, float], size: tuple[int, int],
+                          class_names: dict[int, str]) -> Detections:
+        """Build from one image's outputs of a TensorFlow object-detection API graph, (boxes, classes, scores,
+        count): the first ``count`` of its (ymin, xmin, ymax, xmax) normalised boxes, class ids and scores, in an
+        image of ``size`` (width, height)."""
+        boxes, classes, scores, count = outputs
+        width, height = size
         k = max(0, int(count))
         yxyx = np.asarray(boxes, np.float32).reshape(-1, 4)[:k]
         xyxy = np.clip(yxyx[:, [1, 0, 3, 2]], 0.0, 1.0) * np.array([width, height, width, height], np.float32)

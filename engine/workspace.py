@@ -4,7 +4,6 @@ engine. The command line and the app (through its cached wrappers in ui/state.py
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Callable
@@ -12,7 +11,7 @@ from typing import Callable
 from engine.config import Settings
 from engine.errors import IndexFileError, IndexUnreachableError
 from engine.index.corrections import CorrectionStore
-from engine.index.store import IndexSummary, current_build, read_summary
+from engine.index.store import IndexSummary, indexed_products, moved_reason, read_summary
 from engine.io.catalogue import Catalogue, load_catalogue
 from engine.pipeline.engine import Engine
 
@@ -106,12 +105,12 @@ def update_index(settings: Settings, catalogue: Catalogue, changed: list[str], r
     only their rows; otherwise rebuild (only new images are embedded, the rest come from the cache)."""
     engine = Engine(settings)
     index_dir = index_dir_for(catalogue.root, settings)
-    moved = milvus_moved(settings, index_dir)
+    moved = moved_reason(index_dir, settings.index)
     if moved:
         log.warning("%s", moved)
     if settings.index.index_backend == "milvus" and read_summary(index_dir) is not None and not moved:
         # reconcile too: products an earlier, failed update left behind in the index or out of it
-        indexed = _indexed_products(index_dir)
+        indexed = indexed_products(index_dir)
         removed = sorted(set(removed) | (indexed - set(catalogue.products)))
         changed = sorted(set(changed) | (set(catalogue.products) - indexed))
         try:
@@ -124,50 +123,13 @@ def update_index(settings: Settings, catalogue: Catalogue, changed: list[str], r
     return build_index(settings, catalogue, progress, engine)
 
 
-def milvus_moved(settings: Settings, index_dir: Path) -> str:
-    """With the milvus backend: why the current build cannot serve because LIVEMATCH_MILVUS_URI now names another
-    server or Milvus Lite store than the one it was built in ("" when it can, or there is no such build)."""
-    if settings.index.index_backend != "milvus":
-        return ""
-    build = current_build(index_dir)
-    if build is None or not (build / "milvus.json").is_file():
-        return ""
-    from engine.index.milvus import read_target, resolve_uri
-
-    try:
-        served = read_target(build / "milvus.json").uri
-    except IndexFileError:
-        return ""
-    configured = resolve_uri(settings.index.milvus_uri or None)
-    if _same_uri(served, configured):
-        return ""
-    return (f"the index was built in Milvus at {served}, but LIVEMATCH_MILVUS_URI now names {configured}: "
-            "building it there")
-
-
-def _same_uri(a: str, b: str) -> bool:
-    if "://" in a or "://" in b:
-        return a.rstrip("/") == b.rstrip("/")
-    return Path(a).resolve() == Path(b).resolve()
-
-
-def _indexed_products(index_dir: Path) -> set[str]:
-    """The products the index's current build holds (from its sidecar; empty when it cannot be read)."""
-    build = current_build(index_dir)
-    try:
-        meta = json.loads((build / "meta.json").read_text(encoding="utf-8")) if build else {}
-        return set(meta.get("products") or ())
-    except (OSError, ValueError, AttributeError):
-        return set()
-
-
 def ready_engine(settings: Settings, catalogue: Catalogue | None = None, progress: Progress | None = None,
                  engine: Engine | None = None) -> Engine:
     """An engine with the catalogue's index loaded; the index is built when missing or unusable (corrupt,
     or made by another model). The only load-or-build: the CLI calls it, the app caches it."""
     catalogue = catalogue or load_catalogue(catalogue_root(settings))
     engine = engine or Engine(settings)
-    moved = milvus_moved(settings, index_dir_for(catalogue.root, settings))
+    moved = moved_reason(index_dir_for(catalogue.root, settings), settings.index)
     if moved:  # said, then built where the settings point (an unreachable server says so then)
         log.warning("%s", moved)
         build_index(settings, catalogue, progress, engine)

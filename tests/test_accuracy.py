@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from engine.errors import IndexFileError, ModelError
+from engine.index.protocol import IndexSpec
 from engine.index.store import ProductIndex, write_index
 from engine.models.domain import DomainMean, l2_normalise, resolve, robust_mean, shipped_path
 from engine.pipeline.votes import frame_vote, rank
@@ -24,7 +25,8 @@ def test_a_centred_index_centres_both_domains(tmp_path: Path) -> None:
     shop = _unit(rng, 12) + 2.0  # a strong shared shop component
     items = [RegionRef(f"p{i // 3}", f"{i}.jpg", (0, 0, 1, 1), source="annotation") for i in range(12)]
     live_mean = np.full(16, -1.5, np.float32)
-    write_index(tmp_path / "ix", shop, items, {f"p{k}": {} for k in range(4)}, "m+centred", query_mean=live_mean)
+    write_index(tmp_path / "ix", IndexSpec(shop, items, {f"p{k}": {} for k in range(4)}, "m+centred",
+                                           query_mean=live_mean))
     index = ProductIndex.load(tmp_path / "ix", "m+centred")
     expected = l2_normalise(shop - shop.mean(0))
     assert np.allclose(index.vectors, expected, atol=1e-5)
@@ -42,7 +44,7 @@ def test_an_uncentred_index_searches_queries_as_they_are(tmp_path: Path) -> None
     rng = np.random.default_rng(1)
     v = _unit(rng, 6)
     items = [RegionRef(f"p{i}", "x.jpg", (0, 0, 1, 1), source="annotation") for i in range(6)]
-    write_index(tmp_path / "ix", v, items, {f"p{i}": {} for i in range(6)}, "m")
+    write_index(tmp_path / "ix", IndexSpec(v, items, {f"p{i}": {} for i in range(6)}, "m"))
     index = ProductIndex.load(tmp_path / "ix", "m")
     assert index.query_mean is None and np.array_equal(index.prepare(v), v)
 

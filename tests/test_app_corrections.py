@@ -129,14 +129,14 @@ def test_an_unknown_product_is_refused_with_a_message(app_env: Path) -> None:
 def test_an_unexpected_failure_while_storing_is_a_message_not_a_traceback(app_env: Path, monkeypatch) -> None:
     import streamlit as st
 
-    from engine.pipeline.engine import Engine
+    from ui import correcting
     from ui.correcting import NOTICE_PREFIX, _apply
     from ui.matching import ClipSource
 
-    def full_disk(self, *args, **kwargs):
+    def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Engine, "correct", full_disk)
+    monkeypatch.setattr(correcting, "correct_clip", full_disk)
     cat = load_catalogue(app_env)
     _apply(Settings.from_env(), cat, ClipSource.from_file(app_env / "video" / "900002.mp4"), None,
            sorted(cat.products)[0], "u")

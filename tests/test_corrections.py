@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from engine.errors import EngineError
-from engine.index.corrections import SOURCE, CorrectionStore
+from engine.index.corrections import SOURCE, CorrectedFrame, CorrectionStore
 from engine.io.catalogue import load_catalogue
+from engine.pipeline.correcting import ClipCorrection, correct_clip
 from engine.pipeline.engine import Engine
 
 
@@ -42,7 +43,7 @@ def test_a_correction_wins_the_clip_is_removable_and_survives_a_rebuild(private_
     other = _wrong_product(e, before, truth)
     assert before.top.product_id != other  # type: ignore[union-attr]
 
-    stored = e.correct(clip, other)
+    stored = correct_clip(e, ClipCorrection(clip, other))
     assert len(stored) == len(before.frames) and all(c.product_id == other for c in stored)
     assert {c.frame_index for c in stored} == {f.frame_index for f in before.frames}
     after = e.match(clip)
@@ -71,16 +72,16 @@ def test_one_frame_is_stored_with_its_source_and_bad_input_is_refused(private_en
     e = private_engine
     clip, truth = _clip(demo_dir)
     frame = e.match(clip).frames[1].frame_index
-    [c] = e.correct(clip, truth, [frame], regions="regions")
+    [c] = correct_clip(e, ClipCorrection(clip, truth, [frame], regions="regions"))
     assert (c.product_id, c.clip, c.frame_index, c.regions) == (truth, clip.name, frame, "regions")
     assert len(c.clip_sha256) == 64 and c.added_at and len(c.boxes) >= 1
     assert e.index.corrections.image_path(c.correction_id).is_file()  # type: ignore[union-attr]
     with pytest.raises(EngineError, match="unknown product"):
-        e.correct(clip, "no-such-product")
+        correct_clip(e, ClipCorrection(clip, "no-such-product"))
     with pytest.raises(EngineError, match="file not found"):
-        e.correct(clip.with_name("missing.mp4"), truth)
+        correct_clip(e, ClipCorrection(clip.with_name("missing.mp4"), truth))
     with pytest.raises(EngineError, match="cannot be read"):
-        e.correct(clip, truth, [10_000])
+        correct_clip(e, ClipCorrection(clip, truth, [10_000]))
     with pytest.raises(EngineError, match="no livestream example"):
         e.index.corrections.remove(["c-nope"])  # type: ignore[union-attr]
 
@@ -92,19 +93,20 @@ def test_corrections_made_with_another_model_are_refused_and_not_used(private_en
     clip, truth = _clip(demo_dir)
     store = CorrectionStore(tmp_path / "index" / "corrections")
     dim = e.index.dim  # type: ignore[union-attr]
-    store.add(truth, "x.mp4", "", 0, 0.0, [(0, 0, 10, 10)], np.ones((1, dim), np.float32), "another-model")
+    store.add(truth, "x.mp4", "", CorrectedFrame(0, 0.0, [(0, 0, 10, 10)], np.ones((1, dim), np.float32)),
+              "another-model")
     with pytest.raises(EngineError, match="another-model"):
-        e.correct(clip, truth)
+        correct_clip(e, ClipCorrection(clip, truth))
     examples = e.index.refresh_examples()  # type: ignore[union-attr]
     assert len(examples) == 0 and "another model" in examples.note
     store.remove(["all"])
     assert store.records() == []
-    assert e.correct(clip, truth, [e.match(clip).frames[0].frame_index])
+    assert correct_clip(e, ClipCorrection(clip, truth, [e.match(clip).frames[0].frame_index]))
 
 
 def test_store_skips_a_torn_line(tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path)
-    c = store.add("p1", "a.mp4", "", 3, 0.1, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32), "k")
+    c = store.add("p1", "a.mp4", "", CorrectedFrame(3, 0.1, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32)), "k")
     with open(store.log, "a") as f:
         f.write('{"add": {"id": "half')
     assert [r.correction_id for r in store.records()] == [c.correction_id]
@@ -148,7 +150,7 @@ def test_evaluate_does_not_search_livestream_examples(private_engine: Engine, de
     e = private_engine
     clip, truth = _clip(demo_dir)
     other = _wrong_product(e, e.match(clip), truth)
-    e.correct(clip, other)
+    correct_clip(e, ClipCorrection(clip, other))
     assert e.match(clip).top.product_id == other  # type: ignore[union-attr]
     own = settings.with_(index_dir=str(tmp_path / "index"))
     report = evaluate(demo_dir, own, engine=Engine(own, detector=e.detector, embedder=e.embedder))
@@ -161,7 +163,7 @@ def test_examples_follow_the_shop_filter(private_engine: Engine, demo_dir: Path)
     """With "only this shop", another shop's product cannot come back through its livestream examples."""
     e = private_engine
     clip, truth = _clip(demo_dir)
-    e.correct(clip, truth)
+    correct_clip(e, ClipCorrection(clip, truth))
     assert e.match(clip).top.product_id == truth  # type: ignore[union-attr]
     elsewhere = Engine(e.settings.with_(shop="a shop that sells nothing"), e.detector, e.embedder, e.index)
     assert truth not in {p.product_id for p in elsewhere.match(clip).ranking}
@@ -169,13 +171,13 @@ def test_examples_follow_the_shop_filter(private_engine: Engine, demo_dir: Path)
 
 def test_storing_the_same_frames_twice_adds_nothing(tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path / "corrections")
-    frames = [(i, i / 20, [(0.0, 0.0, 10.0, 10.0)], np.ones((1, 4), np.float32), None) for i in (3, 7)]
+    frames = [CorrectedFrame(i, i / 20, [(0.0, 0.0, 10.0, 10.0)], np.ones((1, 4), np.float32)) for i in (3, 7)]
     assert len(store.add_frames("p1", "a.mp4", "sha-a", frames, "key")) == 2
     log = store.log.read_bytes()
     assert store.add_frames("p1", "a.mp4", "sha-a", frames, "key") == []
     assert store.log.read_bytes() == log  # not even a line
-    more = store.add_frames("p1", "a.mp4", "sha-a", frames + [(9, 0.45, [(0.0, 0.0, 5.0, 5.0)],
-                                                               np.ones((1, 4), np.float32), None)], "key")
+    more = store.add_frames("p1", "a.mp4", "sha-a", frames + [CorrectedFrame(9, 0.45, [(0.0, 0.0, 5.0, 5.0)],
+                                                                             np.ones((1, 4), np.float32))], "key")
     assert [c.frame_index for c in more] == [9]  # only the new frame
     assert len(store.add_frames("p2", "a.mp4", "sha-a", frames, "key")) == 2  # another product: a new correction
     assert len(store.records()) == 5

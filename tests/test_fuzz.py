@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from engine.io.catalogue import load_catalogue, parse_annotations
+from engine.io.annotations import parse_annotations
+from engine.io.catalogue import load_catalogue
 from engine.errors import EngineError
 from engine.io.images import read_rgb
 from engine.io.video import sample_frames

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from engine.errors import IndexFileError
+from engine.index.protocol import IndexSpec
 from engine.index.store import ProductIndex, current_build, write_index
 from engine.types import RegionRef
 
@@ -21,7 +22,7 @@ def _vectors():
 
 def test_search_finds_known_neighbours_and_exact_rerank(tmp_path):
     v, items, products = _vectors()
-    write_index(tmp_path, v, items, products, "model-a", n_trees=5)
+    write_index(tmp_path, IndexSpec(v, items, products, "model-a", n_trees=5))
     idx = ProductIndex.load(tmp_path, "model-a")
     query = np.eye(8, dtype=np.float32)[2]
     hits = idx.search(query, 2)
@@ -33,14 +34,14 @@ def test_search_finds_known_neighbours_and_exact_rerank(tmp_path):
 
 def test_index_built_with_another_model_is_refused(tmp_path):
     v, items, products = _vectors()
-    write_index(tmp_path, v, items, products, "model-a")
+    write_index(tmp_path, IndexSpec(v, items, products, "model-a"))
     with pytest.raises(IndexFileError, match="built with 'model-a'"):
         ProductIndex.load(tmp_path, "model-b")
 
 
 def test_corrupt_index_file_is_detected(tmp_path):
     v, items, products = _vectors()
-    build = write_index(tmp_path, v, items, products, "model-a")
+    build = write_index(tmp_path, IndexSpec(v, items, products, "model-a"))
     data = bytearray((build / "index.ann").read_bytes())
     data[100] ^= 0xFF
     (build / "index.ann").write_bytes(bytes(data))
@@ -50,7 +51,7 @@ def test_corrupt_index_file_is_detected(tmp_path):
 
 def test_corrupt_sidecar_is_detected(tmp_path):
     v, items, products = _vectors()
-    build = write_index(tmp_path, v, items, products, "model-a")
+    build = write_index(tmp_path, IndexSpec(v, items, products, "model-a"))
     (build / "meta.json").write_text("{not json")
     with pytest.raises(IndexFileError, match="unreadable"):
         ProductIndex.load(tmp_path, "model-a")
@@ -58,9 +59,9 @@ def test_corrupt_sidecar_is_detected(tmp_path):
 
 def test_failed_rebuild_leaves_previous_index_serving(tmp_path):
     v, items, products = _vectors()
-    first = write_index(tmp_path, v, items, products, "model-a")
+    first = write_index(tmp_path, IndexSpec(v, items, products, "model-a"))
     with pytest.raises(IndexFileError):
-        write_index(tmp_path, v[:0], [], products, "model-a")  # nothing to index
+        write_index(tmp_path, IndexSpec(v[:0], [], products, "model-a"))  # nothing to index
     assert current_build(tmp_path) == first
     assert len(ProductIndex.load(tmp_path, "model-a")) == 8
     assert not [p for p in (tmp_path / "builds").iterdir() if p.name.startswith(".building")]
@@ -68,8 +69,8 @@ def test_failed_rebuild_leaves_previous_index_serving(tmp_path):
 
 def test_rebuild_replaces_current_and_records_settings(tmp_path):
     v, items, products = _vectors()
-    write_index(tmp_path, v, items, products, "model-a", n_trees=3)
-    second = write_index(tmp_path, v[:4], items[:4], products, "model-a", n_trees=7)
+    write_index(tmp_path, IndexSpec(v, items, products, "model-a", n_trees=3))
+    second = write_index(tmp_path, IndexSpec(v[:4], items[:4], products, "model-a", n_trees=7))
     assert current_build(tmp_path) == second
     meta = json.loads((second / "meta.json").read_text())
     assert meta["n_trees"] == 7 and meta["dim"] == 8 and meta["n_items"] == 4 and meta["format_version"] == 1
@@ -87,7 +88,7 @@ def test_faiss_backend_behind_the_same_interface(tmp_path, n):
     v = rng.standard_normal((n, 8)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     items = [RegionRef(f"p{i % 4}", "x.jpg", (0, 0, 1, 1), "", source="annotation") for i in range(n)]
-    write_index(tmp_path, v, items, {f"p{i}": {} for i in range(4)}, "m", backend="faiss")
+    write_index(tmp_path, IndexSpec(v, items, {f"p{i}": {} for i in range(4)}, "m", backend="faiss"))
     idx = ProductIndex.load(tmp_path, "m")
     assert idx.backend == "faiss"
     hits = idx.search(v[5], 3)
@@ -98,7 +99,7 @@ def test_faiss_backend_behind_the_same_interface(tmp_path, n):
 def test_unknown_backend_is_refused(tmp_path):
     v, items, products = _vectors()
     with pytest.raises(IndexFileError, match="unknown index backend"):
-        write_index(tmp_path, v, items, products, "m", backend="nope")
+        write_index(tmp_path, IndexSpec(v, items, products, "m", backend="nope"))
 
 
 def test_a_milvus_collection_that_cannot_be_dropped_is_logged_not_raised(monkeypatch, caplog):

@@ -10,6 +10,7 @@ from engine.workspace import index_dir_for
 from engine.index.cache import EmbeddingCache
 from engine.models import get_embedder
 from engine.pipeline.engine import Engine
+from engine.pipeline.sources import ClipPath, ClipPaths, DecodedFrames
 from engine.io.video import sample_frames
 
 
@@ -55,8 +56,8 @@ def test_batched_and_single_frame_paths_give_the_same_ranking(engine, catalogue)
     presenter: 0.8146 paired, 0.8357 alone); test_side_by_side_finds_the_same_people_on_real_frames checks pairing."""
     engine = Engine(engine.settings.with_(side_by_side=False), engine.detector, engine.embedder, engine.index)
     frames = sample_frames(catalogue.clips["900002"].path, engine.settings.detection.frames)
-    batched = engine.match_frames(frames)
-    singles = [engine.match_frames([f]).frames[0] for f in frames]
+    batched = engine.match(DecodedFrames(tuple(frames)))
+    singles = [engine.match(DecodedFrames((f,))).frames[0] for f in frames]
     assert [f.voted_product for f in batched.frames] == [f.voted_product for f in singles]
     for a, b in zip(batched.frames, singles):
         assert a.vote_similarity == pytest.approx(b.vote_similarity, abs=2e-3)
@@ -92,7 +93,7 @@ def test_batch_mode_gives_the_same_rankings_as_one_at_a_time(engine, demo_dir, t
     clips = sorted((demo_dir / "video").glob("*.mp4"))
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"nope")
-    batch = dict(engine.match_many([*clips, bad]))
+    batch = dict(engine.match(ClipPaths((*clips, bad))))
     assert type(batch[str(bad)]).__name__ == "VideoError"
     for clip in clips:
         one = engine.match(clip)
@@ -236,19 +237,27 @@ def test_an_engine_without_an_index_raises_even_under_python_O(settings):
     with pytest.raises(RuntimeError, match="no index loaded"):
         Engine(settings).examples()
     code = ("from engine.config import Settings\nfrom engine.pipeline.engine import Engine\n"
-            "try:\n    Engine(Settings.from_env()).match_query(None)\nexcept RuntimeError as e:\n    print(e)\n")
+            "from engine.pipeline.sources import PreparedQuery\n"
+            "try:\n    Engine(Settings.from_env()).match(PreparedQuery(None))\nexcept RuntimeError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert "no index loaded" in out.stdout, out.stderr
 
 
-def test_match_clip_adds_its_timings_to_a_copy(settings, clip_path, monkeypatch):
-    """A MatchResult is frozen: the decoding time and the total go into a new result, the one matched is unchanged."""
+def test_matching_a_clip_adds_its_timings_to_a_copy(settings, clip_path, monkeypatch):
+    """A MatchResult is frozen: the decoding time and the total go into a new result, the one matched is unchanged;
+    ``on_frames`` is given the decoded frames."""
+    from engine.pipeline import engine as engine_module
     from engine.types import MatchResult
 
     matched = MatchResult("c.mp4", (), (), {"detect": 0.25, "embed": 0.5}, {})
-    monkeypatch.setattr(Engine, "match_frames", lambda self, frames, progress, clip_name="": matched)
-    result, frames = Engine(settings).match_clip(clip_path(n_frames=6))
+    monkeypatch.setattr(Engine, "loaded_index", lambda self: None)
+    monkeypatch.setattr(Engine, "examples", lambda self: None)
+    monkeypatch.setattr(Engine, "_search", lambda self, query, examples: [])
+    monkeypatch.setattr(Engine, "_result", lambda self, name, votes, timings: matched)
+    monkeypatch.setattr(engine_module, "query_frames", lambda engine, frames, dets=None, stage=None: None)
+    frames: list = []
+    result = Engine(settings).match(ClipPath(clip_path(n_frames=6)), on_frames=frames.extend)
     assert matched.timings == {"detect": 0.25, "embed": 0.5}
     assert list(result.timings)[:3] == ["detect", "embed", "decode"] and result.timings["decode"] >= 0
     assert result.timings["total"] == round(0.75 + result.timings["decode"], 4) and len(frames) > 0

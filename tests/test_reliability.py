@@ -17,6 +17,7 @@ import pytest
 
 from engine.io.catalogue import load_catalogue
 from engine.errors import VideoError
+from engine.index.protocol import IndexSpec
 from engine.index.store import ProductIndex, current_build, write_index
 from engine.pipeline.catalogue import catalogue_regions
 from engine.types import RegionRef
@@ -88,16 +89,17 @@ def _tiny_index(n: int, dim: int = 16, seed: int = 0):
 
 def test_killing_a_rebuild_midway_leaves_the_previous_index_serving(tmp_path):
     v, items, products = _tiny_index(50)
-    first = write_index(tmp_path, v, items, products, "m")
+    first = write_index(tmp_path, IndexSpec(v, items, products, "m"))
     script = textwrap.dedent(f"""
         import numpy as np
+        from engine.index.protocol import IndexSpec
         from engine.index.store import write_index
         from engine.types import RegionRef
         rng = np.random.default_rng(1)
         v = rng.standard_normal((60000, 64)).astype(np.float32)
         items = [RegionRef("p0", "x.jpg", (0, 0, 1, 1), "", source="annotation")] * len(v)
         print("building", flush=True)
-        write_index({str(tmp_path)!r}, v, items, {{"p0": {{}}}}, "m", n_trees=400)
+        write_index({str(tmp_path)!r}, IndexSpec(v, items, {{"p0": {{}}}}, "m", n_trees=400))
         print("finished", flush=True)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -112,7 +114,7 @@ def test_killing_a_rebuild_midway_leaves_the_previous_index_serving(tmp_path):
     assert current_build(tmp_path) == first
     assert len(ProductIndex.load(tmp_path, "m")) == 50
     # the next build cleans the debris of the killed one and publishes normally
-    second = write_index(tmp_path, v[:20], items[:20], products, "m")
+    second = write_index(tmp_path, IndexSpec(v[:20], items[:20], products, "m"))
     assert current_build(tmp_path) == second
     assert not list((tmp_path / "builds").glob(".building-*"))
 

@@ -17,6 +17,7 @@ import pytest
 
 from engine.errors import EngineError, IndexFileError
 from engine.index.incremental import ProductUpdate, update_index
+from engine.index.protocol import IndexSpec
 from engine.index.store import ProductIndex, current_build, write_index
 from engine.types import RegionRef
 from support.faults import crashing_first_chunk
@@ -51,8 +52,8 @@ def milvus_uri(tmp_path):
 
 def test_milvus_round_trip_same_top1_as_annoy_and_exact(tmp_path, milvus_uri):
     v, items, products, centres = _catalogue()
-    write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
-    write_index(tmp_path / "an", v, items, products, "m", backend="annoy")
+    write_index(tmp_path / "mv", IndexSpec(v, items, products, "m", backend="milvus", uri=milvus_uri))
+    write_index(tmp_path / "an", IndexSpec(v, items, products, "m", backend="annoy"))
     mv, an = ProductIndex.load(tmp_path / "mv", "m"), ProductIndex.load(tmp_path / "an", "m")
     assert mv.backend == "milvus" and len(mv) == len(items)
     queries = centres + 0.5 * np.random.default_rng(1).standard_normal(centres.shape).astype(np.float32)
@@ -67,7 +68,7 @@ def test_milvus_round_trip_same_top1_as_annoy_and_exact(tmp_path, milvus_uri):
 
 def test_milvus_filtered_search_by_shop_and_category(tmp_path, milvus_uri):
     v, items, products, centres = _catalogue()
-    write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+    write_index(tmp_path / "mv", IndexSpec(v, items, products, "m", backend="milvus", uri=milvus_uri))
     mv = ProductIndex.load(tmp_path / "mv", "m")
     q = centres[4] / np.linalg.norm(centres[4])  # p4 is in shop s1
     assert mv.items[mv.search(q, 1)[0][0]].product_id == "p4"
@@ -76,7 +77,7 @@ def test_milvus_filtered_search_by_shop_and_category(tmp_path, milvus_uri):
     assert all(mv.items[i].category == "top" for i, _ in mv.search(q, 10, category="top"))
     assert mv.search(q, 5, shop="no-such-shop") == []
     an_dir = tmp_path / "an"  # the other backends filter by an exact search over the shop's regions
-    write_index(an_dir, v, items, products, "m")
+    write_index(an_dir, IndexSpec(v, items, products, "m"))
     exact = ProductIndex.load(an_dir, "m").search(q, 10, shop="s2")
     assert [i for i, _ in exact] == [i for i, _ in hits]
     assert np.allclose([s for _, s in exact], [s for _, s in hits], atol=1e-4)
@@ -86,7 +87,7 @@ def test_milvus_incremental_add_and_remove_keeps_other_rows(tmp_path, milvus_uri
     from engine.index import milvus
 
     v, items, products, centres = _catalogue()
-    first = write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+    first = write_index(tmp_path / "mv", IndexSpec(v, items, products, "m", backend="milvus", uri=milvus_uri))
     target = milvus.read_target(first / "milvus.json")
     new = np.random.default_rng(5).standard_normal((2, 32)).astype(np.float32)
     update = ProductUpdate(new, [RegionRef("pnew", f"new{i}.jpg", (0, 0, 5, 5), "top", 0, "annotation") for i in range(2)],
@@ -112,7 +113,7 @@ def test_milvus_failed_build_serves_nothing_partial_and_old_collections_are_drop
     v, items, products, _ = _catalogue()
     client = milvus.connect(milvus_uri)
     for _ in range(3):
-        write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+        write_index(tmp_path / "mv", IndexSpec(v, items, products, "m", backend="milvus", uri=milvus_uri))
     kept = sorted(b for b in (tmp_path / "mv" / "builds").iterdir() if not b.name.startswith("."))
     assert len(kept) == 2  # the current build and the one before it; the first one's collection is dropped
     assert sorted(client.list_collections()) == sorted(milvus.read_target(b / "milvus.json").collection for b in kept)
@@ -124,7 +125,7 @@ def test_milvus_failed_build_serves_nothing_partial_and_old_collections_are_drop
 
     monkeypatch.setattr(milvus, "upsert", half_written)
     with pytest.raises(IndexFileError, match="simulated"):
-        write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+        write_index(tmp_path / "mv", IndexSpec(v, items, products, "m", backend="milvus", uri=milvus_uri))
     assert current_build(tmp_path / "mv") == serving and len(ProductIndex.load(tmp_path / "mv", "m")) == len(items)
     assert len(client.list_collections()) == 2  # the half-written collection was dropped
 
@@ -133,7 +134,7 @@ def test_milvus_refuses_other_model_other_dimension_and_missing_collection(tmp_p
     from engine.index import milvus
 
     v, items, products, _ = _catalogue()
-    build = write_index(tmp_path / "mv", v, items, products, "model-a", backend="milvus", uri=milvus_uri)
+    build = write_index(tmp_path / "mv", IndexSpec(v, items, products, "model-a", backend="milvus", uri=milvus_uri))
     with pytest.raises(IndexFileError, match="built with 'model-a'"):
         ProductIndex.load(tmp_path / "mv", "model-b")
     target = milvus.read_target(build / "milvus.json")
@@ -147,10 +148,10 @@ def test_milvus_refuses_other_model_other_dimension_and_missing_collection(tmp_p
 
 def test_milvus_unreachable_server_is_a_quick_one_line_error(tmp_path, milvus_uri):
     v, items, products, _ = _catalogue()
-    write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri=milvus_uri)
+    write_index(tmp_path / "mv", IndexSpec(v, items, products, "m", backend="milvus", uri=milvus_uri))
     t0 = time.perf_counter()
     with pytest.raises(IndexFileError) as e:
-        write_index(tmp_path / "mv", v, items, products, "m", backend="milvus", uri="http://127.0.0.1:1")
+        write_index(tmp_path / "mv", IndexSpec(v, items, products, "m", backend="milvus", uri="http://127.0.0.1:1"))
     assert time.perf_counter() - t0 < 15
     assert "cannot reach Milvus at http://127.0.0.1:1" in str(e.value) and "\n" not in str(e.value)
     assert len(ProductIndex.load(tmp_path / "mv", "m")) == len(items)  # the previous build still serves
@@ -329,7 +330,7 @@ def test_failed_ray_build_leaves_the_previous_index_serving(local_ray, plain_reg
     from engine.pipeline.engine import Engine
 
     catalogue, (v, items, _) = plain_regions
-    write_index(tmp_path / "ix", v, items, {it.product_id: {} for it in items}, "previous")
+    write_index(tmp_path / "ix", IndexSpec(v, items, {it.product_id: {} for it in items}, "previous"))
     before = current_build(tmp_path / "ix")
     monkeypatch.setattr(pipeline_engine, "chunk_embedder",  # what Engine.build_index hands the Ray workers
                         crashing_first_chunk(pipeline_engine.chunk_embedder, str(tmp_path / "crashed")))

@@ -26,7 +26,7 @@ from hypothesis import strategies as hst
 from PIL import Image
 
 from engine.errors import CatalogueError, EngineError
-from engine.index.corrections import CorrectionStore
+from engine.index.corrections import CorrectedFrame, CorrectionStore
 from engine.io.access import confine, editing_allowed, served_locally, split_roots
 from engine.io.catalogue import load_catalogue
 from engine.io.editing import copy_catalogue, removal_plan, remove_product
@@ -452,10 +452,12 @@ def test_annotated_boxes_are_scaled_with_a_downscaled_photo_and_a_box_outside_is
 # ============================================================================ the corrections log
 def test_a_torn_last_line_does_not_swallow_the_next_correction(tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path)
-    first = store.add("p1", "a.mp4", "", 3, 0.1, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32), "k")
+    first = store.add("p1", "a.mp4", "", CorrectedFrame(3, 0.1, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32)),
+                      "k")
     data = store.log.read_bytes()
     store.log.write_bytes(data[: len(data) - 20])  # the last line torn by a crash
-    second = store.add("p2", "a.mp4", "", 4, 0.2, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32), "k")
+    second = store.add("p2", "a.mp4", "", CorrectedFrame(4, 0.2, [(0, 0, 1, 1)], np.zeros((1, 4), np.float32)),
+                       "k")
     assert [c.correction_id for c in store.records()] == [second.correction_id]
     assert store.log.read_bytes().count(b"\n") == 1 and first.correction_id not in store.log.read_text()
     assert not (tmp_path / f"{first.correction_id}.npy").exists()  # its vectors were swept as an orphan
@@ -492,13 +494,14 @@ def slow(path, *a, **k):
 corrections.atomic_write = slow
 store = corrections.CorrectionStore(sys.argv[1])
 v = np.ones((1, 4), np.float32)
-store.add_frames("p1", "a.mp4", "", [(i, i * 0.5, [(0, 0, 5, 5)], v, b"jpeg") for i in range(5)], "k")
+store.add_frames("p1", "a.mp4", "", [corrections.CorrectedFrame(i, i * 0.5, [(0, 0, 5, 5)], v, b"jpeg")
+                                     for i in range(5)], "k")
 """
 
 
 def test_a_killed_correct_stores_no_frame_and_leaves_no_orphans(tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path / "corrections")
-    kept = store.add("p0", "b.mp4", "", 0, 0.0, [(0, 0, 5, 5)], np.ones((1, 4), np.float32), "k")
+    kept = store.add("p0", "b.mp4", "", CorrectedFrame(0, 0.0, [(0, 0, 5, 5)], np.ones((1, 4), np.float32)), "k")
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_CORRECT, str(store.folder)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -515,7 +518,8 @@ def test_a_killed_correct_stores_no_frame_and_leaves_no_orphans(tmp_path: Path) 
 
 def test_clear_removes_every_file_orphans_included(tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path / "corrections")
-    store.add("p0", "b.mp4", "", 0, 0.0, [(0, 0, 5, 5)], np.ones((1, 4), np.float32), "k", jpeg=b"jpeg")
+    store.add("p0", "b.mp4", "", CorrectedFrame(0, 0.0, [(0, 0, 5, 5)], np.ones((1, 4), np.float32), jpeg=b"jpeg"),
+              "k")
     (store.folder / "c20990101000000-abcdef.npy").write_bytes(b"orphan")
     (store.folder / ".c20990101000000-abcdef.npy-x1.tmp").write_bytes(b"half written")
     (store.folder / "notes.txt").write_text("not the store's")
@@ -533,14 +537,15 @@ def _need_milvus() -> None:
 
 
 def _small_index(index_dir: Path, uri: str, model_key: str = "m"):
+    from engine.index.protocol import IndexSpec
     from engine.index.store import write_index
     from engine.types import RegionRef
 
     rng = np.random.default_rng(0)
     v = rng.normal(size=(12, 8)).astype(np.float32)
     items = [RegionRef(f"p{i % 3}", f"/x/{i}.jpg", (0, 0, 1, 1), "", 0, "whole") for i in range(12)]
-    return write_index(index_dir, v, items, {f"p{k}": {"name": f"P{k}"} for k in range(3)}, model_key,
-                       backend="milvus", uri=uri)
+    return write_index(index_dir, IndexSpec(v, items, {f"p{k}": {"name": f"P{k}"} for k in range(3)}, model_key,
+                       backend="milvus", uri=uri))
 
 
 def test_a_corrupt_milvus_lite_store_is_named_with_the_command_that_rebuilds_it(tmp_path: Path) -> None:
@@ -625,12 +630,12 @@ def test_a_changed_milvus_uri_is_noticed_said_and_built_there(tmp_path: Path, de
     _need_milvus()
     from engine import workspace
     from engine.index import milvus
-    from engine.index.store import current_build
+    from engine.index.store import current_build, moved_reason
 
     cat = load_catalogue(demo_dir)
     old = settings.with_(index_backend="milvus", milvus_uri=str(tmp_path / "a.db"), index_dir=str(tmp_path / "ix"))
     workspace.build_index(old, cat)
-    assert workspace.milvus_moved(old, tmp_path / "ix") == ""
+    assert moved_reason(tmp_path / "ix", old.index) == ""
     new = old.with_(milvus_uri=str(tmp_path / "b.db"))
     with caplog.at_level("WARNING"):
         e = workspace.ready_engine(new, cat)

@@ -3,11 +3,11 @@ segments, then a video joined from the demo clips, against a frame every 2 s, an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from engine.config import DetectionSettings
 from engine.eval.timeline import score_timeline
 from engine.pipeline.coarse import CoarseToFine, dissimilarity, frame_label, same_box, thumbnail
 from engine.pipeline.segments import FrameEvidence, frame_weights, segment
@@ -48,20 +48,10 @@ class GridSource:
         return out
 
 
-@dataclass
-class _Query:
-    frames: list
-    dets: list
-
-
-@dataclass
-class _Result:
-    frames: list
-
-
 class ScriptedEngine:
-    """Stands for Engine.query / match_query: a frame's evidence is 0.9 for the product its grey level shows, 0.5
-    for the others (all 0.5 for a frame without one); it counts the frames it detects and matches."""
+    """Stands for the Engine (and its detector) behind CoarseToFine: a frame's evidence is 0.9 for the product its
+    grey level shows, 0.5 for the others (all 0.5 for a frame without one); it counts the frames it detects and
+    matches."""
 
     def __init__(self) -> None:
         from types import SimpleNamespace
@@ -69,24 +59,22 @@ class ScriptedEngine:
         self.matched: list[float] = []
         self.detected = 0
         self.index = SimpleNamespace(products={p: {"name": p} for p in PRODUCTS})
-        self.settings = SimpleNamespace(detection=SimpleNamespace(stream_every=2.0))
+        self.settings = SimpleNamespace(detection=DetectionSettings(stream_every=2.0, side_by_side=False))
+        self.detector = self
 
     def examples(self):
         return None
 
-    def detect(self, frames):
+    def detect(self, images, threshold):
         """One person, on the left of the frame, or on the right in the other scene (a stripe down the left)."""
-        self.detected += len(frames)
-        boxes = [[16, 4, 30, 44] if f.image[-1, 0, 0] != f.image[-1, -1, 0] else [2, 4, 16, 44] for f in frames]
+        self.detected += len(images)
+        boxes = [[16, 4, 30, 44] if im[-1, 0, 0] != im[-1, -1, 0] else [2, 4, 16, 44] for im in images]
         return [Detections(np.array([b], np.float32), np.array([0.9], np.float32), ("person",)) for b in boxes]
 
-    def query(self, frames, dets=None):
+    def frame_evidence(self, frames, examples=None, dets=None):
         assert dets is not None and all(d is not None for d in dets)  # the sampler detects, or reuses, first
-        return _Query(frames, list(dets))
-
-    def match_query(self, query, examples=None):
         votes = []
-        for f in query.frames:
+        for f in frames:
             level = int(f.image[-1, -1, 0])
             shown = next((p for p, v in PRODUCTS.items() if v == level), None)
             sims = {p: (0.9 if p == shown else 0.5) for p in PRODUCTS}
@@ -94,7 +82,7 @@ class ScriptedEngine:
                 sims.update(B=0.85, A=0.83)
             votes.append(frame_vote(f.index, f.time_s, [], sims, "detector"))
             self.matched.append(f.time_s)
-        return _Result(votes)
+        return votes
 
 
 def _run(script: str, coarse_s: float = 8.0, windows: int = 4) -> tuple[list, ScriptedEngine, CoarseToFine]:

@@ -200,6 +200,7 @@ def _member_vectors(rng, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_member_similarities_are_each_members_cosine_and_match_the_search(tmp_path: Path) -> None:
     from engine.config import SearchSettings
+    from engine.index.protocol import IndexSpec
     from engine.index.store import ProductIndex, write_index
     from engine.pipeline.search import RegionPlan, member_similarities, search_region
     from engine.types import RegionRef
@@ -207,19 +208,20 @@ def test_member_similarities_are_each_members_cosine_and_match_the_search(tmp_pa
     rng = np.random.default_rng(0)
     v, a, b = _member_vectors(rng, 6)  # six products, one region each
     items = [RegionRef(f"p{i}", f"p{i}.jpg", (0.0, 0.0, 1.0, 1.0)) for i in range(6)]
-    write_index(tmp_path / "ix", v, items, {f"p{i}": {} for i in range(6)}, "m", n_trees=5)
+    write_index(tmp_path / "ix", IndexSpec(v, items, {f"p{i}": {} for i in range(6)}, "m", n_trees=5))
     index = ProductIndex.load(tmp_path / "ix")
     q, qa, qb = _member_vectors(rng, 1)
     members = ((slice(0, 4), 0.5), (slice(4, 8), 0.5))
-    per_member = member_similarities(index, q, [f"p{i}" for i in range(6)], members, "mean")
+    mean = SearchSettings(neighbours=6, product_pooling="mean")
+    per_member = member_similarities(index, q, [f"p{i}" for i in range(6)], members, mean)
     for i in range(6):  # each member's own cosine, not the weighted one
         assert per_member[0][f"p{i}"] == pytest.approx(float(qa[0] @ a[i]), abs=1e-3)
         assert per_member[1][f"p{i}"] == pytest.approx(float(qb[0] @ b[i]), abs=1e-3)
     # the whole vector as the one member gives what the search ranks by
     windows, _, _ = _member_vectors(rng, 3)
-    _, sims = search_region(index, RegionPlan((0.0, 0.0, 1.0, 1.0), [(0.0, 0.0, 1.0, 1.0)] * 3, []), windows, 1.0,
-                            "person", SearchSettings(neighbours=6, product_pooling="mean"))
-    whole = member_similarities(index, windows, list(sims), ((slice(0, 8), 1.0),), "mean")[0]
+    _, sims = search_region(index, RegionPlan((0.0, 0.0, 1.0, 1.0), [(0.0, 0.0, 1.0, 1.0)] * 3, [], 1.0, "person"),
+                            windows, mean)
+    whole = member_similarities(index, windows, list(sims), ((slice(0, 8), 1.0),), mean)[0]
     assert whole == pytest.approx(sims, abs=1e-3)
 
 

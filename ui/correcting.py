@@ -5,9 +5,9 @@ A correction control belongs to one result: its widget keys carry the clip's ide
 SHA-256 or id in ``key``), so the control under another clip's result never shows an earlier choice. It names the
 clip file and the product it will store; pressing it opens a dialog that says exactly what will be written (how many
 frames of which file, as examples of which product) and stores only on "Store". The store happens in the dialog
-button's callback, through the library (``Engine.correct``); the control then shows what was stored with an Undo
-button beside it, which removes exactly those examples again. A callback's error becomes a notice under the
-control, never a traceback. Matches are cached by the corrections' signature (ui.state.engine_key), so the next match
+button's callback, through the library (``engine.pipeline.correcting.correct_clip``); the control then shows what
+was stored with an Undo button beside it, which removes exactly those examples again. A callback's error becomes a
+notice under the control, never a traceback. Matches are cached by the corrections' signature (ui.state.engine_key), so the next match
 of a clip re-ranks with them."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from engine.config import Settings
 from engine.errors import EngineError
 from engine.index.corrections import CorrectionStore
 from engine.io.catalogue import Catalogue
+from engine.pipeline.correcting import ClipCorrection, correct_clip
 from ui.text import code, md
 
 from . import state
@@ -182,7 +183,8 @@ def _apply(settings: Settings, catalogue: Catalogue, clip: ClipSource | str | No
             clip = ClipSource.from_file(clip)
         engine = state.get_engine(settings, catalogue)
         with clip.materialise() as path:
-            stored = engine.correct(path, pid, frames, clip_name=clip.name, clip_sha256=clip.sha256)
+            stored = correct_clip(engine, ClipCorrection(path, pid, frames, clip_name=clip.name,
+                                                         clip_sha256=clip.sha256))
         if not stored:
             st.session_state[NOTICE_PREFIX + key] = (
                 "same", f"Already stored: {'this frame' if frames and len(frames) == 1 else 'these frames'} of "

@@ -20,8 +20,9 @@ from typing import Any, Callable, Iterator, MutableMapping
 import streamlit as st
 
 from engine.pipeline.engine import Engine
+from engine.pipeline.sources import ClipPath
 from engine.render import annotate_frame, encode_jpeg
-from engine.types import MatchResult
+from engine.types import Frame, MatchResult
 from engine.io.files import file_digest
 from engine.io.video import VIDEO_SUFFIXES
 
@@ -109,8 +110,9 @@ class Analysis:
 def analyse(engine: Engine, source: ClipSource, progress: Progress | None = None) -> Analysis:
     """Match a clip and draw its sampled frames (the same frames the engine sampled)."""
     progress = progress or (lambda stage, fraction: None)
+    frames: list[Frame] = []
     with source.materialise() as path:
-        result, frames = engine.match_clip(path, progress)
+        result = engine.match(ClipPath(path), progress, on_frames=frames.extend)
     decoded = {f.index: f for f in frames}
     drawn: list[bytes | None] = []
     for vote in result.frames:

@@ -10,7 +10,7 @@ from engine.cli.common import progress_bar, settings_from
 from engine.errors import EngineError
 from engine.eval.corrections import evaluate_corrections, format_bound, format_rows
 from engine.io.video import is_url, probe, sample_indices
-from engine.pipeline.correcting import REGION_CHOICES, check_product
+from engine.pipeline.correcting import REGION_CHOICES, ClipCorrection, check_product, correct_clip
 from engine.workspace import catalogue_root, corrections_store, ready_engine
 
 
@@ -37,7 +37,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
         frames = [sampled[i] for i in positions]
     engine = ready_engine(settings, progress=progress_bar("index"))
     check_product(engine, args.product, args.regions)
-    stored = engine.correct(clip, args.product, frames, args.regions)
+    stored = correct_clip(engine, ClipCorrection(clip, args.product, frames, args.regions))
     name = Path(str(clip)).name
     if not stored:
         print(f"nothing stored: these frames of {name} are already livestream examples of {args.product}")

@@ -12,6 +12,7 @@ from engine.cli.common import progress_bar, settings_from
 from engine.errors import EngineError
 from engine.io.video import VIDEO_SUFFIXES, is_url
 from engine.pipeline.live import LiveMatch
+from engine.pipeline.sources import ClipPaths
 from engine.workspace import ready_engine
 
 
@@ -82,7 +83,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     results, failed = [], 0
     if batch:
         bar = progress_bar("match")
-        for clip, result in engine.match_many(clips, bar):
+        for clip, result in engine.match(ClipPaths(tuple(clips)), bar):
             if isinstance(result, EngineError):
                 failed += 1
                 print(f"error: {result}", file=sys.stderr)

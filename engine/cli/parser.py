@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import argparse
 
+from engine.choices import REGION_CHOICES
 from engine.cli.common import add_settings_options
 from engine.io.sampler import DECODE_MODES
-from engine.pipeline.correcting import REGION_CHOICES
 from engine.pipeline.timeline import LIVE_COARSE_S, TimelineParams
 
 JSON_HELP = "also write the figures as JSON here"

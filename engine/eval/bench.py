@@ -33,6 +33,7 @@ from engine.models.runtime import onnxruntime_available, resolve_runtime
 from engine.pipeline.catalogue import catalogue_regions
 from engine.pipeline.engine import STAGES, Engine
 from engine.training.garments import GarmentConfig, train_garment_head
+from engine.pipeline.sources import ClipPaths
 
 # The previous default (``e2e_s.lite0_previous``): EfficientNet-Lite0 GeM, 10 exhaustive windows, domain mean auto.
 LITE0_PREVIOUS = {"embedder": "efficientnet-lite0-gem", "windows": "exhaustive", "window_stride": 0.2,
@@ -232,7 +233,7 @@ def _bench_matching(settings: Settings, catalogue, clip: str, detector, emb, wor
     for mode, overrides in (("default", modes[0][1]), modes[-1]):  # the default (hybrid), learned regions pooled
         eng = Engine(settings.with_(frames=10, **overrides), detector, emb, engine.index)
         t0 = time.perf_counter()
-        n = sum(1 for _ in eng.match_many(batch))
+        n = sum(1 for _ in eng.match(ClipPaths(tuple(batch))))
         rate = n / (time.perf_counter() - t0)
         results[f"batch_clips_per_s_{mode.replace(' ', '_').replace(',', '')}"] = rate
         out(f"batch matching ({mode}), {n} clips of 10 frames, decode overlapped: {rate:6.2f} clips/s")

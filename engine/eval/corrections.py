@@ -19,8 +19,9 @@ from engine.io.catalogue import ClipRef, load_catalogue
 from engine.io.images import crop
 from engine.io.video import read_frames, sample_frames
 from engine.pipeline.correcting import REGION_CHOICES, FrameExamples, example_set, examples_of
-from engine.pipeline.engine import Engine, Query
-from engine.pipeline.search import product_scores
+from engine.pipeline.engine import Engine, query_frames
+from engine.pipeline.search import Query, product_scores
+from engine.pipeline.sources import PreparedQuery
 from engine.workspace import index_dir_for
 
 Progress = Callable[[str, float], None]
@@ -78,7 +79,7 @@ def evaluate_corrections(dataset: str | Path, settings: Settings, regions: tuple
         progress(f"prepare {ref.video_id}", n / max(1, len(refs)))
         frames = sample_frames(ref.path, settings.detection.frames)  # type: ignore[arg-type]
         half = len(frames) // 2
-        early, later = engine.query(frames[:half]), engine.query(frames[half:])
+        early, later = query_frames(engine, frames[:half]), query_frames(engine, frames[half:])
         clips.append(_Clip(ref, later, _later_boxes(engine, ref, frames[half].index),
                            {r: examples_of(engine, early, str(ref.truth), r) for r in regions}))
     before = _score(engine, "before: no corrections", clips, lambda c: NO_EXAMPLES)
@@ -173,7 +174,7 @@ def _score(engine: Engine, name: str, clips: list[_Clip], examples_for: Callable
     for c in clips:
         examples = examples_for(c)
         n_examples = max(n_examples, len(examples))
-        result = engine.match_query(c.later, examples)
+        result = engine.match(PreparedQuery(c.later), examples=examples)
         ranks.append(result.rank_of(str(c.ref.truth)))
         orders.append(tuple(p.product_id for p in result.ranking[:5]))
         for v in c.boxes:

@@ -1,4 +1,5 @@
-"""Approximate-neighbour engines behind one interface: Annoy (default), FAISS and Milvus (options).
+"""Approximate-neighbour engines behind one protocol (engine.index.protocol.IndexBackend): Annoy (default), FAISS
+and Milvus (options), by name in ``BACKENDS``.
 
 All three index L2-normalised vectors and answer cosine similarities. The index benchmark
 (``python -m engine bench-index``) shows why FAISS is offered: at a million regions Annoy cannot
@@ -8,21 +9,32 @@ reach recall@10 0.95 within 2 ms, while FAISS IVF can.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from engine.errors import IndexFileError
 from engine.index.milvus import MilvusBackend
+from engine.index.protocol import IndexBackend, IndexSpec
 
 FAISS_EXACT_BELOW = 20_000  # below this many vectors FAISS searches exactly (IndexFlatIP)
 
 
-class AnnoyBackend:
+class LocalFile:
+    """A backend whose index is a file of the build folder: it serves wherever the folder is."""
+
+    @classmethod
+    def open(cls, path: Path, dim: int, model_key: str | None = None) -> IndexBackend:
+        return cls(path, dim)  # type: ignore[call-arg, return-value]
+
+    @staticmethod
+    def moved(path: Path, uri: str | None) -> str:
+        return ""
+
+
+class AnnoyBackend(LocalFile):
     name = "annoy"
     filename = "index.ann"
 
-    def __init__(self, path: Path, dim: int, **_: Any) -> None:
+    def __init__(self, path: Path, dim: int) -> None:
         from annoy import AnnoyIndex
 
         self._ann = AnnoyIndex(dim, "angular")
@@ -30,14 +42,14 @@ class AnnoyBackend:
             raise IndexFileError(f"cannot memory-map {path}")
 
     @staticmethod
-    def build(vectors: np.ndarray, path: Path, n_trees: int, seed: int, **_: Any) -> None:
+    def build(vectors: np.ndarray, path: Path, spec: IndexSpec, index_dir: Path) -> None:
         from annoy import AnnoyIndex
 
         ann = AnnoyIndex(int(vectors.shape[1]), "angular")
-        ann.set_seed(seed)
+        ann.set_seed(spec.seed)
         for i, v in enumerate(vectors):
             ann.add_item(i, v.tolist())
-        ann.build(n_trees, n_jobs=1)
+        ann.build(spec.n_trees, n_jobs=1)
         ann.save(str(path))
         ann.unload()
 
@@ -46,11 +58,11 @@ class AnnoyBackend:
         return ids, [1.0 - d * d / 2.0 for d in dists]  # angular distance is sqrt(2 - 2 cos)
 
 
-class FaissBackend:
+class FaissBackend(LocalFile):
     name = "faiss"
     filename = "index.faiss"
 
-    def __init__(self, path: Path, dim: int, **_: Any) -> None:
+    def __init__(self, path: Path, dim: int) -> None:
         try:
             import faiss
         except ImportError as e:
@@ -60,7 +72,7 @@ class FaissBackend:
             raise IndexFileError(f"FAISS index has dimension {self._index.d}, expected {dim}")
 
     @staticmethod
-    def build(vectors: np.ndarray, path: Path, n_trees: int, seed: int, **_: Any) -> None:
+    def build(vectors: np.ndarray, path: Path, spec: IndexSpec, index_dir: Path) -> None:
         try:
             import faiss
         except ImportError as e:
@@ -72,7 +84,7 @@ class FaissBackend:
         else:
             nlist = int(4 * np.sqrt(len(x)))
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            rng = np.random.default_rng(seed)
+            rng = np.random.default_rng(spec.seed)
             index.train(x[rng.choice(len(x), min(len(x), 64 * nlist), replace=False)])
         index.add(x)
         faiss.write_index(index, str(path))
@@ -85,4 +97,4 @@ class FaissBackend:
         return ids[0][keep].tolist(), sims[0][keep].tolist()
 
 
-BACKENDS = {"annoy": AnnoyBackend, "faiss": FaissBackend, "milvus": MilvusBackend}
+BACKENDS: dict[str, type[IndexBackend]] = {"annoy": AnnoyBackend, "faiss": FaissBackend, "milvus": MilvusBackend}

@@ -47,6 +47,18 @@ class CorrectionError(EngineError):
 
 
 @dataclass(frozen=True)
+class CorrectedFrame:
+    """A frame to store as an example: its number and time in the clip, its regions and their raw embeddings (one
+    row per box), and its JPEG (shown beside the correction) when there is one."""
+
+    frame_index: int
+    time_s: float
+    boxes: list[Box]
+    vectors: np.ndarray
+    jpeg: bytes | None = None
+
+
+@dataclass(frozen=True)
 class Correction:
     """One corrected frame: which product it shows, where it came from, and the regions stored for it."""
 
@@ -157,21 +169,17 @@ class CorrectionStore:
                 continue
         return list(active.values())
 
-    def add(self, product_id: str, clip: str, clip_sha256: str, frame_index: int, time_s: float,
-            boxes: list[Box], vectors: np.ndarray, model_key: str, regions: str = "product",
-            jpeg: bytes | None = None) -> Correction:
+    def add(self, product_id: str, clip: str, clip_sha256: str, frame: CorrectedFrame, model_key: str,
+            regions: str = "product") -> Correction:
         """Store one corrected frame; refused when the store holds corrections made with another model key."""
-        return self.add_frames(product_id, clip, clip_sha256, [(frame_index, time_s, boxes, vectors, jpeg)],
-                               model_key, regions)[0]
+        return self.add_frames(product_id, clip, clip_sha256, [frame], model_key, regions)[0]
 
-    def add_frames(self, product_id: str, clip: str, clip_sha256: str,
-                   frames: list[tuple[int, float, list[Box], np.ndarray, bytes | None]], model_key: str,
+    def add_frames(self, product_id: str, clip: str, clip_sha256: str, frames: list[CorrectedFrame], model_key: str,
                    regions: str = "product") -> list[Correction]:
-        """Store corrected frames of one clip, (frame index, time, boxes, vectors, JPEG or None) each, all or none:
-        their files first, then one log line naming them all. Refused when the store holds corrections made with
+        """Store corrected frames of one clip, all or none: their files first, then one log line naming them all. Refused when the store holds corrections made with
         another model key. A frame already stored as an example of this product (same clip, same frame number) is
         not stored again: returns only what was added ([] when every frame was there already)."""
-        if not frames or any(len(b) == 0 or len(b) != len(v) for _, _, b, v, _ in frames):
+        if not frames or any(len(f.boxes) == 0 or len(f.boxes) != len(f.vectors) for f in frames):
             raise CorrectionError("no region to store for this frame")
         with self._locked():
             others = sorted({c.model_key for c in self.records() if c.model_key != model_key})
@@ -181,12 +189,13 @@ class CorrectionStore:
                                       "corrections --clear) or switch back to that model")
             self._sweep()
             have = {c.frame_key for c in self.records() if c.product_id == product_id}
-            frames = [f for f in frames if (clip_sha256 or clip, int(f[0])) not in have]
+            frames = [f for f in frames if (clip_sha256 or clip, int(f.frame_index)) not in have]
             if not frames:
                 return []
             stamp, added = time.strftime("%Y%m%d%H%M%S"), time.strftime("%Y-%m-%dT%H:%M:%S%z")
             made = []
-            for frame_index, time_s, boxes, vectors, jpeg in frames:
+            for frame_index, time_s, boxes, vectors, jpeg in ((f.frame_index, f.time_s, f.boxes, f.vectors, f.jpeg)
+                                                              for f in frames):
                 c = Correction(f"c{stamp}-{secrets.token_hex(3)}", product_id, clip, clip_sha256, int(frame_index),
                                round(float(time_s), 3), tuple(tuple(float(v) for v in b) for b in boxes),  # type: ignore[misc]
                                model_key, added, regions)

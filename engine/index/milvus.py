@@ -15,32 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.config import cache_home
 from engine.errors import IndexFileError, IndexUnreachableError
+from engine.index.milvus_client import connect, one_line, resolve_uri
+from engine.index.protocol import IndexBackend, IndexSpec
 from engine.types import RegionRef
 
-def timeout_s() -> float:
-    """Seconds for connecting and every call (LIVEMATCH_MILVUS_TIMEOUT, default 10), read when it is used."""
-    raw = os.environ.get("LIVEMATCH_MILVUS_TIMEOUT", "10")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise IndexFileError(f"LIVEMATCH_MILVUS_TIMEOUT={raw!r} is not a number of seconds") from None
-    if value <= 0:
-        raise IndexFileError(f"LIVEMATCH_MILVUS_TIMEOUT={raw!r} must be positive")
-    return value
 BATCH = 2000  # rows per insert
-_CLIENTS: dict[str, Any] = {}
-_LOCK = threading.Lock()
 log = logging.getLogger(__name__)
 
 
@@ -50,68 +37,6 @@ class MilvusTarget:
 
     uri: str
     collection: str
-
-
-def resolve_uri(uri: str | None = None) -> str:
-    """The configured URI: the argument, else ``LIVEMATCH_MILVUS_URI``, else a Milvus Lite file under the home."""
-    uri = uri or os.environ.get("LIVEMATCH_MILVUS_URI", "")
-    if uri:
-        return uri
-    path = cache_home() / "milvus" / "livematch.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return str(path)
-
-
-def connect(uri: str) -> Any:
-    """One shared client per URI; an unreachable server or a missing package is a one-line IndexFileError."""
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core logs keepalive GOAWAYs it recovers from
-    try:
-        from pymilvus import MilvusClient
-    except ImportError as e:
-        raise IndexFileError("the milvus backend needs pymilvus: pip install -r requirements-scale.txt") from e
-    for name in ("pymilvus", "milvus_lite", "grpc._server"):  # they log every failure with a traceback; ours is one line
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    with _LOCK:
-        if uri not in _CLIENTS:
-            try:
-                _CLIENTS[uri] = MilvusClient(uri=uri, token=os.environ.get("LIVEMATCH_MILVUS_TOKEN", ""),
-                                             timeout=timeout_s())
-            except Exception as e:  # pymilvus raises MilvusException, grpc errors or ConnectionConfigException
-                if "://" not in uri:
-                    raise lite_error(uri, e) from e
-                raise IndexUnreachableError(f"cannot reach Milvus at {uri}: {_one_line(e)}") from e
-        return _CLIENTS[uri]
-
-
-def lite_held(uri: str) -> bool:
-    """True when another process has the Milvus Lite store open (it holds a lock on ``<store>/LOCK``)."""
-    import fcntl
-
-    lock = Path(uri) / "LOCK"
-    if not lock.is_file():
-        return False
-    try:
-        with open(lock, "rb") as f:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            fcntl.flock(f, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-
-
-def lite_error(uri: str, e: BaseException) -> IndexUnreachableError:
-    """Why a Milvus Lite store cannot be opened, in one line: another process holds it, or it is corrupt (then
-    the commands that rebuild it; another build of the same store would fail the same way, so it is not retried)."""
-    if lite_held(uri):
-        return IndexUnreachableError(
-            f"cannot open the Milvus Lite store {uri}: another process has it open (Milvus Lite serves one process at "
-            "a time); stop the other one (the app?) or set LIVEMATCH_MILVUS_URI to a Milvus server")
-    return IndexUnreachableError(
-        f"the Milvus Lite store {uri} is corrupt ({_one_line(e)}); rebuild it: mv {uri} {uri}.corrupt && "
-        "python -m engine build-index --index-backend milvus (every catalogue indexed there is rebuilt on its next "
-        "use)")
 
 
 def drop_stale_builds(uri: str, index_dir: Path, model_key: str) -> list[str]:
@@ -130,27 +55,11 @@ def drop_stale_builds(uri: str, index_dir: Path, model_key: str) -> list[str]:
         stale = [c for c in client.list_collections()
                  if c.startswith(prefix) and "_building_" in c[len(prefix):] and c not in used]
     except Exception as e:  # noqa: BLE001 - a listing failure leaves them for the next build
-        log.debug("cannot list Milvus collections at %s: %s", uri, _one_line(e))
+        log.debug("cannot list Milvus collections at %s: %s", uri, one_line(e))
         return []
     for name in stale:
         drop(MilvusTarget(uri, name))
     return stale
-
-
-def ping(uri: str) -> None:
-    """A round trip to the server (a cached client may outlive it): IndexUnreachableError when it does not answer."""
-    client = connect(uri)
-    try:
-        client.list_collections(timeout=timeout_s())
-    except Exception as e:  # noqa: BLE001 - transport and server errors alike
-        with _LOCK:
-            _CLIENTS.pop(uri, None)  # the next call connects again
-        raise IndexUnreachableError(f"cannot reach Milvus at {uri}: {_one_line(e)}") from e
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(getattr(e, "message", "") or e).strip().splitlines()
-    return text[0][:300] if text else type(e).__name__
 
 
 def collection_name(index_dir: Path, model_key: str, build_tag: str) -> str:
@@ -205,7 +114,7 @@ def create_collection(target: MilvusTarget, dim: int, model_key: str) -> Any:
         client.create_collection(target.collection, schema=_schema(client, dim), index_params=index,
                                  properties={"livematch.model_key": model_key, "livematch.dim": str(dim)})
     except Exception as e:
-        raise IndexFileError(f"Milvus at {target.uri} refused the collection: {_one_line(e)}") from e
+        raise IndexFileError(f"Milvus at {target.uri} refused the collection: {one_line(e)}") from e
     return client
 
 
@@ -215,7 +124,7 @@ def upsert(target: MilvusTarget, batch_rows: list[dict]) -> None:
         for start in range(0, len(batch_rows), BATCH):
             client.upsert(target.collection, batch_rows[start : start + BATCH])
     except Exception as e:
-        raise IndexFileError(f"writing to Milvus at {target.uri} failed: {_one_line(e)}") from e
+        raise IndexFileError(f"writing to Milvus at {target.uri} failed: {one_line(e)}") from e
 
 
 def delete_ids(target: MilvusTarget, ids: list[int]) -> None:
@@ -223,7 +132,7 @@ def delete_ids(target: MilvusTarget, ids: list[int]) -> None:
         try:
             connect(target.uri).delete(target.collection, ids=[int(i) for i in ids])
         except Exception as e:
-            raise IndexFileError(f"deleting from Milvus at {target.uri} failed: {_one_line(e)}") from e
+            raise IndexFileError(f"deleting from Milvus at {target.uri} failed: {one_line(e)}") from e
 
 
 def drop(target: MilvusTarget) -> None:
@@ -236,7 +145,7 @@ def drop(target: MilvusTarget) -> None:
             client.drop_collection(target.collection)
     except Exception as e:  # IndexFileError from connect, or the client's own errors
         logging.getLogger(__name__).warning("could not drop Milvus collection %s at %s (%s); it stays on the server",
-                                            target.collection, target.uri, _one_line(e))
+                                            target.collection, target.uri, one_line(e))
 
 
 def read_target(path: Path) -> MilvusTarget:
@@ -256,6 +165,10 @@ class MilvusBackend:
     name = "milvus"
     filename = "milvus.json"
 
+    @classmethod
+    def open(cls, path: Path, dim: int, model_key: str | None = None) -> IndexBackend:
+        return cls(path, dim, model_key)
+
     def __init__(self, path: Path, dim: int, model_key: str | None = None) -> None:
         self.target = read_target(path)
         self._client = connect(self.target.uri)
@@ -263,13 +176,13 @@ class MilvusBackend:
             found = self._client.has_collection(self.target.collection)
             info = self._client.describe_collection(self.target.collection) if found else {}
         except Exception as e:
-            raise IndexUnreachableError(f"cannot read from Milvus at {self.target.uri}: {_one_line(e)}") from e
+            raise IndexUnreachableError(f"cannot read from Milvus at {self.target.uri}: {one_line(e)}") from e
         if not found:
             raise IndexFileError(f"the Milvus collection {self.target.collection} is missing: rebuild the index")
         try:
             self._client.load_collection(self.target.collection)  # a new process finds it released
         except Exception as e:
-            raise IndexUnreachableError(f"Milvus at {self.target.uri} cannot load the collection: {_one_line(e)}") from e
+            raise IndexUnreachableError(f"Milvus at {self.target.uri} cannot load the collection: {one_line(e)}") from e
         props = info.get("properties") or {}
         vec = next((f for f in info.get("fields", []) if f.get("name") == "vector"), {})
         got = int((vec.get("params") or {}).get("dim", 0))
@@ -292,7 +205,7 @@ class MilvusBackend:
             got = self._client.query(self.target.collection, filter="", output_fields=["count(*)"])
             count = int(got[0]["count(*)"]) if got else 0
         except Exception as e:  # noqa: BLE001 - an older server without count(*): nothing to compare
-            log.debug("cannot count the rows of %s: %s", self.target.collection, _one_line(e))
+            log.debug("cannot count the rows of %s: %s", self.target.collection, one_line(e))
             return
         if count < expected:
             message = (f"the Milvus collection {self.target.collection} at {self.target.uri} holds {count} of the "
@@ -301,17 +214,16 @@ class MilvusBackend:
             raise IndexFileError(message)
 
     @staticmethod
-    def build(vectors: np.ndarray, path: Path, n_trees: int, seed: int, **info: Any) -> None:
+    def build(vectors: np.ndarray, path: Path, spec: IndexSpec, index_dir: Path) -> None:
         """Write every region into a new collection named for this build; ``path`` records where it is."""
-        target = MilvusTarget(resolve_uri(info.get("uri")),
-                              collection_name(info["index_dir"], info["model_key"], Path(path).parent.name))
-        dropped = drop_stale_builds(target.uri, info["index_dir"], info["model_key"])
+        target = MilvusTarget(resolve_uri(spec.uri), collection_name(index_dir, spec.model_key, Path(path).parent.name))
+        dropped = drop_stale_builds(target.uri, index_dir, spec.model_key)
         if dropped:
             log.warning("dropped %d Milvus collection(s) left by an unfinished build: %s", len(dropped),
                         ", ".join(dropped))
-        create_collection(target, int(vectors.shape[1]), info["model_key"])
+        create_collection(target, int(vectors.shape[1]), spec.model_key)
         try:
-            upsert(target, rows(vectors, info["items"], info["products"]))
+            upsert(target, rows(vectors, spec.items, spec.products))
             write_target(path, target)
         except BaseException:
             drop(target)
@@ -322,9 +234,35 @@ class MilvusBackend:
             hits = self._client.search(self.target.collection, [_unit(vector)[0].tolist()], limit=k,
                                        filter=expr, search_params={"metric_type": "IP"}, output_fields=["id"])
         except Exception as e:
-            raise IndexFileError(f"Milvus search at {self.target.uri} failed: {_one_line(e)}") from e
+            raise IndexFileError(f"Milvus search at {self.target.uri} failed: {one_line(e)}") from e
         found = hits[0] if hits else []
         return [int(h["id"]) for h in found], [float(h["distance"]) for h in found]
+
+    def search_filtered(self, vector: np.ndarray, k: int, search_k: int = -1, shop: str | None = None,
+                        category: str | None = None) -> tuple[list[int], list[float]]:
+        """``search`` among the regions of one shop's products and/or of one category only."""
+        return self.search(vector, k, search_k, expr=shop_filter(shop, category))
+
+    @staticmethod
+    def moved(path: Path, uri: str | None) -> str:
+        """Why the build whose target is recorded at ``path`` cannot serve because the configured ``uri``
+        (LIVEMATCH_MILVUS_URI) now names another server or Milvus Lite store than the one it was built in."""
+        try:
+            served = read_target(path).uri
+        except IndexFileError:
+            return ""
+        configured = resolve_uri(uri)
+        if same_uri(served, configured):
+            return ""
+        return (f"the index was built in Milvus at {served}, but LIVEMATCH_MILVUS_URI now names {configured}: "
+                "building it there")
+
+
+def same_uri(a: str, b: str) -> bool:
+    """Whether two Milvus URIs name the same server (URLs) or the same Milvus Lite file (paths)."""
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def release(old_build: Path, kept_builds: list[Path]) -> None:

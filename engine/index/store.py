@@ -25,45 +25,35 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from engine.config import IndexSettings
+from engine.errors import IndexFileError
 from engine.index.backends import BACKENDS
 from engine.index.corrections import NO_EXAMPLES, CorrectionStore, ExampleSet
-from engine.io.files import atomic_write
-from engine.io.files import file_digest
-from engine.errors import IndexFileError
+from engine.index.milvus import MilvusBackend, drop, read_target, release
+from engine.index.milvus_client import ping, resolve_uri
+from engine.index.protocol import FilteredBackend, IndexSpec
+from engine.io.files import atomic_write, file_digest
 from engine.models.domain import l2_normalise
 from engine.types import Neighbour, RegionRef
 
 FORMAT_VERSION = 1
 
 
-def write_index(
-    index_dir: str | Path,
-    vectors: np.ndarray,
-    items: list[RegionRef],
-    products: dict[str, dict[str, Any]],
-    model_key: str,
-    n_trees: int = 50,
-    seed: int = 0,
-    extra: dict[str, Any] | None = None,
-    backend: str = "annoy",
-    query_mean: np.ndarray | None = None,
-    uri: str | None = None,
-) -> Path:
-    """Build and atomically publish a new index; returns the build folder.
+def write_index(index_dir: str | Path, spec: IndexSpec) -> Path:
+    """Build and atomically publish a new index of ``spec``; returns the build folder.
 
-    With ``query_mean`` (the livestream-domain mean, engine.models.domain) each domain is centred on its own mean:
-    the index holds ``normalise(v - catalogue mean)`` and queries are searched as ``normalise(q - query_mean)``.
-    Both means are saved with the build, so a loaded index centres its queries by itself. ``uri`` is the Milvus
-    server (or Milvus Lite file) of the milvus backend; products may carry a "shop" (a filter of that backend)."""
-    if backend not in BACKENDS:
-        raise IndexFileError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if len(vectors) != len(items) or len(items) == 0:
+    With ``spec.query_mean`` (the livestream-domain mean, engine.models.domain) each domain is centred on its own
+    mean: the index holds ``normalise(v - catalogue mean)`` and queries are searched as ``normalise(q - query_mean)``.
+    Both means are saved with the build, so a loaded index centres its queries by itself. Products may carry a
+    "shop" (a filter of the backends that filter, engine.index.protocol.FilteredBackend)."""
+    if spec.backend not in BACKENDS:
+        raise IndexFileError(f"unknown index backend {spec.backend!r}; choose one of {', '.join(BACKENDS)}")
+    if len(spec.vectors) != len(spec.items) or len(spec.items) == 0:
         raise IndexFileError("nothing to index: the catalogue produced no regions")
     index_dir = Path(index_dir)
     (index_dir / "builds").mkdir(parents=True, exist_ok=True)
     with build_lock(index_dir):
-        return _write_locked(index_dir, vectors, items, products, model_key, n_trees, seed, extra, backend, query_mean,
-                             uri)
+        return _write_locked(index_dir, spec)
 
 
 @contextmanager
@@ -80,51 +70,39 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _write_locked(
-    index_dir: Path,
-    vectors: np.ndarray,
-    items: list[RegionRef],
-    products: dict[str, dict[str, Any]],
-    model_key: str,
-    n_trees: int,
-    seed: int,
-    extra: dict[str, Any] | None,
-    backend: str,
-    query_mean: np.ndarray | None,
-    uri: str | None = None,
-) -> Path:
+def _write_locked(index_dir: Path, spec: IndexSpec) -> Path:
     for stale in (index_dir / "builds").glob(".building-*"):  # left by a killed build; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
+    vectors, items, products = spec.vectors, spec.items, spec.products
     dim = int(vectors.shape[1])
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=index_dir / "builds"))
     try:
         files = ["vectors.npy"]
-        if query_mean is not None:
+        if spec.query_mean is not None:
             catalogue_mean = vectors.mean(0).astype(np.float32)
             vectors = l2_normalise(vectors - catalogue_mean)
             np.save(tmp / "catalogue_mean.npy", catalogue_mean, allow_pickle=False)
-            np.save(tmp / "query_mean.npy", np.asarray(query_mean, np.float32), allow_pickle=False)
+            np.save(tmp / "query_mean.npy", np.asarray(spec.query_mean, np.float32), allow_pickle=False)
             files += ["catalogue_mean.npy", "query_mean.npy"]
-        engine = BACKENDS[backend]
-        engine.build(vectors, tmp / engine.filename, n_trees, seed, items=items, products=products,
-                     model_key=model_key, index_dir=index_dir, uri=uri)
+        engine = BACKENDS[spec.backend]
+        engine.build(vectors, tmp / engine.filename, spec, index_dir)
         np.save(tmp / "vectors.npy", vectors.astype(np.float32), allow_pickle=False)
         meta = {
             "format_version": FORMAT_VERSION,
-            "model_key": model_key,
+            "model_key": spec.model_key,
             "dim": dim,
             "metric": "angular",
-            "n_trees": n_trees,
-            "seed": seed,
+            "n_trees": spec.n_trees,
+            "seed": spec.seed,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "n_items": len(items),
             "n_products": len(products),
-            "backend": backend,
+            "backend": spec.backend,
             "checksum": {name: file_digest(tmp / name) for name in [engine.filename, *files]},
-            "centred": query_mean is not None,
+            "centred": spec.query_mean is not None,
             "items": [[it.product_id, it.image_path, list(it.box), it.category, it.source] for it in items],
             "products": products,
-            **(extra or {}),
+            **(spec.extra or {}),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         name = time.strftime("%Y%m%d-%H%M%S-") + tmp.name[-6:]
@@ -143,10 +121,8 @@ def _discard(index_dir: Path, build: Path) -> None:
     """Remove a build that failed before it was published (and its Milvus collection)."""
     if current_build(index_dir) == build:
         return
-    if (build / "milvus.json").is_file():
-        from engine.index.milvus import drop, read_target
-
-        drop(read_target(build / "milvus.json"))
+    if (build / MilvusBackend.filename).is_file():
+        drop(read_target(build / MilvusBackend.filename))
     shutil.rmtree(build, ignore_errors=True)
 
 
@@ -163,9 +139,7 @@ def prune_builds(index_dir: Path, keep: int) -> None:
     kept = [b for b in builds[-keep:]] + [index_dir / "builds" / current]
     for old in builds[:-keep]:
         if old.name != current:
-            if (old / "milvus.json").is_file():
-                from engine.index.milvus import release
-
+            if (old / MilvusBackend.filename).is_file():
                 release(old, kept)
             shutil.rmtree(old, ignore_errors=True)
 
@@ -211,6 +185,32 @@ def read_summary(index_dir: str | Path) -> IndexSummary | None:
         return None
 
 
+def moved_reason(index_dir: str | Path, ix: IndexSettings) -> str:
+    """Why the current build cannot serve under the settings' backend because where it lives moved (a Milvus build
+    while LIVEMATCH_MILVUS_URI now names another server or store); "" when it can, or there is no such build."""
+    build, backend = current_build(index_dir), BACKENDS.get(ix.index_backend)
+    if build is None or backend is None or not (build / backend.filename).is_file():
+        return ""
+    return backend.moved(build / backend.filename, ix.milvus_uri or None)
+
+
+def check_reachable(ix: IndexSettings) -> None:
+    """IndexUnreachableError now when the settings' backend is a Milvus server that does not answer (before a
+    build embeds the catalogue, not after)."""
+    if ix.index_backend == MilvusBackend.name:
+        ping(resolve_uri(ix.milvus_uri or None))
+
+
+def indexed_products(index_dir: str | Path) -> set[str]:
+    """The products the index's current build holds (from its sidecar; empty when it cannot be read)."""
+    build = current_build(index_dir)
+    try:
+        meta = json.loads((build / "meta.json").read_text(encoding="utf-8")) if build else {}
+        return set(meta.get("products") or ())
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
 def current_build(index_dir: str | Path) -> Path | None:
     p = Path(index_dir) / "CURRENT"
     if not p.is_file():
@@ -233,7 +233,7 @@ class ProductIndex:
         backend = BACKENDS.get(str(meta.get("backend", "annoy")))
         if backend is None:
             raise IndexFileError(f"unknown index backend {meta.get('backend')!r}: rebuild the index")
-        self._ann = backend(build / backend.filename, self.dim, model_key=self.model_key)
+        self._ann = backend.open(build / backend.filename, self.dim, self.model_key)
         self.backend = backend.name
         self.vectors = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False)
         self.query_mean = (np.load(build / "query_mean.npy", allow_pickle=False) if meta.get("centred") else None)
@@ -296,12 +296,10 @@ class ProductIndex:
         category's regions when given (a Milvus filter; an exact search over those regions with other backends)."""
         if vector.shape[-1] != self.dim:
             raise IndexFileError(f"query dimension {vector.shape[-1]} does not match the index ({self.dim})")
-        if (shop or category) and self.backend != "milvus":
-            return self._exact_filtered(self.prepare(vector), k, shop, category)
         if shop or category:
-            from engine.index.milvus import shop_filter
-
-            ids, sims = self._ann.search(self.prepare(vector), k, search_k, expr=shop_filter(shop, category))
+            if not isinstance(self._ann, FilteredBackend):
+                return self._exact_filtered(self.prepare(vector), k, shop, category)
+            ids, sims = self._ann.search_filtered(self.prepare(vector), k, search_k, shop, category)
         else:
             ids, sims = self._ann.search(self.prepare(vector), k, search_k)
         n = len(self.items)  # rows an unpublished update added, or one just removed, are not this build's

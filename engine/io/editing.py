@@ -25,9 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import math
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -38,19 +36,15 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from engine.categories import CATEGORY_EN
 from engine.errors import CatalogueError, ImageError
 from engine.geometry import Box
 from engine.io.catalogue import IMAGE_SUFFIXES
 from engine.io.files import read_json
-from engine.io.images import read_rgb
+from engine.io.uploads import (
+    box_list, checked_box, decode_upload, normalise_category, upload_label, validate_product_id)
 
 MAX_IMAGES = 50
-MAX_IMAGE_BYTES = 25 * 1024 * 1024
-MAX_ID_LENGTH = 64
 JPEG_QUALITY = 92
-MIN_BOX_SIDE = 2  # pixels, inside the image
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 def read_only_reason(root: str | Path) -> str:
@@ -70,23 +64,6 @@ def read_only_reason(root: str | Path) -> str:
         if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(d, os.W_OK):
             return f"{d} is not writable"
     return ""
-
-
-def validate_product_id(product_id: str) -> str:
-    """The id, stripped, if it is safe as a folder name; CatalogueError with the reason otherwise."""
-    pid = (product_id or "").strip()
-    if not pid:
-        raise CatalogueError("the product id is empty")
-    if "/" in pid or "\\" in pid or ".." in pid or "\x00" in pid:
-        raise CatalogueError(f"the product id {pid!r} may not contain '/', '\\' or '..'")
-    if len(pid) > MAX_ID_LENGTH:
-        raise CatalogueError(f"the product id is longer than {MAX_ID_LENGTH} characters")
-    if not _ID_PATTERN.match(pid):
-        raise CatalogueError(
-            f"the product id {pid!r} may only use letters, digits, '-', '_' and '.', "
-            "and must start with a letter or digit"
-        )
-    return pid
 
 
 def catalogue_layout(root: str | Path) -> str:
@@ -127,7 +104,7 @@ def add_product(
     if len(files) > MAX_IMAGES:
         raise ImageError(f"at most {MAX_IMAGES} images per product ({len(files)} given)")
     layout = catalogue_layout(root)
-    wanted = _box_list(boxes, len(files), layout)
+    wanted = box_list(boxes, len(files), layout)
     with _locked(root):
         target = product_dir(root, pid)
         ann_target = root / "image_annotation" / pid
@@ -136,7 +113,7 @@ def add_product(
         stage = Path(tempfile.mkdtemp(prefix=".livematch-add-", dir=root))
         try:
             decoded = [decode_upload(filename, data, n) for n, (filename, data) in enumerate(files)]
-            kept = [None if b is None else checked_box(b, (rgb.shape[1], rgb.shape[0]), _label(files[n][0], n))
+            kept = [None if b is None else checked_box(b, (rgb.shape[1], rgb.shape[0]), upload_label(files[n][0], n))
                     for n, (b, rgb) in enumerate(zip(wanted, decoded))]
             _stage_images(stage, decoded)
             annotated = any(b is not None for b in kept)
@@ -237,73 +214,6 @@ def remove_product(root: str | Path, product_id: str) -> Removal:
             with contextlib.suppress(OSError):  # not empty (other files are kept) or already gone
                 folder.rmdir()
     return plan
-
-
-def checked_box(box: Sequence[float], size: tuple[int, int], label: str = "the image") -> Box:
-    """A product box (x0, y0, x1, y1) in pixels of an image of (width, height), clipped to the image and rounded
-    to 0.1 pixel; CatalogueError when it is not four finite numbers, has no area or lies outside the image."""
-    try:
-        x0, y0, x1, y1 = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise CatalogueError(f"{label}: a product box is four numbers (x0, y0, x1, y1), got {box!r}") from None
-    shown = f"({x0:g}, {y0:g}, {x1:g}, {y1:g})"
-    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        raise CatalogueError(f"{label}: the product box {shown} is not made of finite numbers")
-    if x1 <= x0 or y1 <= y0:
-        raise CatalogueError(f"{label}: the product box {shown} has no area (x1 must exceed x0, and y1 exceed y0)")
-    w, h = size
-    cx0, cy0, cx1, cy1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
-    if cx1 <= cx0 or cy1 <= cy0:
-        raise CatalogueError(f"{label}: the product box {shown} lies outside the {w}x{h} image")
-    if cx1 - cx0 < MIN_BOX_SIDE or cy1 - cy0 < MIN_BOX_SIDE:
-        raise CatalogueError(f"{label}: the product box {shown} is less than {MIN_BOX_SIDE} pixels wide or high "
-                             f"inside the {w}x{h} image")
-    return (round(cx0, 1), round(cy0, 1), round(cx1, 1), round(cy1, 1))
-
-
-def _box_list(boxes: Sequence[Sequence[float] | None] | None, n: int, layout: str) -> list[Sequence[float] | None]:
-    """One box (or None) per image; boxes are refused where the layout cannot keep them."""
-    if boxes is None:
-        return [None] * n
-    wanted = list(boxes)
-    if len(wanted) != n:
-        raise CatalogueError(f"give one box (or none) per image: {n} image(s), {len(wanted)} box(es)")
-    if layout != "tianchi" and any(b is not None for b in wanted):
-        raise CatalogueError("this catalogue (a folder per product) keeps no product boxes; only a catalogue in the "
-                             "Tianchi layout (image/, image_annotation/) does. Add the images without boxes.")
-    return wanted
-
-
-def normalise_category(category: str) -> str:
-    """A Tianchi category key from a key or its English name; "" stays "" (unknown); anything else is refused."""
-    c = (category or "").strip()
-    if not c or c in CATEGORY_EN:
-        return c
-    for key, en in CATEGORY_EN.items():
-        if en.lower() == c.lower():
-            return key
-    raise CatalogueError(f"unknown category {category!r}; choose one of {', '.join(CATEGORY_EN.values())}")
-
-
-def decode_upload(filename: str, data: bytes, n: int = 0) -> np.ndarray:
-    """An uploaded image (the ``n``-th) decoded as it will be stored: RGB, orientation applied, at most 1600 pixels
-    on a side. ImageError names the file (its base name only) when it is empty, too large or unreadable."""
-    label = _label(filename, n)
-    if not data:
-        raise ImageError(f"{label}: the file is empty")
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ImageError(f"{label}: larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
-    with tempfile.TemporaryDirectory(prefix="livematch-upload-") as tmp:
-        raw = Path(tmp) / f"upload-{n}"
-        raw.write_bytes(data)
-        try:
-            return read_rgb(raw)
-        except ImageError as e:
-            raise ImageError(f"{label}: {str(e).split(': ', 1)[-1]}") from e
-
-
-def _label(filename: str, n: int) -> str:
-    return Path(str(filename or f"image {n + 1}")).name or f"image {n + 1}"
 
 
 def _stage_images(stage: Path, decoded: Sequence[np.ndarray]) -> None:

@@ -153,7 +153,7 @@ class OpenVinoSSD:
         results = []
         for img, (boxes, classes, scores, count) in zip(images, rows):
             h, w = img.shape[:2]
-            det = Detections.from_tf_detection(boxes, classes, scores, count, w, h, COCO_TF)
+            det = Detections.from_tf_detection((boxes, classes, scores, count), (w, h), COCO_TF)
             keep = (det.scores >= threshold) & np.isin(np.array(det.labels, dtype=object), self.classes)
             results.append(det[keep])
         return results

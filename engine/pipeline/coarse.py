@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.pipeline.engine import detect_frames
 from engine.pipeline.segments import NO_PRODUCT, FrameEvidence
 from engine.types import CONFIDENT_RELATIVE_MARGIN, Detections, Frame, FrameVote
 
@@ -182,11 +183,11 @@ class CoarseToFine:
                 detected.append(i)
             else:
                 source[i] = same
-        for i, dets in zip(detected, self.engine.detect([points[i].frame for i in detected])):
+        for i, dets in zip(detected, detect_frames(self.engine, [points[i].frame for i in detected])):
             points[i].dets = dets
         self.reused += len(source)
-        query = self.engine.query([points[i].frame for i in todo], dets=[points[source.get(i, i)].dets for i in todo])
-        votes = self.engine.match_query(query, self.examples).frames
+        votes = self.engine.frame_evidence([points[i].frame for i in todo], self.examples,
+                                           dets=[points[source.get(i, i)].dets for i in todo])
         for i, vote in zip(todo, votes):
             p = points[i]
             p.vote, p.dets = vote, points[source.get(i, i)].dets

@@ -14,22 +14,22 @@ Which regions of a corrected frame are stored (``regions``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.choices import REGION_CHOICES
 from engine.geometry import Box
-from engine.index.corrections import SOURCE, Correction, CorrectionError, ExampleSet
+from engine.index.corrections import SOURCE, CorrectedFrame, Correction, CorrectionError, ExampleSet
 from engine.io.files import file_digest
 from engine.io.video import is_url, read_frames, sample_frames
+from engine.pipeline.engine import Engine, query_frames
+from engine.pipeline.search import Query
+from engine.render import encode_jpeg
 from engine.types import Frame, RegionRef
 
-if TYPE_CHECKING:
-    from engine.pipeline.engine import Engine, Query
-
-REGION_CHOICES = ("product", "regions", "windows")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,18 @@ class FrameExamples:
     frame: Frame
     boxes: list[Box]
     vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClipCorrection:
+    """"This clip (these of its frames) shows product X": what ``correct_clip`` stores."""
+
+    clip: str | Path  # a file or a URL
+    product_id: str
+    frames: Sequence[int] | None = None  # frame numbers; None: the frames a match samples
+    regions: str = "product"  # which regions of a frame (see the module's docstring)
+    clip_name: str = ""  # the name stored (default: the file's name, or the URL)
+    clip_sha256: str = ""  # the clip's digest, when the caller knows it already
 
 
 def check_product(engine: Engine, product_id: str, regions: str = "product") -> None:
@@ -90,16 +102,14 @@ def example_set(engine: Engine, examples: dict[str, list[FrameExamples]], clip: 
     return ExampleSet.from_raw(vectors, refs, index.prepare, index.dim)
 
 
-def correct_clip(engine: Engine, clip: str | Path, product_id: str, frames: list[int] | None = None,
-                 regions: str = "product", clip_name: str = "", clip_sha256: str = "") -> list[Correction]:
-    """Store frames of a clip (frame numbers; None: the frames a match samples) as examples of a product.
-    One correction per frame, stored all or none; they take effect at once (the engine's index reloads its examples)."""
-    from engine.render import encode_jpeg
-
+def correct_clip(engine: Engine, c: ClipCorrection) -> list[Correction]:
+    """Store frames of a clip as examples of a product (``c``). One correction per frame, stored all or none; they
+    take effect at once (the engine's index reloads its examples)."""
+    clip, product_id, frames, regions = c.clip, c.product_id, c.frames, c.regions
     check_product(engine, product_id, regions)
     index = engine.index
     assert index is not None
-    name = clip_name or (str(clip) if is_url(clip) else Path(clip).name)
+    name = c.clip_name or (str(clip) if is_url(clip) else Path(clip).name)
     if frames is None:
         decoded = sample_frames(clip, engine.settings.detection.frames)
     else:
@@ -110,9 +120,9 @@ def correct_clip(engine: Engine, clip: str | Path, product_id: str, frames: list
         missing = sorted(set(wanted) - {f.index for f in decoded})
         if missing:
             raise CorrectionError(f"{name}: frame {missing[0]} cannot be read (the clip is shorter?)")
-    digest = clip_sha256 or ("" if is_url(clip) else file_digest(clip))
-    found = [(fx.frame.index, fx.frame.time_s, fx.boxes, fx.vectors, encode_jpeg(fx.frame.image))
-             for fx in examples_of(engine, engine.query(decoded), product_id, regions)]
+    digest = c.clip_sha256 or ("" if is_url(clip) else file_digest(clip))
+    found = [CorrectedFrame(fx.frame.index, fx.frame.time_s, fx.boxes, fx.vectors, encode_jpeg(fx.frame.image))
+             for fx in examples_of(engine, query_frames(engine, decoded), product_id, regions)]
     # every frame in one log line: a correct killed half-way stores none of them, never a part
     stored = index.corrections.add_frames(product_id, name, digest, found, index.model_key, regions) if found else []
     index.refresh_examples()

@@ -6,18 +6,19 @@ The catalogue side is built the same way: product images -> regions -> embedding
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, overload
 
 from engine.config import Settings
 from engine.errors import EngineError
 from engine.index.cache import EmbeddingCache
-from engine.index.corrections import NO_EXAMPLES, Correction, ExampleSet
+from engine.index.corrections import NO_EXAMPLES, ExampleSet
 from engine.index.incremental import ProductUpdate, UpdateSummary, update_index
-from engine.index.store import ProductIndex, write_index
+from engine.index.protocol import IndexSpec
+from engine.index.store import ProductIndex, check_reachable, write_index
 from engine.io.catalogue import Catalogue
 from engine.io.video import sample_frames
 from engine.models import Detector, Embedder, get_detector, get_embedder, prepare_embedder
@@ -26,12 +27,14 @@ from engine.models.ensemble import member_slices
 from engine.models.domain import resolve as resolve_domain_mean
 from engine.pipeline.catalogue import catalogue_regions, embed_chunk
 from engine.pipeline.regions import detect_regions
-from engine.pipeline.search import RegionPlan, member_similarities, search_region
-from engine.pipeline.votes import frame_vote, rank
-from engine.pipeline.windows import QueryRegion, WindowPlan, strategy_for
+from engine.pipeline.search import Query, search_query
+from engine.pipeline.sources import ClipPath, ClipPaths, DecodedFrames, PreparedQuery
+from engine.pipeline.votes import rank
+from engine.pipeline.windows import QueryRegion, strategy_for
 from engine.types import Detections, Frame, FrameVote, MatchResult
 
 Progress = Callable[[str, float], None]
+FramesSeen = Callable[[list[Frame]], None]  # ``match(..., on_frames=)``: given a clip's decoded frames
 STAGES = ("decode", "detect", "embed", "search", "vote")  # the timed stages of a match, in order
 
 
@@ -96,10 +99,7 @@ class Engine:
         """Embed the catalogue and publish a new index (atomically); load it into this engine.
         With ``ray_address`` ("local" starts a local Ray) the images are embedded by Ray workers."""
         t0 = time.perf_counter()
-        if self.settings.index.index_backend == "milvus":  # an unreachable server fails now, not after embedding
-            from engine.index.milvus import ping, resolve_uri
-
-            ping(resolve_uri(self.settings.index.milvus_uri or None))
+        check_reachable(self.settings.index)  # an unreachable server fails now, not after embedding
         cache = EmbeddingCache(self.settings.home / "embeddings")
         if ray_address:
             from engine.index.ray_build import ray_catalogue_regions
@@ -111,15 +111,14 @@ class Engine:
         progress("index", 0.0)
         products = product_entries(catalogue, {it.product_id for it in items})
         ix = self.settings.index
-        build = write_index(
-            index_dir, vectors, items, products, self.index_key, ix.n_trees, ix.seed, backend=ix.index_backend,
+        build = write_index(index_dir, IndexSpec(
+            vectors, items, products, self.index_key, ix.n_trees, ix.seed, backend=ix.index_backend,
             uri=ix.milvus_uri or None,
             query_mean=self.domain_mean.vector if self.domain_mean is not None else None,
             extra={"catalogue": catalogue.root, "embedder": self.embedder.name, "detector": self.settings.models.detector,
                    "build_seconds": round(time.perf_counter() - t0, 2), "cache": {"hits": cache.hits, "misses": cache.misses},
                    "problems": list(catalogue.problems) + problems,
-                   "domain_mean": self.domain_mean.source if self.domain_mean is not None else None},
-        )
+                   "domain_mean": self.domain_mean.source if self.domain_mean is not None else None}))
         progress("index", 1.0)
         self.load_index(index_dir)
         return build
@@ -148,24 +147,72 @@ class Engine:
         return self.index
 
     # ----------------------------------------------------------------- query side
-    def match(self, clip: str | Path, progress: Progress = _no_progress) -> MatchResult:
-        """Sample frames from a clip and match them."""
-        return self.match_clip(clip, progress)[0]
+    @overload
+    def match(self, source: ClipPaths, progress: Progress = _no_progress, *, examples: ExampleSet | None = None,
+              on_frames: FramesSeen | None = None) -> Iterator[tuple[str, MatchResult | EngineError]]: ...
 
-    def match_clip(self, clip: str | Path, progress: Progress = _no_progress) -> tuple[MatchResult, list[Frame]]:
-        """Like ``match``, also returning the decoded frames, so a caller that draws them decodes nothing again."""
-        t0 = time.perf_counter()
-        progress("decode", 0.0)
-        frames = sample_frames(clip, self.settings.detection.frames, progress)  # an unstreamable URL: downloaded
-        decode_s = time.perf_counter() - t0
-        return _with_decode_time(self.match_frames(frames, progress, clip_name=Path(clip).name), decode_s), frames
+    @overload
+    def match(self, source: ClipPath | DecodedFrames | PreparedQuery | str | Path, progress: Progress = _no_progress,
+              *, examples: ExampleSet | None = None, on_frames: FramesSeen | None = None) -> MatchResult: ...
 
-    def match_many(self, clips: list[str | Path],
-                   progress: Progress = _no_progress) -> Iterator[tuple[str, MatchResult | EngineError]]:
-        """Match many clips, decoding the next clip in a background thread while this one is matched.
+    def match(self, source, progress=_no_progress, *, examples=None, on_frames=None):
+        """Match a source (engine.pipeline.sources; a plain path or URL is one clip): detect, embed, search and vote
+        over its frames, then rank the products. One clip, decoded frames or a prepared query give a MatchResult;
+        many clips (ClipPaths) give an iterator of (clip, MatchResult or the EngineError of a clip that cannot be
+        read), in order, the next clip decoding in a background thread. ``examples``: the livestream examples
+        searched (default: those in force); ``on_frames``: called with each clip's decoded frames before they are
+        matched, so a caller that draws them decodes nothing again."""
+        if isinstance(source, (str, Path)):
+            source = ClipPath(source)
+        if isinstance(source, ClipPaths):
+            return self._match_clips(source.paths, progress, examples, on_frames)
+        if isinstance(source, PreparedQuery):
+            votes = self._search(source.query, self.examples() if examples is None else examples)
+            return self._result(source.clip_name, votes, {})
+        if isinstance(source, DecodedFrames):
+            frames, name, decode_s = list(source.frames), source.clip_name, None
+        else:
+            t0 = time.perf_counter()
+            progress("decode", 0.0)
+            frames = sample_frames(source.path, self.settings.detection.frames, progress)  # a URL: maybe downloaded
+            name, decode_s = source.name, time.perf_counter() - t0
+        if on_frames is not None:
+            on_frames(frames)
+        return self._match_frames(frames, name, progress, examples, decode_s)
 
-        Yields (clip, result) in order; a clip that cannot be read yields its EngineError instead.
-        """
+    def frame_evidence(self, frames: list[Frame], examples: ExampleSet | None = None,
+                       dets: list[Detections | None] | None = None) -> list[FrameVote]:
+        """Each frame's vote and per-product evidence (its best similarity to every candidate product), exactly as
+        ``match`` computes them, without the clip's ranking: what a timeline pools over a long video. ``dets``: per
+        frame, regions already found (engine.pipeline.coarse reuses a like frame's), or None to detect them."""
+        if not frames:
+            return []
+        return self._search(query_frames(self, frames, dets), self.examples() if examples is None else examples)
+
+    def examples(self) -> ExampleSet:
+        """The livestream examples searched with the catalogue (none when ``use_examples`` is off)."""
+        index = self.loaded_index()
+        return index.refresh_examples() if self.settings.search.use_examples else NO_EXAMPLES
+
+    def _match_frames(self, frames: list[Frame], clip_name: str, progress: Progress, examples: ExampleSet | None,
+                      decode_s: float | None = None) -> MatchResult:
+        self.loaded_index()  # no index: the RuntimeError before any work
+        timings: dict[str, float] = {}
+        stage = _Stopwatch(timings, progress)
+        query = query_frames(self, frames, stage=stage)
+        with stage("search"):
+            votes = self._search(query, self.examples() if examples is None else examples)
+        with stage("vote"):
+            result = self._result(clip_name, votes, timings)
+        progress("vote", 1.0)
+        if decode_s is not None:  # a copy whose timings add the decoding and the total
+            timings = {**result.timings, "decode": round(decode_s, 4)}
+            timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 4)
+            result = replace(result, timings=timings)
+        return result
+
+    def _match_clips(self, clips: tuple[str | Path, ...], progress: Progress, examples: ExampleSet | None,
+                     on_frames: FramesSeen | None) -> Iterator[tuple[str, MatchResult | EngineError]]:
         def decode(path: str | Path) -> tuple[list[Frame] | EngineError, float]:
             t0 = time.perf_counter()
             try:
@@ -182,108 +229,43 @@ class Engine:
                 if isinstance(frames, EngineError):
                     yield str(clip), frames
                     continue
-                yield str(clip), _with_decode_time(self.match_frames(frames, clip_name=Path(clip).name), decode_s)
+                if on_frames is not None:
+                    on_frames(frames)
+                yield str(clip), self._match_frames(frames, ClipPath(clip).name, _no_progress, examples, decode_s)
         progress("match", 1.0)
 
-    def match_frames(self, frames: list[Frame], progress: Progress = _no_progress, clip_name: str = "") -> MatchResult:
-        """Detect, embed, search and vote over already decoded frames."""
-        index = self.loaded_index()
-        timings: dict[str, float] = {}
-        stage = _Stopwatch(timings, progress)
-        query = self.query(frames, stage)
-        with stage("search"):
-            votes = self._search(query, self.examples())
-        with stage("vote"):
-            ranking = rank(votes, index.products, self.settings.search.rank_by)
-        progress("vote", 1.0)
+    def _result(self, clip_name: str, votes: list[FrameVote], timings: dict[str, float]) -> MatchResult:
+        ranking = rank(votes, self.loaded_index().products, self.settings.search.rank_by)
         return MatchResult(clip_name, tuple(votes), tuple(ranking), timings, self.settings.flat())
-
-    def query(self, frames: list[Frame], stage: _Stopwatch | None = None,
-              dets: list[Detections | None] | None = None) -> Query:
-        """The frames' regions, their windows and the windows' vectors (detect and embed): what is searched.
-        ``dets``: per frame, regions already found (a frame that barely differs from one detected before reuses its
-        regions: engine.pipeline.coarse), or None to detect them."""
-        index = self.loaded_index()
-        stage = stage or _Stopwatch({}, _no_progress)
-        with stage("detect"):
-            given = list(dets) if dets is not None else [None] * len(frames)
-            todo = [i for i, d in enumerate(given) if d is None]
-            for i, d in zip(todo, self.detect([frames[i] for i in todo])):
-                given[i] = d
-            dets = given  # type: ignore[assignment]
-        with stage("embed"):
-            regions = [QueryRegion(f, tuple(float(v) for v in b), d.source == "whole-frame")
-                       for f, d in zip(frames, dets) for b in d.boxes]
-            plan = strategy_for(self.settings, self.embedder, index).plan(regions)
-        return Query(frames, dets, regions, plan)
-
-    def detect(self, frames: list[Frame]) -> list[Detections]:
-        """The product regions of each frame (the whole frame where nothing is detected), as ``query`` finds them."""
-        return detect_regions(self.detector, [f.image for f in frames], self.settings.detection) if frames else []
-
-    def frame_evidence(self, frames: list[Frame], examples: ExampleSet | None = None) -> list[FrameVote]:
-        """Each frame's vote and per-product evidence (its best similarity to every candidate product), exactly as
-        ``match_frames`` computes them, without the clip's ranking: what a timeline pools over a long video."""
-        if not frames:
-            return []
-        return self._search(self.query(frames), self.examples() if examples is None else examples)
-
-    def match_query(self, query: Query, examples: ExampleSet | None = None, clip_name: str = "") -> MatchResult:
-        """Search and vote over a prepared query (``examples``: the livestream examples; default: those in force)."""
-        index = self.loaded_index()
-        votes = self._search(query, self.examples() if examples is None else examples)
-        return MatchResult(clip_name, tuple(votes), tuple(rank(votes, index.products, self.settings.search.rank_by)),
-                           {}, self.settings.flat())
-
-    def examples(self) -> ExampleSet:
-        """The livestream examples searched with the catalogue (none when ``use_examples`` is off)."""
-        index = self.loaded_index()
-        return index.refresh_examples() if self.settings.search.use_examples else NO_EXAMPLES
-
-    def correct(self, clip: str | Path, product_id: str, frames: list[int] | None = None, regions: str = "product",
-                clip_name: str = "", clip_sha256: str = "") -> list[Correction]:
-        """Store the clip's frames (frame numbers; None: the sampled frames) as livestream examples of a product;
-        they take effect at once. See engine.pipeline.correcting."""
-        from engine.pipeline.correcting import correct_clip
-
-        return correct_clip(self, clip, product_id, frames, regions, clip_name, clip_sha256)
 
     def _search(self, query: Query, examples: ExampleSet) -> list[FrameVote]:
         """Every region of every frame searched through its windows; one vote per frame."""
-        votes, row, k = [], 0, 0
-        plan = query.plan
-        members = member_slices(self.embedder)
-        for f, d in zip(query.frames, query.dets):
-            found, per_product = [], {}
-            per_member: list[dict[str, float]] = [{} for _ in members]
-            for score, label in zip(d.scores, d.labels):
-                n = len(plan.windows[k])
-                vectors = plan.vectors[row : row + n]
-                region, sims = search_region(self.index, RegionPlan(query.regions[k].box, plan.windows[k],
-                                                                    plan.categories[k]),
-                                             vectors, float(score), label,
-                                             self.settings.search, self.settings.index.search_k, examples)
-                row, k = row + n, k + 1
-                found.append(region)
-                for pid, sim in sims.items():
-                    per_product[pid] = max(per_product.get(pid, -1.0), sim)
-                for mine, theirs in zip(per_member, member_similarities(
-                        self.index, vectors, list(sims), members, self.settings.search.product_pooling, examples,
-                        self.settings.search.example_offset)):
-                    for pid, sim in theirs.items():
-                        mine[pid] = max(mine.get(pid, -1.0), sim)
-            votes.append(frame_vote(f.index, f.time_s, found, per_product, d.source, tuple(per_member)))
-        return votes
+        return search_query(self.loaded_index(), query, self.settings.search, self.settings.index.search_k,
+                            member_slices(self.embedder), examples)
 
 
-@dataclass(frozen=True)
-class Query:
-    """Decoded frames with their detections, regions and window plan (rows of plan.vectors in region order)."""
+def detect_frames(engine: Engine, frames: list[Frame]) -> list[Detections]:
+    """The product regions of each frame (the whole frame where nothing is detected), as a match finds them."""
+    return detect_regions(engine.detector, [f.image for f in frames], engine.settings.detection) if frames else []
 
-    frames: list[Frame]
-    dets: list[Detections]
-    regions: list[QueryRegion]
-    plan: WindowPlan
+
+def query_frames(engine: Engine, frames: list[Frame], dets: list[Detections | None] | None = None,
+                 stage: _Stopwatch | None = None) -> Query:
+    """The frames' regions, their windows and the windows' vectors (detect and embed): what a match searches.
+    ``dets``: per frame, regions already found (a frame that barely differs from one detected before reuses its
+    regions: engine.pipeline.coarse), or None to detect them."""
+    index = engine.loaded_index()
+    stage = stage or _Stopwatch({}, _no_progress)
+    with stage("detect"):
+        given = list(dets) if dets is not None else [None] * len(frames)
+        todo = [i for i, d in enumerate(given) if d is None]
+        for i, d in zip(todo, detect_frames(engine, [frames[i] for i in todo])):
+            given[i] = d
+    with stage("embed"):
+        regions = [QueryRegion(f, tuple(float(v) for v in b), d.source == "whole-frame")
+                   for f, d in zip(frames, given) for b in d.boxes]  # type: ignore[union-attr]
+        plan = strategy_for(engine.settings, engine.embedder, index).plan(regions)
+    return Query(frames, given, regions, plan)  # type: ignore[arg-type]
 
 
 def chunk_embedder(settings: Settings) -> Callable[[list, EmbeddingCache, list[str]], list[tuple]]:
@@ -315,10 +297,3 @@ class _Stopwatch:
 
     def __exit__(self, *exc: object) -> None:
         self.timings[self.name] = round(time.perf_counter() - self.t0, 4)
-
-
-def _with_decode_time(result: MatchResult, decode_s: float) -> MatchResult:
-    """A copy of ``result`` whose timings add the decoding and the total (a MatchResult is never changed)."""
-    timings = {**result.timings, "decode": round(decode_s, 4)}
-    timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 4)
-    return replace(result, timings=timings)

@@ -11,6 +11,7 @@ from engine.io.fetch import Progress
 from engine.io.stream import StreamReader
 from engine.io.urlpolicy import StreamPolicy
 from engine.pipeline.engine import Engine
+from engine.pipeline.sources import DecodedFrames
 from engine.pipeline.votes import rank
 from engine.types import Frame, FrameVote, MatchResult
 
@@ -55,7 +56,7 @@ class LiveMatch:
         frames = [] if self.reader.ended else self.reader.next_frames(self.per_step)
         added: tuple[FrameVote, ...] = ()
         if frames:
-            matched = self.engine.match_frames(frames, clip_name=self.reader.label)
+            matched = self.engine.match(DecodedFrames(tuple(frames), self.reader.label))
             added = matched.frames
             self.recent.extend(added)
             self.frames_seen += len(added)

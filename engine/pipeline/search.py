@@ -14,7 +14,9 @@ from engine.geometry import Box
 from engine.index.corrections import NO_EXAMPLES, ExampleSet
 from engine.index.store import ProductIndex
 from engine.pipeline.families import family, family_head
-from engine.types import Neighbour, RegionMatch, RegionRef
+from engine.pipeline.votes import frame_vote
+from engine.pipeline.windows import QueryRegion, WindowPlan
+from engine.types import Detections, Frame, FrameVote, Neighbour, RegionMatch, RegionRef
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,44 @@ class RegionPlan:
     box: Box
     windows: list[Box]
     categories: list[dict[str, float]]  # per window: merged category -> probability
+    score: float = 0.0  # the detector's confidence in the region
+    label: str = ""  # the detector's label of the region
+
+
+@dataclass(frozen=True)
+class Query:
+    """Decoded frames with their detections, regions and window plan (rows of plan.vectors in region order): what
+    is searched (engine.pipeline.engine.query_frames prepares one)."""
+
+    frames: list[Frame]
+    dets: list[Detections]
+    regions: list[QueryRegion]
+    plan: WindowPlan
+
+
+def search_query(index: ProductIndex, query: Query, s: SearchSettings, search_k: int,
+                 members: tuple[tuple[slice, float], ...], examples: ExampleSet = NO_EXAMPLES) -> list[FrameVote]:
+    """Every region of every frame searched through its windows; one vote per frame (``members``: the ensemble's
+    (slice, weight) of each member, engine.models.ensemble.member_slices)."""
+    votes, row, k = [], 0, 0
+    plan = query.plan
+    for f, d in zip(query.frames, query.dets):
+        found, per_product = [], {}
+        per_member: list[dict[str, float]] = [{} for _ in members]
+        for score, label in zip(d.scores, d.labels):
+            n = len(plan.windows[k])
+            vectors = plan.vectors[row : row + n]
+            region, sims = search_region(index, RegionPlan(query.regions[k].box, plan.windows[k], plan.categories[k],
+                                                           float(score), label), vectors, s, search_k, examples)
+            row, k = row + n, k + 1
+            found.append(region)
+            for pid, sim in sims.items():
+                per_product[pid] = max(per_product.get(pid, -1.0), sim)
+            for mine, theirs in zip(per_member, member_similarities(index, vectors, list(sims), members, s, examples)):
+                for pid, sim in theirs.items():
+                    mine[pid] = max(mine.get(pid, -1.0), sim)
+        votes.append(frame_vote(f.index, f.time_s, found, per_product, d.source, tuple(per_member)))
+    return votes
 
 
 def knn_category_scores(hits: list[tuple[int, float]], items: list[RegionRef], k: int = 5,
@@ -54,10 +94,9 @@ def fuse_categories(head: dict[str, float], knn: dict[str, float]) -> str:
     return max(sorted(classes), key=lambda c: head.get(c, 0.0) + knn.get(c, 0.0)) if classes else ""
 
 
-def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, score: float, label: str,
-                  s: SearchSettings, search_k: int = -1,
+def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, s: SearchSettings, search_k: int = -1,
                   examples: ExampleSet = NO_EXAMPLES) -> tuple[RegionMatch, dict[str, float]]:
-    """Search a detected region through its garment windows.
+    """Search a detected region (``plan``) through its garment windows (their embeddings: ``vectors``).
 
     Each window fetches Annoy candidates; the union of candidate products is then re-ranked
     exactly: a product's similarity is its best cosine over (window, catalogue region) pairs, or with
@@ -107,7 +146,7 @@ def search_region(index: ProductIndex, plan: RegionPlan, vectors: np.ndarray, sc
     category = knn_category(hits_per_window[top_window], index.items) if hits_per_window else ""
     if fused:
         category = fused[top_window]
-    region = RegionMatch(plan.box, score, label, category, neighbours,
+    region = RegionMatch(plan.box, plan.score, plan.label, category, neighbours,
                          match_box=plan.windows[top_window] if plan.windows else None)
     return region, {pid: sim for pid, (sim, _, _) in best.items()}
 
@@ -141,16 +180,17 @@ class _Pairs:
 
 
 def member_similarities(index: ProductIndex, vectors: np.ndarray, product_ids: list[str] | set[str],
-                        members: tuple[tuple[slice, float], ...], pooling: str = "max",
-                        examples: ExampleSet = NO_EXAMPLES, offset: float = 0.0) -> tuple[dict[str, float], ...]:
+                        members: tuple[tuple[slice, float], ...], s: SearchSettings,
+                        examples: ExampleSet = NO_EXAMPLES) -> tuple[dict[str, float], ...]:
     """Each ensemble member's similarity of a region (its windows, ``vectors``) to each product, by that member's
     cosine alone: the dot product of the member's slice of the (weighted, concatenated) vectors divided by its
-    weight, pooled over the product's catalogue regions and livestream examples (their cosines less ``offset``) as
-    ``pooling`` says (see pool_product), the best window. ``members``: (slice, weight) of each member
-    (engine.models.ensemble.member_slices). The ranking does not use it; the verdict counts how many members agree
-    on the top product from it."""
+    weight, pooled over the product's catalogue regions and livestream examples (their cosines less
+    ``s.example_offset``) as ``s.product_pooling`` says (see pool_product), the best window. ``members``: (slice,
+    weight) of each member (engine.models.ensemble.member_slices). The ranking does not use it; the verdict counts
+    how many members agree on the top product from it."""
     if not members:
         return ()
+    pooling, offset = s.product_pooling, s.example_offset
     prepared = np.asarray(index.prepare(vectors), np.float32)
     out: list[dict[str, float]] = [{} for _ in members]
     for pid in product_ids:
