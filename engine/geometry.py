@@ -10,6 +10,14 @@ from typing import Iterable
 
 Box = tuple[float, float, float, float]
 
+
+
+def as_box(values: Iterable[float]) -> Box:
+    """Four numbers (a list, a numpy row) as a Box of plain floats."""
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return x0, y0, x1, y1
+
+
 BAND_HEIGHTS: tuple[float, ...] = (0.3, 0.45, 0.6)  # fractions of the region's height
 BAND_STRIDE = 0.1
 BAND_START = 0.05

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from engine.errors import ImageError
+from engine.geometry import as_box
 from engine.index.cache import EmbeddingCache
 from engine.io.files import file_digest
 from engine.io.catalogue import Catalogue
@@ -84,7 +85,7 @@ def embed_chunk(engine, jobs: list, cache: EmbeddingCache, problems: list[str]) 
         for i, det in zip(readable, dets):
             product, img_path, digest = planned[i][:3]
             det = product_regions(det, images[img_path], s.detection)
-            boxes = [tuple(float(v) for v in b) for b in det.boxes]
+            boxes = [as_box(b) for b in det.boxes]
             cache.put_json(["regions", digest, s.models.detector, s.detection.det_threshold, s.detection.max_regions],
                            {"boxes": boxes, "source": det.source})
             planned[i][3:] = [boxes, [product.category] * len(boxes), det.source]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.choices import REGION_CHOICES
-from engine.geometry import Box
+from engine.geometry import Box, as_box
 from engine.index.corrections import SOURCE, CorrectedFrame, Correction, CorrectionError, ExampleSet
 from engine.io.files import file_digest
 from engine.io.video import is_url, read_frames, sample_frames
@@ -81,7 +81,7 @@ def examples_of(engine: Engine, query: Query, product_id: str, regions: str = "p
             else:
                 sims = index.product_similarities(vectors, [product_id]).get(product_id)
                 chosen = [int(np.argmax(sims[0].max(axis=1)))] if sims is not None else [0]
-            boxes += [tuple(float(v) for v in windows[w]) for w in chosen]  # type: ignore[misc]
+            boxes += [as_box(windows[w]) for w in chosen]
             rows += [vectors[w] for w in chosen]
             row, k = row + n, k + 1
         if boxes:

@@ -14,6 +14,7 @@ from typing import Callable, Iterator, overload
 
 from engine.config import Settings
 from engine.errors import EngineError
+from engine.geometry import as_box
 from engine.index.cache import EmbeddingCache
 from engine.index.corrections import NO_EXAMPLES, ExampleSet
 from engine.index.incremental import ProductUpdate, UpdateSummary, update_index
@@ -221,11 +222,11 @@ class Engine:
                 return e, time.perf_counter() - t0
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
-            pending = pool.submit(decode, clips[0]) if clips else None
+            pending = [pool.submit(decode, clip) for clip in clips[:1]]
             for i, clip in enumerate(clips):
                 progress("match", i / len(clips))
-                frames, decode_s = pending.result()  # type: ignore[union-attr]
-                pending = pool.submit(decode, clips[i + 1]) if i + 1 < len(clips) else None
+                frames, decode_s = pending.pop().result()
+                pending += [pool.submit(decode, nxt) for nxt in clips[i + 1:i + 2]]
                 if isinstance(frames, EngineError):
                     yield str(clip), frames
                     continue
@@ -257,15 +258,15 @@ def query_frames(engine: Engine, frames: list[Frame], dets: list[Detections | No
     index = engine.loaded_index()
     stage = stage or _Stopwatch({}, _no_progress)
     with stage("detect"):
-        given = list(dets) if dets is not None else [None] * len(frames)
-        todo = [i for i, d in enumerate(given) if d is None]
-        for i, d in zip(todo, detect_frames(engine, [frames[i] for i in todo])):
-            given[i] = d
+        known = list(dets) if dets is not None else [None] * len(frames)
+        todo = [i for i, d in enumerate(known) if d is None]
+        found = dict(zip(todo, detect_frames(engine, [frames[i] for i in todo])))
+        given = [d if d is not None else found[i] for i, d in enumerate(known)]
     with stage("embed"):
-        regions = [QueryRegion(f, tuple(float(v) for v in b), d.source == "whole-frame")
-                   for f, d in zip(frames, given) for b in d.boxes]  # type: ignore[union-attr]
+        regions = [QueryRegion(f, as_box(b), d.source == "whole-frame")
+                   for f, d in zip(frames, given) for b in d.boxes]
         plan = strategy_for(engine.settings, engine.embedder, index).plan(regions)
-    return Query(frames, given, regions, plan)  # type: ignore[arg-type]
+    return Query(frames, given, regions, plan)
 
 
 def chunk_embedder(settings: Settings) -> Callable[[list, EmbeddingCache, list[str]], list[tuple]]:

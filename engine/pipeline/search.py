@@ -85,7 +85,7 @@ def knn_category_scores(hits: list[tuple[int, float]], items: list[RegionRef], k
 def knn_category(hits: list[tuple[int, float]], items: list[RegionRef]) -> str:
     """The most likely catalogue label of a query from its neighbours ("" without labelled neighbours)."""
     scores = knn_category_scores(hits, items)
-    return max(scores, key=scores.get) if scores else ""  # type: ignore[arg-type]
+    return max(scores, key=lambda label: scores[label]) if scores else ""
 
 
 def fuse_categories(head: dict[str, float], knn: dict[str, float]) -> str:

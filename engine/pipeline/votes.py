@@ -18,7 +18,7 @@ def frame_vote(index: int, time_s: float, regions: list[RegionMatch], per_produc
     """A frame's vote: the product with the highest similarity over its regions, and its margin over the next
     (``member_similarity``: each ensemble member's own per-product similarities, kept for the verdict)."""
     ordered = sorted(per_product.values(), reverse=True)
-    voted = max(per_product, key=per_product.get) if per_product else None  # type: ignore[arg-type]
+    voted = max(per_product, key=lambda p: per_product[p]) if per_product else None
     margin = ordered[0] - ordered[1] if len(ordered) > 1 else (ordered[0] if ordered else 0.0)
     return FrameVote(index, round(time_s, 3), tuple(regions), voted,
                      round(per_product.get(voted, 0.0), 4) if voted else 0.0, source,

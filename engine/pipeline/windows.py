@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.config import Settings, Windows
 from engine.errors import ModelError
-from engine.geometry import BAND_STRIDE, Box, band_fractions, clipped, garment_windows, pose_regions, relative
+from engine.geometry import BAND_STRIDE, Box, as_box, band_fractions, clipped, garment_windows, pose_regions, relative
 from engine.io.images import crop
 from engine.models import get_garment_head, get_pose_estimator
 from engine.models.garments import GarmentHead, window_geometry
@@ -163,7 +163,7 @@ class LearnedWindows:
         for r, box, fmap in zip(regions, boxes, fmaps):
             found = self.head.detect(garment_windows(box), base.pool_boxes(fmap, bands),
                                      window_geometry(box, r.frame.image.shape[:2], r.whole), self.top)
-            windows.append([tuple(float(v) for v in b) for b in found.boxes])
+            windows.append([as_box(b) for b in found.boxes])
             categories.append(list(found.classes))
             if self.pooled:  # pooled from the region's feature map: no second pass
                 pooled.append(emb.pool_boxes(fmap, [relative(b, box) for b in windows[-1]]))
