@@ -202,12 +202,15 @@ def test_the_timeline_bench_writes_its_figures(settings, tmp_path):
 
     lines: list[str] = []
     result = timeline_bench(settings, tmp_path, lines.append, parts=3, part_frames=24, live_s=30.0)
-    for key in ("s_per_video_hour", "previous_s_per_video_hour", "peak_rss_mb", "boundary_error_s", "accuracy"):
+    for key in ("s_per_video_hour", "previous_s_per_video_hour", "peak_rss_mb", "previous_peak_rss_mb",
+                "boundary_error_s", "accuracy"):
         assert isinstance(result[key], float) and result[key] >= 0, key
     assert result["video_minutes"] == pytest.approx(0.6) and result["parts"] == 3  # 3 parts of 12 s
     assert result["previous_frames"] == 18 and result["frames"] > 0  # parts of 12 s: too short to save frames
     assert len(result["live_latency_s"]) == 2
     assert any("per video hour" in line for line in lines)
+    assert result["peak_rss_scope"] in ("coarse-to-fine run", "whole process (the peak could not be reset)")
+    assert result["params"]["region_height"] == TimelineParams.region_height
 
 
 def test_the_progress_line_gives_video_time_and_the_time_left():
@@ -238,3 +241,98 @@ def test_a_running_timeline_keeps_settled_segments_and_ends_with_the_full_path(m
     closed = running.segments[:-1]
     assert [(s.product_id, s.start_s, s.end_s, s.first) for s in closed] == [
         (s.product_id, s.start_s, s.end_s, s.first) for s in final.segments[: len(closed)]]
+
+
+# ------------------------------------------------------------------------------------- one region height
+def _region_heights(regions: list[np.ndarray]) -> list[int]:
+    """The height ``TorchEmbedder.region_batches`` resizes each region to, now (a stand-in embedder 224x176)."""
+    from types import SimpleNamespace
+
+    from engine.models.embedders import TorchEmbedder
+
+    fake = SimpleNamespace(input_hw=(224, 176), preprocess=lambda crops, hw: hw)
+    out = [0] * len(regions)
+    for chunk, (h, _) in TorchEmbedder.region_batches(fake, regions):
+        for i in chunk:
+            out[i] = h
+    return out
+
+
+def test_a_fixed_region_height_holds_in_its_block_and_its_thread_only():
+    import threading
+
+    from engine.models.embedders import fixed_region_height
+
+    tall, wide = np.zeros((500, 100, 3), np.uint8), np.zeros((300, 280, 3), np.uint8)
+    assert _region_heights([tall, wide]) == [672, 288]  # by their aspect, as a clip's match resizes them
+    seen = []
+    with fixed_region_height(480):
+        assert _region_heights([tall, wide]) == [480, 480]
+        other = threading.Thread(target=lambda: seen.append(_region_heights([tall])))
+        other.start()
+        other.join()
+    assert seen == [[672]]  # another thread (another page's clip match) keeps the heights by aspect
+    assert _region_heights([tall, wide]) == [672, 288]
+
+
+class _HeightEngine(ScriptedEngine):
+    """The scripted engine, noting the height a person region would be embedded at during each query."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heights: list[int] = []
+
+    def query(self, frames, dets=None):
+        self.heights += _region_heights([np.zeros((500, 100, 3), np.uint8)])
+        return super().query(frames, dets)
+
+
+def test_the_sampler_embeds_every_region_at_its_one_height():
+    engine, source = _HeightEngine(), GridSource("A" * 20 + "B" * 20)
+    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72, region_height=384)
+    while not source.ended:
+        sampler.next()
+    assert engine.heights and set(engine.heights) == {384}
+    assert _region_heights([np.zeros((500, 100, 3), np.uint8)]) == [672]  # as before once the sampler is done
+
+
+def test_a_timeline_lets_go_of_the_other_region_shapes_when_it_starts():
+    from types import SimpleNamespace
+
+    from engine.pipeline.coarse import release_other_heights
+
+    class Backbone:
+        def __init__(self) -> None:
+            self.shapes = {(4, 3, 288, 176), (4, 3, 480, 176), (4, 3, 576, 176), (8, 3, 224, 176)}
+
+        def release(self, keep) -> None:
+            self.shapes = {s for s in self.shapes if keep(s)}
+
+    members = [SimpleNamespace(backbone=Backbone(), input_hw=(224, 176)) for _ in range(3)]
+    release_other_heights(SimpleNamespace(members=members), 480)
+    assert all(m.backbone.shapes == {(4, 3, 480, 176), (8, 3, 224, 176)} for m in members)
+    single = SimpleNamespace(backbone=Backbone(), input_hw=(224, 176))
+    release_other_heights(single, 576)
+    assert single.backbone.shapes == {(4, 3, 576, 176), (8, 3, 224, 176)}
+    release_other_heights(SimpleNamespace(), 480)  # a torch embedder (no compiled shapes): nothing to do
+    release_other_heights(None, 480)
+
+
+def test_an_openvino_backbone_lets_go_of_the_shapes_it_is_told_to(tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    from engine.models import openvino_rt as ovrt
+    from engine.models import runtime as rt
+
+    monkeypatch.setattr(ovrt, "compiled_cache_dir", lambda: tmp_path / "openvino-compiled")
+    name = "efficientnet-lite0-gem"
+    path, key = rt.onnx_path(name)
+    rt.ensure_onnx(name)
+    backbone = ovrt.OpenVinoBackbone(path, rt.ONNX_EMBEDDERS[name].dim, "f32", 2, key=key)
+    x = np.random.default_rng(0).random((2, 3, 288, 176), np.float32)
+    before = backbone.run(x, 4)
+    backbone.run(np.zeros((2, 3, 384, 176), np.float32), 4)
+    backbone.release(lambda shape: shape[2] == 384)
+    assert backbone.run(np.zeros((1, 3, 384, 176), np.float32), 4).shape[0] == 1
+    assert backbone.cache_events == ["compiled", "compiled"]  # 384 kept: nothing compiled or imported again
+    np.testing.assert_allclose(backbone.run(x, 4), before, rtol=0, atol=1e-5)  # 288 let go: imported again
+    assert backbone.cache_events == ["compiled", "compiled", "imported"]

@@ -9,8 +9,10 @@ the 1280-d head features trained for ImageNet classes lose.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -22,6 +24,21 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 _SCALE = (1.0 / (255.0 * IMAGENET_STD)).reshape(1, 3, 1, 1).astype(np.float32)  # (x / 255 - mean) / std as x * scale + shift
 _SHIFT = (-IMAGENET_MEAN / IMAGENET_STD).reshape(1, 3, 1, 1).astype(np.float32)
+# The height every region is resized to in ``region_batches`` within ``fixed_region_height`` (this thread only); 0:
+# a height that keeps the region's aspect, as a clip's match does.
+_REGION_HEIGHT: contextvars.ContextVar[int] = contextvars.ContextVar("region_height", default=0)
+
+
+@contextlib.contextmanager
+def fixed_region_height(height: int) -> Iterator[None]:
+    """Within the block (in this thread), ``region_batches`` resizes every region to ``height`` (0: by its
+    aspect): one compiled shape per backbone instead of one per height (a timeline's memory and batches:
+    engine.pipeline.coarse)."""
+    token = _REGION_HEIGHT.set(int(height))
+    try:
+        yield
+    finally:
+        _REGION_HEIGHT.reset(token)
 
 
 class Embedder(Protocol):
@@ -136,8 +153,9 @@ class TorchEmbedder:
         """(region indices, their preprocessed batch) for ``feature_maps``: regions resized to a width of 224 and
         a height that keeps their aspect (a multiple of 96, 288 to 672 px), batched by height. An ensemble makes
         these once and runs every member on them."""
-        w = self.input_hw[1]
-        heights = [int(np.clip(round(w * r.shape[0] / max(1, r.shape[1]) / 96) * 96, 288, 672)) for r in regions]
+        w, fixed = self.input_hw[1], _REGION_HEIGHT.get()
+        heights = [fixed or int(np.clip(round(w * r.shape[0] / max(1, r.shape[1]) / 96) * 96, 288, 672))
+                   for r in regions]
         for h in sorted(set(heights)):
             ids = [i for i, hh in enumerate(heights) if hh == h]
             for start in range(0, len(ids), batch_size):

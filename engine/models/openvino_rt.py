@@ -407,6 +407,12 @@ class OpenVinoGraph:
                 self._compiled.popitem(last=False)
             return request
 
+    def release(self, keep: Callable[[tuple[int, ...]], bool] = lambda shape: False) -> None:
+        """Drop the compiled shapes for which ``keep(shape)`` is False (their memory; the disk cache keeps them)."""
+        with self._lock:
+            for shape in [s for s in self._compiled if not keep(s)]:
+                del self._compiled[shape]
+
     def prepare(self, shape: tuple[int, ...]) -> None:
         """Compile (or import) the model for a shape now, rather than at its first run."""
         self._request(tuple(int(v) for v in shape))
