@@ -209,8 +209,9 @@ def test_the_timeline_bench_writes_its_figures(settings, tmp_path):
     assert result["previous_frames"] == 18 and result["frames"] > 0  # parts of 12 s: too short to save frames
     assert len(result["live_latency_s"]) == 2
     assert any("per video hour" in line for line in lines)
-    assert result["peak_rss_scope"] in ("coarse-to-fine run", "whole process (the peak could not be reset)")
-    assert result["params"]["region_height"] == TimelineParams.region_height
+    assert result["peak_rss_in_bench_scope"] in ("coarse-to-fine run", "whole process (the peak could not be reset)")
+    assert result["peak_rss_mb"] > 0 and result["peak_rss_in_bench_mb"] > 0  # a fresh process's, this one's
+    assert result["params"]["region_rows"] == TimelineParams.region_rows
 
 
 def test_the_progress_line_gives_video_time_and_the_time_left():
@@ -243,79 +244,83 @@ def test_a_running_timeline_keeps_settled_segments_and_ends_with_the_full_path(m
         (s.product_id, s.start_s, s.end_s, s.first) for s in final.segments[: len(closed)]]
 
 
-# ------------------------------------------------------------------------------------- one region height
-def _region_heights(regions: list[np.ndarray]) -> list[int]:
-    """The height ``TorchEmbedder.region_batches`` resizes each region to, now (a stand-in embedder 224x176)."""
+# ------------------------------------------------------------------------------------- the timeline's regions
+def _region_batches(regions: list[np.ndarray]) -> list[tuple[int, int]]:
+    """(rows, height) of each batch ``TorchEmbedder.region_batches`` makes of the regions now (a stand-in embedder
+    224x176 whose backbone runs 4 regions a batch, as OpenVINO's does)."""
     from types import SimpleNamespace
 
-    from engine.models.embedders import TorchEmbedder
+    from engine.models.embedders import TorchEmbedder, region_rows
 
     fake = SimpleNamespace(input_hw=(224, 176), preprocess=lambda crops, hw: hw)
-    out = [0] * len(regions)
-    for chunk, (h, _) in TorchEmbedder.region_batches(fake, regions):
-        for i in chunk:
-            out[i] = h
-    return out
+    return [(len(chunk), h) for chunk, (h, _) in TorchEmbedder.region_batches(fake, regions, region_rows(4))]
 
 
-def test_a_fixed_region_height_holds_in_its_block_and_its_thread_only():
+TALL, WIDE = np.zeros((500, 100, 3), np.uint8), np.zeros((300, 280, 3), np.uint8)
+
+
+def test_the_timelines_region_policy_holds_in_its_block_and_its_thread_only():
     import threading
 
-    from engine.models.embedders import fixed_region_height
+    from engine.models.embedders import timeline_regions
 
-    tall, wide = np.zeros((500, 100, 3), np.uint8), np.zeros((300, 280, 3), np.uint8)
-    assert _region_heights([tall, wide]) == [672, 288]  # by their aspect, as a clip's match resizes them
+    assert _region_batches([TALL] * 3 + [WIDE]) == [(1, 288), (3, 672)]  # by their aspect, 4 a batch: a clip's match
     seen = []
-    with fixed_region_height(480):
-        assert _region_heights([tall, wide]) == [480, 480]
-        other = threading.Thread(target=lambda: seen.append(_region_heights([tall])))
+    with timeline_regions(rows=1):
+        assert _region_batches([TALL] * 3 + [WIDE]) == [(1, 288), (1, 672), (1, 672), (1, 672)]
+        with timeline_regions(480, 2):
+            assert _region_batches([TALL] * 3 + [WIDE]) == [(2, 480), (2, 480)]
+        other = threading.Thread(target=lambda: seen.append(_region_batches([TALL] * 2)))
         other.start()
         other.join()
-    assert seen == [[672]]  # another thread (another page's clip match) keeps the heights by aspect
-    assert _region_heights([tall, wide]) == [672, 288]
+    assert seen == [[(2, 672)]]  # another thread (another page's clip match) keeps the clip's policy
+    assert _region_batches([TALL] * 3 + [WIDE]) == [(1, 288), (3, 672)]
 
 
-class _HeightEngine(ScriptedEngine):
-    """The scripted engine, noting the height a person region would be embedded at during each query."""
+class _PolicyEngine(ScriptedEngine):
+    """The scripted engine, noting how a tall person region would be batched during each query."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.heights: list[int] = []
+        self.batches: list[tuple[int, int]] = []
 
     def query(self, frames, dets=None):
-        self.heights += _region_heights([np.zeros((500, 100, 3), np.uint8)])
+        self.batches += _region_batches([TALL] * 2)
         return super().query(frames, dets)
 
 
-def test_the_sampler_embeds_every_region_at_its_one_height():
-    engine, source = _HeightEngine(), GridSource("A" * 20 + "B" * 20)
-    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72, region_height=384)
+def test_the_sampler_runs_its_queries_under_the_timelines_region_policy():
+    engine, source = _PolicyEngine(), GridSource("A" * 20 + "B" * 20)
+    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72, region_height=384, region_rows=1)
     while not source.ended:
         sampler.next()
-    assert engine.heights and set(engine.heights) == {384}
-    assert _region_heights([np.zeros((500, 100, 3), np.uint8)]) == [672]  # as before once the sampler is done
+    assert engine.batches and set(engine.batches) == {(1, 384)}
+    assert _region_batches([TALL] * 2) == [(2, 672)]  # as before once the sampler is done
+    assert (TimelineParams().region_height, TimelineParams().region_rows) == (0, 1)
 
 
-def test_a_timeline_lets_go_of_the_other_region_shapes_when_it_starts():
+def test_a_timeline_lets_go_of_the_region_shapes_it_does_not_run_in():
     from types import SimpleNamespace
 
-    from engine.pipeline.coarse import release_other_heights
+    from engine.pipeline.coarse import release_region_shapes
 
     class Backbone:
+        region_batch = 4
+
         def __init__(self) -> None:
-            self.shapes = {(4, 3, 288, 176), (4, 3, 480, 176), (4, 3, 576, 176), (8, 3, 224, 176)}
+            self.shapes = {(4, 3, 288, 176), (4, 3, 480, 176), (1, 3, 480, 176), (1, 3, 576, 176), (8, 3, 224, 176)}
 
         def release(self, keep) -> None:
             self.shapes = {s for s in self.shapes if keep(s)}
 
     members = [SimpleNamespace(backbone=Backbone(), input_hw=(224, 176)) for _ in range(3)]
-    release_other_heights(SimpleNamespace(members=members), 480)
-    assert all(m.backbone.shapes == {(4, 3, 480, 176), (8, 3, 224, 176)} for m in members)
+    release_region_shapes(SimpleNamespace(members=members), rows=1)
+    assert all(m.backbone.shapes == {(1, 3, 480, 176), (1, 3, 576, 176), (8, 3, 224, 176)} for m in members)
     single = SimpleNamespace(backbone=Backbone(), input_hw=(224, 176))
-    release_other_heights(single, 576)
-    assert single.backbone.shapes == {(4, 3, 576, 176), (8, 3, 224, 176)}
-    release_other_heights(SimpleNamespace(), 480)  # a torch embedder (no compiled shapes): nothing to do
-    release_other_heights(None, 480)
+    release_region_shapes(single, height=480)  # rows 0: the backbone's own 4
+    assert single.backbone.shapes == {(4, 3, 480, 176), (8, 3, 224, 176)}
+    release_region_shapes(SimpleNamespace(), 480)  # a torch embedder (no compiled shapes): nothing to do
+    release_region_shapes(None)
 
 
 def test_an_openvino_backbone_lets_go_of_the_shapes_it_is_told_to(tmp_path, monkeypatch):
@@ -336,3 +341,24 @@ def test_an_openvino_backbone_lets_go_of_the_shapes_it_is_told_to(tmp_path, monk
     assert backbone.cache_events == ["compiled", "compiled"]  # 384 kept: nothing compiled or imported again
     np.testing.assert_allclose(backbone.run(x, 4), before, rtol=0, atol=1e-5)  # 288 let go: imported again
     assert backbone.cache_events == ["compiled", "compiled", "imported"]
+
+
+def test_regions_run_one_a_batch_give_the_bands_of_a_clips_match(tmp_path, monkeypatch):
+    """The timeline's regions (``timeline_regions(rows=1)``, each region in a compiled shape of one row) pool the same
+    bands as a clip's match (4 regions a batch, the last padded), and compile shapes of one row only."""
+    pytest.importorskip("openvino")
+    from engine.models import openvino_rt as ovrt
+    from engine.models import runtime as rt
+    from engine.models.embedders import timeline_regions
+
+    monkeypatch.setattr(ovrt, "compiled_cache_dir", lambda: tmp_path / "openvino-compiled")
+    rng = np.random.default_rng(5)
+    regions = [rng.integers(0, 255, (int(h), 200, 3), dtype=np.uint8) for h in (420, 430, 440, 300, 520)]
+    bands = [(0.0, 0.5), (0.4, 1.0)]
+    clip = rt.build_onnx_embedder("efficientnet-lite0-gem", runtime="openvino", precision="f32")
+    as_a_clip = clip.embed_bands(regions, bands)
+    timeline = rt.build_onnx_embedder("efficientnet-lite0-gem", runtime="openvino", precision="f32")
+    with timeline_regions(rows=1):
+        one_by_one = timeline.embed_bands(regions, bands)
+    assert (as_a_clip * one_by_one).sum(-1).min() > 0.99999
+    assert {s[0] for s in timeline.backbone._compiled} == {1}

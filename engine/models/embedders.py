@@ -24,9 +24,33 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 _SCALE = (1.0 / (255.0 * IMAGENET_STD)).reshape(1, 3, 1, 1).astype(np.float32)  # (x / 255 - mean) / std as x * scale + shift
 _SHIFT = (-IMAGENET_MEAN / IMAGENET_STD).reshape(1, 3, 1, 1).astype(np.float32)
-# The height every region is resized to in ``region_batches`` within ``fixed_region_height`` (this thread only); 0:
-# a height that keeps the region's aspect, as a clip's match does.
-_REGION_HEIGHT: contextvars.ContextVar[int] = contextvars.ContextVar("region_height", default=0)
+# Within ``timeline_regions`` (this thread only): the height every region is resized to in ``region_batches`` (0: a
+# height that keeps the region's aspect, as a clip's match does) and the rows a backbone's batch of regions runs in
+# (``region_rows``; 0: the backbone's own ``region_batch``).
+_REGION_POLICY: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("region_policy", default=(0, 0))
+
+
+@contextlib.contextmanager
+def timeline_regions(height: int = 0, rows: int = 0) -> Iterator[None]:
+    """Within the block (in this thread): every region resized to ``height`` (0: by its aspect) and run in batches of
+    ``rows`` (0: the backbone's ``region_batch``). A timeline's memory: each compiled region shape of one row holds
+    about half what one of four does, and one height means one shape per backbone (engine.pipeline.coarse)."""
+    token = _REGION_POLICY.set((int(height), int(rows)))
+    try:
+        yield
+    finally:
+        _REGION_POLICY.reset(token)
+
+
+def region_rows(default: int) -> int:
+    """The rows a batch of regions runs in now: ``timeline_regions``'s, else ``default`` (the backbone's)."""
+    return _REGION_POLICY.get()[1] or default
+
+
+def region_height_of(height: float, width: float, resized_width: int) -> int:
+    """The height a region of ``height`` x ``width`` px is resized to at ``resized_width`` in ``region_batches``:
+    its aspect kept, a multiple of 96 px, 288 to 672."""
+    return int(np.clip(round(resized_width * height / max(1, width) / 96) * 96, 288, 672))
 
 
 @contextlib.contextmanager
@@ -153,9 +177,8 @@ class TorchEmbedder:
         """(region indices, their preprocessed batch) for ``feature_maps``: regions resized to a width of 224 and
         a height that keeps their aspect (a multiple of 96, 288 to 672 px), batched by height. An ensemble makes
         these once and runs every member on them."""
-        w, fixed = self.input_hw[1], _REGION_HEIGHT.get()
-        heights = [fixed or int(np.clip(round(w * r.shape[0] / max(1, r.shape[1]) / 96) * 96, 288, 672))
-                   for r in regions]
+        w, fixed = self.input_hw[1], _REGION_POLICY.get()[0]
+        heights = [fixed or region_height_of(r.shape[0], r.shape[1], w) for r in regions]
         for h in sorted(set(heights)):
             ids = [i for i, hh in enumerate(heights) if hh == h]
             for start in range(0, len(ids), batch_size):

@@ -1,7 +1,7 @@
 """Coarse-to-fine sampling of a timeline: frames are matched where the answer changes, not every few seconds.
 
-The source is read on a fine grid (one frame every ``fine_s``, 2 s by default: sequentially, decoding only the grid's
-frames, engine.io.stream) a few coarse windows at a time, and only some of those frames are matched:
+The source is read on a fine grid (one frame every ``fine_s``, 1 s: sequentially, decoding only the grid's frames,
+engine.io.stream) a few coarse windows at a time, and only some of those frames are matched:
 
 - one frame every ``coarse_s`` (8 s), the coarse samples, matched together in one batch;
 - between two coarse samples whose labels differ (the best product, or "no product" under ``none_below``), every
@@ -17,9 +17,11 @@ frames, engine.io.stream) a few coarse windows at a time, and only some of those
   cut, another scene, the frame half-way too, so a product shown for less than a coarse window between two shots
   of the same one is looked for; where they agree and look alike, nothing more.
 
-A frame that barely differs from a frame already matched (``SAME_FRAME``) reuses its detection. Every person region
-is embedded at one height (``region_height``, engine.models.embedders.fixed_region_height) rather than at one by its
-aspect: one compiled shape per backbone (70-90 MB each) instead of three or four, and full batches of regions. Only
+A frame that barely differs from a frame already matched (``SAME_FRAME``) reuses its detection. Person regions run
+through the backbones one a batch (``region_rows``, engine.models.embedders.timeline_regions): a compiled shape of one
+row holds about half the memory of one of four (36-38 MB against 62-77 for Lite2), nothing is computed for padding,
+and a run lets go of the other region shapes when it starts (``release_region_shapes``); ``region_height`` can fix
+their height too (one shape per backbone), at a cost in accuracy on real clips (docs/timeline.md). Only
 the frames of the windows being read are held (a few dozen at most), and only their evidence is kept. The segmentation
 (engine.pipeline.segments) weighs each frame by the video it stands for, so a coarse sample counts as the frames it
 stands in for.
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.models.embedders import fixed_region_height
+from engine.models.embedders import timeline_regions
 from engine.pipeline.segments import NO_PRODUCT, FrameEvidence
 from engine.types import CONFIDENT_RELATIVE_MARGIN, Detections, Frame, FrameVote
 
@@ -98,14 +100,16 @@ def frame_label(evidence: FrameEvidence, none_below: float) -> str:
     return pid if sim >= none_below else NO_PRODUCT
 
 
-def release_other_heights(embedder, height: int) -> None:
-    """Drop the compiled region shapes of the embedder's OpenVINO backbones other than ``height``'s (and their crops'
-    own size): a timeline that embeds every region at one height holds one region shape per backbone, whatever clips
-    were matched before (each shape holds 70-90 MB; the disk cache keeps them for the next clip)."""
+def release_region_shapes(embedder, height: int = 0, rows: int = 0) -> None:
+    """Drop the compiled region shapes of the embedder's OpenVINO backbones that a timeline's regions (``rows`` a
+    batch, 0: the backbone's ``region_batch``; at ``height``, 0: any) do not run in; their crops' shapes stay. A run
+    then holds its own shapes only, whatever clips were matched before (the disk cache keeps the others)."""
     for member in getattr(embedder, "members", None) or [embedder]:
         backbone, crop_hw = getattr(member, "backbone", None), tuple(getattr(member, "input_hw", ()))
         if callable(getattr(backbone, "release", None)):
-            backbone.release(lambda shape: len(shape) == 4 and (shape[2] == height or tuple(shape[2:]) == crop_hw))
+            n = rows or getattr(backbone, "region_batch", 0)
+            backbone.release(lambda shape: len(shape) == 4 and (
+                tuple(shape[2:]) == crop_hw or (shape[0] == n and (not height or shape[2] == height))))
 
 
 @dataclass
@@ -125,7 +129,8 @@ class CoarseToFine:
     ``windows`` coarse windows of grid frames and returns the frames it matched and their votes, in time order."""
 
     def __init__(self, engine, reader, coarse_s: float, fine_s: float, windows: int = 4, keep: int = 20,
-                 none_below: float = 0.72, examples=None, dense_s: float = 2.0, region_height: int = 0) -> None:
+                 none_below: float = 0.72, examples=None, dense_s: float = 2.0, region_height: int = 0,
+                 region_rows: int = 0) -> None:
         self.engine, self.reader = engine, reader
         self.per = max(2, int(round(coarse_s / fine_s)))  # grid frames per coarse window
         self.dense = max(1, int(round(dense_s / fine_s)))  # grid frames between frames where the answer is unclear
@@ -133,6 +138,7 @@ class CoarseToFine:
         self.keep, self.none_below = keep, none_below
         self.examples = examples
         self.region_height = region_height  # every region's height in the embedder's pass (0: by its aspect)
+        self.region_rows = region_rows  # the rows its batches of regions run in (0: the backbone's own)
         self.anchor: _Point | None = None  # the last matched frame of the windows before
         self.grid_frames = 0  # grid frames read
         self.matched = 0  # frames matched
@@ -199,7 +205,7 @@ class CoarseToFine:
         for i, dets in zip(detected, self.engine.detect([points[i].frame for i in detected])):
             points[i].dets = dets
         self.reused += len(source)
-        with fixed_region_height(self.region_height):
+        with timeline_regions(self.region_height, self.region_rows):
             query = self.engine.query([points[i].frame for i in todo],
                                       dets=[points[source.get(i, i)].dets for i in todo])
         votes = self.engine.match_query(query, self.examples).frames
