@@ -123,6 +123,20 @@ def test_coarse_to_fine_finds_each_change_to_a_second_with_fewer_frames():
     assert [s.start_s for s in segs[1:]] == pytest.approx([44.5, 81.5, 131.5])
 
 
+def test_halving_at_a_change_finds_it_to_a_second_with_four_frames_instead_of_seven():
+    script = "A" * 45 + "B" * 37 + "C" * 50 + "A" * 28  # changes at 45, 82 and 132 s
+    engine, source = ScriptedEngine(), GridSource(script)
+    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72, halve=True)
+    frames: list[FrameEvidence] = []
+    while not source.ended:
+        frames += [FrameEvidence.of(v) for v in sampler.next()[1]]
+    times = [f.time_s for f in frames]
+    assert times == sorted(times) and len(frames) <= len(script) / 8 + 1 + 4 * 3 + 1
+    for change in (45, 82, 132):
+        assert change - 1 in times and change in times
+    assert len(frames) < len(_run(script)[0]) - 6  # 3 frames fewer at each of the 3 changes
+
+
 def test_a_short_product_between_two_samples_of_the_same_one_is_looked_for_where_the_frames_differ():
     # C shows for 10 s between coarse samples 16 s apart that both show A: when those frames look alike nothing is
     # looked for between them (the documented limit); when A is in another scene after C, it is, and C is found.
