@@ -24,9 +24,7 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 _SCALE = (1.0 / (255.0 * IMAGENET_STD)).reshape(1, 3, 1, 1).astype(np.float32)  # (x / 255 - mean) / std as x * scale + shift
 _SHIFT = (-IMAGENET_MEAN / IMAGENET_STD).reshape(1, 3, 1, 1).astype(np.float32)
-# Within ``timeline_regions`` (this thread only): the height every region is resized to in ``region_batches`` (0: a
-# height that keeps the region's aspect, as a clip's match does) and the rows a backbone's batch of regions runs in
-# (``region_rows``; 0: the backbone's own ``region_batch``).
+# (height, rows) of ``timeline_regions`` in this thread; (0, 0): a clip's match (heights by aspect, a backbone's rows)
 _REGION_POLICY: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("region_policy", default=(0, 0))
 
 
@@ -45,24 +43,6 @@ def timeline_regions(height: int = 0, rows: int = 0) -> Iterator[None]:
 def region_rows(default: int) -> int:
     """The rows a batch of regions runs in now: ``timeline_regions``'s, else ``default`` (the backbone's)."""
     return _REGION_POLICY.get()[1] or default
-
-
-def region_height_of(height: float, width: float, resized_width: int) -> int:
-    """The height a region of ``height`` x ``width`` px is resized to at ``resized_width`` in ``region_batches``:
-    its aspect kept, a multiple of 96 px, 288 to 672."""
-    return int(np.clip(round(resized_width * height / max(1, width) / 96) * 96, 288, 672))
-
-
-@contextlib.contextmanager
-def fixed_region_height(height: int) -> Iterator[None]:
-    """Within the block (in this thread), ``region_batches`` resizes every region to ``height`` (0: by its
-    aspect): one compiled shape per backbone instead of one per height (a timeline's memory and batches:
-    engine.pipeline.coarse)."""
-    token = _REGION_HEIGHT.set(int(height))
-    try:
-        yield
-    finally:
-        _REGION_HEIGHT.reset(token)
 
 
 class Embedder(Protocol):
@@ -177,8 +157,9 @@ class TorchEmbedder:
         """(region indices, their preprocessed batch) for ``feature_maps``: regions resized to a width of 224 and
         a height that keeps their aspect (a multiple of 96, 288 to 672 px), batched by height. An ensemble makes
         these once and runs every member on them."""
-        w, fixed = self.input_hw[1], _REGION_POLICY.get()[0]
-        heights = [fixed or region_height_of(r.shape[0], r.shape[1], w) for r in regions]
+        w, fixed = self.input_hw[1], _REGION_POLICY.get()[0]  # fixed: timeline_regions's height (0: none)
+        heights = [fixed or int(np.clip(round(w * r.shape[0] / max(1, r.shape[1]) / 96) * 96, 288, 672))
+                   for r in regions]
         for h in sorted(set(heights)):
             ids = [i for i, hh in enumerate(heights) if hh == h]
             for start in range(0, len(ids), batch_size):
