@@ -111,6 +111,20 @@ def test_coarse_to_fine_finds_each_change_to_a_second_with_fewer_frames():
     assert [s.start_s for s in segs[1:]] == pytest.approx([44.5, 81.5, 131.5])
 
 
+def test_halving_at_a_change_finds_it_to_a_second_with_four_frames_instead_of_seven():
+    script = "A" * 45 + "B" * 37 + "C" * 50 + "A" * 28  # changes at 45, 82 and 132 s
+    engine, source = ScriptedEngine(), GridSource(script)
+    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72, halve=True)
+    frames: list[FrameEvidence] = []
+    while not source.ended:
+        frames += [FrameEvidence.of(v) for v in sampler.next()[1]]
+    times = [f.time_s for f in frames]
+    assert times == sorted(times) and len(frames) <= len(script) / 8 + 1 + 4 * 3 + 1
+    for change in (45, 82, 132):
+        assert change - 1 in times and change in times
+    assert len(frames) < len(_run(script)[0]) - 6  # 3 frames fewer at each of the 3 changes
+
+
 def test_a_short_product_between_two_samples_of_the_same_one_is_looked_for_where_the_frames_differ():
     # C shows for 10 s between coarse samples 16 s apart that both show A: when those frames look alike nothing is
     # looked for between them (the documented limit); when A is in another scene after C, it is, and C is found.
@@ -190,12 +204,16 @@ def test_the_timeline_bench_writes_its_figures(settings, tmp_path):
 
     lines: list[str] = []
     result = timeline_bench(settings, tmp_path, lines.append, parts=3, part_frames=24, live_s=30.0)
-    for key in ("s_per_video_hour", "previous_s_per_video_hour", "peak_rss_mb", "boundary_error_s", "accuracy"):
+    for key in ("s_per_video_hour", "previous_s_per_video_hour", "peak_rss_mb", "previous_peak_rss_mb",
+                "boundary_error_s", "accuracy"):
         assert isinstance(result[key], float) and result[key] >= 0, key
     assert result["video_minutes"] == pytest.approx(0.6) and result["parts"] == 3  # 3 parts of 12 s
     assert result["previous_frames"] == 18 and result["frames"] > 0  # parts of 12 s: too short to save frames
     assert len(result["live_latency_s"]) == 2
     assert any("per video hour" in line for line in lines)
+    assert result["peak_rss_in_bench_scope"] in ("coarse-to-fine run", "whole process (the peak could not be reset)")
+    assert result["peak_rss_mb"] > 0 and result["peak_rss_in_bench_mb"] > 0  # a fresh process's, this one's
+    assert result["params"]["region_rows"] == TimelineParams.region_rows
 
 
 def test_the_progress_line_gives_video_time_and_the_time_left():
@@ -226,3 +244,127 @@ def test_a_running_timeline_keeps_settled_segments_and_ends_with_the_full_path(m
     closed = running.segments[:-1]
     assert [(s.product_id, s.start_s, s.end_s, s.first) for s in closed] == [
         (s.product_id, s.start_s, s.end_s, s.first) for s in final.segments[: len(closed)]]
+
+
+# ------------------------------------------------------------------------------------- the timeline's regions
+def _region_batches(regions: list[np.ndarray]) -> list[tuple[int, int]]:
+    """(rows, height) of each batch ``TorchEmbedder.region_batches`` makes of the regions now (a stand-in embedder
+    224x176 whose backbone runs 4 regions a batch, as OpenVINO's does)."""
+    from types import SimpleNamespace
+
+    from engine.models.embedders import TorchEmbedder, region_rows
+
+    fake = SimpleNamespace(input_hw=(224, 176), preprocess=lambda crops, hw: hw)
+    return [(len(chunk), h) for chunk, (h, _) in TorchEmbedder.region_batches(fake, regions, region_rows(4))]
+
+
+TALL, WIDE = np.zeros((500, 100, 3), np.uint8), np.zeros((300, 280, 3), np.uint8)
+
+
+def test_the_timelines_region_policy_holds_in_its_block_and_its_thread_only():
+    import threading
+
+    from engine.models.embedders import timeline_regions
+
+    assert _region_batches([TALL] * 3 + [WIDE]) == [(1, 288), (3, 672)]  # by their aspect, 4 a batch: a clip's match
+    seen = []
+    with timeline_regions(rows=1):
+        assert _region_batches([TALL] * 3 + [WIDE]) == [(1, 288), (1, 672), (1, 672), (1, 672)]
+        with timeline_regions(480, 2):
+            assert _region_batches([TALL] * 3 + [WIDE]) == [(2, 480), (2, 480)]
+        other = threading.Thread(target=lambda: seen.append(_region_batches([TALL] * 2)))
+        other.start()
+        other.join()
+    assert seen == [[(2, 672)]]  # another thread (another page's clip match) keeps the clip's policy
+    assert _region_batches([TALL] * 3 + [WIDE]) == [(1, 288), (3, 672)]
+
+
+class _PolicyEngine(ScriptedEngine):
+    """The scripted engine, noting how a tall person region would be batched during each query."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[tuple[int, int]] = []
+
+    def frame_evidence(self, frames, examples=None, dets=None):
+        self.batches += _region_batches([TALL] * 2)
+        return super().frame_evidence(frames, examples, dets)
+
+
+def test_the_sampler_runs_its_queries_under_the_timelines_region_policy():
+    engine, source = _PolicyEngine(), GridSource("A" * 20 + "B" * 20)
+    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72, region_height=384, region_rows=1)
+    while not source.ended:
+        sampler.next()
+    assert engine.batches and set(engine.batches) == {(1, 384)}
+    assert _region_batches([TALL] * 2) == [(2, 672)]  # as before once the sampler is done
+    assert (TimelineParams().region_height, TimelineParams().region_rows) == (0, 1)
+
+
+def test_a_timeline_lets_go_of_the_region_shapes_it_does_not_run_in():
+    from types import SimpleNamespace
+
+    from engine.pipeline.coarse import release_region_shapes
+
+    class Backbone:
+        region_batch = 4
+
+        def __init__(self) -> None:
+            self.shapes = {(4, 3, 288, 176), (4, 3, 480, 176), (1, 3, 480, 176), (1, 3, 576, 176), (8, 3, 224, 176)}
+
+        def release(self, keep) -> None:
+            self.shapes = {s for s in self.shapes if keep(s)}
+
+    def embedder(**more):  # what engine.models.protocols.Embedder declares, and more
+        return SimpleNamespace(name="m", dim=8, key="k", vectors_key="k", device="cpu", runtime="openvino",
+                               precision="f32", input_hw=(224, 176), embed=lambda crops, batch_size=32: None, **more)
+
+    members = [embedder(backbone=Backbone()) for _ in range(3)]
+    release_region_shapes(embedder(members=members, weights=[1.0] * 3, vectors_graph=None), rows=1)
+    assert all(m.backbone.shapes == {(1, 3, 480, 176), (1, 3, 576, 176), (8, 3, 224, 176)} for m in members)
+    single = embedder(backbone=Backbone())
+    release_region_shapes(single, height=480)  # rows 0: the backbone's own 4
+    assert single.backbone.shapes == {(4, 3, 480, 176), (8, 3, 224, 176)}
+    release_region_shapes(embedder(), 480)  # a torch embedder (no compiled shapes): nothing to do
+    release_region_shapes(None)
+
+
+def test_an_openvino_backbone_lets_go_of_the_shapes_it_is_told_to(tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    from engine.models import openvino_rt as ovrt
+    from engine.models import runtime as rt
+
+    monkeypatch.setattr(ovrt, "compiled_cache_dir", lambda: tmp_path / "openvino-compiled")
+    name = "efficientnet-lite0-gem"
+    path, key = rt.onnx_path(name)
+    rt.ensure_onnx(name)
+    backbone = ovrt.OpenVinoBackbone(path, rt.exported_config(name).dim, "f32", 2, key=key)
+    x = np.random.default_rng(0).random((2, 3, 288, 176), np.float32)
+    before = backbone.run(x, 4)
+    backbone.run(np.zeros((2, 3, 384, 176), np.float32), 4)
+    backbone.release(lambda shape: shape[2] == 384)
+    assert backbone.run(np.zeros((1, 3, 384, 176), np.float32), 4).shape[0] == 1
+    assert backbone.cache_events == ["compiled", "compiled"]  # 384 kept: nothing compiled or imported again
+    np.testing.assert_allclose(backbone.run(x, 4), before, rtol=0, atol=1e-5)  # 288 let go: imported again
+    assert backbone.cache_events == ["compiled", "compiled", "imported"]
+
+
+def test_regions_run_one_a_batch_give_the_bands_of_a_clips_match(tmp_path, monkeypatch):
+    """The timeline's regions (``timeline_regions(rows=1)``, each region in a compiled shape of one row) pool the same
+    bands as a clip's match (4 regions a batch, the last padded), and compile shapes of one row only."""
+    pytest.importorskip("openvino")
+    from engine.models import openvino_rt as ovrt
+    from engine.models import runtime as rt
+    from engine.models.embedders import timeline_regions
+
+    monkeypatch.setattr(ovrt, "compiled_cache_dir", lambda: tmp_path / "openvino-compiled")
+    rng = np.random.default_rng(5)
+    regions = [rng.integers(0, 255, (int(h), 200, 3), dtype=np.uint8) for h in (420, 430, 440, 300, 520)]
+    bands = [(0.0, 0.5), (0.4, 1.0)]
+    clip = rt.build_onnx_embedder("efficientnet-lite0-gem", runtime="openvino", precision="f32")
+    as_a_clip = clip.embed_bands(regions, bands)
+    timeline = rt.build_onnx_embedder("efficientnet-lite0-gem", runtime="openvino", precision="f32")
+    with timeline_regions(rows=1):
+        one_by_one = timeline.embed_bands(regions, bands)
+    assert (as_a_clip * one_by_one).sum(-1).min() > 0.99999
+    assert {s[0] for s in timeline.backbone._compiled} == {1}

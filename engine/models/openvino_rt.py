@@ -1,11 +1,8 @@
 """The OpenVINO runtime for an exported embedder backbone on the CPU.
 
-It reads the same cached ONNX file as ONNX Runtime (engine.models.runtime exports it from the packaged weights) and
-compiles it for the CPU once per input shape (faster than OpenVINO's dynamic-shape model). The few shapes a process
-sees are kept, the least recently used dropped beyond ``MAX_SHAPES``. A batch smaller than a compiled one of the same
-image size by at most ``PAD_ROWS`` crops runs padded with zeros in that compiled shape: the rows of a batch are
-computed independently, so its vectors are the same (tests/test_openvino_cache.py), and no shape is compiled for each
-remainder.
+It reads the cached ONNX file of ONNX Runtime (engine.models.runtime) and compiles it once per input shape (faster
+than a dynamic shape), keeping ``MAX_SHAPES``. A batch up to ``PAD_ROWS`` crops smaller than a compiled one runs
+padded with zeros in it: rows are computed independently, so its vectors are the same (tests/test_openvino_cache.py).
 
 Compiled models are kept on disk (``compiled_cache_dir()``, ``<LIVEMATCH_HOME>/openvino-compiled``) through
 OpenVINO's own export_model/import_model, so a fresh process imports them instead of compiling (the first match of
@@ -41,10 +38,8 @@ from engine.errors import ModelError
 from engine.io.files import atomic_write
 
 PRECISIONS = ("auto", "bf16", "int8", "f32")
-# Compiled shapes kept in memory per graph, the least recently used dropped beyond (and imported again from the disk
-# cache when needed: 0.1-0.3 s). Each compiled backbone shape holds 70-90 MB (its weights and buffers; measured on
-# the development CPU), and a whole video meets several region heights per backbone: with 6, the resident memory of a
-# long timeline rose in steps from 1.2 to 2.1 GB, one step per new shape (docs/timeline.md).
+# Compiled shapes kept in memory per graph, the least recently used dropped beyond (imported again from the disk cache
+# when needed): each holds its own weights and buffers, so memory grows a step per shape (docs/timeline.md).
 MAX_SHAPES = 3
 PAD_ROWS = 8  # a batch runs padded in a compiled shape at most this many rows larger (cheaper than a compile)
 # A batch of a size not compiled yet (and not within PAD_ROWS of a compiled one) runs padded to the next of these
@@ -52,17 +47,15 @@ PAD_ROWS = 8  # a batch runs padded in a compiled shape at most this many rows l
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 CACHE_COMPILED = True  # keep compiled models on disk (compiled_cache_dir), imported by the next process
 BLOB_FORMAT = "export_model/v1"  # bump to compile every cached blob again
-# A backbone's one-pass-per-region batches (hybrid and pooled windows: regions grouped by height) hold at most this
-# many regions, and a shorter one runs padded to it, so each height has one compiled shape: a new clip's regions per
-# height compile nothing new (docs/performance-cpu.md).
+# A backbone's one-pass-per-region batches (regions grouped by height) hold at most this many regions, a shorter one
+# padded to it: one compiled shape per height, whatever the clip (docs/performance-cpu.md).
 REGION_BATCH = 4
 # Region heights the app compiles before its first match (engine.models.prepare_embedder): those of a person's box at
 # most about 2.4 times as tall as wide (TorchEmbedder.region_batches). Other heights compile when a clip needs them.
 PREPARED_REGION_HEIGHTS = (288, 384)
-MAX_BLOBS = 8  # compiled shapes kept on disk per model file, precision and CPU (12-18 MB each), most recent first
-# Whether "auto" takes int8 (on a CPU without bf16) or bf16: only where it holds dev region top-1 within 0.01 of f32,
-# which neither does on the CPUs most people have (measured with the default ensemble, each precision keyed apart by
-# Embedder.vectors_key: docs/performance-cpu.md). Both stay opt-in.
+MAX_BLOBS = 8  # compiled shapes kept on disk per model file, precision and CPU, the most recent
+# Whether "auto" takes int8 (on a CPU without bf16) or bf16: only where it holds dev region top-1 within 0.01 of f32
+# (each precision keyed apart by Embedder.vectors_key; the figures: docs/performance-cpu.md). Both stay opt-in.
 INT8_HOLDS_ACCURACY = False
 BF16_HOLDS_ACCURACY = False
 
@@ -282,6 +275,12 @@ class OpenVinoGraph:
             while len(self._compiled) > MAX_SHAPES:
                 self._compiled.popitem(last=False)
             return request
+
+    def release(self, keep: Callable[[tuple[int, ...]], bool] = lambda shape: False) -> None:
+        """Drop the compiled shapes for which ``keep(shape)`` is False (their memory; the disk cache keeps them)."""
+        with self._lock:
+            for shape in [s for s in self._compiled if not keep(s)]:
+                del self._compiled[shape]
 
     def prepare(self, shape: tuple[int, ...]) -> None:
         """Compile (or import) the model for a shape now, rather than at its first run."""

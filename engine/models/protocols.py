@@ -9,11 +9,12 @@
 - :class:`Ensemble`: weighted members, and ``vectors_graph``, the members' vectors as one compiled model (or None).
 - :class:`Exported`: an embedder whose forward pass runs an exported :class:`Backbone` (ONNX Runtime, OpenVINO).
 - :class:`Preparable`: a compiled model that compiles a shape ahead of its first run (OpenVINO).
+- :class:`Releasable`: a compiled model that lets go of compiled shapes it no longer needs (OpenVINO).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeGuard, runtime_checkable
+from typing import Any, Callable, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 
@@ -65,6 +66,13 @@ class WithBase(Embedder, Protocol):
 class Preparable(Protocol):
     def prepare(self, shape: tuple[int, ...]) -> None:
         """Compile (or import) the model for ``shape`` now, rather than at its first run."""
+        ...
+
+
+@runtime_checkable
+class Releasable(Protocol):
+    def release(self, keep: Callable[[tuple[int, ...]], bool] = ...) -> None:
+        """Let go of the compiled shapes ``keep`` does not want (OpenVINO; the disk cache keeps them)."""
         ...
 
 

@@ -29,7 +29,7 @@ from engine.config import cache_home, cpu_threads as configured_cpu_threads
 from engine.errors import ModelError
 from engine.io.files import atomic_write, file_digest
 from engine.models import openvino_rt as ovrt
-from engine.models.embedders import EfficientNetLiteGeM, preprocess, resolve_device
+from engine.models.embedders import EfficientNetLiteGeM, preprocess, region_rows, resolve_device
 from engine.models.ensemble import is_ensemble, members_of
 from engine.models.quantize import ensure_int8
 from engine.models.registry import EmbedderConfig, embedder_entry, register_export, registered_embedders
@@ -302,12 +302,13 @@ class OnnxEmbedder(EfficientNetLiteGeM):
 
     def region_batches(self, regions: list[np.ndarray], batch_size: int = 16):
         """As the torch embedder's, in batches of at most the backbone's ``region_batch`` regions when it has one."""
-        return super().region_batches(regions, min(batch_size, self.backbone.region_batch or batch_size))
+        rows = region_rows(self.backbone.region_batch)
+        return super().region_batches(regions, min(batch_size, rows or batch_size))
 
     def feature_maps_preprocessed(self, batch: np.ndarray):  # -> torch.Tensor (N, C, h, w)
         """The backbone's feature maps; a batch shorter than its ``region_batch`` runs padded to it (OpenVINO: one
         compiled shape per region height, whichever clip comes; the padded rows are computed apart and dropped)."""
-        return self._torch.from_numpy(self.backbone.run(batch, self.backbone.region_batch))
+        return self._torch.from_numpy(self.backbone.run(batch, region_rows(self.backbone.region_batch)))
 
     def _feature_map(self, x: np.ndarray):  # -> torch.Tensor (N, C, h, w)
         return self._torch.from_numpy(self.backbone.run(x))

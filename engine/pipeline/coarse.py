@@ -17,8 +17,12 @@ engine.io.stream) a few coarse windows at a time, and only some of those frames 
   cut, another scene, the frame half-way too, so a product shown for less than a coarse window between two shots
   of the same one is looked for; where they agree and look alike, nothing more.
 
-A frame that barely differs from a frame already matched (``SAME_FRAME``) reuses its detection. Only the frames of
-the windows being read are held (a few dozen at most), and only their evidence is kept. The segmentation
+A frame that barely differs from a frame already matched (``SAME_FRAME``) reuses its detection. Person regions run
+through the backbones one a batch (``region_rows``, engine.models.embedders.timeline_regions): a compiled shape of one
+row holds about half the memory of one of four (36-38 MB against 62-77 for Lite2), nothing is computed for padding,
+and a run lets go of the other region shapes when it starts (``release_region_shapes``); ``region_height`` can fix
+their height too (one shape per backbone), at a cost in accuracy on real clips (docs/timeline.md). Only
+the frames of the windows being read are held (a few dozen at most), and only their evidence is kept. The segmentation
 (engine.pipeline.segments) weighs each frame by the video it stands for, so a coarse sample counts as the frames it
 stands in for.
 """
@@ -29,7 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.pipeline.engine import detect_frames
+from engine.models.embedders import timeline_regions
+from engine.models.protocols import Embedder, Ensemble, Exported, Releasable, base_of
+from engine.pipeline.regions import detect_frames
 from engine.pipeline.segments import NO_PRODUCT, FrameEvidence
 from engine.types import CONFIDENT_RELATIVE_MARGIN, Detections, Frame, FrameVote
 
@@ -96,6 +102,18 @@ def frame_label(evidence: FrameEvidence, none_below: float) -> str:
     return pid if sim >= none_below else NO_PRODUCT
 
 
+def release_region_shapes(embedder: Embedder, height: int = 0, rows: int = 0) -> None:
+    """Drop the compiled region shapes of the embedder's OpenVINO backbones that a timeline's regions (``rows`` a
+    batch, 0: the backbone's ``region_batch``; at ``height``, 0: any) do not run in; their crops' shapes stay. A run
+    then holds its own shapes only, whatever clips were matched before (the disk cache keeps the others)."""
+    base = base_of(embedder)
+    for member in base.members if isinstance(base, Ensemble) else [base]:
+        if isinstance(member, Exported) and isinstance(member.backbone, Releasable):
+            crop_hw, n = tuple(member.input_hw), rows or member.backbone.region_batch
+            member.backbone.release(lambda shape, crop_hw=crop_hw, n=n: len(shape) == 4 and (
+                tuple(shape[2:]) == crop_hw or (shape[0] == n and (not height or shape[2] == height))))
+
+
 @dataclass
 class _Point:
     """A grid frame of the windows being read (``frame`` None once let go), matched or not yet."""
@@ -113,13 +131,19 @@ class CoarseToFine:
     ``windows`` coarse windows of grid frames and returns the frames it matched and their votes, in time order."""
 
     def __init__(self, engine, reader, coarse_s: float, fine_s: float, windows: int = 4, keep: int = 20,
-                 none_below: float = 0.72, examples=None, dense_s: float = 2.0) -> None:
+                 none_below: float = 0.72, examples=None, dense_s: float = 2.0, region_height: int = 0,
+                 region_rows: int = 0, halve: bool = False) -> None:
         self.engine, self.reader = engine, reader
         self.per = max(2, int(round(coarse_s / fine_s)))  # grid frames per coarse window
         self.dense = max(1, int(round(dense_s / fine_s)))  # grid frames between frames where the answer is unclear
         self.windows = max(1, int(windows))
         self.keep, self.none_below = keep, none_below
         self.examples = examples
+        self.region_height = region_height  # every region's height in the embedder's pass (0: by its aspect)
+        self.region_rows = region_rows  # the rows its batches of regions run in (0: the backbone's own)
+        # at a change, a frame every dense step first, then the grid frames where the label flips: 4 frames instead of
+        # 7, but lost a dev join (0.983 to 0.658: docs/timeline.md), so off
+        self.halve = halve
         self.anchor: _Point | None = None  # the last matched frame of the windows before
         self.grid_frames = 0  # grid frames read
         self.matched = 0  # frames matched
@@ -143,9 +167,12 @@ class CoarseToFine:
             for a, b in pending:
                 if b - a <= 1:
                     continue
-                if points[a].label != points[b].label:  # a change: every grid frame between, in one batch
-                    todo.update(range(a + 1, b))
-                elif not (points[a].sure and points[b].sure):  # unclear: as densely as evenly spaced frames
+                changed = points[a].label != points[b].label
+                if changed and (b - a <= self.dense + 1 or not self.halve):
+                    todo.update(range(a + 1, b))  # a change: every grid frame between, in one batch
+                elif changed or not (points[a].sure and points[b].sure):
+                    # a change (``halve``) or unclear: a frame every dense step, then the fills between those that
+                    # differ
                     inner = list(range(a + self.dense, b, self.dense))
                     todo.update(inner)
                     if inner:
@@ -156,11 +183,11 @@ class CoarseToFine:
                     nxt += [(a, m), (m, b)]
             self._match(points, sorted(i for i in todo if points[i].vote is None))
             pending = nxt
-        done = [p for p in points[1 if self.anchor is not None else 0:] if p.vote is not None]
-        out = [p.frame for p in done], [p.vote for p in done]
+        done = [(p.frame, p.vote) for p in points[1 if self.anchor is not None else 0:]
+                if p.vote is not None and p.frame is not None]  # a matched point keeps its frame until here
         self.anchor = points[last]
         self.anchor.frame = None  # its evidence, thumbnail and detection stay; the image goes
-        return out  # type: ignore[return-value]
+        return [frame for frame, _ in done], [vote for _, vote in done]
 
     def _differ(self, a: _Point, b: _Point, whole_window: bool) -> bool:
         """Whether to look between two matched frames: their labels differ, or (a whole coarse window apart) they
@@ -183,11 +210,13 @@ class CoarseToFine:
                 detected.append(i)
             else:
                 source[i] = same
-        for i, dets in zip(detected, detect_frames(self.engine, [points[i].frame for i in detected])):
+        for i, dets in zip(detected, detect_frames(self.engine.detector, [points[i].frame for i in detected],
+                                                     self.engine.settings.detection)):
             points[i].dets = dets
         self.reused += len(source)
-        votes = self.engine.frame_evidence([points[i].frame for i in todo], self.examples,
-                                           dets=[points[source.get(i, i)].dets for i in todo])
+        with timeline_regions(self.region_height, self.region_rows):
+            votes = self.engine.frame_evidence([points[i].frame for i in todo], self.examples,
+                                               dets=[points[source.get(i, i)].dets for i in todo])
         for i, vote in zip(todo, votes):
             p = points[i]
             p.vote, p.dets = vote, points[source.get(i, i)].dets

@@ -27,7 +27,7 @@ from engine.models.domain import DomainMean
 from engine.models.ensemble import member_slices
 from engine.models.domain import resolve as resolve_domain_mean
 from engine.pipeline.catalogue import catalogue_regions, embed_chunk
-from engine.pipeline.regions import detect_regions
+from engine.pipeline.regions import detect_frames
 from engine.pipeline.search import Query, search_query
 from engine.pipeline.sources import ClipPath, ClipPaths, DecodedFrames, PreparedQuery
 from engine.pipeline.votes import rank
@@ -245,11 +245,6 @@ class Engine:
                             member_slices(self.embedder), examples)
 
 
-def detect_frames(engine: Engine, frames: list[Frame]) -> list[Detections]:
-    """The product regions of each frame (the whole frame where nothing is detected), as a match finds them."""
-    return detect_regions(engine.detector, [f.image for f in frames], engine.settings.detection) if frames else []
-
-
 def query_frames(engine: Engine, frames: list[Frame], dets: list[Detections | None] | None = None,
                  stage: _Stopwatch | None = None) -> Query:
     """The frames' regions, their windows and the windows' vectors (detect and embed): what a match searches.
@@ -260,7 +255,7 @@ def query_frames(engine: Engine, frames: list[Frame], dets: list[Detections | No
     with stage("detect"):
         known = list(dets) if dets is not None else [None] * len(frames)
         todo = [i for i, d in enumerate(known) if d is None]
-        found = dict(zip(todo, detect_frames(engine, [frames[i] for i in todo])))
+        found = dict(zip(todo, detect_frames(engine.detector, [frames[i] for i in todo], engine.settings.detection)))
         given = [d if d is not None else found[i] for i, d in enumerate(known)]
     with stage("embed"):
         regions = [QueryRegion(f, as_box(b), d.source == "whole-frame")

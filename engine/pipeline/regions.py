@@ -7,7 +7,7 @@ import numpy as np
 from engine.config import DetectionSettings
 from engine.geometry import Box
 from engine.models.detectors import Detector, detect_side_by_side
-from engine.types import Detections
+from engine.types import Detections, Frame
 
 
 def product_regions(det: Detections, image: np.ndarray, s: DetectionSettings) -> Detections:
@@ -26,6 +26,11 @@ def detect_regions(detector: Detector, images: list[np.ndarray], s: DetectionSet
     found = (detect_side_by_side(detector, images, s.det_threshold) if s.side_by_side
              else detector.detect(images, s.det_threshold))
     return [product_regions(d, im, s) for d, im in zip(found, images)]
+
+
+def detect_frames(detector: Detector, frames: list[Frame], s: DetectionSettings) -> list[Detections]:
+    """The product regions of each frame (the whole frame where nothing is detected), as a match finds them."""
+    return detect_regions(detector, [f.image for f in frames], s) if frames else []
 
 
 def proposed_box(det: Detections) -> Box | None:
