@@ -1,5 +1,6 @@
-"""The seams between packages, read from the source (``ast``): no import cycles, layers only point down, and no
-private name is imported from another module.
+"""The seams between packages, read from the source (``ast``): no import cycles, layers only point down, no
+private name is imported from another module; and the house's limits: modules of at most 350 lines, one public way
+to match, models asked through declared Protocols, few imports hidden inside functions.
 
 Every import counts, also one inside a function: a deferred import keeps ``import engine`` fast, but the arrow
 it draws is still part of the architecture. An import under ``if TYPE_CHECKING:`` (for annotations only, never
@@ -219,3 +220,67 @@ def test_tests_do_not_import_scripts_and_the_project_does_not_import_tests():
     assert len(tests) > 20
     assert [p.name for p in tests if "scripts" in roots(p)] == []
     assert [m for m, (p, _) in MODULES.items() if roots(p) & {"tests", "support", "scripts"}] == []
+
+
+# The house, third pass (issue 33): limits a reader can check, read from the source like the rules above.
+MAX_LINES = 350
+MAX_LOCAL_IMPORTS = 40
+MAX_MODEL_GETATTR = 3
+MATCHING_WORDS = ("match", "evidence", "query", "detect", "search")
+
+
+def _functions(tree: ast.AST):
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def test_no_module_is_over_350_lines():
+    long = {m: n for m, (path, _) in MODULES.items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def test_the_engine_has_at_most_two_public_ways_to_match():
+    """``Engine.match(source)`` for a clip, clips, frames or a stream, and ``frame_evidence`` (the timeline's
+    building block): a method whose name says it matches, queries, detects, searches or gathers evidence."""
+    tree = ast.parse(MODULES["engine.pipeline.engine"][0].read_text(encoding="utf-8"))
+    engine = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "Engine")
+    public = [n.name for n in engine.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+              and not n.name.startswith("_")
+              and not any("property" in ast.unparse(d) for d in n.decorator_list)]  # the detector, the embedder
+    matching = sorted({name for name in public if any(word in name for word in MATCHING_WORDS)})  # overloads once
+    assert "match" in matching and len(matching) <= 2, matching
+
+
+def test_models_are_asked_through_declared_protocols_not_probed():
+    """Capabilities are ``runtime_checkable`` Protocols checked with ``isinstance``: at most three ``getattr``
+    calls in engine/pipeline and engine/models, and no ``type: ignore`` there."""
+    probes, ignores = [], []
+    for module, (path, _) in MODULES.items():
+        if not module.startswith(("engine.pipeline", "engine.models")):
+            continue
+        text = path.read_text(encoding="utf-8")
+        probes += [f"{module}:{n.lineno}" for n in ast.walk(ast.parse(text))
+                   if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "getattr"]
+        ignores += [f"{module}:{i}" for i, line in enumerate(text.splitlines(), 1) if "type: ignore" in line]
+    assert len(probes) <= MAX_MODEL_GETATTR, probes
+    assert ignores == []
+
+
+def test_few_imports_hide_inside_functions():
+    """A project import inside a function hides an arrow of the graph above; the few left wait for an optional
+    heavy dependency (or keep ``python -m engine --help`` fast)."""
+    local = _local_imports()
+    assert len(local) <= MAX_LOCAL_IMPORTS, f"{len(local)} function-local imports: {local}"
+
+
+def _local_imports() -> list[str]:
+    found = []
+    for module, (path, _) in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for f in _functions(tree):
+            for n in ast.walk(f):
+                if isinstance(n, ast.ImportFrom) and (n.level > 0 or (n.module or "").split(".")[0] in PACKAGES):
+                    found.append(f"{module}:{n.lineno}")
+                elif isinstance(n, ast.Import) and any(a.name.split(".")[0] in PACKAGES for a in n.names):
+                    found.append(f"{module}:{n.lineno}")
+    return sorted(set(found))
