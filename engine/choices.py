@@ -6,7 +6,9 @@ were), so index folder names, cache keys, reports and comparisons with strings a
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import ClassVar
 
 
 class Windows(StrEnum):
@@ -25,10 +27,20 @@ class Windows(StrEnum):
     # 4 crops per person; the hybrid windows where no shoulders or hips are found
 
 
-class Device(StrEnum):
-    AUTO = "auto"  # CUDA when torch sees a GPU, else the CPU
-    CPU = "cpu"
-    CUDA = "cuda"
+class Device(str):
+    """Where the models run: "auto" (CUDA when torch sees a GPU, else the CPU), "cpu", "cuda", or "cuda:N" (one GPU of
+    several). Not an Enum, since "cuda:N" is open; a value outside these raises ValueError."""
+
+    AUTO: ClassVar[str] = "auto"
+    CPU: ClassVar[str] = "cpu"
+    CUDA: ClassVar[str] = "cuda"
+    ALLOWED: ClassVar[str] = "auto, cpu, cuda or cuda:N"
+
+    def __new__(cls, value: object) -> Device:
+        text = str(value).strip().lower()
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+            raise ValueError(f"{value!r}: expected {cls.ALLOWED}")
+        return super().__new__(cls, text)
 
 
 class Runtime(StrEnum):

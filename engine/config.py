@@ -220,7 +220,8 @@ def _settings_fields() -> dict[str, tuple[str, Any, type]]:
 
 
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
-KINDS = {int: "a whole number", float: "a number", bool: f"one of {', '.join(TRUE_WORDS + FALSE_WORDS[:-1])}"}
+KINDS = {int: "a whole number", float: "a number", bool: f"one of {', '.join(TRUE_WORDS + FALSE_WORDS[:-1])}",
+         Device: Device.ALLOWED}
 
 
 def _coerce(name: str, value: Any, label: str = "{name}") -> Any:

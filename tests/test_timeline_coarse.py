@@ -216,6 +216,17 @@ def test_the_timeline_bench_writes_its_figures(settings, tmp_path):
     assert result["params"]["region_rows"] == TimelineParams.region_rows
 
 
+def test_a_failed_fresh_process_memory_run_is_not_measured_rather_than_zero(settings, tmp_path):
+    """The bench's peak memory of a fresh `timeline` process: None (printed "not measured", with the child's last
+    error line) when the run fails, never 0.0, which would pass any memory target."""
+    from engine.eval.timeline_bench import fresh_process_peak_rss_mb
+
+    lines: list[str] = []
+    peak = fresh_process_peak_rss_mb(tmp_path / "missing.mp4", tmp_path, settings, tmp_path, out=lines.append)
+    assert peak is None
+    assert len(lines) == 1 and "failed (error: " in lines[0] and "not measured" in lines[0]  # its own message
+
+
 def test_the_progress_line_gives_video_time_and_the_time_left():
     from ui.timeline import progress_text
 

@@ -10,9 +10,8 @@ from pathlib import Path
 from engine.categories import fit
 from engine.cli.common import progress_bar, settings_from
 from engine.errors import EngineError
-from engine.io.video import VIDEO_SUFFIXES, is_url
 from engine.pipeline.live import LiveMatch
-from engine.pipeline.sources import ClipPaths
+from engine.pipeline.sources import ClipPaths, source_of
 from engine.workspace import ready_engine
 
 
@@ -64,13 +63,7 @@ def _print_result(result, top_k: int) -> None:
 
 def cmd_match(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    target = args.clip if is_url(args.clip) else Path(args.clip)  # a URL stays text: Path folds its '//'
-    batch = args.batch or (isinstance(target, Path) and target.is_dir())
-    if batch and not (isinstance(target, Path) and target.is_dir()):
-        raise EngineError(f"{target}: not a folder of clips")
-    clips = sorted(p for p in target.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if batch else [target]
-    if batch and not clips:
-        raise EngineError(f"{target}: no video files ({', '.join(VIDEO_SUFFIXES)})")
+    source = ClipPaths.folder(args.clip) if args.batch else source_of(args.clip)  # a folder: its clips, in order
     engine = ready_engine(settings, progress=progress_bar("index"))
     examples = engine.examples()
     if len(examples):
@@ -79,11 +72,13 @@ def cmd_match(args: argparse.Namespace) -> int:
     if examples.note:
         print(f"warning: {examples.note}", file=sys.stderr)
     if args.live:
-        return _match_live(engine, str(target), args)
+        if isinstance(source, ClipPaths):
+            raise EngineError(f"{args.clip}: --live reads one stream, not a folder of clips")
+        return _match_live(engine, str(source.path), args)
     results, failed = [], 0
-    if batch:
+    if isinstance(source, ClipPaths):
         bar = progress_bar("match")
-        for clip, result in engine.match(ClipPaths(tuple(clips)), bar):
+        for clip, result in engine.match(source, bar):
             if isinstance(result, EngineError):
                 failed += 1
                 print(f"error: {result}", file=sys.stderr)
@@ -92,11 +87,11 @@ def cmd_match(args: argparse.Namespace) -> int:
             _print_result(result, settings.search.top_k)
         bar("done", 1.0)
     else:
-        result = engine.match(target, progress_bar(Path(str(target)).name))
+        result = engine.match(source, progress_bar(source.name))
         results.append(result.to_dict())
         _print_result(result, settings.search.top_k)
     if args.json:
-        Path(args.json).write_text(json.dumps(results if batch else results[0], ensure_ascii=False, indent=1))
+        Path(args.json).write_text(json.dumps(results if isinstance(source, ClipPaths) else results[0], ensure_ascii=False, indent=1))
     return 0 if results and not failed else (2 if not results else 1)
 
 

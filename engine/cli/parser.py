@@ -16,7 +16,7 @@ JSON_HELP = "also write the figures as JSON here"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Livestream product recognition.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_matching_commands(sub)
     _add_timeline_commands(sub)
     _add_evaluate_command(sub)
@@ -162,7 +162,7 @@ def _add_other_commands(sub) -> None:
     p.add_argument("--runs", type=int, default=5, help="warm end-to-end runs (default 5)")
     p.add_argument("--timeline-hours", dest="timeline_hours", type=float, default=0.0,
                    help="also build the timeline of a generated video this many hours long: video-seconds per "
-                        "wall-second and peak RSS (slow: about 10 minutes for 2 hours on 2 cores; default: off)")
+                        "wall-second and peak RSS (slow: docs/timeline.md; default: off)")
     p.add_argument("--only", choices=("all", "timeline"), default="all",
                    help="timeline: only the long-video timeline benchmark (2 hours unless --timeline-hours)")
     p.add_argument("--timeline", action="store_true",

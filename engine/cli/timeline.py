@@ -26,7 +26,8 @@ def _timeline_params(args: argparse.Namespace, settings):
     return TimelineParams(every_s=settings.detection.stream_every,
                           switch_penalty=defaults.switch_penalty if args.switch_penalty is None else args.switch_penalty,
                           none_below=defaults.none_below if args.none_below is None else args.none_below,
-                          decode=args.decode, coarse_s=max(0.0, float(getattr(args, "coarse_s", defaults.coarse_s))))
+                          decode=args.decode, coarse_s=max(0.0, float(getattr(args, "coarse_s", defaults.coarse_s))),
+                          release_shapes=True)  # a process of its own: the shapes a run does not use can go
 
 
 def format_segments(timeline) -> str:

@@ -11,13 +11,16 @@ seconds. The catalogue is the demo's (8 products). See docs/timeline.md for meas
 
 from __future__ import annotations
 
+import os
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
+import engine as engine_package
 from engine.eval.timeline import Part, current_rss_mb, run_timeline, score_timeline
-from engine.pipeline.coarse import release_region_shapes
 from engine.pipeline.timeline import LIVE_COARSE_S, TimelineParams, TimelineRun
 
 ORDER = (0, 1, 2, 3, 4, 5, 6, 7, 2, 5)  # the clips shown, one part each: the product changes at every part
@@ -142,14 +145,16 @@ def timeline_bench(settings, work: Path, out: Callable[[str], None] = print, par
     old = _timed(engine, video, TimelineParams(every_s=every, coarse_s=0), truth)
     rss["after_previous"] = round(current_rss_mb())
     previous_peak = _peak_rss_mb()
-    release_region_shapes(engine.embedder, TimelineParams.region_height, TimelineParams.region_rows)  # as a run does
     peak_scope = "coarse-to-fine run" if reset_peak_rss() else "whole process (the peak could not be reset)"
-    run_timeline(engine, video, TimelineParams(every_s=every), on_step=_stop_after(1))  # warm: lets go the shapes
+    coarse = TimelineParams(every_s=every, release_shapes=True)  # as the command line runs it
+    run_timeline(engine, video, coarse, on_step=_stop_after(1))  # warm: lets go of the previous way's shapes
     rss["before_coarse_to_fine"] = round(current_rss_mb())
-    new = _timed(engine, video, TimelineParams(every_s=every), truth)
+    new = _timed(engine, video, coarse, truth)
     rss["after_coarse_to_fine"] = round(current_rss_mb())
     peak = _peak_rss_mb()
-    alone = fresh_process_peak_rss_mb(video, demo, work / "timeline-bench-index", work / "timeline-alone.json")
+    # what a person running the command sees: each way in a fresh `timeline` process, with the bench's settings
+    alone = fresh_process_peak_rss_mb(video, demo, settings, work, coarse=True, out=out)
+    previous_alone = fresh_process_peak_rss_mb(video, demo, settings, work, coarse=False, out=out)
     live_params = TimelineParams(every_s=every, coarse_s=LIVE_COARSE_S, batch=1)
     latency = live_latency(engine, video, truth, min(live_s, truth[-1].end_s), live_params) if live_s > 0 else []
     result = {
@@ -158,8 +163,10 @@ def timeline_bench(settings, work: Path, out: Callable[[str], None] = print, par
         "ratio": round(new["s_per_video_hour"] / old["s_per_video_hour"], 3),
         "cpu_s_per_video_hour": new["cpu_s_per_video_hour"],
         "previous_cpu_s_per_video_hour": old["cpu_s_per_video_hour"],
-        "peak_rss_mb": alone, "peak_rss_in_bench_mb": peak, "peak_rss_in_bench_scope": peak_scope,
-        "previous_peak_rss_mb": previous_peak, "rss_mb": rss,
+        "peak_rss_mb": alone, "previous_peak_rss_mb": previous_alone,
+        "peak_rss_in_bench_mb": peak, "peak_rss_in_bench_scope": peak_scope,
+        "previous_peak_rss_in_bench_mb": previous_peak, "previous_peak_rss_in_bench_scope": "the bench up to the "
+        "previous way's end (demo, index, warm-up included)", "rss_mb": rss,
         "boundary_error_s": new["boundary_error_s"], "previous_boundary_error_s": old["boundary_error_s"],
         "accuracy": new["accuracy"], "previous_accuracy": old["accuracy"],
         "frames": new["frames"], "previous_frames": old["frames"], "segments": new["segments"],
@@ -174,8 +181,8 @@ def timeline_bench(settings, work: Path, out: Callable[[str], None] = print, par
     out(f"timeline, a frame every {every:g} s (previous): {result['previous_s_per_video_hour']:.0f} s per video hour "
         f"({result['previous_frames']} frames), accuracy {result['previous_accuracy']:.3f}, largest boundary error "
         f"{result['previous_boundary_error_s']:.1f} s; ratio {result['ratio']:.2f}; "
-        f"peak RSS {alone:.0f} MB (a fresh `timeline` process; in this one {peak:.0f} MB over the {peak_scope}, "
-        f"{previous_peak:.0f} MB up to the previous way's end)")
+        f"peak RSS of a fresh `timeline` process {_mb(alone)}, with --coarse 0 {_mb(previous_alone)} (in this "
+        f"process {peak:.0f} MB over the {peak_scope})")
     if latency:
         shown = ", ".join(f"{v:.1f}" for v in latency)
         out(f"timeline, live (coarse {LIVE_COARSE_S:g} s): a closed segment printed {shown} s "
@@ -183,30 +190,40 @@ def timeline_bench(settings, work: Path, out: Callable[[str], None] = print, par
     return result
 
 
-def fresh_process_peak_rss_mb(video: Path, catalogue: Path, index_dir: Path, out: Path) -> float:
-    """The peak resident memory of ``python -m engine timeline VIDEO`` (coarse to fine, the default) in a process of its
-    own, with the bench's catalogue and index: what a person running the command sees, without the shapes and heap
-    the bench's other runs left in this process. The child reports its own peak (VmHWM: a child's ``ru_maxrss``
-    counts the memory of the process it was forked from). 0.0 where it cannot be measured (not Linux, or it failed)."""
-    import os
-    import subprocess
-    import sys
-
-    import engine
-
-    root = str(Path(engine.__file__).resolve().parents[1])  # the child imports the same engine package
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
+def fresh_process_peak_rss_mb(video: Path, catalogue: Path, settings, work: Path, coarse: bool = True,
+                              out: Callable[[str], None] = print, timeout_s: float = 1800.0) -> float | None:
+    """The peak resident memory of ``python -m engine timeline VIDEO`` (coarse to fine, or ``--coarse 0`` the previous
+    way) in a process of its own, with the bench's catalogue, index and settings (as ``LIVEMATCH_*`` variables): what a
+    person running the command sees, without the shapes and heap the bench's other runs left in this process. The child
+    reports its own peak (VmHWM: a child's ``ru_maxrss`` counts the memory of the process it was forked from). None
+    where it cannot be measured (not Linux, or the run failed: its last error line is printed)."""
+    root = str(Path(engine_package.__file__).resolve().parents[1])  # the child imports the same engine package
+    chosen = {f"LIVEMATCH_{k.upper()}": str(v) for k, v in settings.with_(
+        catalogue=str(catalogue), index_dir=str(work / "timeline-bench-index")).flat().items() if v not in ("", None)}
+    env = {**os.environ, **chosen,
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
     code = ("import sys\nfrom engine.cli import main\nrc = main(sys.argv[1:])\n"
             "print('VmHWM', *[v.split()[1] for v in open('/proc/self/status') if v.startswith('VmHWM')])\n"
             "sys.exit(rc)")
-    command = [sys.executable, "-c", code, "timeline", str(video), "--catalogue", str(catalogue), "--index-dir",
-               str(index_dir), "--json", str(out)]
+    command = [sys.executable, "-c", code, "timeline", str(video), "--json",
+               str(work / f"timeline-alone-{'coarse' if coarse else 'every'}.json")]
+    if not coarse:
+        command += ["--coarse", "0"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
-    except OSError:
-        return 0.0
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        out(f"timeline: the fresh-process memory run could not finish ({type(e).__name__}); peak not measured")
+        return None
     peak = [line.split() for line in done.stdout.splitlines() if line.startswith("VmHWM")]
-    return round(int(peak[-1][1]) / 1024, 1) if done.returncode == 0 and peak and len(peak[-1]) == 2 else 0.0
+    if done.returncode != 0 or not peak or len(peak[-1]) != 2:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1][:200]
+        out(f"timeline: the fresh-process memory run failed ({last}); peak not measured")
+        return None
+    return round(int(peak[-1][1]) / 1024, 1)
+
+
+def _mb(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.0f} MB"
 
 
 def _peak_rss_mb() -> float:

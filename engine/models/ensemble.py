@@ -189,9 +189,9 @@ def ensemble_vectors(name: str, backbones: list[OpenVinoBackbone], scales: list[
                      eps: float = 1e-6) -> OpenVinoGraph:
     """An ensemble's vectors as one OpenVINO model: every member backbone on one shared input, each feature map
     GeM-pooled (``p``, clamped at ``eps``), L2-normalised and scaled, then concatenated: what
-    ``EnsembleEmbedder.embed_preprocessed`` computes from the members (cosine 0.9999999 to it on the development
-    CPU), in one inference call instead of a call per member and pooling in torch (12% more regions/s at batch
-    8 on 2 AVX2 cores: docs/performance-cpu.md). The members must share one precision."""
+    ``EnsembleEmbedder.embed_preprocessed`` computes from the members (the same vectors to float precision), in one
+    inference call instead of a call per member and pooling in torch (faster: docs/performance-cpu.md). The members
+    must share one precision."""
     import openvino as ov
     from openvino import opset13 as ops
 

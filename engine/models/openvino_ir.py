@@ -103,8 +103,8 @@ def kept_ir_folder(stem: str, key: str) -> Path:
 
 
 def converted_ir(source: Path, stem: str) -> ConvertedModel:
-    """A model file that OpenVINO reads slowly (a TensorFlow frozen graph: 5.4 s for the SSD's 70 MB, its IR 0.4 s)
-    read from its IR, converted once and kept by ``kept_ir`` under the file's SHA-256."""
+    """A model file that OpenVINO reads slowly (a TensorFlow frozen graph, many times slower than its IR:
+    docs/detector-openvino.md) read from its IR, converted once and kept by ``kept_ir`` under the file's SHA-256."""
     source = Path(source)
 
     def read():  # -> openvino.Model

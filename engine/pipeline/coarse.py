@@ -19,8 +19,8 @@ engine.io.stream) a few coarse windows at a time, and only some of those frames 
 
 A frame that barely differs from a frame already matched (``SAME_FRAME``) reuses its detection. Person regions run
 through the backbones one a batch (``region_rows``, engine.models.embedders.timeline_regions): a compiled shape of one
-row holds about half the memory of one of four (36-38 MB against 62-77 for Lite2), nothing is computed for padding,
-and a run lets go of the other region shapes when it starts (``release_region_shapes``); ``region_height`` can fix
+row holds about half the memory of one of four (docs/timeline.md), nothing is computed for padding, and a command-line
+run lets go of the other region shapes when it starts (``release_region_shapes``); ``region_height`` can fix
 their height too (one shape per backbone), at a cost in accuracy on real clips (docs/timeline.md). Only
 the frames of the windows being read are held (a few dozen at most), and only their evidence is kept. The segmentation
 (engine.pipeline.segments) weighs each frame by the video it stands for, so a coarse sample counts as the frames it
@@ -141,8 +141,8 @@ class CoarseToFine:
         self.examples = examples
         self.region_height = region_height  # every region's height in the embedder's pass (0: by its aspect)
         self.region_rows = region_rows  # the rows its batches of regions run in (0: the backbone's own)
-        # at a change, a frame every dense step first, then the grid frames where the label flips: 4 frames instead of
-        # 7, but lost a dev join (0.983 to 0.658: docs/timeline.md), so off
+        # at a change, a frame every dense step first, then the grid frames where the label flips: fewer frames, but
+        # it lost a dev join (docs/timeline.md), so off
         self.halve = halve
         self.anchor: _Point | None = None  # the last matched frame of the windows before
         self.grid_frames = 0  # grid frames read

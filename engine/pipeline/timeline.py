@@ -63,11 +63,13 @@ class TimelineParams:
     decode: str = "auto"  # "auto", "seek" or "sequential" (engine.io.sampler; evenly spaced frames only)
     coarse_s: float = 8.0  # coarse to fine: seconds between coarse samples (0, or a video shorter than two coarse
     # windows: a frame every every_s, as before)
-    fine_s: float = 1.0  # coarse to fine: how closely a boundary is looked for (at most every_s; 2 s matched a third
-    # fewer frames on the bench but lost a dev join, 0.983 to 0.650: docs/timeline.md)
+    fine_s: float = 1.0  # coarse to fine: how closely a boundary is looked for (at most every_s; a coarser one lost
+    # a dev join: docs/timeline.md)
     region_height: int = 0  # coarse to fine: the height every person region is embedded at (0: by its aspect, as a
     # clip's match; a fixed one holds one compiled shape per backbone, but moved dev clips' evidence: docs/timeline.md)
     region_rows: int = 1  # coarse to fine: the rows a batch of regions runs in (compiled shapes of half the memory)
+    release_shapes: bool = False  # coarse to fine: let go of the compiled region shapes the run does not use when it
+    # starts; for a process of its own (the command line), not a server whose other visitors match clips with them
 
     @property
     def coarse(self) -> bool:
@@ -167,7 +169,8 @@ class TimelineRun:
                 self.reader.close()
                 self.coarse = False
             else:
-                release_region_shapes(getattr(engine, "embedder", None), params.region_height, params.region_rows)
+                if params.release_shapes:
+                    release_region_shapes(engine.embedder, params.region_height, params.region_rows)
                 self.sampler = CoarseToFine(engine, self.reader, params.coarse_s, fine, params.batch, params.keep,
                                             params.none_below, self.examples, dense_s=self.every_s,
                                             region_height=params.region_height, region_rows=params.region_rows)
