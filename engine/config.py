@@ -63,7 +63,7 @@ class ModelSettings:
     # engine.models.domain.resolve reads it and says what is wrong with a bad one.
     domain_mean: str = setting("auto", "livestream mean queries are centred on: auto (the embedder's shipped mean; "
                                "the ensemble has none: no centring), none, or a .npy file")
-    device: Device = setting(Device.AUTO, "where the models run")
+    device: Device = setting(Device.AUTO, "where the models run: auto, cpu, cuda or cuda:N (one GPU of several)")
     runtime: Runtime = setting(Runtime.AUTO, "embedder runtime (auto: the fastest installed on the CPU, torch on a "
                                "GPU)")
     precision: Precision = setting(Precision.AUTO, "OpenVINO's precision (auto: f32, as bf16, and int8 without VNNI, "

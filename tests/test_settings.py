@@ -139,9 +139,11 @@ def test_variables_are_read_through_config(monkeypatch):
 def test_every_closed_set_is_an_enum_that_reads_as_its_value():
     kinds = {name: kind for name, (_, _, kind) in Settings.settings_fields().items()}
     enums = {name for name, kind in kinds.items() if issubclass(kind, Enum)}
-    assert enums == {"device", "runtime", "precision", "category_source", "product_pooling", "rank_by", "windows",
+    assert enums == {"runtime", "precision", "category_source", "product_pooling", "rank_by", "windows",
                      "index_backend", "editing"}
     assert kinds["domain_mean"] is str  # "auto", "none" or a .npy path: not a closed set
+    assert kinds["device"] is Device  # "auto", "cpu", "cuda" or "cuda:N" (one GPU of several): a checked text
+    assert Settings().with_(device="CUDA:1").models.device == "cuda:1"
     s = Settings().with_(index_backend="FAISS", device="cpu", rank_by=RankBy.VOTES)
     assert (s.index.index_backend, s.models.device, s.search.rank_by) == (IndexBackend.FAISS, Device.CPU, "votes")
     # text made from them is what the plain strings made: folder names, keys, reports
@@ -150,7 +152,7 @@ def test_every_closed_set_is_an_enum_that_reads_as_its_value():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("device", "gpu", "device='gpu': expected one of auto, cpu, cuda"),
+    ("device", "gpu", "device='gpu': expected auto, cpu, cuda or cuda:N"),
     ("runtime", "tensorrt", "runtime='tensorrt': expected one of auto, torch, onnxruntime, openvino"),
     ("frames", "ten", "frames='ten': expected a whole number"),
     ("side_by_side", "maybe", "side_by_side='maybe': expected one of 1, true, yes, on, 0, false, no, off"),
@@ -179,8 +181,7 @@ def test_a_bad_value_gives_one_line_from_the_command_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "engine", "match", "c.mp4", "--device", "gpu"], cwd=ROOT,
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.splitlines()[-1].endswith("argument --device: invalid choice: 'gpu' (choose from 'auto', "
-                                                "'cpu', 'cuda')")
+    assert out.stderr.splitlines()[-1].endswith("argument --device: 'gpu': expected auto, cpu, cuda or cuda:N")
 
 
 # ------------------------------------------------------------------------------------- options made from the fields

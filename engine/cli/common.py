@@ -95,6 +95,19 @@ def option_spec(name: str, kind: type, metadata: Any, default: Any) -> dict[str,
         spec.update(choices=[m.value for m in kind], type=str.lower)  # as the environment: --runtime OpenVINO
     elif kind is bool:
         spec["action"] = argparse.BooleanOptionalAction
-    elif kind is not str:
+    elif kind in (int, float):
         spec["type"] = kind
+    elif kind is not str:  # a checked text (engine.choices.Device): its own message, not "invalid Device value"
+        spec["type"] = _checked(kind)
     return spec
+
+
+def _checked(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = kind.__name__
+    return parse
