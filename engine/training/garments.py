@@ -17,6 +17,7 @@ from engine.io.catalogue import Catalogue
 from engine.io.images import crop
 from engine.models.garments import BACKGROUND, N_GEOMETRY, GarmentHead, box_offsets, iou_matrix, window_geometry
 from engine.models.heads import next_version, save_checkpoint
+from engine.models.protocols import base_of
 from engine.pipeline.regions import detect_regions
 from engine.training.data import AnnotatedImage, ImageReader, annotated_images
 
@@ -38,7 +39,7 @@ def region_anchors(engine, images: list[np.ndarray]) -> list[list[tuple[Box, lis
     """For each image: [(region box, its windows, band features (n, dim), geometry (n, 6))] per region.
 
     Uses the engine's detector and region rules, and the backbone without any projection head."""
-    base = getattr(engine.embedder, "base", engine.embedder)
+    base = base_of(engine.embedder)
     dets = detect_regions(engine.detector, images, engine.settings.detection)  # as at matching time
     regions = [(i, clipped(tuple(b), im.shape[:2]), d.source == "whole-frame")
                for i, (d, im) in enumerate(zip(dets, images)) for b in d.boxes]
@@ -118,7 +119,7 @@ def train_garment_head(engine, catalogue: Catalogue, out: str | Path | None = No
         opt.step()
         losses.append(float(loss.detach()))
     progress("train", 1.0)
-    base = getattr(engine.embedder, "base", engine.embedder)
+    base = base_of(engine.embedder)
     meta = {
         "base_key": base.key, "in_dim": int(x.shape[1]), "classes": classes, "config": asdict(cfg),
         "detector": engine.settings.models.detector, "products": sorted({im.product_id for im in images}),
@@ -133,7 +134,7 @@ def train_garment_head(engine, catalogue: Catalogue, out: str | Path | None = No
     return GarmentHead(model, classes, meta), info
 def box_category(engine, head: GarmentHead, image: np.ndarray, box: Box) -> dict[str, float]:
     """The head's merged-category distribution (background excluded) for one given box."""
-    base = getattr(engine.embedder, "base", engine.embedder)
+    base = base_of(engine.embedder)
     box = clipped(box, image.shape[:2])
     feats = base.embed_bands([crop(image, box)], [(0.0, 1.0)])[0]
     geom = window_geometry(box, image.shape[:2], False)[:1]
