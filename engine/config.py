@@ -37,11 +37,6 @@ def setting(default: Any, help: str, *, flags: tuple[str, ...] = (), unset: str 
     return field(default=default, metadata={"help": help, "flags": flags, "unset": unset})
 
 
-def milvus_uri_from_env() -> str:
-    """``LIVEMATCH_MILVUS_URI`` now (the ``milvus_uri`` field's variable): the URI when settings leave it empty."""
-    return os.environ.get("LIVEMATCH_MILVUS_URI", "")
-
-
 @dataclass(frozen=True)
 class PathSettings:
     catalogue: str = setting("", "catalogue folder (Tianchi layout or a folder per product)",
@@ -302,11 +297,17 @@ def variable(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
-def set_from_environment(name: str) -> bool:
-    """Whether the environment sets the settings field ``name`` (``LIVEMATCH_<NAME>``), rather than its default."""
+def field_variable(name: str) -> str | None:
+    """The text of the settings field ``name``'s variable (``LIVEMATCH_<NAME>``) now, None when it is unset: for code
+    that holds Settings made without the environment (the Milvus URI of an index opened by path)."""
     if name not in Settings.field_names():
         raise KeyError(f"unknown setting: {name}")
-    return f"LIVEMATCH_{name.upper()}" in os.environ
+    return os.environ.get(f"LIVEMATCH_{name.upper()}")
+
+
+def set_from_environment(name: str) -> bool:
+    """Whether the environment sets the settings field ``name`` (``LIVEMATCH_<NAME>``), rather than its default."""
+    return field_variable(name) is not None
 
 
 def cpu_threads() -> int | None:

@@ -1,7 +1,7 @@
 """The Milvus client: where the configured store is (``resolve_uri``), one shared connection per URI (``connect``),
 and why a connection failed, in one line.
 
-``LIVEMATCH_MILVUS_URI`` (read through engine.config.milvus_uri_from_env) names a server (``http://host:19530``) or
+``LIVEMATCH_MILVUS_URI`` (read through engine.config.field_variable) names a server (``http://host:19530``) or
 a Milvus Lite file; by default a Milvus Lite file under ``$LIVEMATCH_HOME/milvus/``. pymilvus is imported only when
 a connection is made.
 """
@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine.config import cache_home, milvus_uri_from_env, variable
+from engine.config import cache_home, field_variable, variable
 from engine.errors import IndexFileError, IndexUnreachableError
 
 _CLIENTS: dict[str, Any] = {}
@@ -35,7 +35,7 @@ def timeout_s() -> float:
 
 def resolve_uri(uri: str | None = None) -> str:
     """The configured URI: the argument, else ``LIVEMATCH_MILVUS_URI``, else a Milvus Lite file under the home."""
-    uri = uri or milvus_uri_from_env()
+    uri = uri or field_variable("milvus_uri") or ""
     if uri:
         return uri
     path = cache_home() / "milvus" / "livematch.db"
