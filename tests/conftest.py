@@ -22,6 +22,14 @@ SMALL_DEMO = {"n_products": 5, "n_clips": 3, "frames_per_clip": 40, "frame_size"
 FAST_FRAMES = 4
 
 
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Headless chromium for the browser tests (skipped without it, failed where CI requires it)."""
+    from support.browser import require_chromium
+
+    return require_chromium()
+
+
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
     from engine.io.demo import generate_demo

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from engine.io.catalogue import load_catalogue
-from support.browser import CHROMIUM_ARGS, ROOT, app_server, chromium_path, full_page_screenshot, wait_idle
+from support.browser import CHROMIUM_ARGS, ROOT, app_server, full_page_screenshot, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # every test here starts a server and a browser
 
@@ -31,23 +31,6 @@ MATCH_TIMEOUT_MS = 240_000  # first match loads the models and may build the ind
 # file watcher over a checkout with a virtual environment inside (2.5-3x), with room for a busy 2-core machine.
 APP_OVER_CLI_LIMIT = 2.0
 SHOTS = os.environ.get("LIVEMATCH_E2E_SCREENSHOTS")  # optional folder to keep the screenshots in
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    required = os.environ.get("LIVEMATCH_REQUIRE_BROWSER") == "1"  # set by .ci/run: CI must not skip this test
-    path = chromium_path()
-    if path is None:
-        if required:
-            pytest.fail("chromium is required here but not installed (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        if required:
-            pytest.fail("Playwright is required here but not installed (pip install -r requirements.txt)")
-        pytest.skip("Playwright's Python package is not installed")
-    return path
 
 
 @contextlib.contextmanager

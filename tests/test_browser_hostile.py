@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_browser_e2e import MATCH_TIMEOUT_MS, _app_page, chromium  # noqa: F401 - the fixture
+from test_browser_e2e import MATCH_TIMEOUT_MS, _app_page
 
 from engine.io.editing import copy_catalogue
 from support.browser import wait_idle
@@ -37,7 +37,7 @@ def _pixel_server():
     return server, asked
 
 
-def test_no_request_leaves_the_browser_for_an_address_in_catalogue_text(chromium: str, demo_dir: Path,  # noqa: F811
+def test_no_request_leaves_the_browser_for_an_address_in_catalogue_text(chromium: str, demo_dir: Path,
                                                                          tmp_path: Path) -> None:
     server, asked = _pixel_server()
     base = f"http://127.0.0.1:{server.server_address[1]}"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support.browser import CHROMIUM_ARGS, app_server, chromium_path, wait_idle
+from support.browser import CHROMIUM_ARGS, app_server, wait_idle
 from tests.conftest import SHARED
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.shared]
@@ -34,19 +34,14 @@ def _without(product: str, dst: Path) -> Path:
     return dst
 
 
-def test_a_clip_whose_product_is_not_in_the_catalogue_is_not_green(tmp_path: Path) -> None:
-    path = chromium_path()
-    if path is None:
-        if os.environ.get("LIVEMATCH_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is required here but not installed (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+def test_a_clip_whose_product_is_not_in_the_catalogue_is_not_green(chromium: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     catalogue = _without(CLIP, tmp_path / "dev-without")
     assert not (catalogue / "image" / CLIP).exists() and (catalogue / "video" / f"{CLIP}.mp4").is_file()
     env = {"LIVEMATCH_HOME": os.environ["LIVEMATCH_HOME"], "LIVEMATCH_CATALOGUE": str(catalogue)}
     with app_server(env, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(60_000)

@@ -168,7 +168,7 @@ class Engine:
         if isinstance(source, ClipPaths):
             return self._match_clips(source.paths, progress, examples, on_frames)
         if isinstance(source, PreparedQuery):
-            votes = self._search(source.query, self.examples() if examples is None else examples)
+            votes = self._search(source.query, self._examples(examples))
             return self._result(source.clip_name, votes, {})
         if isinstance(source, DecodedFrames):
             frames, name, decode_s = list(source.frames), source.clip_name, None
@@ -188,12 +188,15 @@ class Engine:
         frame, regions already found (engine.pipeline.coarse reuses a like frame's), or None to detect them."""
         if not frames:
             return []
-        return self._search(query_frames(self, frames, dets), self.examples() if examples is None else examples)
+        return self._search(query_frames(self, frames, dets), self._examples(examples))
 
     def examples(self) -> ExampleSet:
         """The livestream examples searched with the catalogue (none when ``use_examples`` is off)."""
         index = self.loaded_index()
         return index.refresh_examples() if self.settings.search.use_examples else NO_EXAMPLES
+
+    def _examples(self, given: ExampleSet | None) -> ExampleSet:
+        return self.examples() if given is None else given
 
     def _match_frames(self, frames: list[Frame], clip_name: str, progress: Progress, examples: ExampleSet | None,
                       decode_s: float | None = None) -> MatchResult:
@@ -202,7 +205,7 @@ class Engine:
         stage = _Stopwatch(timings, progress)
         query = query_frames(self, frames, stage=stage)
         with stage("search"):
-            votes = self._search(query, self.examples() if examples is None else examples)
+            votes = self._search(query, self._examples(examples))
         with stage("vote"):
             result = self._result(clip_name, votes, timings)
         progress("vote", 1.0)
