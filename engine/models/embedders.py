@@ -147,8 +147,8 @@ class TorchEmbedder:
         return f.cpu().numpy().astype(np.float32)
 
     def feature_maps(self, regions: list[np.ndarray], batch_size: int = 16) -> list:
-        """The last-stage feature map (C, h, w, float32 torch tensors on the CPU) of each region, from ONE
-        forward pass per region. Regions are resized to a width of 224 and a height that keeps their
+        """The last-stage feature map (C, h, w, float32 on the CPU: a torch tensor here, a numpy array from an
+        exported embedder) of each region, from ONE forward pass per region. Regions are resized to a width of 224 and a height that keeps their
         aspect (a multiple of 96, 288 to 672 px), batched by height."""
         out: list = [None] * len(regions)
         for chunk, batch in self.region_batches(regions, batch_size):

