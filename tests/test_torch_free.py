@@ -19,11 +19,11 @@ from engine.models.pooling import gem_numpy, l2_normalised, pool_boxes_numpy, to
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = "efficientnet-lite012-gem-224x176"
-BOXES = [(0.0, 0.0, 1.0, 1.0), (0.1, 0.2, 0.9, 0.5), (0.0, 0.6, 1.0, 1.0), (0.5, 0.5, 0.51, 0.51), (0.0, 0.95, 1.0, 1.0)]
-# the torch modules a run must not load, and what it loaded, printed by the child as JSON
+BOXES = [(0.0, 0.0, 1.0, 1.0), (0.1, 0.2, 0.9, 0.5), (0.0, 0.6, 1.0, 1.0), (0.5, 0.5, 0.51, 0.51), (0, 0.95, 1, 1)]
+UNWANTED = ("torch", "torchvision", "timm", "onnx", "onnxruntime")  # a warm default run loads none
+# the child runs the command, then prints which of them it loaded, as JSON
 PROBE = ("import json, sys\nfrom engine.cli import main\nrc = main(sys.argv[1:])\n"
-         "print('LOADED', json.dumps(sorted(m for m in ('torch', 'torchvision', 'timm') if m in sys.modules)))\n"
-         "sys.exit(rc)")
+         f"print('LOADED', json.dumps(sorted(m for m in {UNWANTED!r} if m in sys.modules)))\nsys.exit(rc)")
 
 
 def _loaded(*args: str) -> list[str]:
@@ -118,8 +118,8 @@ def test_the_default_ensembles_vectors_and_bands_equal_the_torch_pooling():
 @pytest.mark.slow
 def test_a_default_match_and_timeline_with_a_warm_cache_do_not_import_torch(engine, demo_dir, tmp_path):
     """Fresh processes, default settings, the demo indexed and the exports cached (the ``engine`` fixture): a match
-    and a timeline load neither torch nor torchvision nor timm; the torch runtime does load torch (the probe sees
-    it)."""
+    and a timeline load neither torch nor torchvision nor timm (nor onnx or ONNX Runtime, which OpenVINO does not
+    need); the torch runtime does load torch (the probe sees it)."""
     clip = sorted((demo_dir / "video").glob("*.mp4"))[0]
     cpu = ["--device", "cpu"] if torch_may_see_gpu() else []  # where torch may see a GPU, "auto" must ask it
     base = ["--catalogue", str(demo_dir), *cpu]

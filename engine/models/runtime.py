@@ -79,20 +79,21 @@ def resolve_runtime(name: str, device: str = "auto", runtime: str = "auto") -> s
         found = {resolve_runtime(m, device, runtime) for m, _ in members_of(name)}
         return found.pop() if len(found) == 1 else "torch"
     exportable = "onnxruntime" in runs_on
-    installed = {"openvino": ovrt.openvino_available(), "onnxruntime": onnxruntime_available()}
+    # asked only when needed: importing ONNX Runtime to learn it is there costs about 20 MB of memory
+    installed = {"openvino": ovrt.openvino_available, "onnxruntime": onnxruntime_available}
     if "torch" not in runs_on:  # a TFLite file (engine.models.tflite): OpenVINO on the CPU, or nothing
-        if runtime not in ("auto", "openvino") or not installed["openvino"] or resolve_device(device) != "cpu":
+        if runtime not in ("auto", "openvino") or not installed["openvino"]() or resolve_device(device) != "cpu":
             raise ModelError(f"the embedder {name} runs only on OpenVINO on the CPU: pip install -r "
                              "requirements.txt, and use --runtime auto or openvino with --device cpu")
         return "openvino"
     if runtime == "auto":
         if not exportable or resolve_device(device) != "cpu":
             return "torch"
-        return next((r for r in ("openvino", "onnxruntime") if installed[r]), "torch")
+        return next((r for r in ("openvino", "onnxruntime") if installed[r]()), "torch")
     if not exportable:
         raise ModelError(f"the embedder {name} has no ONNX export (those with one: {', '.join(exportable_names())}): "
                          "use --runtime torch")
-    if not installed[runtime]:
+    if not installed[runtime]():
         raise ModelError(f"{runtime} is not installed: pip install -r requirements.txt, or use --runtime torch")
     if device == "cuda":
         raise ModelError(f"the {runtime} runtime runs on the CPU: use --device cpu, or --runtime torch on a GPU")
