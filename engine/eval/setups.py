@@ -26,6 +26,7 @@ LITE3: Overrides = {"embedder": "efficientnet-lite0123-gem-224x176"}  # + the pa
 LITE3_QUARTER: Overrides = {"embedder": "ensemble:efficientnet-lite0-gem-224x176+efficientnet-lite1-gem-224x176"
                                         "+efficientnet-lite2-gem-224x176+efficientnet-lite3-gem-224x176"}  # equal weights
 POSE: Overrides = {"windows": "pose"}  # the region + upper, lower and full body from MoveNet keypoints: 4 crops
+HYBRID_POSE: Overrides = {"windows": "hybrid-pose"}  # the hybrid windows + the 3 body regions: 4 crops, 17 pooled bands
 
 # The candidates ``evaluate --compare`` chooses among with the nested leave-one-clip-out figure, in order: a tie goes
 # to the earlier one, so a change must beat the set-up above it on the other clips to be chosen. None of them takes
@@ -43,6 +44,9 @@ COMPARE: dict[str, Overrides] = {
     "baseline: person regions, 1280-d head": BASELINE,
     "ensemble, body regions from keypoints (4 crops per person)": POSE,
     "ensemble + Lite3 (half the weight), body regions from keypoints": {**LITE3, **POSE},
+    "ensemble, region exact + pooled windows + body regions from keypoints": HYBRID_POSE,
+    "ensemble + Lite3 (a quarter of the weight), region exact + pooled windows + body regions": {**LITE3_QUARTER,
+                                                                                                   **HYBRID_POSE},
 }
 
 # Shown beside the candidates, never chosen. The previous default centres queries on a livestream mean computed from
