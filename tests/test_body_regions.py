@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ModelError
-from engine.geometry import garment_windows, pose_regions
+from engine.geometry import garment_windows, pose_regions, relative
 from engine.io.images import crop
 from engine.models import embedder_names, get_embedder, get_pose_estimator
 from engine.models import runtime as rt
@@ -172,12 +172,31 @@ def test_hybrid_pose_windows_fall_back_to_the_hybrid_windows_and_plan_nothing_fo
     assert empty.windows == [] and empty.vectors.shape == (0, emb.dim)
 
 
+def test_pooled_body_regions_come_from_the_bands_pass():
+    emb = get_embedder(LITE3, device="cpu")
+    img = np.random.default_rng(5).integers(0, 255, (300, 200, 3)).astype(np.uint8)
+    regions = [QueryRegion(Frame(0, 0.0, img), (100.0, 0.0, 200.0, 300.0), False),
+               QueryRegion(Frame(1, 0.1, img), (10.0, 20.0, 90.0, 280.0), False)]
+    pooled = HybridPoseWindows(emb, _FirstOnly(), 8, pooled=True).plan(regions)
+    cropped = HybridPoseWindows(emb, _FirstOnly(), 8).plan(regions)
+    assert pooled.windows == cropped.windows and pooled.vectors.shape == cropped.vectors.shape == (39, emb.dim)
+    same = np.isclose(pooled.vectors, cropped.vectors, atol=1e-5).all(axis=1)
+    assert same[:18].all() and same[21:].all() and not same[18:21].any()  # only the body regions differ
+    body = list(pose_regions(regions[0].box, *_keypoints()))
+    (fmap,) = emb.feature_maps([crop(img, regions[0].box)])
+    assert np.allclose(pooled.vectors[18:21], emb.pool_boxes(fmap, [relative(b, regions[0].box) for b in body]),
+                       atol=1e-5)
+
+
 def test_the_settings_name_the_hybrid_pose_windows():
     from engine.config import Settings
     from engine.pipeline.windows import strategy_for
 
     settings = Settings().with_(windows="hybrid-pose", embedder=LITE3)
-    assert isinstance(strategy_for(settings, get_embedder(LITE3, device="cpu"), None), HybridPoseWindows)
+    chosen = strategy_for(settings, get_embedder(LITE3, device="cpu"), None)
+    assert isinstance(chosen, HybridPoseWindows) and not chosen.pooled
+    pooled = strategy_for(settings.with_(windows="hybrid-pose-pooled"), get_embedder(LITE3, device="cpu"), None)
+    assert isinstance(pooled, HybridPoseWindows) and pooled.pooled
 
 
 # ------------------------------------------------------------------ category-consistent matching

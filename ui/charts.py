@@ -70,7 +70,8 @@ WINDOW_NAMES = {"whole": "whole regions, no garment windows", "exhaustive": "eve
                 "hybrid": "the region exact, garment windows pooled (Standard)",
                 "refined": "garment windows, best refined", "pooled": "pooled garment windows",
                 "pose": "the region and body regions from keypoints (4 crops)",
-                "hybrid-pose": "the region exact, garment windows pooled, and body regions from keypoints"}
+                "hybrid-pose": "the region exact, garment windows pooled, and body regions from keypoints",
+                "hybrid-pose-pooled": "the region exact, garment windows and body regions pooled"}
 
 
 def run_settings(settings: Mapping[str, Any], index: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:

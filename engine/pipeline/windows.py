@@ -235,9 +235,12 @@ class HybridPoseWindows:
     embedder: Embedder
     pose: PoseEstimator
     batch: int
+    pooled: bool = False  # the body regions pooled from the bands' pass instead of cropped: the default's crops only
 
     def plan(self, regions: list[QueryRegion]) -> WindowPlan:
         found = _bodies(self.pose, regions)
+        if self.pooled and pools_bands(self.embedder):
+            return self._pooled(self.embedder, regions, found)
         bands = _per_region(_bands(self.embedder, self.batch).plan(regions))
         posed = list(found)
         body: dict[int, np.ndarray] = {}
@@ -248,6 +251,19 @@ class HybridPoseWindows:
         parts = [(ws + found[k], np.concatenate([v, body[k]])) if k in found else (ws, v)
                  for k, (ws, v) in enumerate(bands)]
         return _joined(parts, self.embedder.dim)
+
+    def _pooled(self, emb: BandPooler, regions: list[QueryRegion], found: dict[int, list[Box]]) -> WindowPlan:
+        boxes = [clipped(r.box, r.frame.image.shape[:2]) for r in regions]
+        fmaps = emb.feature_maps([crop(r.frame.image, b) for r, b in zip(regions, boxes)])
+        exact = emb.embed([crop(r.frame.image, r.box) for r in regions], self.batch)
+        bands = [(0.0, y0, 1.0, y1) for y0, y1 in band_fractions()]
+        parts = []
+        for k, (r, box, fmap) in enumerate(zip(regions, boxes, fmaps)):
+            body = found.get(k, [])
+            vectors = emb.pool_boxes(fmap, bands + [relative(b, box) for b in body])
+            vectors[0] = exact[k]  # the region itself exact, as in the hybrid windows
+            parts.append((garment_windows(r.box) + body, vectors))
+        return _joined(parts, emb.dim)
 
 
 def strategy_for(settings: Settings, embedder: Embedder, index: NearestSearch) -> WindowStrategy:
@@ -265,8 +281,8 @@ def strategy_for(settings: Settings, embedder: Embedder, index: NearestSearch) -
         return WholeRegions(embedder, batch)
     if s.windows == Windows.POSE:
         return PoseWindows(embedder, get_pose_estimator(), batch)
-    if s.windows == Windows.HYBRID_POSE:
-        return HybridPoseWindows(embedder, get_pose_estimator(), batch)
+    if s.windows in (Windows.HYBRID_POSE, Windows.HYBRID_POSE_POOLED):
+        return HybridPoseWindows(embedder, get_pose_estimator(), batch, s.windows == Windows.HYBRID_POSE_POOLED)
     if s.windows == Windows.EXHAUSTIVE or not pools_bands(embedder):
         return ExhaustiveWindows(embedder, batch, s.window_stride)
     if s.windows == Windows.POOLED:
