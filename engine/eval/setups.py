@@ -35,7 +35,7 @@ HYBRID_POSE_POOLED: Overrides = {"windows": "hybrid-pose-pooled"}  # the same, t
 # (the speed budget: e2e_s.default / e2e_s.lite0_previous <= 1.5 in python -m engine bench; scripts/cpu_per_clip.py
 # measures each set-up's ratio: docs/accuracy.md). Lite3 with the hybrid windows measured 1.60x, refined windows
 # 1.74x and the ensemble at 288x224 1.68x in the same run: shown, not chosen; so are the hybrid windows with the body
-# regions cropped (1.98x, 2.27x in two runs of the fourth pass, the default 1.45x, 1.59x there).
+# regions cropped (1.86x-2.27x in three runs of the fourth pass, the default 1.44x-1.59x there) or pooled (1.47x, 1.61x).
 COMPARE: dict[str, Overrides] = {
     "Lite0, 10 windows, uncentred (the previous default without its mean)": LITE0,
     "ensemble, region exact + pooled windows (default)": DEFAULT,
@@ -46,7 +46,6 @@ COMPARE: dict[str, Overrides] = {
     "baseline: person regions, 1280-d head": BASELINE,
     "ensemble, body regions from keypoints (4 crops per person)": POSE,
     "ensemble + Lite3 (half the weight), body regions from keypoints": {**LITE3, **POSE},
-    "ensemble, region exact + pooled windows + pooled body regions from keypoints": HYBRID_POSE_POOLED,
 }
 
 # Shown beside the candidates, never chosen. The previous default centres queries on a livestream mean computed from
@@ -62,6 +61,7 @@ REFERENCE: dict[str, Overrides] = {
     "over budget: ensemble + Lite3 (half the weight), region exact + pooled windows": LITE3,
     "over budget: ensemble + Lite3 (a quarter of the weight), region exact + pooled windows": LITE3_QUARTER,
     "over budget: ensemble, region exact + pooled windows + body regions from keypoints": HYBRID_POSE,
+    "over budget: ensemble, region exact + pooled windows + pooled body regions from keypoints": HYBRID_POSE_POOLED,
     "over budget: ensemble + Lite3 (a quarter of the weight), region exact + pooled windows + body regions":
         {**LITE3_QUARTER, **HYBRID_POSE},
 }
