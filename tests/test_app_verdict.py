@@ -103,6 +103,7 @@ def test_a_match_not_in_the_catalogue_shows_the_grey_outcome_with_the_closest(de
     assert not [w.value for w in at.warning if "Uncertain" in w.value]
     # the correction's product picker does not offer the nearest product the verdict has just called not a match
     assert [sb.value for sb in at.selectbox if sb.key.endswith(".clip.product")] == [None]
+    assert [(b.label, b.disabled) for b in at.button if b.key.endswith(".clip.apply")] == [("Store…", True)]
 
 
 def test_a_confident_match_shows_the_green_banner_and_why_each_frame_voted(demo: Catalogue,

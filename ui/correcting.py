@@ -89,8 +89,9 @@ def correction_control(settings: Settings, catalogue: Catalogue, clip: ClipSourc
                                 "confirm: the next match uses it at once, without rebuilding the index. Listed on "
                                 "the Catalogue page, and undone from here.")
     with right:
-        target = _label(catalogue, pid) if pid in catalogue.products else "…"
-        if st.button(f"Store as {md(target)}…", key=f"{key}.apply", icon=":material/school:", disabled=pid is None,
+        chosen = pid in catalogue.products
+        label = f"Store as {md(_label(catalogue, pid))}…" if chosen else "Store…"  # not "Store as ……" before a choice
+        if st.button(label, key=f"{key}.apply", icon=":material/school:", disabled=pid is None,
                      width="stretch", help=f"Asks first: stores {scope} of {name} as examples of the chosen product."):
             _confirm(settings, catalogue, clip, frames, pid, key, scope, name)
     _show_notice(settings, catalogue, key)
