@@ -95,7 +95,8 @@ def _timed(engine, video: Path, params: TimelineParams, truth: tuple[Part, ...])
             "accuracy": score.accuracy, "boundary_error_s": score.max_boundary_error,
             "boundary_errors_s": list(score.boundary_errors), "in_order": score.in_order,
             "sampler": {"grid_frames_read": sampler.grid_frames, "matched": sampler.matched,
-                        "detections_reused": sampler.reused} if sampler is not None else {}}
+                        "detections_reused": sampler.reused,
+                        "changes_at_a_cut": sampler.located} if sampler is not None else {}}
 
 
 def live_latency(engine, video: Path, truth: tuple[Part, ...], seconds: float,

@@ -132,7 +132,7 @@ class CoarseToFine:
 
     def __init__(self, engine, reader, coarse_s: float, fine_s: float, windows: int = 4, keep: int = 20,
                  none_below: float = 0.72, examples=None, dense_s: float = 2.0, region_height: int = 0,
-                 region_rows: int = 0, halve: bool = False) -> None:
+                 region_rows: int = 0, halve: bool = False, locate: bool = True) -> None:
         self.engine, self.reader = engine, reader
         self.per = max(2, int(round(coarse_s / fine_s)))  # grid frames per coarse window
         self.dense = max(1, int(round(dense_s / fine_s)))  # grid frames between frames where the answer is unclear
@@ -144,6 +144,8 @@ class CoarseToFine:
         # at a change, a frame every dense step first, then the grid frames where the label flips: fewer frames, but
         # it lost a dev join (docs/timeline.md), so off
         self.halve = halve
+        self.locate = locate  # a change between sure frames with one cut between them: the frames either side of it
+        self.located = 0  # changes located at a cut
         self.anchor: _Point | None = None  # the last matched frame of the windows before
         self.grid_frames = 0  # grid frames read
         self.matched = 0  # frames matched
@@ -168,7 +170,12 @@ class CoarseToFine:
                 if b - a <= 1:
                     continue
                 changed = points[a].label != points[b].label
-                if changed and (b - a <= self.dense + 1 or not self.halve):
+                cut = self._cut(points, a, b) if changed else None
+                if cut is not None:  # a change at a cut between sure frames: the two frames either side of it
+                    todo.update(i for i in (cut, cut + 1) if a < i < b)
+                    nxt += [(a, cut), (cut + 1, b)]
+                    self.located += 1
+                elif changed and (b - a <= self.dense + 1 or not self.halve):
                     todo.update(range(a + 1, b))  # a change: every grid frame between, in one batch
                 elif changed or not (points[a].sure and points[b].sure):
                     # a change (``halve``) or unclear: a frame every dense step, then the fills between those that
@@ -188,6 +195,16 @@ class CoarseToFine:
         self.anchor = points[last]
         self.anchor.frame = None  # its evidence, thumbnail and detection stay; the image goes
         return [frame for frame, _ in done], [vote for _, vote in done]
+
+    def _cut(self, points: list[_Point], a: int, b: int) -> int | None:
+        """Where two sure matched frames of different labels ``a`` < ``b`` have one cut between them (``locate``): the
+        grid frame ``k`` before the only pair of neighbours ``k``, ``k + 1`` that do not look alike (every other pair
+        between ``a`` and ``b`` does); None when they are not both sure, or there is no cut or more than one."""
+        if not self.locate or b - a <= 2 or not (points[a].sure and points[b].sure):
+            return None
+        steps = [dissimilarity(points[i].thumb, points[i + 1].thumb) for i in range(a, b)]
+        cuts = [a + i for i, d in enumerate(steps) if d > LOOK_ALIKE]
+        return cuts[0] if len(cuts) == 1 else None
 
     def _differ(self, a: _Point, b: _Point, whole_window: bool) -> bool:
         """Whether to look between two matched frames: their labels differ, or (a whole coarse window apart) they
