@@ -96,7 +96,7 @@ def _timed(engine, video: Path, params: TimelineParams, truth: tuple[Part, ...])
             "boundary_errors_s": list(score.boundary_errors), "in_order": score.in_order,
             "sampler": {"grid_frames_read": sampler.grid_frames, "matched": sampler.matched,
                         "detections_reused": sampler.reused,
-                        "changes_at_a_cut": sampler.located} if sampler is not None else {}}
+                        "changes_at_a_cut": sampler.located, "coarse_samples_skipped": sampler.skipped} if sampler is not None else {}}
 
 
 def live_latency(engine, video: Path, truth: tuple[Part, ...], seconds: float,

@@ -132,7 +132,8 @@ class CoarseToFine:
 
     def __init__(self, engine, reader, coarse_s: float, fine_s: float, windows: int = 4, keep: int = 20,
                  none_below: float = 0.72, examples=None, dense_s: float = 2.0, region_height: int = 0,
-                 region_rows: int = 0, halve: bool = False, locate: bool = True) -> None:
+                 region_rows: int = 0, halve: bool = False, locate: bool = True,
+                 skip: bool = False) -> None:
         self.engine, self.reader = engine, reader
         self.per = max(2, int(round(coarse_s / fine_s)))  # grid frames per coarse window
         self.dense = max(1, int(round(dense_s / fine_s)))  # grid frames between frames where the answer is unclear
@@ -146,6 +147,10 @@ class CoarseToFine:
         self.halve = halve
         self.locate = locate  # a change between sure frames with one cut between them: the frames either side of it
         self.located = 0  # changes located at a cut
+        # a coarse sample is not matched between two sure ones of the same product two windows apart when no grid
+        # frame between them differs from its neighbour (no cut) and the two look alike
+        self.skip = skip
+        self.skipped = 0  # coarse samples not matched
         self.anchor: _Point | None = None  # the last matched frame of the windows before
         self.grid_frames = 0  # grid frames read
         self.matched = 0  # frames matched
@@ -162,6 +167,13 @@ class CoarseToFine:
         points = ([self.anchor] if self.anchor is not None else []) + [_Point(f, thumbnail(f.image)) for f in frames]
         last = len(points) - 1
         coarse = sorted(set(range(0, last, self.per)) | {last})
+        if self.skip:  # a coarse sample every two windows first; the one between only where the answer may change
+            wide = sorted(set(range(0, last, 2 * self.per)) | {last})
+            self._match(points, [i for i in wide if points[i].vote is None])
+            between = [m for a, b in zip(wide[:-1], wide[1:]) if not self._steady(points, a, b)
+                       for m in coarse if a < m < b]
+            self.skipped += len(coarse) - len(wide) - len(between)
+            coarse = sorted(set(wide) | set(between))
         self._match(points, [i for i in coarse if points[i].vote is None])
         pending = list(zip(coarse[:-1], coarse[1:]))
         while pending:  # a few rounds: frames every dense step or half-way, then the fills between those that differ
@@ -195,6 +207,15 @@ class CoarseToFine:
         self.anchor = points[last]
         self.anchor.frame = None  # its evidence, thumbnail and detection stay; the image goes
         return [frame for frame, _ in done], [vote for _, vote in done]
+
+    def _steady(self, points: list[_Point], a: int, b: int) -> bool:
+        """Whether two matched frames ``a`` < ``b`` show the same product, both sure of it, with no cut between them:
+        every pair of neighbouring grid frames between them, and the two, look alike (``skip``)."""
+        pa, pb = points[a], points[b]
+        if pa.vote is None or pb.vote is None or pa.label != pb.label or not (pa.sure and pb.sure):
+            return False
+        return dissimilarity(pa.thumb, pb.thumb) <= LOOK_ALIKE and all(
+            dissimilarity(points[i].thumb, points[i + 1].thumb) <= LOOK_ALIKE for i in range(a, b))
 
     def _cut(self, points: list[_Point], a: int, b: int) -> int | None:
         """Where two sure matched frames of different labels ``a`` < ``b`` have one cut between them (``locate``): the
