@@ -151,8 +151,9 @@ class CoarseToFine:
         self.halve = halve
         self.locate = locate  # a change between sure frames with one cut between them: the frames either side of it
         self.located = 0  # changes located at a cut
-        # a coarse sample is not matched between two sure ones of the same product two windows apart when no grid
-        # frame between them differs from its neighbour (no cut) and the two look alike
+        # the first coarse sample of a read is not matched when the frame before the read (the anchor) and the coarse
+        # sample after it are sure of the same product, look alike and no grid frame between them differs from its
+        # neighbour (no cut); it is decided from the anchor, so where the anchor is unsure nothing changes
         self.skip = skip
         self.skipped = 0  # coarse samples not matched
         self.anchor: _Point | None = None  # the last matched frame of the windows before
@@ -171,14 +172,18 @@ class CoarseToFine:
         points = ([self.anchor] if self.anchor is not None else []) + [_Point(f, thumbnail(f.image)) for f in frames]
         last = len(points) - 1
         coarse = sorted(set(range(0, last, self.per)) | {last})
-        if self.skip:  # a coarse sample every two windows first; the one between only where the answer may change
-            wide = sorted(set(range(0, last, 2 * self.per)) | {last})
-            self._match(points, [i for i in wide if points[i].vote is None])
-            between = [m for a, b in zip(wide[:-1], wide[1:]) if not self._steady(points, a, b)
-                       for m in coarse if a < m < b]
-            self.skipped += len(coarse) - len(wide) - len(between)
-            coarse = sorted(set(wide) | set(between))
-        self._match(points, [i for i in coarse if points[i].vote is None])
+        held = []  # ``skip``: the first coarse sample after a sure anchor, where nothing changes to the one after it
+        if self.skip and self.anchor is not None and self.anchor.sure and len(coarse) > 2 and all(
+                dissimilarity(points[i].thumb, points[j].thumb) <= LOOK_ALIKE
+                for i, j in [(0, coarse[2]), *((k, k + 1) for k in range(coarse[2]))]):
+            held = [coarse[1]]
+        self._match(points, [i for i in coarse if points[i].vote is None and i not in held])
+        for m in held:  # not matched where the samples either side show the same product, both sure of it
+            if self._steady(points, 0, coarse[2]):
+                self.skipped += 1
+                coarse.remove(m)
+            else:
+                self._match(points, [m])
         pending = list(zip(coarse[:-1], coarse[1:]))
         while pending:  # a few rounds: frames every dense step or half-way, then the fills between those that differ
             todo, nxt = set(), []

@@ -70,8 +70,8 @@ class TimelineParams:
     region_rows: int = 1  # coarse to fine: the rows a batch of regions runs in (compiled shapes of half the memory)
     locate_cuts: bool = True  # coarse to fine: a change between two sure frames with one cut between them is looked
     # for at the cut only (the two frames either side of it), not at every grid frame between (docs/timeline.md)
-    coarse_skip: bool = False  # coarse to fine: a coarse sample every two windows first, the one between matched only
-    # where the two are not sure of the same product or the frames between change (docs/timeline.md)
+    coarse_skip: bool = False  # coarse to fine: the first coarse sample of a read left out where the frame before and
+    # the sample after it are sure of the same product with no cut between (docs/timeline.md)
     release_shapes: bool = False  # coarse to fine: let go of the compiled region shapes the run does not use when it
     # starts; for a process of its own (the command line), not a server whose other visitors match clips with them
 
