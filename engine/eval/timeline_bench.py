@@ -175,7 +175,8 @@ def timeline_bench(settings, work: Path, out: Callable[[str], None] = print, par
         "boundary_errors_s": new["boundary_errors_s"], "previous_boundary_errors_s": old["boundary_errors_s"],
         "live_latency_s": latency, "sampler": new["sampler"],
         "params": {"every_s": every, "coarse_s": TimelineParams.coarse_s, "fine_s": TimelineParams.fine_s,
-                   "region_height": TimelineParams.region_height, "region_rows": TimelineParams.region_rows},
+                   "region_height": TimelineParams.region_height, "region_rows": TimelineParams.region_rows,
+                   "locate_cuts": TimelineParams.locate_cuts, "coarse_skip": TimelineParams.coarse_skip},
     }
     out(f"timeline, coarse to fine: {result['s_per_video_hour']:.0f} s per video hour ({result['frames']} frames), "
         f"accuracy {result['accuracy']:.3f}, largest boundary error {result['boundary_error_s']:.1f} s")
