@@ -140,6 +140,27 @@ def test_a_change_at_a_cut_between_sure_frames_is_found_with_the_two_frames_eith
     assert [s.start_s for s in segs[1:]] == pytest.approx([44.5, 81.5, 134.5])
 
 
+def test_a_change_at_a_step_that_stands_out_is_found_there_though_the_frames_look_alike():
+    base = np.tile(np.linspace(0, 200, 32, dtype=np.uint8)[None, :, None], (48, 1, 3))
+    engine, source = ScriptedEngine(), GridSource("A" * 45 + "B" * 35)
+
+    def still(n, _next=source.next_frames):  # the same picture throughout; the product a patch in the corner
+        out = []
+        for f in _next(n):
+            image = base.copy()
+            image[-20:, -12:] = PRODUCTS["A" if f.time_s < 45 else "B"]  # thumbnails 0.14 apart (alike: under 0.25)
+            out.append(Frame(f.index, f.time_s, image))
+        return out
+
+    source.next_frames = still
+    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72)
+    frames: list[FrameEvidence] = []
+    while not source.ended:
+        frames += [FrameEvidence.of(v) for v in sampler.next()[1]]
+    assert sampler.located == 1 and [f.time_s for f in frames] == [0, 8, 16, 24, 32, 40, 44, 45, 48, 56, 64, 72, 79]
+    assert [(s.product_id, s.start_s) for s in segment(frames, 80.0, 2.0, weighted=True)] == [("A", 0), ("B", 44.5)]
+
+
 def test_a_change_without_one_cut_or_between_unsure_frames_has_every_frame_between_matched():
     # two cuts between the coarse samples 40 and 48 (A, A in another scene from 44, B from 46): every frame between
     frames, _, sampler = _run("A" * 44 + "a" * 2 + "B" * 34)

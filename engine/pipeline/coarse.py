@@ -54,6 +54,11 @@ THUMB = (16, 16)
 # frames of dev clip 000117, where 012814 is close behind. Between two coarse samples of the same product where
 # either is unsure, frames are matched every ``dense_s``, as evenly spaced sampling does.
 SURE_LEAD = CONFIDENT_RELATIVE_MARGIN
+# A step between neighbouring grid frames is a cut where it alone does not look alike, or where it is at least
+# CUT_STEP and CUT_STANDS_OUT times every other step between the two samples (the bench's video: 0.21 between two of
+# its parts whose thumbnails look alike, 0.00-0.02 between the other grid frames of those 8 s)
+CUT_STEP = 0.1
+CUT_STANDS_OUT = 4.0
 SAME_BOX_IOU = 0.6  # two frames whose main person boxes overlap this much show the person in the same place
 
 
@@ -229,12 +234,16 @@ class CoarseToFine:
     def _cut(self, points: list[_Point], a: int, b: int) -> int | None:
         """Where two sure matched frames of different labels ``a`` < ``b`` have one cut between them (``locate``): the
         grid frame ``k`` before the only pair of neighbours ``k``, ``k + 1`` that do not look alike (every other pair
-        between ``a`` and ``b`` does); None when they are not both sure, or there is no cut or more than one."""
+        between ``a`` and ``b`` does), or whose step stands out (``CUT_STEP``, ``CUT_STANDS_OUT``); None when they are
+        not both sure, or there is no such step."""
         if not self.locate or b - a <= 2 or not (points[a].sure and points[b].sure):
             return None
         steps = [dissimilarity(points[i].thumb, points[i + 1].thumb) for i in range(a, b)]
-        cuts = [a + i for i, d in enumerate(steps) if d > LOOK_ALIKE]
-        return cuts[0] if len(cuts) == 1 else None
+        k = int(np.argmax(steps))
+        top, rest = steps[k], max(steps[:k] + steps[k + 1:], default=0.0)
+        if (top > LOOK_ALIKE >= rest) or (top >= CUT_STEP and top >= CUT_STANDS_OUT * rest):
+            return a + k
+        return None
 
     def _differ(self, a: _Point, b: _Point, whole_window: bool) -> bool:
         """Whether to look between two matched frames: their labels differ, or (a whole coarse window apart) they
