@@ -6,7 +6,7 @@ engine.io.stream) a few coarse windows at a time, and only some of those frames 
 - one frame every ``coarse_s`` (8 s), the coarse samples, matched together in one batch;
 - between two coarse samples whose labels differ (the best product, or "no product" under ``none_below``), both sure
   of their product, with one cut between them (one pair of neighbouring grid frames that do not look alike, every
-  other pair alike: thumbnails of every grid frame cost nothing to compare), the two frames either side of the cut
+  other pair alike, or one step that stands out: thumbnails of every grid frame cost nothing to compare), the two frames either side of the cut
   (``locate``): where they carry the two labels, the boundary is known to ``fine_s`` with 2 frames instead of 7;
   where not (or no single cut, or either unsure), every grid frame between them, in one batch: the boundary is known
   to ``fine_s``. Halving instead (3 frames of the 7,
