@@ -25,6 +25,10 @@ class Windows(StrEnum):
     HYBRID = "hybrid"  # the region cropped and embedded exactly, its windows pooled from one pass (the default)
     POSE = "pose"  # the region and upper-, lower- and full-body regions from its keypoints (MoveNet), cropped:
     # 4 crops per person; the hybrid windows where no shoulders or hips are found
+    HYBRID_POSE = "hybrid-pose"  # the hybrid windows and the three body regions from keypoints, cropped: 4 crops and
+    # 17 pooled bands per person; the hybrid windows alone where no shoulders or hips are found
+    HYBRID_POSE_POOLED = "hybrid-pose-pooled"  # the same with the body regions pooled from the bands' pass: the
+    # default's one crop and one pass per person, and a keypoint call
 
 
 class Device(str):

@@ -101,6 +101,8 @@ def test_a_match_not_in_the_catalogue_shows_the_grey_outcome_with_the_closest(de
     assert "Best match</span>" not in text and "Nearest, not a match</span>" in text
     assert not [s.value for s in at.success if "is shown" in s.value]
     assert not [w.value for w in at.warning if "Uncertain" in w.value]
+    # the correction's product picker does not offer the nearest product the verdict has just called not a match
+    assert [sb.value for sb in at.selectbox if sb.key.endswith(".clip.product")] == [None]
 
 
 def test_a_confident_match_shows_the_green_banner_and_why_each_frame_voted(demo: Catalogue,
@@ -113,6 +115,7 @@ def test_a_confident_match_shows_the_green_banner_and_why_each_frame_voted(demo:
     assert at.success and "is shown in" in at.success[0].value and demo.products[a].name in at.success[0].value
     assert "Best match</span>" in page_text(at) and "Nearest, not a match" not in page_text(at)
     assert not [w.value for w in at.warning if "Uncertain" in w.value]
+    assert [sb.value for sb in at.selectbox if sb.key.endswith(".clip.product")] == [a]  # the picker starts on it
     # every frame: its query region (decoded from the upload) beside the catalogue region it matched
     captions = [c for img in at.image for c in img.captions]
     assert captions.count("query") == FRAMES and captions.count("catalogue") == FRAMES

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from engine.errors import ModelError
-from engine.geometry import garment_windows, pose_regions
+from engine.geometry import garment_windows, pose_regions, relative
+from engine.io.images import crop
 from engine.models import embedder_names, get_embedder, get_pose_estimator
 from engine.models import runtime as rt
 from engine.models.openvino_rt import openvino_available
 from engine.models.tflite import LITE3_FILE, EfficientNetLite3GeM
 from engine.models.weights import packaged_tflite
-from engine.pipeline.windows import HybridWindows, PoseWindows, QueryRegion
+from engine.pipeline.windows import HybridPoseWindows, HybridWindows, PoseWindows, QueryRegion
 from engine.types import Frame
 
 pytestmark = pytest.mark.skipif(not openvino_available(), reason="OpenVINO is not installed")
@@ -123,6 +124,79 @@ def test_pose_windows_are_four_crops_for_a_person():
     assert len(plan.windows[0]) == 4 and plan.vectors.shape == (4, 384) and plan.windows[0][0] == regions[0].box
     (kp,) = pose.keypoints(img, [regions[0].box])  # the real model runs: 17 keypoints with scores in [0, 1]
     assert len(kp.xy) == 17 and all(0.0 <= s <= 1.0 for s in kp.scores)
+
+
+class _Body:
+    def keypoints(self, image, boxes):
+        xy, scores = _keypoints()
+        return [type("K", (), {"xy": xy, "scores": scores})() for _ in boxes]
+
+
+class _FirstOnly:
+    """Keypoints for the first region asked about, none for the others."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def keypoints(self, image, boxes):
+        self.calls += 1
+        return [_Body().keypoints(image, boxes)[0] if self.calls == 1 else None for _ in boxes]
+
+
+def test_hybrid_pose_windows_are_the_region_its_bands_and_the_body_regions():
+    emb = get_embedder(LITE3, device="cpu")
+    img = np.random.default_rng(3).integers(0, 255, (300, 200, 3)).astype(np.uint8)
+    regions = [QueryRegion(Frame(0, 0.0, img), (100.0, 0.0, 200.0, 300.0), False),
+               QueryRegion(Frame(1, 0.1, img), (10.0, 20.0, 90.0, 280.0), False)]
+    plan = HybridPoseWindows(emb, _FirstOnly(), 8).plan(regions)
+    hybrid = HybridWindows(emb, 8).plan(regions)
+    body = list(pose_regions(regions[0].box, *_keypoints()))
+    bands = [garment_windows(r.box) for r in regions]
+    assert len(bands[0]) == 18 and bands[0][0] == regions[0].box  # the region exact and its 17 pooled bands
+    assert plan.windows == [bands[0] + body, bands[1]]  # the body regions after the bands; none without keypoints
+    assert plan.vectors.shape == (18 + 3 + 18, emb.dim) and plan.categories == [[], []]
+    assert np.allclose(plan.vectors[:18], hybrid.vectors[:18], atol=1e-5)
+    assert np.allclose(plan.vectors[21:], hybrid.vectors[18:], atol=1e-5)  # the second region: the bands alone
+    assert np.allclose(plan.vectors[18:21], emb.embed([crop(img, b) for b in body]), atol=1e-5)  # cropped, exact
+    assert not np.allclose(plan.vectors[18:21], hybrid.vectors[1:4], atol=1e-3)
+
+
+def test_hybrid_pose_windows_fall_back_to_the_hybrid_windows_and_plan_nothing_for_no_region():
+    emb = get_embedder(LITE3, device="cpu")
+    img = np.random.default_rng(4).integers(0, 255, (300, 200, 3)).astype(np.uint8)
+    regions = [QueryRegion(Frame(0, 0.0, img), (20.0, 10.0, 180.0, 290.0), False)]
+    plan = HybridPoseWindows(emb, _NoBody(), 8).plan(regions)
+    hybrid = HybridWindows(emb, 8).plan(regions)
+    assert plan.windows == hybrid.windows and np.allclose(plan.vectors, hybrid.vectors, atol=1e-5)
+    empty = HybridPoseWindows(emb, _Body(), 8).plan([])
+    assert empty.windows == [] and empty.vectors.shape == (0, emb.dim)
+
+
+def test_pooled_body_regions_come_from_the_bands_pass():
+    emb = get_embedder(LITE3, device="cpu")
+    img = np.random.default_rng(5).integers(0, 255, (300, 200, 3)).astype(np.uint8)
+    regions = [QueryRegion(Frame(0, 0.0, img), (100.0, 0.0, 200.0, 300.0), False),
+               QueryRegion(Frame(1, 0.1, img), (10.0, 20.0, 90.0, 280.0), False)]
+    pooled = HybridPoseWindows(emb, _FirstOnly(), 8, pooled=True).plan(regions)
+    cropped = HybridPoseWindows(emb, _FirstOnly(), 8).plan(regions)
+    assert pooled.windows == cropped.windows and pooled.vectors.shape == cropped.vectors.shape == (39, emb.dim)
+    same = np.isclose(pooled.vectors, cropped.vectors, atol=1e-5).all(axis=1)
+    assert same[:18].all() and same[21:].all() and not same[18:21].any()  # only the body regions differ
+    body = list(pose_regions(regions[0].box, *_keypoints()))
+    (fmap,) = emb.feature_maps([crop(img, regions[0].box)])
+    assert np.allclose(pooled.vectors[18:21], emb.pool_boxes(fmap, [relative(b, regions[0].box) for b in body]),
+                       atol=1e-5)
+
+
+def test_the_settings_name_the_hybrid_pose_windows():
+    from engine.config import Settings
+    from engine.pipeline.windows import strategy_for
+
+    settings = Settings().with_(windows="hybrid-pose", embedder=LITE3)
+    chosen = strategy_for(settings, get_embedder(LITE3, device="cpu"), None)
+    assert isinstance(chosen, HybridPoseWindows) and not chosen.pooled
+    pooled = strategy_for(settings.with_(windows="hybrid-pose-pooled"), get_embedder(LITE3, device="cpu"), None)
+    assert isinstance(pooled, HybridPoseWindows) and pooled.pooled
 
 
 # ------------------------------------------------------------------ category-consistent matching

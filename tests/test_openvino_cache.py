@@ -221,7 +221,7 @@ def test_prepare_compiles_the_ensembles_vectors_model_for_the_batch(home):
 
 def test_the_ensembles_one_model_gives_the_member_by_member_vectors(home):
     """The ensemble's vectors from its one OpenVINO model (GeM, L2 and the weights in the graph) are those of its
-    members run one by one and pooled in torch, with unequal weights and members of different widths; a new process
+    members run one by one and pooled in numpy (engine.models.pooling), with unequal weights and members of different widths; a new process
     imports the model from the disk cache and still gives them."""
     from engine.models.ensemble import EnsembleEmbedder
 

@@ -69,7 +69,9 @@ def heat_label(name: str, product_id: str, n: int = 30) -> str:
 WINDOW_NAMES = {"whole": "whole regions, no garment windows", "exhaustive": "every garment window (Exhaustive)",
                 "hybrid": "the region exact, garment windows pooled (Standard)",
                 "refined": "garment windows, best refined", "pooled": "pooled garment windows",
-                "pose": "the region and body regions from keypoints (4 crops)"}
+                "pose": "the region and body regions from keypoints (4 crops)",
+                "hybrid-pose": "the region exact, garment windows pooled, and body regions from keypoints",
+                "hybrid-pose-pooled": "the region exact, garment windows and body regions pooled"}
 
 
 def run_settings(settings: Mapping[str, Any], index: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:

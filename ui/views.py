@@ -66,7 +66,10 @@ def render_match(analysis: Analysis, catalogue: Catalogue, settings: Settings,
         _player(source)
     _top_products(result, catalogue, settings)
     if source is not None:  # keyed by the clip's digest: another clip's result never shares this control's state
-        correction_control(settings, catalogue, source, None, correction_key(source), result.top.product_id)
+        # "not in the catalogue": the picker starts empty rather than offering the nearest product, which the verdict
+        # has just said is not a match
+        suggested = None if result.verdict.absent else result.top.product_id
+        correction_control(settings, catalogue, source, None, correction_key(source), suggested)
     _sampled_frames(analysis, catalogue, names, settings, source)
 
     st.subheader("Votes per frame", anchor=False)

@@ -26,13 +26,16 @@ LITE3: Overrides = {"embedder": "efficientnet-lite0123-gem-224x176"}  # + the pa
 LITE3_QUARTER: Overrides = {"embedder": "ensemble:efficientnet-lite0-gem-224x176+efficientnet-lite1-gem-224x176"
                                         "+efficientnet-lite2-gem-224x176+efficientnet-lite3-gem-224x176"}  # equal weights
 POSE: Overrides = {"windows": "pose"}  # the region + upper, lower and full body from MoveNet keypoints: 4 crops
+HYBRID_POSE: Overrides = {"windows": "hybrid-pose"}  # the hybrid windows + the 3 body regions: 4 crops, 17 pooled bands
+HYBRID_POSE_POOLED: Overrides = {"windows": "hybrid-pose-pooled"}  # the same, the body regions pooled: 1 crop, 20 pooled
 
 # The candidates ``evaluate --compare`` chooses among with the nested leave-one-clip-out figure, in order: a tie goes
 # to the earlier one, so a change must beat the set-up above it on the other clips to be chosen. None of them takes
 # a statistic from the clips it is scored on, and each costs at most 1.5x the previous default's CPU time per clip
 # (the speed budget: e2e_s.default / e2e_s.lite0_previous <= 1.5 in python -m engine bench; scripts/cpu_per_clip.py
 # measures each set-up's ratio: docs/accuracy.md). Lite3 with the hybrid windows measured 1.60x, refined windows
-# 1.74x and the ensemble at 288x224 1.68x in the same run: shown, not chosen.
+# 1.74x and the ensemble at 288x224 1.68x in the same run: shown, not chosen; so are the hybrid windows with the body
+# regions cropped (1.86x-2.27x in three runs of the fourth pass, the default 1.44x-1.59x there) or pooled (1.47x, 1.61x).
 COMPARE: dict[str, Overrides] = {
     "Lite0, 10 windows, uncentred (the previous default without its mean)": LITE0,
     "ensemble, region exact + pooled windows (default)": DEFAULT,
@@ -57,6 +60,10 @@ REFERENCE: dict[str, Overrides] = {
     "over budget: ensemble at 288x224, region exact + pooled windows": ENS_288,
     "over budget: ensemble + Lite3 (half the weight), region exact + pooled windows": LITE3,
     "over budget: ensemble + Lite3 (a quarter of the weight), region exact + pooled windows": LITE3_QUARTER,
+    "over budget: ensemble, region exact + pooled windows + body regions from keypoints": HYBRID_POSE,
+    "over budget: ensemble, region exact + pooled windows + pooled body regions from keypoints": HYBRID_POSE_POOLED,
+    "over budget: ensemble + Lite3 (a quarter of the weight), region exact + pooled windows + body regions":
+        {**LITE3_QUARTER, **HYBRID_POSE},
 }
 
 LEARNED: dict[str, Overrides] = {

@@ -18,6 +18,7 @@ import numpy as np
 
 from engine.errors import ModelError
 from engine.geometry import Box
+from engine.models.pooling import box_cells, torch_may_see_gpu
 from engine.models.registry import EmbedderConfig, register_embedder
 from engine.models.weights import efficientnet_lite_file, local_weights
 
@@ -47,6 +48,10 @@ def region_rows(default: int) -> int:
 
 
 def resolve_device(device: str) -> str:
+    """"cpu", "cuda" or "cuda:N". "auto": "cuda" where torch sees a GPU, else "cpu" (without importing torch where
+    it cannot see one: ``torch_may_see_gpu``)."""
+    if device == "cpu" or (device == "auto" and not torch_may_see_gpu()):
+        return "cpu"
     import torch
 
     if device == "auto":
@@ -142,8 +147,8 @@ class TorchEmbedder:
         return f.cpu().numpy().astype(np.float32)
 
     def feature_maps(self, regions: list[np.ndarray], batch_size: int = 16) -> list:
-        """The last-stage feature map (C, h, w, float32 torch tensors on the CPU) of each region, from ONE
-        forward pass per region. Regions are resized to a width of 224 and a height that keeps their
+        """The last-stage feature map (C, h, w, float32 on the CPU: a torch tensor here, a numpy array from an
+        exported embedder) of each region, from ONE forward pass per region. Regions are resized to a width of 224 and a height that keeps their
         aspect (a multiple of 96, 288 to 672 px), batched by height."""
         out: list = [None] * len(regions)
         for chunk, batch in self.region_batches(regions, batch_size):
@@ -177,11 +182,8 @@ class TorchEmbedder:
         _, rows, cols = fmap.shape
         out = np.zeros((len(boxes), self.dim), np.float32)
         with torch.inference_mode():
-            for n, (x0, y0, x1, y1) in enumerate(boxes):
-                r0 = min(rows - 1, max(0, int(round(y0 * rows))))
-                r1 = max(r0 + 1, min(rows, int(round(y1 * rows))))
-                c0 = min(cols - 1, max(0, int(round(x0 * cols))))
-                c1 = max(c0 + 1, min(cols, int(round(x1 * cols))))
+            for n, box in enumerate(boxes):
+                r0, r1, c0, c1 = box_cells(box, rows, cols)
                 v = self._pool(fmap[None, :, r0:r1, c0:c1])
                 out[n] = torch.nn.functional.normalize(v, dim=1)[0].numpy()
         return out

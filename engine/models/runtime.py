@@ -2,11 +2,13 @@
 
 An embedder with an ONNX export (``register_export``: the EfficientNet-Lite GeM family) has its backbone exported
 on first use, from the packaged weights, to ``<LIVEMATCH_HOME>/onnx/<name>-<key>.onnx``. The key digests the weights
-file's content, the embedder's ``key`` (preprocessing), the torch version and the export format, so a change to any
-of them exports again; a cached file that ONNX Runtime cannot load, or that is not the expected model, is exported
-again too. The ONNX embedder subclasses the torch one: same config (``name``, ``dim``, ``key``: indexes and embedding
-caches are shared), same preprocessing, same GeM pooling, same band pooling; only the backbone's forward pass runs in
-ONNX Runtime (graph optimisation level ALL, one intra-op thread per CPU) or OpenVINO.
+file's content, the embedder's ``key`` (preprocessing), the torch version (read without importing torch) and the
+export format, so a change to any of them exports again; a cached file that ONNX Runtime cannot load, or that is not
+the expected model, is exported again too. The ONNX embedder subclasses the torch one: same config (``name``, ``dim``,
+``key``: indexes and embedding caches are shared), same preprocessing; the backbone's forward pass runs in ONNX
+Runtime (graph optimisation level ALL, one intra-op thread per CPU) or OpenVINO, and GeM, band pooling and
+normalisation in numpy (engine.models.pooling, the torch operations to float32 rounding): with its export cached, it
+never imports torch, only exporting does.
 
 ONNX Runtime gives the torch vectors, faster on the CPU; dynamic int8 quantisation (onnxruntime.quantization) was
 slower than fp32 and moved the vectors, so it is not offered: static int8 (NNCF, calibrated) runs on OpenVINO instead
@@ -31,6 +33,7 @@ from engine.io.files import atomic_write, file_digest
 from engine.models import openvino_rt as ovrt
 from engine.models.embedders import EfficientNetLiteGeM, preprocess, region_rows, resolve_device
 from engine.models.ensemble import is_ensemble, members_of
+from engine.models.pooling import NumpyPooled, torch_version
 from engine.models.quantize import ensure_int8
 from engine.models.registry import EmbedderConfig, embedder_entry, register_export, registered_embedders
 from engine.models.weights import efficientnet_lite_file
@@ -76,20 +79,21 @@ def resolve_runtime(name: str, device: str = "auto", runtime: str = "auto") -> s
         found = {resolve_runtime(m, device, runtime) for m, _ in members_of(name)}
         return found.pop() if len(found) == 1 else "torch"
     exportable = "onnxruntime" in runs_on
-    installed = {"openvino": ovrt.openvino_available(), "onnxruntime": onnxruntime_available()}
+    # asked only when needed: importing ONNX Runtime to learn it is there costs about 20 MB of memory
+    installed = {"openvino": ovrt.openvino_available, "onnxruntime": onnxruntime_available}
     if "torch" not in runs_on:  # a TFLite file (engine.models.tflite): OpenVINO on the CPU, or nothing
-        if runtime not in ("auto", "openvino") or not installed["openvino"] or resolve_device(device) != "cpu":
+        if runtime not in ("auto", "openvino") or not installed["openvino"]() or resolve_device(device) != "cpu":
             raise ModelError(f"the embedder {name} runs only on OpenVINO on the CPU: pip install -r "
                              "requirements.txt, and use --runtime auto or openvino with --device cpu")
         return "openvino"
     if runtime == "auto":
         if not exportable or resolve_device(device) != "cpu":
             return "torch"
-        return next((r for r in ("openvino", "onnxruntime") if installed[r]), "torch")
+        return next((r for r in ("openvino", "onnxruntime") if installed[r]()), "torch")
     if not exportable:
         raise ModelError(f"the embedder {name} has no ONNX export (those with one: {', '.join(exportable_names())}): "
                          "use --runtime torch")
-    if not installed[runtime]:
+    if not installed[runtime]():
         raise ModelError(f"{runtime} is not installed: pip install -r requirements.txt, or use --runtime torch")
     if device == "cuda":
         raise ModelError(f"the {runtime} runtime runs on the CPU: use --device cpu, or --runtime torch on a GPU")
@@ -110,10 +114,9 @@ def exported_config(name: str) -> EmbedderConfig:
 
 
 def export_key(config: EmbedderConfig, weights: Path) -> str:
-    """Digest of the weights file's content, the embedder's key, the torch version and the export format."""
-    import torch
-
-    parts = [file_digest(weights), config.key, torch.__version__, EXPORT_FORMAT]
+    """Digest of the weights file's content, the embedder's key, the torch version and the export format (the
+    version read without importing torch: ``pooling.torch_version``)."""
+    parts = [file_digest(weights), config.key, torch_version(), EXPORT_FORMAT]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -264,17 +267,16 @@ def load_backbone(name: str, runtime: str = "onnxruntime", precision: str = "aut
 
 
 @register_export(EfficientNetLiteGeM)
-class OnnxEmbedder(EfficientNetLiteGeM):
+class OnnxEmbedder(NumpyPooled, EfficientNetLiteGeM):
     """An EfficientNet-Lite GeM embedder with its backbone exported to ONNX and run on the CPU by ONNX Runtime or
     OpenVINO.
 
-    Everything but the backbone's forward pass is the torch embedder's own code: preprocessing, batching,
-    GeM and band pooling (over torch tensors made from ORT's output without a copy)."""
+    Preprocessing and batching are the torch embedder's own code; the backbone's forward pass runs in ONNX Runtime
+    or OpenVINO, and GeM, band pooling and normalisation in numpy (engine.models.pooling): with its export cached,
+    it never imports torch."""
 
     def __init__(self, config: EmbedderConfig, device: str = "cpu", runtime: str = "onnxruntime",
                  precision: str = "auto", calibration: str = "") -> None:
-        import torch
-
         if device not in ("auto", "cpu"):
             raise ModelError(f"the {runtime} runtime runs on the CPU: use --device cpu, or --runtime torch")
         if runtime not in EXPORTED:
@@ -283,7 +285,6 @@ class OnnxEmbedder(EfficientNetLiteGeM):
         self.runtime = runtime
         self.device = "cpu"
         self.half = False
-        self._torch = torch
         self._lock = threading.Lock()
         self.backbone = load_backbone(self.name, runtime, precision, self.preprocess, calibration)
         self.precision = self.backbone.precision
@@ -297,24 +298,15 @@ class OnnxEmbedder(EfficientNetLiteGeM):
         quantised = self.backbone.quantised
         return f"{self.key}@{self.precision}" + (f":{quantised}" if quantised else "")
 
-    def _to_device(self, batch: np.ndarray) -> np.ndarray:
-        return batch
-
     def region_batches(self, regions: list[np.ndarray], batch_size: int = 16):
         """As the torch embedder's, in batches of at most the backbone's ``region_batch`` regions when it has one."""
         rows = region_rows(self.backbone.region_batch)
         return super().region_batches(regions, min(batch_size, rows or batch_size))
 
-    def feature_maps_preprocessed(self, batch: np.ndarray):  # -> torch.Tensor (N, C, h, w)
+    def feature_maps_preprocessed(self, batch: np.ndarray) -> np.ndarray:  # (N, C, h, w) float32
         """The backbone's feature maps; a batch shorter than its ``region_batch`` runs padded to it (OpenVINO: one
         compiled shape per region height, whichever clip comes; the padded rows are computed apart and dropped)."""
-        return self._torch.from_numpy(self.backbone.run(batch, region_rows(self.backbone.region_batch)))
-
-    def _feature_map(self, x: np.ndarray):  # -> torch.Tensor (N, C, h, w)
-        return self._torch.from_numpy(self.backbone.run(x))
-
-    def _features(self, x: np.ndarray):  # -> torch.Tensor (N, dim)
-        return self._pool(self._feature_map(x))
+        return self.backbone.run(batch, region_rows(self.backbone.region_batch))
 
 
 def build_onnx_embedder(name: str, device: str = "cpu", runtime: str = "onnxruntime",

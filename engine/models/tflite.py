@@ -26,6 +26,7 @@ import numpy as np
 from engine.errors import ModelError
 from engine.models.embedders import IMAGENET_MEAN, IMAGENET_STD, DEFAULT_INPUT, EfficientNetLiteGeM
 from engine.models.openvino_rt import OpenVinoBackbone, OpenVinoGraph, REGION_BATCH, resolve_precision, shared_core
+from engine.models.pooling import NumpyPooled
 from engine.models.registry import EmbedderConfig, register_embedder
 from engine.models.runtime import cpu_threads
 from engine.models.weights import packaged_tflite
@@ -90,22 +91,20 @@ LITE3 = EmbedderConfig("efficientnet-lite3-gem", "efficientnet-lite3-gem/in1k-tf
 
 
 @register_embedder(LITE3, runtimes=("openvino",))
-class EfficientNetLite3GeM(EfficientNetLiteGeM):
+class EfficientNetLite3GeM(NumpyPooled, EfficientNetLiteGeM):
     """EfficientNet-Lite3's last stage (384 channels, int8 as shipped), GeM-pooled (p=3), at the ensemble's 224x176
-    input, run by OpenVINO from the packaged TFLite file."""
+    input, run by OpenVINO from the packaged TFLite file, pooled in numpy (engine.models.pooling: no torch)."""
 
     runtime = "openvino"
 
     def __init__(self, config: EmbedderConfig = LITE3, device: str = "cpu", runtime: str = "openvino",  # noqa: D107
                  precision: str = "auto", calibration: str = "") -> None:
-        import torch
-
         self.configure(config)
         if device not in ("auto", "cpu"):
             raise ModelError(f"{self.name} runs on the CPU through OpenVINO: use --device cpu")
         if runtime not in ("auto", "openvino"):
             raise ModelError(f"{self.name} runs only on OpenVINO (its weights are a TFLite file), not on {runtime}")
-        self.device, self.half, self._torch = "cpu", False, torch
+        self.device, self.half = "cpu", False
         self._lock = threading.Lock()
         self.backbone = TfliteBackbone(packaged_tflite(LITE3_FILE), precision, cpu_threads())
         self.backbone.region_batch = REGION_BATCH
@@ -116,17 +115,8 @@ class EfficientNetLite3GeM(EfficientNetLiteGeM):
         """``key`` at f32 (its quantised convolutions run in int8 at every hint); else with the hint."""
         return self.key if self.precision == "f32" else f"{self.key}@{self.precision}"
 
-    def _to_device(self, batch: np.ndarray) -> np.ndarray:
-        return batch
-
     def region_batches(self, regions: list[np.ndarray], batch_size: int = 16):
         return super().region_batches(regions, min(batch_size, self.backbone.region_batch))
 
-    def feature_maps_preprocessed(self, batch: np.ndarray):  # -> torch.Tensor (N, C, h, w)
-        return self._torch.from_numpy(self.backbone.run(batch, self.backbone.region_batch))
-
-    def _feature_map(self, x: np.ndarray):  # -> torch.Tensor (N, C, h, w)
-        return self._torch.from_numpy(self.backbone.run(x))
-
-    def _features(self, x: np.ndarray):  # -> torch.Tensor (N, dim)
-        return self._pool(self._feature_map(x))
+    def feature_maps_preprocessed(self, batch: np.ndarray) -> np.ndarray:  # (N, C, h, w) float32
+        return self.backbone.run(batch, self.backbone.region_batch)

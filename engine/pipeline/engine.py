@@ -71,8 +71,8 @@ class Engine:
 
     def prepare(self) -> None:
         """Load the models now rather than inside the first match (what a fresh app's first match waits for): the
-        detector in a thread (OpenCV reads its graph without the GIL, beside the import of torch that building
-        the embedder starts with), the embedder, then its backbones compiled for its batches. Before loading the
+        detector in a thread (OpenCV reads its graph without the GIL, beside the embedder's loading), the
+        embedder, then its backbones compiled for its batches. Before loading the
         index (``workspace.ready_engine(..., engine=this)``) or after it: the same engine."""
         with ThreadPoolExecutor(1) as pool:
             detector = pool.submit(lambda: self.detector)

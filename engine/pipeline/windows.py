@@ -1,5 +1,5 @@
 """Garment-level windows inside a detected person (or whole-frame) region, and one class per way of searching
-them (whole regions, exhaustive, refined, pooled, learned).
+them (whole regions, exhaustive, refined, pooled, hybrid, learned, body regions, hybrid with body regions).
 
 COCO detectors find people, not garments; a catalogue annotates garments. Comparing a whole person
 with a photo of a skirt mixes in the top, the legs and the background. Each detected region is
@@ -173,6 +173,32 @@ class LearnedWindows:
         return WindowPlan(windows, categories, vectors)
 
 
+def _bodies(pose: PoseEstimator, regions: list[QueryRegion]) -> dict[int, list[Box]]:
+    """Region number -> its three body regions (upper, lower, full), for the regions whose keypoints were found."""
+    found: dict[int, list[Box]] = {}
+    for k, r in enumerate(regions):
+        (kp,) = pose.keypoints(r.frame.image, [r.box])
+        body = None if kp is None else pose_regions(r.box, kp.xy, kp.scores)
+        if body is not None:
+            found[k] = list(body)
+    return found
+
+
+def _bands(embedder: Embedder, batch: int) -> WindowStrategy:
+    """The fixed bands: the hybrid windows, or every band cropped for an embedder without feature maps."""
+    return HybridWindows(embedder, batch) if pools_bands(embedder) else ExhaustiveWindows(embedder, batch)
+
+
+def _per_region(plan: WindowPlan) -> list[tuple[list[Box], np.ndarray]]:
+    rows = np.cumsum([0] + [len(ws) for ws in plan.windows])
+    return [(ws, plan.vectors[a:b]) for ws, a, b in zip(plan.windows, rows[:-1], rows[1:])]
+
+
+def _joined(parts: list[tuple[list[Box], np.ndarray]], dim: int) -> WindowPlan:
+    vectors = np.concatenate([v for _, v in parts]) if parts else np.zeros((0, dim), np.float32)
+    return WindowPlan([w for w, _ in parts], [[] for _ in parts], vectors)
+
+
 @dataclass(frozen=True)
 class PoseWindows:
     """The region and three garment regions from its body keypoints (upper body, lower body, full body: see
@@ -186,32 +212,58 @@ class PoseWindows:
     batch: int
 
     def plan(self, regions: list[QueryRegion]) -> WindowPlan:
-        found: dict[int, list[Box]] = {}  # region -> its three body regions, where its keypoints were found
-        for k, r in enumerate(regions):
-            (kp,) = self.pose.keypoints(r.frame.image, [r.box])
-            body = None if kp is None else pose_regions(r.box, kp.xy, kp.scores)
-            if body is not None:
-                found[k] = list(body)
+        found = _bodies(self.pose, regions)
         posed = list(found)
         rest = [k for k in range(len(regions)) if k not in found]
         parts: dict[int, tuple[list[Box], np.ndarray]] = {}
         if posed:
             windows = [[regions[k].box, *found[k]] for k in posed]
-            vectors = _cropped(self.embedder, [regions[k] for k in posed], windows, self.batch).vectors
-            for n, k in enumerate(posed):
-                parts[k] = (windows[n], vectors[4 * n: 4 * n + 4])
+            plan = _cropped(self.embedder, [regions[k] for k in posed], windows, self.batch)
+            parts.update(zip(posed, _per_region(plan)))
         if rest:
-            fallback: WindowStrategy = (HybridWindows(self.embedder, self.batch) if pools_bands(self.embedder)
-                                        else ExhaustiveWindows(self.embedder, self.batch))
-            plan = fallback.plan([regions[k] for k in rest])
-            row = 0
-            for k, ws in zip(rest, plan.windows):
-                parts[k] = (ws, plan.vectors[row: row + len(ws)])
-                row += len(ws)
-        ordered = [parts[k] for k in range(len(regions))]
-        vectors = (np.concatenate([v for _, v in ordered]) if ordered
-                   else np.zeros((0, self.embedder.dim), np.float32))
-        return WindowPlan([w for w, _ in ordered], [[] for _ in regions], vectors)
+            parts.update(zip(rest, _per_region(_bands(self.embedder, self.batch).plan([regions[k] for k in rest]))))
+        return _joined([parts[k] for k in range(len(regions))], self.embedder.dim)
+
+
+@dataclass(frozen=True)
+class HybridPoseWindows:
+    """The hybrid windows (the region exact, its 17 bands pooled) and, beside them, the three body regions from its
+    keypoints (PoseWindows), cropped and embedded exactly: 4 crops and one pass per person. Where no shoulders or hips
+    are found, the hybrid windows alone. The bands keep what the body regions lose on some clips, the body regions
+    add a garment's own extent (docs/accuracy.md, fourth pass)."""
+
+    embedder: Embedder
+    pose: PoseEstimator
+    batch: int
+    pooled: bool = False  # the body regions pooled from the bands' pass instead of cropped: the default's crops only
+
+    def plan(self, regions: list[QueryRegion]) -> WindowPlan:
+        found = _bodies(self.pose, regions)
+        if self.pooled and pools_bands(self.embedder):
+            return self._pooled(self.embedder, regions, found)
+        bands = _per_region(_bands(self.embedder, self.batch).plan(regions))
+        posed = list(found)
+        body: dict[int, np.ndarray] = {}
+        if posed:
+            people = [regions[k] for k in posed]
+            vectors = _cropped(self.embedder, people, [found[k] for k in posed], self.batch).vectors
+            body = {k: vectors[3 * n: 3 * n + 3] for n, k in enumerate(posed)}
+        parts = [(ws + found[k], np.concatenate([v, body[k]])) if k in found else (ws, v)
+                 for k, (ws, v) in enumerate(bands)]
+        return _joined(parts, self.embedder.dim)
+
+    def _pooled(self, emb: BandPooler, regions: list[QueryRegion], found: dict[int, list[Box]]) -> WindowPlan:
+        boxes = [clipped(r.box, r.frame.image.shape[:2]) for r in regions]
+        fmaps = emb.feature_maps([crop(r.frame.image, b) for r, b in zip(regions, boxes)])
+        exact = emb.embed([crop(r.frame.image, r.box) for r in regions], self.batch)
+        bands = [(0.0, y0, 1.0, y1) for y0, y1 in band_fractions()]
+        parts = []
+        for k, (r, box, fmap) in enumerate(zip(regions, boxes, fmaps)):
+            body = found.get(k, [])
+            vectors = emb.pool_boxes(fmap, bands + [relative(b, box) for b in body])
+            vectors[0] = exact[k]  # the region itself exact, as in the hybrid windows
+            parts.append((garment_windows(r.box) + body, vectors))
+        return _joined(parts, emb.dim)
 
 
 def strategy_for(settings: Settings, embedder: Embedder, index: NearestSearch) -> WindowStrategy:
@@ -229,6 +281,8 @@ def strategy_for(settings: Settings, embedder: Embedder, index: NearestSearch) -
         return WholeRegions(embedder, batch)
     if s.windows == Windows.POSE:
         return PoseWindows(embedder, get_pose_estimator(), batch)
+    if s.windows in (Windows.HYBRID_POSE, Windows.HYBRID_POSE_POOLED):
+        return HybridPoseWindows(embedder, get_pose_estimator(), batch, s.windows == Windows.HYBRID_POSE_POOLED)
     if s.windows == Windows.EXHAUSTIVE or not pools_bands(embedder):
         return ExhaustiveWindows(embedder, batch, s.window_stride)
     if s.windows == Windows.POOLED:
