@@ -85,9 +85,9 @@ class ScriptedEngine:
         return votes
 
 
-def _run(script: str, coarse_s: float = 8.0, windows: int = 4) -> tuple[list, ScriptedEngine, CoarseToFine]:
+def _run(script: str, coarse_s: float = 8.0, windows: int = 4, **options) -> tuple[list, ScriptedEngine, CoarseToFine]:
     engine, source = ScriptedEngine(), GridSource(script)
-    sampler = CoarseToFine(engine, source, coarse_s, 1.0, windows, none_below=0.72)
+    sampler = CoarseToFine(engine, source, coarse_s, 1.0, windows, none_below=0.72, **options)
     frames: list[FrameEvidence] = []
     while not source.ended:
         got, votes = sampler.next()
@@ -114,7 +114,7 @@ def test_coarse_to_fine_finds_each_change_to_a_second_with_fewer_frames():
 def test_halving_at_a_change_finds_it_to_a_second_with_four_frames_instead_of_seven():
     script = "A" * 45 + "B" * 37 + "C" * 50 + "A" * 28  # changes at 45, 82 and 132 s
     engine, source = ScriptedEngine(), GridSource(script)
-    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72, halve=True)
+    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72, halve=True, locate=False)
     frames: list[FrameEvidence] = []
     while not source.ended:
         frames += [FrameEvidence.of(v) for v in sampler.next()[1]]
@@ -122,7 +122,53 @@ def test_halving_at_a_change_finds_it_to_a_second_with_four_frames_instead_of_se
     assert times == sorted(times) and len(frames) <= len(script) / 8 + 1 + 4 * 3 + 1
     for change in (45, 82, 132):
         assert change - 1 in times and change in times
-    assert len(frames) < len(_run(script)[0]) - 6  # 3 frames fewer at each of the 3 changes
+    assert len(frames) < len(_run(script, locate=False)[0]) - 6  # 3 frames fewer at each of the 3 changes
+
+
+def test_a_change_at_a_cut_between_sure_frames_is_found_with_the_two_frames_either_side_of_the_cut():
+    # each change a cut (the person's side of the frame changes too), none on a coarse sample
+    script = "A" * 45 + "b" * 37 + "C" * 53 + "a" * 25
+    frames, engine, sampler = _run(script)
+    filled, _, unlocated = _run(script, locate=False)
+    times = [f.time_s for f in frames]
+    assert sampler.located == 3 and unlocated.located == 0
+    assert len(frames) == len(filled) - 3 * 5  # 2 frames at each change instead of the 7 between its coarse samples
+    for change in (45, 82, 135):
+        assert change - 1 in times and change in times
+    segs = segment(frames, float(len(script)), 2.0, weighted=True)
+    assert [s.product_id for s in segs] == ["A", "B", "C", "A"]
+    assert [s.start_s for s in segs[1:]] == pytest.approx([44.5, 81.5, 134.5])
+
+
+def test_a_change_at_a_step_that_stands_out_is_found_there_though_the_frames_look_alike():
+    base = np.tile(np.linspace(0, 200, 32, dtype=np.uint8)[None, :, None], (48, 1, 3))
+    engine, source = ScriptedEngine(), GridSource("A" * 45 + "B" * 35)
+
+    def still(n, _next=source.next_frames):  # the same picture throughout; the product a patch in the corner
+        out = []
+        for f in _next(n):
+            image = base.copy()
+            image[-20:, -12:] = PRODUCTS["A" if f.time_s < 45 else "B"]  # thumbnails 0.14 apart (alike: under 0.25)
+            out.append(Frame(f.index, f.time_s, image))
+        return out
+
+    source.next_frames = still
+    sampler = CoarseToFine(engine, source, 8.0, 1.0, 4, none_below=0.72)
+    frames: list[FrameEvidence] = []
+    while not source.ended:
+        frames += [FrameEvidence.of(v) for v in sampler.next()[1]]
+    assert sampler.located == 1 and [f.time_s for f in frames] == [0, 8, 16, 24, 32, 40, 44, 45, 48, 56, 64, 72, 79]
+    assert [(s.product_id, s.start_s) for s in segment(frames, 80.0, 2.0, weighted=True)] == [("A", 0), ("B", 44.5)]
+
+
+def test_a_change_without_one_cut_or_between_unsure_frames_has_every_frame_between_matched():
+    # two cuts between the coarse samples 40 and 48 (A, A in another scene from 44, B from 46): every frame between
+    frames, _, sampler = _run("A" * 44 + "a" * 2 + "B" * 34)
+    assert sampler.located == 0 and set(range(40, 49)) <= {f.time_s for f in frames}
+    assert [s.product_id for s in segment(frames, 80.0, 2.0, weighted=True)] == ["A", "B"]
+    # one cut, but the frames after it are unsure of their product (B only just ahead of A): every frame between
+    frames, _, sampler = _run("A" * 45 + "u" * 35)
+    assert sampler.located == 0 and set(range(40, 49)) <= {f.time_s for f in frames}
 
 
 def test_a_short_product_between_two_samples_of_the_same_one_is_looked_for_where_the_frames_differ():
@@ -132,6 +178,20 @@ def test_a_short_product_between_two_samples_of_the_same_one_is_looked_for_where
     assert "C" not in {frame_label(f, 0.72) for f in frames}
     frames, _, _ = _run("A" * 17 + "C" * 10 + "a" * 21, coarse_s=16.0)
     assert "C" in {frame_label(f, 0.72) for f in frames}
+
+
+def test_skipping_a_coarse_sample_after_a_steady_sure_frame_still_finds_each_change():
+    frames, _, sampler = _run("B" * 65, skip=True)  # sure, no cut: a coarse sample every two windows
+    assert [f.time_s for f in frames] == [0, 8, 16, 24, 32, 48, 56, 64] and sampler.skipped == 1  # 40: after a read
+    assert [f.time_s for f in _run("B" * 65)[0]] == list(range(0, 65, 8))  # off (the default): every 8 s
+    script = "A" * 45 + "b" * 37 + "C" * 53 + "a" * 25  # a change, at a cut, inside each pair 16 s apart
+    frames, _, sampler = _run(script, skip=True)
+    times = [f.time_s for f in frames]
+    for change in (45, 82, 135):
+        assert change - 1 in times and change in times
+    assert [s.product_id for s in segment(frames, float(len(script)), 2.0, weighted=True)] == ["A", "B", "C", "A"]
+    frames, _, sampler = _run("u" * 41, skip=True)  # unsure: nothing skipped, a frame every 2 s
+    assert sampler.skipped == 0 and [f.time_s for f in frames] == list(range(0, 41, 2))
 
 
 def test_where_the_frames_are_unsure_of_their_product_frames_are_matched_every_2_s():

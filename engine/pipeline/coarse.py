@@ -4,8 +4,12 @@ The source is read on a fine grid (one frame every ``fine_s``, 1 s: sequentially
 engine.io.stream) a few coarse windows at a time, and only some of those frames are matched:
 
 - one frame every ``coarse_s`` (8 s), the coarse samples, matched together in one batch;
-- between two coarse samples whose labels differ (the best product, or "no product" under ``none_below``), every
-  grid frame between them, in one batch: the boundary is known to ``fine_s``. Halving instead (3 frames of the 7,
+- between two coarse samples whose labels differ (the best product, or "no product" under ``none_below``), both sure
+  of their product, with one cut between them (one pair of neighbouring grid frames that do not look alike, every
+  other pair alike, or one step that stands out: thumbnails of every grid frame cost nothing to compare), the two frames either side of the cut
+  (``locate``): where they carry the two labels, the boundary is known to ``fine_s`` with 2 frames instead of 7;
+  where not (or no single cut, or either unsure), every grid frame between them, in one batch: the boundary is known
+  to ``fine_s``. Halving instead (3 frames of the 7,
   one after the other) matched fewer frames but took longer: OpenVINO runs a batch padded to a compiled shape (8
   crops, 4 regions a height), so one frame costs about what a batch of seven does, and three batches of one cost
   more than one of seven (the bench's coarse frames took 1.5 times a frame every 2 s);
@@ -50,6 +54,11 @@ THUMB = (16, 16)
 # frames of dev clip 000117, where 012814 is close behind. Between two coarse samples of the same product where
 # either is unsure, frames are matched every ``dense_s``, as evenly spaced sampling does.
 SURE_LEAD = CONFIDENT_RELATIVE_MARGIN
+# A step between neighbouring grid frames is a cut where it alone does not look alike, or where it is at least
+# CUT_STEP and CUT_STANDS_OUT times every other step between the two samples (the bench's video: 0.21 between two of
+# its parts whose thumbnails look alike, 0.00-0.02 between the other grid frames of those 8 s)
+CUT_STEP = 0.1
+CUT_STANDS_OUT = 4.0
 SAME_BOX_IOU = 0.6  # two frames whose main person boxes overlap this much show the person in the same place
 
 
@@ -132,7 +141,8 @@ class CoarseToFine:
 
     def __init__(self, engine, reader, coarse_s: float, fine_s: float, windows: int = 4, keep: int = 20,
                  none_below: float = 0.72, examples=None, dense_s: float = 2.0, region_height: int = 0,
-                 region_rows: int = 0, halve: bool = False) -> None:
+                 region_rows: int = 0, halve: bool = False, locate: bool = True,
+                 skip: bool = False) -> None:
         self.engine, self.reader = engine, reader
         self.per = max(2, int(round(coarse_s / fine_s)))  # grid frames per coarse window
         self.dense = max(1, int(round(dense_s / fine_s)))  # grid frames between frames where the answer is unclear
@@ -144,6 +154,13 @@ class CoarseToFine:
         # at a change, a frame every dense step first, then the grid frames where the label flips: fewer frames, but
         # it lost a dev join (docs/timeline.md), so off
         self.halve = halve
+        self.locate = locate  # a change between sure frames with one cut between them: the frames either side of it
+        self.located = 0  # changes located at a cut
+        # the first coarse sample of a read is not matched when the frame before the read (the anchor) and the coarse
+        # sample after it are sure of the same product, look alike and no grid frame between them differs from its
+        # neighbour (no cut); it is decided from the anchor, so where the anchor is unsure nothing changes
+        self.skip = skip
+        self.skipped = 0  # coarse samples not matched
         self.anchor: _Point | None = None  # the last matched frame of the windows before
         self.grid_frames = 0  # grid frames read
         self.matched = 0  # frames matched
@@ -160,7 +177,18 @@ class CoarseToFine:
         points = ([self.anchor] if self.anchor is not None else []) + [_Point(f, thumbnail(f.image)) for f in frames]
         last = len(points) - 1
         coarse = sorted(set(range(0, last, self.per)) | {last})
-        self._match(points, [i for i in coarse if points[i].vote is None])
+        held = []  # ``skip``: the first coarse sample after a sure anchor, where nothing changes to the one after it
+        if self.skip and self.anchor is not None and self.anchor.sure and len(coarse) > 2 and all(
+                dissimilarity(points[i].thumb, points[j].thumb) <= LOOK_ALIKE
+                for i, j in [(0, coarse[2]), *((k, k + 1) for k in range(coarse[2]))]):
+            held = [coarse[1]]
+        self._match(points, [i for i in coarse if points[i].vote is None and i not in held])
+        for m in held:  # not matched where the samples either side show the same product, both sure of it
+            if self._steady(points, 0, coarse[2]):
+                self.skipped += 1
+                coarse.remove(m)
+            else:
+                self._match(points, [m])
         pending = list(zip(coarse[:-1], coarse[1:]))
         while pending:  # a few rounds: frames every dense step or half-way, then the fills between those that differ
             todo, nxt = set(), []
@@ -168,7 +196,12 @@ class CoarseToFine:
                 if b - a <= 1:
                     continue
                 changed = points[a].label != points[b].label
-                if changed and (b - a <= self.dense + 1 or not self.halve):
+                cut = self._cut(points, a, b) if changed else None
+                if cut is not None:  # a change at a cut between sure frames: the two frames either side of it
+                    todo.update(i for i in (cut, cut + 1) if a < i < b)
+                    nxt += [(a, cut), (cut + 1, b)]
+                    self.located += 1
+                elif changed and (b - a <= self.dense + 1 or not self.halve):
                     todo.update(range(a + 1, b))  # a change: every grid frame between, in one batch
                 elif changed or not (points[a].sure and points[b].sure):
                     # a change (``halve``) or unclear: a frame every dense step, then the fills between those that
@@ -188,6 +221,29 @@ class CoarseToFine:
         self.anchor = points[last]
         self.anchor.frame = None  # its evidence, thumbnail and detection stay; the image goes
         return [frame for frame, _ in done], [vote for _, vote in done]
+
+    def _steady(self, points: list[_Point], a: int, b: int) -> bool:
+        """Whether two matched frames ``a`` < ``b`` show the same product, both sure of it, with no cut between them:
+        every pair of neighbouring grid frames between them, and the two, look alike (``skip``)."""
+        pa, pb = points[a], points[b]
+        if pa.vote is None or pb.vote is None or pa.label != pb.label or not (pa.sure and pb.sure):
+            return False
+        return dissimilarity(pa.thumb, pb.thumb) <= LOOK_ALIKE and all(
+            dissimilarity(points[i].thumb, points[i + 1].thumb) <= LOOK_ALIKE for i in range(a, b))
+
+    def _cut(self, points: list[_Point], a: int, b: int) -> int | None:
+        """Where two sure matched frames of different labels ``a`` < ``b`` have one cut between them (``locate``): the
+        grid frame ``k`` before the only pair of neighbours ``k``, ``k + 1`` that do not look alike (every other pair
+        between ``a`` and ``b`` does), or whose step stands out (``CUT_STEP``, ``CUT_STANDS_OUT``); None when they are
+        not both sure, or there is no such step."""
+        if not self.locate or b - a <= 2 or not (points[a].sure and points[b].sure):
+            return None
+        steps = [dissimilarity(points[i].thumb, points[i + 1].thumb) for i in range(a, b)]
+        k = int(np.argmax(steps))
+        top, rest = steps[k], max(steps[:k] + steps[k + 1:], default=0.0)
+        if (top > LOOK_ALIKE >= rest) or (top >= CUT_STEP and top >= CUT_STANDS_OUT * rest):
+            return a + k
+        return None
 
     def _differ(self, a: _Point, b: _Point, whole_window: bool) -> bool:
         """Whether to look between two matched frames: their labels differ, or (a whole coarse window apart) they

@@ -68,6 +68,10 @@ class TimelineParams:
     region_height: int = 0  # coarse to fine: the height every person region is embedded at (0: by its aspect, as a
     # clip's match; a fixed one holds one compiled shape per backbone, but moved dev clips' evidence: docs/timeline.md)
     region_rows: int = 1  # coarse to fine: the rows a batch of regions runs in (compiled shapes of half the memory)
+    locate_cuts: bool = True  # coarse to fine: a change between two sure frames with one cut between them is looked
+    # for at the cut only (the two frames either side of it), not at every grid frame between (docs/timeline.md)
+    coarse_skip: bool = False  # coarse to fine: the first coarse sample of a read left out where the frame before and
+    # the sample after it are sure of the same product with no cut between (docs/timeline.md)
     release_shapes: bool = False  # coarse to fine: let go of the compiled region shapes the run does not use when it
     # starts; for a process of its own (the command line), not a server whose other visitors match clips with them
 
@@ -173,7 +177,8 @@ class TimelineRun:
                     release_region_shapes(engine.embedder, params.region_height, params.region_rows)
                 self.sampler = CoarseToFine(engine, self.reader, params.coarse_s, fine, params.batch, params.keep,
                                             params.none_below, self.examples, dense_s=self.every_s,
-                                            region_height=params.region_height, region_rows=params.region_rows)
+                                            region_height=params.region_height, region_rows=params.region_rows,
+                                            locate=params.locate_cuts, skip=params.coarse_skip)
         if not self.coarse:
             self.reader, self.duration_s = open_sampler(source, self.every_s, params.decode)
         self.frames: list[FrameEvidence] = []
