@@ -181,7 +181,7 @@ def test_a_short_product_between_two_samples_of_the_same_one_is_looked_for_where
 
 
 def test_skipping_a_coarse_sample_after_a_steady_sure_frame_still_finds_each_change():
-    frames, _, sampler = _run("B" * 65, skip=True)  # sure, no cut: a coarse sample every two windows
+    frames, _, sampler = _run("B" * 65, skip=True)  # sure, no cut: a read's first coarse sample after a sure anchor
     assert [f.time_s for f in frames] == [0, 8, 16, 24, 32, 48, 56, 64] and sampler.skipped == 1  # 40: after a read
     assert [f.time_s for f in _run("B" * 65)[0]] == list(range(0, 65, 8))  # off (the default): every 8 s
     script = "A" * 45 + "b" * 37 + "C" * 53 + "a" * 25  # a change, at a cut, inside each pair 16 s apart

@@ -123,6 +123,8 @@ def test_a_default_match_and_timeline_with_a_warm_cache_do_not_import_torch(engi
     clip = sorted((demo_dir / "video").glob("*.mp4"))[0]
     cpu = ["--device", "cpu"] if torch_may_see_gpu() else []  # where torch may see a GPU, "auto" must ask it
     base = ["--catalogue", str(demo_dir), *cpu]
+    _loaded("match", str(clip), "--frames", "4", *base)  # warm: where the fixture's engine ran elsewhere (a GPU),
+    # this run exports the CPU models; the runs below must then load no torch
     assert _loaded("match", str(clip), "--frames", "4", *base) == []
     assert _loaded("timeline", str(clip), "--json", str(tmp_path / "t.json"), *base) == []
     assert json.loads((tmp_path / "t.json").read_text())["segments"]
@@ -141,3 +143,16 @@ def test_torch_version_and_gpu_hint_need_no_torch_and_agree_with_it():
     version, may_see_gpu, imported, real_version, gpu = json.loads(done.stdout.splitlines()[-1])
     assert not imported and version == real_version
     assert may_see_gpu or not gpu
+
+
+def test_without_torch_installed_no_gpu_is_possible(monkeypatch: pytest.MonkeyPatch):
+    """Where torch is not installed, "auto" resolves to the CPU without trying to import it (no bare ImportError)."""
+    import importlib.util
+
+    import engine.models.pooling as pooling
+
+    real = importlib.util.find_spec
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(pooling.importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    monkeypatch.setattr(pooling, "_torch_version_file", lambda: {})  # what reading a missing torch's version gives
+    assert pooling.torch_may_see_gpu() is False

@@ -35,7 +35,7 @@ HYBRID_POSE_POOLED: Overrides = {"windows": "hybrid-pose-pooled"}  # the same, t
 # (the speed budget: e2e_s.default / e2e_s.lite0_previous <= 1.5 in python -m engine bench; scripts/cpu_per_clip.py
 # measures each set-up's ratio: docs/accuracy.md). Lite3 with the hybrid windows measured 1.60x, refined windows
 # 1.74x and the ensemble at 288x224 1.68x in the same run: shown, not chosen; so are the hybrid windows with the body
-# regions cropped (1.86x-2.27x in three runs of the fourth pass, the default 1.44x-1.59x there) or pooled (1.47x, 1.61x).
+# regions cropped (1.86x-2.47x in four runs of the fourth pass, the default 1.44x-1.59x there) or pooled (1.47x-1.86x).
 COMPARE: dict[str, Overrides] = {
     "Lite0, 10 windows, uncentred (the previous default without its mean)": LITE0,
     "ensemble, region exact + pooled windows (default)": DEFAULT,

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import functools
 import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from engine.errors import ModelError
 from engine.geometry import Box
 
 GEM_EPS = 1e-6
@@ -100,6 +102,7 @@ class NumpyPooled:
         return pool_boxes_numpy(np.asarray(fmap), boxes, self.gem_p)
 
 
+@functools.cache  # read once a process: asked for every member's export key and device
 def _torch_version_file() -> dict[str, object]:
     """The constants of the installed torch's ``torch/version.py`` (``__version__``, ``cuda``, ``hip``...), read
     as text; {} when torch is not installed or the file is not as expected."""
@@ -131,6 +134,8 @@ def torch_version() -> str:
     version = _torch_version_file().get("__version__")
     if isinstance(version, str) and version:
         return version
+    if importlib.util.find_spec("torch") is None:
+        raise ModelError("exporting a model needs torch, which is not installed: pip install -r requirements.txt")
     import torch  # not as expected: ask torch itself
 
     return str(torch.__version__)
@@ -141,6 +146,8 @@ def torch_may_see_gpu() -> bool:
     (a torch built without CUDA or ROCm, or no CUDA driver library to load); True where torch must be asked."""
     if "torch" in sys.modules:
         return True
+    if importlib.util.find_spec("torch") is None:
+        return False  # no torch, no GPU for it (and nothing to ask)
     build = _torch_version_file()
     if not build or build.get("hip") or build.get("xpu"):
         return True

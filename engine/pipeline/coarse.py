@@ -6,13 +6,15 @@ engine.io.stream) a few coarse windows at a time, and only some of those frames 
 - one frame every ``coarse_s`` (8 s), the coarse samples, matched together in one batch;
 - between two coarse samples whose labels differ (the best product, or "no product" under ``none_below``), both sure
   of their product, with one cut between them (one pair of neighbouring grid frames that do not look alike, every
-  other pair alike, or one step that stands out: thumbnails of every grid frame cost nothing to compare), the two frames either side of the cut
-  (``locate``): where they carry the two labels, the boundary is known to ``fine_s`` with 2 frames instead of 7;
-  where not (or no single cut, or either unsure), every grid frame between them, in one batch: the boundary is known
-  to ``fine_s``. Halving instead (3 frames of the 7,
-  one after the other) matched fewer frames but took longer: OpenVINO runs a batch padded to a compiled shape (8
-  crops, 4 regions a height), so one frame costs about what a batch of seven does, and three batches of one cost
-  more than one of seven (the bench's coarse frames took 1.5 times a frame every 2 s);
+  other pair alike, or one step that stands out: the grid frames' thumbnails cost nothing to compare), the two
+  frames either side of the cut (``locate``): where they carry the two labels, the boundary is known to ``fine_s``
+  with 2 frames instead of 7; where not, each half (a coarse sample to its side of the cut) is looked at again by
+  these same rules;
+- between two that differ with no single cut, or where either is unsure: every grid frame between them, in one
+  batch (the boundary to ``fine_s``). Halving instead (3 frames of the 7, one after the other) matched fewer frames
+  but took longer: OpenVINO runs a batch padded to a compiled shape (8 crops, 4 regions a height), so one frame
+  costs about what a batch of seven does, and three batches of one cost more than one of seven (the bench's coarse
+  frames took 1.5 times a frame every 2 s);
 - between two coarse samples that agree where either is unsure of its product (``SURE_LEAD``), a frame every
   ``dense_s`` (2 s), as evenly spaced sampling does, then every grid frame between those that differ: where the
   evidence is weak, frames are not saved;
@@ -155,7 +157,7 @@ class CoarseToFine:
         # it lost a dev join (docs/timeline.md), so off
         self.halve = halve
         self.locate = locate  # a change between sure frames with one cut between them: the frames either side of it
-        self.located = 0  # changes located at a cut
+        self.located = 0  # cuts looked at (a half may be located again: at least the changes found at a cut)
         # the first coarse sample of a read is not matched when the frame before the read (the anchor) and the coarse
         # sample after it are sure of the same product, look alike and no grid frame between them differs from its
         # neighbour (no cut); it is decided from the anchor, so where the anchor is unsure nothing changes

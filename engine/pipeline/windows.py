@@ -246,8 +246,8 @@ class HybridPoseWindows:
         body: dict[int, np.ndarray] = {}
         if posed:
             people = [regions[k] for k in posed]
-            vectors = _cropped(self.embedder, people, [found[k] for k in posed], self.batch).vectors
-            body = {k: vectors[3 * n: 3 * n + 3] for n, k in enumerate(posed)}
+            plan = _cropped(self.embedder, people, [found[k] for k in posed], self.batch)
+            body = {k: v for k, (_, v) in zip(posed, _per_region(plan))}
         parts = [(ws + found[k], np.concatenate([v, body[k]])) if k in found else (ws, v)
                  for k, (ws, v) in enumerate(bands)]
         return _joined(parts, self.embedder.dim)
