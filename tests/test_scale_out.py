@@ -21,15 +21,14 @@ from engine.index.protocol import IndexSpec
 from engine.index.store import ProductIndex, current_build, write_index
 from engine.types import RegionRef
 from support.faults import crashing_first_chunk
+from support.requires import missing
 
 
 def _need(module: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        if os.environ.get("LIVEMATCH_REQUIRE_SCALE"):
-            raise
-        pytest.skip(f"{module} is not installed (pip install -r requirements-scale.txt)")
+        missing(module, "LIVEMATCH_REQUIRE_SCALE", "pip install -r requirements-scale.txt")
 
 
 def _catalogue(n_products: int = 40, per: int = 3, dim: int = 32, seed: int = 0):

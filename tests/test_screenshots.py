@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from support.requires import missing
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = ("pages", "ui", "app.py")  # what a screenshot shows: the pages and what they share
@@ -39,16 +39,16 @@ def test_the_readme_shows_screenshots_that_exist() -> None:
 
 def test_readme_screenshots_are_not_older_than_the_pages_they_show() -> None:
     if shutil.which("git") is None:
-        pytest.skip("git is not installed: the screenshots' age is read from git history")
+        missing("git (the screenshots' age is read from git history)", "LIVEMATCH_REQUIRE_GIT", "apt-get install git")
     try:
         inside = _git("rev-parse", "--is-inside-work-tree") == "true"
     except (subprocess.CalledProcessError, OSError):
         inside = False
     if not inside:
-        pytest.skip("not a git checkout: the screenshots' age is read from git history")
+        missing("a git checkout (the screenshots' age is read from git history)", "LIVEMATCH_REQUIRE_GIT")
     code = _committed_at(*SHOWN)
     if code is None:
-        pytest.skip("the pages have no git history here (an export, not a clone)")
+        missing("the pages' git history (an export, not a clone)", "LIVEMATCH_REQUIRE_GIT")
     stale = []
     for shot in _readme_screenshots():
         at = _committed_at(shot)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.apptest import assert_clean, open_app, page_text, use_catalogue
+from support.requires import missing
 from hypothesis import HealthCheck, given, settings as hsettings
 from hypothesis import strategies as hst
 from PIL import Image
@@ -531,9 +532,7 @@ def test_clear_removes_every_file_orphans_included(tmp_path: Path) -> None:
 # ============================================================================ Milvus (needs requirements-scale.txt)
 def _need_milvus() -> None:
     if importlib.util.find_spec("pymilvus") is None:
-        if os.environ.get("LIVEMATCH_REQUIRE_SCALE"):
-            raise AssertionError("pymilvus is not installed and LIVEMATCH_REQUIRE_SCALE is set")
-        pytest.skip("pymilvus is not installed (pip install -r requirements-scale.txt)")
+        missing("pymilvus", "LIVEMATCH_REQUIRE_SCALE", "pip install -r requirements-scale.txt")
 
 
 def _small_index(index_dir: Path, uri: str, model_key: str = "m"):

@@ -31,20 +31,15 @@ def require_chromium() -> str:
     """chromium's path for Playwright; the calling test skips when chromium or Playwright is missing, except where
     LIVEMATCH_REQUIRE_BROWSER=1 (.ci/run sets it when it installed chromium): there it fails, so CI cannot pass
     with the browser tests silently skipped."""
-    import pytest
+    from support.requires import missing
 
-    required = os.environ.get("LIVEMATCH_REQUIRE_BROWSER") == "1"
     path = chromium_path()
     if path is None:
-        if required:
-            pytest.fail("chromium is required here but not installed (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+        missing("chromium", "LIVEMATCH_REQUIRE_BROWSER", "apt-get install -y chromium")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        if required:
-            pytest.fail("Playwright is required here but not installed (pip install -r requirements.txt)")
-        pytest.skip("Playwright's Python package is not installed")
+        missing("Playwright's Python package", "LIVEMATCH_REQUIRE_BROWSER", "pip install -r requirements.txt")
     return path
 
 
