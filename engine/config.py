@@ -276,6 +276,7 @@ OTHER_VARIABLES: dict[str, str] = {
 TEST_VARIABLES: dict[str, str] = {
     "LIVEMATCH_REQUIRE_BROWSER": "1: the browser tests fail instead of skipping when chromium is missing",
     "LIVEMATCH_REQUIRE_SCALE": "1: the Milvus and Ray tests fail instead of skipping when their packages are missing",
+    "LIVEMATCH_REQUIRE_GIT": "1: the screenshots' age test fails instead of skipping outside a git clone",
     "LIVEMATCH_E2E_SCREENSHOTS": "a folder: the browser tests save their screenshots there",
     "LIVEMATCH_TESTS_HOME": "set by tests/conftest.py: the test run's own home, kept when the file is imported again",
 }
