@@ -99,11 +99,12 @@ class _NoBody:
         return [None for _ in boxes]
 
 
-def test_pose_windows_fall_back_to_the_bands_without_keypoints():
+@pytest.mark.parametrize("strategy", [PoseWindows, HybridPoseWindows])
+def test_body_region_windows_fall_back_to_the_hybrid_windows_without_keypoints(strategy):
     emb = get_embedder(LITE3, device="cpu")
     img = np.random.default_rng(1).integers(0, 255, (300, 200, 3)).astype(np.uint8)
     regions = [QueryRegion(Frame(0, 0.0, img), (20.0, 10.0, 180.0, 290.0), False)]
-    plan = PoseWindows(emb, _NoBody(), 8).plan(regions)
+    plan = strategy(emb, _NoBody(), 8).plan(regions)
     hybrid = HybridWindows(emb, 8).plan(regions)
     assert plan.windows == hybrid.windows == [garment_windows(regions[0].box)]
     assert np.allclose(plan.vectors, hybrid.vectors, atol=1e-5)
@@ -161,13 +162,8 @@ def test_hybrid_pose_windows_are_the_region_its_bands_and_the_body_regions():
     assert not np.allclose(plan.vectors[18:21], hybrid.vectors[1:4], atol=1e-3)
 
 
-def test_hybrid_pose_windows_fall_back_to_the_hybrid_windows_and_plan_nothing_for_no_region():
+def test_hybrid_pose_windows_plan_nothing_for_no_region():
     emb = get_embedder(LITE3, device="cpu")
-    img = np.random.default_rng(4).integers(0, 255, (300, 200, 3)).astype(np.uint8)
-    regions = [QueryRegion(Frame(0, 0.0, img), (20.0, 10.0, 180.0, 290.0), False)]
-    plan = HybridPoseWindows(emb, _NoBody(), 8).plan(regions)
-    hybrid = HybridWindows(emb, 8).plan(regions)
-    assert plan.windows == hybrid.windows and np.allclose(plan.vectors, hybrid.vectors, atol=1e-5)
     empty = HybridPoseWindows(emb, _Body(), 8).plan([])
     assert empty.windows == [] and empty.vectors.shape == (0, emb.dim)
 
