@@ -95,8 +95,8 @@ def _timed(engine, video: Path, params: TimelineParams, truth: tuple[Part, ...])
             "accuracy": score.accuracy, "boundary_error_s": score.max_boundary_error,
             "boundary_errors_s": list(score.boundary_errors), "in_order": score.in_order,
             "sampler": {"grid_frames_read": sampler.grid_frames, "matched": sampler.matched,
-                        "detections_reused": sampler.reused,
-                        "changes_at_a_cut": sampler.located, "coarse_samples_skipped": sampler.skipped} if sampler is not None else {}}
+                        "detections_reused": sampler.reused, "cuts_located": sampler.located,
+                        "coarse_samples_skipped": sampler.skipped} if sampler is not None else {}}
 
 
 def live_latency(engine, video: Path, truth: tuple[Part, ...], seconds: float,
@@ -174,9 +174,9 @@ def timeline_bench(settings, work: Path, out: Callable[[str], None] = print, par
         "previous_segments": old["segments"], "in_order": new["in_order"], "previous_in_order": old["in_order"],
         "boundary_errors_s": new["boundary_errors_s"], "previous_boundary_errors_s": old["boundary_errors_s"],
         "live_latency_s": latency, "sampler": new["sampler"],
-        "params": {"every_s": every, "coarse_s": TimelineParams.coarse_s, "fine_s": TimelineParams.fine_s,
-                   "region_height": TimelineParams.region_height, "region_rows": TimelineParams.region_rows,
-                   "locate_cuts": TimelineParams.locate_cuts, "coarse_skip": TimelineParams.coarse_skip},
+        "params": {"every_s": every, "coarse_s": coarse.coarse_s, "fine_s": coarse.fine_s,  # the run's own
+                   "region_height": coarse.region_height, "region_rows": coarse.region_rows,
+                   "locate_cuts": coarse.locate_cuts, "coarse_skip": coarse.coarse_skip},
     }
     out(f"timeline, coarse to fine: {result['s_per_video_hour']:.0f} s per video hour ({result['frames']} frames), "
         f"accuracy {result['accuracy']:.3f}, largest boundary error {result['boundary_error_s']:.1f} s")
