@@ -193,6 +193,10 @@ def test_the_settings_name_the_hybrid_pose_windows():
     assert isinstance(chosen, HybridPoseWindows) and not chosen.pooled
     pooled = strategy_for(settings.with_(windows="hybrid-pose-pooled"), get_embedder(LITE3, device="cpu"), None)
     assert isinstance(pooled, HybridPoseWindows) and pooled.pooled
+    # the fixed-band fallback crops at --window-stride, as the exhaustive windows do
+    narrow = settings.with_(windows="pose", window_stride=0.1)
+    assert strategy_for(narrow, get_embedder(LITE3, device="cpu"), None).stride == 0.1
+    assert strategy_for(narrow.with_(windows="hybrid-pose"), get_embedder(LITE3, device="cpu"), None).stride == 0.1
 
 
 # ------------------------------------------------------------------ category-consistent matching

@@ -184,9 +184,10 @@ def _bodies(pose: PoseEstimator, regions: list[QueryRegion]) -> dict[int, list[B
     return found
 
 
-def _bands(embedder: Embedder, batch: int) -> WindowStrategy:
-    """The fixed bands: the hybrid windows, or every band cropped for an embedder without feature maps."""
-    return HybridWindows(embedder, batch) if pools_bands(embedder) else ExhaustiveWindows(embedder, batch)
+def _bands(embedder: Embedder, batch: int, stride: float) -> WindowStrategy:
+    """The fixed bands: the hybrid windows, or every band cropped (at ``stride``, as ``--window-stride`` says) for an
+    embedder without feature maps."""
+    return HybridWindows(embedder, batch) if pools_bands(embedder) else ExhaustiveWindows(embedder, batch, stride)
 
 
 def _per_region(plan: WindowPlan) -> list[tuple[list[Box], np.ndarray]]:
@@ -210,6 +211,7 @@ class PoseWindows:
     embedder: Embedder
     pose: PoseEstimator
     batch: int
+    stride: float = BAND_STRIDE  # the fallback's, for an embedder without feature maps
 
     def plan(self, regions: list[QueryRegion]) -> WindowPlan:
         found = _bodies(self.pose, regions)
@@ -221,7 +223,7 @@ class PoseWindows:
             plan = _cropped(self.embedder, [regions[k] for k in posed], windows, self.batch)
             parts.update(zip(posed, _per_region(plan)))
         if rest:
-            parts.update(zip(rest, _per_region(_bands(self.embedder, self.batch).plan([regions[k] for k in rest]))))
+            parts.update(zip(rest, _per_region(_bands(self.embedder, self.batch, self.stride).plan([regions[k] for k in rest]))))
         return _joined([parts[k] for k in range(len(regions))], self.embedder.dim)
 
 
@@ -236,12 +238,13 @@ class HybridPoseWindows:
     pose: PoseEstimator
     batch: int
     pooled: bool = False  # the body regions pooled from the bands' pass instead of cropped: the default's crops only
+    stride: float = BAND_STRIDE  # the fixed bands', for an embedder without feature maps
 
     def plan(self, regions: list[QueryRegion]) -> WindowPlan:
         found = _bodies(self.pose, regions)
         if self.pooled and pools_bands(self.embedder):
             return self._pooled(self.embedder, regions, found)
-        bands = _per_region(_bands(self.embedder, self.batch).plan(regions))
+        bands = _per_region(_bands(self.embedder, self.batch, self.stride).plan(regions))
         posed = list(found)
         body: dict[int, np.ndarray] = {}
         if posed:
@@ -280,9 +283,10 @@ def strategy_for(settings: Settings, embedder: Embedder, index: NearestSearch) -
     if s.windows == Windows.WHOLE:
         return WholeRegions(embedder, batch)
     if s.windows == Windows.POSE:
-        return PoseWindows(embedder, get_pose_estimator(), batch)
+        return PoseWindows(embedder, get_pose_estimator(), batch, s.window_stride)
     if s.windows in (Windows.HYBRID_POSE, Windows.HYBRID_POSE_POOLED):
-        return HybridPoseWindows(embedder, get_pose_estimator(), batch, s.windows == Windows.HYBRID_POSE_POOLED)
+        return HybridPoseWindows(embedder, get_pose_estimator(), batch, s.windows == Windows.HYBRID_POSE_POOLED,
+                                 s.window_stride)
     if s.windows == Windows.EXHAUSTIVE or not pools_bands(embedder):
         return ExhaustiveWindows(embedder, batch, s.window_stride)
     if s.windows == Windows.POOLED:
